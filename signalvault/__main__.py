@@ -1,0 +1,5 @@
+"""`python -m signalvault` runs the command line."""
+
+from signalvault.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""Guardrail detectors and the findings they report.
+
+A detector is a plain callable: text in, list of `Finding` out. This package sees neither HTTP
+nor SQL; the proxy hands it text and acts on what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected span: `text[start:end]` is the sensitive value (never stored or logged).
+
+    `kind` is a canonical upper-case type (EMAIL, PHONE, CREDIT_CARD, OPENAI_API_KEY, ...),
+    `detector` the family that found it (pii, secrets, prompt_injection, custom), and `score`
+    a confidence in [0, 1].
+    """
+
+    kind: str
+    start: int
+    end: int
+    score: float
+    detector: str
+
+
+Detector = Callable[[str], list[Finding]]
+
+__all__ = ["Detector", "Finding"]
