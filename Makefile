@@ -1,0 +1,39 @@
+# Every target installs what it needs into .venv first; nothing relies on a hand-made setup.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SV := $(VENV)/bin/signalvault
+
+.PHONY: install demo test check format bench eval clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install  ## gateway + mock provider + sample traffic through the official SDKs; Ctrl-C stops
+	$(SV) demo
+
+test: install  ## the whole suite, under coverage
+	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+check: install  ## formatting, lint, types
+	$(VENV)/bin/ruff format --check signalvault tests bench
+	$(VENV)/bin/ruff check signalvault tests bench
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format signalvault tests bench
+	$(VENV)/bin/ruff check --fix signalvault tests bench
+
+bench: install  ## overhead and scan-speed benchmarks (ratios against baselines from the same run)
+	$(PY) bench/overhead.py $(BENCH_ARGS)
+
+eval: install  ## detector accuracy on ../shared/eval
+	$(PY) bench/eval.py $(EVAL_ARGS)
+
+clean:
+	rm -rf $(VENV) .signalvault .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache
