@@ -1,0 +1,163 @@
+"""The `secrets` detector: vendor credential formats, key pairs, and keyword-anchored random tokens.
+
+Builds on secrets_catalogue (format table), secrets_checks (validators) and scanner (PatternSet).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from signalvault.guardrails import Finding
+from signalvault.guardrails import secrets_checks as chk
+from signalvault.guardrails.scanner import Pattern, PatternSet
+from signalvault.guardrails.secrets_catalogue import FORMATS, SecretFormat
+
+SECRET_TYPES: frozenset[str] = frozenset(
+    {f.kind for f in FORMATS} | {"AWS_SECRET_ACCESS_KEY", "GENERIC_SECRET"}
+)
+
+# Words that make the token after them a credential whatever the vendor. "key" alone is too common
+# in prose ("the key point"), so it needs a qualifier; the token checks below do the rest.
+_KEYWORDS = (
+    r"(?i)(?:api[_.\-]?key|apikey|secret|token|passw(?:or)?d|passwd|pwd|passphrase|credential"
+    r"|auth|access[_.\-]?key|private[_.\-]?key|bearer|signature"
+    r"|key[A-Za-z0-9_]{0,3}[\"']?\s*(?::=|=>|[:=])|\bkey\s+is\b)"
+)
+_GENERIC_KEY = "generic-keyword"
+_AWS_KEY = "aws-secret-keyword"
+# The AWS secret access key (40 base64 characters) has no prefix: report it only next to an
+# access key id or an explicit aws/secret keyword, never on its own.
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])")
+_AWS_CONTEXT = (
+    r"(?i)aws[A-Za-z0-9_.\-]{0,30}(?:secret|key)[A-Za-z0-9_.\-]{0,20}[\s\"':=>]{1,8}"
+    r"(?P<s>[A-Za-z0-9+/]{40})(?![A-Za-z0-9+/=])"
+)
+# Candidate values after a keyword: long runs of token characters.
+_TOKEN = re.compile(r"[A-Za-z0-9+/=_.~\-!@#$%^&*]{8,300}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
+_VERSION = re.compile(r"v?\d+(?:[._\-]\d+)+[a-z0-9.\-]*")
+_PATHISH = re.compile(r"(?:[A-Za-z]+[/.\-_])+[A-Za-z]+/?")
+_DIGEST_WORDS = re.compile(r"(?i)sha|commit|hash|digest|checksum|integrity|\brev")
+_WINDOW = 240
+
+
+class SecretsDetector:
+    """Finds credentials; `types` limits the kinds, `allow` holds regexes of values to ignore."""
+
+    def __init__(
+        self, types: Iterable[str] | None = None, allow: Iterable[str] = (), threshold: float = 0.5
+    ) -> None:
+        kinds = SECRET_TYPES if types is None else frozenset(types)
+        unknown = kinds - SECRET_TYPES
+        if unknown:
+            raise ValueError(f"unknown secret types: {', '.join(sorted(unknown))}")
+        self._kinds = kinds
+        self._threshold = threshold
+        self._allow = [re.compile(a) for a in allow]
+        self._formats: dict[str, SecretFormat] = {f.name: f for f in FORMATS if f.kind in kinds}
+        patterns = [Pattern(f.name, f.regex) for f in self._formats.values()]
+        if "GENERIC_SECRET" in kinds:
+            patterns.append(Pattern(_GENERIC_KEY, _KEYWORDS))
+        if "AWS_SECRET_ACCESS_KEY" in kinds:
+            patterns.append(Pattern(_AWS_KEY, _AWS_CONTEXT))
+        self._set = PatternSet(patterns)
+
+    def __call__(self, text: str) -> list[Finding]:
+        found: list[Finding] = []
+        keyword_ends: list[int] = []
+        aws_ids: list[Finding] = []
+        for pattern, match in self._set.finditer(text):
+            if pattern.key == _GENERIC_KEY:
+                keyword_ends.append(match.end())
+                continue
+            if pattern.key == _AWS_KEY:
+                start, end = match.span("s")
+                if chk.is_random_token(text[start:end], 3.5):
+                    found.append(Finding("AWS_SECRET_ACCESS_KEY", start, end, 0.9, "secrets"))
+                continue
+            fmt = self._formats[pattern.key]
+            start, end = match.span("s") if "s" in match.re.groupindex else match.span()
+            if fmt.check is not None and not fmt.check(text[start:end]):
+                continue
+            finding = Finding(fmt.kind, start, end, fmt.score, "secrets")
+            found.append(finding)
+            if fmt.kind == "AWS_ACCESS_KEY_ID":
+                aws_ids.append(finding)
+        if aws_ids and "AWS_SECRET_ACCESS_KEY" in self._kinds:
+            found.extend(_paired_aws_secrets(text, aws_ids))
+        if keyword_ends:
+            found.extend(_keyword_tokens(text, keyword_ends))
+        return self._select(text, found)
+
+    def _select(self, text: str, found: list[Finding]) -> list[Finding]:
+        """Drop low scores and allowed values, then keep the best of overlapping findings."""
+        kept: list[Finding] = []
+        ranked = sorted(found, key=lambda f: (-f.score, f.start - f.end, f.start))
+        for f in ranked:
+            if f.score < self._threshold or f.kind not in self._kinds:
+                continue
+            if any(a.fullmatch(text[f.start : f.end]) for a in self._allow):
+                continue
+            if all(f.end <= k.start or k.end <= f.start for k in kept):
+                kept.append(f)
+        return sorted(kept, key=lambda f: f.start)
+
+
+def _paired_aws_secrets(text: str, ids: list[Finding]) -> list[Finding]:
+    """40-character base64 strings within a few lines of an access key id."""
+    out: list[Finding] = []
+    for key_id in ids:
+        lo, hi = max(0, key_id.start - 300), min(len(text), key_id.end + 300)
+        for m in _AWS_SECRET.finditer(text, lo, hi):
+            value = m.group()
+            if chk.is_random_token(value, 3.5) and chk.has_mixed_charset(value):
+                out.append(Finding("AWS_SECRET_ACCESS_KEY", m.start(), m.end(), 0.9, "secrets"))
+    return out
+
+
+def _window(text: str, start: int) -> tuple[int, int]:
+    """From a keyword to the end of its line, or through the next line if this one is empty."""
+    end = text.find("\n", start)
+    if end == -1:
+        return start, min(len(text), start + _WINDOW)
+    if not text[start:end].strip(" \t\"':=>{}[](),"):
+        nxt = text.find("\n", end + 1)
+        end = len(text) if nxt == -1 else nxt
+    return start, min(end, start + _WINDOW)
+
+
+def _keyword_tokens(text: str, keyword_ends: list[int]) -> list[Finding]:
+    """Random-looking tokens that follow a credential keyword on the same line."""
+    out: list[Finding] = []
+    seen: set[int] = set()
+    for kw_end in keyword_ends:
+        lo, hi = _window(text, kw_end)
+        for m in _TOKEN.finditer(text, lo, hi):
+            start, end = m.span()
+            value = m.group().strip(".,;:!*&^%$#@-=")
+            start = text.find(value, start)
+            end = start + len(value)
+            if start in seen or not _is_generic_secret(value):
+                continue
+            if _HEX.fullmatch(value) and _DIGEST_WORDS.search(text, max(0, kw_end - 80), hi):
+                continue  # git SHAs and sha256 digests sit next to "token" in build logs
+            if _UUID.fullmatch(value) and start - kw_end > 24:
+                continue  # a UUID is a credential only when assigned straight to the keyword
+            seen.add(start)
+            out.append(Finding("GENERIC_SECRET", start, end, 0.7, "secrets"))
+    return out
+
+
+def _is_generic_secret(value: str) -> bool:
+    """A keyword's value is a secret if it looks generated: long, mixed, varied, no known shape."""
+    if len(value) < 10 or len(value) > 300 or chk.is_placeholder(value):
+        return False
+    if _VERSION.fullmatch(value) or _PATHISH.fullmatch(value):
+        return False
+    if not any(c.isdigit() for c in value) and not (
+        any(c.isupper() for c in value) and any(c.islower() for c in value) and len(value) >= 20
+    ):
+        return False
+    return chk.shannon_entropy(value) >= (3.0 if len(value) < 20 else 3.4)

@@ -1,0 +1,141 @@
+"""Validators confirming a regex hit is a credential: checksums, JWT headers, entropy, placeholders.
+
+Pure functions over the matched value; imports nothing from signalvault.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import zlib
+from collections import Counter
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+# Words that only occur in documentation, templates and redacted samples. Matching is on the
+# lower-cased value, so the AWS documentation keys (AKIAIOSFODNN7EXAMPLE, wJalr...EXAMPLEKEY)
+# land here: they are public, and blocking every prompt that quotes the AWS docs helps nobody.
+_PLACEHOLDER_WORDS = (
+    "example",
+    "xxxx",
+    "****",
+    "....",
+    "your",
+    "placeholder",
+    "redacted",
+    "changeme",
+    "dummy",
+    "sample",
+    "insert",
+    "replace",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "%s",
+    "abcdefghij",
+    "1234567890",
+)
+
+
+def base62_encode(value: int, width: int) -> str:
+    """Base62 (digits, upper, lower), most significant digit first, left-padded with "0"."""
+    digits = ""
+    while value:
+        value, rem = divmod(value, 62)
+        digits = BASE62[rem] + digits
+    return digits.rjust(width, "0")
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of `value` under its own character frequencies."""
+    if not value:
+        return 0.0
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in Counter(value).values())
+
+
+def is_placeholder(value: str) -> bool:
+    """True for documentation examples, templates and low-variety fillers (sk-xxxx, aaaa...)."""
+    lowered = value.lower()
+    if any(word in lowered for word in _PLACEHOLDER_WORDS):
+        return True
+    # A random token of 16+ characters uses many distinct symbols; "ddddd..." or "abab..." does not.
+    body = re.sub(r"[^A-Za-z0-9]", "", value)
+    return len(body) >= 12 and len(set(body)) < 6
+
+
+def is_random_token(value: str, min_entropy: float = 3.0) -> bool:
+    """Entropy and charset check for values that carry no checksum of their own."""
+    if is_placeholder(value):
+        return False
+    return shannon_entropy(value) >= min_entropy
+
+
+def is_github_token(value: str) -> bool:
+    """Classic GitHub tokens: prefix_ + 30 base62 characters + base62(CRC32(those 30)) in 6."""
+    body = value[4:]
+    if len(body) != 36:
+        return False
+    return base62_encode(zlib.crc32(body[:30].encode()), 6) == body[30:]
+
+
+def is_signalvault_key(value: str) -> bool:
+    """`sv-<env>-<body43><crc6>`, crc = base62(CRC32 of everything before it)."""
+    head, crc = value[:-6], value[-6:]
+    return base62_encode(zlib.crc32(head.encode()), 6) == crc
+
+
+def _b64url_json(segment: str) -> object:
+    padded = segment + "=" * (-len(segment) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded))
+
+
+def is_jwt(value: str) -> bool:
+    """The first segment must be base64url JSON with an `alg` (JWS) or `enc` (JWE) member."""
+    try:
+        header = _b64url_json(value.split(".", 1)[0])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and ("alg" in header or "enc" in header)
+
+
+def is_private_key_block(value: str) -> bool:
+    """A PEM/OpenSSH block is a secret only if it carries key material, not "..." or a template."""
+    body = re.sub(r"-----[A-Z0-9 ]+-----", "", value)
+    body = body.replace("\\n", "").replace("\\r", "")
+    material = re.sub(r"[^A-Za-z0-9+/=]", "", body)
+    return len(material) >= 16 and not is_placeholder(material)
+
+
+def is_password(value: str) -> bool:
+    """Passwords have no charset rule; drop only templates, masks and environment references."""
+    if len(value) < 3 or value.startswith(("$", "%", "{", "<", "*")):
+        return False
+    lowered = value.lower()
+    return not any(word in lowered for word in ("xxxx", "****", "<", "${", "{{", "your"))
+
+
+def is_connection_string(value: str) -> bool:
+    """scheme://user:password@host: check the password part."""
+    userinfo = value.split("://", 1)[-1].rsplit("@", 1)[0]
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    return is_password(password)
+
+
+def is_random_hex(value: str) -> bool:
+    """Hex keys (Datadog, Mailgun, Cloudflare...) mix digits and a-f; hashes of "" do not count."""
+    return is_random_token(value, 2.8) and any(c.isdigit() for c in value)
+
+
+def has_mixed_charset(value: str) -> bool:
+    """Generated tokens mix at least two of: lower case, upper case, digits."""
+    classes = (
+        any(c.islower() for c in value),
+        any(c.isupper() for c in value),
+        any(c.isdigit() for c in value),
+    )
+    return sum(classes) >= 2
