@@ -1,0 +1,148 @@
+"""`create_app(settings)`: the gateway as one ASGI app. The only module that knows every piece.
+
+Paths under /v1/ go straight to the proxy (no framework on the hot path); probes are answered
+here. Resources are opened in the lifespan, never at import or construction time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from signalvault.audit import AuditTrail
+from signalvault.config import Settings
+from signalvault.crypto import load_master_key
+from signalvault.errors import StoreError
+from signalvault.keyring import KeyRing, load_pepper
+from signalvault.providers import Router, new_client_session
+from signalvault.proxy import Proxy, Receive, Scope, Send
+from signalvault.store import Store, open_store
+from signalvault.tokens import TokenCounter
+
+log = logging.getLogger("signalvault.app")
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a running gateway holds open."""
+
+    store: Store
+    keyring: KeyRing
+    trail: AuditTrail
+
+
+def open_services(settings: Settings) -> Services:
+    """Open the store and the key material (also used by CLI commands)."""
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    store = open_store(settings.store)
+    store.open()
+    try:
+        pepper = load_pepper(store, master_key)
+    except Exception:
+        store.close()
+        raise
+    return Services(store, KeyRing(store, pepper), AuditTrail(store, master_key))
+
+
+class GatewayApp:
+    """The ASGI application. `startup()`/`shutdown()` run from the ASGI lifespan (or tests)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.router = Router(settings)  # checks provider credentials before anything starts
+        self.services: Services | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: Proxy | None = None
+
+    async def startup(self) -> None:
+        self.services = await asyncio.to_thread(open_services, self.settings)
+        self._session = new_client_session()
+        tokens = TokenCounter()
+        await asyncio.to_thread(tokens.warm)
+        self._proxy = Proxy(
+            keyring=self.services.keyring,
+            trail=self.services.trail,
+            router=self.router,
+            session=self._client,
+            tokens=tokens,
+            max_body_bytes=self.settings.server.max_body_bytes,
+        )
+        log.info("gateway started", extra={"providers": sorted(self.router.providers)})
+
+    async def shutdown(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self.services is not None:
+            # Flushes queued outcome updates before the store closes.
+            await asyncio.to_thread(self.services.store.close)
+            self.services = None
+        log.info("gateway stopped")
+
+    def _client(self) -> aiohttp.ClientSession:
+        assert self._session is not None  # noqa: S101 - set in startup
+        return self._session
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path.startswith("/v1/") and self._proxy is not None:
+                await self._proxy(scope, receive, send)
+            elif path == "/healthz":
+                await _json(send, 200, {"status": "ok"})
+            elif path == "/readyz":
+                await self._ready(send)
+            else:
+                await _json(send, 404, {"error": {"message": "not found", "code": "not_found"}})
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _ready(self, send: Send) -> None:
+        checks: dict[str, str] = {}
+        try:
+            if self.services is None:
+                raise StoreError("not started")
+            await asyncio.to_thread(self.services.store.ping)
+            checks["store"] = "ok"
+        except StoreError:
+            checks["store"] = "unavailable"
+        checks["providers"] = "ok" if self.router.providers else "none configured"
+        ready = all(value == "ok" for value in checks.values())
+        await _json(send, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+def create_app(settings: Settings) -> GatewayApp:
+    return GatewayApp(settings)

@@ -1,0 +1,262 @@
+"""The audit trail: one record per interaction, written ahead and completed after the response.
+
+Content is encrypted under the end user's data key with the record id as associated data; the
+store only ever sees ciphertext. This module decides what a record holds, the store how to keep it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from signalvault.console import iso
+from signalvault.crypto import Cipher, MasterKey, new_key
+from signalvault.errors import CryptoError
+from signalvault.keys import GatewayKey
+from signalvault.store import Store
+from signalvault.store.sql import COMPLETE_FIELDS, COMPLETE_RECORD, INSERT_DATA_KEY, INSERT_RECORD
+from signalvault.store.writer import WriteOp
+
+# Outcomes. A record is written as `unknown` before forwarding, so a crash leaves `unknown`.
+UNKNOWN = "unknown"
+OK = "ok"
+PROVIDER_ERROR = "provider_error"
+REJECTED = "rejected"
+UNAUTHORIZED = "unauthorized"
+BLOCKED = "blocked"
+CANCELLED = "cancelled"
+STREAM_CUT = "stream_cut"
+OUTCOMES = (UNKNOWN, OK, PROVIDER_ERROR, REJECTED, UNAUTHORIZED, BLOCKED, CANCELLED, STREAM_CUT)
+
+DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
+
+
+def new_record_id() -> str:
+    """A UUIDv7: time-ordered, so ids sort by creation and serve as a pagination cursor."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis << 80) | (0x7 << 76) | ((rand >> 68) << 64) | (0b10 << 62)
+    value |= rand & ((1 << 62) - 1)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(slots=True)
+class Interaction:
+    """What the gateway knows about one request; filled in as it goes through the proxy."""
+
+    api: str
+    id: str = field(default_factory=new_record_id)
+    created_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    key: GatewayKey | None = None
+    end_user: str | None = None
+    session_id: str | None = None
+    trace_id: str | None = None
+    model_requested: str | None = None
+    is_stream: bool = False
+    provider: str | None = None
+    model_used: str | None = None
+    status_code: int | None = None
+    outcome: str = UNKNOWN
+    error_code: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_estimated: bool = False
+    ttfb_ms: float | None = None
+    data_key_id: str | None = None
+    cipher: Cipher | None = None  # the data key that encrypted the prompt encrypts the response
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def metadata(self) -> dict[str, Any]:
+        key = self.key
+        return {
+            "id": self.id,
+            "kind": "interaction",
+            "created_at": self.created_at,
+            "completed_at": None,
+            "project": key.project if key else None,
+            "key_id": key.id if key else None,
+            "environment": key.environment if key else None,
+            "end_user": self.end_user,
+            "session_id": self.session_id,
+            "trace_id": self.trace_id,
+            "api": self.api,
+            "provider": self.provider,
+            "model_requested": self.model_requested,
+            "model_used": self.model_used,
+            "is_stream": self.is_stream,
+            "status_code": self.status_code,
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens(),
+            "tokens_estimated": self.tokens_estimated,
+            "latency_ms": None,
+            "ttfb_ms": self.ttfb_ms,
+            "data_key_id": None,
+            "prompt_ct": None,
+            "response_ct": None,
+        }
+
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+class AuditTrail:
+    """Writes interaction records to a Store, encrypting content under per-subject data keys."""
+
+    def __init__(self, store: Store, master_key: MasterKey) -> None:
+        self._store = store
+        self._master_key = master_key
+        self._keys: OrderedDict[str, tuple[str, Cipher]] = OrderedDict()
+
+    def _data_key(self, subject: str, ops: list[WriteOp]) -> tuple[str, Cipher]:
+        cached = self._keys.get(subject)
+        if cached is not None:
+            self._keys.move_to_end(subject)
+            return cached
+        found = self._store.find_data_key(subject)
+        if found is not None and found[2] == self._master_key.key_id:
+            key_id, wrapped, _ = found
+            entry = (key_id, Cipher(self._master_key.unwrap(key_id, wrapped)))
+        else:
+            key_id = "dk_" + os.urandom(12).hex()
+            raw = new_key()
+            # Committed in the same transaction as (and before) the first record it encrypts.
+            ops.append(
+                WriteOp(
+                    INSERT_DATA_KEY,
+                    {
+                        "id": key_id,
+                        "subject": subject,
+                        "wrapped": self._master_key.wrap(key_id, raw),
+                        "master_key_id": self._master_key.key_id,
+                        "created_at": time.time(),
+                        "destroyed_at": None,
+                    },
+                )
+            )
+            entry = (key_id, Cipher(raw))
+        self._keys[subject] = entry
+        if len(self._keys) > DATA_KEY_CACHE:
+            self._keys.popitem(last=False)
+        return entry
+
+    def _prepare(self, interaction: Interaction, prompt: bytes | None) -> list[WriteOp]:
+        ops: list[WriteOp] = []
+        row = interaction.metadata()
+        if prompt is not None:
+            key_id, cipher = self._data_key(interaction.end_user or "", ops)
+            interaction.data_key_id, interaction.cipher = key_id, cipher
+            row["data_key_id"] = key_id
+            row["prompt_ct"] = cipher.encrypt(prompt, (interaction.id + ":prompt").encode())
+        ops.append(WriteOp(INSERT_RECORD, row))
+        return ops
+
+    async def begin(self, interaction: Interaction, prompt: bytes | None) -> None:
+        """Write the record (outcome unknown) and return once it is durable.
+
+        Raises:
+            StoreError: the record could not be committed; the caller must not forward.
+        """
+        await self._store.write_ahead(self._prepare(interaction, prompt))
+
+    def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
+        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks)."""
+        row_ops = self._prepare(interaction, prompt)
+        row_ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
+        self._store.write_later(row_ops)
+
+    def complete(self, interaction: Interaction, response: bytes | None) -> None:
+        """Queue the outcome of a forwarded request (after response, stream end or failure)."""
+        values: dict[str, Any] = {
+            "_id": interaction.id,
+            "completed_at": time.time(),
+            "provider": interaction.provider,
+            "model_used": interaction.model_used,
+            "status_code": interaction.status_code,
+            "outcome": interaction.outcome,
+            "error_code": interaction.error_code,
+            "prompt_tokens": interaction.prompt_tokens,
+            "completion_tokens": interaction.completion_tokens,
+            "total_tokens": interaction.total_tokens(),
+            "tokens_estimated": interaction.tokens_estimated,
+            "latency_ms": interaction.elapsed_ms(),
+            "ttfb_ms": interaction.ttfb_ms,
+            "response_ct": None,
+        }
+        if response is not None and interaction.cipher is not None:
+            values["response_ct"] = interaction.cipher.encrypt(response, (interaction.id + ":response").encode())
+        assert set(values) == {"_id", *COMPLETE_FIELDS}  # noqa: S101 - executemany needs equal keys
+        self._store.write_later([WriteOp(COMPLETE_RECORD, values)])
+
+    def decrypt(self, row: dict[str, Any]) -> tuple[bytes | None, bytes | None]:
+        """Plaintext (prompt, response) of a stored record.
+
+        Raises:
+            CryptoError: the data key was destroyed (erasure) or the ciphertext was altered.
+        """
+        if row.get("data_key_id") is None:
+            return None, None
+        found = self._store.get_data_key(row["data_key_id"])
+        if found is None or found[0] is None:
+            raise CryptoError("the content's data key no longer exists (erased)")
+        cipher = Cipher(self._master_key.unwrap(row["data_key_id"], found[0]))
+        prompt = response = None
+        if row.get("prompt_ct"):
+            prompt = cipher.decrypt(row["prompt_ct"], (row["id"] + ":prompt").encode())
+        if row.get("response_ct"):
+            response = cipher.decrypt(row["response_ct"], (row["id"] + ":response").encode())
+        return prompt, response
+
+
+METADATA_FIELDS = (
+    "id",
+    "kind",
+    "project",
+    "key_id",
+    "environment",
+    "end_user",
+    "session_id",
+    "trace_id",
+    "api",
+    "provider",
+    "model_requested",
+    "model_used",
+    "status_code",
+    "outcome",
+    "error_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "tokens_estimated",
+    "latency_ms",
+    "ttfb_ms",
+)
+
+
+def record_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored record's metadata as JSON-ready values: never content, never ciphertext."""
+    result: dict[str, Any] = {
+        "time": iso(row["created_at"]),
+        "completed_at": iso(row.get("completed_at")),
+        "stream": bool(row.get("is_stream")),
+        "has_content": row.get("prompt_ct") is not None,
+    }
+    for name in METADATA_FIELDS:
+        value = row.get(name)
+        if name in ("latency_ms", "ttfb_ms") and value is not None:
+            value = round(value, 2)
+        result[name] = value
+    result["tokens_estimated"] = bool(result["tokens_estimated"])
+    return result
+

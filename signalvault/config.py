@@ -1,0 +1,301 @@
+"""Settings as frozen dataclasses, loaded from a TOML file and `SIGNALVAULT_*` variables.
+
+This is the only module that reads TOML or `os.environ`. Every field carries a help string;
+docs/configuration.md documents each one and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from signalvault.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "signalvault.toml"
+PROVIDER_KINDS = ("openai", "anthropic", "openai-compatible")
+
+
+class Secret:
+    """A secret string whose repr and str are masked; call `reveal()` where it is used."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = _setting("127.0.0.1", "Address `serve` listens on.")
+    port: int = _setting(8700, "Port `serve` listens on.")
+    max_body_bytes: int = _setting(
+        10 * 1024 * 1024, "Largest request body accepted; larger bodies get 413."
+    )
+    workers: int = _setting(1, "Worker processes for `serve` (one per core is the useful maximum).")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    data_dir: Path = _setting(
+        Path(".signalvault"), "Data directory: SQLite store and generated master key (mode 0700)."
+    )
+    database_url: Secret | None = _setting(
+        None, "SQLAlchemy URL of the store; unset means SQLite in the data directory."
+    )
+    sqlite_synchronous: str = _setting(
+        "full", "SQLite durability: `full` survives power loss, `normal` survives process crashes."
+    )
+    sqlite_busy_timeout_ms: int = _setting(
+        5000, "How long a SQLite write waits for a lock held elsewhere before failing (then 503)."
+    )
+    audit_batch_max: int = _setting(
+        512, "Most audit writes committed together in one transaction (group commit)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoSettings:
+    master_key: Secret | None = _setting(
+        None, "Master key: 32 bytes as 64 hex digits or base64. Overrides the key file."
+    )
+    master_key_file: Path | None = _setting(
+        None,
+        "File holding the master key; unset means `<data_dir>/master.key`, generated on first "
+        "start with mode 0600.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = _setting("info", "Log level of the gateway's own logs: debug, info, warning, error.")
+    format: str = _setting("json", "Log line format: `json` (one object per line) or `text`.")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    name: str = _setting("", "Name routes refer to.")
+    kind: str = _setting("openai", "Wire protocol: openai, anthropic or openai-compatible.")
+    base_url: str = _setting("", "Provider API root, e.g. https://api.openai.com/v1.")
+    api_key_env: str = _setting("", "Environment variable holding the provider key.")
+    api_key_file: Path | None = _setting(None, "File holding the provider key.")
+    api_key: Secret | None = _setting(
+        None, "The provider key itself (prefer api_key_env or api_key_file: config files leak)."
+    )
+    models: tuple[str, ...] = _setting(("*",), "Requested models this provider serves (globs).")
+    timeout_seconds: float = _setting(600.0, "Total time allowed for one provider call.")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    model: str = _setting("", "Requested model name (glob) this route applies to.")
+    targets: tuple[str, ...] = _setting(
+        (), "Ordered targets: provider name, optionally `:model` to change the model."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    crypto: CryptoSettings = field(default_factory=CryptoSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    providers: tuple[ProviderSettings, ...] = ()
+    routes: tuple[RouteSettings, ...] = ()
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "store": StoreSettings,
+    "crypto": CryptoSettings,
+    "logging": LoggingSettings,
+}
+LISTS: dict[str, type[Any]] = {"providers": ProviderSettings, "routes": RouteSettings}
+
+# Short names promised by the specification, equal to the long SIGNALVAULT_<SECTION>_<NAME> ones.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "SIGNALVAULT_DATA_DIR": ("store", "data_dir"),
+    "SIGNALVAULT_DATABASE_URL": ("store", "database_url"),
+    "SIGNALVAULT_MASTER_KEY": ("crypto", "master_key"),
+}
+
+
+def env_name(section: str, name: str) -> str:
+    return f"SIGNALVAULT_{section}_{name}".upper()
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read `config_file` (else `signalvault.toml` in `cwd`, else defaults), then the environment.
+
+    Raises:
+        ConfigError: the file is missing or invalid, or a value has the wrong type.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = config_file
+    if path is None and environ.get("SIGNALVAULT_CONFIG"):
+        path = Path(environ["SIGNALVAULT_CONFIG"])
+    if path is None:
+        candidate = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
+        path = candidate if candidate.is_file() else None
+    if path is not None:
+        raw = _read_toml(path)
+
+    unknown = set(raw) - set(SECTIONS) - set(LISTS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
+
+    sections: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        values = dict(table)
+        for f in dataclasses.fields(cls):
+            for var in [env_name(section, f.name)] + [
+                alias for alias, target in ENV_ALIASES.items() if target == (section, f.name)
+            ]:
+                if var in environ:
+                    values[f.name] = environ[var]
+        sections[section] = _build(cls, values, f"[{section}]")
+
+    lists: dict[str, tuple[Any, ...]] = {}
+    for name, cls in LISTS.items():
+        items = raw.get(name, [])
+        if not isinstance(items, list):
+            raise ConfigError(f"{path}: {name} must be an array of tables ([[{name}]])")
+        lists[name] = tuple(
+            _build(cls, item, f"[[{name}]] #{i + 1}") for i, item in enumerate(items)
+        )
+    lists["providers"] = tuple(_with_env_key(p, environ) for p in lists["providers"])
+    settings = Settings(**sections, **lists)
+    _validate(settings)
+    return settings
+
+
+def _with_env_key(provider: ProviderSettings, environ: Mapping[str, str]) -> ProviderSettings:
+    """Fill `api_key` from `api_key_env` when that variable is set (checked again at serve)."""
+    if provider.api_key is None and provider.api_key_env and environ.get(provider.api_key_env):
+        return dataclasses.replace(provider, api_key=Secret(environ[provider.api_key_env]))
+    return provider
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _build(cls: type[Any], values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a table")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}")
+    kwargs = {name: _convert(hints[name], value, f"{where} {name}") for name, value in values.items()}
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    args = get_args(hint)
+    if type(None) in args:
+        if value is None or value == "":
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string")
+        return Secret(value)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a path string")
+        return Path(value).expanduser()
+    if get_origin(hint) is tuple:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings")
+        return tuple(value)
+    if hint is bool:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false")
+    if hint in (int, float):
+        try:
+            return hint(value) if not isinstance(value, bool) else _fail(where, hint)
+        except (TypeError, ValueError):
+            _fail(where, hint)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {hint}")  # pragma: no cover
+
+
+def _fail(where: str, hint: Any) -> Any:
+    raise ConfigError(f"{where}: expected {'an integer' if hint is int else 'a number'}")
+
+
+def _validate(settings: Settings) -> None:
+    names = [p.name for p in settings.providers]
+    for provider in settings.providers:
+        if not provider.name:
+            raise ConfigError("[[providers]]: every provider needs a name")
+        if provider.kind not in PROVIDER_KINDS:
+            raise ConfigError(
+                f"provider {provider.name!r}: kind must be one of {', '.join(PROVIDER_KINDS)}"
+            )
+        if not provider.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"provider {provider.name!r}: base_url must start with http(s)://")
+    if len(set(names)) != len(names):
+        raise ConfigError("[[providers]]: provider names must be unique")
+    for route in settings.routes:
+        if not route.model or not route.targets:
+            raise ConfigError("[[routes]]: every route needs a model and at least one target")
+        for target in route.targets:
+            if target.split(":", 1)[0] not in names:
+                raise ConfigError(f"route {route.model!r}: unknown provider in target {target!r}")
+    if settings.store.sqlite_synchronous not in ("full", "normal"):
+        raise ConfigError("[store] sqlite_synchronous must be `full` or `normal`")
+    if settings.logging.format not in ("json", "text"):
+        raise ConfigError("[logging] format must be `json` or `text`")
+    if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
+        raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")

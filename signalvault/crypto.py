@@ -1,0 +1,125 @@
+"""Envelope encryption: AES-256-GCM data keys wrapped by the master key, and master-key sources.
+
+Content is encrypted under a per-subject data key with the record id as associated data, so a
+ciphertext moved to another record does not decrypt. Data keys are stored only wrapped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from signalvault.config import CryptoSettings
+from signalvault.errors import ConfigError, CryptoError
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+MASTER_KEY_FILE = "master.key"
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data directory with mode 0700 (tightening it if it exists)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _parse_key(text: str, source: str) -> bytes:
+    text = text.strip()
+    candidates: list[bytes] = []
+    try:
+        candidates.append(bytes.fromhex(text))
+    except ValueError:
+        pass
+    try:
+        candidates.append(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        pass
+    for key in candidates:
+        if len(key) == KEY_BYTES:
+            return key
+    raise ConfigError(f"{source}: the master key must be 32 bytes, as 64 hex digits or base64")
+
+
+class Cipher:
+    """AES-256-GCM with a random 96-bit nonce stored in front of the ciphertext."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, associated_data)
+
+    def decrypt(self, blob: bytes, associated_data: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data)
+        except InvalidTag:
+            raise CryptoError("ciphertext does not authenticate (wrong key or altered)") from None
+
+
+@dataclass(frozen=True, slots=True)
+class MasterKey:
+    """The root key. `key_id` names it in the store without revealing it."""
+
+    key: bytes
+    key_id: str
+
+    @classmethod
+    def from_bytes(cls, key: bytes) -> MasterKey:
+        return cls(key, hashlib.sha256(b"signalvault-master-key-id" + key).hexdigest()[:16])
+
+    def wrap(self, name: str, secret: bytes) -> bytes:
+        """Encrypt a key (data key, pepper, signing key) bound to its name."""
+        return Cipher(self.key).encrypt(secret, b"wrap:" + name.encode())
+
+    def unwrap(self, name: str, wrapped: bytes) -> bytes:
+        try:
+            return Cipher(self.key).decrypt(wrapped, b"wrap:" + name.encode())
+        except CryptoError:
+            raise CryptoError(f"cannot unwrap {name}: the master key does not match") from None
+
+
+def load_master_key(settings: CryptoSettings, data_dir: Path) -> MasterKey:
+    """The master key from settings (env), a key file, or generated into the data directory.
+
+    Raises:
+        ConfigError: a configured key or key file is missing or malformed.
+    """
+    if settings.master_key is not None:
+        return MasterKey.from_bytes(_parse_key(settings.master_key.reveal(), "master_key"))
+    if settings.master_key_file is not None:
+        try:
+            text = settings.master_key_file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read master key file: {exc.strerror}") from None
+        return MasterKey.from_bytes(_parse_key(text, str(settings.master_key_file)))
+    path = ensure_data_dir(data_dir) / MASTER_KEY_FILE
+    try:
+        return MasterKey.from_bytes(_parse_key(path.read_text(), str(path)))
+    except FileNotFoundError:
+        pass
+    key = os.urandom(KEY_BYTES)
+    try:
+        # O_EXCL: two processes starting at once must not each write a different key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return MasterKey.from_bytes(_parse_key(path.read_text(), str(path)))
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return MasterKey.from_bytes(key)
+
+
+def new_key() -> bytes:
+    return os.urandom(KEY_BYTES)

@@ -1,0 +1,122 @@
+"""The SignalVault exception tree; imports nothing from signalvault.
+
+    SignalVaultError
+    ├── ConfigError              bad settings or command-line input (CLI: one-line error, exit 2)
+    ├── StoreError               the audit store cannot read or write (HTTP 503, fail-closed)
+    ├── CryptoError              wrong master key, damaged ciphertext
+    └── HTTPError                rendered in the caller's native error shape
+        ├── BadRequest           400 invalid_request_error
+        │   └── GuardrailBlocked 400 guardrail_violation (carries finding kinds, never values)
+        ├── AuthError            401
+        ├── Forbidden            403
+        ├── NotFound             404
+        ├── MethodNotAllowed     405
+        ├── PayloadTooLarge      413
+        ├── UnsupportedMedia     415
+        ├── RateLimited          429 (carries retry_after seconds)
+        ├── StoreUnavailable     503
+        └── ProviderError        502
+            └── ProviderTimeout  504
+
+Messages never contain prompt text, matched values, keys or decrypted payloads.
+"""
+
+from __future__ import annotations
+
+
+class SignalVaultError(Exception):
+    """Base of every error SignalVault raises on purpose."""
+
+
+class ConfigError(SignalVaultError):
+    """Settings, a config file or command-line input are wrong."""
+
+
+class StoreError(SignalVaultError):
+    """The store could not complete a read or write."""
+
+
+class CryptoError(SignalVaultError):
+    """A key is wrong or a ciphertext does not authenticate."""
+
+
+class HTTPError(SignalVaultError):
+    """An error with an HTTP status and a stable machine-readable code."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+
+
+class BadRequest(HTTPError):
+    status_code = 400
+    code = "invalid_request_error"
+
+
+class GuardrailBlocked(BadRequest):
+    code = "guardrail_violation"
+
+    def __init__(self, message: str, *, rules: list[str], kinds: list[str]) -> None:
+        super().__init__(message)
+        self.rules = rules
+        self.kinds = kinds
+
+
+class AuthError(HTTPError):
+    status_code = 401
+    code = "invalid_api_key"
+
+
+class Forbidden(HTTPError):
+    status_code = 403
+    code = "model_not_allowed"
+
+
+class NotFound(HTTPError):
+    status_code = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(HTTPError):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(HTTPError):
+    status_code = 413
+    code = "request_too_large"
+
+
+class UnsupportedMedia(HTTPError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class RateLimited(HTTPError):
+    status_code = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(HTTPError):
+    status_code = 503
+    code = "audit_store_unavailable"
+
+
+class ProviderError(HTTPError):
+    status_code = 502
+    code = "provider_error"
+
+
+class ProviderTimeout(ProviderError):
+    status_code = 504
+    code = "provider_timeout"

@@ -1,0 +1,423 @@
+"""The /v1/* data plane as a bare ASGI callable: authenticate, validate, write ahead, forward
+(streaming chunk by chunk), complete the record. No framework on this path: it runs per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from signalvault.audit import (
+    CANCELLED,
+    OK,
+    PROVIDER_ERROR,
+    REJECTED,
+    STREAM_CUT,
+    UNAUTHORIZED,
+    AuditTrail,
+    Interaction,
+)
+from signalvault.errors import (
+    AuthError,
+    BadRequest,
+    Forbidden,
+    HTTPError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ProviderError,
+    ProviderTimeout,
+    StoreError,
+    StoreUnavailable,
+    UnsupportedMedia,
+)
+from signalvault.keyring import KeyRing
+from signalvault.providers import Router, Target
+from signalvault.tokens import TokenCounter
+from signalvault.wire import StreamAssembler, end_user, error_body, family, prompt_text, trace_id
+from signalvault.wire import usage as usage_of
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("signalvault.proxy")
+
+# Request path -> (api name, upstream endpoint after the version segment).
+ENDPOINTS = {
+    "/v1/chat/completions": ("chat", "/chat/completions"),
+    "/v1/responses": ("responses", "/responses"),
+    "/v1/embeddings": ("embeddings", "/embeddings"),
+    "/v1/messages": ("messages", "/messages"),
+}
+STREAMING_APIS = frozenset({"chat", "responses", "messages"})
+# Headers read from the caller; everything else stays at the gateway.
+_WANTED = frozenset(
+    {
+        b"authorization",
+        b"x-api-key",
+        b"content-type",
+        b"content-length",
+        b"x-signalvault-user",
+        b"x-signalvault-session",
+        b"traceparent",
+        b"anthropic-version",
+        b"anthropic-beta",
+    }
+)
+# Provider response headers worth passing back (request ids for support tickets, rate limits).
+_PASS_BACK = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
+
+
+class _ClientGone(Exception):
+    """The caller disconnected while its request body was being read."""
+
+
+class Proxy:
+    def __init__(
+        self,
+        *,
+        keyring: KeyRing,
+        trail: AuditTrail,
+        router: Router,
+        session: Callable[[], aiohttp.ClientSession],
+        tokens: TokenCounter,
+        max_body_bytes: int,
+    ) -> None:
+        self._keyring = keyring
+        self._trail = trail
+        self._router = router
+        self._session = session
+        self._tokens = tokens
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _WANTED
+        }
+        if path == "/v1/models":
+            await self._models(scope, headers, send)
+            return
+        endpoint = ENDPOINTS.get(path)
+        if endpoint is None:
+            await _send_error(send, "chat", NotFound(f"Unknown endpoint {path}"), None)
+            return
+        api, upstream_path = endpoint
+        interaction = Interaction(api=api)
+        if scope["method"] != "POST":
+            await _send_error(send, api, MethodNotAllowed(f"{path} accepts POST only."), None)
+            return
+        try:
+            interaction.key = self._keyring.authenticate(_presented_key(headers))
+        except AuthError as exc:
+            await self._reject(send, interaction, exc, None, outcome=UNAUTHORIZED)
+            return
+        except StoreError:
+            await self._reject(send, interaction, _store_down(), None)
+            return
+
+        body: bytes | None = None
+        try:
+            body = await self._read_body(receive, headers)
+            payload = _parse(body, headers)
+            targets = self._admit(interaction, payload, headers)
+        except _ClientGone:
+            return
+        except HTTPError as exc:
+            await self._reject(send, interaction, exc, body)
+            return
+
+        try:
+            await self._trail.begin(interaction, body)
+        except StoreError:
+            # Fail closed: nothing is forwarded that was not first recorded.
+            await _send_error(send, api, _store_down(), interaction.id)
+            return
+        await self._forward(send, receive, interaction, targets[0], upstream_path, payload, body, headers)
+
+    # -- admission ---------------------------------------------------------------------------
+    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self._max_body:
+            raise PayloadTooLarge(f"Request body exceeds the {self._max_body} byte limit.")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise PayloadTooLarge(f"Request body exceeds the {self._max_body} byte limit.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _admit(
+        self, interaction: Interaction, payload: dict[str, Any], headers: dict[str, str]
+    ) -> list[Target]:
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("`model` is required and must be a string.", param="model")
+        interaction.model_requested = model
+        interaction.is_stream = interaction.api in STREAMING_APIS and payload.get("stream") is True
+        interaction.end_user = end_user(headers.get("x-signalvault-user"), payload)
+        session = headers.get("x-signalvault-session")
+        interaction.session_id = session[:256] if session else None
+        interaction.trace_id = trace_id(headers.get("traceparent"))
+        key = interaction.key
+        if key is not None and not key.allows_model(model):
+            raise Forbidden(f"This API key may not use the model `{model}`.", param="model")
+        targets = self._router.route(family(interaction.api), model)
+        interaction.provider = targets[0].provider.name
+        interaction.model_used = targets[0].model
+        return targets
+
+    async def _reject(
+        self,
+        send: Send,
+        interaction: Interaction,
+        error: HTTPError,
+        body: bytes | None,
+        outcome: str = REJECTED,
+    ) -> None:
+        interaction.status_code = error.status_code
+        interaction.outcome = outcome
+        interaction.error_code = error.code
+        try:
+            # Unauthenticated callers' bodies are not kept: nobody is accountable for them.
+            self._trail.record_rejected(interaction, body if interaction.key else None)
+        except StoreError:
+            pass  # the caller gets its 4xx either way; nothing was forwarded
+        await _send_error(send, interaction.api, error, interaction.id)
+
+    async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
+        try:
+            key = self._keyring.authenticate(_presented_key(headers))
+        except (AuthError, StoreError) as exc:
+            error = exc if isinstance(exc, AuthError) else _store_down()
+            await _send_error(send, "chat", error, None)
+            return
+        data = [
+            {"id": model, "object": "model", "created": 0, "owned_by": provider}
+            for model, provider in self._router.listed_models()
+            if key.allows_model(model)
+        ]
+        await _send_json(send, 200, orjson.dumps({"object": "list", "data": data}), None)
+
+    # -- forwarding --------------------------------------------------------------------------
+    async def _forward(
+        self,
+        send: Send,
+        receive: Receive,
+        interaction: Interaction,
+        target: Target,
+        upstream_path: str,
+        payload: dict[str, Any],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        provider = target.provider
+        if target.model != payload["model"]:
+            body = orjson.dumps({**payload, "model": target.model})
+        timeout = aiohttp.ClientTimeout(total=provider.timeout_seconds)
+        try:
+            response = await self._session().post(
+                provider.url(upstream_path),
+                data=body,
+                headers=provider.headers(headers),
+                timeout=timeout,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            await self._provider_failed(send, interaction, exc)
+            return
+        try:
+            interaction.ttfb_ms = interaction.elapsed_ms()
+            interaction.status_code = response.status
+            is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
+            if interaction.is_stream and response.status == 200 and is_sse:
+                await self._relay_stream(send, receive, interaction, response, payload)
+            else:
+                await self._relay_body(send, interaction, response)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Only reachable before anything was sent: streams handle their own failures.
+            await self._provider_failed(send, interaction, exc)
+        finally:
+            response.release()
+
+    async def _relay_body(
+        self, send: Send, interaction: Interaction, response: aiohttp.ClientResponse
+    ) -> None:
+        data = await response.read()
+        interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
+        if response.status >= 400:
+            interaction.error_code = f"provider_{response.status}"
+        try:
+            parsed = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        interaction.prompt_tokens, interaction.completion_tokens = usage_of(interaction.api, parsed)
+        if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
+            interaction.model_used = parsed["model"]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": _response_headers(response, interaction.id, "application/json"),
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+        self._trail.complete(interaction, data)
+
+    async def _relay_stream(
+        self,
+        send: Send,
+        receive: Receive,
+        interaction: Interaction,
+        response: aiohttp.ClientResponse,
+        payload: dict[str, Any],
+    ) -> None:
+        assembler = StreamAssembler(interaction.api)
+        gone = asyncio.Event()
+
+        async def _watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            response.close()  # stop reading from the provider at once
+
+        watcher = asyncio.ensure_future(_watch_disconnect())
+        outcome = OK
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": _response_headers(response, interaction.id, "text/event-stream"),
+                }
+            )
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                assembler.feed(chunk)
+            await send({"type": "http.response.body", "body": b""})
+        except (aiohttp.ClientError, TimeoutError, ConnectionError):
+            outcome = STREAM_CUT
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if gone.is_set():
+                outcome = CANCELLED
+            elif outcome == OK and not assembler.is_complete:
+                outcome = STREAM_CUT
+            self._finish_stream(interaction, assembler, payload, outcome)
+
+    def _finish_stream(
+        self, interaction: Interaction, assembler: StreamAssembler, payload: dict[str, Any], outcome: str
+    ) -> None:
+        interaction.outcome = outcome
+        if outcome != OK:
+            interaction.error_code = outcome
+        interaction.model_used = assembler.model or interaction.model_used
+        interaction.prompt_tokens = assembler.prompt_tokens
+        interaction.completion_tokens = assembler.completion_tokens
+        if interaction.prompt_tokens is None or interaction.completion_tokens is None:
+            # OpenAI streams carry usage only when the client asked for it.
+            model = interaction.model_used
+            if interaction.prompt_tokens is None:
+                interaction.prompt_tokens = self._tokens.count(prompt_text(payload), model)
+            if interaction.completion_tokens is None:
+                interaction.completion_tokens = self._tokens.count("".join(assembler.text), model)
+            interaction.tokens_estimated = True
+        self._trail.complete(interaction, assembler.assembled())
+
+    async def _provider_failed(self, send: Send, interaction: Interaction, exc: BaseException) -> None:
+        error: HTTPError
+        if isinstance(exc, TimeoutError):
+            error = ProviderTimeout("The provider did not answer in time.")
+        else:
+            error = ProviderError("The provider could not be reached.")
+        log.warning(
+            "provider call failed",
+            extra={"request_id": interaction.id, "provider": interaction.provider,
+                   "error": type(exc).__name__},
+        )
+        interaction.status_code = error.status_code
+        interaction.outcome = PROVIDER_ERROR
+        interaction.error_code = error.code
+        self._trail.complete(interaction, None)
+        await _send_error(send, interaction.api, error, interaction.id)
+
+
+def _presented_key(headers: dict[str, str]) -> str | None:
+    authorization = headers.get("authorization")
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return headers.get("x-api-key")
+
+
+def _parse(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    content_type = headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise UnsupportedMedia("Send the request body as `Content-Type: application/json`.")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc.msg} (position {exc.pos}).") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return payload
+
+
+def _store_down() -> StoreUnavailable:
+    return StoreUnavailable("The audit store is unavailable; the request was not forwarded.")
+
+
+def _response_headers(
+    response: aiohttp.ClientResponse, request_id: str, default_type: str
+) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", response.headers.get("content-type", default_type).encode("latin-1")),
+        (b"x-signalvault-request-id", request_id.encode()),
+    ]
+    if default_type == "text/event-stream":
+        headers.append((b"cache-control", b"no-cache"))
+    for name in _PASS_BACK:
+        value = response.headers.get(name)
+        if value is not None:
+            headers.append((name.encode(), value.encode("latin-1")))
+    return headers
+
+
+async def _send_json(send: Send, status: int, body: bytes, request_id: str | None, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if request_id is not None:
+        headers.append((b"x-signalvault-request-id", request_id.encode()))
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, api: str, error: HTTPError, request_id: str | None) -> None:
+    extra = []
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        extra.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    await _send_json(send, error.status_code, error_body(api, error), request_id, extra)
+

@@ -1,0 +1,260 @@
+"""The store over SQLAlchemy Core: queries shared by every database, and the group-commit writer.
+
+Backends subclass `SqlStore` for their connection set-up (pragmas, pools) and fast paths.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, and_, bindparam, func, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from signalvault.errors import StoreError
+from signalvault.keys import GatewayKey
+from signalvault.store.schema import audit_records, data_keys, gateway_keys, state, wrapped_secrets
+from signalvault.store.writer import GroupCommitWriter, WriteOp
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+INSERT_RECORD = audit_records.insert()
+INSERT_DATA_KEY = data_keys.insert()
+# Every completion sets all of these, so completions batch into one executemany.
+COMPLETE_FIELDS = (
+    "completed_at",
+    "provider",
+    "model_used",
+    "status_code",
+    "outcome",
+    "error_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "tokens_estimated",
+    "latency_ms",
+    "ttfb_ms",
+    "response_ct",
+)
+COMPLETE_RECORD = (
+    update(audit_records)
+    .where(audit_records.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in COMPLETE_FIELDS})
+)
+TOUCH_KEY = (
+    update(gateway_keys)
+    .where(gateway_keys.c.id == bindparam("_id"))
+    .values(last_used_at=bindparam("last_used_at"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """Filters for listing audit records; None means any."""
+
+    key_id: str | None = None
+    end_user: str | None = None
+    model: str | None = None
+    outcome: str | None = None
+    project: str | None = None
+    since: float | None = None
+    until: float | None = None
+    before_id: str | None = None  # cursor: records strictly older than this id
+
+
+def key_from_row(row: Any) -> GatewayKey:
+    return GatewayKey(
+        id=row.id,
+        name=row.name,
+        project=row.project,
+        environment=row.environment,
+        prefix=row.prefix,
+        models=tuple(orjson.loads(row.models)),
+        rpm=row.rpm,
+        tpm=row.tpm,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        last_used_at=row.last_used_at,
+    )
+
+
+class SqlStore:
+    """Audit records, keys and wrapped secrets in one SQL database."""
+
+    def __init__(self, engine: Engine, batch_max: int = 512) -> None:
+        self.engine = engine
+        self.writer = GroupCommitWriter(engine, batch_max)
+        self._is_open = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def open(self) -> None:
+        """Bring the schema to the newest migration and start the writer."""
+        try:
+            with self.engine.begin() as conn:
+                cfg = Config()
+                cfg.set_main_option("script_location", str(MIGRATIONS))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store: {type(exc.orig or exc).__name__}") from None
+        self.writer.start()
+        self._is_open = True
+
+    def close(self) -> None:
+        if self._is_open:
+            self.writer.stop()
+            self._is_open = False
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raises StoreError if the database does not answer."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            raise StoreError("the store does not answer") from None
+
+    # -- writes ---------------------------------------------------------------------------------
+    async def write_ahead(self, ops: Sequence[WriteOp]) -> None:
+        """Commit `ops` before returning (group commit with concurrent callers)."""
+        await self.writer.write(ops)
+
+    def write_later(self, ops: Sequence[WriteOp]) -> None:
+        self.writer.submit(ops)
+
+    def flush(self) -> None:
+        self.writer.flush_sync()
+
+    # -- gateway keys ---------------------------------------------------------------------------
+    def keys_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(state.c.value).where(state.c.name == "keys")).scalar()
+        return int(value or 0)
+
+    def find_key(self, secret_hash: bytes) -> GatewayKey | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(gateway_keys).where(gateway_keys.c.secret_hash == secret_hash)
+            ).first()
+        return None if row is None else key_from_row(row)
+
+    def insert_key(self, key: GatewayKey, secret_hash: bytes) -> None:
+        values = {f: getattr(key, f) for f in GatewayKey.__dataclass_fields__}
+        values["models"] = orjson.dumps(list(key.models)).decode()
+        with self.engine.begin() as conn:
+            conn.execute(gateway_keys.insert().values(**values, secret_hash=secret_hash))
+            self._bump(conn, "keys")
+
+    def list_keys(self, prefix: str | None = None) -> list[GatewayKey]:
+        query = select(gateway_keys).order_by(gateway_keys.c.created_at)
+        if prefix:
+            query = query.where(gateway_keys.c.prefix.startswith(prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return [key_from_row(row) for row in conn.execute(query)]
+
+    def get_key(self, key_id: str) -> GatewayKey | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(gateway_keys).where(gateway_keys.c.id == key_id)).first()
+        return None if row is None else key_from_row(row)
+
+    def revoke_key(self, key_id: str, when: float) -> bool:
+        """Mark a key revoked; False if no such key or it was already revoked."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(gateway_keys)
+                .where(and_(gateway_keys.c.id == key_id, gateway_keys.c.revoked_at.is_(None)))
+                .values(revoked_at=when)
+            )
+            if result.rowcount:
+                self._bump(conn, "keys")
+            return bool(result.rowcount)
+
+    def _bump(self, conn: Any, name: str) -> None:
+        updated = conn.execute(
+            update(state).where(state.c.name == name).values(value=state.c.value + 1)
+        )
+        if not updated.rowcount:
+            conn.execute(state.insert().values(name=name, value=1))
+
+    # -- wrapped secrets and data keys ----------------------------------------------------------
+    def get_wrapped_secret(self, name: str) -> tuple[bytes, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(wrapped_secrets).where(wrapped_secrets.c.name == name)).first()
+        return None if row is None else (row.wrapped, row.master_key_id)
+
+    def put_wrapped_secret(self, name: str, wrapped: bytes, master_key_id: str) -> bool:
+        """Store a wrapped secret unless one of that name exists; True if this call stored it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    wrapped_secrets.insert().values(
+                        name=name, wrapped=wrapped, master_key_id=master_key_id, created_at=time.time()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def find_data_key(self, subject: str) -> tuple[str, bytes, str] | None:
+        """The newest live data key of a subject: (id, wrapped, master_key_id)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(data_keys.c.id, data_keys.c.wrapped, data_keys.c.master_key_id)
+                .where(and_(data_keys.c.subject == subject, data_keys.c.destroyed_at.is_(None)))
+                .order_by(data_keys.c.created_at.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else (row.id, row.wrapped, row.master_key_id)
+
+    def get_data_key(self, key_id: str) -> tuple[bytes | None, str] | None:
+        """(wrapped or None if destroyed, master_key_id) of one data key."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(data_keys.c.wrapped, data_keys.c.master_key_id).where(
+                    data_keys.c.id == key_id
+                )
+            ).first()
+        return None if row is None else (row.wrapped, row.master_key_id)
+
+    # -- audit records --------------------------------------------------------------------------
+    def list_records(self, where: RecordFilter, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, metadata and ciphertext columns as stored."""
+        t = audit_records.c
+        conditions = []
+        for column, value in (
+            (t.key_id, where.key_id),
+            (t.end_user, where.end_user),
+            (t.outcome, where.outcome),
+            (t.project, where.project),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if where.model is not None:
+            conditions.append((t.model_requested == where.model) | (t.model_used == where.model))
+        if where.since is not None:
+            conditions.append(t.created_at >= where.since)
+        if where.until is not None:
+            conditions.append(t.created_at < where.until)
+        if where.before_id is not None:
+            conditions.append(t.id < where.before_id)
+        query = select(audit_records).where(and_(True, *conditions))
+        query = query.order_by(t.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def get_record(self, record_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_records).where(audit_records.c.id == record_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def count_records(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(audit_records)).scalar() or 0)

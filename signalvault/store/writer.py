@@ -1,0 +1,154 @@
+"""Group commit: one thread writes every queued operation of a moment in one transaction.
+
+Callers that need durability (the write-ahead audit record) await a future that resolves only
+after the commit; the others (outcome updates, last-used times) are queued and forgotten. One
+commit per batch instead of per request is what makes a durable audit trail cheap under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from signalvault.errors import StoreError
+
+log = logging.getLogger("signalvault.store")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    """One statement and its parameters; consecutive ops with the same statement run as one
+    executemany, in submission order."""
+
+    statement: Any
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _AsyncWaiter:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    ops: Sequence[WriteOp]
+    waiter: _AsyncWaiter | threading.Event | None
+
+
+class GroupCommitWriter:
+    """A writer thread draining a queue into batched transactions."""
+
+    def __init__(self, engine: Engine, batch_max: int) -> None:
+        self._engine = engine
+        self._batch_max = batch_max
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # counters for metrics and tests
+        self.failed_batches = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="signalvault-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write everything queued, then end the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    async def write(self, ops: Sequence[WriteOp]) -> None:
+        """Queue `ops` and return once they are committed.
+
+        Raises:
+            StoreError: the transaction holding them failed; nothing of it was written.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Job(ops, _AsyncWaiter(loop, future)))
+        await future
+
+    def submit(self, ops: Sequence[WriteOp]) -> None:
+        """Queue `ops` without waiting for the commit."""
+        self._queue.put(_Job(ops, None))
+
+    def flush_sync(self) -> None:
+        """Block until everything queued before this call is committed (for CLI and shutdown)."""
+        done = threading.Event()
+        self._queue.put(_Job((), done))
+        done.wait()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < self._batch_max:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        error: StoreError | None = None
+        ops = [op for job in batch for op in job.ops]
+        if ops:
+            try:
+                with self._engine.begin() as conn:
+                    for statement, rows in _runs(ops):
+                        conn.execute(statement, rows)
+                self.batches += 1
+            except SQLAlchemyError as exc:
+                self.failed_batches += 1
+                # The driver message may quote bound values; log only the exception type.
+                log.error("audit store write failed: %s", type(exc.orig or exc).__name__)
+                error = StoreError("the audit store could not commit the write")
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for job in batch:
+            if isinstance(job.waiter, threading.Event):
+                job.waiter.set()
+            elif job.waiter is not None:
+                by_loop.setdefault(job.waiter.loop, []).append(job.waiter.future)
+        for loop, futures in by_loop.items():
+            # One wake-up of the event loop per batch, not per request.
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(_resolve, futures, error)
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: StoreError | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    for op in ops:
+        if runs and runs[-1][0] is op.statement:
+            runs[-1][1].append(op.params)
+        else:
+            runs.append((op.statement, [op.params]))
+    return runs

@@ -1,0 +1,238 @@
+"""The OpenAI and Anthropic wire formats: native error bodies, attribution, usage, and assembling
+a streamed (SSE) response into the object that gets logged."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from signalvault.errors import GuardrailBlocked, HTTPError
+
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+_ANTHROPIC_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+}
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+MAX_ATTRIBUTION = 256
+
+
+def family(api: str) -> str:
+    return "anthropic" if api == "messages" else "openai"
+
+
+def error_body(api: str, error: HTTPError) -> bytes:
+    """The error as the calling SDK expects it."""
+    status = error.status_code
+    if family(api) == "anthropic":
+        if isinstance(error, GuardrailBlocked):
+            kind = error.code
+        elif status >= 500:
+            kind = "api_error"
+        else:
+            kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error")
+        return orjson.dumps({"type": "error", "error": {"type": kind, "message": error.message}})
+    if isinstance(error, GuardrailBlocked):
+        kind = error.code
+    elif status >= 500:
+        kind = "server_error"
+    else:
+        kind = _OPENAI_TYPES.get(status, "invalid_request_error")
+    return orjson.dumps(
+        {"error": {"message": error.message, "type": kind, "param": error.param, "code": error.code}}
+    )
+
+
+def end_user(header: str | None, payload: dict[str, Any]) -> str | None:
+    """SPEC §3: X-SignalVault-User, else OpenAI user / safety_identifier, else Anthropic
+    metadata.user_id."""
+    value: Any = header or payload.get("user") or payload.get("safety_identifier")
+    if not value:
+        metadata = payload.get("metadata")
+        if isinstance(metadata, dict):
+            value = metadata.get("user_id")
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:MAX_ATTRIBUTION]
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    if not traceparent:
+        return None
+    match = _TRACEPARENT.fullmatch(traceparent.strip().lower())
+    return match.group(1) if match else None
+
+
+def usage(api: str, payload: Any) -> tuple[int | None, int | None]:
+    """(prompt, completion) tokens from a response object's usage."""
+    if not isinstance(payload, dict):
+        return None, None
+    used = payload.get("usage")
+    if not isinstance(used, dict):
+        return None, None
+    if api in ("messages", "responses"):
+        prompt, completion = used.get("input_tokens"), used.get("output_tokens")
+        if api == "messages":
+            prompt = (prompt or 0) + (used.get("cache_read_input_tokens") or 0) + (
+                used.get("cache_creation_input_tokens") or 0
+            )
+    else:
+        prompt, completion = used.get("prompt_tokens"), used.get("completion_tokens")
+    return (
+        prompt if isinstance(prompt, int) else None,
+        completion if isinstance(completion, int) else None,
+    )
+
+
+def prompt_text(payload: dict[str, Any]) -> str:
+    """Every piece of text a request sends, for token estimates (and guardrail scans)."""
+    parts: list[str] = []
+    _collect(payload.get("system"), parts)
+    _collect(payload.get("instructions"), parts)
+    _collect(payload.get("messages"), parts)
+    _collect(payload.get("input"), parts)
+    _collect(payload.get("prompt"), parts)
+    return "\n".join(parts)
+
+
+def _collect(value: Any, parts: list[str]) -> None:
+    if isinstance(value, str):
+        parts.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, parts)
+    elif isinstance(value, dict):
+        for name in ("content", "text", "input", "output", "arguments"):
+            if name in value:
+                _collect(value[name], parts)
+
+
+class StreamAssembler:
+    """Reads an SSE byte stream as it passes and rebuilds the response it carries."""
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+        self._buffer = b""
+        self.text: list[str] = []
+        self.tool_arguments: dict[int, list[str]] = {}
+        self.model: str | None = None
+        self.finish_reason: str | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.is_complete = False
+        self.error: Any = None
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while True:
+            end = self._buffer.find(b"\n\n")
+            cr_end = self._buffer.find(b"\r\n\r\n")
+            if cr_end != -1 and (end == -1 or cr_end < end):
+                event, self._buffer = self._buffer[:cr_end], self._buffer[cr_end + 4 :]
+            elif end != -1:
+                event, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+            else:
+                return
+            self._event(event)
+
+    def _event(self, raw: bytes) -> None:
+        data = b"\n".join(
+            line[5:].lstrip() for line in raw.splitlines() if line.startswith(b"data:")
+        )
+        if not data:
+            return
+        if data == b"[DONE]":
+            self.is_complete = True
+            return
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(event, dict):
+            {"messages": self._anthropic, "responses": self._responses}.get(self.api, self._chat)(
+                event
+            )
+
+    def _chat(self, event: dict[str, Any]) -> None:
+        self.model = event.get("model") or self.model
+        if "error" in event:
+            self.error = event["error"]
+        for choice in event.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                self.text.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                arguments = (call.get("function") or {}).get("arguments")
+                if isinstance(arguments, str):
+                    self.tool_arguments.setdefault(call.get("index", 0), []).append(arguments)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        if event.get("usage"):
+            self.prompt_tokens, self.completion_tokens = usage("chat", event)
+
+    def _responses(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
+            self.text.append(event["delta"])
+        elif kind == "response.function_call_arguments.delta":
+            self.tool_arguments.setdefault(event.get("output_index", 0), []).append(
+                str(event.get("delta", ""))
+            )
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            response = event.get("response") or {}
+            self.model = response.get("model") or self.model
+            self.finish_reason = response.get("status")
+            self.prompt_tokens, self.completion_tokens = usage("responses", response)
+            self.is_complete = True
+        elif kind == "response.created":
+            self.model = (event.get("response") or {}).get("model") or self.model
+        elif kind == "error":
+            self.error = event
+
+    def _anthropic(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                self.text.append(delta.get("text", ""))
+            elif delta.get("type") == "input_json_delta":
+                index = event.get("index", 0)
+                self.tool_arguments.setdefault(index, []).append(delta.get("partial_json", ""))
+        elif kind == "message_start":
+            message = event.get("message") or {}
+            self.model = message.get("model") or self.model
+            self.prompt_tokens, self.completion_tokens = usage("messages", message)
+        elif kind == "message_delta":
+            self.finish_reason = (event.get("delta") or {}).get("stop_reason") or self.finish_reason
+            used = event.get("usage") or {}
+            if isinstance(used.get("output_tokens"), int):
+                self.completion_tokens = used["output_tokens"]
+        elif kind == "message_stop":
+            self.is_complete = True
+        elif kind == "error":
+            self.error = event.get("error")
+
+    def assembled(self) -> bytes:
+        """The logged form of the streamed response."""
+        result: dict[str, Any] = {
+            "model": self.model,
+            "content": "".join(self.text),
+            "finish_reason": self.finish_reason,
+            "complete": self.is_complete,
+        }
+        if self.tool_arguments:
+            result["tool_arguments"] = {
+                str(i): "".join(parts) for i, parts in sorted(self.tool_arguments.items())
+            }
+        if self.error is not None:
+            result["error"] = self.error
+        return orjson.dumps(result)

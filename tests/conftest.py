@@ -1,0 +1,85 @@
+"""Shared fixtures: a mock provider on a loopback port, settings in tmp_path, an in-process
+gateway driven by httpx's ASGI transport, and a fresh gateway key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from signalvault.app import GatewayApp, create_app
+from signalvault.config import ProviderSettings, Secret, Settings, StoreSettings
+from signalvault.mock_provider import MockProvider
+from signalvault.server import BackgroundServer
+
+PROVIDER_KEY = "sk-provider-secret-0f4e2c"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def mock_provider() -> Iterator[tuple[MockProvider, str]]:
+    """One mock provider for the session; tests reset its counters."""
+    mock = MockProvider()
+    server = BackgroundServer(mock).start()
+    yield mock, f"http://127.0.0.1:{server.port}/v1"
+    server.stop()
+
+
+@pytest.fixture
+def mock(mock_provider: tuple[MockProvider, str]) -> MockProvider:
+    mock_provider[0].reset()
+    return mock_provider[0]
+
+
+def make_settings(tmp_path, base_url: str, **store: object) -> Settings:
+    return Settings(
+        store=replace(StoreSettings(data_dir=tmp_path / "data"), **store),  # type: ignore[arg-type]
+        providers=(
+            ProviderSettings(name="openai", kind="openai", base_url=base_url,
+                             models=("gpt-*", "text-embedding-*"), api_key=Secret(PROVIDER_KEY)),
+            ProviderSettings(name="anthropic", kind="anthropic", base_url=base_url,
+                             models=("claude-*",), api_key=Secret(PROVIDER_KEY)),
+        ),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path, mock_provider) -> Settings:
+    return make_settings(tmp_path, mock_provider[1])
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[GatewayApp]:
+    app = create_app(settings)
+    await app.startup()
+    yield app
+    await app.shutdown()
+
+
+@pytest.fixture
+async def client(gateway: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        yield c
+
+
+@pytest.fixture
+def api_key(gateway: GatewayApp) -> str:
+    assert gateway.services is not None
+    _, secret = gateway.services.keyring.create(name="test", environment="dev")
+    return secret
+
+
+def records(gateway: GatewayApp) -> list[dict]:
+    """Every audit record, oldest first, after flushing queued writes."""
+    from signalvault.store import RecordFilter
+
+    assert gateway.services is not None
+    gateway.services.store.flush()
+    return list(reversed(gateway.services.store.list_records(RecordFilter(), limit=10_000)))
