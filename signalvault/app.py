@@ -85,7 +85,7 @@ class GatewayApp:
         log.info("gateway stopped")
 
     def _client(self) -> aiohttp.ClientSession:
-        assert self._session is not None  # noqa: S101 - set in startup
+        assert self._session is not None
         return self._session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,7 +114,9 @@ class GatewayApp:
             checks["store"] = "unavailable"
         checks["providers"] = "ok" if self.router.providers else "none configured"
         ready = all(value == "ok" for value in checks.values())
-        await _json(send, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
+        await _json(
+            send, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks}
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -122,7 +124,7 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -138,7 +140,10 @@ async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": data})

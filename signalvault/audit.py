@@ -195,8 +195,10 @@ class AuditTrail:
             "response_ct": None,
         }
         if response is not None and interaction.cipher is not None:
-            values["response_ct"] = interaction.cipher.encrypt(response, (interaction.id + ":response").encode())
-        assert set(values) == {"_id", *COMPLETE_FIELDS}  # noqa: S101 - executemany needs equal keys
+            values["response_ct"] = interaction.cipher.encrypt(
+                response, (interaction.id + ":response").encode()
+            )
+        assert set(values) == {"_id", *COMPLETE_FIELDS}
         self._store.write_later([WriteOp(COMPLETE_RECORD, values)])
 
     def decrypt(self, row: dict[str, Any]) -> tuple[bytes | None, bytes | None]:
@@ -259,4 +261,3 @@ def record_json(row: dict[str, Any]) -> dict[str, Any]:
         result[name] = value
     result["tokens_estimated"] = bool(result["tokens_estimated"])
     return result
-

@@ -5,7 +5,6 @@ Errors a user can cause end as one line on stderr and a non-zero exit, never a t
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,9 @@ def cli() -> None:
 @click.option("--host", default=None, help="Listen address (default from config: 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default from config: 8700).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
-def serve(config_file: Path | None, host: str | None, port: int | None, workers: int | None) -> None:
+def serve(
+    config_file: Path | None, host: str | None, port: int | None, workers: int | None
+) -> None:
     """Run the gateway."""
     from signalvault.server import serve as run_server
 
@@ -62,13 +63,33 @@ def serve(config_file: Path | None, host: str | None, port: int | None, workers:
 @cli.command("mock-provider")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Listen address.")
 @click.option("--port", type=int, default=8790, show_default=True, help="Listen port.")
-@click.option("--latency-ms", type=float, default=0.0, show_default=True, help="Delay before answering.")
-@click.option("--chunk-delay-ms", type=float, default=0.0, show_default=True, help="Delay between stream events.")
+@click.option(
+    "--latency-ms", type=float, default=0.0, show_default=True, help="Delay before answering."
+)
+@click.option(
+    "--chunk-delay-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Delay between stream events.",
+)
 @click.option("--chunks", type=int, default=8, show_default=True, help="Pieces per streamed reply.")
-@click.option("--fail-rate", type=float, default=0.0, show_default=True, help="Fraction answered with an error.")
+@click.option(
+    "--fail-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction answered with an error.",
+)
 @click.option("--seed", type=int, default=None, help="Random seed for failures.")
 def mock_provider(
-    host: str, port: int, latency_ms: float, chunk_delay_ms: float, chunks: int, fail_rate: float, seed: int | None
+    host: str,
+    port: int,
+    latency_ms: float,
+    chunk_delay_ms: float,
+    chunks: int,
+    fail_rate: float,
+    seed: int | None,
 ) -> None:
     """Run a local OpenAI + Anthropic compatible provider (GET /stats counts what it received)."""
     from signalvault.mock_provider import MockOptions, run
@@ -76,7 +97,11 @@ def mock_provider(
     if not 0.0 <= fail_rate <= 1.0:
         raise click.BadParameter("must be between 0 and 1", param_hint="--fail-rate")
     options = MockOptions(
-        latency_ms=latency_ms, chunk_delay_ms=chunk_delay_ms, chunks=chunks, fail_rate=fail_rate, seed=seed
+        latency_ms=latency_ms,
+        chunk_delay_ms=chunk_delay_ms,
+        chunks=chunks,
+        fail_rate=fail_rate,
+        seed=seed,
     )
     click.echo(f"mock provider on http://{host}:{port}/v1 (Ctrl-C stops)", err=True)
     run(host, port, options)
@@ -84,7 +109,9 @@ def mock_provider(
 
 @cli.command()
 @CONFIG_OPTION
-@click.option("--no-wait", is_flag=True, help="Exit after the summary instead of serving until Ctrl-C.")
+@click.option(
+    "--no-wait", is_flag=True, help="Exit after the summary instead of serving until Ctrl-C."
+)
 @click.option("--port", type=int, default=8700, show_default=True, help="Gateway port.")
 def demo(config_file: Path | None, no_wait: bool, port: int) -> None:
     """Gateway + mock provider + sample traffic through the official SDKs, then what was logged."""
@@ -103,9 +130,15 @@ def keys() -> None:
 @click.option("--name", required=True, help="What the key is for.")
 @click.option("--env", "environment", required=True, help="Environment: prod, staging, dev, ...")
 @click.option("--project", default="default", show_default=True, help="Project the key belongs to.")
-@click.option("--models", default="", help="Comma-separated model globs the key may use (default: all).")
-@click.option("--rpm", type=int, default=None, help="Requests per minute (stored; enforced by limits).")
-@click.option("--tpm", type=int, default=None, help="Tokens per minute (stored; enforced by limits).")
+@click.option(
+    "--models", default="", help="Comma-separated model globs the key may use (default: all)."
+)
+@click.option(
+    "--rpm", type=int, default=None, help="Requests per minute (stored; enforced by limits)."
+)
+@click.option(
+    "--tpm", type=int, default=None, help="Tokens per minute (stored; enforced by limits)."
+)
 @click.option("--expires", default=None, help="Lifetime, e.g. 30d, 12h.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def keys_create(
@@ -161,10 +194,22 @@ def keys_list(config_file: Path | None, prefix: str | None, as_json: bool) -> No
         for row in rows:
             click.echo(orjson.dumps(row).decode())
         return
-    click.echo(format_table(
-        rows,
-        ["id", "name", "prefix", "environment", "project", "models", "status", "created_at", "last_used_at"],
-    ))
+    click.echo(
+        format_table(
+            rows,
+            [
+                "id",
+                "name",
+                "prefix",
+                "environment",
+                "project",
+                "models",
+                "status",
+                "created_at",
+                "last_used_at",
+            ],
+        )
+    )
 
 
 @keys.command("revoke")
@@ -184,7 +229,13 @@ def keys_revoke(config_file: Path | None, key_id: str) -> None:
 
 @cli.command()
 @CONFIG_OPTION
-@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True, help="How many records.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=20,
+    show_default=True,
+    help="How many records.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--key", "key_id", default=None, help="Only this key id.")
 @click.option("--user", "end_user", default=None, help="Only this end user.")
@@ -216,11 +267,24 @@ def logs(
         for record in records:
             click.echo(orjson.dumps(record).decode())
         return
-    click.echo(format_table(
-        records,
-        ["time", "id", "key_id", "end_user", "api", "model_requested", "status_code", "outcome",
-         "total_tokens", "latency_ms", "stream"],
-    ))
+    click.echo(
+        format_table(
+            records,
+            [
+                "time",
+                "id",
+                "key_id",
+                "end_user",
+                "api",
+                "model_requested",
+                "status_code",
+                "outcome",
+                "total_tokens",
+                "latency_ms",
+                "stream",
+            ],
+        )
+    )
 
 
 def _key_json(key: Any) -> dict[str, Any]:
@@ -247,4 +311,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

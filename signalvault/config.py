@@ -90,7 +90,9 @@ class CryptoSettings:
 
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
-    level: str = _setting("info", "Log level of the gateway's own logs: debug, info, warning, error.")
+    level: str = _setting(
+        "info", "Log level of the gateway's own logs: debug, info, warning, error."
+    )
     format: str = _setting("json", "Log line format: `json` (one object per line) or `text`.")
 
 
@@ -185,7 +187,7 @@ def load_settings(
                     values[f.name] = environ[var]
         sections[section] = _build(cls, values, f"[{section}]")
 
-    lists: dict[str, tuple[Any, ...]] = {}
+    lists: dict[str, Any] = {}
     for name, cls in LISTS.items():
         items = raw.get(name, [])
         if not isinstance(items, list):
@@ -224,7 +226,9 @@ def _build(cls: type[Any], values: Any, where: str) -> Any:
     unknown = set(values) - names
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}")
-    kwargs = {name: _convert(hints[name], value, f"{where} {name}") for name, value in values.items()}
+    kwargs = {
+        name: _convert(hints[name], value, f"{where} {name}") for name, value in values.items()
+    }
     return cls(**kwargs)
 
 

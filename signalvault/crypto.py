@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -34,14 +35,10 @@ def ensure_data_dir(path: Path) -> Path:
 def _parse_key(text: str, source: str) -> bytes:
     text = text.strip()
     candidates: list[bytes] = []
-    try:
+    with contextlib.suppress(ValueError):
         candidates.append(bytes.fromhex(text))
-    except ValueError:
-        pass
-    try:
+    with contextlib.suppress(binascii.Error, ValueError):
         candidates.append(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError):
-        pass
     for key in candidates:
         if len(key) == KEY_BYTES:
             return key

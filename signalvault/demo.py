@@ -3,6 +3,7 @@ official SDKs, and a table of what the audit trail recorded. No API key or netwo
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -17,8 +18,18 @@ from signalvault.server import BackgroundServer
 from signalvault.store import RecordFilter
 
 DEMO_DATA_DIR = Path(".signalvault-demo")
-COLUMNS = ["time", "api", "model_requested", "end_user", "stream", "status_code", "outcome",
-           "prompt_tokens", "completion_tokens", "latency_ms"]
+COLUMNS = [
+    "time",
+    "api",
+    "model_requested",
+    "end_user",
+    "stream",
+    "status_code",
+    "outcome",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+]
 
 
 def demo_settings(mock_port: int, data_dir: Path = DEMO_DATA_DIR) -> Settings:
@@ -26,10 +37,20 @@ def demo_settings(mock_port: int, data_dir: Path = DEMO_DATA_DIR) -> Settings:
     return Settings(
         store=StoreSettings(data_dir=data_dir),
         providers=(
-            ProviderSettings(name="mock-openai", kind="openai", base_url=base_url,
-                             models=("gpt-*", "o*", "text-embedding-*"), api_key=Secret("mock-key")),
-            ProviderSettings(name="mock-anthropic", kind="anthropic", base_url=base_url,
-                             models=("claude-*",), api_key=Secret("mock-key")),
+            ProviderSettings(
+                name="mock-openai",
+                kind="openai",
+                base_url=base_url,
+                models=("gpt-*", "o*", "text-embedding-*"),
+                api_key=Secret("mock-key"),
+            ),
+            ProviderSettings(
+                name="mock-anthropic",
+                kind="anthropic",
+                base_url=base_url,
+                models=("claude-*",),
+                api_key=Secret("mock-key"),
+            ),
         ),
     )
 
@@ -47,36 +68,52 @@ def run_demo(port: int, wait: bool, data_dir: Path = DEMO_DATA_DIR) -> None:
     services = open_services(settings)
     _, secret = services.keyring.create(name="demo", environment="dev", created_by="demo")
     services.store.close()
-    gateway = BackgroundServer(create_app(settings), port=port).start()
+    app = create_app(settings)
+    gateway = BackgroundServer(app, port=port).start()
     started = time.time()
     try:
         base = f"http://127.0.0.1:{gateway.port}"
         oai = openai.OpenAI(base_url=base + "/v1", api_key=secret, max_retries=0)
         ant = anthropic.Anthropic(base_url=base, api_key=secret, max_retries=0)
         click.echo("Sending sample traffic through the official SDKs...")
-        oai.chat.completions.create(model="gpt-4o-mini", user="alice@example.com",
-                                    messages=[{"role": "user", "content": "Hello, gateway!"}])
-        for _ in oai.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                             messages=[{"role": "user", "content": "Stream, please."}],
-                                             extra_headers={"X-SignalVault-User": "bob"}):
+        oai.chat.completions.create(
+            model="gpt-4o-mini",
+            user="alice@example.com",
+            messages=[{"role": "user", "content": "Hello, gateway!"}],
+        )
+        for _ in oai.chat.completions.create(
+            model="gpt-4o-mini",
+            stream=True,
+            messages=[{"role": "user", "content": "Stream, please."}],
+            extra_headers={"X-SignalVault-User": "bob"},
+        ):
             pass
         oai.embeddings.create(model="text-embedding-3-small", input=["embed me"])
-        ant.messages.create(model="claude-sonnet-4-5", max_tokens=64,
-                            messages=[{"role": "user", "content": "Hi from Anthropic's SDK"}])
-        with ant.messages.stream(model="claude-sonnet-4-5", max_tokens=64,
-                                 messages=[{"role": "user", "content": "Stream from Anthropic"}]) as stream:
+        ant.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "Hi from Anthropic's SDK"}],
+        )
+        with ant.messages.stream(
+            model="claude-sonnet-4-5",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "Stream from Anthropic"}],
+        ) as stream:
             for _ in stream.text_stream:
                 pass
-        try:
-            openai.OpenAI(base_url=base + "/v1", api_key="sv-dev-not-a-real-key", max_retries=0
-                          ).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
-        except openai.AuthenticationError:
-            pass
-        time.sleep(0.2)  # outcome updates are written just after the responses
+        intruder = openai.OpenAI(base_url=base + "/v1", api_key="sv-dev-not-a-key", max_retries=0)
+        with contextlib.suppress(openai.AuthenticationError):
+            intruder.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+        assert app.services is not None
+        app.services.store.flush()  # outcome updates are queued just after each response
         _summary(settings, started)
         click.echo(f"\nGateway: {base}/v1  (OpenAI SDK base_url; Anthropic SDK base_url={base})")
         click.echo(f"Demo key: {secret}")
-        click.echo(f"Audit store: {settings.store.data_dir}/ (try `SIGNALVAULT_DATA_DIR={data_dir} signalvault logs`)")
+        click.echo(
+            f"Audit store: {data_dir}/ (see `SIGNALVAULT_DATA_DIR={data_dir} signalvault logs`)"
+        )
         if wait:
             click.echo("Serving until Ctrl-C...")
             while True:

@@ -32,9 +32,11 @@ def load_pepper(store: Store, master_key: MasterKey) -> bytes:
     """The HMAC pepper for key hashes, created and stored wrapped on first use."""
     found = store.get_wrapped_secret(PEPPER_NAME)
     if found is None:
-        store.put_wrapped_secret(PEPPER_NAME, master_key.wrap(PEPPER_NAME, new_key()), master_key.key_id)
+        store.put_wrapped_secret(
+            PEPPER_NAME, master_key.wrap(PEPPER_NAME, new_key()), master_key.key_id
+        )
         found = store.get_wrapped_secret(PEPPER_NAME)
-        assert found is not None  # noqa: S101 - just inserted (or inserted by a racing process)
+        assert found is not None
     return master_key.unwrap(PEPPER_NAME, found[0])
 
 
@@ -88,7 +90,7 @@ class KeyRing:
                 raise ConfigError(f"no key with id {key_id}")
             raise ConfigError(f"key {key_id} is already revoked")
         key = self._store.get_key(key_id)
-        assert key is not None  # noqa: S101 - revoked just now, keys are never deleted
+        assert key is not None
         return key
 
     def authenticate(self, secret: str | None) -> GatewayKey:

@@ -41,7 +41,9 @@ class Provider:
         headers = {"content-type": "application/json", "user-agent": f"signalvault/{__version__}"}
         key = self.api_key.reveal() if self.api_key is not None else None
         if self.kind == "anthropic":
-            headers["anthropic-version"] = client_headers.get("anthropic-version", ANTHROPIC_VERSION)
+            headers["anthropic-version"] = client_headers.get(
+                "anthropic-version", ANTHROPIC_VERSION
+            )
             if "anthropic-beta" in client_headers:
                 headers["anthropic-beta"] = client_headers["anthropic-beta"]
             if key:
@@ -107,8 +109,11 @@ class Router:
         for provider in self.providers.values():
             if provider.kind in kinds and provider.serves(model):
                 return [Target(provider, model)]
-        raise NotFound(f"The model `{model}` does not exist or is not served by this gateway.",
-                       code="model_not_found", param="model")
+        raise NotFound(
+            f"The model `{model}` does not exist or is not served by this gateway.",
+            code="model_not_found",
+            param="model",
+        )
 
     def listed_models(self, family: str = "openai") -> list[tuple[str, str]]:
         """(model, provider) pairs with literal names, for `GET /v1/models`."""
@@ -127,10 +132,12 @@ class Router:
 
 def new_client_session() -> aiohttp.ClientSession:
     """The process-wide pooled client; create inside the running event loop (lifespan)."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60
+    )
     return aiohttp.ClientSession(
         connector=connector,
-        # No Accept-Encoding upstream: bodies arrive uncompressed, so streams can be read as they pass.
+        # No Accept-Encoding upstream: bodies arrive uncompressed and streams readable in flight.
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
     )

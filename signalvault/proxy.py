@@ -143,7 +143,9 @@ class Proxy:
             # Fail closed: nothing is forwarded that was not first recorded.
             await _send_error(send, api, _store_down(), interaction.id)
             return
-        await self._forward(send, receive, interaction, targets[0], upstream_path, payload, body, headers)
+        await self._forward(
+            send, receive, interaction, targets[0], upstream_path, payload, body, headers
+        )
 
     # -- admission ---------------------------------------------------------------------------
     async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
@@ -195,11 +197,10 @@ class Proxy:
         interaction.status_code = error.status_code
         interaction.outcome = outcome
         interaction.error_code = error.code
-        try:
-            # Unauthenticated callers' bodies are not kept: nobody is accountable for them.
+        # Unauthenticated callers' bodies are not kept: nobody is accountable for them.
+        # A store failure here changes nothing for the caller: nothing was forwarded.
+        with contextlib.suppress(StoreError):
             self._trail.record_rejected(interaction, body if interaction.key else None)
-        except StoreError:
-            pass  # the caller gets its 4xx either way; nothing was forwarded
         await _send_error(send, interaction.api, error, interaction.id)
 
     async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
@@ -324,7 +325,11 @@ class Proxy:
             self._finish_stream(interaction, assembler, payload, outcome)
 
     def _finish_stream(
-        self, interaction: Interaction, assembler: StreamAssembler, payload: dict[str, Any], outcome: str
+        self,
+        interaction: Interaction,
+        assembler: StreamAssembler,
+        payload: dict[str, Any],
+        outcome: str,
     ) -> None:
         interaction.outcome = outcome
         if outcome != OK:
@@ -342,7 +347,9 @@ class Proxy:
             interaction.tokens_estimated = True
         self._trail.complete(interaction, assembler.assembled())
 
-    async def _provider_failed(self, send: Send, interaction: Interaction, exc: BaseException) -> None:
+    async def _provider_failed(
+        self, send: Send, interaction: Interaction, exc: BaseException
+    ) -> None:
         error: HTTPError
         if isinstance(exc, TimeoutError):
             error = ProviderTimeout("The provider did not answer in time.")
@@ -350,8 +357,11 @@ class Proxy:
             error = ProviderError("The provider could not be reached.")
         log.warning(
             "provider call failed",
-            extra={"request_id": interaction.id, "provider": interaction.provider,
-                   "error": type(exc).__name__},
+            extra={
+                "request_id": interaction.id,
+                "provider": interaction.provider,
+                "error": type(exc).__name__,
+            },
         )
         interaction.status_code = error.status_code
         interaction.outcome = PROVIDER_ERROR
@@ -378,7 +388,9 @@ def _parse(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc.msg} (position {exc.pos}).") from None
+        raise BadRequest(
+            f"The request body is not valid JSON: {exc.msg} (position {exc.pos})."
+        ) from None
     if not isinstance(payload, dict):
         raise BadRequest("The request body must be a JSON object.")
     return payload
@@ -404,7 +416,13 @@ def _response_headers(
     return headers
 
 
-async def _send_json(send: Send, status: int, body: bytes, request_id: str | None, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str | None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if request_id is not None:
         headers.append((b"x-signalvault-request-id", request_id.encode()))
@@ -420,4 +438,3 @@ async def _send_error(send: Send, api: str, error: HTTPError, request_id: str | 
     if retry_after is not None:
         extra.append((b"retry-after", str(max(1, round(retry_after))).encode()))
     await _send_json(send, error.status_code, error_body(api, error), request_id, extra)
-

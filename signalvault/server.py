@@ -61,20 +61,22 @@ def serve(
         "loop": "uvloop",
         "http": "httptools",
         "lifespan": "on",
-        "access_log": False,  # the audit trail is the access log; uvicorn's would add per-request cost
+        # The audit trail is the access log; uvicorn's own would add per-request cost.
+        "access_log": False,
         "log_config": None,
         "timeout_graceful_shutdown": 30,
     }
     if workers > 1:
         if config_file is not None:
             os.environ["SIGNALVAULT_CONFIG"] = str(config_file.resolve())
-        uvicorn.run("signalvault.server:worker_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        app_path = "signalvault.server:worker_app"
+        uvicorn.run(app_path, factory=True, workers=workers, **common)  # type: ignore[arg-type]
     else:
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
 
 
 class BackgroundServer:
-    """An ASGI app served by uvicorn in a thread (demo and tests); `stop()` shuts it down cleanly."""
+    """An ASGI app served by uvicorn in a thread (demo, tests); `stop()` shuts it down cleanly."""
 
     def __init__(self, app: object, host: str = "127.0.0.1", port: int = 0) -> None:
         config = uvicorn.Config(

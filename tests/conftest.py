@@ -41,10 +41,20 @@ def make_settings(tmp_path, base_url: str, **store: object) -> Settings:
     return Settings(
         store=replace(StoreSettings(data_dir=tmp_path / "data"), **store),  # type: ignore[arg-type]
         providers=(
-            ProviderSettings(name="openai", kind="openai", base_url=base_url,
-                             models=("gpt-*", "text-embedding-*"), api_key=Secret(PROVIDER_KEY)),
-            ProviderSettings(name="anthropic", kind="anthropic", base_url=base_url,
-                             models=("claude-*",), api_key=Secret(PROVIDER_KEY)),
+            ProviderSettings(
+                name="openai",
+                kind="openai",
+                base_url=base_url,
+                models=("gpt-*", "text-embedding-*"),
+                api_key=Secret(PROVIDER_KEY),
+            ),
+            ProviderSettings(
+                name="anthropic",
+                kind="anthropic",
+                base_url=base_url,
+                models=("claude-*",),
+                api_key=Secret(PROVIDER_KEY),
+            ),
         ),
     )
 

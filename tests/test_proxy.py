@@ -20,9 +20,13 @@ def auth(key: str) -> dict[str, str]:
 
 async def test_chat_completion_is_forwarded_and_recorded(client, gateway, api_key, mock):
     response = await client.post(
-        "/v1/chat/completions", json={**CHAT, "user": "alice"},
-        headers={**auth(api_key), "X-SignalVault-Session": "s-1",
-                 "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        "/v1/chat/completions",
+        json={**CHAT, "user": "alice"},
+        headers={
+            **auth(api_key),
+            "X-SignalVault-Session": "s-1",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        },
     )
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "You said: hello there"
@@ -76,7 +80,8 @@ async def test_stream_usage_from_provider_is_used_when_present(client, gateway, 
 
 async def test_embeddings_and_models(client, gateway, api_key):
     response = await client.post(
-        "/v1/embeddings", json={"model": "text-embedding-3-small", "input": "vector me"},
+        "/v1/embeddings",
+        json={"model": "text-embedding-3-small", "input": "vector me"},
         headers=auth(api_key),
     )
     assert response.status_code == 200 and response.json()["data"][0]["embedding"]
@@ -99,13 +104,19 @@ async def test_responses_api_stream(client, gateway, api_key):
 
 
 async def test_anthropic_messages_with_x_api_key(client, gateway, api_key, mock):
-    body = {"model": "claude-sonnet-4-5", "max_tokens": 32, "metadata": {"user_id": "u-9"},
-            "messages": [{"role": "user", "content": "bonjour"}]}
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 32,
+        "metadata": {"user_id": "u-9"},
+        "messages": [{"role": "user", "content": "bonjour"}],
+    }
     headers = {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
     response = await client.post("/v1/messages", json=body, headers=headers)
     assert response.status_code == 200
     assert response.json()["content"][0]["text"] == "You said: bonjour"
-    async with client.stream("POST", "/v1/messages", json={**body, "stream": True}, headers=headers) as r:
+    async with client.stream(
+        "POST", "/v1/messages", json={**body, "stream": True}, headers=headers
+    ) as r:
         [_ async for _ in r.aiter_bytes()]
     plain, streamed = records(gateway)
     assert plain["api"] == streamed["api"] == "messages"
@@ -117,13 +128,55 @@ async def test_anthropic_messages_with_x_api_key(client, gateway, api_key, mock)
 @pytest.mark.parametrize(
     ("path", "headers", "content", "status", "code"),
     [
-        ("/v1/chat/completions", {"content-type": "application/json"}, b"{not json", 400, "invalid_request_error"),
-        ("/v1/chat/completions", {"content-type": "text/plain"}, orjson.dumps(CHAT), 415, "unsupported_media_type"),
-        ("/v1/chat/completions", {"content-type": "application/json"}, b'{"model": "gpt-4o", "x": "\xff\xfe"}', 400, "invalid_request_error"),
-        ("/v1/chat/completions", {"content-type": "application/json"}, b"[1, 2]", 400, "invalid_request_error"),
-        ("/v1/chat/completions", {"content-type": "application/json"}, b'{"messages": []}', 400, "invalid_request_error"),
-        ("/v1/chat/completions", {"content-type": "application/json"}, orjson.dumps({**CHAT, "model": "nope-1"}), 404, "model_not_found"),
-        ("/v1/messages", {"content-type": "application/json"}, orjson.dumps({**CHAT, "model": "gpt-4o"}), 404, "not_found_error"),
+        (
+            "/v1/chat/completions",
+            {"content-type": "application/json"},
+            b"{not json",
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "/v1/chat/completions",
+            {"content-type": "text/plain"},
+            orjson.dumps(CHAT),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "/v1/chat/completions",
+            {"content-type": "application/json"},
+            b'{"model": "gpt-4o", "x": "\xff\xfe"}',
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "/v1/chat/completions",
+            {"content-type": "application/json"},
+            b"[1, 2]",
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "/v1/chat/completions",
+            {"content-type": "application/json"},
+            b'{"messages": []}',
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "/v1/chat/completions",
+            {"content-type": "application/json"},
+            orjson.dumps({**CHAT, "model": "nope-1"}),
+            404,
+            "model_not_found",
+        ),
+        (
+            "/v1/messages",
+            {"content-type": "application/json"},
+            orjson.dumps({**CHAT, "model": "gpt-4o"}),
+            404,
+            "not_found_error",
+        ),
     ],
 )
 async def test_bad_input_is_refused_recorded_and_never_forwarded(
@@ -143,19 +196,23 @@ async def test_bad_input_is_refused_recorded_and_never_forwarded(
 
 
 async def test_body_over_the_limit_gets_413(tmp_path, mock_provider, mock):
-    from signalvault.app import create_app
     import httpx
+
+    from signalvault.app import create_app
 
     settings = make_settings(tmp_path, mock_provider[1])
     settings = type(settings)(
-        server=type(settings.server)(max_body_bytes=1000), store=settings.store,
+        server=type(settings.server)(max_body_bytes=1000),
+        store=settings.store,
         providers=settings.providers,
     )
     app = create_app(settings)
     await app.startup()
     try:
         _, key = app.services.keyring.create(name="t", environment="dev")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://g"
+        ) as c:
             big = {**CHAT, "messages": [{"role": "user", "content": "x" * 5000}]}
             response = await c.post("/v1/chat/completions", json=big, headers=auth(key))
         assert response.status_code == 413
@@ -176,7 +233,10 @@ async def test_missing_or_unknown_key_gets_native_401(client, gateway, mock, pat
         assert response.status_code == 401
         body = response.json()
         if path == "/v1/messages":
-            assert body == {"type": "error", "error": {"type": "authentication_error", "message": body["error"]["message"]}}
+            assert body == {
+                "type": "error",
+                "error": {"type": "authentication_error", "message": body["error"]["message"]},
+            }
         else:
             assert body["error"]["type"] == "authentication_error"
     assert mock.stats()["total"] == 0
@@ -185,7 +245,9 @@ async def test_missing_or_unknown_key_gets_native_401(client, gateway, mock, pat
 
 
 async def test_revoked_key_is_refused_on_the_next_request(client, gateway, api_key, mock):
-    assert (await client.post("/v1/chat/completions", json=CHAT, headers=auth(api_key))).status_code == 200
+    assert (
+        await client.post("/v1/chat/completions", json=CHAT, headers=auth(api_key))
+    ).status_code == 200
     [key] = gateway.services.store.list_keys()
     # Revoke through a second, independent store handle, as the CLI in another process would.
     from signalvault.app import open_services
@@ -200,15 +262,21 @@ async def test_revoked_key_is_refused_on_the_next_request(client, gateway, api_k
 
 
 async def test_model_outside_the_keys_allowlist_gets_403(client, gateway, mock):
-    _, secret = gateway.services.keyring.create(name="narrow", environment="dev", models=("gpt-4o-mini",))
+    _, secret = gateway.services.keyring.create(
+        name="narrow", environment="dev", models=("gpt-4o-mini",)
+    )
     ok = await client.post("/v1/chat/completions", json=CHAT, headers=auth(secret))
-    denied = await client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"}, headers=auth(secret))
+    denied = await client.post(
+        "/v1/chat/completions", json={**CHAT, "model": "gpt-4o"}, headers=auth(secret)
+    )
     assert ok.status_code == 200 and denied.status_code == 403
     assert denied.json()["error"]["code"] == "model_not_allowed"
     assert mock.stats()["total"] == 1
 
 
-async def test_store_that_cannot_write_refuses_with_503_and_forwards_nothing(tmp_path, mock_provider, mock):
+async def test_store_that_cannot_write_refuses_with_503_and_forwards_nothing(
+    tmp_path, mock_provider, mock
+):
     import httpx
 
     from signalvault.app import create_app
@@ -221,17 +289,22 @@ async def test_store_that_cannot_write_refuses_with_503_and_forwards_nothing(tmp
         # Another process holds the write lock: every write of the gateway times out.
         locker = sqlite3.connect(tmp_path / "data" / "signalvault.db", isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://g"
+        ) as c:
             response = await c.post("/v1/chat/completions", json=CHAT, headers=auth(key))
-            anthropic = await c.post("/v1/messages", json={**CHAT, "model": "claude-x"},
-                                     headers={"x-api-key": key})
+            anthropic = await c.post(
+                "/v1/messages", json={**CHAT, "model": "claude-x"}, headers={"x-api-key": key}
+            )
         locker.execute("ROLLBACK")
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "audit_store_unavailable"
         assert anthropic.status_code == 503 and anthropic.json()["error"]["type"] == "api_error"
         assert mock.stats()["total"] == 0
         # The store recovers by itself once the lock is gone.
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://g"
+        ) as c:
             again = await c.post("/v1/chat/completions", json=CHAT, headers=auth(key))
         assert again.status_code == 200 and mock.stats()["total"] == 1
         locker.close()

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from signalvault.errors import StoreError
 from signalvault.keys import GatewayKey
 from signalvault.store.schema import audit_records, data_keys, gateway_keys, state, wrapped_secrets
-from signalvault.store.writer import GroupCommitWriter, WriteOp
+from signalvault.store.writer import GroupCommitWriter, WriteOp, describe_error
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -104,7 +104,7 @@ class SqlStore:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store: {type(exc.orig or exc).__name__}") from None
+            raise StoreError(f"cannot open the store: {describe_error(exc)}") from None
         self.writer.start()
         self._is_open = True
 
@@ -187,7 +187,9 @@ class SqlStore:
     # -- wrapped secrets and data keys ----------------------------------------------------------
     def get_wrapped_secret(self, name: str) -> tuple[bytes, str] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(wrapped_secrets).where(wrapped_secrets.c.name == name)).first()
+            row = conn.execute(
+                select(wrapped_secrets).where(wrapped_secrets.c.name == name)
+            ).first()
         return None if row is None else (row.wrapped, row.master_key_id)
 
     def put_wrapped_secret(self, name: str, wrapped: bytes, master_key_id: str) -> bool:
@@ -196,7 +198,10 @@ class SqlStore:
             with self.engine.begin() as conn:
                 conn.execute(
                     wrapped_secrets.insert().values(
-                        name=name, wrapped=wrapped, master_key_id=master_key_id, created_at=time.time()
+                        name=name,
+                        wrapped=wrapped,
+                        master_key_id=master_key_id,
+                        created_at=time.time(),
                     )
                 )
         except IntegrityError:

@@ -120,7 +120,7 @@ class GroupCommitWriter:
             except SQLAlchemyError as exc:
                 self.failed_batches += 1
                 # The driver message may quote bound values; log only the exception type.
-                log.error("audit store write failed: %s", type(exc.orig or exc).__name__)
+                log.error("audit store write failed: %s", describe_error(exc))
                 error = StoreError("the audit store could not commit the write")
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for job in batch:
@@ -152,3 +152,9 @@ def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
         else:
             runs.append((op.statement, [op.params]))
     return runs
+
+
+def describe_error(exc: SQLAlchemyError) -> str:
+    """The driver error's type name: its message may quote bound values, so it is not logged."""
+    original = getattr(exc, "orig", None)
+    return type(original or exc).__name__
