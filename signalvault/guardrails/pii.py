@@ -1,0 +1,103 @@
+"""The `pii` detector: personal data in prompts and responses, as typed, scored `Finding`s.
+
+Wires the rule families (`pii_numbers`, `pii_patterns`, `pii_names`, `pii_address`) together,
+then applies the caller's types, threshold and allow-list and resolves overlaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from signalvault.guardrails import Finding
+from signalvault.guardrails.pii_address import AddressRules
+from signalvault.guardrails.pii_names import NameRules
+from signalvault.guardrails.pii_numbers import Candidate, scan_numbers
+from signalvault.guardrails.pii_patterns import PatternRules
+
+PII_TYPES: frozenset[str] = frozenset(
+    {
+        "EMAIL",
+        "PHONE",
+        "CREDIT_CARD",
+        "US_SSN",
+        "IBAN",
+        "IP_ADDRESS",
+        "PERSON",
+        "ADDRESS",
+        "DATE_OF_BIRTH",
+        "US_PASSPORT",
+        "US_DRIVER_LICENSE",
+        "US_BANK_ACCOUNT",
+        "UK_NHS",
+        "UK_NINO",
+        "CA_SIN",
+        "IN_AADHAAR",
+        "IN_PAN",
+        "ES_NIF",
+        "ES_NIE",
+        "IT_FISCAL_CODE",
+        "DE_TAX_ID",
+        "AU_TFN",
+        "AU_MEDICARE",
+        "SG_NRIC",
+        "KR_RRN",
+    }
+)
+_STRUCTURED = PII_TYPES - {"PERSON", "ADDRESS"}
+
+
+class PiiDetector:
+    """Finds personal data; build once (dictionaries, patterns), call per text.
+
+    Args:
+        types: the kinds to report (None: all of `PII_TYPES`).
+        threshold: findings scoring below it are dropped.
+        allow: literal values (compared after trimming whitespace) that are never reported.
+    """
+
+    def __init__(
+        self, types: Iterable[str] | None = None, threshold: float = 0.5, allow: Iterable[str] = ()
+    ) -> None:
+        self._types = PII_TYPES if types is None else frozenset(types)
+        unknown = self._types - PII_TYPES
+        if unknown:
+            raise ValueError(f"unknown PII types: {sorted(unknown)}")
+        self._threshold = threshold
+        self._allow = frozenset(value.strip() for value in allow)
+        self._patterns = PatternRules() if self._types & _STRUCTURED else None
+        self._names = NameRules() if "PERSON" in self._types else None
+        self._addresses = AddressRules() if "ADDRESS" in self._types else None
+
+    def __call__(self, text: str) -> list[Finding]:
+        """Findings (detector "pii") sorted by start, never overlapping, str offsets."""
+        candidates: list[Candidate] = []
+        if self._patterns is not None:
+            candidates.extend(scan_numbers(text))
+            candidates.extend(self._patterns.scan(text))
+        people = self._names.scan(text) if self._names is not None else []
+        if self._addresses is not None:
+            places = self._addresses.scan(text)
+            candidates.extend(places)
+            # Streets are often named after people ("Rua João Pessoa"): inside an address, the
+            # address reading wins.
+            spans = [(s, e) for _, s, e, score in places if score >= self._threshold]
+            people = [p for p in people if not any(s <= p[1] and p[2] <= e for s, e in spans)]
+        candidates.extend(people)
+        return self._resolve(text, candidates)
+
+    def _resolve(self, text: str, candidates: list[Candidate]) -> list[Finding]:
+        kept: list[Candidate] = []
+        taken: list[tuple[int, int]] = []
+        # Highest score first, then the longer span: a card beats the phone reading of its digits.
+        for cand in sorted(candidates, key=lambda c: (-c[3], c[1] - c[2], c[1])):
+            kind, start, end, score = cand
+            if kind not in self._types or score < self._threshold:
+                continue
+            if any(start < e and s < end for s, e in taken):
+                continue
+            if text[start:end].strip() in self._allow:
+                continue
+            kept.append(cand)
+            taken.append((start, end))
+        kept.sort(key=lambda c: c[1])
+        return [Finding(k, s, e, round(sc, 3), "pii") for k, s, e, sc in kept]

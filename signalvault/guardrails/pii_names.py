@@ -1,0 +1,180 @@
+"""PERSON: people's names from gazetteers (installed name-list packages), capitalisation and cues.
+
+First names come from `gender-guesser` (about 40k names from many countries), surnames from
+`names` (US Census 1990); the stop-lists in data/ are ours. No model, no network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from importlib import resources
+
+from signalvault.guardrails.pii_numbers import Candidate
+
+_TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
+_PARTICLES = frozenset(
+    [
+        "van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la",
+        "le", "ten", "ter", "bin", "binti", "al", "el", "ibn", "mac", "st"
+    ]
+)  # fmt: skip
+_TITLES = frozenset(
+    [
+        "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "dame", "rev", "fr",
+        "sr", "sra", "srta", "herr", "frau"
+    ]
+)  # fmt: skip
+# Cues right before a name ("my name is", "Dear", "says") and right after ("said", "wrote").
+_CUE_BEFORE = re.compile(
+    r"(?:\b(?:name(?: is|'s|:)?|names?:|i am|i'm|call me|this is|dear|hi|hello|hey|thanks|"
+    r"thank you|says|said|by|with|contact|attn|cc|ask|asked|told|tell|meet|met|married|wife|"
+    r"husband|son|daughter|mother|father|mom|dad|brother|sister|friend|boss|manager|colleague|"
+    r"patient|client|customer|user|mr|mrs|ms|miss|dr|prof|sir|madam|signed|from|to|for|and|"
+    r"regards|cheers|sincerely|tribute to|congrats|congratulations|rip|lol|love|of|player|"
+    r"director|ceo|founder|actor|actress|singer|rapper|star|coach|senator|president)"
+    r"[\s,.:;!-]*|@)$",
+    re.IGNORECASE,
+)
+_STRONG_CUE_BEFORE = re.compile(
+    r"\b(?:name(?: is|'s|:)?|names?:|i am|i'm|call me|dear|mr|mrs|ms|miss|dr|prof|says|said|"
+    r"signed|regards|sincerely|attn)[\s,.:;!-]*$",
+    re.IGNORECASE,
+)
+_CUE_AFTER = re.compile(
+    r"^(?:'s|\u2019s)?\s*(?:,\s*)?(?:says|said|wrote|replied|asked|told|tweeted|posted|added|"
+    r"explained|is a|was a|who|and (?:his|her) (?:wife|husband))\b",
+    re.IGNORECASE,
+)
+
+
+def _package_words(package: str, name: str) -> Iterator[str]:
+    with resources.files(package).joinpath(name).open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip() and not line.startswith("#"):
+                yield from line.split()
+
+
+def _first_names() -> frozenset[str]:
+    """Names from gender-guesser's nam_dict.txt (name in columns 4-29, '+' joins parts)."""
+    found: set[str] = set()
+    path = resources.files("gender_guesser").joinpath("data/nam_dict.txt")
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line[:1] in ("M", "F", "?", "1") and len(line) > 30:
+                for part in re.split(r"[ +\-]", line[3:29].strip()):
+                    if len(part) > 1 and "<" not in part:
+                        found.add(part.lower())
+    return frozenset(found)
+
+
+def _surnames() -> frozenset[str]:
+    path = resources.files("names").joinpath("dist.all.last")
+    with path.open(encoding="ascii") as lines:
+        return frozenset(line.split()[0].lower() for line in lines if line.strip())
+
+
+class NameRules:
+    """Scores runs of name-like tokens; gazetteers load once per instance."""
+
+    def __init__(self) -> None:
+        data = "signalvault.guardrails.data"
+        self._ambiguous = frozenset(_package_words(data, "pii_ambiguous_names.txt"))
+        self._not_names = frozenset(_package_words(data, "pii_not_names.txt")) - self._ambiguous
+        self._first = _first_names() - self._not_names - self._ambiguous
+        self._last = _surnames() - self._not_names
+
+    def scan(self, text: str) -> list[Candidate]:
+        """PERSON candidates in `text`."""
+        lowered_text = not any(ch.isupper() for ch in text)
+        found: list[Candidate] = []
+        run: list[tuple[int, int, str]] = []
+        prev_end = -1
+        for match in _TOKEN.finditer(text):
+            start, end = match.span()
+            word = match.group()
+            if word[-2:] in ("'s", "\u2019s"):
+                word, end = word[:-2], end - 2
+            if run and not self._joins(text[prev_end:start], word, lowered_text):
+                found.extend(self._score_run(text, run, lowered_text))
+                run = []
+            if self._is_candidate(word, lowered_text):
+                run.append((start, end, word.lower()))
+                prev_end = end
+            elif run:
+                found.extend(self._score_run(text, run, lowered_text))
+                run = []
+        if run:
+            found.extend(self._score_run(text, run, lowered_text))
+        return found
+
+    def _is_candidate(self, word: str, lowered_text: bool) -> bool:
+        low = word.lower()
+        if word[0].isupper():
+            return len(word) > 1 or word.isupper()
+        if low in _PARTICLES:
+            return True
+        # In all-lower-case text, capitalisation says nothing: trust the gazetteers instead.
+        return lowered_text and (low in self._first or low in self._last) and len(low) > 2
+
+    @staticmethod
+    def _joins(gap: str, word: str, lowered_text: bool) -> bool:
+        return gap in (" ", "-") or (gap == ". " and len(word) > 1)
+
+    def _score_run(
+        self, text: str, run: list[tuple[int, int, str]], lowered_text: bool
+    ) -> Iterator[Candidate]:
+        # Titles and function words at the edges are cues, not part of the name.
+        title = False
+        while run and (
+            run[0][2] in _TITLES or run[0][2] in self._not_names or run[0][2] in _PARTICLES
+        ):
+            title = title or run[0][2] in _TITLES
+            run = run[1:]
+        while run and (
+            run[-1][2] in self._not_names or run[-1][2] in _PARTICLES or run[-1][2] in _TITLES
+        ):
+            run = run[:-1]
+        if not run:
+            return
+        # A run of many capitalised words is a heading or a title, not a name.
+        if len(run) > 4:
+            return
+        start, end = run[0][0], run[-1][1]
+        words = [w for _, _, w in run if w not in _PARTICLES]
+        if any(w in self._not_names for w in words):
+            return
+        firsts = sum(w in self._first for w in words)
+        lasts = sum(w in self._last for w in words)
+        before = text[max(0, start - 32) : start]
+        cue = title or _CUE_BEFORE.search(before) is not None
+        cue = cue or _CUE_AFTER.search(text[end : end + 24]) is not None
+        strong = title or _STRONG_CUE_BEFORE.search(before) is not None
+        initial = _sentence_initial(before)
+        if len(words) >= 2:
+            if words[0] in self._first or (firsts and lasts):
+                score = 0.85
+            elif firsts or lasts:
+                score = 0.7
+            else:
+                score = 0.45
+        elif firsts:
+            score = 0.45 if initial and not lowered_text else 0.6
+        elif lasts:
+            score = 0.35
+        else:
+            score = 0.2
+        if strong:
+            score += 0.45
+        elif cue:
+            score += 0.2
+        if run[0][2] in self._ambiguous and len(words) == 1 and not strong:
+            score = 0.0
+        if text[start:end].isupper() and len(words) == 1 and not strong:
+            score -= 0.2  # shouted words and acronyms
+        yield "PERSON", start, end, round(min(score, 0.95), 2)
+
+
+def _sentence_initial(before: str) -> bool:
+    stripped = before.rstrip(" \t\"'\u201c\u2018(")
+    return not stripped or stripped[-1] in ".!?\n:"
