@@ -1,0 +1,15 @@
+"""OpenAI + Anthropic compatible stand-in provider for `signalvault demo`, tests and benchmarks.
+
+A raw ASGI app served by uvicorn (see app.py); the package imports nothing else from signalvault.
+"""
+
+from signalvault.mock_provider.app import (
+    MockOptions,
+    MockProvider,
+    RequestRecord,
+    Stats,
+    run,
+    server_config,
+)
+
+__all__ = ["MockOptions", "MockProvider", "RequestRecord", "Stats", "run", "server_config"]
