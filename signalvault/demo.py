@@ -90,12 +90,12 @@ def run_demo(port: int, wait: bool, data_dir: Path = DEMO_DATA_DIR) -> None:
             pass
         oai.embeddings.create(model="text-embedding-3-small", input=["embed me"])
         ant.messages.create(
-            model="claude-sonnet-4-5",
+            model="claude-sonnet-5-5",
             max_tokens=64,
             messages=[{"role": "user", "content": "Hi from Anthropic's SDK"}],
         )
         with ant.messages.stream(
-            model="claude-sonnet-4-5",
+            model="claude-sonnet-5-5",
             max_tokens=64,
             messages=[{"role": "user", "content": "Stream from Anthropic"}],
         ) as stream:

@@ -105,7 +105,7 @@ async def test_responses_api_stream(client, gateway, api_key):
 
 async def test_anthropic_messages_with_x_api_key(client, gateway, api_key, mock):
     body = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 32,
         "metadata": {"user_id": "u-9"},
         "messages": [{"role": "user", "content": "bonjour"}],

@@ -1,0 +1,265 @@
+"""Real sockets, real processes: `signalvault serve` and `signalvault mock-provider` on loopback
+ports, driven by the official SDKs. Checks responses, the trail, and the bytes on disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import orjson
+import pytest
+
+pytestmark = pytest.mark.e2e
+PROVIDER_KEY = "sk-e2e-provider-key-5e1d9b7c"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def signalvault(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "signalvault", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **kwargs,
+    )
+
+
+class Stack:
+    """Two mock providers (fast, and slow streaming) and one gateway, as separate processes."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.data_dir = tmp / "data"
+        self.env = {
+            **os.environ,
+            "SIGNALVAULT_DATA_DIR": str(self.data_dir),
+            "E2E_PROVIDER_KEY": PROVIDER_KEY,
+        }
+        self.mock_port, self.slow_port, self.port = free_port(), free_port(), free_port()
+        self.config = tmp / "signalvault.toml"
+        self.config.write_text(
+            f'[[providers]]\nname = "mock"\nkind = "openai"\n'
+            f'base_url = "http://127.0.0.1:{self.mock_port}/v1"\napi_key_env = "E2E_PROVIDER_KEY"\n'
+            'models = ["gpt-*", "text-embedding-*"]\n\n'
+            f'[[providers]]\nname = "mock-anthropic"\nkind = "anthropic"\n'
+            f'base_url = "http://127.0.0.1:{self.mock_port}/v1"\napi_key_env = "E2E_PROVIDER_KEY"\n'
+            'models = ["claude-*"]\n\n'
+            f'[[providers]]\nname = "slow"\nkind = "openai"\n'
+            f'base_url = "http://127.0.0.1:{self.slow_port}/v1"\napi_key_env = "E2E_PROVIDER_KEY"\n'
+            'models = ["slow-*"]\n'
+        )
+        self.processes: list[subprocess.Popen] = []
+        self.gateway_log = tmp / "gateway.log"
+
+    def start(self) -> None:
+        for port, extra in (
+            (self.mock_port, []),
+            (self.slow_port, ["--chunks", "50", "--chunk-delay-ms", "100"]),
+        ):
+            process = self._spawn(
+                ["mock-provider", "--port", str(port), *extra], self.tmp / f"mock-{port}.log"
+            )
+            wait_http(f"http://127.0.0.1:{port}/health", process)
+        made = signalvault(
+            "keys",
+            "create",
+            "--name",
+            "e2e",
+            "--env",
+            "dev",
+            "--json",
+            "--config",
+            str(self.config),
+            env=self.env,
+        )
+        assert made.returncode == 0, made.stderr
+        self.key = orjson.loads(made.stdout)["secret"]
+        self.start_gateway()
+
+    def start_gateway(self) -> None:
+        self.gateway = self._spawn(
+            ["serve", "--config", str(self.config), "--port", str(self.port)], self.gateway_log
+        )
+        wait_http(f"http://127.0.0.1:{self.port}/readyz", self.gateway)
+
+    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "signalvault", *args],
+            env=self.env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
+    def mock_stats(self) -> dict:
+        return httpx.get(f"http://127.0.0.1:{self.mock_port}/stats").json()
+
+    def logs(self, *args: str) -> list[dict]:
+        result = signalvault(
+            "logs", "--json", "--limit", "1000", *args, "--config", str(self.config), env=self.env
+        )
+        assert result.returncode == 0, result.stderr
+        return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def stack(tmp_path: Path):
+    stack = Stack(tmp_path)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_official_sdks_through_the_gateway_leave_only_ciphertext_on_disk(stack: Stack):
+    canaries = [f"CANARY-{uuid.uuid4().hex}" for _ in range(6)]
+    base = f"http://127.0.0.1:{stack.port}"
+    oai = openai.OpenAI(base_url=base + "/v1", api_key=stack.key, max_retries=0)
+    ant = anthropic.Anthropic(base_url=base, api_key=stack.key, max_retries=0)
+
+    chat = oai.chat.completions.create(
+        model="gpt-4o-mini", user="e2e-user", messages=[{"role": "user", "content": canaries[0]}]
+    )
+    assert chat.choices[0].message.content == f"You said: {canaries[0]}"
+    pieces = [
+        chunk.choices[0].delta.content or ""
+        for chunk in oai.chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": canaries[1]}]
+        )
+        if chunk.choices
+    ]
+    assert "".join(pieces) == f"You said: {canaries[1]}"
+    embedding = oai.embeddings.create(model="text-embedding-3-small", input=canaries[2])
+    assert len(embedding.data[0].embedding) > 0
+    message = ant.messages.create(
+        model="claude-sonnet-5-5",
+        max_tokens=50,
+        messages=[{"role": "user", "content": canaries[3]}],
+    )
+    assert message.content[0].text == f"You said: {canaries[3]}"
+    with ant.messages.stream(
+        model="claude-sonnet-5-5",
+        max_tokens=50,
+        messages=[{"role": "user", "content": canaries[4]}],
+    ) as stream:
+        assert "".join(stream.text_stream) == f"You said: {canaries[4]}"
+    raw = oai.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": canaries[5]}]
+    )
+    request_id = raw.headers["x-signalvault-request-id"]
+
+    assert stack.mock_stats()["total"] == 6
+    stack.stop()  # flushes and closes the store, so every byte is on disk
+
+    found = stack.logs()
+    assert len(found) == 6
+    assert {r["outcome"] for r in found} == {"ok"}
+    assert {r["api"] for r in found} == {"chat", "embeddings", "messages"}
+    assert sum(r["stream"] for r in found) == 2
+    assert request_id in {r["id"] for r in found}
+    assert stack.logs("--user", "e2e-user")[0]["model_requested"] == "gpt-4o-mini"
+
+    secrets = [c.encode() for c in canaries] + [stack.key.encode(), PROVIDER_KEY.encode()]
+    files = [p for p in stack.data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "signalvault.db" for p in files)
+    for path in files + [stack.gateway_log]:
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret not in data, f"{secret[:12]!r}... found in {path.name}"
+    assert (stack.data_dir.stat().st_mode & 0o777) == 0o700
+    assert ((stack.data_dir / "master.key").stat().st_mode & 0o777) == 0o600
+
+
+def test_client_disconnect_mid_stream_is_recorded_as_cancelled(stack: Stack):
+    url = f"http://127.0.0.1:{stack.port}/v1/chat/completions"
+    body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    with httpx.stream(
+        "POST", url, json=body, headers={"Authorization": f"Bearer {stack.key}"}
+    ) as r:
+        assert r.status_code == 200
+        next(r.iter_bytes())  # first chunk arrived, then the client goes away
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        outcome = stack.logs()[0]["outcome"]
+        if outcome != "unknown":
+            break
+        time.sleep(0.1)
+    assert outcome == "cancelled"
+
+
+def test_gateway_killed_mid_request_leaves_a_record_marked_unknown(stack: Stack):
+    url = f"http://127.0.0.1:{stack.port}/v1/chat/completions"
+    body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    first_chunk = threading.Event()
+
+    def client() -> None:
+        try:
+            with httpx.stream(
+                "POST", url, json=body, headers={"Authorization": f"Bearer {stack.key}"}
+            ) as r:
+                for _ in r.iter_bytes():
+                    first_chunk.set()
+        except httpx.HTTPError:
+            pass
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert first_chunk.wait(10)
+    stack.gateway.send_signal(signal.SIGKILL)
+    stack.gateway.wait()
+    thread.join(10)
+    [record] = stack.logs()
+    assert record["outcome"] == "unknown" and record["completed_at"] is None
+    # A restarted gateway serves again on the same store.
+    stack.start_gateway()
+    response = httpx.post(
+        url,
+        json={**body, "model": "gpt-4o-mini", "stream": False},
+        headers={"Authorization": f"Bearer {stack.key}"},
+    )
+    assert response.status_code == 200
