@@ -207,7 +207,7 @@ def test_official_sdks_through_the_gateway_leave_only_ciphertext_on_disk(stack: 
     secrets = [c.encode() for c in canaries] + [stack.key.encode(), PROVIDER_KEY.encode()]
     files = [p for p in stack.data_dir.rglob("*") if p.is_file()]
     assert any(p.name == "signalvault.db" for p in files)
-    for path in files + [stack.gateway_log]:
+    for path in [*files, stack.gateway_log]:
         data = path.read_bytes()
         for secret in secrets:
             assert secret not in data, f"{secret[:12]!r}... found in {path.name}"
