@@ -16,6 +16,7 @@ import orjson
 import pytest
 import uvicorn
 
+from signalvault.errors import ConfigError
 from signalvault.mock_provider import MockOptions, MockProvider, run, server_config
 
 OPENAI_AUTH = {"authorization": "Bearer sk-provider-key"}
@@ -537,13 +538,13 @@ async def test_lifespan_handshake_completes():
     ],
 )
 def test_options_reject_impossible_values(options):
-    with pytest.raises(ValueError, match="must"):
+    with pytest.raises(ConfigError, match="must"):
         MockOptions(**options)
 
 
 def test_run_refuses_to_bind_a_non_loopback_address():
     """The request log exposes received credentials, so the mock never listens publicly."""
-    with pytest.raises(ValueError, match="loopback"):
+    with pytest.raises(ConfigError, match="loopback"):
         run("0.0.0.0", 0, MockOptions())  # noqa: S104
 
 

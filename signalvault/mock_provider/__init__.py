@@ -1,6 +1,6 @@
 """OpenAI + Anthropic compatible stand-in provider for `signalvault demo`, tests and benchmarks.
 
-A raw ASGI app served by uvicorn (see app.py); the package imports nothing else from signalvault.
+A raw ASGI app served by uvicorn (see app.py); it imports only signalvault.errors.
 """
 
 from signalvault.mock_provider.app import (

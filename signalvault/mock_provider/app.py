@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import orjson
 import uvicorn
 
+from signalvault.errors import ConfigError
 from signalvault.mock_provider import anthropic_wire, openai_wire
 from signalvault.mock_provider.turn import JSON, Turn, compose_turn, last_user_text, missing_field
 
@@ -42,7 +43,12 @@ _CONTROL = {"/health": "GET", "/stats": "GET", "/stats/reset": "POST", "/request
 
 @dataclass(frozen=True, slots=True)
 class MockOptions:
-    """How the mock answers: delays, stream shape and injected faults (rates are 0..1)."""
+    """How the mock answers: delays, stream shape and injected faults (rates are 0..1).
+
+    Raises:
+        ConfigError: a rate outside 0..1, fewer than one chunk, a negative delay, or a
+            fail code that is not an HTTP error status.
+    """
 
     latency_ms: float = 0.0  # before the response head
     chunk_delay_ms: float = 0.0  # between stream events
@@ -57,11 +63,11 @@ class MockOptions:
     def __post_init__(self) -> None:
         for name in ("fail_rate", "hang_rate", "cut_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
+                raise ConfigError(f"{name} must be between 0 and 1")
         if self.chunks < 1 or min(self.latency_ms, self.chunk_delay_ms, self.retry_after_s) < 0:
-            raise ValueError("chunks must be >= 1, delays and retry_after_s >= 0")
+            raise ConfigError("chunks must be >= 1, delays and retry_after_s >= 0")
         if not self.fail_codes or any(not 400 <= code <= 599 for code in self.fail_codes):
-            raise ValueError("fail_codes must be HTTP error statuses (400-599)")
+            raise ConfigError("fail_codes must be HTTP error statuses (400-599)")
 
 
 class Stats(TypedDict):
@@ -277,13 +283,13 @@ def run(host: str, port: int, options: MockOptions) -> None:
     """Serve the mock provider on a loopback address until interrupted (blocking).
 
     Raises:
-        ValueError: `host` is not loopback; `/requests` shows the credentials callers send.
+        ConfigError: `host` is not loopback; `/requests` shows the credentials callers send.
     """
     is_loopback = host == "localhost"
     with contextlib.suppress(ValueError):
         is_loopback = is_loopback or ipaddress.ip_address(host).is_loopback
     if not is_loopback:
-        raise ValueError(f"the mock provider binds loopback addresses only, not {host!r}")
+        raise ConfigError(f"the mock provider binds loopback addresses only, not {host!r}")
     uvicorn.Server(server_config(host, port, options)).run()
 
 
