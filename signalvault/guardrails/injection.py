@@ -1,0 +1,365 @@
+"""The `prompt_injection` detector: weighted phrase rules per attack kind, plus decoded payloads.
+
+Rules are data; each match adds evidence to its kind and kinds score by noisy-or. Uses scanner only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from signalvault.guardrails import Finding
+from signalvault.guardrails.scanner import Pattern, PatternSet
+
+OVERRIDE = "INSTRUCTION_OVERRIDE"
+JAILBREAK = "ROLE_PLAY_JAILBREAK"
+EXTRACTION = "SYSTEM_PROMPT_EXTRACTION"
+ENCODED = "ENCODED_PAYLOAD"
+PADDING = "ADVERSARIAL_PADDING"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    kind: str
+    weight: float
+    regex: str
+
+
+# Shared vocabulary. Objects of an override are what the operator or the model was told before.
+_PRIOR = (
+    r"(?:all|any|every|each|the|your|my|these|those|this|its|of|previous(?:ly)?|prior|above|earlier"
+    r"|preceding|former|initial|original|old|given|other|system|developer|existing|current"
+    r"|out of date|allprevious)"
+)
+_ORDERS = (
+    r"(?:instructions?|directions?|directives?|rules?|prompts?|guidelines?|orders?|commands?"
+    r"|context|texts?|inputs?|messages?|tasks?|constraints?|restrictions?|programming|policies"
+    r"|polic(?:y|ies)|requests?|information|training|settings|content|prompting)"
+)
+_SHOW = (
+    r"(?:respond\s+with|repeat|print|show|reveal|output|display|tell|give|write|list|relay|share|leak|dump|spell"
+    r"|return|recite|disclose|provide|copy|paste|summari[sz]e|translate|describe)"
+)
+_HIDDEN_SETUP = (
+    r"(?:system\s+(?:prompt|message|instructions?)|(?:initial|original|hidden|secret|full|entire"
+    r"|complete|exact|first|pre-?|above)\s+(?:prompt|instructions?|message|text)|prompt\s+(?:above"
+    r"|so\s+far)|your\s+(?:[\w\u2019']+\s+){0,3}?(?:prompt|instructions|rules|directives|guidelines"
+    r"|configuration|parameters))"
+)
+
+_RULES: tuple[_Rule, ...] = (
+    # Instruction override: telling the model to drop what it was told.
+    _Rule(
+        OVERRIDE,
+        0.85,
+        rf"\b(?:ignore|disregard|forget|skip|abandon|drop|override|bypass|neglect|discard|omit|dismiss"
+        rf"|cancel|delete|erase|stop following)\b(?:\s+{_PRIOR}){{0,4}}\s+{_ORDERS}\b",
+    ),
+    _Rule(OVERRIDE, 0.7, r"\bforget\s+(?:about\s+)?(?:everything|all)\b"),
+    _Rule(
+        OVERRIDE,
+        0.75,
+        r"\b(?:ignore|disregard|forget)\s+(?:the\s+|all\s+)?(?:above|previous|prior|earlier|everything)\b",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.7,
+        r"\b(?:leave|remove|put|set|clear|wipe|reset)\b(?:\s+\w+){0,2}\s+(?:previous|prior|earlier)"
+        r"\s+\w+\s+(?:behind|aside|out\s+of)",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.6,
+        r"\b(?:previous|prior|above|earlier|old|initial|original)\s*(?:instructions|rules|prompt)\s+"
+        r"(?:are|were|is|was)\s+(?:now\s+)?(?:false|void|wrong|invalid|cancel+ed|obsolete|fake"
+        r"|out of date|revoked|null|over)",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.6,
+        r"\b(?:keep|retain)\s+(?:your\s+)?previous\s+instructions\s*,?\s+but\b",
+    ),
+    _Rule(OVERRIDE, 0.55, r"\bend\s+(?:of\s+)?(?:the\s+)?(?:\w+\s+)?instructions\b"),
+    _Rule(OVERRIDE, 0.5, r"\bre-?program(?:med|ming)?\b"),
+    _Rule(OVERRIDE, 0.5, r"\bstop\s+everything\b|\b(?:attention|achtung)\W+stopp?\b"),
+    _Rule(OVERRIDE, 0.6, r"\[\s*system\s*(?:note|message|prompt|override|instruction)\s*:"),
+    _Rule(OVERRIDE, 0.4, r"\bthe\s+situation\s+has\s+changed\b"),
+    _Rule(
+        OVERRIDE,
+        0.55,
+        r"\byour\s+(?:initial|original|real|actual|previous)\s+instructions\s+(?:were|are)\b",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.4,
+        r"\b(?:well\s+done|very\s+good|excellent|simply\s+great|congratulations|good\s+job"
+        r"|that\s+is\s+(?:done|enough)|sehr\s+gut|gut\s+gemacht|ausgezeichnet|einfach\s+großartig"
+        r"|das\s+genügt|das\s+ist\s+erledigt)\b[^.!?\n]{0,60}[.!?]\s*(?:[^.!?\n]{0,80}?)"
+        r"\b(?:now|nun|jetzt)\b",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.35,
+        r"\b(?:another|new|further|next|different)\s+(?:task|challenge|assignment)s?\b"
+        r"|\b(?:weitere[nr]?|neue)\s+(?:aufgabe|herausforderung)n?\b",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.5,
+        r"\b(?:correct|right|valid)\s+(?:password|passcode|access\s+code|passphrase|pin)\s+"
+        r"(?:has\s+been|was|is)?\s*(?:entered|input|provided|given|registered|verified|accepted)",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.5,
+        r"\b(?:do\s+not|don'?t|never)\s+(?:say|write|output|print)\s+(?:anything|any\s+words?)\s+"
+        r"(?:else|besides|except|other\s+than)|\b(?:say|include|output|write)\s+nothing\s+"
+        r"(?:but|else|except|besides)\b",
+    ),
+    _Rule(OVERRIDE, 0.4, r"\byour\s+default\s+(?:response|reply|answer)\s+is\b"),
+    _Rule(
+        OVERRIDE,
+        0.75,
+        r"\b(?:obigen|vorherigen|bisherigen|vorigen)\s+\w+\s+(?:ignorieren|vergessen)\b",
+    ),
+    _Rule(OVERRIDE, 0.5, r"\b(?:ignore|disregard)\s+(?:all|everything|any)\b"),
+    _Rule(
+        OVERRIDE,
+        0.55,
+        r"\b(?:new|updated|different|real|actual|true|following)\s+(?:instructions?|tasks?|rules"
+        r"|orders|directives?|mission)\s*(?:follow|are|is|:|!|for you|now)",
+    ),
+    _Rule(OVERRIDE, 0.5, r"\bnow\s+(?:comes|here\s+is|follows?)\s+(?:a|the|your)?\s*new\b"),
+    _Rule(OVERRIDE, 0.45, r"\b(?:from now on|henceforth|starting now)\b"),
+    _Rule(
+        OVERRIDE, 0.5, r"\b(?:begin|end|start|stop)\s+(?:of\s+)?(?:new|out of date|old)\s+instruct"
+    ),
+    _Rule(OVERRIDE, 0.6, r"\b(?:end|begin)\s+(?:of\s+)?(?:untrusted\s+)?(?:user\s+)?input\b"),
+    _Rule(
+        OVERRIDE, 0.6, r"<\|(?:im_start|im_end|endoftext|system)\|>|\[/?(?:INST|SYS)\]|<</?SYS>>"
+    ),
+    _Rule(OVERRIDE, 0.5, r"(?:^|\n)\s*(?:#{2,}|%{3}|={3,})\s*(?:system|new|end|begin)\b"),
+    _Rule(
+        OVERRIDE,
+        0.5,
+        r"\byou\s+(?:are|have\s+been)\s+(?:now\s+)?(?:re-?programmed|updated|upgraded|freed)",
+    ),
+    _Rule(OVERRIDE, 0.45, r"\byou\s+are\s+now\s+(?:a|an|the|my|in)\b"),
+    _Rule(
+        JAILBREAK,
+        0.5,
+        r"\b(?:now|jetzt|nun)\s*,?\s+(?:you\s+are|you're|bist\s+du|sind\s+sie)\b",
+    ),
+    _Rule(
+        JAILBREAK,
+        0.5,
+        r"\b(?:absorbed|immersed)\s+in\s+(?:your|the)\s+role\b|\bin\s+deiner\s+rolle\b",
+    ),
+    _Rule(JAILBREAK, 0.6, r"\b(?:böse|unzensierte|uneingeschränkte)\s+KI\b"),
+    _Rule(OVERRIDE, 0.4, r"\b(?:system|security)\s+(?:upgrade|override|update|alert)\b"),
+    _Rule(OVERRIDE, 0.4, r"\binstead\s*,?\s+(?:say|output|print|respond|reply|write)\b"),
+    _Rule(
+        OVERRIDE,
+        0.35,
+        r"\b(?:say|output|print|respond with|reply with|answer with)\s+(?:only|just|exactly)\b",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.35,
+        r"\b(?:begin|start|prefix|prepend)\s+your\s+(?:reply|response|answer|output)\s+with\b",
+    ),
+    _Rule(OVERRIDE, 0.5, r"\b(?:do\s+not|don'?t|never)\s+follow\s+(?:your|the|any)\b"),
+    _Rule(
+        OVERRIDE, 0.45, r"\bregardless\s+of\s+(?:your|the|any)\s+(?:instructions|rules|previous)\b"
+    ),
+    # German, French, Spanish phrasings seen in multilingual attacks.
+    _Rule(
+        OVERRIDE,
+        0.8,
+        r"\b(?:ignorier(?:e|en)?|vergiss|vergessen|missachte|übergehe)\b(?:\s+\w+){0,4}\s+"
+        r"(?:anweisungen|instruktionen|befehle|regeln|aufgaben?|alles|vorherige\w*)",
+    ),
+    _Rule(OVERRIDE, 0.55, r"\b(?:neue|nächste|folgende)\s+(?:aufgabe|anweisung|anweisungen)\b"),
+    _Rule(
+        OVERRIDE,
+        0.8,
+        r"\b(?:ignore[zr]?|oublie[zr]?|olvida|ignora)\b(?:\s+\w+){0,3}\s+(?:instructions|consignes"
+        r"|instrucciones|reglas|règles)",
+    ),
+    # Role-play jailbreaks: a persona defined by having no rules.
+    _Rule(
+        JAILBREAK,
+        0.9,
+        r"\b(?:DAN|STAN|DUDE|AIM)\b.{0,40}\b(?:do anything|strive|no rules|unfiltered)",
+    ),
+    _Rule(JAILBREAK, 0.85, r"\bdo\s+anything\s+now\b|\bdeveloper\s+mode\b"),
+    # "jailbreak my phone" is a normal question; a jailbroken assistant is not.
+    _Rule(JAILBREAK, 0.4, r"\bjailbreak"),
+    _Rule(JAILBREAK, 0.6, r"\b(?:you\s+are|you're|been|now)\s+(?:\w+\s+)?jailbroken\b"),
+    _Rule(
+        JAILBREAK,
+        0.6,
+        r"\b(?:unrestricted|unfiltered|uncensored|amoral|unethical|evil|rogue)\s+(?:ai|assistant|bot"
+        r"|model|chatbot|mode|version|persona|character)\b",
+    ),
+    _Rule(
+        JAILBREAK,
+        0.6,
+        r"\b(?:not|never|no longer)\s+(?:be\s+)?(?:bound|restricted|limited|constrained)\s+by\b",
+    ),
+    _Rule(
+        JAILBREAK,
+        0.55,
+        r"\b(?:no|without|free\s+(?:of|from)|any)\s+(?:ethical|moral|content|safety)?\s*"
+        r"(?:restrictions|filters|censorship|limitations|guidelines|boundaries)\b",
+    ),
+    _Rule(JAILBREAK, 0.5, r"\b(?:stay|remain)\s+in\s+character\b"),
+    _Rule(
+        JAILBREAK,
+        0.5,
+        r"\b(?:safe|safety|god|admin|sudo)\s+mode\s+(?:off|on|enabled|disabled|activated)",
+    ),
+    _Rule(JAILBREAK, 0.45, r"\bpretend\s+(?:to\s+be|you\s+(?:are|have|can))\b"),
+    _Rule(
+        JAILBREAK,
+        0.4,
+        r"\b(?:disregard|ignore|break|bypass|violate)\s+(?:any|all|your|the|openai'?s?)\s+"
+        r"(?:rules|policies|guidelines|ethics|filters|safeguards)",
+    ),
+    # System prompt extraction.
+    _Rule(EXTRACTION, 0.85, rf"\b{_SHOW}\b(?:\s+\w+){{0,5}}\s+{_HIDDEN_SETUP}"),
+    _Rule(
+        EXTRACTION,
+        0.7,
+        r"\bwhat\s+(?:is|was|were|are)\s+(?:written|said|stated|the\s+text)\s+(?:at\s+the\s+"
+        r"(?:beginning|start|top)|above|before)",
+    ),
+    _Rule(
+        EXTRACTION,
+        0.6,
+        r"\b(?:beginning|start|top)\s+of\s+(?:this|the|your)\s+(?:prompt|conversation)",
+    ),
+    _Rule(
+        EXTRACTION,
+        0.7,
+        r"\b(?:what|which)\s+(?:is|are|were)\s+your\s+(?:system\s+prompt|instructions|initial"
+        r"|original|rules|directives)",
+    ),
+    _Rule(
+        EXTRACTION,
+        0.6,
+        rf"\b{_SHOW}\b(?:\s+\w+){{0,3}}\s+(?:every|all)\s+(?:the\s+)?instructions?\b",
+    ),
+    _Rule(
+        EXTRACTION,
+        0.65,
+        r"\binstructions?\s+(?:you\s+(?:have\s+been|were)\s+given|given\s+to\s+you|you\s+received)",
+    ),
+    _Rule(
+        EXTRACTION,
+        0.6,
+        r"\b(?:was|wie)\s+steht\s+(?:am\s+anfang|oben|davor)|\bzeige?\s+(?:mir\s+)?(?:deine|die)\s+(?:anweisungen|instruktionen|prompt)",
+    ),
+    # Encoded payloads: an instruction to decode and obey.
+    _Rule(
+        ENCODED,
+        0.5,
+        r"\b(?:decode|convert|translate)\s+(?:this|the\s+following)\s+(?:base64|hex|binary|rot13"
+        r"|morse)\b",
+    ),
+)
+
+# Tensor Trust style floods: dozens of one- or two-symbol tokens in a row ("ö ö ö", ") ] } ) ] }")
+# push the real instructions out of the model's attention. Digits are excluded for data tables.
+_FLOOD = _Rule(PADDING, 0.55, r"(?:[^\s0-9]{1,2}\s+){40}")
+_RULES_ALL = (*_RULES, _FLOOD)
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
+_HEXBLOB = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}[\s:]?){16,}(?![0-9a-fA-F])")
+_BITS = re.compile(r"(?:[01]{8}\s?){6,}")
+
+
+class InjectionDetector:
+    """Scores prompt-injection evidence per kind; reports the phrases of kinds at `threshold`+."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self._threshold = threshold
+        self._set = PatternSet(
+            [Pattern(str(i), rule.regex, ignore_case=True) for i, rule in enumerate(_RULES_ALL)]
+        )
+
+    def __call__(self, text: str) -> list[Finding]:
+        spans = self._rule_spans(text)
+        spans.extend(self._encoded_spans(text))
+        weights: dict[str, list[float]] = {}
+        for kind, _, _, weight in spans:
+            weights.setdefault(kind, []).append(weight)
+        scores = {kind: _noisy_or(ws) for kind, ws in weights.items()}
+        ranked = sorted(spans, key=lambda s: (-scores[s[0]], s[1]))
+        kept: list[Finding] = []
+        for kind, start, end, _ in ranked:
+            if scores[kind] < self._threshold:
+                continue
+            if all(end <= k.start or k.end <= start for k in kept):
+                kept.append(Finding(kind, start, end, scores[kind], "prompt_injection"))
+        return sorted(kept, key=lambda f: f.start)
+
+    def _rule_spans(self, text: str) -> list[tuple[str, int, int, float]]:
+        out = []
+        for pattern, match in self._set.finditer(text):
+            rule = _RULES_ALL[int(pattern.key)]
+            out.append((rule.kind, match.start(), match.end(), rule.weight))
+        return out
+
+    def _encoded_spans(self, text: str) -> list[tuple[str, int, int, float]]:
+        """Blobs that decode to text carrying the same rules' evidence (one level deep)."""
+        out = []
+        for regex, decode in ((_B64, _from_b64), (_HEXBLOB, _from_hex), (_BITS, _from_bits)):
+            for m in regex.finditer(text):
+                decoded = decode(m.group())
+                if decoded is None:
+                    continue
+                inner = self._rule_spans(decoded)
+                if inner:
+                    weight = min(0.95, 0.2 + max(w for *_, w in inner))
+                    out.append((ENCODED, m.start(), m.end(), weight))
+        return out
+
+
+def _noisy_or(weights: list[float]) -> float:
+    miss = 1.0
+    for w in weights:
+        miss *= 1.0 - w
+    return round(1.0 - miss, 4)
+
+
+def _printable(raw: bytes) -> str | None:
+    """Decoded bytes count as hidden text only if they are mostly printable UTF-8 with spaces."""
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(c.isprintable() or c in "\n\t" for c in decoded)
+    if not decoded or printable / len(decoded) < 0.95 or " " not in decoded:
+        return None
+    return decoded
+
+
+def _from_b64(blob: str) -> str | None:
+    try:
+        return _printable(base64.b64decode(blob + "=" * (-len(blob) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _from_hex(blob: str) -> str | None:
+    try:
+        return _printable(bytes.fromhex(re.sub(r"[\s:]", "", blob)))
+    except ValueError:
+        return None
+
+
+def _from_bits(blob: str) -> str | None:
+    bits = re.sub(r"\s", "", blob)
+    return _printable(bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits) - 7, 8)))
