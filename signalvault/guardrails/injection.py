@@ -45,7 +45,9 @@ _SHOW = (
 _HIDDEN_SETUP = (
     r"(?:system\s+(?:prompt|message|instructions?)|(?:initial|original|hidden|secret|full|entire"
     r"|complete|exact|first|pre-?|above)\s+(?:prompt|instructions?|message|text)|prompt\s+(?:above"
-    r"|so\s+far)|your\s+(?:[\w\u2019']+\s+){0,3}?(?:prompt|instructions|rules|directives|guidelines"
+    r"|so\s+far)|your\s+(?:[\w'"
+    "\u2019"  # typographic apostrophe (U+2019), common in pasted text
+    r"]+\s+){0,3}?(?:prompt|instructions|rules|directives|guidelines"
     r"|configuration|parameters))"
 )
 
