@@ -12,6 +12,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from signalvault.console import iso
 from signalvault.crypto import Cipher, MasterKey, new_key
 from signalvault.errors import CryptoError
@@ -69,6 +71,8 @@ class Interaction:
     ttfb_ms: float | None = None
     data_key_id: str | None = None
     cipher: Cipher | None = None  # the data key that encrypted the prompt encrypts the response
+    policy_version: int | None = None
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # guardrail results, no values
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -101,9 +105,14 @@ class Interaction:
             "latency_ms": None,
             "ttfb_ms": self.ttfb_ms,
             "data_key_id": None,
+            "policy_version": self.policy_version,
+            "guardrails": self.guardrails_json(),
             "prompt_ct": None,
             "response_ct": None,
         }
+
+    def guardrails_json(self) -> str | None:
+        return orjson.dumps(self.evaluations).decode() if self.evaluations else None
 
     def total_tokens(self) -> int | None:
         if self.prompt_tokens is None and self.completion_tokens is None:
@@ -193,6 +202,7 @@ class AuditTrail:
             "latency_ms": interaction.elapsed_ms(),
             "ttfb_ms": interaction.ttfb_ms,
             "response_ct": None,
+            "guardrails": interaction.guardrails_json(),
         }
         if response is not None and interaction.cipher is not None:
             values["response_ct"] = interaction.cipher.encrypt(
@@ -243,6 +253,7 @@ METADATA_FIELDS = (
     "tokens_estimated",
     "latency_ms",
     "ttfb_ms",
+    "policy_version",
 )
 
 
@@ -260,4 +271,5 @@ def record_json(row: dict[str, Any]) -> dict[str, Any]:
             value = round(value, 2)
         result[name] = value
     result["tokens_estimated"] = bool(result["tokens_estimated"])
+    result["guardrails"] = orjson.loads(row["guardrails"]) if row.get("guardrails") else []
     return result

@@ -7,6 +7,7 @@ docs/configuration.md documents each one and a test keeps the two in step.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -97,6 +98,18 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardrailSettings:
+    failure_mode: str = _setting(
+        "closed",
+        "If the guardrail engine itself fails: `closed` refuses the request, `open` lets it pass "
+        "and records the bypass.",
+    )
+    rules: tuple[dict[str, Any], ...] = _setting(
+        (), "Policy rules ([[guardrails.rules]] tables); none means the default policy."
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderSettings:
     name: str = _setting("", "Name routes refer to.")
     kind: str = _setting("openai", "Wire protocol: openai, anthropic or openai-compatible.")
@@ -124,6 +137,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     crypto: CryptoSettings = field(default_factory=CryptoSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     providers: tuple[ProviderSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
 
@@ -133,6 +147,7 @@ SECTIONS: dict[str, type[Any]] = {
     "store": StoreSettings,
     "crypto": CryptoSettings,
     "logging": LoggingSettings,
+    "guardrails": GuardrailSettings,
 }
 LISTS: dict[str, type[Any]] = {"providers": ProviderSettings, "routes": RouteSettings}
 
@@ -246,6 +261,15 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a path string")
         return Path(value).expanduser()
+    if get_origin(hint) is tuple and get_origin(get_args(hint)[0]) is dict:
+        if isinstance(value, str):  # from the environment: a JSON array of objects
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a JSON array of objects") from None
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{where}: expected an array of tables")
+        return tuple(value)
     if get_origin(hint) is tuple:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
@@ -299,6 +323,8 @@ def _validate(settings: Settings) -> None:
                 raise ConfigError(f"route {route.model!r}: unknown provider in target {target!r}")
     if settings.store.sqlite_synchronous not in ("full", "normal"):
         raise ConfigError("[store] sqlite_synchronous must be `full` or `normal`")
+    if settings.guardrails.failure_mode not in ("closed", "open"):
+        raise ConfigError("[guardrails] failure_mode must be `closed` or `open`")
     if settings.logging.format not in ("json", "text"):
         raise ConfigError("[logging] format must be `json` or `text`")
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:

@@ -245,3 +245,42 @@ class StreamAssembler:
         if self.error is not None:
             result["error"] = self.error
         return orjson.dumps(result)
+
+
+# Keys whose values are structure, identifiers or binary payloads, not text a person wrote.
+_NOT_TEXT = frozenset(
+    {
+        "role", "type", "id", "tool_call_id", "tool_use_id", "call_id", "name", "model",
+        "image_url", "source", "data", "file_data", "file_id", "signature", "cache_control",
+        "format", "finish_reason", "stop_reason", "stop_sequence", "object", "status",
+        "logprobs", "usage", "index", "encoding_format", "detail", "mime_type", "media_type",
+    }
+)  # fmt: skip
+REQUEST_TEXT_FIELDS = ("system", "instructions", "messages", "input", "prompt")
+RESPONSE_TEXT_FIELDS = ("choices", "content", "output")
+
+Slot = tuple[Any, Any]  # (container, key): container[key] is a str
+
+
+def text_slots(payload: dict[str, Any], fields: tuple[str, ...]) -> list[Slot]:
+    """Every human-written string under `fields`: message texts and content blocks, system
+    prompts, tool arguments and results, Responses input items, embeddings inputs."""
+    slots: list[Slot] = []
+    for name in fields:
+        if name in payload:
+            _walk(payload, name, slots)
+    return slots
+
+
+def _walk(container: Any, key: Any, slots: list[Slot]) -> None:
+    value = container[key]
+    if isinstance(value, str):
+        if value:
+            slots.append((container, key))
+    elif isinstance(value, list):
+        for index in range(len(value)):
+            _walk(value, index, slots)
+    elif isinstance(value, dict):
+        for name in value:
+            if name not in _NOT_TEXT:
+                _walk(value, name, slots)

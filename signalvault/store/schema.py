@@ -49,6 +49,8 @@ audit_records = Table(
     Column("latency_ms", Float),
     Column("ttfb_ms", Float),
     Column("data_key_id", String(64)),
+    Column("policy_version", Integer),
+    Column("guardrails", Text),  # JSON: one evaluation per rule and direction, never values
     Column("prompt_ct", LargeBinary),
     Column("response_ct", LargeBinary),
     Index("ix_audit_records_created_at", "created_at"),
@@ -95,6 +97,23 @@ wrapped_secrets = Table(
     Column("wrapped", LargeBinary, nullable=False),
     Column("master_key_id", String(32), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# Guardrail policy versions. `status`: active (exactly one), superseded, and (with review)
+# proposed / rejected. Every audit record names the version that judged it.
+policies = Table(
+    "policies",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("digest", String(64), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("decided_by", String(256)),
+    Column("decided_at", Float),
+    Index("ix_policies_status", "status"),
 )
 
 # Monotonic counters other processes watch, e.g. `keys` bumps on every key change so a running

@@ -19,7 +19,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from signalvault.errors import StoreError
 from signalvault.keys import GatewayKey
-from signalvault.store.schema import audit_records, data_keys, gateway_keys, state, wrapped_secrets
+from signalvault.store.schema import (
+    audit_records,
+    data_keys,
+    gateway_keys,
+    policies,
+    state,
+    wrapped_secrets,
+)
 from signalvault.store.writer import GroupCommitWriter, WriteOp, describe_error
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -41,6 +48,7 @@ COMPLETE_FIELDS = (
     "latency_ms",
     "ttfb_ms",
     "response_ct",
+    "guardrails",
 )
 COMPLETE_RECORD = (
     update(audit_records)
@@ -228,6 +236,54 @@ class SqlStore:
                 )
             ).first()
         return None if row is None else (row.wrapped, row.master_key_id)
+
+    # -- guardrail policies -----------------------------------------------------------------------
+    def active_policy(self) -> tuple[int, str] | None:
+        """(version, rules JSON) of the active policy."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(policies.c.version, policies.c.rules).where(policies.c.status == "active")
+            ).first()
+        return None if row is None else (row.version, row.rules)
+
+    def activate_policy(self, rules: str, digest: str, source: str, created_by: str) -> int:
+        """Make `rules` the active policy (a new version unless it already is); its version."""
+        now = time.time()
+        for _ in range(3):  # another process may take the same version number first
+            try:
+                with self.engine.begin() as conn:
+                    active = conn.execute(
+                        select(policies.c.version, policies.c.digest).where(
+                            policies.c.status == "active"
+                        )
+                    ).first()
+                    if active is not None and active.digest == digest:
+                        return int(active.version)
+                    newest = conn.execute(select(func.max(policies.c.version))).scalar()
+                    version = int(newest or 0) + 1
+                    conn.execute(
+                        update(policies)
+                        .where(policies.c.status == "active")
+                        .values(status="superseded", decided_at=now)
+                    )
+                    conn.execute(
+                        policies.insert().values(
+                            version=version,
+                            digest=digest,
+                            rules=rules,
+                            source=source,
+                            status="active",
+                            created_at=now,
+                            created_by=created_by,
+                            decided_by=created_by,
+                            decided_at=now,
+                        )
+                    )
+                    self._bump(conn, "policy")
+                    return version
+            except IntegrityError:
+                continue
+        raise StoreError("could not record the policy version (concurrent changes)")
 
     # -- audit records --------------------------------------------------------------------------
     def list_records(self, where: RecordFilter, limit: int = 50) -> list[dict[str, Any]]:

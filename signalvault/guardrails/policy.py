@@ -1,0 +1,125 @@
+"""Guardrail policies: versioned lists of rules (detector, direction, scope, action, options).
+
+Rules come from the config file or the store; when none are written the default policy of the
+specification applies. Parsing is strict: a typo in a rule is an error, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from signalvault.errors import ConfigError
+
+ACTIONS = ("block", "redact", "log")
+DIRECTIONS = ("input", "output")
+DETECTORS = ("pii", "secrets", "token_limit", "model_allowlist", "prompt_injection", "custom")
+# Options each detector accepts; anything else is a mistake worth reporting.
+OPTIONS: dict[str, frozenset[str]] = {
+    "pii": frozenset({"types", "threshold", "allow", "restore"}),
+    "secrets": frozenset({"types", "threshold", "allow", "restore"}),
+    "prompt_injection": frozenset({"threshold"}),
+    "custom": frozenset({"patterns", "keywords", "ignore_case", "restore"}),
+    "token_limit": frozenset({"max_input_tokens", "max_output_tokens"}),
+    "model_allowlist": frozenset({"models", "environments"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    detector: str
+    action: str
+    directions: tuple[str, ...] = DIRECTIONS
+    scope: str = "global"  # global | project:<name> | key:<key id>
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def applies(self, direction: str, project: str | None, key_id: str | None) -> bool:
+        if direction not in self.directions:
+            return False
+        if self.scope == "global":
+            return True
+        kind, _, value = self.scope.partition(":")
+        return (kind == "project" and value == project) or (kind == "key" and value == key_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "detector": self.detector,
+            "action": self.action,
+            "direction": "both" if len(self.directions) == 2 else self.directions[0],
+            "scope": self.scope,
+            "options": dict(self.options),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: int
+    rules: tuple[Rule, ...]
+
+    def digest(self) -> str:
+        return rules_digest(self.rules)
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("secrets", "secrets", "block"),
+    Rule("pii-input", "pii", "redact", ("input",)),
+    Rule("pii-output", "pii", "log", ("output",)),
+    Rule("prompt-injection", "prompt_injection", "log", ("input",)),
+    Rule("token-limit", "token_limit", "block", ("input",)),
+)
+
+
+def rules_digest(rules: Sequence[Rule]) -> str:
+    canonical = orjson.dumps([r.as_dict() for r in rules], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """Validate rule tables from the config file or the admin API.
+
+    Raises:
+        ConfigError: naming the rule and what is wrong with it.
+    """
+    rules: list[Rule] = []
+    names: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"guardrail rule #{index + 1}"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}: must be a table")
+        unknown = set(item) - {"name", "detector", "action", "direction", "scope", "options"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(unknown))}")
+        detector = item.get("detector")
+        if detector not in DETECTORS:
+            raise ConfigError(f"{where}: detector must be one of {', '.join(DETECTORS)}")
+        name = str(item.get("name") or detector)
+        where = f"guardrail rule {name!r}"
+        if name in names:
+            raise ConfigError(f"{where}: rule names must be unique")
+        names.add(name)
+        action = item.get("action")
+        if action not in ACTIONS:
+            raise ConfigError(f"{where}: action must be one of {', '.join(ACTIONS)}")
+        direction = item.get("direction", "both")
+        if direction not in ("input", "output", "both"):
+            raise ConfigError(f"{where}: direction must be input, output or both")
+        directions = DIRECTIONS if direction == "both" else (direction,)
+        scope = str(item.get("scope", "global"))
+        if scope != "global" and scope.partition(":")[0] not in ("project", "key"):
+            raise ConfigError(f"{where}: scope must be global, project:<name> or key:<id>")
+        options = item.get("options", {})
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{where}: options must be a table")
+        bad = set(options) - OPTIONS[detector]
+        if bad:
+            raise ConfigError(f"{where}: unknown option(s) for {detector}: {', '.join(sorted(bad))}")
+        if action == "redact" and detector in ("token_limit", "model_allowlist", "prompt_injection"):
+            raise ConfigError(f"{where}: {detector} findings cannot be redacted; use block or log")
+        rules.append(Rule(name, detector, action, directions, scope, dict(options)))
+    return tuple(rules)

@@ -1,0 +1,137 @@
+"""Guardrails applied to requests and responses: which texts are scanned, what a verdict does to
+the payload, what gets stored, and the failure mode when the engine itself breaks.
+
+Nothing a detector found is ever stored in clear or in a message: blocked content is recorded
+with every finding replaced by its placeholder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from signalvault.audit import Interaction
+from signalvault.errors import GuardrailBlocked, HTTPError
+from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
+from signalvault.wire import REQUEST_TEXT_FIELDS, RESPONSE_TEXT_FIELDS, Slot, text_slots
+
+log = logging.getLogger("signalvault.guardrails")
+
+
+class GuardrailUnavailable(HTTPError):
+    status_code = 503
+    code = "guardrail_unavailable"
+
+
+@dataclass(slots=True)
+class Screened:
+    """The outcome of screening one body."""
+
+    forward: bytes  # what continues (to the provider, or to the caller)
+    stored: bytes  # what the audit trail keeps
+    blocked: GuardrailBlocked | None = None
+
+
+class Screen:
+    def __init__(self, engine: Engine, failure_mode: str) -> None:
+        self.engine = engine
+        self.policy_version = engine.policy.version
+        self._is_fail_open = failure_mode == "open"
+
+    def context(self, interaction: Interaction, payload: dict[str, Any]) -> Context:
+        key = interaction.key
+        max_tokens = (
+            payload.get("max_tokens")
+            or payload.get("max_completion_tokens")
+            or payload.get("max_output_tokens")
+        )
+        return Context(
+            project=key.project if key else None,
+            key_id=key.id if key else None,
+            environment=key.environment if key else None,
+            model=interaction.model_requested,
+            max_output_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        )
+
+    def request(
+        self, interaction: Interaction, payload: dict[str, Any], body: bytes, redactor: Redactor
+    ) -> Screened:
+        """Scan everything the client sends; redact in place or report a block."""
+        interaction.policy_version = self.policy_version
+        slots = text_slots(payload, REQUEST_TEXT_FIELDS)
+        verdict = self._scan(interaction, slots, "input", self.context(interaction, payload), redactor)
+        return self._apply(verdict, slots, payload, body, "The request")
+
+    def response(
+        self, interaction: Interaction, payload: Any, body: bytes, redactor: Redactor
+    ) -> Screened:
+        """Scan a complete (non-streamed) response; redact, block, and restore placeholders."""
+        if not isinstance(payload, dict):
+            return Screened(body, body)
+        slots = text_slots(payload, RESPONSE_TEXT_FIELDS)
+        context = Context(
+            project=interaction.key.project if interaction.key else None,
+            key_id=interaction.key.id if interaction.key else None,
+            environment=interaction.key.environment if interaction.key else None,
+            model=interaction.model_used,
+        )
+        verdict = self._scan(interaction, slots, "output", context, redactor)
+        screened = self._apply(verdict, slots, payload, body, "The response")
+        if screened.blocked is None and redactor.originals and slots:
+            # Placeholders the model repeated go back to their values for the caller only.
+            for container, key in slots:
+                container[key] = redactor.restore(container[key])
+            screened.forward = orjson.dumps(payload)
+        return screened
+
+    def _scan(
+        self,
+        interaction: Interaction,
+        slots: list[Slot],
+        direction: str,
+        context: Context,
+        redactor: Redactor,
+    ) -> Verdict:
+        segments = [container[key] for container, key in slots]
+        try:
+            verdict = self.engine.scan(segments, direction, context, redactor)
+        except Exception as exc:  # noqa: BLE001 - any detector failure triggers the failure mode
+            log.error(
+                "guardrail engine failed",
+                extra={"request_id": interaction.id, "error": type(exc).__name__,
+                       "failure_mode": "open" if self._is_fail_open else "closed"},
+            )
+            if not self._is_fail_open:
+                raise GuardrailUnavailable(
+                    "The guardrail engine failed; the request was refused (fail-closed)."
+                ) from None
+            verdict = Verdict()
+            verdict.evaluations.append(
+                Evaluation("*", "engine", direction, "bypass", "bypassed", {}, (), 0.0)
+            )
+        interaction.evaluations.extend(e.as_dict() for e in verdict.evaluations)
+        return verdict
+
+    def _apply(
+        self, verdict: Verdict, slots: list[Slot], payload: dict[str, Any], body: bytes, what: str
+    ) -> Screened:
+        if verdict.decision == "block":
+            blocked = verdict.blocked_by
+            rules = sorted({e.rule for e in blocked})
+            kinds = sorted({k for e in blocked for k in e.kinds})
+            message = (
+                f"{what} was blocked by guardrail rule(s) {', '.join(rules)}: "
+                f"found {', '.join(kinds)}."
+            )
+            masked = self.engine.mask([c[k] for c, k in slots], verdict)
+            for (container, key), text in zip(slots, masked, strict=True):
+                container[key] = text
+            return Screened(body, orjson.dumps(payload), GuardrailBlocked(message, rules=rules, kinds=kinds))
+        if verdict.texts is not None:
+            for (container, key), text in zip(slots, verdict.texts, strict=True):
+                container[key] = text
+            body = orjson.dumps(payload)
+        return Screened(body, body)
