@@ -47,10 +47,14 @@ def card_brand_ok(digits: str) -> bool:
         return n in (14, 16)
     if digits.startswith(("6011", "65")) or 644 <= int(digits[:3]) <= 649:
         return 16 <= n <= 19
-    if 3528 <= four <= 3589:
-        return 16 <= n <= 19
-    if two == 62 or digits.startswith(("50", "56", "57", "58", "67", "63")):
-        return 16 <= n <= 19  # UnionPay, Maestro
+    if two == 35:
+        return 16 <= n <= 19  # JCB (officially 3528-3589; test generators use all of 35xx)
+    if digits.startswith(("2131", "1800")):
+        return n == 15  # JCB's original ranges
+    if two == 62 or 81 <= two <= 82:
+        return 16 <= n <= 19  # UnionPay
+    if two == 50 or 56 <= two <= 69 or digits.startswith("0604"):
+        return 12 <= n <= 19  # Maestro (and its UK 0604 range)
     return False
 
 
@@ -201,5 +205,8 @@ def context_near(text: str, start: int, end: int, words: re.Pattern[str], before
 
     Labels mostly precede values ("SSN: ..."), but phone lists put them after ("... office").
     """
-    window = text[max(0, start - before) : start] + " " + text[end : end + 24]
+    low = max(0, start - before)
+    while 0 < low < start and text[low - 1].isalnum():
+        low += 1  # never read half a word: "apo" must not look like "po"
+    window = text[low:start] + " " + text[end : end + 24]
     return words.search(window) is not None

@@ -170,7 +170,7 @@ def _cards(text: str, main: str, start: int, groups: list[str]) -> Iterator[Cand
     for i in range(n):
         for j in range(n, i, -1):
             digits = "".join(groups[i:j])
-            if not 13 <= len(digits) <= 19:
+            if not 12 <= len(digits) <= 19:
                 continue
             if luhn_ok(digits) and card_brand_ok(digits):
                 s = start + offsets[i]
@@ -180,7 +180,7 @@ def _cards(text: str, main: str, start: int, groups: list[str]) -> Iterator[Cand
                 elif context_near(text, s, e, _NOT_PII_WORDS, before=24):
                     score = 0.35
                 else:
-                    score = 0.8
+                    score = 0.8 if len(digits) > 12 else 0.55
                 yield "CREDIT_CARD", s, e, score
                 return
 
@@ -188,9 +188,11 @@ def _cards(text: str, main: str, start: int, groups: list[str]) -> Iterator[Cand
 def _phone_score(
     text: str, raw: str, main: str, start: int, end: int, shape: tuple[int, ...], seps: set[str]
 ) -> float:
-    if len(seps) > 2 or max(shape) > 10 or context_near(text, start, end, _UNIT_WORDS, before=8):
-        return 0.0
     international = raw.startswith("+") or main.startswith("00")
+    if len(seps) > 2 or max(shape) > (15 if international else 10):
+        return 0.0
+    if context_near(text, start, end, _UNIT_WORDS, before=8):
+        return 0.0
     labelled = context_near(text, start, end, _PHONE_WORDS, before=40)
     digits = re.sub(r"\D", "", main)
     if len(shape) == 1 and not international and not raw.startswith("("):
