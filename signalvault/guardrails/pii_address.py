@@ -30,22 +30,29 @@ _COMPOUND_TYPES = (
 )
 _WORD = r"(?:[^\W\d_][\w'\u2019.\-/]*)"
 _LINKS = r"(?:de|del|da|do|dos|das|di|du|la|le|les|von|van|der|den|al|el|y|e|of|the)"
+_LINKS_SET = frozenset(_LINKS[3:-1].split("|"))
 _NUMBER = r"\d{1,5}[a-zA-Z]?(?:[ \-/]\d{1,5}[a-zA-Z]?)?"
 _NAME = rf"{_WORD}(?: (?:{_LINKS} )*{_WORD}){{0,4}}"
 
 _TYPE_WORDS = re.compile(
-    rf"(?:{_PREFIX_TYPES}|{_SUFFIX_TYPES})\.?|[^\W\d_]+(?:{_COMPOUND_TYPES})", re.IGNORECASE
+    rf"(?<![\w])(?:{_PREFIX_TYPES}|{_SUFFIX_TYPES})(?![\w])|[^\W\d_]+(?:{_COMPOUND_TYPES})(?![\w])",
+    re.IGNORECASE,
 )
 # Addresses nearly always carry a number, so every rule starts from one: `re` then never
 # scans digit-free prose, which keeps the address rules under 0.1 ms per KB.
 _DIGITS = re.compile(r"\d{1,5}[a-zA-Z]?(?![\w])")
 _NUMBER_FIRST = re.compile(rf"{_NUMBER},? {_NAME}(?: {_NUMBER}(?![\w]))?", re.IGNORECASE)
-_WORDS_BEFORE = re.compile(rf"(?:{_WORD}(?: {_LINKS})* ){{1,5}}$")
-_UNIT_BEFORE = re.compile(
-    r"(?<![\w])(?:apt|apartment|suite|ste|unit|flat|room|rm|floor|fl|p\.? ?o\.? box|box|psc|"
-    r"cmr|usns|uss|usnv|(?:apo|fpo|dpo) (?:aa|ae|ap))\.? ?#? ?$",
-    re.IGNORECASE,
-)
+_STREET_WORD = re.compile(_WORD)
+_UNIT_WORDS = frozenset(
+    [
+        "apt", "apartment", "suite", "ste", "unit", "flat", "room", "rm", "floor", "fl", "box",
+        "psc", "cmr", "usns", "uss", "usnv"
+    ]
+)  # fmt: skip
+_MILITARY = frozenset({"apo aa", "apo ae", "apo ap", "fpo aa", "fpo ae", "fpo ap", "dpo aa",
+                       "dpo ae", "dpo ap"})  # fmt: skip
+_LOWER_WORD = re.compile(r"[a-z]+")
+_NON_SPACE = re.compile(r"\S+")
 _STATE_ZIP_BEFORE = re.compile(r"[A-Z][\w .'\-]{1,30}, ?[A-Z]{2},? $")
 _FUNCTION_WORDS = frozenset(
     [
@@ -61,8 +68,7 @@ _FUNCTION_WORDS = frozenset(
 _ADDRESS_CUE = re.compile(
     r"(?:address|addresses|live[sd]? (?:at|in|on)|living at|located at|located on|office is at|"
     r"moved to|move to|ship(?:ped)? to|deliver(?:ed)? to|send (?:it|them|a new one)? ?to|"
-    r"taxi to|return to|meet (?:me|us) at|arrived at|zip|postal|postcode|mail to|residence)"
-    r"\W{0,3}(?:\w+\W{1,3}){0,6}$",
+    r"taxi to|return to|meet (?:me|us) at|arrived at|zip|postal|postcode|mail to|residence)",
     re.IGNORECASE,
 )
 _ZIP_CUE = re.compile(
@@ -72,7 +78,7 @@ _ZIP_CUE = re.compile(
 # Quoting and list markers ("> ", "??? ", "* ") may start each line of a pasted block.
 _TAIL_LINE = re.compile(r"[ \t,>?*|•\-]*[\w .,'\u2019\-()/#]{1,60}$")
 _COUNTRY_ZIP_LINE = re.compile(r"[ \t,>?*|•\-]*[^\W\d_][\w .'\u2019\-]{1,40} \d{4,6}$")
-_SAME_LINE_TAIL = re.compile(r"(?:,? (?:[^\W\d_][\w'\u2019.\-]*|\d{4,6}|[A-Z]{2})){1,7}")
+_SAME_LINE_TAIL = re.compile(r"(?:,? (?:\d{4,6}|[A-Z0-9]{2,4}|[A-Z][\w'\u2019.\-]*)(?![\w])){1,7}")
 
 
 class AddressRules:
@@ -98,14 +104,15 @@ class AddressRules:
             ):
                 continue
             before = text[max(0, n_start - 48) : n_start]
-            unit = _UNIT_BEFORE.search(before)
-            if unit:
-                yield n_start - len(before) + unit.start(), n_end, 0.7
+            unit = _unit_start(before)
+            if unit >= 0:
+                yield n_start - len(before) + unit, n_end, 0.7
                 continue
-            state = _STATE_ZIP_BEFORE.search(before)
-            if state and len(number.group()) == 5:
-                yield n_start - len(before) + state.start(), n_end, 0.75
-                continue
+            if n_end - n_start == 5:
+                state = _STATE_ZIP_BEFORE.search(before)
+                if state:
+                    yield n_start - len(before) + state.start(), n_end, 0.75
+                    continue
             found = self._street(text, n_start, before, lowered_text)
             if found:
                 skip_to = found[1]
@@ -119,20 +126,27 @@ class AddressRules:
         candidates: list[tuple[int, int]] = []
         if forward:
             candidates.append(forward.span())
-        words = _WORDS_BEFORE.search(before)
-        if words:
-            number_end = _DIGITS.match(text, n_start)
-            assert number_end is not None
-            candidates.append((n_start - len(before) + words.start(), number_end.end()))
+        name_start = _name_start(before)
+        if name_start >= 0:
+            number_end = n_start
+            while number_end < len(text) and text[number_end].isalnum():
+                number_end += 1
+            candidates.append((n_start - len(before) + name_start, number_end))
         for start, end in candidates:
-            value = text[start:end]
-            tokens = [w.strip(".,").lower() for w in value.split()]
-            while tokens and tokens[0] in _FUNCTION_WORDS:
-                start += value.index(value.split()[0]) + len(value.split()[0]) + 1
-                value = text[start:end]
-                tokens = tokens[1:]
-            if not tokens or any(t in _FUNCTION_WORDS for t in tokens):
+            # Trim function words: leading ones are prose, and the street ends where the
+            # sentence goes on ("12 Main St. is nice").
+            parts = [
+                (m.start(), m.end(), m.group().strip(".,").lower())
+                for m in _NON_SPACE.finditer(text, start, end)
+            ]
+            while parts and parts[0][2] in _FUNCTION_WORDS:
+                parts.pop(0)
+            cut = next((i for i, p in enumerate(parts) if p[2] in _FUNCTION_WORDS), len(parts))
+            parts = parts[:cut]
+            if not parts:
                 continue
+            start, end = parts[0][0], parts[-1][1]
+            value = text[start:end]
             letters = [w for w in value.split() if w[0].isalpha()]
             if not letters or (not lowered_text and not any(w[0].isupper() for w in letters)):
                 continue  # "5 ways to go": prose, not a street
@@ -140,9 +154,52 @@ class AddressRules:
             numbers = sum(1 for w in value.split() if w[0].isdigit())
             if not typed and numbers < 2:
                 continue
+            if (
+                not typed
+                and not lowered_text
+                and not all(w[0].isupper() or w.lower() in _LINKS_SET for w in letters)
+            ):
+                continue  # "2019 Apple released 3": a sentence between two numbers
             cue = _ADDRESS_CUE.search(text[max(0, start - 60) : start]) is not None
             return start, end, min(0.95, (0.75 if typed else 0.65) + (0.15 if cue else 0.0))
         return None
+
+
+def _unit_start(before: str) -> int:
+    """Where "Apt. ", "Suite #", "P.O. Box ", "APO AE " starts, if `before` ends with one."""
+    head = before.rstrip(" #.")
+    words = _LOWER_WORD.findall(head[-16:].lower())
+    if not words or not head.lower().endswith(words[-1]):
+        return -1
+    if " ".join(words[-2:]) in _MILITARY:
+        return len(head) - 6
+    if words[-1] not in _UNIT_WORDS:
+        return -1
+    start = len(head) - len(words[-1])
+    if words[-1] == "box":  # "P.O. Box", "PO Box", "Box"
+        prefix = head[:start].rstrip()
+        if prefix.lower().replace(".", "").replace(" ", "").endswith("po"):
+            start = len(prefix) - len(prefix.rsplit(" ", 1)[-1])
+    return start
+
+
+def _name_start(before: str) -> int:
+    """Start of the one to five street-name words (with links such as "de") ending `before`."""
+    if not before.endswith(" ") or len(before) < 2 or not before[-2].isalpha():
+        return -1
+    pos = len(before) - 1
+    words = 0
+    while words < 5:
+        space = before.rfind(" ", 0, pos)
+        token = before[space + 1 : pos]
+        if not _STREET_WORD.fullmatch(token) or token.lower() in _FUNCTION_WORDS:
+            break
+        if token.lower() not in _LINKS_SET:
+            words += 1
+        pos = space
+        if space < 0:
+            break
+    return pos + 1 if words else -1
 
 
 def _merge(text: str, spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:

@@ -26,25 +26,28 @@ _TITLES = frozenset(
         "sr", "sra", "srta", "herr", "frau"
     ]
 )  # fmt: skip
-# Cues right before a name ("my name is", "Dear", "says") and right after ("said", "wrote").
-_CUE_BEFORE = re.compile(
-    r"(?:\b(?:name(?: is|'s|:)?|names?:|i am|i'm|call me|this is|dear|hi|hello|hey|thanks|"
-    r"thank you|says|said|by|with|contact|attn|cc|ask|asked|told|tell|meet|met|married|wife|"
-    r"husband|son|daughter|mother|father|mom|dad|brother|sister|friend|boss|manager|colleague|"
-    r"patient|client|customer|user|mr|mrs|ms|miss|dr|prof|sir|madam|signed|from|to|for|and|"
-    r"regards|cheers|sincerely|tribute to|congrats|congratulations|rip|lol|love|of|player|"
-    r"director|ceo|founder|actor|actress|singer|rapper|star|coach|senator|president)"
-    r"[\s,.:;!-]*|@)$",
-    re.IGNORECASE,
-)
-_STRONG_CUE_BEFORE = re.compile(
-    r"\b(?:name(?: is|'s|:)?|names?:|i am|i'm|call me|dear|mr|mrs|ms|miss|dr|prof|says|said|"
-    r"signed|regards|sincerely|attn)[\s,.:;!-]*$",
-    re.IGNORECASE,
-)
-_TITLE_BEFORE = re.compile(r"\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|madam)\.? $", re.IGNORECASE)
+# Cues right before a name ("my name is", "Dear", "says") and right after ("said", "wrote"),
+# looked up as the last one or two words before the run (sets, not regexes: this runs per run).
+_STRONG_CUES = frozenset(
+    [
+        "name", "names", "name is", "name's", "i am", "i'm", "call me", "dear", "mr", "mrs", "ms",
+        "miss", "dr", "prof", "says", "said", "signed", "regards", "sincerely", "attn"
+    ]
+)  # fmt: skip
+_CUES = _STRONG_CUES | frozenset(
+    [
+        "this is", "hi", "hello", "hey", "thanks", "thank you", "by", "with", "contact", "cc",
+        "ask", "asked", "told", "tell", "meet", "met", "married", "wife", "husband", "son",
+        "daughter", "mother", "father", "mom", "dad", "brother", "sister", "friend", "boss",
+        "manager", "colleague", "patient", "client", "customer", "user", "sir", "madam", "from",
+        "to", "for", "and", "cheers", "tribute to", "congrats", "congratulations", "rip", "lol",
+        "love", "of", "player", "director", "ceo", "founder", "actor", "actress", "singer",
+        "rapper", "star", "coach", "senator", "president"
+    ]
+)  # fmt: skip
+_CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _CUE_AFTER = re.compile(
-    r"^(?:'s|\u2019s)?\s*(?:,\s*)?(?:says|said|wrote|replied|asked|told|tweeted|posted|added|"
+    r"(?:'s|\u2019s)?\s*(?:,\s*)?(?:says|said|wrote|replied|asked|told|tweeted|posted|added|"
     r"explained|is a|was a|who|and (?:his|her) (?:wife|husband))\b",
     re.IGNORECASE,
 )
@@ -114,51 +117,41 @@ class NameRules:
         common_first = _census("dist.male.first") | _census("dist.female.first")
         self._english, self._proper = _vocabulary()
         surnames_or_first = self._first | self._last
-        self._well_known = (
-            (common_first | (self._proper & surnames_or_first)) - self._english - self._ambiguous
-        )
+        well_known = (common_first | (self._proper & surnames_or_first)) - self._ambiguous
+        never = self._english | self._not_names
+        self._lower_ok = {w for w in well_known - never if len(w) > 2} | _PARTICLES
+        self._lower_ok_lowered = {w for w in surnames_or_first - never if len(w) > 2} | _PARTICLES
 
     def scan(self, text: str) -> list[Candidate]:
         """PERSON candidates in `text`."""
         lowered_text = not any(ch.isupper() for ch in text)
+        # In all-lower-case text capitalisation says nothing, so the gazetteers decide; elsewhere
+        # (chat is often typed in lower case) only well-known names qualify in lower case.
+        lower_ok = self._lower_ok_lowered if lowered_text else self._lower_ok
         found: list[Candidate] = []
         run: list[tuple[int, int, str]] = []
         prev_end = -1
         for match in _TOKEN.finditer(text):
-            start, end = match.span()
             word = match.group()
+            ok = (len(word) > 1 or word.isupper()) if word[0].isupper() else word in lower_ok
+            if not ok:
+                if run:
+                    found.extend(self._score_run(text, run, lowered_text))
+                    run = []
+                continue
+            start, end = match.span()
             if word[-2:] in ("'s", "\u2019s"):
                 word, end = word[:-2], end - 2
-            if run and not self._joins(text[prev_end:start], word, lowered_text):
-                found.extend(self._score_run(text, run, lowered_text))
-                run = []
-            if self._is_candidate(word, lowered_text):
-                run.append((start, end, word.lower()))
-                prev_end = end
-            elif run:
-                found.extend(self._score_run(text, run, lowered_text))
-                run = []
+            if run:
+                gap = text[prev_end:start]
+                if gap not in (" ", "-") and (gap != ". " or len(word) < 2):
+                    found.extend(self._score_run(text, run, lowered_text))
+                    run = []
+            run.append((start, end, word.lower()))
+            prev_end = end
         if run:
             found.extend(self._score_run(text, run, lowered_text))
         return found
-
-    def _is_candidate(self, word: str, lowered_text: bool) -> bool:
-        low = word.lower()
-        if word[0].isupper():
-            return len(word) > 1 or word.isupper()
-        if low in _PARTICLES:
-            return True
-        if len(low) < 3 or low in self._english or low in self._not_names:
-            return False
-        # In all-lower-case text, capitalisation says nothing: trust the gazetteers instead.
-        # Elsewhere (chat is often typed in lower case) only well-known names qualify.
-        if lowered_text:
-            return low in self._first or low in self._last
-        return low in self._well_known
-
-    @staticmethod
-    def _joins(gap: str, word: str, lowered_text: bool) -> bool:
-        return gap in (" ", "-") or (gap == ". " and len(word) > 1)
 
     def _score_run(
         self, text: str, run: list[tuple[int, int, str]], lowered_text: bool
@@ -187,13 +180,15 @@ class NameRules:
         firsts = sum(w in self._first for w in words)
         lasts = sum(w in self._last for w in words)
         before = text[max(0, start - 32) : start]
-        titled = _TITLE_BEFORE.search(before)
-        if titled and title_start < 0:
-            title_start = start - len(before) + titled.start()
+        cue_words = _CUE_WORD.findall(before.lower())[-2:]
+        last = cue_words[-1] if cue_words else ""
+        pair = " ".join(cue_words)
+        if title_start < 0 and last in _TITLES and before.rstrip(". ").lower().endswith(last):
+            title_start = start - len(before) + before.lower().rindex(last)
         title = title_start >= 0
-        cue = title or _CUE_BEFORE.search(before) is not None
-        cue = cue or _CUE_AFTER.search(text[end : end + 24]) is not None
-        strong = title or _STRONG_CUE_BEFORE.search(before) is not None
+        strong = title or last in _STRONG_CUES or pair in _STRONG_CUES
+        cue = strong or last in _CUES or pair in _CUES or before.endswith("@")
+        cue = cue or _CUE_AFTER.match(text, end, end + 24) is not None
         initial = _sentence_initial(text[max(0, title_start if title else start) - 8 : start])
         if len(words) >= 2:
             if words[0] in self._first or (firsts and lasts):
