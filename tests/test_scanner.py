@@ -11,7 +11,7 @@ from signalvault.guardrails.scanner import Pattern, PatternSet, widen
 
 TRICKY = [
     r"\bignore\s+(?:\w+\s+){0,3}instructions\b",
-    r"[\w'’]+\s+prompt",
+    "[\\w'\u2019]+\\s+prompt",
     r"(?i)pass(?:word)?\s*[:=]\s*\S{6,}",
     r"\d{3}-\d{2}-\d{4}",
     r"(?<![A-Za-z0-9])AKIA[0-9A-Z]{16}(?![A-Za-z0-9])",
@@ -22,7 +22,7 @@ TRICKY = [
     r"[^a-z]{4}",
 ]
 SET = PatternSet([Pattern(str(i), p, ignore_case=i % 2 == 0) for i, p in enumerate(TRICKY)])
-ALPHABET = "aeiouAKIxyz0123456789 _-:=@.'’\n\téÉßñ中文😀"
+ALPHABET = "aeiouAKIxyz0123456789 _-:=@.'\u2019\n\téÉßñ中文😀"
 
 
 @settings(max_examples=300, deadline=None)
