@@ -200,7 +200,7 @@ def _phone_score(
         return 0.7 if labelled and len(main) <= 12 else 0.0
     if international:
         # The country code makes the number checkable: phonenumbers knows every plan.
-        score = 0.85 if _valid_international(main) else 0.35
+        score = _international_score(main, digits, grouped=len(shape) > 1)
     elif _NANP.fullmatch(main) or (len(shape) >= 2 and min(shape[1:]) >= 2 and max(shape) <= 5):
         score = 0.6  # national grouping: area/exchange/line blocks of 2-5 digits
     else:
@@ -216,10 +216,22 @@ def _phone_score(
     return round(min(score, 1.0), 2) if score >= 0.1 else 0.0
 
 
-def _valid_international(number: str) -> bool:
+def _international_score(number: str, digits: str, grouped: bool) -> float:
+    """Score a +CC / 00CC number: a real country calling code and a plausible national length.
+
+    Full libphonenumber validation costs ~70 us and recompiles regexes per region, so it runs
+    only on ungrouped strings, where the grouping gives no other evidence.
+    """
     if number.startswith("00"):
-        number = "+" + number[2:]
+        number, digits = "+" + number[2:], digits[2:]
+    codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+    code = next((n for n in (1, 2, 3) if int(digits[:n]) in codes), 0)
+    if not code or not 4 <= len(digits) - code <= 14:
+        return 0.3
+    if grouped:
+        return 0.8
     try:
-        return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, None)))
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(number, None))
     except phonenumbers.NumberParseException:
-        return False
+        valid = False
+    return 0.85 if valid else 0.4

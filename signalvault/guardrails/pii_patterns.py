@@ -36,8 +36,9 @@ _FILLER = r"[^\n\d]{0,28}?"
 _PATTERNS: dict[str, tuple[str, bool]] = {
     # key: (regex, ignore_case); group 1, when present, is the value to report.
     "EMAIL": (
-        r"(?<![\w.+\-])[a-z0-9][a-z0-9._%+\-]{0,63}@[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?"
-        r"(?:\.[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?)*\.[a-z]{2,24}(?![\w\-])",
+        # \w, not [a-z0-9]: internationalised addresses (RFC 6531) are mail too.
+        r"(?<![\w.+\-])\w[\w.%+\-]{0,63}@\w(?:[\w\-]{0,62}\w)?"
+        r"(?:\.\w(?:[\w\-]{0,62}\w)?)*\.[^\W\d_]{2,24}(?![\w\-])",
         True,
     ),
     "IBAN": (r"(?<![\w])[a-z]{2}\d{2}(?: ?[a-z0-9]){11,30}(?![\w])", True),

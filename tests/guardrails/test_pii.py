@@ -1,0 +1,213 @@
+"""Table tests for the pii detector: valid values and their look-alikes, per kind."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from signalvault.guardrails import Finding
+from signalvault.guardrails.pii import PII_TYPES, PiiDetector
+from signalvault.guardrails.pii_checks import (
+    aadhaar_ok,
+    au_medicare_ok,
+    au_tfn_ok,
+    de_tax_id_ok,
+    es_nif_ok,
+    iban_ok,
+    it_fiscal_code_ok,
+    kr_rrn_ok,
+    luhn_ok,
+    nhs_ok,
+    sg_nric_ok,
+    sin_ok,
+    ssn_ok,
+)
+
+
+@pytest.fixture(scope="module")
+def detector() -> PiiDetector:
+    return PiiDetector()
+
+
+def kinds_of(findings: list[Finding], text: str) -> list[tuple[str, str]]:
+    return [(f.kind, text[f.start : f.end]) for f in findings]
+
+
+POSITIVES = [
+    # (text, kind, value)
+    ("Write to jane.doe+billing@example.co.uk today", "EMAIL", "jane.doe+billing@example.co.uk"),
+    ("Reach me on +44 20 7946 0958 after six", "PHONE", "+44 20 7946 0958"),
+    ("Call (415) 555-2671 ext. 12", "PHONE", "(415) 555-2671 ext. 12"),
+    ("office: 030 901820 33", "PHONE", "030 901820 33"),
+    ("Phone: 0612345678", "PHONE", "0612345678"),
+    ("Card 4111 1111 1111 1111 exp 09/27", "CREDIT_CARD", "4111 1111 1111 1111"),
+    ("amex 3782-822463-10005 on file", "CREDIT_CARD", "3782-822463-10005"),
+    ("pay with 5555555555554444", "CREDIT_CARD", "5555555555554444"),
+    ("My SSN is 536-22-8726.", "US_SSN", "536-22-8726"),
+    ("social security number 536228726", "US_SSN", "536228726"),
+    ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN", "DE89 3704 0044 0532 0130 00"),
+    ("iban gb82west12345698765432", "IBAN", "gb82west12345698765432"),
+    ("blocked from 203.0.113.77 again", "IP_ADDRESS", "203.0.113.77"),
+    ("host 2001:db8:85a3::8a2e:370:7334 is down", "IP_ADDRESS", "2001:db8:85a3::8a2e:370:7334"),
+    ("Hello, my name is Maria Gonzalez.", "PERSON", "Maria Gonzalez"),
+    ("Please forward this to Dr. Aiko Tanaka", "PERSON", "Dr. Aiko Tanaka"),
+    ("\u201cThat is wrong,\u201d says Skjæveland.", "PERSON", "Skjæveland"),
+    (
+        "I live at 221B Baker Street, London NW1 6XE.",
+        "ADDRESS",
+        "221B Baker Street, London NW1 6XE",
+    ),
+    ("Ship it to 94 Koskikatu 83 Apt. 343", "ADDRESS", "94 Koskikatu 83 Apt. 343"),
+    ("PSC 1234, Box 5678\nAPO AE 09123", "ADDRESS", "PSC 1234, Box 5678\nAPO AE 09123"),
+    ("She was born on 14 March 1986 in Leeds", "DATE_OF_BIRTH", "14 March 1986"),
+    ("DOB: 04/23/1979", "DATE_OF_BIRTH", "04/23/1979"),
+    ("passport number is 912803456", "US_PASSPORT", "912803456"),
+    ("My driver's license number is LH329609T", "US_DRIVER_LICENSE", "LH329609T"),
+    ("bank account number: 000123456789", "US_BANK_ACCOUNT", "000123456789"),
+    ("NHS number 943 476 5919", "UK_NHS", "943 476 5919"),
+    ("NI number AB 12 34 56 C", "UK_NINO", "AB 12 34 56 C"),
+    ("my SIN is 130 692 544", "CA_SIN", "130 692 544"),
+    ("Aadhaar 2345 6789 0124", "IN_AADHAAR", "2345 6789 0124"),
+    ("PAN: ABCPE1234F", "IN_PAN", "ABCPE1234F"),
+    ("DNI 12345678Z", "ES_NIF", "12345678Z"),
+    ("NIE X1234567L", "ES_NIE", "X1234567L"),
+    ("codice fiscale RSSMRA85T10A562S", "IT_FISCAL_CODE", "RSSMRA85T10A562S"),
+    ("Steuer-ID 86095742719", "DE_TAX_ID", "86095742719"),
+    ("TFN 123 456 782", "AU_TFN", "123 456 782"),
+    ("Medicare card 2123 45670 1", "AU_MEDICARE", "2123 45670 1"),
+    ("NRIC S1234567D", "SG_NRIC", "S1234567D"),
+    ("주민등록번호 900101-1234568", "KR_RRN", "900101-1234568"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "value"), POSITIVES)
+def test_detects_valid_value(detector: PiiDetector, text: str, kind: str, value: str) -> None:
+    assert (kind, value) in kinds_of(detector(text), text)
+
+
+NEGATIVES = [
+    # (text, kind that must not be reported)
+    ("Card 4111 1111 1111 1112 was declined", "CREDIT_CARD"),  # Luhn fails
+    ("request id 550e8400-e29b-41d4-a716-446655440000", "PHONE"),  # UUID
+    ("request id 550e8400-e29b-41d4-a716-446655440000", "CREDIT_CARD"),
+    ("fixed in commit 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39", "PHONE"),  # git SHA
+    ("upgrade to version 1.2.3.4 now", "IP_ADDRESS"),  # version number
+    ("released in 2.14.0, see 10.2.1", "IP_ADDRESS"),
+    ("the job ran at 2024-03-05 12:30:45 UTC", "PHONE"),  # timestamp
+    ("logged 2024-03-05T12:30:45.123Z", "PHONE"),
+    ("order number 4111111111111111 shipped", "CREDIT_CARD"),  # no card context, order label
+    ("SSN 666-12-3456 is not issued", "US_SSN"),  # area 666
+    ("SSN 900-12-3456", "US_SSN"),  # area 9xx
+    ("SSN 123-00-4567", "US_SSN"),  # group 00
+    ("SSN 123-45-0000", "US_SSN"),  # serial 0000
+    ("IBAN DE89 3704 0044 0532 0130 01", "IBAN"),  # mod-97 fails
+    ("address 999.12.1.1 unreachable", "IP_ADDRESS"),  # octet out of range
+    ("The meeting is at 10 and lasts 45 minutes", "PHONE"),
+    ("Aadhaar 2345 6789 0123", "IN_AADHAAR"),  # Verhoeff fails
+    ("NHS number 943 476 5918", "UK_NHS"),  # mod 11 fails
+    ("DNI 12345678A", "ES_NIF"),  # wrong letter
+    ("Capitalized words like Wisdom and Discipline are not names.", "PERSON"),
+    ("In 2019 Apple released 3 phones", "ADDRESS"),
+    ("I have 3 cats and 2 dogs", "ADDRESS"),
+    ("Will my account stay active?", "PERSON"),
+    ("the invoice date is 04/23/1979", "DATE_OF_BIRTH"),  # a date, but no birth context
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), NEGATIVES)
+def test_ignores_look_alike(detector: PiiDetector, text: str, kind: str) -> None:
+    assert kind not in [f.kind for f in detector(text)]
+
+
+CHECKS = [
+    (luhn_ok, "79927398713", True),
+    (luhn_ok, "79927398710", False),
+    (ssn_ok, "536228726", True),
+    (ssn_ok, "078051120", False),  # the Woolworth wallet card number
+    (iban_ok, "GB82WEST12345698765432", True),
+    (iban_ok, "GB82WEST1234569876543", False),  # wrong length for GB
+    (aadhaar_ok, "234567890124", True),
+    (aadhaar_ok, "134567890124", False),  # never starts with 1
+    (nhs_ok, "9434765919", True),
+    (nhs_ok, "0000000000", False),
+    (sin_ok, "130692544", True),
+    (sin_ok, "046454286", False),  # 0 is never assigned (sample numbers),
+    (de_tax_id_ok, "86095742719", True),
+    (de_tax_id_ok, "86095742718", False),
+    (au_tfn_ok, "123456782", True),
+    (au_tfn_ok, "123456789", False),
+    (au_medicare_ok, "2123456701", True),
+    (au_medicare_ok, "2123456791", False),
+    (es_nif_ok, "X1234567L", True),
+    (es_nif_ok, "Y1234567L", False),
+    (sg_nric_ok, "S1234567D", True),
+    (sg_nric_ok, "S1234567A", False),
+    (it_fiscal_code_ok, "RSSMRA85T10A562S", True),
+    (it_fiscal_code_ok, "RSSMRA85T10A562T", False),
+    (kr_rrn_ok, "9001011234568", True),
+    (kr_rrn_ok, "9013011234568", False),  # month 13
+]
+
+
+@pytest.mark.parametrize(("check", "value", "expected"), CHECKS)
+def test_check_digit_rules(check, value: str, expected: bool) -> None:
+    assert check(value) is expected
+
+
+def test_offsets_are_str_indices_after_multibyte_text(detector: PiiDetector) -> None:
+    text = "Grüße 👋🏽 — 東京から: mail ünïcødé@example.com or call +49 30 901820 33"
+    found = {f.kind: text[f.start : f.end] for f in detector(text)}
+    assert found["EMAIL"] == "ünïcødé@example.com"
+    assert found["PHONE"] == "+49 30 901820 33"
+
+
+def test_findings_are_sorted_and_never_overlap(detector: PiiDetector) -> None:
+    text = (
+        "Maria Gonzalez, card 4111 1111 1111 1111, ssn 536-22-8726, "
+        "lives at 12 Main Street, Springfield, IL 62704; mail maria@example.com"
+    )
+    findings = detector(text)
+    assert [f.start for f in findings] == sorted(f.start for f in findings)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(findings))
+    assert all(f.detector == "pii" and 0.0 <= f.score <= 1.0 for f in findings)
+    assert {f.kind for f in findings} >= {"PERSON", "CREDIT_CARD", "US_SSN", "ADDRESS", "EMAIL"}
+
+
+def test_threshold_drops_low_confidence_findings() -> None:
+    text = "The code is 536-22-8726 on the sheet"  # an SSN shape without its label
+    assert "US_SSN" in [f.kind for f in PiiDetector(threshold=0.5)(text)]
+    assert PiiDetector(threshold=0.9)(text) == []
+
+
+def test_context_word_raises_confidence() -> None:
+    detect = PiiDetector(types=["US_SSN"], threshold=0.0)
+    plain = detect("number 536-22-8726")[0].score
+    labelled = detect("SSN 536-22-8726")[0].score
+    assert labelled > plain
+
+
+def test_allow_list_values_are_never_reported() -> None:
+    text = "Contact support@example.com or jane@example.org"
+    found = PiiDetector(allow=["support@example.com"])(text)
+    assert kinds_of(found, text) == [("EMAIL", "jane@example.org")]
+
+
+def test_types_filter_reports_only_requested_kinds() -> None:
+    text = "Maria Gonzalez, maria@example.com, +44 20 7946 0958"
+    found = PiiDetector(types=["EMAIL", "PHONE"])(text)
+    assert {f.kind for f in found} == {"EMAIL", "PHONE"}
+
+
+def test_unknown_type_is_rejected() -> None:
+    with pytest.raises(ValueError, match="NOT_A_TYPE"):
+        PiiDetector(types=["EMAIL", "NOT_A_TYPE"])
+
+
+def test_every_kind_is_documented_in_pii_types() -> None:
+    assert {kind for _, kind, _ in POSITIVES} == PII_TYPES
+
+
+def test_empty_and_plain_text_give_nothing(detector: PiiDetector) -> None:
+    assert detector("") == []
+    assert detector("the quick brown fox jumps over the lazy dog") == []
