@@ -277,9 +277,18 @@ _RULES: tuple[_Rule, ...] = (
 # push the real instructions out of the model's attention. Digits are excluded for data tables.
 _FLOOD = _Rule(PADDING, 0.55, r"(?:[^\s0-9]{1,2}\s+){40}")
 _RULES_ALL = (*_RULES, _FLOOD)
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
-_HEXBLOB = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}[\s:]?){16,}(?![0-9a-fA-F])")
-_BITS = re.compile(r"(?:[01]{8}\s?){6,}")
+# Blobs that may hide instructions; each is decoded and run through the rules once more.
+_BLOBS = {
+    "b64": r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])",
+    "hex": r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}[\s:]?){16,}(?![0-9a-fA-F])",
+    "bits": r"(?:[01]{8}\s?){6,}",
+}
+# Long prompts are matched chunk by chunk: the prefilter is coarse (word boundaries and repeat
+# bounds are widened), so on a 64 KB prompt it reports most rules; running each reported rule's
+# `re` over only the chunks the prefilter flags keeps the cost near one Hyperscan pass.
+_CHUNK = 2048
+_OVERLAP = 512  # longer than any rule match, so a match across a chunk edge is seen whole
+Span = tuple[str, int, int]
 
 
 class InjectionDetector:
@@ -287,46 +296,64 @@ class InjectionDetector:
 
     def __init__(self, threshold: float = 0.5) -> None:
         self._threshold = threshold
-        self._set = PatternSet(
-            [Pattern(str(i), rule.regex, ignore_case=True) for i, rule in enumerate(_RULES_ALL)]
-        )
+        patterns = [Pattern(str(i), r.regex, ignore_case=True) for i, r in enumerate(_RULES_ALL)]
+        self._rules = PatternSet(patterns)
+        self._all = PatternSet(patterns + [Pattern(k, rx) for k, rx in _BLOBS.items()])
 
     def __call__(self, text: str) -> list[Finding]:
-        spans = self._rule_spans(text)
-        spans.extend(self._encoded_spans(text))
+        evidence: dict[str, float] = {}  # one weight per rule: repeating a phrase adds nothing
+        spans: list[tuple[str, int, int]] = []
+        for key, start, end in _matches(self._all, text):
+            kind, weight = self._judge(key, text[start:end])
+            if weight > 0:
+                evidence[key] = max(evidence.get(key, 0.0), weight)
+                spans.append((kind, start, end))
         weights: dict[str, list[float]] = {}
-        for kind, _, _, weight in spans:
-            weights.setdefault(kind, []).append(weight)
+        for key, weight in evidence.items():
+            weights.setdefault(_kind_of(key), []).append(weight)
         scores = {kind: _noisy_or(ws) for kind, ws in weights.items()}
-        ranked = sorted(spans, key=lambda s: (-scores[s[0]], s[1]))
         kept: list[Finding] = []
-        for kind, start, end, _ in ranked:
+        for kind, start, end in sorted(spans, key=lambda s: (-scores[s[0]], s[1])):
             if scores[kind] < self._threshold:
                 continue
             if all(end <= k.start or k.end <= start for k in kept):
                 kept.append(Finding(kind, start, end, scores[kind], "prompt_injection"))
         return sorted(kept, key=lambda f: f.start)
 
-    def _rule_spans(self, text: str) -> list[tuple[str, int, int, float]]:
-        out = []
-        for pattern, match in self._set.finditer(text):
-            rule = _RULES_ALL[int(pattern.key)]
-            out.append((rule.kind, match.start(), match.end(), rule.weight))
-        return out
+    def _judge(self, key: str, value: str) -> tuple[str, float]:
+        """The kind and weight of one match; a blob weighs what its decoded text says."""
+        if key not in _BLOBS:
+            rule = _RULES_ALL[int(key)]
+            return rule.kind, rule.weight
+        decoded = _DECODERS[key](value)
+        if decoded is None:
+            return ENCODED, 0.0
+        inner = [_RULES_ALL[int(k)].weight for k, _, _ in _matches(self._rules, decoded)]
+        return ENCODED, (min(0.95, 0.2 + max(inner)) if inner else 0.0)
 
-    def _encoded_spans(self, text: str) -> list[tuple[str, int, int, float]]:
-        """Blobs that decode to text carrying the same rules' evidence (one level deep)."""
-        out = []
-        for regex, decode in ((_B64, _from_b64), (_HEXBLOB, _from_hex), (_BITS, _from_bits)):
-            for m in regex.finditer(text):
-                decoded = decode(m.group())
-                if decoded is None:
-                    continue
-                inner = self._rule_spans(decoded)
-                if inner:
-                    weight = min(0.95, 0.2 + max(w for *_, w in inner))
-                    out.append((ENCODED, m.start(), m.end(), weight))
-        return out
+
+def _kind_of(key: str) -> str:
+    return ENCODED if key in _BLOBS else _RULES_ALL[int(key)].kind
+
+
+def _matches(patterns: PatternSet, text: str) -> list[Span]:
+    """(pattern key, start, end) of every match, chunk by chunk for long texts."""
+    if len(text) <= 2 * _CHUNK:
+        return [(p.key, m.start(), m.end()) for p, m in patterns.finditer(text)]
+    if not patterns.hits(text):
+        return []
+    found: set[Span] = set()
+    lo = 0
+    while lo < len(text):
+        hi = min(len(text), lo + _CHUNK + _OVERLAP)
+        for p, m in patterns.finditer(text[lo:hi]):
+            found.add((p.key, lo + m.start(), lo + m.end()))
+        if hi == len(text):
+            break
+        # Start the next chunk after a space so no match begins in the middle of a word.
+        nxt = text.find(" ", lo + _CHUNK, hi)
+        lo = lo + _CHUNK if nxt == -1 else nxt + 1
+    return sorted(found, key=lambda s: s[1])
 
 
 def _noisy_or(weights: list[float]) -> float:
@@ -365,3 +392,6 @@ def _from_hex(blob: str) -> str | None:
 def _from_bits(blob: str) -> str | None:
     bits = re.sub(r"\s", "", blob)
     return _printable(bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits) - 7, 8)))
+
+
+_DECODERS = {"b64": _from_b64, "hex": _from_hex, "bits": _from_bits}

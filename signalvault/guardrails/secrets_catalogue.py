@@ -20,17 +20,21 @@ class SecretFormat:
     regex: str
     check: Callable[[str], bool] | None = None
     score: float = 0.9
+    # False for formats that start with a keyword or URL, which may follow any character.
+    is_bounded: bool = True
+    # The span starts at the URL scheme before "://", found by scanning back in code.
+    has_scheme: bool = False
 
 
 # Boundaries: a token must not be the middle of a longer token, or "sk-..." would fire inside
-# "task-...". Prefix-bearing formats need only the left edge; fixed-length ones need both.
-_L = r"(?<![A-Za-z0-9_\-])"
+# "task-...". The right edge is in the regex; the left edge is checked in code (`is_bounded`),
+# because a leading look-behind stops `re` from searching for the literal prefix quickly.
 _R = r"(?![A-Za-z0-9_\-])"
 _B64 = r"A-Za-z0-9+/"
 
 
 def _fixed(prefix: str, body: str) -> str:
-    return _L + prefix + body + _R
+    return prefix + body + _R
 
 
 def _near(keywords: str, token: str) -> str:
@@ -51,7 +55,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "openai",
         "OPENAI_API_KEY",
-        _L + r"sk-(?:[a-z]+-)*[A-Za-z0-9_\-]{10,}T3BlbkFJ[A-Za-z0-9_\-]{20,}" + _R,
+        r"sk-(?:[a-z]+-)*[A-Za-z0-9_\-]{10,}T3BlbkFJ[A-Za-z0-9_\-]{20,}" + _R,
         _rand,
         0.97,
     ),
@@ -78,18 +82,18 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "aws-access-key-id",
         "AWS_ACCESS_KEY_ID",
-        _L + r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}" + _R,
+        r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}" + _R,
         lambda v: not chk.is_placeholder(v),
     ),
     SecretFormat(
         "aws-session-token",
         "AWS_SESSION_TOKEN",
-        _L + rf"(?:FwoGZXIvYXdz|IQoJb3JpZ2lu|FQoGZXIvYXdz)[{_B64}]{{80,}}={{0,2}}",
+        rf"(?:FwoGZXIvYXdz|IQoJb3JpZ2lu|FQoGZXIvYXdz)[{_B64}]{{80,}}={{0,2}}",
     ),
     SecretFormat(
         "aws-bedrock",
         "AWS_BEDROCK_API_KEY",
-        _L + rf"(?:ABSKQmVkcm9ja0FQSUtleS|bedrock-api-key-)[{_B64}=%\-]{{40,}}",
+        rf"(?:ABSKQmVkcm9ja0FQSUtleS|bedrock-api-key-)[{_B64}=%\-]{{40,}}",
     ),
     SecretFormat("aws-appsync", _API, _fixed("da2-", r"[a-z0-9]{26}"), _rand, 0.8),
     # --- Google / GCP ---
@@ -97,7 +101,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "gcp-service-account", "GCP_CREDENTIAL", r"\"type\"\s*:\s*\"service_account\"", None, 0.9
     ),
-    SecretFormat("gcp-oauth-token", "GCP_CREDENTIAL", _L + r"ya29\.[A-Za-z0-9_\-]{30,}", _rand),
+    SecretFormat("gcp-oauth-token", "GCP_CREDENTIAL", r"ya29\.[A-Za-z0-9_\-]{30,}", _rand),
     SecretFormat(
         "gcp-oauth-secret", "GCP_CREDENTIAL", _fixed("GOCSPX-", r"[A-Za-z0-9_\-]{28}"), _rand
     ),
@@ -143,8 +147,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "gitlab",
         "GITLAB_TOKEN",
-        _L
-        + r"(?:glpat|gldt|glrt|glcbt|glptt|glsoat|glffct|gloas|glimt|glagent|glft|glwt)-"
+        r"(?:glpat|gldt|glrt|glcbt|glptt|glsoat|glffct|gloas|glimt|glagent|glft|glwt)-"
         + r"[A-Za-z0-9_\-]{20,}(?:\.[0-9a-z]{2}\.[0-9a-z]{7,9})?"
         + _R,
         _rand,
@@ -153,28 +156,26 @@ FORMATS: tuple[SecretFormat, ...] = (
         "gitlab-runner-registration", "GITLAB_TOKEN", _fixed("GR1348941", r"[A-Za-z0-9_\-]{20}")
     ),
     SecretFormat("bitbucket-app-password", _API, _fixed("ATBB", r"[A-Za-z0-9_=.\-]{28,}"), _rand),
-    SecretFormat("bitbucket-dc", _API, _L + r"BBDC-[A-Za-z0-9+/@_\-]{40,}", _rand),
-    SecretFormat("atlassian", _API, _L + r"AT(?:ATT|CTT)3xFfG[A-Za-z0-9_=\-]{100,}", None, 0.95),
+    SecretFormat("bitbucket-dc", _API, r"BBDC-[A-Za-z0-9+/@_\-]{40,}", _rand),
+    SecretFormat("atlassian", _API, r"AT(?:ATT|CTT)3xFfG[A-Za-z0-9_=\-]{100,}", None, 0.95),
     SecretFormat("npm", _API, _fixed("npm_", r"[A-Za-z0-9]{36}"), _rand),
-    SecretFormat(
-        "pypi", _API, _L + r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{50,}"
-    ),
+    SecretFormat("pypi", _API, r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{50,}"),
     SecretFormat("rubygems", _API, _fixed("rubygems_", r"[a-f0-9]{48}")),
     SecretFormat("docker-hub", _API, _fixed(r"dckr_(?:pat|oat)_", r"[A-Za-z0-9_\-]{27,}"), _rand),
     SecretFormat("circleci", _API, _fixed("CCIPAT_", r"[A-Za-z0-9]{22}_[a-f0-9]{40}")),
     SecretFormat("buildkite", _API, _fixed("bkua_", r"[a-f0-9]{40}")),
     SecretFormat("jfrog", _API, _fixed("AKCp", r"[A-Za-z0-9]{69}"), _rand),
     SecretFormat("pulumi", _API, _fixed("pul-", r"[a-f0-9]{40}")),
-    SecretFormat("terraform", _API, _L + r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}" + _R),
+    SecretFormat("terraform", _API, r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}" + _R),
     # --- Chat and messaging ---
     SecretFormat(
         "slack",
         "SLACK_TOKEN",
-        _L + r"xox[abposre]-(?:\d+-)+[A-Za-z0-9\-]{6,}" + _R,
+        r"xox[abposre]-(?:\d+-)+[A-Za-z0-9\-]{6,}" + _R,
         lambda v: not chk.is_placeholder(v),
     ),
-    SecretFormat("slack-app", "SLACK_TOKEN", _L + r"xapp-\d-[A-Z0-9]+-\d+-[a-f0-9]{32,}"),
-    SecretFormat("slack-config", "SLACK_TOKEN", _L + r"xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9]{100,}"),
+    SecretFormat("slack-app", "SLACK_TOKEN", r"xapp-\d-[A-Z0-9]+-\d+-[a-f0-9]{32,}"),
+    SecretFormat("slack-config", "SLACK_TOKEN", r"xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9]{100,}"),
     SecretFormat(
         "slack-webhook",
         "SLACK_WEBHOOK_URL",
@@ -191,12 +192,12 @@ FORMATS: tuple[SecretFormat, ...] = (
         _fixed("", r"[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,38}"),
         _rand,
     ),
-    SecretFormat("telegram-bot", _API, _L + r"\d{8,10}:AA[A-Za-z0-9_\-]{33}" + _R),
+    SecretFormat("telegram-bot", _API, r"\d{8,10}:AA[A-Za-z0-9_\-]{33}" + _R),
     SecretFormat("twilio-api-key", _API, _fixed("SK", r"[0-9a-f]{32}"), _hex, 0.8),
     SecretFormat(
         "twilio-auth-token", _API, _near("twilio|auth_?token", r"[a-f0-9]{32}"), _hex, 0.75
     ),
-    SecretFormat("sendgrid", _API, _L + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}" + _R),
+    SecretFormat("sendgrid", _API, r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}" + _R),
     SecretFormat("mailgun", _API, _fixed("key-", r"[a-f0-9]{32}"), _hex),
     SecretFormat(
         "mailgun-private", _API, _fixed("", r"[a-f0-9]{32}-[a-f0-9]{8}-[a-f0-9]{8}"), _hex
@@ -213,7 +214,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("shippo", _API, _fixed(r"shippo_(?:live|test)_", r"[a-f0-9]{40}")),
     SecretFormat("duffel", _API, _fixed(r"duffel_(?:live|test)_", r"[A-Za-z0-9_=\-]{43}")),
     SecretFormat("easypost", _API, _fixed("EZ[AT]K", r"[A-Za-z0-9]{54}"), _rand),
-    SecretFormat("flutterwave", _API, _L + r"FLWSECK(?:_TEST)?-[a-f0-9]{32}-X" + _R),
+    SecretFormat("flutterwave", _API, r"FLWSECK(?:_TEST)?-[a-f0-9]{32}-X" + _R),
     # --- Cloud, hosting and observability ---
     SecretFormat("databricks", _API, _fixed("dapi", r"[a-f0-9]{32}(?:-\d)?"), _hex),
     SecretFormat("digitalocean", _API, _fixed(r"do[opr]_v1_", r"[a-f0-9]{64}")),
@@ -228,7 +229,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("vercel", _API, _fixed(r"vc[pikar]_", r"[A-Za-z0-9]{24,}"), _rand),
     SecretFormat("vercel-legacy", _API, _near("vercel", r"[A-Za-z0-9]{24}"), _rand, 0.75),
     SecretFormat("netlify", _API, _fixed("nfp_", r"[A-Za-z0-9]{36}"), _rand),
-    SecretFormat("fly", _API, _L + r"(?:FlyV1 )?fm[12][ar]?_[A-Za-z0-9+/=_,\-]{100,}"),
+    SecretFormat("fly", _API, r"(?:FlyV1 )?fm[12][ar]?_[A-Za-z0-9+/=_,\-]{100,}"),
     SecretFormat("supabase", _API, _fixed(r"(?:sbp_|sb_secret_)", r"[A-Za-z0-9_\-]{31,}"), _rand),
     SecretFormat(
         "planetscale", _API, _fixed(r"pscale_(?:tkn|pw|oauth)_", r"[A-Za-z0-9_.=\-]{32,64}"), _rand
@@ -251,13 +252,13 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "newrelic",
         _API,
-        _L + r"(?:NRAK-[A-Z0-9]{27}|NR(?:AA|II|JS)-[A-Za-z0-9]{19,27})" + _R,
+        r"(?:NRAK-[A-Z0-9]{27}|NR(?:AA|II|JS)-[A-Za-z0-9]{19,27})" + _R,
         _rand,
     ),
-    SecretFormat("dynatrace", _API, _L + r"dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}" + _R),
+    SecretFormat("dynatrace", _API, r"dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}" + _R),
     SecretFormat("grafana-cloud", _API, _fixed("glc_", r"[A-Za-z0-9+/]{32,400}={0,2}"), _rand),
     SecretFormat("grafana-sa", _API, _fixed("glsa_", r"[A-Za-z0-9]{32}_[a-f0-9]{8}")),
-    SecretFormat("sentry-org", _API, _L + r"sntrys_eyJ[A-Za-z0-9+/=_]{50,}"),
+    SecretFormat("sentry-org", _API, r"sntrys_eyJ[A-Za-z0-9+/=_]{50,}"),
     SecretFormat("sentry-user", _API, _fixed("sntryu_", r"[a-f0-9]{64}")),
     SecretFormat(
         "doppler", _API, _fixed(r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"[A-Za-z0-9]{40,44}"), _rand
@@ -266,12 +267,12 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "tailscale",
         _API,
-        _L + r"tskey-(?:api|auth|client|scim|webhook)-[A-Za-z0-9]+-[A-Za-z0-9]{20,}",
+        r"tskey-(?:api|auth|client|scim|webhook)-[A-Za-z0-9]+-[A-Za-z0-9]{20,}",
     ),
     SecretFormat("alibaba", _API, _fixed("LTAI", r"[A-Za-z0-9]{12,20}"), _rand),
     SecretFormat("tencent", _API, _fixed("AKID", r"[A-Za-z0-9]{13,40}"), _rand),
-    SecretFormat("age", _API, _L + r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
-    SecretFormat("onepassword", _API, _L + r"ops_eyJ[A-Za-z0-9+/=_\-]{100,}"),
+    SecretFormat("age", _API, r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
+    SecretFormat("onepassword", _API, r"ops_eyJ[A-Za-z0-9+/=_\-]{100,}"),
     SecretFormat("infracost", _API, _fixed("ico-", r"[A-Za-z0-9]{32}"), _rand),
     # --- SaaS productivity ---
     SecretFormat("linear", _API, _fixed("lin_api_", r"[A-Za-z0-9]{40}"), _rand),
@@ -283,7 +284,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("figma", _API, _fixed("figd_", r"[A-Za-z0-9_\-]{40}"), _rand),
     SecretFormat("dropbox", _API, _fixed(r"sl\.(?:u\.)?", r"[A-Za-z0-9_\-]{130,}"), _rand),
     SecretFormat("contentful", _API, _fixed("CFPAT-", r"[A-Za-z0-9_\-]{43}"), _rand),
-    SecretFormat("mapbox", _API, _L + r"sk\.eyJ[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,}"),
+    SecretFormat("mapbox", _API, r"sk\.eyJ[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,}"),
     SecretFormat("adafruit", _API, _fixed("aio_", r"[A-Za-z0-9]{28}"), _rand),
     SecretFormat("frameio", _API, _fixed("fio-u-", r"[A-Za-z0-9_=\-]{64}"), _rand),
     SecretFormat("readme", _API, _fixed("rdme_", r"[a-z0-9]{70}")),
@@ -298,20 +299,22 @@ FORMATS: tuple[SecretFormat, ...] = (
         r"|[A-Za-z0-9+/=\s\\:,.\-]{16,})",
         chk.is_private_key_block,
         0.99,
+        is_bounded=False,  # JSON escapes put "\\n" (an "n") right before "-----BEGIN"
     ),
     SecretFormat(
         "jwt",
         "JWT",
-        _L + r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         chk.is_jwt,
         0.9,
     ),
     SecretFormat(
         "url-credentials",
         "CONNECTION_STRING",
-        r"(?i)[a-z][a-z0-9+.\-]{1,20}://[^\s:/@'\"<>]{1,64}:[^\s@/'\"<>]{1,128}@[^\s/'\"<>]+",
+        r"://[^\s:/@'\"<>]{1,64}:[^\s@/'\"<>]{1,128}@[^\s/'\"<>]+",
         chk.is_connection_string,
         0.9,
+        has_scheme=True,
     ),
     SecretFormat(
         "dsn-password",
