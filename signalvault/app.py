@@ -18,9 +18,12 @@ from signalvault.audit import AuditTrail
 from signalvault.config import Settings
 from signalvault.crypto import load_master_key
 from signalvault.errors import StoreError
+from signalvault.guardrails.engine import Engine
+from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, rules_digest
 from signalvault.keyring import KeyRing, load_pepper
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
+from signalvault.screening import Screen
 from signalvault.store import Store, open_store
 from signalvault.tokens import TokenCounter
 
@@ -49,6 +52,16 @@ def open_services(settings: Settings) -> Services:
     return Services(store, KeyRing(store, pepper), AuditTrail(store, master_key))
 
 
+def load_screen(settings: Settings, store: Store, tokens: TokenCounter) -> Screen:
+    """The configured (or default) policy, recorded as a version in the store, compiled."""
+    configured = settings.guardrails.rules
+    rules = parse_rules(configured) if configured else DEFAULT_RULES
+    rules_json = orjson.dumps([r.as_dict() for r in rules]).decode()
+    source = "config" if configured else "default"
+    version = store.activate_policy(rules_json, rules_digest(rules), source, created_by=source)
+    return Screen(Engine(Policy(version, rules), tokens.count), settings.guardrails.failure_mode)
+
+
 class GatewayApp:
     """The ASGI application. `startup()`/`shutdown()` run from the ASGI lifespan (or tests)."""
 
@@ -64,10 +77,12 @@ class GatewayApp:
         self._session = new_client_session()
         tokens = TokenCounter()
         await asyncio.to_thread(tokens.warm)
+        screen = await asyncio.to_thread(load_screen, self.settings, self.services.store, tokens)
         self._proxy = Proxy(
             keyring=self.services.keyring,
             trail=self.services.trail,
             router=self.router,
+            screen=screen,
             session=self._client,
             tokens=tokens,
             max_body_bytes=self.settings.server.max_body_bytes,

@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from signalvault.audit import (
+    BLOCKED,
     CANCELLED,
     OK,
     PROVIDER_ERROR,
@@ -37,8 +38,10 @@ from signalvault.errors import (
     StoreUnavailable,
     UnsupportedMedia,
 )
+from signalvault.guardrails.engine import Redactor
 from signalvault.keyring import KeyRing
 from signalvault.providers import Router, Target
+from signalvault.screening import Screen
 from signalvault.tokens import TokenCounter
 from signalvault.wire import StreamAssembler, end_user, error_body, family, prompt_text, trace_id
 from signalvault.wire import usage as usage_of
@@ -87,6 +90,7 @@ class Proxy:
         keyring: KeyRing,
         trail: AuditTrail,
         router: Router,
+        screen: Screen,
         session: Callable[[], aiohttp.ClientSession],
         tokens: TokenCounter,
         max_body_bytes: int,
@@ -94,6 +98,7 @@ class Proxy:
         self._keyring = keyring
         self._trail = trail
         self._router = router
+        self._screen = screen
         self._session = session
         self._tokens = tokens
         self._max_body = max_body_bytes
@@ -127,15 +132,22 @@ class Proxy:
             return
 
         body: bytes | None = None
+        redactor = Redactor()
         try:
             body = await self._read_body(receive, headers)
             payload = _parse(body, headers)
             targets = self._admit(interaction, payload, headers)
+            screened = self._screen.request(interaction, payload, body, redactor)
         except _ClientGone:
             return
         except HTTPError as exc:
             await self._reject(send, interaction, exc, body)
             return
+        if screened.blocked is not None:
+            # The trail keeps the attempt with every finding masked; the provider never sees it.
+            await self._reject(send, interaction, screened.blocked, screened.stored, BLOCKED)
+            return
+        body = screened.forward
 
         try:
             await self._trail.begin(interaction, body)
@@ -144,7 +156,7 @@ class Proxy:
             await _send_error(send, api, _store_down(), interaction.id)
             return
         await self._forward(
-            send, receive, interaction, targets[0], upstream_path, payload, body, headers
+            send, receive, interaction, targets[0], upstream_path, payload, body, headers, redactor
         )
 
     # -- admission ---------------------------------------------------------------------------
@@ -228,6 +240,7 @@ class Proxy:
         payload: dict[str, Any],
         body: bytes,
         headers: dict[str, str],
+        redactor: Redactor,
     ) -> None:
         provider = target.provider
         if target.model != payload["model"]:
@@ -250,7 +263,7 @@ class Proxy:
             if interaction.is_stream and response.status == 200 and is_sse:
                 await self._relay_stream(send, receive, interaction, response, payload)
             else:
-                await self._relay_body(send, interaction, response)
+                await self._relay_body(send, interaction, response, redactor)
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Only reachable before anything was sent: streams handle their own failures.
             await self._provider_failed(send, interaction, exc)
@@ -258,7 +271,11 @@ class Proxy:
             response.release()
 
     async def _relay_body(
-        self, send: Send, interaction: Interaction, response: aiohttp.ClientResponse
+        self,
+        send: Send,
+        interaction: Interaction,
+        response: aiohttp.ClientResponse,
+        redactor: Redactor,
     ) -> None:
         data = await response.read()
         interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
@@ -271,6 +288,19 @@ class Proxy:
         interaction.prompt_tokens, interaction.completion_tokens = usage_of(interaction.api, parsed)
         if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
             interaction.model_used = parsed["model"]
+        stored = data
+        if response.status < 400:
+            try:
+                screened = self._screen.response(interaction, parsed, data, redactor)
+            except HTTPError as exc:  # the guardrail engine failed and the mode is closed
+                await self._refuse_output(send, interaction, exc, PROVIDER_ERROR, None)
+                return
+            if screened.blocked is not None:
+                await self._refuse_output(
+                    send, interaction, screened.blocked, BLOCKED, screened.stored
+                )
+                return
+            data, stored = screened.forward, screened.stored
         await send(
             {
                 "type": "http.response.start",
@@ -279,7 +309,22 @@ class Proxy:
             }
         )
         await send({"type": "http.response.body", "body": data})
-        self._trail.complete(interaction, data)
+        self._trail.complete(interaction, stored)
+
+    async def _refuse_output(
+        self,
+        send: Send,
+        interaction: Interaction,
+        error: HTTPError,
+        outcome: str,
+        stored: bytes | None,
+    ) -> None:
+        """The provider answered, but the answer may not reach the caller."""
+        interaction.outcome = outcome
+        interaction.status_code = error.status_code
+        interaction.error_code = error.code
+        self._trail.complete(interaction, stored)
+        await _send_error(send, interaction.api, error, interaction.id)
 
     async def _relay_stream(
         self,

@@ -62,7 +62,9 @@ class Screen:
         """Scan everything the client sends; redact in place or report a block."""
         interaction.policy_version = self.policy_version
         slots = text_slots(payload, REQUEST_TEXT_FIELDS)
-        verdict = self._scan(interaction, slots, "input", self.context(interaction, payload), redactor)
+        verdict = self._scan(
+            interaction, slots, "input", self.context(interaction, payload), redactor
+        )
         return self._apply(verdict, slots, payload, body, "The request")
 
     def response(
@@ -98,11 +100,14 @@ class Screen:
         segments = [container[key] for container, key in slots]
         try:
             verdict = self.engine.scan(segments, direction, context, redactor)
-        except Exception as exc:  # noqa: BLE001 - any detector failure triggers the failure mode
+        except Exception as exc:
             log.error(
                 "guardrail engine failed",
-                extra={"request_id": interaction.id, "error": type(exc).__name__,
-                       "failure_mode": "open" if self._is_fail_open else "closed"},
+                extra={
+                    "request_id": interaction.id,
+                    "error": type(exc).__name__,
+                    "failure_mode": "open" if self._is_fail_open else "closed",
+                },
             )
             if not self._is_fail_open:
                 raise GuardrailUnavailable(
@@ -129,7 +134,9 @@ class Screen:
             masked = self.engine.mask([c[k] for c, k in slots], verdict)
             for (container, key), text in zip(slots, masked, strict=True):
                 container[key] = text
-            return Screened(body, orjson.dumps(payload), GuardrailBlocked(message, rules=rules, kinds=kinds))
+            return Screened(
+                body, orjson.dumps(payload), GuardrailBlocked(message, rules=rules, kinds=kinds)
+            )
         if verdict.texts is not None:
             for (container, key), text in zip(slots, verdict.texts, strict=True):
                 container[key] = text

@@ -164,7 +164,9 @@ class Engine:
             self._detectors[rule.name] = built[signature]
 
     def rules_for(self, direction: str, context: Context) -> list[Rule]:
-        return [r for r in self.policy.rules if r.applies(direction, context.project, context.key_id)]
+        return [
+            r for r in self.policy.rules if r.applies(direction, context.project, context.key_id)
+        ]
 
     def scan(
         self, segments: Sequence[str], direction: str, context: Context, redactor: Redactor
@@ -234,7 +236,9 @@ class Engine:
             memo[id(detector)] = cached
         return cached
 
-    def _token_findings(self, rule: Rule, segments: Sequence[str], context: Context) -> list[Finding]:
+    def _token_findings(
+        self, rule: Rule, segments: Sequence[str], context: Context
+    ) -> list[Finding]:
         limit = rule.options.get("max_input_tokens") or _context_window(context.model)
         findings: list[Finding] = []
         if limit:

@@ -118,8 +118,14 @@ def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
             raise ConfigError(f"{where}: options must be a table")
         bad = set(options) - OPTIONS[detector]
         if bad:
-            raise ConfigError(f"{where}: unknown option(s) for {detector}: {', '.join(sorted(bad))}")
-        if action == "redact" and detector in ("token_limit", "model_allowlist", "prompt_injection"):
+            raise ConfigError(
+                f"{where}: unknown option(s) for {detector}: {', '.join(sorted(bad))}"
+            )
+        if action == "redact" and detector in (
+            "token_limit",
+            "model_allowlist",
+            "prompt_injection",
+        ):
             raise ConfigError(f"{where}: {detector} findings cannot be redacted; use block or log")
         rules.append(Rule(name, detector, action, directions, scope, dict(options)))
     return tuple(rules)

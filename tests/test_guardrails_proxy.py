@@ -1,0 +1,158 @@
+"""Guardrails through the proxy: blocks never reach the provider, redactions reach it without the
+values, output rules apply to responses, and the trail records every evaluation without values."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import orjson
+import pytest
+
+from signalvault.app import create_app
+from signalvault.config import GuardrailSettings
+from tests.conftest import make_settings, records
+
+pytestmark = pytest.mark.anyio
+
+AWS_KEY = "AKIA" + "Q3VZ7TXK2MBN4PLD"
+EMAIL = "jane.doe@example.com"
+
+
+def chat(text: str, **extra) -> dict:
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def test_prompt_with_aws_key_is_blocked_before_the_provider(client, gateway, api_key, mock):
+    response = await client.post(
+        "/v1/chat/completions",
+        json=chat(f"deploy with {AWS_KEY} please"),
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == error["code"] == "guardrail_violation"
+    assert "secrets" in error["message"] and "AWS_ACCESS_KEY_ID" in error["message"]
+    assert AWS_KEY not in response.text
+    assert mock.stats()["total"] == 0
+    [record] = records(gateway)
+    assert record["outcome"] == "blocked" and record["status_code"] == 400
+    assert record["policy_version"] >= 1
+    evaluations = orjson.loads(record["guardrails"])
+    secrets = next(e for e in evaluations if e["rule"] == "secrets")
+    assert secrets["outcome"] == "blocked" and secrets["kinds"] == {"AWS_ACCESS_KEY_ID": 1}
+    assert AWS_KEY not in record["guardrails"]
+    prompt, _ = gateway.services.trail.decrypt(record)
+    assert AWS_KEY.encode() not in prompt and b"[AWS_ACCESS_KEY_ID_1]" in prompt
+
+
+async def test_anthropic_block_uses_the_anthropic_error_shape(client, api_key, mock):
+    body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 10,
+        "system": f"key {AWS_KEY}",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    response = await client.post("/v1/messages", json=body, headers={"x-api-key": api_key})
+    assert response.status_code == 400
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["type"] == "guardrail_violation"
+    assert mock.stats()["total"] == 0
+
+
+async def test_pii_is_redacted_before_it_leaves_with_stable_placeholders(
+    client, gateway, api_key, mock
+):
+    text = f"mail {EMAIL} and again {EMAIL}, not bob.roe@example.org"
+    response = await client.post(
+        "/v1/chat/completions", json=chat(text), headers={"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status_code == 200
+    sent = mock.recent_requests()[-1]["body"]["messages"][0]["content"]
+    assert sent == "mail [EMAIL_1] and again [EMAIL_1], not [EMAIL_2]"
+    assert EMAIL not in orjson.dumps(mock.recent_requests()).decode()
+    [record] = records(gateway)
+    assert record["outcome"] == "ok"
+    pii = next(e for e in orjson.loads(record["guardrails"]) if e["rule"] == "pii-input")
+    assert pii["outcome"] == "redacted" and pii["kinds"] == {"EMAIL": 3}
+    prompt, _ = gateway.services.trail.decrypt(record)
+    assert EMAIL.encode() not in prompt
+
+
+async def test_restore_maps_placeholders_back_for_the_caller_only(tmp_path, mock_provider, mock):
+    rules = (
+        {
+            "name": "pii",
+            "detector": "pii",
+            "action": "redact",
+            "direction": "input",
+            "options": {"types": ["EMAIL"], "restore": True},
+        },
+    )
+    settings = make_settings(tmp_path, mock_provider[1])
+    settings = replace(settings, guardrails=GuardrailSettings(rules=rules))
+    app = create_app(settings)
+    await app.startup()
+    try:
+        _, key = app.services.keyring.create(name="t", environment="dev")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://g"
+        ) as c:
+            response = await c.post(
+                "/v1/chat/completions",
+                json=chat(f"hi {EMAIL}"),
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert response.json()["choices"][0]["message"]["content"] == f"You said: hi {EMAIL}"
+        assert mock.recent_requests()[-1]["body"]["messages"][0]["content"] == "hi [EMAIL_1]"
+        [record] = records(app)
+        _, stored = app.services.trail.decrypt(record)
+        assert EMAIL.encode() not in stored and b"[EMAIL_1]" in stored
+    finally:
+        await app.shutdown()
+
+
+async def test_secret_in_a_response_is_blocked_on_output(tmp_path, mock_provider, mock):
+    rules = (
+        {"name": "no-secrets-out", "detector": "secrets", "action": "block", "direction": "output"},
+    )
+    settings = replace(
+        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
+    )
+    app = create_app(settings)
+    await app.startup()
+    try:
+        _, key = app.services.keyring.create(name="t", environment="dev")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://g"
+        ) as c:
+            response = await c.post(
+                "/v1/chat/completions",
+                json=chat(f"[[mock:reply=use {AWS_KEY}]]"),
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "guardrail_violation"
+        assert AWS_KEY not in response.text
+        assert mock.stats()["total"] == 1  # the provider answered; the caller never saw it
+        [record] = records(app)
+        assert record["outcome"] == "blocked"
+        _, stored = app.services.trail.decrypt(record)
+        assert AWS_KEY.encode() not in stored
+    finally:
+        await app.shutdown()
+
+
+async def test_policy_versions_follow_the_configured_rules(tmp_path, mock_provider):
+    base = make_settings(tmp_path, mock_provider[1])
+    versions = []
+    for rules in (
+        (),
+        ({"detector": "pii", "action": "log"},),
+        ({"detector": "pii", "action": "log"},),
+    ):
+        app = create_app(replace(base, guardrails=GuardrailSettings(rules=rules)))
+        await app.startup()
+        versions.append(app.services.store.active_policy()[0])
+        await app.shutdown()
+    assert versions == [1, 2, 2]  # unchanged rules keep their version
