@@ -10,8 +10,9 @@ from collections.abc import Iterable
 
 from signalvault.guardrails import Finding
 from signalvault.guardrails.pii_address import AddressRules
+from signalvault.guardrails.pii_checks import Candidate
 from signalvault.guardrails.pii_names import NameRules
-from signalvault.guardrails.pii_numbers import Candidate, scan_numbers
+from signalvault.guardrails.pii_numbers import scan_numbers
 from signalvault.guardrails.pii_patterns import PatternRules
 
 PII_TYPES: frozenset[str] = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from signalvault.guardrails.pii_numbers import Candidate
+from signalvault.guardrails.pii_checks import Candidate
 
 # Street types written before the name (Romance languages) and after it (English and others).
 _PREFIX_TYPES = (

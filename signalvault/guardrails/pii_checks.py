@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 import re
 
+Candidate = tuple[str, int, int, float]  # kind, start, end, score: a finding before resolution
+
 # ISO 13616 registry: total IBAN length per country code.
 IBAN_LENGTHS: dict[str, int] = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from importlib import resources
 
-from signalvault.guardrails.pii_numbers import Candidate
+from signalvault.guardrails.pii_checks import Candidate
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
 _PARTICLES = frozenset(

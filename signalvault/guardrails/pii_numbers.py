@@ -1,4 +1,5 @@
-"""Digit-run PII: cards, SSNs, phones, IPv4 and numeric national identifiers.
+"""Digit-run PII: cards, SSNs, phones, IPv4, numeric national identifiers (lettered ones via
+`pii_ids`).
 
 One regex finds every run of digits joined by phone-style separators; each run is then shaped
 (groups, separators) and offered to the validators in `pii_checks`. Imports nothing but that.
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import phonenumbers
 
 from signalvault.guardrails.pii_checks import (
+    Candidate,
     au_medicare_ok,
     au_tfn_ok,
     card_brand_ok,
@@ -25,8 +27,10 @@ from signalvault.guardrails.pii_checks import (
     ssn_ok,
     verhoeff_ok,
 )
+from signalvault.guardrails.pii_ids import scan_lettered, touches_letters
 
-Candidate = tuple[str, int, int, float]  # kind, start, end, score
+__all__ = ["Candidate", "scan_numbers"]
+
 
 # Digits joined by single separators (space, dot, dash, parentheses), optional +, extension.
 # A plain character-class scan is ~4x faster in `re` than look-arounds; `_bounded` and the
@@ -100,6 +104,8 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
         if raw.endswith(")") and raw.count("(") < raw.count(")"):
             raw = raw[:-1]
         end = start + len(raw)
+        if touches_letters(text, start, end):
+            yield from scan_lettered(text, start)
         if (not raw[-1:].isdigit() and not raw.endswith(")")) or not _bounded(text, start, end):
             continue
         if len(raw) < 7 and raw.count(".") != 3:

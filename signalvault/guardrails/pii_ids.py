@@ -1,0 +1,123 @@
+"""Identifiers that mix letters and digits: IBAN, UK NINO, Indian PAN, Spanish NIF/NIE,
+Singapore NRIC, Italian codice fiscale. Each is tried only where a digit run touches a letter,
+so no regex scans the whole text for them; check characters come from `pii_checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from signalvault.guardrails.pii_checks import (
+    IBAN_LENGTHS,
+    Candidate,
+    context_near,
+    es_nif_ok,
+    iban_ok,
+    it_fiscal_code_ok,
+    sg_nric_ok,
+)
+
+_NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+_PAN_WORDS = re.compile(r"\b(?:pan|permanent account|income tax)\b", re.IGNORECASE)
+_NINO_WORDS = re.compile(r"\b(?:nino|national insurance|ni)\b", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[\s\-]")
+
+
+def _compact(value: str) -> str:
+    return _SEPARATORS.sub("", value).upper()
+
+
+def _iban(text: str, match: re.Match[str]) -> Candidate | None:
+    """Cut the run to its country's length before checking (it may run into a following word)."""
+    start, value = match.start(), match.group()
+    length = IBAN_LENGTHS.get(value[:2].upper())
+    if length is None:
+        return None
+    taken = 0
+    for i, ch in enumerate(value):
+        taken += ch != " "
+        if taken == length:
+            end = start + i + 1
+            break
+    else:
+        return None
+    if end < len(text) and text[end].isalnum():
+        return None  # a longer alphanumeric token: not an IBAN of this country
+    return ("IBAN", start, end, 0.95) if iban_ok(_compact(text[start:end])) else None
+
+
+def _checked(kind: str, check: Callable[[str], bool], score: float) -> _Confirm:
+    def confirm(text: str, match: re.Match[str]) -> Candidate | None:
+        if not check(_compact(match.group())):
+            return None
+        return kind, match.start(), match.end(), score
+
+    return confirm
+
+
+def _labelled(kind: str, words: re.Pattern[str], plain: float, labelled: float) -> _Confirm:
+    """Formats with no check character: the shape is specific, a label makes it certain."""
+
+    def confirm(text: str, match: re.Match[str]) -> Candidate | None:
+        if kind == "UK_NINO" and match.group()[:2] in _NINO_BAD_PREFIXES:
+            return None
+        start, end = match.span()
+        return kind, start, end, labelled if context_near(text, start, end, words) else plain
+
+    return confirm
+
+
+_Confirm = Callable[[str, re.Match[str]], Candidate | None]
+
+# (how many characters before a digit run the value may start, regex, confirm)
+_RULES: list[tuple[tuple[int, ...], re.Pattern[str], _Confirm]] = [
+    ((2,), re.compile(r"[a-z]{2}\d{2}(?: ?[a-z0-9]){11,30}", re.IGNORECASE), _iban),
+    (
+        (2, 3),
+        re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
+        _labelled("UK_NINO", _NINO_WORDS, 0.7, 0.95),
+    ),
+    (
+        (5,),
+        re.compile(r"[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]"),
+        _labelled("IN_PAN", _PAN_WORDS, 0.7, 0.95),
+    ),
+    ((0,), re.compile(r"\d{8}-?[A-Z]"), _checked("ES_NIF", es_nif_ok, 0.85)),
+    ((1, 2), re.compile(r"[XYZ]-?\d{7}-?[A-Z]"), _checked("ES_NIE", es_nif_ok, 0.9)),
+    ((1,), re.compile(r"[STFG]\d{7}[A-Z]"), _checked("SG_NRIC", sg_nric_ok, 0.9)),
+    (
+        (6,),
+        re.compile(r"[A-Z]{6}[0-9L-V]{2}[ABCDEHLMPRST][0-9L-V]{2}[A-Z][0-9L-V]{3}[A-Z]"),
+        _checked("IT_FISCAL_CODE", it_fiscal_code_ok, 0.95),
+    ),
+]
+
+
+def touches_letters(text: str, start: int, end: int) -> bool:
+    """Whether a digit run at [start, end) is part of a lettered token ("GB82", "AB 12")."""
+    before = text[max(0, start - 3) : start]
+    return (
+        before[-1:].isalpha()
+        or (before[-1:] in (" ", "-") and before[-2:-1].isalpha())
+        or text[end : end + 1].isalpha()
+        or (text[end : end + 1] == "-" and text[end + 1 : end + 2].isalpha())  # 12345678-Z
+    )
+
+
+def scan_lettered(text: str, start: int) -> Iterator[Candidate]:
+    """Lettered identifiers whose first digit run starts at `start`."""
+    for offsets, regex, confirm in _RULES:
+        for offset in offsets:
+            pos = start - offset
+            if pos < 0 or (pos and text[pos - 1].isalnum()):
+                continue
+            match = regex.match(text, pos)
+            if match is None:
+                continue
+            # An IBAN match may overrun into the next word; _iban cuts it to length itself.
+            if confirm is not _iban and text[match.end() : match.end() + 1].isalnum():
+                continue
+            found = confirm(text, match)
+            if found is not None:
+                yield found
