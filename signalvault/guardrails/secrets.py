@@ -44,6 +44,7 @@ _AWS_CONTEXT = (
 # Candidate values after a keyword: long runs of token characters.
 # "=" only as base64 padding, so `trace=123...` splits into a name and a value.
 _TOKEN = re.compile(r"[A-Za-z0-9+/_.~\-!@#$%^&*]{10,300}={0,2}")
+_CHECKSUMMED = re.compile(r"gh[pousr]_[A-Za-z0-9]{36}|sv-[a-z0-9]{1,16}-[0-9A-Za-z]{49}")
 _DIGIT = re.compile(r"[0-9]")
 _UPPER = re.compile(r"[A-Z]")
 _LOWER = re.compile(r"[a-z]")
@@ -218,8 +219,8 @@ def _is_generic_secret(value: str) -> bool:
         return False
     if value.isdigit() or _VERSION.fullmatch(value) or _PATHISH.fullmatch(value):
         return False  # counts, timestamps, versions, paths
-    if chk.is_placeholder(value):
-        return False
+    if chk.is_placeholder(value) or _CHECKSUMMED.fullmatch(value):
+        return False  # a checksummed format that failed its checksum is a fake, not a secret
     entropy = chk.shannon_entropy(value)
     if "/" in value and (value.startswith(("/", "./")) or entropy < 4.0):
         return False  # URL paths; base64 with "/" is far more varied

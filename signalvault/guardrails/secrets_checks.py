@@ -15,9 +15,9 @@ from collections import Counter
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-# Words that only occur in documentation, templates and redacted samples. Matching is on the
-# lower-cased value, so the AWS documentation keys (AKIAIOSFODNN7EXAMPLE, wJalr...EXAMPLEKEY)
-# land here: they are public, and blocking every prompt that quotes the AWS docs helps nobody.
+# Words that only occur in documentation, templates and redacted samples, in lower or upper case
+# (not mixed: a random token spells "yOur" far more often than "your"). The AWS documentation
+# keys (AKIAIOSFODNN7EXAMPLE, wJalr...EXAMPLEKEY) land here: they are public, and blocking every prompt that quotes the AWS docs helps nobody.
 _PLACEHOLDER_WORDS = (
     "example",
     "xxxx",
@@ -60,8 +60,7 @@ def shannon_entropy(value: str) -> float:
 
 def is_placeholder(value: str) -> bool:
     """True for documentation examples, templates and low-variety fillers (sk-xxxx, aaaa...)."""
-    lowered = value.lower()
-    if any(word in lowered for word in _PLACEHOLDER_WORDS):
+    if any(word in value or word.upper() in value for word in _PLACEHOLDER_WORDS):
         return True
     # A random token of 16+ characters uses many distinct symbols; "ddddd..." or "abab..." does not.
     body = re.sub(r"[^A-Za-z0-9]", "", value)
