@@ -224,4 +224,6 @@ def _is_generic_secret(value: str) -> bool:
     entropy = chk.shannon_entropy(value)
     if "/" in value and (value.startswith(("/", "./")) or entropy < 4.0):
         return False  # URL paths; base64 with "/" is far more varied
+    if _HEX.fullmatch(value):
+        return entropy >= 2.9  # hex tops out at 4 bits per character
     return entropy >= (3.0 if len(value) < 20 else 3.4)

@@ -77,6 +77,9 @@ FORMATS: tuple[SecretFormat, ...] = (
     ),
     SecretFormat("mistral", _API, _near("mistral", r"[A-Za-z0-9]{32}"), _rand, 0.75),
     SecretFormat("cohere", _API, _near("cohere|co_api", r"[A-Za-z0-9]{40}"), _rand, 0.75),
+    SecretFormat(
+        "langfuse", _API, _fixed("sk-lf-", r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}"), _rand
+    ),
     SecretFormat("deepseek", _API, _near("deepseek", r"sk-[a-f0-9]{32}"), _hex, 0.8),
     # --- AWS (the secret access key is found by pairing, see secrets.py) ---
     SecretFormat(
@@ -192,6 +195,12 @@ FORMATS: tuple[SecretFormat, ...] = (
         _fixed("", r"[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,38}"),
         _rand,
     ),
+    SecretFormat(
+        "teams-webhook",
+        _API,
+        r"https://[A-Za-z0-9\-]+\.webhook\.office\.com/webhookb2/[^\s\"'<>]{20,}/IncomingWebhook/"
+        r"[A-Za-z0-9]{20,}/[A-Za-z0-9\-]{10,}",
+    ),
     SecretFormat("telegram-bot", _API, r"\d{8,10}:AA[A-Za-z0-9_\-]{33}" + _R),
     SecretFormat("twilio-api-key", _API, _fixed("SK", r"[0-9a-f]{32}"), _hex, 0.8),
     SecretFormat(
@@ -208,6 +217,10 @@ FORMATS: tuple[SecretFormat, ...] = (
         "stripe", "STRIPE_KEY", _fixed(r"(?:sk|rk)_(?:live|test)_", r"[A-Za-z0-9]{20,247}"), _rand
     ),
     SecretFormat("stripe-webhook", "STRIPE_KEY", _fixed("whsec_", r"[A-Za-z0-9]{32,}"), _rand),
+    SecretFormat("meta-access-token", _API, _fixed("EAA", r"[B-Z][A-Za-z0-9]{80,300}"), _rand),
+    SecretFormat(
+        "plaid", _API, _fixed(r"access-(?:sandbox|development|production)-", r"[0-9a-f\-]{36}")
+    ),
     SecretFormat("square-access", _API, _fixed("EAAA", r"[A-Za-z0-9_\-]{60}"), _rand),
     SecretFormat("square-oauth", _API, _fixed(r"sq0(?:atp|csp)-", r"[A-Za-z0-9_\-]{22,43}"), _rand),
     SecretFormat("shopify", _API, _fixed(r"shp(?:at|ss|ca|pa)_", r"[a-fA-F0-9]{32}")),
@@ -281,6 +294,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("notion-legacy", _API, _fixed("secret_", r"[A-Za-z0-9]{43}"), _rand),
     SecretFormat("postman", _API, _fixed("PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}")),
     SecretFormat("airtable", _API, _fixed("pat", r"[A-Za-z0-9]{14}\.[a-f0-9]{64}")),
+    SecretFormat("asana", _API, r"\b[0-9]/[0-9]{10,20}(?:/[0-9]{10,20})?:[a-f0-9]{32}" + _R),
     SecretFormat("figma", _API, _fixed("figd_", r"[A-Za-z0-9_\-]{40}"), _rand),
     SecretFormat("dropbox", _API, _fixed(r"sl\.(?:u\.)?", r"[A-Za-z0-9_\-]{130,}"), _rand),
     SecretFormat("contentful", _API, _fixed("CFPAT-", r"[A-Za-z0-9_\-]{43}"), _rand),
@@ -302,6 +316,14 @@ FORMATS: tuple[SecretFormat, ...] = (
         is_bounded=False,  # JSON escapes put "\\n" (an "n") right before "-----BEGIN"
     ),
     SecretFormat(
+        "putty-private-key",
+        "PRIVATE_KEY",
+        r"PuTTY-User-Key-File-\d: [^\n]+\n(?:[^\n]*\n){0,8}?"
+        r"Private-Lines: \d+\n[A-Za-z0-9+/=\n]{40,}",
+        None,
+        0.99,
+    ),
+    SecretFormat(
         "jwt",
         "JWT",
         r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
@@ -311,7 +333,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "url-credentials",
         "CONNECTION_STRING",
-        r"://[^\s:/@'\"<>]{1,64}:[^\s@/'\"<>]{1,128}@[^\s/'\"<>]+",
+        r"://[^\s:/@'\"<>]{0,64}:[^\s@/'\"<>]{1,128}@[^\s/'\"<>]+",
         chk.is_connection_string,
         0.9,
         has_scheme=True,
