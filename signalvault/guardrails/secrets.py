@@ -54,6 +54,7 @@ _VERSION = re.compile(r"v?\d+(?:[._\-]\d+)+[a-z0-9.\-]*")
 _PATHISH = re.compile(r"(?:[A-Za-z]+[/.\-_])+[A-Za-z]+/?")
 _DIGEST_WORDS = re.compile(r"(?i)sha|commit|hash|digest|checksum|integrity|\brev")
 _WINDOW = 160
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")
 
@@ -149,7 +150,8 @@ def _keyword_ends(text: str) -> list[int]:
     """
     lowered = text.lower()
     if len(lowered) != len(text):
-        lowered = text  # a few characters change length when lower-cased; offsets must hold
+        # A few characters ("İ") grow when lower-cased; offsets must hold, so lower ASCII only.
+        lowered = text.translate(_ASCII_LOWER)
     ends: list[int] = []
     for word in _WORDS:
         at = lowered.find(word)

@@ -231,6 +231,14 @@ def test_ignores_look_alikes(label, text):
     assert SecretsDetector()(text) == [], label
 
 
+def test_offsets_hold_when_lower_casing_changes_length():
+    """ "İ" lower-cases to two characters; keyword offsets must still point into the original."""
+    secret = rnd(24, seed=11)
+    text = "İstanbul office PASSWORD=" + secret
+    (finding,) = SecretsDetector()(text)
+    assert text[finding.start : finding.end] == secret
+
+
 def test_types_limit_what_is_reported():
     text = f"{jwt()} and {github()}"
     assert {f.kind for f in SecretsDetector(types={"JWT"})(text)} == {"JWT"}
