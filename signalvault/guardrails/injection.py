@@ -262,7 +262,8 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         EXTRACTION,
         0.6,
-        r"\b(?:was|wie)\s+steht\s+(?:am\s+anfang|oben|davor)|\bzeige?\s+(?:mir\s+)?(?:deine|die)\s+(?:anweisungen|instruktionen|prompt)",
+        r"\b(?:was|wie)\s+steht\s+(?:am\s+anfang|oben|davor)"
+        r"|\bzeige?\s+(?:mir\s+)?(?:deine|die)\s+(?:anweisungen|instruktionen|prompt)",
     ),
     # Encoded payloads: an instruction to decode and obey.
     _Rule(
@@ -287,7 +288,9 @@ _BLOBS = {
 # bounds are widened), so on a 64 KB prompt it reports most rules; running each reported rule's
 # `re` over only the chunks the prefilter flags keeps the cost near one Hyperscan pass.
 _CHUNK = 2048
-_OVERLAP = 512  # longer than any rule match, so a match across a chunk edge is seen whole
+# Longer than any rule match, so a match across a chunk edge is seen whole. A blob longer than
+# this is cut at the edge, but its aligned start still decodes to the text it begins with.
+_OVERLAP = 512
 Span = tuple[str, int, int]
 
 
