@@ -70,28 +70,32 @@ def _labelled(kind: str, words: re.Pattern[str], plain: float, labelled: float) 
 
 _Confirm = Callable[[str, re.Match[str]], Candidate | None]
 
-# (how many characters before a digit run the value may start, regex, confirm)
-_RULES: list[tuple[tuple[int, ...], re.Pattern[str], _Confirm]] = [
-    ((2,), re.compile(r"[a-z]{2}\d{2}(?: ?[a-z0-9]){11,30}", re.IGNORECASE), _iban),
+# (digits the value's first run needs, where it may start relative to that run, regex, confirm)
+_RULES: list[tuple[int, tuple[int, ...], re.Pattern[str], _Confirm]] = [
+    (2, (2,), re.compile(r"[a-z]{2}\d{2}(?: ?[a-z0-9]){11,30}", re.IGNORECASE), _iban),
     (
+        2,
         (2, 3),
         re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
         _labelled("UK_NINO", _NINO_WORDS, 0.7, 0.95),
     ),
     (
+        4,
         (5,),
         re.compile(r"[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]"),
         _labelled("IN_PAN", _PAN_WORDS, 0.7, 0.95),
     ),
-    ((0,), re.compile(r"\d{8}-?[A-Z]"), _checked("ES_NIF", es_nif_ok, 0.85)),
-    ((1, 2), re.compile(r"[XYZ]-?\d{7}-?[A-Z]"), _checked("ES_NIE", es_nif_ok, 0.9)),
-    ((1,), re.compile(r"[STFG]\d{7}[A-Z]"), _checked("SG_NRIC", sg_nric_ok, 0.9)),
+    (8, (0,), re.compile(r"\d{8}-?[A-Z]"), _checked("ES_NIF", es_nif_ok, 0.85)),
+    (7, (1, 2), re.compile(r"[XYZ]-?\d{7}-?[A-Z]"), _checked("ES_NIE", es_nif_ok, 0.9)),
+    (7, (1,), re.compile(r"[STFG]\d{7}[A-Z]"), _checked("SG_NRIC", sg_nric_ok, 0.9)),
     (
+        2,
         (6,),
         re.compile(r"[A-Z]{6}[0-9L-V]{2}[ABCDEHLMPRST][0-9L-V]{2}[A-Z][0-9L-V]{3}[A-Z]"),
         _checked("IT_FISCAL_CODE", it_fiscal_code_ok, 0.95),
     ),
 ]
+_LEADING_DIGITS = re.compile(r"\d+")
 
 
 def touches_letters(text: str, start: int, end: int) -> bool:
@@ -107,10 +111,14 @@ def touches_letters(text: str, start: int, end: int) -> bool:
 
 def scan_lettered(text: str, start: int) -> Iterator[Candidate]:
     """Lettered identifiers whose first digit run starts at `start`."""
-    for offsets, regex, confirm in _RULES:
+    digits = _LEADING_DIGITS.match(text, start)
+    run = digits.end() - start if digits else 0
+    for needed, offsets, regex, confirm in _RULES:
+        if run < needed:
+            continue
         for offset in offsets:
             pos = start - offset
-            if pos < 0 or (pos and text[pos - 1].isalnum()):
+            if pos < 0 or (pos and text[pos - 1].isalnum()) or (offset and not text[pos].isalpha()):
                 continue
             match = regex.match(text, pos)
             if match is None:

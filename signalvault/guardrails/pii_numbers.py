@@ -37,6 +37,8 @@ __all__ = ["Candidate", "scan_numbers"]
 # trimming in `scan_numbers` check the edges afterwards.
 _RUN = re.compile(r"[\d(+][\d.()\-]*(?: [\d(][\d.()\-]*)*(?: ?(?:x|ext\.?) ?\d{1,6})?", re.I)
 _GROUP = re.compile(r"\d+")
+_NOT_SEPARATOR = re.compile(r"[\d+()]")
+_NOT_DIGIT = re.compile(r"\D")
 _EXTENSION = re.compile(r" ?(?:x|ext\.?) ?\d{1,6}$", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _DATE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.](?:\d{2}|\d{4})")
@@ -49,7 +51,7 @@ def _words(*words: str) -> re.Pattern[str]:
 _PHONE_WORDS = _words(
     r"phone", r"tel", r"telephone", r"mobile", r"cell", r"call(?:ing|ed)?", r"fax", r"office",
     r"home", r"work", r"contact", r"reach", r"whatsapp", r"sms", r"text", r"dial", r"ring",
-    r"answering", r"number", r"no\.?", r"m", r"f", r"t", r"ph", r"mob", r"landline",
+    r"answering", r"m", r"f", r"t", r"ph", r"mob", r"landline",
 )  # fmt: skip
 _CARD_WORDS = _words(
     r"card", r"credit", r"debit", r"visa", r"master ?card", r"amex", r"american express",
@@ -100,6 +102,8 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
     """Every plausible PII reading of every digit run in `text` (overlaps resolved later)."""
     for match in _RUN.finditer(text):
         start, end = match.span()
+        if end - start < 2:
+            continue  # one digit is never PII, and most runs in prose are that short
         raw = match.group().rstrip(".-(")
         if raw.endswith(")") and raw.count("(") < raw.count(")"):
             raw = raw[:-1]
@@ -137,7 +141,7 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
     groups = _GROUP.findall(main)
     digits = "".join(groups)
     shape = tuple(len(g) for g in groups)
-    seps = set(re.sub(r"[\d+()]", "", main.replace(" (", "(").replace(") ", ")")))
+    seps = set(_NOT_SEPARATOR.sub("", main.replace(" (", "(").replace(") ", ")")))
     if 12 <= len(digits) <= 19 and not ext:
         yield from _cards(text, main, start, groups)
     if len(digits) == 9 and shape in ((3, 2, 4), (9,)) and ssn_ok(digits):
@@ -200,13 +204,13 @@ def _phone_score(
     if context_near(text, start, end, _UNIT_WORDS, before=8):
         return 0.0
     labelled = context_near(text, start, end, _PHONE_WORDS, before=40)
-    digits = re.sub(r"\D", "", main)
+    digits = _NOT_DIGIT.sub("", main)
     if len(shape) == 1 and not international and not raw.startswith("("):
         # A bare digit string is a phone only when labelled as one.
         return 0.7 if labelled and len(main) <= 12 else 0.0
     if international:
         # The country code makes the number checkable: phonenumbers knows every plan.
-        score = _international_score(main, digits, grouped=len(shape) > 1)
+        score = _international_score(main, digits, checked=len(shape) > 1 or labelled)
     elif _NANP.fullmatch(main) or (len(shape) >= 2 and min(shape[1:]) >= 2 and max(shape) <= 5):
         score = 0.6  # national grouping: area/exchange/line blocks of 2-5 digits
     else:
@@ -222,19 +226,19 @@ def _phone_score(
     return round(min(score, 1.0), 2) if score >= 0.1 else 0.0
 
 
-def _international_score(number: str, digits: str, grouped: bool) -> float:
+def _international_score(number: str, digits: str, checked: bool) -> float:
     """Score a +CC / 00CC number: a real country calling code and a plausible national length.
 
     Full libphonenumber validation costs ~70 us and recompiles regexes per region, so it runs
-    only on ungrouped strings, where the grouping gives no other evidence.
+    only on bare, unlabelled strings, where neither grouping nor a label gives other evidence.
     """
     if number.startswith("00"):
         number, digits = "+" + number[2:], digits[2:]
     codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
-    code = next((n for n in (1, 2, 3) if int(digits[:n]) in codes), 0)
+    code = next((n for n in (1, 2, 3) if int(digits[:n]) in codes), 0) if digits[:1] != "0" else 0
     if not code or not 4 <= len(digits) - code <= 14:
         return 0.3
-    if grouped:
+    if checked:
         return 0.8
     try:
         valid = phonenumbers.is_valid_number(phonenumbers.parse(number, None))

@@ -62,8 +62,11 @@ _KEYWORD_SCORES = {
 }
 
 
+_SEPARATORS = re.compile(r"[\s\-]")
+
+
 def _compact(value: str) -> str:
-    return re.sub(r"[\s\-]", "", value).upper()
+    return _SEPARATORS.sub("", value).upper()
 
 
 def _ipv6(text: str, start: int, value: str) -> Candidate | None:
