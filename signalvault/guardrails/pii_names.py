@@ -46,6 +46,10 @@ _CUES = _STRONG_CUES | frozenset(
     ]
 )  # fmt: skip
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_SUBJECT_OF = re.compile(
+    r"(?:'s|\u2019s)? (?:(?:is|was)(?! an? )|has|had|will|would|did|does|should|could|can|knew|"
+    r"just|really|never|always|and [A-Z])\b"
+)
 _CUE_AFTER = re.compile(
     r"(?:'s|\u2019s)?\s*(?:,\s*)?(?:says|said|wrote|replied|asked|told|tweeted|posted|added|"
     r"explained|is a|was a|who|and (?:his|her) (?:wife|husband))\b",
@@ -117,7 +121,9 @@ class NameRules:
         common_first = _census("dist.male.first") | _census("dist.female.first")
         self._english, self._proper = _vocabulary()
         surnames_or_first = self._first | self._last
-        well_known = (common_first | (self._proper & surnames_or_first)) - self._ambiguous
+        # Lower case in mixed-case text: common first names and words that BPE mostly sees
+        # capitalised ("trump", "obama") still read as names.
+        well_known = (common_first | {w for w in self._proper if len(w) > 3}) - self._ambiguous
         never = self._english | self._not_names
         self._lower_ok = {w for w in well_known - never if len(w) > 2} | _PARTICLES
         self._lower_ok_lowered = {w for w in surnames_or_first - never if len(w) > 2} | _PARTICLES
@@ -205,6 +211,11 @@ class NameRules:
             score = 0.2 if initial else 0.55
         else:
             score = 0.2 if initial else 0.45
+        if initial and len(words) == 1 and _SUBJECT_OF.match(text, end):
+            # "Shaq had me weak", "Muselk is the best": an unknown capitalised word opening a
+            # sentence as the subject of a verb is mostly someone's name ("X is a 2001 film"
+            # defines a thing, so "is a" does not count).
+            score = max(score, 0.5)
         english = sum(w in self._english for w in words)
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
