@@ -287,8 +287,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true or false")
     if hint in (int, float):
+        # bool is an int subclass, and int(8700.9) would silently truncate a TOML float.
+        if isinstance(value, bool) or (hint is int and isinstance(value, float)):
+            _fail(where, hint)
         try:
-            return hint(value) if not isinstance(value, bool) else _fail(where, hint)
+            return hint(value)
         except (TypeError, ValueError):
             _fail(where, hint)
     if hint is str:
