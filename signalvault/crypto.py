@@ -26,9 +26,16 @@ MASTER_KEY_FILE = "master.key"
 
 
 def ensure_data_dir(path: Path) -> Path:
-    """Create the data directory with mode 0700 (tightening it if it exists)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """Create the data directory with mode 0700 (tightening it if it exists).
+
+    Raises:
+        ConfigError: the directory cannot be created or is not ours to restrict.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot use data directory {path}: {exc.strerror}") from None
     return path
 
 
@@ -105,12 +112,16 @@ def load_master_key(settings: CryptoSettings, data_dir: Path) -> MasterKey:
         return MasterKey.from_bytes(_parse_key(path.read_text(), str(path)))
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise ConfigError(f"cannot read master key file {path}: {exc.strerror}") from None
     key = os.urandom(KEY_BYTES)
     try:
         # O_EXCL: two processes starting at once must not each write a different key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return MasterKey.from_bytes(_parse_key(path.read_text(), str(path)))
+    except OSError as exc:
+        raise ConfigError(f"cannot create master key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as handle:
         handle.write(key.hex() + "\n")
         handle.flush()
