@@ -26,7 +26,7 @@ CONFIG_OPTION = click.option(
 
 
 class _Group(click.Group):
-    """Turns SignalVaultError into a one-line error (exit 2) instead of a traceback."""
+    """Turns SignalVaultError into a one-line error (exit 1) instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -156,6 +156,8 @@ def keys_create(
     from signalvault.app import open_services
     from signalvault.keys import parse_duration
 
+    # Validate input before opening the store: bad input must not create a data directory.
+    expires_in = parse_duration(expires) if expires else None
     services = open_services(_settings(config_file))
     try:
         key, secret = services.keyring.create(
@@ -165,7 +167,7 @@ def keys_create(
             models=tuple(m.strip() for m in models.split(",") if m.strip()),
             rpm=rpm,
             tpm=tpm,
-            expires_in=parse_duration(expires) if expires else None,
+            expires_in=expires_in,
         )
     finally:
         services.store.close()
