@@ -1,7 +1,5 @@
-"""The `pii` detector: personal data in prompts and responses, as typed, scored `Finding`s.
-
-Wires the rule families (`pii_numbers`, `pii_patterns`, `pii_names`, `pii_address`) together,
-then applies the caller's types, threshold and allow-list and resolves overlaps.
+"""The `pii` detector: wires the rule modules (numbers, ids, patterns, names, addresses) together,
+then applies the caller's types, threshold and allow-list and resolves overlaps into `Finding`s.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""ADDRESS: street addresses from house numbers, street-type words, unit and postal lines.
-
-An anchor (a street line, a unit, a PO box, a "City, ST 12345" line) starts an address; it is
-then grown over the same sentence's place tail and the short lines that follow it in a block.
+"""ADDRESS: an anchor (street line, unit, PO box, "City, ST 12345") grown over its place tail and
+the short lines after it in a block. Imports only `pii_checks`.
 """
 
 from __future__ import annotations

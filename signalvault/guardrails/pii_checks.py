@@ -1,6 +1,5 @@
-"""Check-digit and range rules for PII numbers, written from each format's public definition.
-
-Pure functions over already-normalised strings (digits, or upper-case alphanumerics); no regexes.
+"""Check-digit and range rules for PII numbers, written from each format's public definition;
+pure functions over normalised strings, plus the shared context-word test. Imports nothing local.
 """
 
 from __future__ import annotations

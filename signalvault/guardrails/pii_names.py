@@ -1,7 +1,5 @@
-"""PERSON: people's names from gazetteers (installed name-list packages), capitalisation and cues.
-
-First names come from `gender-guesser` (about 40k names from many countries), surnames from
-`names` (US Census 1990); the stop-lists in data/ are ours. No model, no network.
+"""PERSON: gazetteers (gender-guesser first names, US Census surnames, cl100k vocabulary for
+everyday words), capitalisation and cue words; our stop-lists are in data/. No model, no network.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Digit-run PII: cards, SSNs, phones, IPv4, numeric national identifiers (lettered ones via
-`pii_ids`).
-
-One regex finds every run of digits joined by phone-style separators; each run is then shaped
-(groups, separators) and offered to the validators in `pii_checks`. Imports nothing but that.
+"""Digit-run PII: one regex finds digit runs joined by phone-style separators; each run's shape is
+offered to the card, SSN, phone, IPv4 and numeric-ID validators (lettered IDs go to `pii_ids`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Pattern-shaped PII: e-mail, IPv6 and keyword-anchored values (passport, licence, DOB, bank).
-
-All patterns go into one `PatternSet` (one Hyperscan pass); a hit is confirmed by `ipaddress`,
-or by the keyword the pattern itself requires.
+"""Pattern-shaped PII: e-mail, IPv6 and keyword-anchored values (passport, licence, DOB, bank) in
+one `PatternSet` pass; a hit is confirmed by `ipaddress` or by the keyword its pattern requires.
 """
 
 from __future__ import annotations
