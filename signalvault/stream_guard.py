@@ -85,13 +85,17 @@ class StreamGuard:
         self._sequence = -1
         self._restorable = {r.name: bool(r.options.get("restore")) for r in engine.policy.rules}
         self._is_finished = False
+        self._is_bypassed = False
 
     def feed(self, chunk: bytes) -> bytes:
         """Raw provider bytes in; the whole events that may go to the client now out.
 
         Raises:
-            Exception: whatever the guardrail engine raised; apply the failure mode (`abort`).
+            Exception: whatever the guardrail engine raised; apply the failure mode (`abort`
+                when closed, `bypass` when open).
         """
+        if self._is_bypassed:
+            return chunk
         if self._is_finished:
             return b""
         for event in self._reader.feed(chunk):
@@ -120,6 +124,16 @@ class StreamGuard:
         self._is_finished = True
         self._queue.clear()
         return self._error_event(error)
+
+    def bypass(self) -> bytes:
+        """Fail-open: what is held goes out unscreened; later chunks pass through unchanged."""
+        if self._is_finished:
+            return b""
+        self._is_finished = self._is_bypassed = True
+        tail = self._reader.rest()
+        held = [event.raw for event, _ in self._queue] + ([tail.raw] if tail else [])
+        self._queue.clear()
+        return b"".join(held)
 
     @property
     def evaluations(self) -> list[Evaluation]:

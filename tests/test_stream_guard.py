@@ -301,6 +301,15 @@ def test_abort_ends_the_stream_with_a_native_error(engine):
     assert payload["sequence_number"] == 2 and g.feed(b"data: {}\n\n") == g.abort(error) == b""
 
 
+def test_bypass_sends_what_is_held_and_then_passes_bytes_through(engine):
+    stream = chat(["Hello there, ", "mail jane.doe@example.com please"])
+    g = guard(engine, "chat")
+    first = g.feed(stream[:-20])
+    rest = g.bypass()
+    assert first + rest == stream[:-20] and g.feed(stream[-20:]) == stream[-20:]
+    assert g.finish() == b"" and g.abort(GuardrailUnavailable("x")) == b""
+
+
 def test_finding_longer_than_the_holdback_is_still_cut_where_it_reaches_unsent_text(engine):
     """A holdback shorter than a value lets its start out; the rest is replaced, never sent."""
     text = "mail jane.doe@example.com now"
