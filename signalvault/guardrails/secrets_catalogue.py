@@ -20,6 +20,8 @@ class SecretFormat:
     regex: str
     check: Callable[[str], bool] | None = None
     score: float = 0.9
+    # Documentation samples (`user:pass@`) are still reported, but below the default threshold.
+    is_sample: Callable[[str], bool] | None = None
     # False for formats that start with a keyword or URL, which may follow any character.
     is_bounded: bool = True
     # The span starts at the URL scheme before "://", found by scanning back in code.
@@ -101,8 +103,16 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("aws-appsync", _API, _fixed("da2-", r"[a-z0-9]{26}"), _rand, 0.8),
     # --- Google / GCP ---
     SecretFormat("google-api-key", "GOOGLE_API_KEY", _fixed("AIza", r"[A-Za-z0-9_\-]{35}"), _rand),
+    # A key file, not a mention of the type: the private key or its id must follow.
     SecretFormat(
-        "gcp-service-account", "GCP_CREDENTIAL", r"\"type\"\s*:\s*\"service_account\"", None, 0.9
+        "gcp-service-account",
+        "GCP_CREDENTIAL",
+        r"\"type\"\s*:\s*\"service_account\"(?=[\s\S]{0,400}\"private_key)",
+        None,
+        0.9,
+    ),
+    SecretFormat(
+        "gcp-private-key-id", "GCP_CREDENTIAL", r"\"private_key_id\"\s*:\s*\"(?P<s>[a-f0-9]{40})\""
     ),
     SecretFormat("gcp-oauth-token", "GCP_CREDENTIAL", r"ya29\.[A-Za-z0-9_\-]{30,}", _rand),
     SecretFormat(
@@ -334,8 +344,9 @@ FORMATS: tuple[SecretFormat, ...] = (
         "url-credentials",
         "CONNECTION_STRING",
         r"://[^\s:/@'\"<>]{0,64}:[^\s@/'\"<>]{1,128}@[^\s/'\"<>]+",
-        chk.is_connection_string,
+        lambda v: chk.is_password(chk.url_password(v)),
         0.9,
+        is_sample=lambda v: chk.is_sample_password(chk.url_password(v)),
         has_scheme=True,
     ),
     SecretFormat(
@@ -344,6 +355,7 @@ FORMATS: tuple[SecretFormat, ...] = (
         r"(?i)(?:^|[;?&\s])(?:password|pwd)=(?P<s>[^;&\s'\"<]{3,128})",
         chk.is_password,
         0.85,
+        is_sample=chk.is_sample_password,
     ),
     SecretFormat(
         "signalvault",

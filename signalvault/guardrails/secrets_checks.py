@@ -14,10 +14,14 @@ import zlib
 from collections import Counter
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SAMPLE_PASSWORDS = frozenset(
+    {"pass", "passwd", "password", "pwd", "secret", "tiger", "changeme", "test", "example"}
+)
 
 # Words that only occur in documentation, templates and redacted samples, in lower or upper case
 # (not mixed: a random token spells "yOur" far more often than "your"). The AWS documentation
-# keys (AKIAIOSFODNN7EXAMPLE, wJalr...EXAMPLEKEY) land here: they are public, and blocking every prompt that quotes the AWS docs helps nobody.
+# keys (AKIAIOSFODNN7EXAMPLE, wJalr...EXAMPLEKEY) land here: they are public, and blocking
+# every prompt that quotes the AWS docs helps nobody.
 _PLACEHOLDER_WORDS = (
     "example",
     "xxxx",
@@ -111,18 +115,24 @@ def is_private_key_block(value: str) -> bool:
 
 
 def is_password(value: str) -> bool:
-    """Passwords have no charset rule; drop only templates, masks and environment references."""
+    """Passwords have no charset rule; drop templates, masks, env references and code."""
     if len(value) < 3 or value.startswith(("$", "%", "{", "<", "*")):
         return False
+    if any(c in value for c in "()[]") or value.endswith(","):
+        return False  # `password=auth[1])`, `pwd=pwd,`: a keyword argument, not a value
     lowered = value.lower()
     return not any(word in lowered for word in ("xxxx", "****", "<", "${", "{{", "your"))
 
 
-def is_connection_string(value: str) -> bool:
-    """scheme://user:password@host: check the password part."""
+def is_sample_password(value: str) -> bool:
+    """Passwords from documentation (`user:pass@`, Oracle's scott/tiger): reported below 0.5."""
+    return value.lower() in _SAMPLE_PASSWORDS
+
+
+def url_password(value: str) -> str:
+    """The password part of scheme://user:password@host ("" if there is none)."""
     userinfo = value.split("://", 1)[-1].rsplit("@", 1)[0]
-    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
-    return is_password(password)
+    return userinfo.split(":", 1)[1] if ":" in userinfo else ""
 
 
 def is_random_hex(value: str) -> bool:

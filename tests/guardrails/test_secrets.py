@@ -223,6 +223,11 @@ LOOK_ALIKES = [
     ("prose", "The key point is that tokens are counted per request, not per password."),
     ("empty PEM", "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"),
     ("sk inside a word", "task-" + rnd(20) + "T3Blbk" + "FJ" + rnd(20)),
+    ("model name after 'tokens'", "max tokens for gpt-4o-2024-08-06 is 16384"),
+    ("identifier after 'key'", "private_key = Ed448PrivateKey.generate()"),
+    ("CamelCase after 'credentials'", "from .credentials import CredentialsWithRawResponse"),
+    ("keyword argument", "return BasicAuth(username=username, password=password)"),
+    ("documentation credentials", "create_engine('postgresql://scott:tiger@localhost/test')"),
 ]
 
 
@@ -237,6 +242,12 @@ def test_offsets_hold_when_lower_casing_changes_length():
     text = "İstanbul office PASSWORD=" + secret
     (finding,) = SecretsDetector()(text)
     assert text[finding.start : finding.end] == secret
+
+
+def test_documentation_credentials_score_below_the_default_threshold():
+    text = "engine = create_engine('mysql://user:pass@db/app')"
+    (finding,) = SecretsDetector(threshold=0.4)(text)
+    assert finding.kind == "CONNECTION_STRING" and finding.score < 0.5
 
 
 def test_types_limit_what_is_reported():
