@@ -1,0 +1,168 @@
+"""The SQLite store: migrations equal the schema, pragmas, group commit, listing, file modes."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from signalvault.config import StoreSettings
+from signalvault.errors import StoreError
+from signalvault.store import RecordFilter, open_store
+from signalvault.store.schema import metadata
+from signalvault.store.sql import INSERT_RECORD
+from signalvault.store.sqlite import SqliteStore
+from signalvault.store.writer import GroupCommitWriter, WriteOp
+
+
+def row(record_id: str, **values) -> dict:
+    base = {column.name: None for column in metadata.tables["audit_records"].columns}
+    base.update(
+        id=record_id,
+        kind="interaction",
+        created_at=1000.0,
+        is_stream=False,
+        outcome="ok",
+        tokens_estimated=False,
+    )
+    return {**base, **values}
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "signalvault.db")
+    store.open()
+    yield store
+    store.close()
+
+
+def test_migrations_produce_exactly_the_schema(store):
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diffs == []
+
+
+def test_opening_twice_is_idempotent(tmp_path, store):
+    again = SqliteStore(tmp_path / "signalvault.db")
+    again.open()
+    again.close()
+
+
+def test_wal_and_secure_delete_are_on(store):
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_files_are_private(tmp_path):
+    store = open_store(StoreSettings(data_dir=tmp_path / "data"))
+    store.open()
+    try:
+        data_dir = tmp_path / "data"
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        files = list(data_dir.iterdir())
+        assert files
+        for file in files:
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    finally:
+        store.close()
+
+
+def test_write_ahead_commits_before_returning(store):
+    asyncio.run(store.write_ahead([WriteOp(INSERT_RECORD, row("r1"))]))
+    assert store.get_record("r1")["outcome"] == "ok"
+
+
+def test_concurrent_writes_share_one_transaction(store):
+    writer = GroupCommitWriter(store.engine, batch_max=100)
+
+    async def main() -> None:
+        writes = [
+            asyncio.ensure_future(writer.write([WriteOp(INSERT_RECORD, row(f"r{i}"))]))
+            for i in range(5)
+        ]
+        await asyncio.sleep(0)  # every write is queued before the writer thread starts
+        writer.start()
+        await asyncio.gather(*writes)
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.stop()
+    assert writer.batches == 1 and store.count_records() == 5
+
+
+def test_failing_batch_fails_every_waiter_and_keeps_earlier_rows(store):
+    writer = GroupCommitWriter(store.engine, batch_max=100)
+
+    async def main() -> list[object]:
+        writer.start()
+        await writer.write([WriteOp(INSERT_RECORD, row("kept"))])
+        writer.stop()
+        # "kept" again violates the primary key: the whole batch rolls back.
+        writes = [
+            asyncio.ensure_future(writer.write([WriteOp(INSERT_RECORD, row(record_id))]))
+            for record_id in ("new-1", "kept", "new-2")
+        ]
+        await asyncio.sleep(0)
+        writer.start()
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.stop()
+    assert all(isinstance(r, StoreError) for r in results)
+    assert writer.failed_batches == 1
+    assert [r["id"] for r in store.list_records(RecordFilter())] == ["kept"]
+
+
+def test_write_later_is_committed_by_flush(store):
+    store.write_later([WriteOp(INSERT_RECORD, row("later"))])
+    store.flush()
+    assert store.get_record("later") is not None
+
+
+def test_list_records_filters_and_cursor(store):
+    rows = [
+        row("r1", key_id="k1", end_user="alice", model_requested="gpt-4o", created_at=1.0),
+        row("r2", key_id="k2", end_user="bob", model_used="gpt-4o", created_at=2.0),
+        row("r3", key_id="k1", outcome="blocked", project="p", created_at=3.0),
+        row("r4", key_id="k1", end_user="alice", model_requested="claude", created_at=4.0),
+    ]
+    asyncio.run(store.write_ahead([WriteOp(INSERT_RECORD, r) for r in rows]))
+
+    def ids(where: RecordFilter, limit: int = 50) -> list[str]:
+        return [r["id"] for r in store.list_records(where, limit)]
+
+    assert ids(RecordFilter()) == ["r4", "r3", "r2", "r1"]
+    assert ids(RecordFilter(key_id="k1")) == ["r4", "r3", "r1"]
+    assert ids(RecordFilter(end_user="alice")) == ["r4", "r1"]
+    assert ids(RecordFilter(model="gpt-4o")) == ["r2", "r1"]
+    assert ids(RecordFilter(outcome="blocked")) == ["r3"]
+    assert ids(RecordFilter(project="p")) == ["r3"]
+    assert ids(RecordFilter(since=2.0, until=4.0)) == ["r3", "r2"]
+    assert ids(RecordFilter(), limit=2) == ["r4", "r3"]
+    assert ids(RecordFilter(before_id="r3"), limit=2) == ["r2", "r1"]
+    assert ids(RecordFilter(key_id="k1", before_id="r4")) == ["r3", "r1"]
+    assert store.count_records() == 4
+
+
+def test_database_url_is_refused_for_now(tmp_path):
+    from signalvault.config import Secret
+    from signalvault.errors import ConfigError
+
+    settings = StoreSettings(data_dir=tmp_path, database_url=Secret("postgresql://x/y"))
+    with pytest.raises(ConfigError, match="only the embedded SQLite store"):
+        open_store(settings)
+
+
+def test_store_that_does_not_answer_raises_store_error(tmp_path):
+    store = SqliteStore(tmp_path / "missing-dir" / "x.db")
+    with pytest.raises(StoreError, match="does not answer"):
+        store.keys_version()
