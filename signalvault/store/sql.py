@@ -139,7 +139,7 @@ class SqlStore:
         self.writer.submit(ops)
 
     def flush(self) -> None:
-        self.writer.flush_sync()
+        self.writer.flush()
 
     # -- gateway keys ---------------------------------------------------------------------------
     def keys_version(self) -> int:

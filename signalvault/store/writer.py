@@ -1,5 +1,8 @@
 """Group commit: one thread writes every queued operation of a moment in one transaction.
 
+A writer thread keeps a slow disk or a lock held by another process from stalling the event
+loop; measured against writing inline on the loop, throughput was the same within noise.
+
 Callers that need durability (the write-ahead audit record) await a future that resolves only
 after the commit; the others (outcome updates, last-used times) are queued and forgotten. One
 commit per batch instead of per request is what makes a durable audit trail cheap under load.
@@ -53,8 +56,56 @@ class GroupCommitWriter:
         self._batch_max = batch_max
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._connection: Any = None  # the writer thread's own DBAPI connection
+        self._sql: dict[int, tuple[str, tuple[str, ...] | None]] = {}
+        dbapi = engine.dialect.dbapi
+        self._dbapi_error: type[Exception] = dbapi.Error if dbapi is not None else Exception
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
+
+    def _execute(self, ops: list[WriteOp]) -> None:
+        """One transaction on the writer's own DBAPI connection. SQLAlchemy compiles each statement
+        once; rows go straight to the driver's executemany (SQLAlchemy's per-row work would cost
+        more than the write itself)."""
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+        cursor = self._connection.cursor()
+        try:
+            for statement, rows in _runs(ops):
+                sql, names = self._compiled(statement)
+                if names is None:
+                    cursor.executemany(sql, rows)
+                else:
+                    cursor.executemany(sql, [tuple(row[n] for n in names) for row in rows])
+            self._connection.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._connection.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def _compiled(self, statement: Any) -> tuple[str, tuple[str, ...] | None]:
+        """SQL text for the engine's driver, and the parameter order if it is positional."""
+        found = self._sql.get(id(statement))
+        if found is None:
+            compiled = statement.compile(dialect=self._engine.dialect)
+            names = tuple(compiled.positiontup) if compiled.positional else None
+            found = (str(compiled), names)
+            self._sql[id(statement)] = found
+        return found
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def _discard_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.invalidate()
+            self._connection = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="signalvault-writer", daemon=True)
@@ -82,7 +133,7 @@ class GroupCommitWriter:
         """Queue `ops` without waiting for the commit."""
         self._queue.put(_Job(ops, None))
 
-    def flush_sync(self) -> None:
+    def flush(self) -> None:
         """Block until everything queued before this call is committed (for CLI and shutdown)."""
         done = threading.Event()
         self._queue.put(_Job((), done))
@@ -92,6 +143,7 @@ class GroupCommitWriter:
         while True:
             job = self._queue.get()
             if job is None:
+                self._close_connection()
                 return
             batch = [job]
             stop = False
@@ -106,6 +158,7 @@ class GroupCommitWriter:
                 batch.append(more)
             self._commit(batch)
             if stop:
+                self._close_connection()
                 return
 
     def _commit(self, batch: list[_Job]) -> None:
@@ -113,12 +166,11 @@ class GroupCommitWriter:
         ops = [op for job in batch for op in job.ops]
         if ops:
             try:
-                with self._engine.begin() as conn:
-                    for statement, rows in _runs(ops):
-                        conn.execute(statement, rows)
+                self._execute(ops)
                 self.batches += 1
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, self._dbapi_error) as exc:
                 self.failed_batches += 1
+                self._discard_connection()
                 # The driver message may quote bound values; log only the exception type.
                 log.error("audit store write failed: %s", describe_error(exc))
                 error = StoreError("the audit store could not commit the write")
@@ -154,7 +206,7 @@ def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
     return runs
 
 
-def describe_error(exc: SQLAlchemyError) -> str:
+def describe_error(exc: BaseException) -> str:
     """The driver error's type name: its message may quote bound values, so it is not logged."""
     original = getattr(exc, "orig", None)
     return type(original or exc).__name__
