@@ -134,10 +134,16 @@ def keys() -> None:
     "--models", default="", help="Comma-separated model globs the key may use (default: all)."
 )
 @click.option(
-    "--rpm", type=int, default=None, help="Requests per minute (stored; enforced by limits)."
+    "--rpm",
+    type=int,
+    default=None,
+    help="Requests per minute (stored with the key; not yet enforced).",
 )
 @click.option(
-    "--tpm", type=int, default=None, help="Tokens per minute (stored; enforced by limits)."
+    "--tpm",
+    type=int,
+    default=None,
+    help="Tokens per minute (stored with the key; not yet enforced).",
 )
 @click.option("--expires", default=None, help="Lifetime, e.g. 30d, 12h.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
