@@ -261,7 +261,7 @@ class Proxy:
             interaction.status_code = response.status
             is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
             if interaction.is_stream and response.status == 200 and is_sse:
-                await self._relay_stream(send, receive, interaction, response, payload)
+                await self._relay_stream(send, receive, interaction, response, payload, redactor)
             else:
                 await self._relay_body(send, interaction, response, redactor)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -333,8 +333,10 @@ class Proxy:
         interaction: Interaction,
         response: aiohttp.ClientResponse,
         payload: dict[str, Any],
+        redactor: Redactor,
     ) -> None:
         assembler = StreamAssembler(interaction.api)
+        guard = self._screen.stream(interaction, redactor)
         gone = asyncio.Event()
 
         async def _watch_disconnect() -> None:
@@ -354,8 +356,16 @@ class Proxy:
                 }
             )
             async for chunk in response.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 assembler.feed(chunk)
+                out = self._screen.feed(guard, interaction, chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                if guard.is_stopped:
+                    break  # blocked or aborted: nothing more may reach the caller
+            if not guard.is_stopped:
+                out = self._screen.feed(guard, interaction, None)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         except (aiohttp.ClientError, TimeoutError, ConnectionError):
             outcome = STREAM_CUT
@@ -365,8 +375,16 @@ class Proxy:
                 await watcher
             if gone.is_set():
                 outcome = CANCELLED
+            elif guard.blocked is not None:
+                outcome = BLOCKED
+            elif guard.is_aborted:
+                outcome = PROVIDER_ERROR  # the guardrail engine failed and the mode is closed
             elif outcome == OK and not assembler.is_complete:
                 outcome = STREAM_CUT
+            interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
+            # Log what the guard let through (redacted, never restored), not the raw provider text.
+            assembler.text = [guard.stored_text()]
+            assembler.tool_arguments = {i: [a] for i, a in guard.stored_arguments().items()}
             self._finish_stream(interaction, assembler, payload, outcome)
 
     def _finish_stream(
@@ -377,7 +395,9 @@ class Proxy:
         outcome: str,
     ) -> None:
         interaction.outcome = outcome
-        if outcome != OK:
+        if outcome == BLOCKED:
+            interaction.error_code = "guardrail_violation"
+        elif outcome != OK:
             interaction.error_code = outcome
         interaction.model_used = assembler.model or interaction.model_used
         interaction.prompt_tokens = assembler.prompt_tokens

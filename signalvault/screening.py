@@ -16,6 +16,7 @@ import orjson
 from signalvault.audit import Interaction
 from signalvault.errors import GuardrailBlocked, HTTPError
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
+from signalvault.stream_guard import StreamGuard
 from signalvault.wire import REQUEST_TEXT_FIELDS, RESPONSE_TEXT_FIELDS, Slot, text_slots
 
 log = logging.getLogger("signalvault.guardrails")
@@ -74,13 +75,9 @@ class Screen:
         if not isinstance(payload, dict):
             return Screened(body, body)
         slots = text_slots(payload, RESPONSE_TEXT_FIELDS)
-        context = Context(
-            project=interaction.key.project if interaction.key else None,
-            key_id=interaction.key.id if interaction.key else None,
-            environment=interaction.key.environment if interaction.key else None,
-            model=interaction.model_used,
+        verdict = self._scan(
+            interaction, slots, "output", self._output_context(interaction), redactor
         )
-        verdict = self._scan(interaction, slots, "output", context, redactor)
         screened = self._apply(verdict, slots, payload, body, "The response")
         if screened.blocked is None and redactor.originals and slots:
             # Placeholders the model repeated go back to their values for the caller only.
@@ -88,6 +85,39 @@ class Screen:
                 container[key] = redactor.restore(container[key])
             screened.forward = orjson.dumps(payload)
         return screened
+
+    def stream(self, interaction: Interaction, redactor: Redactor) -> StreamGuard:
+        """A guard for one streamed response (hold-back, in-stream redaction or block)."""
+        return StreamGuard(
+            interaction.api, self.engine, self._output_context(interaction), redactor
+        )
+
+    def feed(self, guard: StreamGuard, interaction: Interaction, chunk: bytes | None) -> bytes:
+        """Screen one provider chunk (None: the stream ended); applies the failure mode."""
+        try:
+            return guard.feed(chunk) if chunk is not None else guard.finish()
+        except Exception as exc:
+            log.error(
+                "guardrail engine failed on a stream",
+                extra={"request_id": interaction.id, "error": type(exc).__name__},
+            )
+            if not self._is_fail_open:
+                return guard.abort(
+                    GuardrailUnavailable("The guardrail engine failed; the stream was ended.")
+                )
+            interaction.evaluations.append(
+                Evaluation("*", "engine", "output", "bypass", "bypassed", {}, (), 0.0).as_dict()
+            )
+            return guard.bypass()
+
+    def _output_context(self, interaction: Interaction) -> Context:
+        key = interaction.key
+        return Context(
+            project=key.project if key else None,
+            key_id=key.id if key else None,
+            environment=key.environment if key else None,
+            model=interaction.model_used,
+        )
 
     def _scan(
         self,

@@ -86,6 +86,7 @@ class StreamGuard:
         self._restorable = {r.name: bool(r.options.get("restore")) for r in engine.policy.rules}
         self._is_finished = False
         self._is_bypassed = False
+        self.is_aborted = False  # ended by abort() (the engine failed, fail-closed)
 
     def feed(self, chunk: bytes) -> bytes:
         """Raw provider bytes in; the whole events that may go to the client now out.
@@ -121,7 +122,7 @@ class StreamGuard:
         """End the stream with `error` as a native error event (e.g. the engine failed)."""
         if self._is_finished:
             return b""
-        self._is_finished = True
+        self._is_finished = self.is_aborted = True
         self._queue.clear()
         return self._error_event(error)
 
@@ -134,6 +135,11 @@ class StreamGuard:
         held = [event.raw for event, _ in self._queue] + ([tail.raw] if tail else [])
         self._queue.clear()
         return b"".join(held)
+
+    @property
+    def is_stopped(self) -> bool:
+        """Blocked or aborted: nothing more may reach the client."""
+        return self.blocked is not None or self.is_aborted
 
     @property
     def evaluations(self) -> list[Evaluation]:

@@ -156,3 +156,83 @@ async def test_policy_versions_follow_the_configured_rules(tmp_path, mock_provid
         versions.append(app.services.store.active_policy()[0])
         await app.shutdown()
     assert versions == [1, 2, 2]  # unchanged rules keep their version
+
+
+async def test_secret_split_across_stream_chunks_never_reaches_the_caller(
+    tmp_path, mock_provider, mock
+):
+    rules = (
+        {"name": "no-secrets-out", "detector": "secrets", "action": "block", "direction": "output"},
+    )
+    settings = replace(
+        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
+    )
+    app = create_app(settings)
+    await app.startup()
+    try:
+        _, key = app.services.keyring.create(name="t", environment="dev")
+        body = chat(f"[[mock:reply=here it is: {AWS_KEY} enjoy]]", stream=True)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://g"
+        ) as c, c.stream(
+            "POST",
+            "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+        # The mock sent the reply in 8 pieces, so the key was split across events.
+        for i in range(len(AWS_KEY) - 7):
+            assert AWS_KEY[i : i + 8].encode() not in raw
+        assert b'"code":"guardrail_violation"' in raw and b"[DONE]" not in raw
+        [record] = records(app)
+        assert record["outcome"] == "blocked" and record["is_stream"]
+        out = next(e for e in orjson.loads(record["guardrails"]) if e["direction"] == "output")
+        assert out["outcome"] == "blocked" and out["kinds"] == {"AWS_ACCESS_KEY_ID": 1}
+        _, stored = app.services.trail.decrypt(record)
+        assert AWS_KEY.encode() not in stored
+    finally:
+        await app.shutdown()
+
+
+async def test_streamed_pii_is_redacted_in_flight_and_restored(tmp_path, mock_provider, mock):
+    rules = (
+        {
+            "name": "pii",
+            "detector": "pii",
+            "action": "redact",
+            "options": {"types": ["EMAIL"], "restore": True},
+        },
+    )
+    settings = replace(
+        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
+    )
+    app = create_app(settings)
+    await app.startup()
+    try:
+        _, key = app.services.keyring.create(name="t", environment="dev")
+        body = chat(f"write to {EMAIL} today", stream=True)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://g"
+        ) as c, c.stream(
+            "POST",
+            "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+        text = "".join(
+            (orjson.loads(line[6:])["choices"][0]["delta"].get("content") or "")
+            for line in raw.split(b"\n")
+            if line.startswith(b"data: {")
+        )
+        assert text == f"You said: write to {EMAIL} today"  # restored for the caller
+        assert (
+            mock.recent_requests()[-1]["body"]["messages"][0]["content"]
+            == "write to [EMAIL_1] today"
+        )
+        [record] = records(app)
+        _, stored = app.services.trail.decrypt(record)
+        assert EMAIL.encode() not in stored and b"[EMAIL_1]" in stored
+    finally:
+        await app.shutdown()
