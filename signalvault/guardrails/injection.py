@@ -31,10 +31,10 @@ class _Rule:
 _PRIOR = (
     r"(?:all|any|every|each|the|your|my|these|those|this|its|of|previous(?:ly)?|prior|above|earlier"
     r"|preceding|former|initial|original|old|given|other|system|developer|existing|current"
-    r"|out of date|allprevious)"
+    r"|out of date|allprevious|and|following|subsequent)"
 )
 _ORDERS = (
-    r"(?:instructions?|directions?|directives?|rules?|prompts?|guidelines?|orders?|commands?"
+    r"(?:instructions?|directions|directives?|rules?|prompts?|guidelines?|orders?|commands?"
     r"|context|texts?|inputs?|messages?|tasks?|constraints?|restrictions?|programming|policies"
     r"|polic(?:y|ies)|requests?|information|training|settings|content|prompting)"
 )
@@ -44,7 +44,7 @@ _SHOW = (
 )
 _HIDDEN_SETUP = (
     r"(?:system\s+(?:prompt|message|instructions?)|(?:initial|original|hidden|secret|full|entire"
-    r"|complete|exact|first|pre-?|above)\s+(?:prompt|instructions?|message|text)|prompt\s+(?:above"
+    r"|complete|exact|first|pre-?|above)\s+(?:prompt|instructions?)|prompt\s+(?:above"
     r"|so\s+far)|your\s+(?:[\w'"
     "\u2019"  # typographic apostrophe (U+2019), common in pasted text
     r"]+\s+){0,3}?(?:prompt|instructions|rules|directives|guidelines"
@@ -56,8 +56,17 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         OVERRIDE,
         0.85,
-        rf"\b(?:ignore|disregard|forget|skip|abandon|drop|override|bypass|neglect|discard|omit|dismiss"
-        rf"|cancel|delete|erase|stop following)\b(?:\s+{_PRIOR}){{0,4}}\s+{_ORDERS}\b",
+        rf"\b(?:ignore|disregard|forget|bypass|neglect|stop following)\b"
+        rf"(?:\s+{_PRIOR}){{1,4}}\s+{_ORDERS}\b",
+    ),
+    # "drop the constraint", "skip messages": everyday verbs count only for earlier instructions.
+    _Rule(
+        OVERRIDE,
+        0.7,
+        r"\b(?:skip|abandon|drop|discard|omit|dismiss|cancel|delete|erase|override|throw\s+away)\s+"
+        r"(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|earlier|preceding|initial"
+        r"|original|system)\s+(?:instructions?|directions?|directives?|rules|prompts?|guidelines"
+        r"|orders|commands|programming)\b",
     ),
     _Rule(OVERRIDE, 0.7, r"\bforget\s+(?:about\s+)?(?:everything|all)\b"),
     _Rule(
@@ -74,7 +83,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         OVERRIDE,
         0.6,
-        r"\b(?:previous|prior|above|earlier|old|initial|original)\s*(?:instructions|rules|prompt)\s+"
+        r"(?:previous|prior|above|earlier|old|initial|original)\s*(?:instructions|rules|prompt)\s+"
         r"(?:are|were|is|was)\s+(?:now\s+)?(?:false|void|wrong|invalid|cancel+ed|obsolete|fake"
         r"|out of date|revoked|null|over)",
     ),
@@ -126,7 +135,12 @@ _RULES: tuple[_Rule, ...] = (
         0.75,
         r"\b(?:obigen|vorherigen|bisherigen|vorigen)\s+\w+\s+(?:ignorieren|vergessen)\b",
     ),
-    _Rule(OVERRIDE, 0.5, r"\b(?:ignore|disregard)\s+(?:all|everything|any)\b"),
+    _Rule(
+        OVERRIDE,
+        0.6,
+        r"\b(?:ignore|disregard)\s+(?:everything|all\s+(?:of\s+)?(?:that|this|the\s+above|above"
+        r"|before|previous|prior))\b",
+    ),
     _Rule(
         OVERRIDE,
         0.55,
@@ -138,9 +152,15 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         OVERRIDE, 0.5, r"\b(?:begin|end|start|stop)\s+(?:of\s+)?(?:new|out of date|old)\s+instruct"
     ),
-    _Rule(OVERRIDE, 0.6, r"\b(?:end|begin)\s+(?:of\s+)?(?:untrusted\s+)?(?:user\s+)?input\b"),
     _Rule(
-        OVERRIDE, 0.6, r"<\|(?:im_start|im_end|endoftext|system)\|>|\[/?(?:INST|SYS)\]|<</?SYS>>"
+        OVERRIDE,
+        0.6,
+        r"\b(?:end|begin)\s+(?:of\s+)?(?:the\s+)?(?:untrusted\s+(?:user\s+)?|user\s+)input\b",
+    ),
+    _Rule(
+        OVERRIDE,
+        0.6,
+        r"<\|(?:im_start|im_end|endoftext|system)\|>|(?-i:\[/?(?:INST|SYS)\]|<</?SYS>>)",
     ),
     _Rule(OVERRIDE, 0.5, r"(?:^|\n)\s*(?:#{2,}|%{3}|={3,})\s*(?:system|new|end|begin)\b"),
     _Rule(
@@ -160,6 +180,12 @@ _RULES: tuple[_Rule, ...] = (
         r"\b(?:absorbed|immersed)\s+in\s+(?:your|the)\s+role\b|\bin\s+deiner\s+rolle\b",
     ),
     _Rule(JAILBREAK, 0.6, r"\b(?:böse|unzensierte|uneingeschränkte)\s+KI\b"),
+    _Rule(
+        JAILBREAK,
+        0.75,
+        r"\byou(?:\s+are|'re)\s+(?:now\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|amoral"
+        r"|unethical|evil|rogue|jailbroken)\b",
+    ),
     _Rule(OVERRIDE, 0.4, r"\b(?:system|security)\s+(?:upgrade|override|update|alert)\b"),
     _Rule(OVERRIDE, 0.4, r"\binstead\s*,?\s+(?:say|output|print|respond|reply|write)\b"),
     _Rule(
@@ -172,7 +198,12 @@ _RULES: tuple[_Rule, ...] = (
         0.35,
         r"\b(?:begin|start|prefix|prepend)\s+your\s+(?:reply|response|answer|output)\s+with\b",
     ),
-    _Rule(OVERRIDE, 0.5, r"\b(?:do\s+not|don'?t|never)\s+follow\s+(?:your|the|any)\b"),
+    _Rule(
+        OVERRIDE,
+        0.5,
+        r"\b(?:do\s+not|don'?t|never)\s+follow\s+(?:your|the|any)\s+(?:previous\s+|prior\s+"
+        r"|original\s+|initial\s+|system\s+)?(?:instructions|rules|guidelines|programming|prompt)",
+    ),
     _Rule(
         OVERRIDE, 0.45, r"\bregardless\s+of\s+(?:your|the|any)\s+(?:instructions|rules|previous)\b"
     ),
@@ -204,17 +235,19 @@ _RULES: tuple[_Rule, ...] = (
         JAILBREAK,
         0.6,
         r"\b(?:unrestricted|unfiltered|uncensored|amoral|unethical|evil|rogue)\s+(?:ai|assistant|bot"
-        r"|model|chatbot|mode|version|persona|character)\b",
+        r"|chatbot|mode|persona|character)\b",
     ),
     _Rule(
         JAILBREAK,
         0.6,
-        r"\b(?:not|never|no longer)\s+(?:be\s+)?(?:bound|restricted|limited|constrained)\s+by\b",
+        r"\b(?:not|never|no longer)\s+(?:be\s+)?(?:bound|restricted|limited|constrained)\s+by\s+"
+        r"(?:any\s+|the\s+|your\s+|openai'?s?\s+)*(?:rules|guidelines|polic(?:y|ies)|ethics|laws"
+        r"|restrictions|filters|programming|content\s+policy|morals)\b",
     ),
     _Rule(
         JAILBREAK,
         0.55,
-        r"\b(?:no|without|free\s+(?:of|from)|any)\s+(?:ethical|moral|content|safety)?\s*"
+        r"\b(?:no|without|free\s+(?:of|from))\s+(?:any\s+)?(?:ethical|moral|content|safety)\s+"
         r"(?:restrictions|filters|censorship|limitations|guidelines|boundaries)\b",
     ),
     _Rule(JAILBREAK, 0.5, r"\b(?:stay|remain)\s+in\s+character\b"),
@@ -238,11 +271,7 @@ _RULES: tuple[_Rule, ...] = (
         r"\bwhat\s+(?:is|was|were|are)\s+(?:written|said|stated|the\s+text)\s+(?:at\s+the\s+"
         r"(?:beginning|start|top)|above|before)",
     ),
-    _Rule(
-        EXTRACTION,
-        0.6,
-        r"\b(?:beginning|start|top)\s+of\s+(?:this|the|your)\s+(?:prompt|conversation)",
-    ),
+    _Rule(EXTRACTION, 0.5, r"\b(?:beginning|start|top)\s+of\s+(?:this|the|your)\s+prompt\b"),
     _Rule(
         EXTRACTION,
         0.7,
