@@ -29,7 +29,8 @@ format: install
 	$(VENV)/bin/ruff format signalvault tests bench
 	$(VENV)/bin/ruff check --fix signalvault tests bench
 
-bench: install  ## overhead and scan-speed benchmarks (ratios against baselines from the same run)
+bench: install  ## scan speed, then gateway overhead vs peers (ratios against baselines from the same run)
+	$(PY) bench/scan_speed.py
 	$(PY) bench/overhead.py $(BENCH_ARGS)
 
 eval: install  ## detector accuracy on ../shared/eval

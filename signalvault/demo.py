@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,6 +27,7 @@ COLUMNS = [
     "stream",
     "status_code",
     "outcome",
+    "guardrails",
     "prompt_tokens",
     "completion_tokens",
     "latency_ms",
@@ -78,7 +80,7 @@ def run_demo(port: int, wait: bool, data_dir: Path = DEMO_DATA_DIR) -> None:
         click.echo("Sending sample traffic through the official SDKs...")
         oai.chat.completions.create(
             model="gpt-4o-mini",
-            user="alice@example.com",
+            user="user-alice",
             messages=[{"role": "user", "content": "Hello, gateway!"}],
         )
         for _ in oai.chat.completions.create(
@@ -101,6 +103,17 @@ def run_demo(port: int, wait: bool, data_dir: Path = DEMO_DATA_DIR) -> None:
         ) as stream:
             for _ in stream.text_stream:
                 pass
+        oai.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Email the summary to jane.doe@example.com"}],
+        )
+        with contextlib.suppress(openai.BadRequestError):
+            oai.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[
+                    {"role": "user", "content": "Use key AKIA" + "Q3VZ7TXK2MBN4PLD to deploy"}
+                ],
+            )
         intruder = openai.OpenAI(base_url=base + "/v1", api_key="sv-dev-not-a-key", max_retries=0)
         with contextlib.suppress(openai.AuthenticationError):
             intruder.chat.completions.create(
@@ -132,4 +145,14 @@ def _summary(settings: Settings, since: float) -> None:
     finally:
         services.store.close()
     click.echo("\nWhat the audit trail recorded (content is stored encrypted, not shown):\n")
-    click.echo(format_table([record_json(r) for r in reversed(rows)], COLUMNS))
+    click.echo(format_table([_row(record_json(r)) for r in reversed(rows)], COLUMNS))
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record with its guardrail results condensed to what fired, e.g. `redacted:EMAIL`."""
+    fired = [
+        f"{e['outcome']}:{'+'.join(sorted(e['kinds']))}"
+        for e in record["guardrails"]
+        if e["outcome"] not in ("pass",)
+    ]
+    return {**record, "guardrails": " ".join(fired) or "-"}
