@@ -51,256 +51,191 @@ _HIDDEN_SETUP = (
     r"|configuration|parameters))"
 )
 
-_RULES: tuple[_Rule, ...] = (
-    # Instruction override: telling the model to drop what it was told.
-    _Rule(
-        OVERRIDE,
+# Instruction override: telling the model to drop what it was told (English, German, French,
+# Spanish). Everyday verbs such as "drop" or "skip" count only for earlier instructions.
+_OVERRIDE_RULES: tuple[tuple[float, str], ...] = (
+    (
         0.85,
         rf"\b(?:ignore|disregard|forget|bypass|neglect|stop following)\b"
         rf"(?:\s+{_PRIOR}){{1,4}}\s+{_ORDERS}\b",
     ),
-    # "drop the constraint", "skip messages": everyday verbs count only for earlier instructions.
-    _Rule(
-        OVERRIDE,
+    (
         0.7,
         r"\b(?:skip|abandon|drop|discard|omit|dismiss|cancel|delete|erase|override|throw\s+away)\s+"
         r"(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|earlier|preceding|initial"
         r"|original|system)\s+(?:instructions?|directions?|directives?|rules|prompts?|guidelines"
         r"|orders|commands|programming)\b",
     ),
-    _Rule(OVERRIDE, 0.7, r"\bforget\s+(?:about\s+)?(?:everything|all)\b"),
-    _Rule(
-        OVERRIDE,
+    (0.7, r"\bforget\s+(?:about\s+)?(?:everything|all)\b"),
+    (
         0.75,
         r"\b(?:ignore|disregard|forget)\s+(?:the\s+|all\s+)?(?:above|previous|prior|earlier|everything)\b",
     ),
-    _Rule(
-        OVERRIDE,
+    (
         0.7,
         r"\b(?:leave|remove|put|set|clear|wipe|reset)\b(?:\s+\w+){0,2}\s+(?:previous|prior|earlier)"
         r"\s+\w+\s+(?:behind|aside|out\s+of)",
     ),
-    _Rule(
-        OVERRIDE,
+    (
         0.6,
         r"(?:previous|prior|above|earlier|old|initial|original)\s*(?:instructions|rules|prompt)\s+"
         r"(?:are|were|is|was)\s+(?:now\s+)?(?:false|void|wrong|invalid|cancel+ed|obsolete|fake"
         r"|out of date|revoked|null|over)",
     ),
-    _Rule(
-        OVERRIDE,
-        0.6,
-        r"\b(?:keep|retain)\s+(?:your\s+)?previous\s+instructions\s*,?\s+but\b",
-    ),
-    _Rule(OVERRIDE, 0.55, r"\bend\s+(?:of\s+)?(?:the\s+)?(?:\w+\s+)?instructions\b"),
-    _Rule(OVERRIDE, 0.5, r"\bre-?program(?:med|ming)?\b"),
-    _Rule(OVERRIDE, 0.5, r"\bstop\s+everything\b|\b(?:attention|achtung)\W+stopp?\b"),
-    _Rule(OVERRIDE, 0.6, r"\[\s*system\s*(?:note|message|prompt|override|instruction)\s*:"),
-    _Rule(OVERRIDE, 0.4, r"\bthe\s+situation\s+has\s+changed\b"),
-    _Rule(
-        OVERRIDE,
-        0.55,
-        r"\byour\s+(?:initial|original|real|actual|previous)\s+instructions\s+(?:were|are)\b",
-    ),
-    _Rule(
-        OVERRIDE,
+    (0.6, r"\b(?:keep|retain)\s+(?:your\s+)?previous\s+instructions\s*,?\s+but\b"),
+    (0.55, r"\bend\s+(?:of\s+)?(?:the\s+)?(?:\w+\s+)?instructions\b"),
+    (0.5, r"\bre-?program(?:med|ming)?\b"),
+    (0.5, r"\bstop\s+everything\b|\b(?:attention|achtung)\W+stopp?\b"),
+    (0.6, r"\[\s*system\s*(?:note|message|prompt|override|instruction)\s*:"),
+    (0.4, r"\bthe\s+situation\s+has\s+changed\b"),
+    (0.55, r"\byour\s+(?:initial|original|real|actual|previous)\s+instructions\s+(?:were|are)\b"),
+    (
         0.4,
         r"\b(?:well\s+done|very\s+good|excellent|simply\s+great|congratulations|good\s+job"
         r"|that\s+is\s+(?:done|enough)|sehr\s+gut|gut\s+gemacht|ausgezeichnet|einfach\s+großartig"
         r"|das\s+genügt|das\s+ist\s+erledigt)\b[^.!?\n]{0,60}[.!?]\s*(?:[^.!?\n]{0,80}?)"
         r"\b(?:now|nun|jetzt)\b",
     ),
-    _Rule(
-        OVERRIDE,
+    (
         0.35,
         r"\b(?:another|new|further|next|different)\s+(?:task|challenge|assignment)s?\b"
         r"|\b(?:weitere[nr]?|neue)\s+(?:aufgabe|herausforderung)n?\b",
     ),
-    _Rule(
-        OVERRIDE,
+    (
         0.5,
         r"\b(?:correct|right|valid)\s+(?:password|passcode|access\s+code|passphrase|pin)\s+"
         r"(?:has\s+been|was|is)?\s*(?:entered|input|provided|given|registered|verified|accepted)",
     ),
-    _Rule(
-        OVERRIDE,
+    (
         0.5,
         r"\b(?:do\s+not|don'?t|never)\s+(?:say|write|output|print)\s+(?:anything|any\s+words?)\s+"
         r"(?:else|besides|except|other\s+than)|\b(?:say|include|output|write)\s+nothing\s+"
         r"(?:but|else|except|besides)\b",
     ),
-    _Rule(OVERRIDE, 0.4, r"\byour\s+default\s+(?:response|reply|answer)\s+is\b"),
-    _Rule(
-        OVERRIDE,
-        0.75,
-        r"\b(?:obigen|vorherigen|bisherigen|vorigen)\s+\w+\s+(?:ignorieren|vergessen)\b",
-    ),
-    _Rule(
-        OVERRIDE,
+    (0.4, r"\byour\s+default\s+(?:response|reply|answer)\s+is\b"),
+    (0.75, r"\b(?:obigen|vorherigen|bisherigen|vorigen)\s+\w+\s+(?:ignorieren|vergessen)\b"),
+    (
         0.6,
         r"\b(?:ignore|disregard)\s+(?:everything|all\s+(?:of\s+)?(?:that|this|the\s+above|above"
         r"|before|previous|prior))\b",
     ),
-    _Rule(
-        OVERRIDE,
+    (
         0.55,
         r"\b(?:new|updated|different|real|actual|true|following)\s+(?:instructions?|tasks?|rules"
         r"|orders|directives?|mission)\s*(?:follow|are|is|:|!|for you|now)",
     ),
-    _Rule(OVERRIDE, 0.5, r"\bnow\s+(?:comes|here\s+is|follows?)\s+(?:a|the|your)?\s*new\b"),
-    _Rule(OVERRIDE, 0.45, r"\b(?:from now on|henceforth|starting now)\b"),
-    _Rule(
-        OVERRIDE, 0.5, r"\b(?:begin|end|start|stop)\s+(?:of\s+)?(?:new|out of date|old)\s+instruct"
-    ),
-    _Rule(
-        OVERRIDE,
-        0.6,
-        r"\b(?:end|begin)\s+(?:of\s+)?(?:the\s+)?(?:untrusted\s+(?:user\s+)?|user\s+)input\b",
-    ),
-    _Rule(
-        OVERRIDE,
-        0.6,
-        r"<\|(?:im_start|im_end|endoftext|system)\|>|(?-i:\[/?(?:INST|SYS)\]|<</?SYS>>)",
-    ),
-    _Rule(OVERRIDE, 0.5, r"(?:^|\n)\s*(?:#{2,}|%{3}|={3,})\s*(?:system|new|end|begin)\b"),
-    _Rule(
-        OVERRIDE,
-        0.5,
-        r"\byou\s+(?:are|have\s+been)\s+(?:now\s+)?(?:re-?programmed|updated|upgraded|freed)",
-    ),
-    _Rule(OVERRIDE, 0.45, r"\byou\s+are\s+now\s+(?:a|an|the|my|in)\b"),
-    _Rule(
-        JAILBREAK,
-        0.5,
-        r"\b(?:now|jetzt|nun)\s*,?\s+(?:you\s+are|you're|bist\s+du|sind\s+sie)\b",
-    ),
-    _Rule(
-        JAILBREAK,
-        0.5,
-        r"\b(?:absorbed|immersed)\s+in\s+(?:your|the)\s+role\b|\bin\s+deiner\s+rolle\b",
-    ),
-    _Rule(JAILBREAK, 0.6, r"\b(?:böse|unzensierte|uneingeschränkte)\s+KI\b"),
-    _Rule(
-        JAILBREAK,
-        0.75,
-        r"\byou(?:\s+are|'re)\s+(?:now\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|amoral"
-        r"|unethical|evil|rogue|jailbroken)\b",
-    ),
-    _Rule(OVERRIDE, 0.4, r"\b(?:system|security)\s+(?:upgrade|override|update|alert)\b"),
-    _Rule(OVERRIDE, 0.4, r"\binstead\s*,?\s+(?:say|output|print|respond|reply|write)\b"),
-    _Rule(
-        OVERRIDE,
-        0.35,
-        r"\b(?:say|output|print|respond with|reply with|answer with)\s+(?:only|just|exactly)\b",
-    ),
-    _Rule(
-        OVERRIDE,
-        0.35,
-        r"\b(?:begin|start|prefix|prepend)\s+your\s+(?:reply|response|answer|output)\s+with\b",
-    ),
-    _Rule(
-        OVERRIDE,
+    (0.5, r"\bnow\s+(?:comes|here\s+is|follows?)\s+(?:a|the|your)?\s*new\b"),
+    (0.45, r"\b(?:from now on|henceforth|starting now)\b"),
+    (0.5, r"\b(?:begin|end|start|stop)\s+(?:of\s+)?(?:new|out of date|old)\s+instruct"),
+    (0.6, r"\b(?:end|begin)\s+(?:of\s+)?(?:the\s+)?(?:untrusted\s+(?:user\s+)?|user\s+)input\b"),
+    (0.6, r"<\|(?:im_start|im_end|endoftext|system)\|>|(?-i:\[/?(?:INST|SYS)\]|<</?SYS>>)"),
+    (0.5, r"(?:^|\n)\s*(?:#{2,}|%{3}|={3,})\s*(?:system|new|end|begin)\b"),
+    (0.5, r"\byou\s+(?:are|have\s+been)\s+(?:now\s+)?(?:re-?programmed|updated|upgraded|freed)"),
+    (0.45, r"\byou\s+are\s+now\s+(?:a|an|the|my|in)\b"),
+    (0.4, r"\b(?:system|security)\s+(?:upgrade|override|update|alert)\b"),
+    (0.4, r"\binstead\s*,?\s+(?:say|output|print|respond|reply|write)\b"),
+    (0.35, r"\b(?:say|output|print|respond with|reply with|answer with)\s+(?:only|just|exactly)\b"),
+    (0.35, r"\b(?:begin|start|prefix|prepend)\s+your\s+(?:reply|response|answer|output)\s+with\b"),
+    (
         0.5,
         r"\b(?:do\s+not|don'?t|never)\s+follow\s+(?:your|the|any)\s+(?:previous\s+|prior\s+"
         r"|original\s+|initial\s+|system\s+)?(?:instructions|rules|guidelines|programming|prompt)",
     ),
-    _Rule(
-        OVERRIDE, 0.45, r"\bregardless\s+of\s+(?:your|the|any)\s+(?:instructions|rules|previous)\b"
-    ),
-    # German, French, Spanish phrasings seen in multilingual attacks.
-    _Rule(
-        OVERRIDE,
+    (0.45, r"\bregardless\s+of\s+(?:your|the|any)\s+(?:instructions|rules|previous)\b"),
+    (
         0.8,
         r"\b(?:ignorier(?:e|en)?|vergiss|vergessen|missachte|übergehe)\b(?:\s+\w+){0,4}\s+"
         r"(?:anweisungen|instruktionen|befehle|regeln|aufgaben?|alles|vorherige\w*)",
     ),
-    _Rule(OVERRIDE, 0.55, r"\b(?:neue|nächste|folgende)\s+(?:aufgabe|anweisung|anweisungen)\b"),
-    _Rule(
-        OVERRIDE,
+    (0.55, r"\b(?:neue|nächste|folgende)\s+(?:aufgabe|anweisung|anweisungen)\b"),
+    (
         0.8,
         r"\b(?:ignore[zr]?|oublie[zr]?|olvida|ignora)\b(?:\s+\w+){0,3}\s+(?:instructions|consignes"
         r"|instrucciones|reglas|règles)",
     ),
-    # Role-play jailbreaks: a persona defined by having no rules.
-    _Rule(
-        JAILBREAK,
-        0.9,
-        r"\b(?:DAN|STAN|DUDE|AIM)\b.{0,40}\b(?:do anything|strive|no rules|unfiltered)",
+)
+# Role-play jailbreaks: a persona defined by having no rules. "jailbreak my phone" alone is a
+# normal question, hence its low weight.
+_JAILBREAK_RULES: tuple[tuple[float, str], ...] = (
+    (0.5, r"\b(?:now|jetzt|nun)\s*,?\s+(?:you\s+are|you're|bist\s+du|sind\s+sie)\b"),
+    (0.5, r"\b(?:absorbed|immersed)\s+in\s+(?:your|the)\s+role\b|\bin\s+deiner\s+rolle\b"),
+    (0.6, r"\b(?:böse|unzensierte|uneingeschränkte)\s+KI\b"),
+    (
+        0.75,
+        r"\byou(?:\s+are|'re)\s+(?:now\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|amoral"
+        r"|unethical|evil|rogue|jailbroken)\b",
     ),
-    _Rule(JAILBREAK, 0.85, r"\bdo\s+anything\s+now\b|\bdeveloper\s+mode\b"),
-    # "jailbreak my phone" is a normal question; a jailbroken assistant is not.
-    _Rule(JAILBREAK, 0.4, r"\bjailbreak"),
-    _Rule(JAILBREAK, 0.6, r"\b(?:you\s+are|you're|been|now)\s+(?:\w+\s+)?jailbroken\b"),
-    _Rule(
-        JAILBREAK,
+    (0.9, r"\b(?:DAN|STAN|DUDE|AIM)\b.{0,40}\b(?:do anything|strive|no rules|unfiltered)"),
+    (0.85, r"\bdo\s+anything\s+now\b|\bdeveloper\s+mode\b"),
+    (0.4, r"\bjailbreak"),
+    (0.6, r"\b(?:you\s+are|you're|been|now)\s+(?:\w+\s+)?jailbroken\b"),
+    (
         0.6,
         r"\b(?:unrestricted|unfiltered|uncensored|amoral|unethical|evil|rogue)\s+(?:ai|assistant|bot"
         r"|chatbot|mode|persona|character)\b",
     ),
-    _Rule(
-        JAILBREAK,
+    (
         0.6,
         r"\b(?:not|never|no longer)\s+(?:be\s+)?(?:bound|restricted|limited|constrained)\s+by\s+"
         r"(?:any\s+|the\s+|your\s+|openai'?s?\s+)*(?:rules|guidelines|polic(?:y|ies)|ethics|laws"
         r"|restrictions|filters|programming|content\s+policy|morals)\b",
     ),
-    _Rule(
-        JAILBREAK,
+    (
         0.55,
         r"\b(?:no|without|free\s+(?:of|from))\s+(?:any\s+)?(?:ethical|moral|content|safety)\s+"
         r"(?:restrictions|filters|censorship|limitations|guidelines|boundaries)\b",
     ),
-    _Rule(JAILBREAK, 0.5, r"\b(?:stay|remain)\s+in\s+character\b"),
-    _Rule(
-        JAILBREAK,
-        0.5,
-        r"\b(?:safe|safety|god|admin|sudo)\s+mode\s+(?:off|on|enabled|disabled|activated)",
-    ),
-    _Rule(JAILBREAK, 0.45, r"\bpretend\s+(?:to\s+be|you\s+(?:are|have|can))\b"),
-    _Rule(
-        JAILBREAK,
+    (0.5, r"\b(?:stay|remain)\s+in\s+character\b"),
+    (0.5, r"\b(?:safe|safety|god|admin|sudo)\s+mode\s+(?:off|on|enabled|disabled|activated)"),
+    (0.45, r"\bpretend\s+(?:to\s+be|you\s+(?:are|have|can))\b"),
+    (
         0.4,
         r"\b(?:disregard|ignore|break|bypass|violate)\s+(?:any|all|your|the|openai'?s?)\s+"
         r"(?:rules|policies|guidelines|ethics|filters|safeguards)",
     ),
-    # System prompt extraction.
-    _Rule(EXTRACTION, 0.85, rf"\b{_SHOW}\b(?:\s+\w+){{0,5}}\s+{_HIDDEN_SETUP}"),
-    _Rule(
-        EXTRACTION,
+)
+# System prompt extraction.
+_EXTRACTION_RULES: tuple[tuple[float, str], ...] = (
+    (0.85, rf"\b{_SHOW}\b(?:\s+\w+){{0,5}}\s+{_HIDDEN_SETUP}"),
+    (
         0.7,
         r"\bwhat\s+(?:is|was|were|are)\s+(?:written|said|stated|the\s+text)\s+(?:at\s+the\s+"
         r"(?:beginning|start|top)|above|before)",
     ),
-    _Rule(EXTRACTION, 0.5, r"\b(?:beginning|start|top)\s+of\s+(?:this|the|your)\s+prompt\b"),
-    _Rule(
-        EXTRACTION,
+    (0.5, r"\b(?:beginning|start|top)\s+of\s+(?:this|the|your)\s+prompt\b"),
+    (
         0.7,
         r"\b(?:what|which)\s+(?:is|are|were)\s+your\s+(?:system\s+prompt|instructions|initial"
         r"|original|rules|directives)",
     ),
-    _Rule(
-        EXTRACTION,
-        0.6,
-        rf"\b{_SHOW}\b(?:\s+\w+){{0,3}}\s+(?:every|all)\s+(?:the\s+)?instructions?\b",
-    ),
-    _Rule(
-        EXTRACTION,
+    (0.6, rf"\b{_SHOW}\b(?:\s+\w+){{0,3}}\s+(?:every|all)\s+(?:the\s+)?instructions?\b"),
+    (
         0.65,
         r"\binstructions?\s+(?:you\s+(?:have\s+been|were)\s+given|given\s+to\s+you|you\s+received)",
     ),
-    _Rule(
-        EXTRACTION,
+    (
         0.6,
         r"\b(?:was|wie)\s+steht\s+(?:am\s+anfang|oben|davor)"
         r"|\bzeige?\s+(?:mir\s+)?(?:deine|die)\s+(?:anweisungen|instruktionen|prompt)",
     ),
-    # Encoded payloads: an instruction to decode and obey.
-    _Rule(
-        ENCODED,
+)
+# Encoded payloads: an instruction to decode and obey (blobs themselves are decoded below).
+_ENCODED_RULES: tuple[tuple[float, str], ...] = (
+    (
         0.5,
         r"\b(?:decode|convert|translate)\s+(?:this|the\s+following)\s+(?:base64|hex|binary|rot13"
         r"|morse)\b",
     ),
+)
+_RULES = tuple(
+    _Rule(kind, weight, regex)
+    for kind, table in (
+        (OVERRIDE, _OVERRIDE_RULES),
+        (JAILBREAK, _JAILBREAK_RULES),
+        (EXTRACTION, _EXTRACTION_RULES),
+        (ENCODED, _ENCODED_RULES),
+    )
+    for weight, regex in table
 )
 
 # Tensor Trust style floods: dozens of one- or two-symbol tokens in a row ("ö ö ö", ") ] } ) ] }")
