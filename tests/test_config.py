@@ -117,6 +117,11 @@ def test_missing_and_invalid_files(tmp_path):
         load_settings(tmp_path / "absent.toml", environ={})
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_settings(write(tmp_path, "[server\n"), environ={})
+    (tmp_path / "latin1.toml").write_bytes(b"\xff[server]\n")
+    with pytest.raises(ConfigError, match="invalid TOML: the file is not UTF-8"):
+        load_settings(tmp_path / "latin1.toml", environ={})
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(environ={"SIGNALVAULT_CONFIG": str(tmp_path)})
 
 
 def test_providers_and_routes(tmp_path):
