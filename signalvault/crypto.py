@@ -93,6 +93,26 @@ class MasterKey:
             raise CryptoError(f"cannot unwrap {name}: the master key does not match") from None
 
 
+def _read_key_file(path: Path, *, missing_ok: bool = False) -> str | None:
+    """The text of a key file, or None if it does not exist and `missing_ok`.
+
+    Raises:
+        ConfigError: unreadable, or not text (e.g. 32 raw bytes instead of hex or base64).
+    """
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise ConfigError(f"cannot read master key file {path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read master key file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: the master key must be 32 bytes, as 64 hex digits or base64"
+        ) from None
+
+
 def load_master_key(settings: CryptoSettings, data_dir: Path) -> MasterKey:
     """The master key from settings (env), a key file, or generated into the data directory.
 
@@ -102,24 +122,18 @@ def load_master_key(settings: CryptoSettings, data_dir: Path) -> MasterKey:
     if settings.master_key is not None:
         return MasterKey.from_bytes(_parse_key(settings.master_key.reveal(), "master_key"))
     if settings.master_key_file is not None:
-        try:
-            text = settings.master_key_file.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read master key file: {exc.strerror}") from None
-        return MasterKey.from_bytes(_parse_key(text, str(settings.master_key_file)))
+        path = settings.master_key_file
+        return MasterKey.from_bytes(_parse_key(_read_key_file(path) or "", str(path)))
     path = ensure_data_dir(data_dir) / MASTER_KEY_FILE
-    try:
-        return MasterKey.from_bytes(_parse_key(path.read_text(), str(path)))
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"cannot read master key file {path}: {exc.strerror}") from None
+    text = _read_key_file(path, missing_ok=True)
+    if text is not None:
+        return MasterKey.from_bytes(_parse_key(text, str(path)))
     key = os.urandom(KEY_BYTES)
     try:
         # O_EXCL: two processes starting at once must not each write a different key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return MasterKey.from_bytes(_parse_key(path.read_text(), str(path)))
+        return MasterKey.from_bytes(_parse_key(_read_key_file(path) or "", str(path)))
     except OSError as exc:
         raise ConfigError(f"cannot create master key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as handle:

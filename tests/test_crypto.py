@@ -109,3 +109,10 @@ def test_altered_ciphertext_does_not_decrypt():
 def test_each_encryption_uses_a_fresh_nonce():
     cipher = Cipher(new_key())
     assert cipher.encrypt(b"same", b"ad") != cipher.encrypt(b"same", b"ad")
+
+
+def test_raw_bytes_master_key_file_is_a_config_error(tmp_path):
+    path = tmp_path / "mk"
+    path.write_bytes(b"\xff\xd4" + KEY[2:])
+    with pytest.raises(ConfigError, match="must be 32 bytes"):
+        load_master_key(CryptoSettings(master_key_file=path), tmp_path / "d")
