@@ -43,6 +43,12 @@ _PLACEHOLDER_WORDS = (
     "abcdefghij",
     "1234567890",
 )
+_PLACEHOLDER = re.compile(
+    "|".join(
+        re.escape(w) for w in _PLACEHOLDER_WORDS + tuple(w.upper() for w in _PLACEHOLDER_WORDS)
+    )
+)
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
 def base62_encode(value: int, width: int) -> str:
@@ -64,10 +70,10 @@ def shannon_entropy(value: str) -> float:
 
 def is_placeholder(value: str) -> bool:
     """True for documentation examples, templates and low-variety fillers (sk-xxxx, aaaa...)."""
-    if any(word in value or word.upper() in value for word in _PLACEHOLDER_WORDS):
+    if _PLACEHOLDER.search(value):
         return True
     # A random token of 16+ characters uses many distinct symbols; "ddddd..." or "abab..." does not.
-    body = re.sub(r"[^A-Za-z0-9]", "", value)
+    body = _NOT_ALNUM.sub("", value)
     return len(body) >= 12 and len(set(body)) < 6
 
 
