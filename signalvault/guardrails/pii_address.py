@@ -69,9 +69,20 @@ _ADDRESS_CUE = re.compile(
     r"taxi to|return to|meet (?:me|us) at|arrived at|zip|postal|postcode|mail to|residence)",
     re.IGNORECASE,
 )
+# "zip code is 86786", "ZIP: 394 13", "postcode SW1A 1AA": the value must hold a digit.
 _ZIP_CUE = re.compile(
-    r"(?:zip|postal|post) ?code(?: is|:)?\s*([A-Z0-9]{3,5}(?:[ \-][A-Z0-9]{3,4})?)\b", re.IGNORECASE
+    r"\b(?:zip|postal|post) ?(?:code)?\b(?: is|:)?\s*((?=[A-Z]{0,4}\d)[A-Z0-9]{3,5}"
+    r"(?:[ \-][A-Z0-9]{3,4})?)\b",
+    re.IGNORECASE,
 )
+_CALENDAR = frozenset(
+    [
+        "january", "february", "march", "april", "may", "june", "july", "august", "september",
+        "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+        "sep", "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday",
+        "friday", "saturday", "sunday"
+    ]
+)  # fmt: skip
 # A following line belongs to the block when it is short and made of place words and numbers.
 # Quoting and list markers ("> ", "??? ", "* ") may start each line of a pasted block.
 _TAIL_LINE = re.compile(r"[ \t,>?*|•\-]*[\w .,'\u2019\-()/#]{1,60}$")
@@ -150,8 +161,8 @@ class AddressRules:
                 continue  # "5 ways to go": prose, not a street
             typed = _TYPE_WORDS.search(value) is not None
             numbers = sum(1 for w in value.split() if w[0].isdigit())
-            if not typed and numbers < 2:
-                continue
+            if not typed and (numbers < 2 or any(p[2] in _CALENDAR for p in parts)):
+                continue  # "08 March 2021" is a date
             if (
                 not typed
                 and not lowered_text

@@ -9,6 +9,9 @@ import re
 from collections.abc import Iterator
 from importlib import resources
 
+import phonenumbers
+from phonenumbers import geocoder
+
 from signalvault.guardrails.pii_checks import Candidate
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
@@ -16,6 +19,13 @@ _PARTICLES = frozenset(
     [
         "van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la",
         "le", "ten", "ter", "bin", "binti", "al", "el", "ibn", "mac", "st"
+    ]
+)  # fmt: skip
+# German capitalises every noun: with its function words about, a lone capitalised word is no cue.
+_GERMAN = frozenset(
+    [
+        "und", "ist", "nicht", "ich", "wir", "für", "auf", "eine", "sind", "wird", "auch", "oder",
+        "bitte", "können", "mit", "das", "der", "dem", "sie", "ein", "zu", "von", "es"
     ]
 )  # fmt: skip
 _TITLES = frozenset(
@@ -101,6 +111,17 @@ def _vocabulary() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(lower) - proper, proper
 
 
+def _country_names() -> frozenset[str]:
+    """English country names from phonenumbers' geocoding data: places, not people."""
+    found = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        example = phonenumbers.example_number(region)
+        name = geocoder.country_name_for_number(example, "en") if example else ""
+        if name:
+            found.add(name.lower())
+    return frozenset(found)
+
+
 def _census(name: str) -> frozenset[str]:
     """One of the US Census 1990 name lists shipped by `names` (most frequent first)."""
     with resources.files("names").joinpath(name).open(encoding="ascii") as lines:
@@ -118,6 +139,7 @@ class NameRules:
         self._last = _census("dist.all.last") - self._not_names
         common_first = _census("dist.male.first") | _census("dist.female.first")
         self._english, self._proper = _vocabulary()
+        self._countries = _country_names()
         surnames_or_first = self._first | self._last
         # Lower case in mixed-case text: common first names and words that BPE mostly sees
         # capitalised ("trump", "obama") still read as names.
@@ -129,6 +151,7 @@ class NameRules:
     def scan(self, text: str) -> list[Candidate]:
         """PERSON candidates in `text`."""
         lowered_text = not any(ch.isupper() for ch in text)
+        german = len(_GERMAN.intersection(text.lower().split())) >= 3
         # In all-lower-case text capitalisation says nothing, so the gazetteers decide; elsewhere
         # (chat is often typed in lower case) only well-known names qualify in lower case.
         lower_ok = self._lower_ok_lowered if lowered_text else self._lower_ok
@@ -140,7 +163,7 @@ class NameRules:
             ok = (len(word) > 1 or word.isupper()) if word[0].isupper() else word in lower_ok
             if not ok:
                 if run:
-                    found.extend(self._score_run(text, run, lowered_text))
+                    found.extend(self._score_run(text, run, lowered_text, german))
                     run = []
                 continue
             start, end = match.span()
@@ -149,16 +172,16 @@ class NameRules:
             if run:
                 gap = text[prev_end:start]
                 if gap not in (" ", "-") and (gap != ". " or len(word) < 2):
-                    found.extend(self._score_run(text, run, lowered_text))
+                    found.extend(self._score_run(text, run, lowered_text, german))
                     run = []
             run.append((start, end, word.lower()))
             prev_end = end
         if run:
-            found.extend(self._score_run(text, run, lowered_text))
+            found.extend(self._score_run(text, run, lowered_text, german))
         return found
 
     def _score_run(
-        self, text: str, run: list[tuple[int, int, str]], lowered_text: bool
+        self, text: str, run: list[tuple[int, int, str]], lowered_text: bool, german: bool
     ) -> Iterator[Candidate]:
         # Titles and function words at the edges are cues; a title stays in the span.
         title_start = -1
@@ -179,7 +202,7 @@ class NameRules:
             return
         start, end = run[0][0], run[-1][1]
         words = [w for _, _, w in run if w not in _PARTICLES]
-        if any(w in self._not_names for w in words):
+        if any(w in self._not_names for w in words) or " ".join(words) in self._countries:
             return
         firsts = sum(w in self._first for w in words)
         lasts = sum(w in self._last for w in words)
@@ -218,6 +241,8 @@ class NameRules:
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
             score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)
+        if german and not firsts and not strong:
+            score = min(score, 0.3)  # "Frage", "Unternehmen": German nouns
         if strong:
             score += 0.45
         elif cue and english < len(words):
