@@ -77,7 +77,15 @@ class Stack:
             'models = ["claude-*"]\n\n'
             f'[[providers]]\nname = "slow"\nkind = "openai"\n'
             f'base_url = "http://127.0.0.1:{self.slow_port}/v1"\napi_key_env = "E2E_PROVIDER_KEY"\n'
-            'models = ["slow-*"]\n'
+            'models = ["slow-*"]\n\n'
+            # Input secrets are blocked for project "default" only, so a key of project "lab" can
+            # make the mock reply with a secret and show the output rule catching it in a stream.
+            '[[guardrails.rules]]\nname = "secrets-in"\ndetector = "secrets"\naction = "block"\n'
+            'direction = "input"\nscope = "project:default"\n\n'
+            '[[guardrails.rules]]\nname = "secrets-out"\ndetector = "secrets"\naction = "block"\n'
+            'direction = "output"\n\n'
+            '[[guardrails.rules]]\nname = "pii-in"\ndetector = "pii"\naction = "redact"\n'
+            'direction = "input"\n'
         )
         self.processes: list[subprocess.Popen] = []
         self.gateway_log = tmp / "gateway.log"
@@ -105,6 +113,21 @@ class Stack:
         )
         assert made.returncode == 0, made.stderr
         self.key = orjson.loads(made.stdout)["secret"]
+        lab = signalvault(
+            "keys",
+            "create",
+            "--name",
+            "lab",
+            "--env",
+            "dev",
+            "--project",
+            "lab",
+            "--json",
+            "--config",
+            str(self.config),
+            env=self.env,
+        )
+        self.lab_key = orjson.loads(lab.stdout)["secret"]
         self.start_gateway()
 
     def start_gateway(self) -> None:
@@ -263,3 +286,43 @@ def test_gateway_killed_mid_request_leaves_a_record_marked_unknown(stack: Stack)
         headers={"Authorization": f"Bearer {stack.key}"},
     )
     assert response.status_code == 200
+
+
+def test_guardrails_through_the_official_sdks(stack: Stack):
+    base = f"http://127.0.0.1:{stack.port}"
+    oai = openai.OpenAI(base_url=base + "/v1", api_key=stack.key, max_retries=0)
+    aws_key = "AKIA" + "Q3VZ7TXK2MBN4PLD"
+    with pytest.raises(openai.BadRequestError) as blocked:
+        oai.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"deploy {aws_key}"}]
+        )
+    assert blocked.value.code == "guardrail_violation" and aws_key not in str(blocked.value)
+    assert stack.mock_stats()["total"] == 0
+
+    email = "jane.doe@example.com"
+    answer = oai.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": f"mail {email}"}]
+    )
+    assert answer.choices[0].message.content == "You said: mail [EMAIL_1]"
+    seen = httpx.get(f"http://127.0.0.1:{stack.mock_port}/requests?limit=1").json()["data"]
+    assert email not in orjson.dumps(seen).decode()
+
+    lab = openai.OpenAI(base_url=base + "/v1", api_key=stack.lab_key, max_retries=0)
+    received = []
+    with pytest.raises(openai.APIError) as cut:
+        for chunk in lab.chat.completions.create(
+            model="gpt-4o-mini",
+            stream=True,
+            messages=[{"role": "user", "content": f"[[mock:reply=the key is {aws_key} ok]]"}],
+        ):
+            received.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+    assert cut.value.code == "guardrail_violation"
+    assert "AKIA" not in "".join(received)
+    assert stack.mock_stats()["total"] == 2
+
+    stack.stop()
+    outcomes = sorted(r["outcome"] for r in stack.logs())
+    assert outcomes == ["blocked", "blocked", "ok"]
+    for path in [p for p in stack.data_dir.rglob("*") if p.is_file()]:
+        assert aws_key.encode() not in path.read_bytes()
+        assert email.encode() not in path.read_bytes()
