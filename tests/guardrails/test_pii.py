@@ -60,6 +60,7 @@ POSITIVES = [
     ),
     ("Ship it to 94 Koskikatu 83 Apt. 343", "ADDRESS", "94 Koskikatu 83 Apt. 343"),
     ("PSC 1234, Box 5678\nAPO AE 09123", "ADDRESS", "PSC 1234, Box 5678\nAPO AE 09123"),
+    ("my zip code is 86786", "ADDRESS", "86786"),
     ("She was born on 14 March 1986 in Leeds", "DATE_OF_BIRTH", "14 March 1986"),
     ("DOB: 04/23/1979", "DATE_OF_BIRTH", "04/23/1979"),
     ("passport number is 912803456", "US_PASSPORT", "912803456"),
@@ -112,6 +113,10 @@ NEGATIVES = [
     ("I have 3 cats and 2 dogs", "ADDRESS"),
     ("Will my account stay active?", "PERSON"),
     ("the invoice date is 04/23/1979", "DATE_OF_BIRTH"),  # a date, but no birth context
+    ("Ich habe eine Frage zu dem Vertrag und bitte um Antwort", "PERSON"),  # German nouns
+    ("We shipped to Germany and Switzerland last week", "PERSON"),  # places
+    ("zipcodeapi token = abc", "ADDRESS"),
+    ("Released on 08 March 2021 with fixes", "ADDRESS"),
 ]
 
 
