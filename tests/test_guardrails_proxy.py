@@ -172,14 +172,15 @@ async def test_secret_split_across_stream_chunks_never_reaches_the_caller(
     try:
         _, key = app.services.keyring.create(name="t", environment="dev")
         body = chat(f"[[mock:reply=here it is: {AWS_KEY} enjoy]]", stream=True)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://g"
-        ) as c, c.stream(
-            "POST",
-            "/v1/chat/completions",
-            json=body,
-            headers={"Authorization": f"Bearer {key}"},
-        ) as response:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c,
+            c.stream(
+                "POST",
+                "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+            ) as response,
+        ):
             raw = b"".join([chunk async for chunk in response.aiter_bytes()])
         # The mock sent the reply in 8 pieces, so the key was split across events.
         for i in range(len(AWS_KEY) - 7):
@@ -212,14 +213,15 @@ async def test_streamed_pii_is_redacted_in_flight_and_restored(tmp_path, mock_pr
     try:
         _, key = app.services.keyring.create(name="t", environment="dev")
         body = chat(f"write to {EMAIL} today", stream=True)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://g"
-        ) as c, c.stream(
-            "POST",
-            "/v1/chat/completions",
-            json=body,
-            headers={"Authorization": f"Bearer {key}"},
-        ) as response:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c,
+            c.stream(
+                "POST",
+                "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+            ) as response,
+        ):
             raw = b"".join([chunk async for chunk in response.aiter_bytes()])
         text = "".join(
             (orjson.loads(line[6:])["choices"][0]["delta"].get("content") or "")
