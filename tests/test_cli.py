@@ -210,3 +210,20 @@ def test_serve_without_providers_says_how_to_add_one(run, restore_logging):
 def test_help_and_version(run):
     assert "serve" in run("--help").output and "keys" in run("-h").output
     assert run("--version").output.startswith("signalvault, version ")
+
+
+def test_locked_store_is_a_one_line_error(tmp_path, data_dir):
+    """Another process holds the SQLite write lock past the busy timeout."""
+    import sqlite3
+
+    runner = CliRunner()
+    env = {"SIGNALVAULT_DATA_DIR": str(data_dir), "SIGNALVAULT_STORE_SQLITE_BUSY_TIMEOUT_MS": "50"}
+    assert runner.invoke(cli, ["keys", "list"], env=env).exit_code == 0
+    locker = sqlite3.connect(data_dir / "signalvault.db", isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        result = runner.invoke(cli, ["keys", "create", "--name", "x", "--env", "dev"], env=env)
+    finally:
+        locker.close()
+    assert_one_line_error(result, "the store could not complete the operation")
+    assert runner.invoke(cli, ["keys", "list"], env=env).output.strip() == "(none)"

@@ -5,8 +5,9 @@ Backends subclass `SqlStore` for their connection set-up (pragmas, pools) and fa
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, and_, bindparam, func, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from signalvault.errors import StoreError
@@ -142,13 +143,29 @@ class SqlStore:
         self.writer.flush()
 
     # -- gateway keys ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[Connection]:
+        """A connection (a transaction if `write`); driver failures become StoreError.
+
+        IntegrityError passes through: callers that race on a unique name handle it.
+        """
+        try:
+            with self.engine.begin() if write else self.engine.connect() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"the store could not complete the operation: {describe_error(exc)}"
+            ) from None
+
     def keys_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             value = conn.execute(select(state.c.value).where(state.c.name == "keys")).scalar()
         return int(value or 0)
 
     def find_key(self, secret_hash: bytes) -> GatewayKey | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(gateway_keys).where(gateway_keys.c.secret_hash == secret_hash)
             ).first()
@@ -157,7 +174,7 @@ class SqlStore:
     def insert_key(self, key: GatewayKey, secret_hash: bytes) -> None:
         values = {f: getattr(key, f) for f in GatewayKey.__dataclass_fields__}
         values["models"] = orjson.dumps(list(key.models)).decode()
-        with self.engine.begin() as conn:
+        with self._connect(write=True) as conn:
             conn.execute(gateway_keys.insert().values(**values, secret_hash=secret_hash))
             self._bump(conn, "keys")
 
@@ -165,17 +182,17 @@ class SqlStore:
         query = select(gateway_keys).order_by(gateway_keys.c.created_at)
         if prefix:
             query = query.where(gateway_keys.c.prefix.startswith(prefix, autoescape=True))
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [key_from_row(row) for row in conn.execute(query)]
 
     def get_key(self, key_id: str) -> GatewayKey | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(select(gateway_keys).where(gateway_keys.c.id == key_id)).first()
         return None if row is None else key_from_row(row)
 
     def revoke_key(self, key_id: str, when: float) -> bool:
         """Mark a key revoked; False if no such key or it was already revoked."""
-        with self.engine.begin() as conn:
+        with self._connect(write=True) as conn:
             result = conn.execute(
                 update(gateway_keys)
                 .where(and_(gateway_keys.c.id == key_id, gateway_keys.c.revoked_at.is_(None)))
@@ -194,7 +211,7 @@ class SqlStore:
 
     # -- wrapped secrets and data keys ----------------------------------------------------------
     def get_wrapped_secret(self, name: str) -> tuple[bytes, str] | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(wrapped_secrets).where(wrapped_secrets.c.name == name)
             ).first()
@@ -203,7 +220,7 @@ class SqlStore:
     def put_wrapped_secret(self, name: str, wrapped: bytes, master_key_id: str) -> bool:
         """Store a wrapped secret unless one of that name exists; True if this call stored it."""
         try:
-            with self.engine.begin() as conn:
+            with self._connect(write=True) as conn:
                 conn.execute(
                     wrapped_secrets.insert().values(
                         name=name,
@@ -218,7 +235,7 @@ class SqlStore:
 
     def find_data_key(self, subject: str) -> tuple[str, bytes, str] | None:
         """The newest live data key of a subject: (id, wrapped, master_key_id)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(data_keys.c.id, data_keys.c.wrapped, data_keys.c.master_key_id)
                 .where(and_(data_keys.c.subject == subject, data_keys.c.destroyed_at.is_(None)))
@@ -229,7 +246,7 @@ class SqlStore:
 
     def get_data_key(self, key_id: str) -> tuple[bytes | None, str] | None:
         """(wrapped or None if destroyed, master_key_id) of one data key."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(data_keys.c.wrapped, data_keys.c.master_key_id).where(
                     data_keys.c.id == key_id
@@ -240,7 +257,7 @@ class SqlStore:
     # -- guardrail policies -----------------------------------------------------------------------
     def active_policy(self) -> tuple[int, str] | None:
         """(version, rules JSON) of the active policy."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(policies.c.version, policies.c.rules).where(policies.c.status == "active")
             ).first()
@@ -251,7 +268,7 @@ class SqlStore:
         now = time.time()
         for _ in range(3):  # another process may take the same version number first
             try:
-                with self.engine.begin() as conn:
+                with self._connect(write=True) as conn:
                     active = conn.execute(
                         select(policies.c.version, policies.c.digest).where(
                             policies.c.status == "active"
@@ -308,14 +325,14 @@ class SqlStore:
             conditions.append(t.id < where.before_id)
         query = select(audit_records).where(and_(True, *conditions))
         query = query.order_by(t.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def get_record(self, record_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(select(audit_records).where(audit_records.c.id == record_id)).first()
         return None if row is None else dict(row._mapping)
 
     def count_records(self) -> int:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return int(conn.execute(select(func.count()).select_from(audit_records)).scalar() or 0)
