@@ -1,3 +1,3 @@
-"""SignalVault: a self-hosted AI gateway with guardrails and an encrypted, tamper-evident audit trail."""
+"""SignalVault: a self-hosted AI gateway with guardrails and an encrypted audit trail."""
 
 __version__ = "0.1.0"
