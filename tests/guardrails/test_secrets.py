@@ -227,6 +227,7 @@ LOOK_ALIKES = [
     ("identifier after 'key'", "private_key = Ed448PrivateKey.generate()"),
     ("CamelCase after 'credentials'", "from .credentials import CredentialsWithRawResponse"),
     ("keyword argument", "return BasicAuth(username=username, password=password)"),
+    ("identifier with a vendor prefix", "record with vcr_cassetteRecordingForIntegrationTests"),
     ("documentation credentials", "create_engine('postgresql://scott:tiger@localhost/test')"),
 ]
 
