@@ -334,5 +334,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[guardrails] failure_mode must be `closed` or `open`")
     if settings.logging.format not in ("json", "text"):
         raise ConfigError("[logging] format must be `json` or `text`")
+    if not 1 <= settings.server.port <= 65535:
+        raise ConfigError("[server] port must be between 1 and 65535")
+    if settings.server.workers < 1:
+        raise ConfigError("[server] workers must be at least 1")
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")
