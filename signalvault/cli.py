@@ -48,8 +48,15 @@ def cli() -> None:
 @cli.command()
 @CONFIG_OPTION
 @click.option("--host", default=None, help="Listen address (default from config: 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Listen port (default from config: 8700).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Listen port (default from config: 8700).",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default 1)."
+)
 def serve(
     config_file: Path | None, host: str | None, port: int | None, workers: int | None
 ) -> None:

@@ -123,6 +123,7 @@ def test_click_usage_errors_exit_2(run):
     assert run("keys", "create", "--name", "x").exit_code == 2  # --env missing
     assert run("logs", "--limit", "0").exit_code == 2
     assert run("nonsense").exit_code == 2
+    assert run("serve", "--port", "70000").exit_code == 2
 
 
 def record_traffic(data_dir) -> list[str]:
