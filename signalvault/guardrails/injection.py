@@ -31,7 +31,7 @@ class _Rule:
 _PRIOR = (
     r"(?:all|any|every|each|the|your|my|these|those|this|its|of|previous(?:ly)?|prior|above|earlier"
     r"|preceding|former|initial|original|old|given|other|system|developer|existing|current"
-    r"|out of date|allprevious|and|following|subsequent)"
+    r"|out of date|allprevious|and|following|subsequent|provided)"
 )
 _ORDERS = (
     r"(?:instructions?|directions|directives?|rules?|prompts?|guidelines?|orders?|commands?"
@@ -62,9 +62,9 @@ _OVERRIDE_RULES: tuple[tuple[float, str], ...] = (
     (
         0.7,
         r"\b(?:skip|abandon|drop|discard|omit|dismiss|cancel|delete|erase|override|throw\s+away)\s+"
-        r"(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|earlier|preceding|initial"
-        r"|original|system)\s+(?:instructions?|directions?|directives?|rules|prompts?|guidelines"
-        r"|orders|commands|programming)\b",
+        r"(?:all\s+|any\s+|the\s+|of\s+)*(?:your\s+|(?:previous|prior|above|earlier|preceding"
+        r"|initial|original|system)\s+)+(?:instructions?|directions?|directives?|rules|prompts?"
+        r"|guidelines|orders|commands|programming)\b",
     ),
     (0.7, r"\bforget\s+(?:about\s+)?(?:everything|all)\b"),
     (
@@ -134,7 +134,22 @@ _OVERRIDE_RULES: tuple[tuple[float, str], ...] = (
     (0.45, r"\byou\s+are\s+now\s+(?:a|an|the|my|in)\b"),
     (0.4, r"\b(?:system|security)\s+(?:upgrade|override|update|alert)\b"),
     (0.4, r"\binstead\s*,?\s+(?:say|output|print|respond|reply|write)\b"),
-    (0.35, r"\b(?:say|output|print|respond with|reply with|answer with)\s+(?:only|just|exactly)\b"),
+    (
+        0.35,
+        r"\b(?:say|output|print|respond with|reply with|answer with)\s+(?:only|just|exactly)\b"
+        r"|\b(?:just|only)\s+(?:say|output|print|write)\b",
+    ),
+    # Retrieval-augmented prompts: steering the model away from the documents it was given.
+    (
+        0.55,
+        r"\b(?:disregard(?:ing)?|ignor(?:e|ing)|not\s+by|do\s+not\s+(?:look\s+(?:in|at)|rely\s+on))"
+        r"\s+(?:the\s+|any\s+)?(?:provided\s+)?(?:articles?|documents?|context|sources?)\b",
+    ),
+    (0.6, r"\bdespite\s+what\s+you(?:'ve|\s+have)?\s+been\s+told\b"),
+    (0.6, r"\byour\s+(?:new\s+)?instructions\s+are\s+now\b"),
+    (0.5, r"\bdo\s+not\s+answer\s+(?:this|the)\s+question\b"),
+    (0.6, r"\b(?:vorherigen|bisherigen|obigen)\s+(?:instruktionen|anweisungen|befehle|regeln)\b"),
+    (0.7, r"\b(?:olvid[aeo]\w*|zaboravi)\s+(?:todo|sve)\b"),
     (0.35, r"\b(?:begin|start|prefix|prepend)\s+your\s+(?:reply|response|answer|output)\s+with\b"),
     (
         0.5,
