@@ -217,6 +217,12 @@ def test_official_sdks_through_the_gateway_leave_only_ciphertext_on_disk(stack: 
     request_id = raw.headers["x-signalvault-request-id"]
 
     assert stack.mock_stats()["total"] == 6
+    secrets = [c.encode() for c in canaries] + [stack.key.encode(), PROVIDER_KEY.encode()]
+    live_files = [p for p in stack.data_dir.rglob("*") if p.is_file()]
+    assert any(p.name.endswith("-wal") for p in live_files)  # checked while the WAL is live
+    for path in live_files:
+        data = path.read_bytes()
+        assert not any(secret in data for secret in secrets), path.name
     stack.stop()  # flushes and closes the store, so every byte is on disk
 
     found = stack.logs()
@@ -227,7 +233,6 @@ def test_official_sdks_through_the_gateway_leave_only_ciphertext_on_disk(stack: 
     assert request_id in {r["id"] for r in found}
     assert stack.logs("--user", "e2e-user")[0]["model_requested"] == "gpt-4o-mini"
 
-    secrets = [c.encode() for c in canaries] + [stack.key.encode(), PROVIDER_KEY.encode()]
     files = [p for p in stack.data_dir.rglob("*") if p.is_file()]
     assert any(p.name == "signalvault.db" for p in files)
     for path in [*files, stack.gateway_log]:
