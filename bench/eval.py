@@ -147,6 +147,37 @@ def _eval_labels(path: Path, detect: Detect, args: argparse.Namespace) -> dict[s
     }
 
 
+def _cross_check(data: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Secrets and injection detectors over the other families' texts, which carry no labels for
+    them: a rough false-alarm check on ordinary prose. Read the hits before calling them errors
+    (Tensor Trust attacks, for one, quote real-looking passwords)."""
+    from signalvault.guardrails.injection import InjectionDetector
+    from signalvault.guardrails.secrets import SecretsDetector
+
+    checks: tuple[tuple[str, Detect, tuple[str, ...]], ...] = (
+        ("secrets", SecretsDetector(), ("pii-*", "injection-*")),
+        ("prompt_injection", InjectionDetector(), ("pii-*", "secrets-*")),
+    )
+    rows = []
+    for name, detect, patterns in checks:
+        for pattern in patterns:
+            for path in sorted(data.glob(pattern + ".jsonl")):
+                texts = [r["text"] for r in _read(path)]
+                hits = [t for t in texts if detect(t)]
+                rows.append(
+                    {
+                        "detector": name,
+                        "file": path.name,
+                        "records": len(texts),
+                        "flagged": len(hits),
+                    }
+                )
+                if not args.json:
+                    for text in hits[: max(args.show_errors, 0)]:
+                        print(f"  [{name} on {path.name}] {text[:120]!r}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -156,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lenient-generic", action="store_true", help="passed to score.py")
     ap.add_argument("--show-errors", type=int, default=0, help="list N misses and false alarms")
     ap.add_argument("--json", action="store_true", help="print the summary rows as JSON")
+    ap.add_argument("--no-cross", action="store_true", help="skip the cross-family check")
     args = ap.parse_args(argv)
     if not (args.data / "score.py").exists():
         raise SystemExit(f"{args.data} has no score.py; pass --data DIR")
@@ -174,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(_eval_labels(path, detect, args))
             else:
                 rows.append(_eval_spans(score, path, detect, Path(tmp), args))
+    cross = [] if args.no_cross or args.only != "*" else _cross_check(args.data, args)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"files": rows, "cross_check": cross}, indent=1))
         return 0
     print("\n=== summary (agnostic recall / precision; false alarms on gold-free records) ===")
     print(f"{'file':<46}{'n':>6}{'R':>8}{'P':>8}{'F1typed':>9}{'FA':>8}{'FAstrict':>10}")
@@ -184,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['file']:<46}{r['records']:>6}{_fmt(r['recall']):>8}{_fmt(r['precision']):>8}"
             f"{_fmt(r['typed_f1']):>9}{_fmt(r['false_alarm']):>8}{_fmt(r['strict_false_alarm']):>10}"
         )
+    if cross:
+        print("\n=== cross-check: records flagged in other families' texts (no labels there) ===")
+        for c in cross:
+            print(f"{c['detector']:<18}{c['file']:<46}{c['flagged']:>6} / {c['records']}")
     return 0
 
 
