@@ -39,6 +39,7 @@ _AWS_KEY = "aws-secret-keyword"
 # The AWS secret access key (40 base64 characters) has no prefix: report it only next to an
 # access key id or an explicit aws/secret keyword, never on its own.
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])")
+_AWS_SESSION = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{100,}={0,2}")
 _AWS_CONTEXT = (
     r"(?i)aws[A-Za-z0-9_.\-]{0,30}(?:secret|key)[A-Za-z0-9_.\-]{0,20}[\s\"':=>]{1,8}"
     r"(?P<s>[A-Za-z0-9+/]{40})(?![A-Za-z0-9+/=])"
@@ -159,7 +160,8 @@ def _scheme_start(text: str, colon: int) -> int:
 
 
 def _paired_aws_secrets(text: str, ids: list[Finding]) -> list[Finding]:
-    """40-character base64 strings within a few lines of an access key id."""
+    """The secret key (40 base64 characters) within a few lines of an access key id, and for
+    temporary ids (ASIA...) the session token that always travels with them."""
     out: list[Finding] = []
     for key_id in ids:
         lo, hi = max(0, key_id.start - 300), min(len(text), key_id.end + 300)
@@ -167,6 +169,10 @@ def _paired_aws_secrets(text: str, ids: list[Finding]) -> list[Finding]:
             value = m.group()
             if chk.is_random_token(value, 3.5) and chk.has_mixed_charset(value):
                 out.append(Finding("AWS_SECRET_ACCESS_KEY", m.start(), m.end(), 0.9, "secrets"))
+        if text.startswith("ASIA", key_id.start):
+            for m in _AWS_SESSION.finditer(text, lo, min(len(text), key_id.end + 600)):
+                if chk.is_random_token(m.group(), 4.0):
+                    out.append(Finding("AWS_SESSION_TOKEN", m.start(), m.end(), 0.85, "secrets"))
     return out
 
 

@@ -166,6 +166,13 @@ def test_pairs_aws_secret_key_with_its_access_key_id_across_lines():
     assert ("AWS_SECRET_ACCESS_KEY", secret) in kinds
 
 
+def test_pairs_session_token_with_a_temporary_key_id():
+    key_id, secret, session = "ASIA" + rnd(16, UPPER32), rnd(40, B64, 14), rnd(300, B64, 15)
+    text = f"id: {key_id}\nsecret: {secret}\nsession: {session}\n"
+    kinds = {f.kind for f in SecretsDetector()(text)}
+    assert kinds == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+
 def test_aws_secret_shape_alone_is_not_reported():
     assert SecretsDetector()(f"checksum {rnd(40, B64, seed=3)} of the build") == []
 
