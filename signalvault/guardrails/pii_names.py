@@ -9,9 +9,6 @@ import re
 from collections.abc import Iterator
 from importlib import resources
 
-import phonenumbers
-from phonenumbers import geocoder
-
 from signalvault.guardrails.pii_checks import Candidate
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
@@ -65,6 +62,9 @@ _CUE_AFTER = re.compile(
 )
 
 
+_LOCALE_NAME = re.compile(r"'[A-Z]{2}': \{'aa':'([^'*]+)'")
+
+
 def _package_words(package: str, name: str) -> Iterator[str]:
     with resources.files(package).joinpath(name).open(encoding="utf-8") as lines:
         for line in lines:
@@ -112,14 +112,13 @@ def _vocabulary() -> tuple[frozenset[str], frozenset[str]]:
 
 
 def _country_names() -> frozenset[str]:
-    """English country names from phonenumbers' geocoding data: places, not people."""
-    found = set()
-    for region in phonenumbers.SUPPORTED_REGIONS:
-        example = phonenumbers.example_number(region)
-        name = geocoder.country_name_for_number(example, "en") if example else ""
-        if name:
-            found.add(name.lower())
-    return frozenset(found)
+    """English country names from phonenumbers' locale table: places, not people.
+
+    Read as text: importing `phonenumbers.geodata` would load 100 MB of geocoding data.
+    """
+    path = resources.files("phonenumbers").joinpath("geodata/locale.py")
+    table = path.read_text(encoding="utf-8")
+    return frozenset(name.lower() for name in _LOCALE_NAME.findall(table))
 
 
 def _census(name: str) -> frozenset[str]:
