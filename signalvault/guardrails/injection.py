@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import string
 from dataclasses import dataclass
 
 from signalvault.guardrails import Finding
@@ -128,7 +129,7 @@ _OVERRIDE_RULES: tuple[tuple[float, str], ...] = (
     (0.45, r"\b(?:from now on|henceforth|starting now)\b"),
     (0.5, r"\b(?:begin|end|start|stop)\s+(?:of\s+)?(?:new|out of date|old)\s+instruct"),
     (0.6, r"\b(?:end|begin)\s+(?:of\s+)?(?:the\s+)?(?:untrusted\s+(?:user\s+)?|user\s+)input\b"),
-    (0.6, r"<\|(?:im_start|im_end|endoftext|system)\|>|(?-i:\[/?(?:INST|SYS)\]|<</?SYS>>)"),
+    (0.6, r"<\|(?:im_start|im_end|endoftext|system)\|>"),
     (0.5, r"(?:^|\n)\s*(?:#{2,}|%{3}|={3,})\s*(?:system|new|end|begin)\b"),
     (0.5, r"\byou\s+(?:are|have\s+been)\s+(?:now\s+)?(?:re-?programmed|updated|upgraded|freed)"),
     (0.45, r"\byou\s+are\s+now\s+(?:a|an|the|my|in)\b"),
@@ -174,13 +175,12 @@ _OVERRIDE_RULES: tuple[tuple[float, str], ...] = (
 _JAILBREAK_RULES: tuple[tuple[float, str], ...] = (
     (0.5, r"\b(?:now|jetzt|nun)\s*,?\s+(?:you\s+are|you're|bist\s+du|sind\s+sie)\b"),
     (0.5, r"\b(?:absorbed|immersed)\s+in\s+(?:your|the)\s+role\b|\bin\s+deiner\s+rolle\b"),
-    (0.6, r"\b(?:böse|unzensierte|uneingeschränkte)\s+KI\b"),
+    (0.6, r"\b(?:böse|unzensierte|uneingeschränkte)\s+ki\b"),
     (
         0.75,
         r"\byou(?:\s+are|'re)\s+(?:now\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|amoral"
         r"|unethical|evil|rogue|jailbroken)\b",
     ),
-    (0.9, r"\b(?:DAN|STAN|DUDE|AIM)\b.{0,40}\b(?:do anything|strive|no rules|unfiltered)"),
     (0.85, r"\bdo\s+anything\s+now\b|\bdeveloper\s+mode\b"),
     (0.4, r"\bjailbreak"),
     (0.6, r"\b(?:you\s+are|you're|been|now)\s+(?:\w+\s+)?jailbroken\b"),
@@ -256,7 +256,19 @@ _RULES = tuple(
 # Tensor Trust style floods: dozens of one- or two-symbol tokens in a row ("ö ö ö", ") ] } ) ] }")
 # push the real instructions out of the model's attention. Digits are excluded for data tables.
 _FLOOD = _Rule(PADDING, 0.55, r"(?:[^\s0-9]{1,2}\s+){40}")
-_RULES_ALL = (*_RULES, _FLOOD)
+# Rules matched against the text as written: chat-template markers and persona names, where
+# case is the signal ("DAN" is a jailbreak persona, "Dan" a colleague). All others are written in
+# lower case and matched against the lower-cased text, which `re` scans ~3x faster than with
+# IGNORECASE.
+_CASED = (
+    _Rule(OVERRIDE, 0.6, r"\[/?(?:INST|SYS)\]|<</?SYS>>"),
+    _Rule(
+        JAILBREAK,
+        0.9,
+        r"\b(?:DAN|STAN|DUDE|AIM)\b.{0,40}\b(?i:do anything|strive|no rules|unfiltered)",
+    ),
+)
+_RULES_ALL = (*_RULES, _FLOOD, *_CASED)
 # Blobs that may hide instructions; each is decoded and run through the rules once more.
 _BLOBS = {
     "b64": r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])",
@@ -271,6 +283,7 @@ _CHUNK = 2048
 # this is cut at the edge, but its aligned start still decodes to the text it begins with.
 _OVERLAP = 512
 Span = tuple[str, int, int]
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 class InjectionDetector:
@@ -278,14 +291,24 @@ class InjectionDetector:
 
     def __init__(self, threshold: float = 0.5) -> None:
         self._threshold = threshold
-        patterns = [Pattern(str(i), r.regex, ignore_case=True) for i, r in enumerate(_RULES_ALL)]
-        self._rules = PatternSet(patterns)
-        self._all = PatternSet(patterns + [Pattern(k, rx) for k, rx in _BLOBS.items()])
+        lower = [Pattern(str(i), r.regex) for i, r in enumerate(_RULES_ALL) if r not in _CASED]
+        cased = [Pattern(str(_RULES_ALL.index(r)), r.regex) for r in _CASED]
+        self._lower = PatternSet(lower)
+        self._cased = PatternSet(cased)
+        # Blobs keep their case: base64 decodes differently once lower-cased.
+        self._cased_and_blobs = PatternSet(cased + [Pattern(k, rx) for k, rx in _BLOBS.items()])
+
+    def _scan(self, text: str, *, with_blobs: bool) -> list[Span]:
+        lowered = text.lower()
+        if len(lowered) != len(text):
+            lowered = text.translate(_ASCII_LOWER)  # keep offsets when "İ" would grow
+        cased = self._cased_and_blobs if with_blobs else self._cased
+        return _matches(self._lower, lowered) + _matches(cased, text)
 
     def __call__(self, text: str) -> list[Finding]:
         evidence: dict[str, float] = {}  # one weight per rule: repeating a phrase adds nothing
         spans: list[tuple[str, int, int]] = []
-        for key, start, end in _matches(self._all, text):
+        for key, start, end in self._scan(text, with_blobs=True):
             kind, weight = self._judge(key, text[start:end])
             if weight > 0:
                 evidence[key] = max(evidence.get(key, 0.0), weight)
@@ -310,7 +333,7 @@ class InjectionDetector:
         decoded = _DECODERS[key](value)
         if decoded is None:
             return ENCODED, 0.0
-        inner = [_RULES_ALL[int(k)].weight for k, _, _ in _matches(self._rules, decoded)]
+        inner = [_RULES_ALL[int(k)].weight for k, _, _ in self._scan(decoded, with_blobs=False)]
         return ENCODED, (min(0.95, 0.2 + max(inner)) if inner else 0.0)
 
 
