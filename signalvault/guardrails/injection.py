@@ -256,10 +256,8 @@ _RULES = tuple(
 # Tensor Trust style floods: dozens of one- or two-symbol tokens in a row ("ö ö ö", ") ] } ) ] }")
 # push the real instructions out of the model's attention. Digits are excluded for data tables.
 _FLOOD = _Rule(PADDING, 0.55, r"(?:[^\s0-9]{1,2}\s+){40}")
-# Rules matched against the text as written: chat-template markers and persona names, where
-# case is the signal ("DAN" is a jailbreak persona, "Dan" a colleague). All others are written in
-# lower case and matched against the lower-cased text, which `re` scans ~3x faster than with
-# IGNORECASE.
+# Matched as written, since case is the signal ("DAN" is a jailbreak persona, "Dan" a colleague).
+# All other rules are lower case and run on lower-cased text: ~3x faster than IGNORECASE.
 _CASED = (
     _Rule(OVERRIDE, 0.6, r"\[/?(?:INST|SYS)\]|<</?SYS>>"),
     _Rule(
