@@ -135,8 +135,13 @@ def _families() -> dict[str, Scan]:
     return fams
 
 
-def measure(scans: dict[str, Scan], text: str, seconds: float) -> dict[str, tuple[float, float]]:
-    """p50 and p99 in ms per family; families take turns so background load hits all alike."""
+def measure(
+    scans: dict[str, Scan], text: str, seconds: float
+) -> dict[str, tuple[float, float, float]]:
+    """p50, p99 and best in ms per family; families take turns so background load hits all alike.
+
+    On a shared machine the best run is the steadier figure; p50 is what a request sees.
+    """
     samples: dict[str, list[float]] = {name: [] for name in scans}
     for scan in scans.values():
         scan(text)  # warm caches and lazy compilation
@@ -152,6 +157,7 @@ def measure(scans: dict[str, Scan], text: str, seconds: float) -> dict[str, tupl
         out[name] = (
             statistics.median(values),
             values[min(len(values) - 1, int(len(values) * 0.99))],
+            values[0],
         )
     return out
 
@@ -163,8 +169,8 @@ def run(seconds: float) -> list[dict[str, Any]]:
         text = make_prompt(size)
         kb = len(text.encode()) / 1024
         timings = measure(fams, text, seconds)
-        base_p50 = timings["baseline (5 re)"][0]
-        for name, (p50, p99) in timings.items():
+        base_p50, _, base_best = timings["baseline (5 re)"]
+        for name, (p50, p99, best) in timings.items():
             rows.append(
                 {
                     "family": name,
@@ -174,6 +180,8 @@ def run(seconds: float) -> list[dict[str, Any]]:
                     "ms_per_kb": round(p50 / kb, 4),
                     "mb_per_s": round(kb / 1024 / (p50 / 1000), 1),
                     "x_baseline": round(p50 / base_p50, 2),
+                    "best_ms_per_kb": round(best / kb, 4),
+                    "best_x_baseline": round(best / base_best, 2),
                 }
             )
     return rows
@@ -186,15 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = run(args.seconds)
     if args.json:
-        print(json.dumps({"unit": "single core, p50/p99 per call", "rows": rows}, indent=1))
+        print(json.dumps({"unit": "single core, ms per call", "rows": rows}, indent=1))
         return 0
     print(
-        f"{'family':<36}{'KB':>4}{'p50 ms':>10}{'p99 ms':>10}{'ms/KB':>9}{'MB/s':>8}{'x base':>8}"
+        f"{'family':<34}{'KB':>4}{'p50 ms':>9}{'p99 ms':>9}{'ms/KB':>8}{'MB/s':>7}{'x base':>7}"
+        f"{'best ms/KB':>11}{'x base':>7}"
     )
     for r in rows:
         print(
-            f"{r['family']:<36}{r['size_kb']:>4}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}"
-            f"{r['ms_per_kb']:>9.4f}{r['mb_per_s']:>8.1f}{r['x_baseline']:>8.2f}"
+            f"{r['family']:<34}{r['size_kb']:>4}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
+            f"{r['ms_per_kb']:>8.4f}{r['mb_per_s']:>7.1f}{r['x_baseline']:>7.2f}"
+            f"{r['best_ms_per_kb']:>11.4f}{r['best_x_baseline']:>7.2f}"
         )
     return 0
 
