@@ -68,7 +68,11 @@ _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")
 
 
 class SecretsDetector:
-    """Finds credentials; `types` limits the kinds, `allow` holds regexes of values to ignore."""
+    """Finds credentials; `types` limits the kinds reported.
+
+    `allow` lists values never reported: exact strings (as the PII detector takes them), each
+    also tried as a regular expression the whole value must match (`sk_test_.*`).
+    """
 
     def __init__(
         self, types: Iterable[str] | None = None, allow: Iterable[str] = (), threshold: float = 0.5
@@ -79,7 +83,9 @@ class SecretsDetector:
             raise ValueError(f"unknown secret types: {', '.join(sorted(unknown))}")
         self._kinds = kinds
         self._threshold = threshold
-        self._allow = [re.compile(a) for a in allow]
+        allowed = [a.strip() for a in allow if a.strip()]
+        self._allow_values = frozenset(allowed)
+        self._allow = [rx for rx in map(_allow_pattern, allowed) if rx is not None]
         # Secret keys are found next to their key ids, so scan for ids even when not reporting them.
         scanned = kinds | ({"AWS_ACCESS_KEY_ID"} if "AWS_SECRET_ACCESS_KEY" in kinds else set())
         self._formats: dict[str, SecretFormat] = {f.name: f for f in FORMATS if f.kind in scanned}
@@ -142,11 +148,20 @@ class SecretsDetector:
         for f in ranked:
             if f.score < self._threshold or f.kind not in self._kinds:
                 continue
-            if any(a.fullmatch(text[f.start : f.end]) for a in self._allow):
+            value = text[f.start : f.end]
+            if value in self._allow_values or any(a.fullmatch(value) for a in self._allow):
                 continue
             if all(f.end <= k.start or k.end <= f.start for k in kept):
                 kept.append(f)
         return sorted(kept, key=lambda f: f.start)
+
+
+def _allow_pattern(entry: str) -> re.Pattern[str] | None:
+    """An allow entry as a regex, or None when it is only meant (and valid) as a literal."""
+    try:
+        return re.compile(entry)
+    except re.error:
+        return None
 
 
 def _scheme_start(text: str, colon: int) -> int:
