@@ -284,6 +284,7 @@ def test_allow_list_suppresses_matching_values():
     assert SecretsDetector(allow=[r"ghp_.*"])(f"token {token}") == []
     secret = "+" + rnd(30, seed=17)  # "+..." is no valid regex: matched literally
     text = f"aws_access_key_id={AWS_ID} api_secret: {secret}"
+    assert {f.kind for f in SecretsDetector()(text)} == {"AWS_ACCESS_KEY_ID", "GENERIC_SECRET"}
     assert {f.kind for f in SecretsDetector(allow=[secret, AWS_ID])(text)} == set()
 
 
