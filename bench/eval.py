@@ -1,9 +1,11 @@
 """Detector accuracy on the shared labelled sets (../shared/eval), scored by that folder's score.py.
 
     python bench/eval.py [--data DIR] [--only GLOB] [--lenient-generic] [--show-errors N] [--json]
+                         [--no-cross]
 
 Spans (pii-*, secrets-*) go through score.py; injection-* records are whole-text labels, scored here
-as precision / recall / false-positive rate. Neither the data nor score.py is copied into the repo.
+as precision / recall / false-positive rate. "FAstrict" counts any finding on a gold-free record,
+ignoring labels_complete_for. Neither the data nor score.py is copied into the repo.
 """
 
 from __future__ import annotations

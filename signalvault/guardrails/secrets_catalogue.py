@@ -53,7 +53,7 @@ _rand = chk.is_random_token
 _hex = chk.is_random_hex
 
 FORMATS: tuple[SecretFormat, ...] = (
-    # --- LLM vendors ---
+    # LLM vendors.
     SecretFormat(
         "openai",
         "OPENAI_API_KEY",
@@ -83,7 +83,7 @@ FORMATS: tuple[SecretFormat, ...] = (
         "langfuse", _API, _fixed("sk-lf-", r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}"), _rand
     ),
     SecretFormat("deepseek", _API, _near("deepseek", r"sk-[a-f0-9]{32}"), _hex, 0.8),
-    # --- AWS (the secret access key is found by pairing, see secrets.py) ---
+    # AWS (the secret access key is found by pairing, see secrets.py).
     SecretFormat(
         "aws-access-key-id",
         "AWS_ACCESS_KEY_ID",
@@ -101,7 +101,7 @@ FORMATS: tuple[SecretFormat, ...] = (
         rf"(?:ABSKQmVkcm9ja0FQSUtleS|bedrock-api-key-)[{_B64}=%\-]{{40,}}",
     ),
     SecretFormat("aws-appsync", _API, _fixed("da2-", r"[a-z0-9]{26}"), _rand, 0.8),
-    # --- Google / GCP ---
+    # Google / GCP.
     SecretFormat("google-api-key", "GOOGLE_API_KEY", _fixed("AIza", r"[A-Za-z0-9_\-]{35}"), _rand),
     # A key file, not a mention of the type: the private key or its id must follow.
     SecretFormat(
@@ -118,7 +118,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "gcp-oauth-secret", "GCP_CREDENTIAL", _fixed("GOCSPX-", r"[A-Za-z0-9_\-]{28}"), _rand
     ),
-    # --- Azure ---
+    # Azure.
     SecretFormat(
         "azure-storage",
         _AZ,
@@ -142,7 +142,7 @@ FORMATS: tuple[SecretFormat, ...] = (
         _hex,
         0.75,
     ),
-    # --- Source hosting and CI ---
+    # Source hosting and CI.
     SecretFormat(
         "github",
         "GITHUB_TOKEN",
@@ -180,7 +180,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("jfrog", _API, _fixed("AKCp", r"[A-Za-z0-9]{69}"), _rand),
     SecretFormat("pulumi", _API, _fixed("pul-", r"[a-f0-9]{40}")),
     SecretFormat("terraform", _API, r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}" + _R),
-    # --- Chat and messaging ---
+    # Chat and messaging.
     SecretFormat(
         "slack",
         "SLACK_TOKEN",
@@ -222,7 +222,7 @@ FORMATS: tuple[SecretFormat, ...] = (
         "mailgun-private", _API, _fixed("", r"[a-f0-9]{32}-[a-f0-9]{8}-[a-f0-9]{8}"), _hex
     ),
     SecretFormat("mailchimp", _API, _fixed("", r"[a-f0-9]{32}-us\d{1,2}"), _hex),
-    # --- Payments and commerce ---
+    # Payments and commerce.
     SecretFormat(
         "stripe", "STRIPE_KEY", _fixed(r"(?:sk|rk)_(?:live|test)_", r"[A-Za-z0-9]{20,247}"), _rand
     ),
@@ -238,7 +238,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("duffel", _API, _fixed(r"duffel_(?:live|test)_", r"[A-Za-z0-9_=\-]{43}")),
     SecretFormat("easypost", _API, _fixed("EZ[AT]K", r"[A-Za-z0-9]{54}"), _rand),
     SecretFormat("flutterwave", _API, r"FLWSECK(?:_TEST)?-[a-f0-9]{32}-X" + _R),
-    # --- Cloud, hosting and observability ---
+    # Cloud, hosting and observability.
     SecretFormat("databricks", _API, _fixed("dapi", r"[a-f0-9]{32}(?:-\d)?"), _hex),
     SecretFormat("digitalocean", _API, _fixed(r"do[opr]_v1_", r"[a-f0-9]{64}")),
     SecretFormat("heroku", _API, _fixed("HRKU-", r"[A-Za-z0-9_\-]{60}"), _rand),
@@ -297,7 +297,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("age", _API, r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
     SecretFormat("onepassword", _API, r"ops_eyJ[A-Za-z0-9+/=_\-]{100,}"),
     SecretFormat("infracost", _API, _fixed("ico-", r"[A-Za-z0-9]{32}"), _rand),
-    # --- SaaS productivity ---
+    # SaaS productivity.
     SecretFormat("linear", _API, _fixed("lin_api_", r"[A-Za-z0-9]{40}"), _rand),
     SecretFormat("linear-oauth", _API, _fixed("lin_oauth_", r"[a-f0-9]{64}")),
     SecretFormat("notion", _API, _fixed("ntn_", r"[0-9]{11}[A-Za-z0-9]{35}"), _rand),
@@ -314,7 +314,7 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat("readme", _API, _fixed("rdme_", r"[a-z0-9]{70}")),
     SecretFormat("prefect", _API, _fixed("pnu_", r"[A-Za-z0-9]{36}"), _rand),
     SecretFormat("render", _API, _fixed("rnd_", r"[A-Za-z0-9]{32}"), _rand),
-    # --- Generic structures ---
+    # Generic structures.
     SecretFormat(
         "private-key",
         "PRIVATE_KEY",
