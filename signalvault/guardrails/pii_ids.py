@@ -103,7 +103,8 @@ def touches_letters(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 3) : start]
     return (
         before[-1:].isalpha()
-        or (before[-1:] in (" ", "-") and before[-2:-1].isalpha())
+        or (before[-1:] == " " and before[:2].isupper() and before[:2].isalpha())  # "AB 12 34"
+        or (before[-1:] == "-" and before[-2:-1].isalpha())  # "X-1234567-L"
         or text[end : end + 1].isalpha()
         or (text[end : end + 1] == "-" and text[end + 1 : end + 2].isalpha())  # 12345678-Z
     )
