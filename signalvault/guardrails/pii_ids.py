@@ -99,15 +99,27 @@ _LEADING_DIGITS = re.compile(r"\d+")
 
 
 def touches_letters(text: str, start: int, end: int) -> bool:
-    """Whether a digit run at [start, end) is part of a lettered token ("GB82", "AB 12")."""
-    before = text[max(0, start - 3) : start]
-    return (
-        before[-1:].isalpha()
-        or (before[-1:] == " " and before[:2].isupper() and before[:2].isalpha())  # "AB 12 34"
-        or (before[-1:] == "-" and before[-2:-1].isalpha())  # "X-1234567-L"
-        or text[end : end + 1].isalpha()
-        or (text[end : end + 1] == "-" and text[end + 1 : end + 2].isalpha())  # 12345678-Z
-    )
+    """Whether a digit run at [start, end) may belong to a lettered ID ("GB82", "AB 12", "X-12").
+
+    Strict on purpose: code and logs are full of "v1", "s3", "worker-6" and hex, and each
+    candidate costs a round of anchored matches.
+    """
+    before = text[start - 1] if start else ""
+    if before.isalpha():
+        if before.isupper():
+            return True
+        # Only IBANs are also written in lower case: two letters opening a word ("gb82").
+        return (
+            start >= 2 and text[start - 2].isalpha() and not text[start - 3 : start - 2].isalnum()
+        )
+    if before == " ":  # "AB 12 34 56 C"
+        prefix = text[max(0, start - 3) : start - 1]
+        return len(prefix) == 2 and prefix.isalpha() and prefix.isupper()
+    if before == "-":  # "X-1234567-L"
+        return text[start - 2 : start - 1] in ("X", "Y", "Z")
+    after = text[end : end + 2]
+    # "12345678Z", "12345678-Z": a Spanish NIF
+    return end - start >= 8 and (after[:1].isupper() or (after[:1] == "-" and after[1:].isupper()))
 
 
 def scan_lettered(text: str, start: int) -> Iterator[Candidate]:

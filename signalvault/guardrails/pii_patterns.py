@@ -26,7 +26,9 @@ _FILLER = r"[^\n\d]{0,28}?"
 _PATTERNS: dict[str, tuple[str, bool]] = {
     # key: (regex, ignore_case); group 1, when present, is the value to report.
     "IPV6": (
-        r"(?<![\w:.])(?:[0-9a-f]{1,4}:|::)(?:[0-9a-f]{0,4}:){1,6}[0-9a-f]{0,4}"
+        # Three colons at least: clock times ("10:05:07") never reach `re`; "::1" and
+        # "fe80::1" (loopback, link-local) are not anyone's address anyway.
+        r"(?<![\w:.])(?:[0-9a-f]{1,4}:|::)(?:[0-9a-f]{0,4}:){2,6}[0-9a-f]{0,4}"
         r"(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?![\w:])",
         True,
     ),
