@@ -154,13 +154,19 @@ class AuditTrail:
                     },
                 )
             )
-            entry = (key_id, Cipher(raw))
+            # Cached only once committed (see `_remember`): a key whose insert failed must not
+            # encrypt later records, whose content would then be unreadable.
+            return key_id, Cipher(raw)
+        self._remember(subject, entry)
+        return entry
+
+    def _remember(self, subject: str, entry: tuple[str, Cipher]) -> None:
         self._keys[subject] = entry
         if len(self._keys) > DATA_KEY_CACHE:
             self._keys.popitem(last=False)
-        return entry
 
     def _prepare(self, interaction: Interaction, prompt: bytes | None) -> list[WriteOp]:
+        """The ops recording `interaction`; a new data key's insert, if any, comes first."""
         ops: list[WriteOp] = []
         row = interaction.metadata()
         if prompt is not None:
@@ -177,13 +183,28 @@ class AuditTrail:
         Raises:
             StoreError: the record could not be committed; the caller must not forward.
         """
-        await self._store.write_ahead(self._prepare(interaction, prompt))
+        ops = self._prepare(interaction, prompt)
+        await self._store.write_ahead(ops)
+        self._remember_new_key(interaction, ops)
 
-    def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
-        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks)."""
-        row_ops = self._prepare(interaction, prompt)
-        row_ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
-        self._store.write_later(row_ops)
+    async def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
+        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks).
+
+        Waits for the commit only when a new data key is part of it.
+        """
+        ops = self._prepare(interaction, prompt)
+        ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
+        if len(ops) == 1:
+            self._store.write_later(ops)
+            return
+        await self._store.write_ahead(ops)
+        self._remember_new_key(interaction, ops)
+
+    def _remember_new_key(self, interaction: Interaction, ops: list[WriteOp]) -> None:
+        if len(ops) > 1 and interaction.data_key_id and interaction.cipher:
+            self._remember(
+                interaction.end_user or "", (interaction.data_key_id, interaction.cipher)
+            )
 
     def complete(self, interaction: Interaction, response: bytes | None) -> None:
         """Queue the outcome of a forwarded request (after response, stream end or failure)."""

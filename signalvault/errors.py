@@ -1,7 +1,7 @@
 """The SignalVault exception tree; imports nothing from signalvault.
 
     SignalVaultError
-    ├── ConfigError              bad settings or command-line input (CLI: one-line error, exit 2)
+    ├── ConfigError              bad settings or command-line input (CLI: one-line error, exit 1)
     ├── StoreError               the audit store cannot read or write (HTTP 503, fail-closed)
     ├── CryptoError              wrong master key, damaged ciphertext
     └── HTTPError                rendered in the caller's native error shape

@@ -212,7 +212,7 @@ class Proxy:
         # Unauthenticated callers' bodies are not kept: nobody is accountable for them.
         # A store failure here changes nothing for the caller: nothing was forwarded.
         with contextlib.suppress(StoreError):
-            self._trail.record_rejected(interaction, body if interaction.key else None)
+            await self._trail.record_rejected(interaction, body if interaction.key else None)
         await _send_error(send, interaction.api, error, interaction.id)
 
     async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:

@@ -145,7 +145,7 @@ def record_traffic(data_dir) -> list[str]:
                 services.trail.complete(interaction, b'{"secret answer": 2}')
             else:
                 interaction.outcome, interaction.status_code = REJECTED, 400
-                services.trail.record_rejected(interaction, None)
+                asyncio.run(services.trail.record_rejected(interaction, None))
             ids.append(interaction.id)
         services.store.flush()
         return ids

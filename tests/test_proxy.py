@@ -318,3 +318,31 @@ async def test_unknown_path_and_wrong_method(client, api_key):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["store"] == "ok"
+
+
+async def test_a_data_key_whose_insert_failed_is_never_used_again(tmp_path, mock_provider, mock):
+    """A new end user's first write fails (store locked): the next request must not encrypt with
+    the key that was never stored, or its content would be unreadable."""
+    import httpx
+
+    from signalvault.app import create_app
+
+    app = create_app(make_settings(tmp_path, mock_provider[1], sqlite_busy_timeout_ms=100))
+    await app.startup()
+    try:
+        _, key = app.services.keyring.create(name="t", environment="dev")
+        body = {**CHAT, "user": "new-user"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://g") as c:
+            locker = sqlite3.connect(tmp_path / "data" / "signalvault.db", isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            failed = await c.post("/v1/chat/completions", json=body, headers=auth(key))
+            locker.execute("ROLLBACK")
+            locker.close()
+            ok = await c.post("/v1/chat/completions", json=body, headers=auth(key))
+        assert failed.status_code == 503 and ok.status_code == 200
+        [record] = records(app)
+        prompt, _ = app.services.trail.decrypt(record)
+        assert orjson.loads(prompt)["user"] == "new-user"
+    finally:
+        await app.shutdown()
