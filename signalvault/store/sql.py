@@ -177,6 +177,7 @@ class SqlStore:
         with self._connect(write=True) as conn:
             conn.execute(gateway_keys.insert().values(**values, secret_hash=secret_hash))
             self._bump(conn, "keys")
+        self.changed("keys")
 
     def list_keys(self, prefix: str | None = None) -> list[GatewayKey]:
         query = select(gateway_keys).order_by(gateway_keys.c.created_at)
@@ -200,7 +201,12 @@ class SqlStore:
             )
             if result.rowcount:
                 self._bump(conn, "keys")
-            return bool(result.rowcount)
+        if result.rowcount:
+            self.changed("keys")
+        return bool(result.rowcount)
+
+    def changed(self, name: str) -> None:
+        """Called after a commit that bumped counter `name`: backends may notify other processes."""
 
     def _bump(self, conn: Any, name: str) -> None:
         updated = conn.execute(
@@ -297,7 +303,8 @@ class SqlStore:
                         )
                     )
                     self._bump(conn, "policy")
-                    return version
+                self.changed("policy")
+                return version
             except IntegrityError:
                 continue
         raise StoreError("could not record the policy version (concurrent changes)")
