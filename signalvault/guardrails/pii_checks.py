@@ -23,14 +23,13 @@ IBAN_LENGTHS: dict[str, int] = {
 }  # fmt: skip
 
 
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # digit * 2, digits summed
+
+
 def luhn_ok(digits: str) -> bool:
     """Luhn mod-10 (cards, Canadian SIN)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
+    reverse = digits[::-1]
+    total = sum(map(int, reverse[0::2])) + sum(_LUHN_DOUBLED[int(d)] for d in reverse[1::2])
     return total % 10 == 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import phonenumbers
 
@@ -65,6 +65,7 @@ _CUE_WORDS = {
 }
 _CUE_GROUP = {word: group for group, words in _CUE_WORDS.items() for word in words.split()}
 _CUE_PAIRS = {"social security": "ssn", "social sec": "ssn", "american express": "card"}
+_CUE_PAIR_ENDS = frozenset(pair.split()[1] for pair in _CUE_PAIRS)
 _CUE_TOKEN = re.compile(r"[a-z]+#?")
 _UNIT_BEFORE = re.compile(
     r"(?<![a-z])(?:apt|apartment|suite|unit|box|floor|room|flat)\.?\W*$", re.IGNORECASE
@@ -110,7 +111,7 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
         if end - start < 6:
             # Most runs in prose ("2019", "15") are short: only a lettered ID ("GB82 ...",
             # "ABCDE1234F") can start with one, so skip the rest of the shaping.
-            if end - start > 1 and touches_letters(text, start, end):
+            if end - start > 1 and text[start].isdigit() and touches_letters(text, start, end):
                 yield from scan_lettered(text, start)
             continue
         raw = match.group().rstrip(".-(")
@@ -148,7 +149,9 @@ def _cues(text: str, start: int, end: int) -> dict[str, int]:
     previous = ""
     for match in _CUE_TOKEN.finditer(text[low:start].lower()):
         word = match.group()
-        group = _CUE_GROUP.get(word) or _CUE_PAIRS.get(f"{previous} {word}")
+        group = _CUE_GROUP.get(word)
+        if group is None and word in _CUE_PAIR_ENDS:
+            group = _CUE_PAIRS.get(f"{previous} {word}")
         if group:
             found[group] = start - low - match.end()
         previous = word
@@ -171,11 +174,18 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
     digits = "".join(groups)
     shape = tuple(len(g) for g in groups)
     seps = set(_NOT_SEPARATOR.sub("", main.replace(" (", "(").replace(") ", ")")))
-    cues = _cues(text, start, end)
+    memo: list[dict[str, int]] = []
+
+    def cues() -> dict[str, int]:
+        # Reading the words around a run costs more than shaping it: only on demand.
+        if not memo:
+            memo.append(_cues(text, start, end))
+        return memo[0]
+
     if 12 <= len(digits) <= 19 and not ext:
         yield from _cards(main, start, groups, cues)
     if len(digits) == 9 and shape in ((3, 2, 4), (9,)) and ssn_ok(digits):
-        labelled = "ssn" in cues
+        labelled = "ssn" in cues()
         if shape == (9,):
             score = 0.85 if labelled else 0.3
         else:
@@ -203,7 +213,9 @@ def _ipv4(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
     yield "IP_ADDRESS", start, end, score
 
 
-def _cards(main: str, start: int, groups: list[str], cues: dict[str, int]) -> Iterator[Candidate]:
+def _cards(
+    main: str, start: int, groups: list[str], cues: Callable[[], dict[str, int]]
+) -> Iterator[Candidate]:
     """Luhn + brand over the whole run, then over runs of groups (a trailing year, a CVV)."""
     offsets = [m.start() for m in _GROUP.finditer(main)]
     n = len(groups)
@@ -215,9 +227,9 @@ def _cards(main: str, start: int, groups: list[str], cues: dict[str, int]) -> It
             if luhn_ok(digits) and card_brand_ok(digits):
                 s = start + offsets[i]
                 e = start + offsets[j - 1] + len(groups[j - 1])
-                if "card" in cues:
+                if "card" in cues():
                     score = 0.95
-                elif cues.get("other", 99) <= 24:
+                elif cues().get("other", 99) <= 24:
                     score = 0.35
                 else:
                     score = 0.8 if len(digits) > 12 else 0.55
@@ -232,14 +244,14 @@ def _phone_score(
     start: int,
     shape: tuple[int, ...],
     seps: set[str],
-    cues: dict[str, int],
+    cues: Callable[[], dict[str, int]],
 ) -> float:
     international = raw.startswith("+") or main.startswith("00")
     if len(seps) > 2 or max(shape) > (15 if international else 10):
         return 0.0
     if _UNIT_BEFORE.search(text, max(0, start - 10), start):
         return 0.0  # "Apt. 722 20 40": a unit and a house number, not a phone
-    labelled = cues.get("phone", 99) <= 40
+    labelled = cues().get("phone", 99) <= 40
     digits = _NOT_DIGIT.sub("", main)
     if len(shape) == 1 and not international and not raw.startswith("("):
         # A bare digit string is a phone only when labelled as one.
@@ -257,7 +269,7 @@ def _phone_score(
         return 0.0
     if shape == (3, 2, 4) and "-" in seps:
         score -= 0.25  # written like an SSN
-    if cues.get("other", 99) <= 20:
+    if cues().get("other", 99) <= 20:
         score -= 0.3
     return round(min(score, 1.0), 2) if score >= 0.1 else 0.0
 
