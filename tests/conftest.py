@@ -3,6 +3,7 @@ gateway driven by httpx's ASGI transport, and a fresh gateway key."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
@@ -93,3 +94,20 @@ def records(gateway: GatewayApp) -> list[dict]:
     assert gateway.services is not None
     gateway.services.store.flush()
     return list(reversed(gateway.services.store.list_records(RecordFilter(), limit=10_000)))
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    settings: Settings,
+) -> AsyncIterator[tuple[GatewayApp, httpx.AsyncClient, str]]:
+    """A gateway for settings a test chose: the app, a client, and a fresh key."""
+    app = create_app(settings)
+    await app.startup()
+    try:
+        assert app.services is not None
+        _, key = app.services.keyring.create(name="t", environment="dev")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://g") as c:
+            yield app, c, key
+    finally:
+        await app.shutdown()

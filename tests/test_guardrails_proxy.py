@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import httpx
 import orjson
 import pytest
 
 from signalvault.app import create_app
 from signalvault.config import GuardrailSettings
-from tests.conftest import make_settings, records
+from tests.conftest import make_settings, records, running_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -91,25 +90,17 @@ async def test_restore_maps_placeholders_back_for_the_caller_only(tmp_path, mock
     )
     settings = make_settings(tmp_path, mock_provider[1])
     settings = replace(settings, guardrails=GuardrailSettings(rules=rules))
-    app = create_app(settings)
-    await app.startup()
-    try:
-        _, key = app.services.keyring.create(name="t", environment="dev")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://g"
-        ) as c:
-            response = await c.post(
-                "/v1/chat/completions",
-                json=chat(f"hi {EMAIL}"),
-                headers={"Authorization": f"Bearer {key}"},
-            )
+    async with running_gateway(settings) as (app, c, key):
+        response = await c.post(
+            "/v1/chat/completions",
+            json=chat(f"hi {EMAIL}"),
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert response.json()["choices"][0]["message"]["content"] == f"You said: hi {EMAIL}"
         assert mock.recent_requests()[-1]["body"]["messages"][0]["content"] == "hi [EMAIL_1]"
         [record] = records(app)
         _, stored = app.services.trail.decrypt(record)
         assert EMAIL.encode() not in stored and b"[EMAIL_1]" in stored
-    finally:
-        await app.shutdown()
 
 
 async def test_secret_in_a_response_is_blocked_on_output(tmp_path, mock_provider, mock):
@@ -119,18 +110,12 @@ async def test_secret_in_a_response_is_blocked_on_output(tmp_path, mock_provider
     settings = replace(
         make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
     )
-    app = create_app(settings)
-    await app.startup()
-    try:
-        _, key = app.services.keyring.create(name="t", environment="dev")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://g"
-        ) as c:
-            response = await c.post(
-                "/v1/chat/completions",
-                json=chat(f"[[mock:reply=use {AWS_KEY}]]"),
-                headers={"Authorization": f"Bearer {key}"},
-            )
+    async with running_gateway(settings) as (app, c, key):
+        response = await c.post(
+            "/v1/chat/completions",
+            json=chat(f"[[mock:reply=use {AWS_KEY}]]"),
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "guardrail_violation"
         assert AWS_KEY not in response.text
@@ -139,8 +124,6 @@ async def test_secret_in_a_response_is_blocked_on_output(tmp_path, mock_provider
         assert record["outcome"] == "blocked"
         _, stored = app.services.trail.decrypt(record)
         assert AWS_KEY.encode() not in stored
-    finally:
-        await app.shutdown()
 
 
 async def test_policy_versions_follow_the_configured_rules(tmp_path, mock_provider):
@@ -167,20 +150,11 @@ async def test_secret_split_across_stream_chunks_never_reaches_the_caller(
     settings = replace(
         make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
     )
-    app = create_app(settings)
-    await app.startup()
-    try:
-        _, key = app.services.keyring.create(name="t", environment="dev")
+    async with running_gateway(settings) as (app, c, key):
         body = chat(f"[[mock:reply=here it is: {AWS_KEY} enjoy]]", stream=True)
-        async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c,
-            c.stream(
-                "POST",
-                "/v1/chat/completions",
-                json=body,
-                headers={"Authorization": f"Bearer {key}"},
-            ) as response,
-        ):
+        async with c.stream(
+            "POST", "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        ) as response:
             raw = b"".join([chunk async for chunk in response.aiter_bytes()])
         # The mock sent the reply in 8 pieces, so the key was split across events.
         for i in range(len(AWS_KEY) - 7):
@@ -192,8 +166,6 @@ async def test_secret_split_across_stream_chunks_never_reaches_the_caller(
         assert out["outcome"] == "blocked" and out["kinds"] == {"AWS_ACCESS_KEY_ID": 1}
         _, stored = app.services.trail.decrypt(record)
         assert AWS_KEY.encode() not in stored
-    finally:
-        await app.shutdown()
 
 
 async def test_streamed_pii_is_redacted_in_flight_and_restored(tmp_path, mock_provider, mock):
@@ -208,20 +180,11 @@ async def test_streamed_pii_is_redacted_in_flight_and_restored(tmp_path, mock_pr
     settings = replace(
         make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
     )
-    app = create_app(settings)
-    await app.startup()
-    try:
-        _, key = app.services.keyring.create(name="t", environment="dev")
+    async with running_gateway(settings) as (app, c, key):
         body = chat(f"write to {EMAIL} today", stream=True)
-        async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c,
-            c.stream(
-                "POST",
-                "/v1/chat/completions",
-                json=body,
-                headers={"Authorization": f"Bearer {key}"},
-            ) as response,
-        ):
+        async with c.stream(
+            "POST", "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        ) as response:
             raw = b"".join([chunk async for chunk in response.aiter_bytes()])
         text = "".join(
             (orjson.loads(line[6:])["choices"][0]["delta"].get("content") or "")
@@ -236,5 +199,3 @@ async def test_streamed_pii_is_redacted_in_flight_and_restored(tmp_path, mock_pr
         [record] = records(app)
         _, stored = app.services.trail.decrypt(record)
         assert EMAIL.encode() not in stored and b"[EMAIL_1]" in stored
-    finally:
-        await app.shutdown()

@@ -7,7 +7,7 @@ import sqlite3
 import orjson
 import pytest
 
-from tests.conftest import PROVIDER_KEY, make_settings, records
+from tests.conftest import PROVIDER_KEY, make_settings, records, running_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -196,9 +196,6 @@ async def test_bad_input_is_refused_recorded_and_never_forwarded(
 
 
 async def test_body_over_the_limit_gets_413(tmp_path, mock_provider, mock):
-    import httpx
-
-    from signalvault.app import create_app
 
     settings = make_settings(tmp_path, mock_provider[1])
     settings = type(settings)(
@@ -206,22 +203,14 @@ async def test_body_over_the_limit_gets_413(tmp_path, mock_provider, mock):
         store=settings.store,
         providers=settings.providers,
     )
-    app = create_app(settings)
-    await app.startup()
-    try:
-        _, key = app.services.keyring.create(name="t", environment="dev")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://g"
-        ) as c:
-            big = {**CHAT, "messages": [{"role": "user", "content": "x" * 5000}]}
-            response = await c.post("/v1/chat/completions", json=big, headers=auth(key))
+    async with running_gateway(settings) as (app, c, key):
+        big = {**CHAT, "messages": [{"role": "user", "content": "x" * 5000}]}
+        response = await c.post("/v1/chat/completions", json=big, headers=auth(key))
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "request_too_large"
         assert mock.stats()["total"] == 0
         [record] = records(app)
         assert record["outcome"] == "rejected" and record["prompt_ct"] is None
-    finally:
-        await app.shutdown()
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
@@ -277,39 +266,25 @@ async def test_model_outside_the_keys_allowlist_gets_403(client, gateway, mock):
 async def test_store_that_cannot_write_refuses_with_503_and_forwards_nothing(
     tmp_path, mock_provider, mock
 ):
-    import httpx
-
-    from signalvault.app import create_app
 
     settings = make_settings(tmp_path, mock_provider[1], sqlite_busy_timeout_ms=100)
-    app = create_app(settings)
-    await app.startup()
-    try:
-        _, key = app.services.keyring.create(name="t", environment="dev")
+    async with running_gateway(settings) as (_, c, key):
         # Another process holds the write lock: every write of the gateway times out.
         locker = sqlite3.connect(tmp_path / "data" / "signalvault.db", isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://g"
-        ) as c:
-            response = await c.post("/v1/chat/completions", json=CHAT, headers=auth(key))
-            anthropic = await c.post(
-                "/v1/messages", json={**CHAT, "model": "claude-x"}, headers={"x-api-key": key}
-            )
+        response = await c.post("/v1/chat/completions", json=CHAT, headers=auth(key))
+        anthropic = await c.post(
+            "/v1/messages", json={**CHAT, "model": "claude-x"}, headers={"x-api-key": key}
+        )
         locker.execute("ROLLBACK")
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "audit_store_unavailable"
         assert anthropic.status_code == 503 and anthropic.json()["error"]["type"] == "api_error"
         assert mock.stats()["total"] == 0
         # The store recovers by itself once the lock is gone.
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://g"
-        ) as c:
-            again = await c.post("/v1/chat/completions", json=CHAT, headers=auth(key))
+        again = await c.post("/v1/chat/completions", json=CHAT, headers=auth(key))
         assert again.status_code == 200 and mock.stats()["total"] == 1
         locker.close()
-    finally:
-        await app.shutdown()
 
 
 async def test_unknown_path_and_wrong_method(client, api_key):
@@ -323,26 +298,18 @@ async def test_unknown_path_and_wrong_method(client, api_key):
 async def test_a_data_key_whose_insert_failed_is_never_used_again(tmp_path, mock_provider, mock):
     """A new end user's first write fails (store locked): the next request must not encrypt with
     the key that was never stored, or its content would be unreadable."""
-    import httpx
 
-    from signalvault.app import create_app
-
-    app = create_app(make_settings(tmp_path, mock_provider[1], sqlite_busy_timeout_ms=100))
-    await app.startup()
-    try:
-        _, key = app.services.keyring.create(name="t", environment="dev")
+    async with running_gateway(
+        make_settings(tmp_path, mock_provider[1], sqlite_busy_timeout_ms=100)
+    ) as (app, c, key):
         body = {**CHAT, "user": "new-user"}
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://g") as c:
-            locker = sqlite3.connect(tmp_path / "data" / "signalvault.db", isolation_level=None)
-            locker.execute("BEGIN EXCLUSIVE")
-            failed = await c.post("/v1/chat/completions", json=body, headers=auth(key))
-            locker.execute("ROLLBACK")
-            locker.close()
-            ok = await c.post("/v1/chat/completions", json=body, headers=auth(key))
+        locker = sqlite3.connect(tmp_path / "data" / "signalvault.db", isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        failed = await c.post("/v1/chat/completions", json=body, headers=auth(key))
+        locker.execute("ROLLBACK")
+        locker.close()
+        ok = await c.post("/v1/chat/completions", json=body, headers=auth(key))
         assert failed.status_code == 503 and ok.status_code == 200
         [record] = records(app)
         prompt, _ = app.services.trail.decrypt(record)
         assert orjson.loads(prompt)["user"] == "new-user"
-    finally:
-        await app.shutdown()
