@@ -104,6 +104,23 @@ class Proxy:
         self._max_body = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracked)
+        except Exception as exc:
+            # A bug must not leak a traceback or content: log the type, answer in native shape.
+            log.error("unexpected error in the proxy", extra={"error": type(exc).__name__})
+            if not started:
+                api = ENDPOINTS.get(scope["path"], ("chat", ""))[0]
+                await _send_error(send, api, HTTPError("Internal gateway error."), None)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         headers = {
             name.decode("latin-1"): value.decode("latin-1")
