@@ -148,7 +148,6 @@ class Proxy:
             await self._reject(send, interaction, _store_down(), None)
             return
 
-        body: bytes | None = None
         redactor = Redactor()
         try:
             body = await self._read_body(receive, headers)
@@ -158,7 +157,8 @@ class Proxy:
         except _ClientGone:
             return
         except HTTPError as exc:
-            await self._reject(send, interaction, exc, body)
+            # Content that never passed the guardrails is not kept, not even encrypted.
+            await self._reject(send, interaction, exc, None)
             return
         if screened.blocked is not None:
             # The trail keeps the attempt with every finding masked; the provider never sees it.
@@ -226,10 +226,9 @@ class Proxy:
         interaction.status_code = error.status_code
         interaction.outcome = outcome
         interaction.error_code = error.code
-        # Unauthenticated callers' bodies are not kept: nobody is accountable for them.
         # A store failure here changes nothing for the caller: nothing was forwarded.
         with contextlib.suppress(StoreError):
-            await self._trail.record_rejected(interaction, body if interaction.key else None)
+            await self._trail.record_rejected(interaction, body)
         await _send_error(send, interaction.api, error, interaction.id)
 
     async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
