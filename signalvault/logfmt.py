@@ -46,3 +46,6 @@ def configure_logging(settings: LoggingSettings) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The audit trail is the access log; uvicorn's per-request line (also in worker processes,
+    # where its access_log flag does not reach) would only add cost.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
