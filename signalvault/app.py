@@ -59,7 +59,9 @@ def load_screen(settings: Settings, store: Store, tokens: TokenCounter) -> Scree
     rules_json = orjson.dumps([r.as_dict() for r in rules]).decode()
     source = "config" if configured else "default"
     version = store.activate_policy(rules_json, rules_digest(rules), source, created_by=source)
-    return Screen(Engine(Policy(version, rules), tokens.count), settings.guardrails.failure_mode)
+    engine = Engine(Policy(version, rules), tokens.count)
+    guardrails = settings.guardrails
+    return Screen(engine, guardrails.failure_mode, guardrails.stream_holdback_chars)
 
 
 class GatewayApp:

@@ -104,6 +104,11 @@ class GuardrailSettings:
         "If the guardrail engine itself fails: `closed` refuses the request, `open` lets it pass "
         "and records the bypass.",
     )
+    stream_holdback_chars: int = _setting(
+        256,
+        "Characters of streamed text held back while output rules that block or redact apply, "
+        "so a finding split across chunks is caught before any part of it leaves.",
+    )
     rules: tuple[dict[str, Any], ...] = _setting(
         (), "Policy rules ([[guardrails.rules]] tables); none means the default policy."
     )
@@ -330,6 +335,8 @@ def _validate(settings: Settings) -> None:
                 raise ConfigError(f"route {route.model!r}: unknown provider in target {target!r}")
     if settings.store.sqlite_synchronous not in ("full", "normal"):
         raise ConfigError("[store] sqlite_synchronous must be `full` or `normal`")
+    if settings.guardrails.stream_holdback_chars < 1:
+        raise ConfigError("[guardrails] stream_holdback_chars must be at least 1")
     if settings.guardrails.failure_mode not in ("closed", "open"):
         raise ConfigError("[guardrails] failure_mode must be `closed` or `open`")
     if settings.logging.format not in ("json", "text"):

@@ -373,12 +373,12 @@ class Proxy:
             )
             async for chunk in response.content.iter_any():
                 assembler.feed(chunk)
-                out = self._screen.feed(guard, interaction, chunk)
+                out = chunk if guard is None else self._screen.feed(guard, interaction, chunk)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-                if guard.is_stopped:
+                if guard is not None and guard.is_stopped:
                     break  # blocked or aborted: nothing more may reach the caller
-            if not guard.is_stopped:
+            if guard is not None and not guard.is_stopped:
                 out = self._screen.feed(guard, interaction, None)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -391,16 +391,21 @@ class Proxy:
                 await watcher
             if gone.is_set():
                 outcome = CANCELLED
-            elif guard.blocked is not None:
+            elif guard is not None and guard.blocked is not None:
                 outcome = BLOCKED
-            elif guard.is_aborted:
+            elif guard is not None and guard.is_aborted:
                 outcome = PROVIDER_ERROR  # the guardrail engine failed and the mode is closed
             elif outcome == OK and not assembler.is_complete:
                 outcome = STREAM_CUT
-            interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
-            # Log what the guard let through (redacted, never restored), not the raw provider text.
-            assembler.text = [guard.stored_text()]
-            assembler.tool_arguments = {i: [a] for i, a in guard.stored_arguments().items()}
+            if guard is None:
+                with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
+                    self._screen.log_stream(interaction, "".join(assembler.text), redactor)
+            else:
+                interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
+                # Log what the guard let through (redacted, never restored), not the raw text.
+                assembler.text = [guard.stored_text()]
+                args = guard.stored_arguments()
+                assembler.tool_arguments = {i: [a] for i, a in args.items()}
             self._finish_stream(interaction, assembler, payload, outcome)
 
     def _finish_stream(

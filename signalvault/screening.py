@@ -37,10 +37,11 @@ class Screened:
 
 
 class Screen:
-    def __init__(self, engine: Engine, failure_mode: str) -> None:
+    def __init__(self, engine: Engine, failure_mode: str, holdback: int = 256) -> None:
         self.engine = engine
         self.policy_version = engine.policy.version
         self._is_fail_open = failure_mode == "open"
+        self._holdback = holdback
 
     def context(self, interaction: Interaction, payload: dict[str, Any]) -> Context:
         key = interaction.key
@@ -86,10 +87,21 @@ class Screen:
             screened.forward = orjson.dumps(payload)
         return screened
 
-    def stream(self, interaction: Interaction, redactor: Redactor) -> StreamGuard:
-        """A guard for one streamed response (hold-back, in-stream redaction or block)."""
-        return StreamGuard(
-            interaction.api, self.engine, self._output_context(interaction), redactor
+    def stream(self, interaction: Interaction, redactor: Redactor) -> StreamGuard | None:
+        """A guard for one streamed response (hold-back, in-stream redaction or block), or None
+        when every output rule only logs and nothing needs restoring: then the stream passes
+        untouched, with no hold-back delay, and `log_stream` records the findings at its end."""
+        context = self._output_context(interaction)
+        rules = self.engine.rules_for("output", context)
+        if not redactor.originals and all(rule.action == "log" for rule in rules):
+            return None
+        return StreamGuard(interaction.api, self.engine, context, redactor, self._holdback)
+
+    def log_stream(self, interaction: Interaction, text: str, redactor: Redactor) -> None:
+        """Record the log-only output rules' findings on a stream that passed untouched."""
+        holder = [text]
+        self._scan(
+            interaction, [(holder, 0)], "output", self._output_context(interaction), redactor
         )
 
     def feed(self, guard: StreamGuard, interaction: Interaction, chunk: bytes | None) -> bytes:

@@ -199,3 +199,23 @@ async def test_streamed_pii_is_redacted_in_flight_and_restored(tmp_path, mock_pr
         [record] = records(app)
         _, stored = app.services.trail.decrypt(record)
         assert EMAIL.encode() not in stored and b"[EMAIL_1]" in stored
+
+
+async def test_log_only_output_rules_leave_streams_untouched_and_still_record(
+    tmp_path, mock_provider, mock
+):
+    rules = ({"name": "pii-log", "detector": "pii", "action": "log", "direction": "output"},)
+    settings = replace(
+        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
+    )
+    async with running_gateway(settings) as (app, c, key):
+        body = chat(f"[[mock:reply=contact {EMAIL} now]]", stream=True)
+        async with c.stream(
+            "POST", "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        ) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+        assert raw.rstrip().endswith(b"data: [DONE]")
+        [record] = records(app)
+        assert record["outcome"] == "ok"
+        [logged] = orjson.loads(record["guardrails"])
+        assert logged["outcome"] == "logged" and logged["kinds"] == {"EMAIL": 1}
