@@ -87,11 +87,10 @@ class PiiDetector:
     def _resolve(self, text: str, candidates: list[Candidate]) -> list[Finding]:
         kept: list[Candidate] = []
         taken: list[tuple[int, int]] = []
+        wanted = [c for c in candidates if c[3] >= self._threshold and c[0] in self._types]
         # Highest score first, then the longer span: a card beats the phone reading of its digits.
-        for cand in sorted(candidates, key=lambda c: (-c[3], c[1] - c[2], c[1])):
-            kind, start, end, score = cand
-            if kind not in self._types or score < self._threshold:
-                continue
+        for cand in sorted(wanted, key=lambda c: (-c[3], c[1] - c[2], c[1])):
+            start, end = cand[1], cand[2]
             if any(start < e and s < end for s, e in taken):
                 continue
             if text[start:end].strip() in self._allow:

@@ -146,6 +146,7 @@ class NameRules:
         never = self._english | self._not_names
         self._lower_ok = {w for w in well_known - never if len(w) > 2} | _PARTICLES
         self._lower_ok_lowered = {w for w in surnames_or_first - never if len(w) > 2} | _PARTICLES
+        self._never_alone = self._not_names | _TITLES | _PARTICLES
 
     def scan(self, text: str) -> list[Candidate]:
         """PERSON candidates in `text`."""
@@ -162,7 +163,7 @@ class NameRules:
             ok = (len(word) > 1 or word.isupper()) if word[0].isupper() else word in lower_ok
             if not ok:
                 if run:
-                    found.extend(self._score_run(text, run, lowered_text, german))
+                    self._score_run(found, text, run, lowered_text, german)
                     run = []
                 continue
             start, end = match.span()
@@ -171,17 +172,25 @@ class NameRules:
             if run:
                 gap = text[prev_end:start]
                 if gap not in (" ", "-") and (gap != ". " or len(word) < 2):
-                    found.extend(self._score_run(text, run, lowered_text, german))
+                    self._score_run(found, text, run, lowered_text, german)
                     run = []
             run.append((start, end, word.lower()))
             prev_end = end
         if run:
-            found.extend(self._score_run(text, run, lowered_text, german))
+            self._score_run(found, text, run, lowered_text, german)
         return found
 
     def _score_run(
-        self, text: str, run: list[tuple[int, int, str]], lowered_text: bool, german: bool
-    ) -> Iterator[Candidate]:
+        self,
+        found: list[Candidate],
+        text: str,
+        run: list[tuple[int, int, str]],
+        lowered_text: bool,
+        german: bool,
+    ) -> None:
+        """Append the PERSON reading of one run of name-like tokens to `found`, if it has one."""
+        if len(run) == 1 and run[0][2] in self._never_alone:
+            return  # "The", "I", "Mr": most runs are one such word, so leave before any work
         # Titles and function words at the edges are cues; a title stays in the span.
         title_start = -1
         while run and (
@@ -250,7 +259,7 @@ class NameRules:
             score = 0.0
         if text[start:end].isupper() and len(words) == 1 and not strong:
             score -= 0.2  # shouted words and acronyms
-        yield "PERSON", title_start if title else start, end, round(min(score, 0.95), 2)
+        found.append(("PERSON", title_start if title else start, end, round(min(score, 0.95), 2)))
 
 
 def _sentence_initial(before: str) -> bool:
