@@ -98,9 +98,9 @@ def key_from_row(row: Any) -> GatewayKey:
 class SqlStore:
     """Audit records, keys and wrapped secrets in one SQL database."""
 
-    def __init__(self, engine: Engine, batch_max: int = 512) -> None:
+    def __init__(self, engine: Engine, batch_max: int = 512, busy_timeout: float = 5.0) -> None:
         self.engine = engine
-        self.writer = GroupCommitWriter(engine, batch_max)
+        self.writer = GroupCommitWriter(engine, batch_max, busy_timeout)
         self._is_open = False
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ class SqliteStore(SqlStore):
             cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
-        super().__init__(engine, batch_max)
+        super().__init__(engine, batch_max, busy_timeout_ms / 1000)
         self._signals = Signals(path.with_name(SIGNALS_FILE))
         self._checked_at = -BACKSTOP_SECONDS
         self._stored_keys_version = 0
