@@ -18,6 +18,12 @@ AWS_KEY = "AKIA" + "Q3VZ7TXK2MBN4PLD"
 EMAIL = "jane.doe@example.com"
 
 
+def with_rules(tmp_path, mock_provider, rules: tuple[dict, ...]):
+    """Test settings whose guardrail policy is exactly `rules`."""
+    settings = make_settings(tmp_path, mock_provider[1])
+    return replace(settings, guardrails=GuardrailSettings(rules=rules))
+
+
 def chat(text: str, **extra) -> dict:
     return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], **extra}
 
@@ -88,8 +94,7 @@ async def test_restore_maps_placeholders_back_for_the_caller_only(tmp_path, mock
             "options": {"types": ["EMAIL"], "restore": True},
         },
     )
-    settings = make_settings(tmp_path, mock_provider[1])
-    settings = replace(settings, guardrails=GuardrailSettings(rules=rules))
+    settings = with_rules(tmp_path, mock_provider, rules)
     async with running_gateway(settings) as (app, c, key):
         response = await c.post(
             "/v1/chat/completions",
@@ -107,9 +112,7 @@ async def test_secret_in_a_response_is_blocked_on_output(tmp_path, mock_provider
     rules = (
         {"name": "no-secrets-out", "detector": "secrets", "action": "block", "direction": "output"},
     )
-    settings = replace(
-        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
-    )
+    settings = with_rules(tmp_path, mock_provider, rules)
     async with running_gateway(settings) as (app, c, key):
         response = await c.post(
             "/v1/chat/completions",
@@ -147,9 +150,7 @@ async def test_secret_split_across_stream_chunks_never_reaches_the_caller(
     rules = (
         {"name": "no-secrets-out", "detector": "secrets", "action": "block", "direction": "output"},
     )
-    settings = replace(
-        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
-    )
+    settings = with_rules(tmp_path, mock_provider, rules)
     async with running_gateway(settings) as (app, c, key):
         body = chat(f"[[mock:reply=here it is: {AWS_KEY} enjoy]]", stream=True)
         async with c.stream(
@@ -177,9 +178,7 @@ async def test_streamed_pii_is_redacted_in_flight_and_restored(tmp_path, mock_pr
             "options": {"types": ["EMAIL"], "restore": True},
         },
     )
-    settings = replace(
-        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
-    )
+    settings = with_rules(tmp_path, mock_provider, rules)
     async with running_gateway(settings) as (app, c, key):
         body = chat(f"write to {EMAIL} today", stream=True)
         async with c.stream(
@@ -205,9 +204,7 @@ async def test_log_only_output_rules_leave_streams_untouched_and_still_record(
     tmp_path, mock_provider, mock
 ):
     rules = ({"name": "pii-log", "detector": "pii", "action": "log", "direction": "output"},)
-    settings = replace(
-        make_settings(tmp_path, mock_provider[1]), guardrails=GuardrailSettings(rules=rules)
-    )
+    settings = with_rules(tmp_path, mock_provider, rules)
     async with running_gateway(settings) as (app, c, key):
         body = chat(f"[[mock:reply=contact {EMAIL} now]]", stream=True)
         async with c.stream(
