@@ -1,17 +1,17 @@
-"""Group commit: every write queued during one turn of the event loop goes into one transaction.
+"""Group commit: writes queued while a transaction is committing form the next transaction.
 
 Callers that need durability (the write-ahead audit record) await a future that resolves after
-the commit; the others (outcome updates, last-used times) are queued and forgotten. Writes run on
-the event loop's own thread: a writer thread fought the loop for the GIL on every request and
-cost ~250 µs more per request (measured, 1,400 vs 1,900 req/s). A lock held by another process
-does not stall the loop: the writer does not wait inside SQLite but retries on later turns,
-until `busy_timeout` has passed. With `sqlite_synchronous = full` each batch's fsync does hold
-the loop briefly (one fsync per batch, not per request).
+the commit; the others (outcome updates, last-used times) are queued and forgotten. Batches are
+gathered on the event loop and committed by one commit thread, one batch at a time, so the fsync
+never holds the loop and the thread is woken once per batch, not per request: a writer thread
+woken per request fought the loop for the GIL and cost ~250 µs more per request. A lock held by
+another process is retried on later loop turns until `busy_timeout` has passed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -46,6 +46,9 @@ class GroupCommitWriter:
         self._batch_max = batch_max
         self._busy_timeout = busy_timeout
         self._busy_since: float | None = None  # first failed attempt of the current batch
+        self._in_flight: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._execute_lock = threading.Lock()  # one transaction at a time on the connection
         self._pending: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]] = []
         self._scheduled = False
         self._lock = threading.Lock()  # flush() may come from another thread (demo, tests)
@@ -62,6 +65,9 @@ class GroupCommitWriter:
     def stop(self) -> None:
         """Write everything queued, then release the connection."""
         self.flush()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         with self._lock:
             if self._connection is not None:
                 with contextlib.suppress(Exception):
@@ -90,10 +96,13 @@ class GroupCommitWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Commit everything queued now (CLI, shutdown, tests)."""
+        """Commit everything queued now (CLI, shutdown, tests); a batch already in flight in the
+        commit thread finishes first (the connection lock orders them)."""
         with self._lock:
             while self._pending:
                 self._commit_pending()
+        with self._execute_lock:
+            pass  # wait for a batch in flight
 
     def _enqueue(
         self,
@@ -109,42 +118,61 @@ class GroupCommitWriter:
                 loop.call_soon(self._on_turn_end)
 
     def _on_turn_end(self) -> None:
+        """Start committing the queued batch in the commit thread, unless one is in flight:
+        then everything queued meanwhile forms the next batch (group commit)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
             self._scheduled = False
-            while self._pending:
-                if not self._commit_pending(retry_later=True):
-                    # Locked by another process: try again shortly, without blocking the loop.
-                    self._scheduled = True
-                    asyncio.get_running_loop().call_later(RETRY_SECONDS, self._on_turn_end)
-                    return
-
-    def _commit_pending(self, retry_later: bool = False) -> bool:
-        """Commit the oldest batch; False if the store was busy and the batch was kept for a
-        retry (only with `retry_later`, within `busy_timeout`)."""
-        batch = self._pending[: self._batch_max]
-        error: StoreError | None = None
+            if self._in_flight is not None or not self._pending:
+                return
+            batch = self._pending[: self._batch_max]
+            del self._pending[: len(batch)]
+            self._in_flight = batch
         ops = [op for ops, _ in batch for op in ops]
-        while ops:
-            try:
-                self._execute(ops)
-                self.batches += 1
-                break
-            except (SQLAlchemyError, self._dbapi_error) as exc:
+        done = loop.run_in_executor(self._commit_thread(), self._execute_locked, ops)
+        done.add_done_callback(lambda result: self._on_committed(loop, batch, ops, result))
+
+    def _on_committed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]],
+        ops: list[WriteOp],
+        result: asyncio.Future[None],
+    ) -> None:
+        exc = result.exception()
+        with self._lock:
+            self._in_flight = None
+            if exc is not None:
                 self._discard_connection()
                 now = time.monotonic()
                 self._busy_since = self._busy_since or now
                 if _is_busy(exc) and now - self._busy_since < self._busy_timeout:
-                    if retry_later:
-                        return False
-                    time.sleep(RETRY_SECONDS)  # outside an event loop (CLI, shutdown)
-                    continue
-                self.failed_batches += 1
-                # The driver message may quote bound values; log only the exception type.
-                log.error("audit store write failed: %s", describe_error(exc))
-                error = StoreError("the audit store could not commit the write")
-                break
-        self._busy_since = None
-        del self._pending[: len(batch)]
+                    # Locked by another process: retry shortly, the loop keeps serving.
+                    self._pending[:0] = batch
+                    self._scheduled = True
+                    loop.call_later(RETRY_SECONDS, self._on_turn_end)
+                    return
+            self._busy_since = None
+        self._settle(batch, ops, exc)
+        with self._lock:
+            if self._pending and not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._on_turn_end)
+
+    def _settle(
+        self,
+        batch: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]],
+        ops: list[WriteOp],
+        exc: BaseException | None,
+    ) -> None:
+        error: StoreError | None = None
+        if exc is None:
+            self.batches += 1
+        else:
+            self.failed_batches += 1
+            # The driver message may quote bound values; log only the exception type.
+            log.error("audit store write failed: %s", describe_error(exc))
+            error = StoreError("the audit store could not commit the write")
         for _, future in batch:
             if future is None or future.done():
                 continue
@@ -154,7 +182,36 @@ class GroupCommitWriter:
                 future.set_exception(error)
         if error is not None and all(future is None for _, future in batch):
             log.error("queued audit writes were lost: %d operation(s)", len(ops))
-        return True
+
+    def _commit_thread(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, "signalvault-commit")
+        return self._executor
+
+    def _execute_locked(self, ops: list[WriteOp]) -> None:
+        with self._execute_lock:
+            self._execute(ops)
+
+    def _commit_pending(self) -> None:
+        """Commit the oldest batch now, waiting (sleeping) for other processes' locks up to
+        `busy_timeout`: the synchronous path for the CLI, shutdown and tests."""
+        batch = self._pending[: self._batch_max]
+        del self._pending[: len(batch)]
+        ops = [op for ops, _ in batch for op in ops]
+        started = time.monotonic()
+        exc: BaseException | None = None
+        while ops:
+            try:
+                self._execute_locked(ops)
+                exc = None
+                break
+            except (SQLAlchemyError, self._dbapi_error) as error:
+                self._discard_connection()
+                exc = error
+                if not _is_busy(error) or time.monotonic() - started >= self._busy_timeout:
+                    break
+                time.sleep(RETRY_SECONDS)
+        self._settle(batch, ops, exc)
 
     def _execute(self, ops: list[WriteOp]) -> None:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy compiles each statement
@@ -193,10 +250,11 @@ class GroupCommitWriter:
         return found
 
     def _discard_connection(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.invalidate()
-            self._connection = None
+        with self._execute_lock:
+            if self._connection is not None:
+                with contextlib.suppress(Exception):
+                    self._connection.invalidate()
+                self._connection = None
 
 
 def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
