@@ -313,3 +313,41 @@ async def test_a_data_key_whose_insert_failed_is_never_used_again(tmp_path, mock
         [record] = records(app)
         prompt, _ = app.services.trail.decrypt(record)
         assert orjson.loads(prompt)["user"] == "new-user"
+
+
+async def test_an_unexpected_error_answers_500_in_the_callers_shape(gateway, api_key, caplog):
+    """A bug in a component must not leak a traceback or request content to caller or logs."""
+    import httpx
+
+    from signalvault.proxy import Proxy
+    from signalvault.tokens import TokenCounter
+
+    class BrokenScreen:
+        def request(self, *args):
+            raise RuntimeError("boom with SECRET-CANARY-7731 inside")
+
+    proxy = Proxy(
+        keyring=gateway.services.keyring,
+        trail=gateway.services.trail,
+        router=gateway.router,
+        screen=BrokenScreen(),
+        session=lambda: None,
+        tokens=TokenCounter(),
+        max_body_bytes=10_000,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=proxy), base_url="http://g"
+    ) as c:
+        openai_style = await c.post("/v1/chat/completions", json=CHAT, headers=auth(api_key))
+        anthropic_style = await c.post(
+            "/v1/messages", json={**CHAT, "model": "claude-x"}, headers={"x-api-key": api_key}
+        )
+    assert openai_style.status_code == anthropic_style.status_code == 500
+    assert openai_style.json()["error"]["type"] == "server_error"
+    assert anthropic_style.json()["error"]["type"] == "api_error"
+    for response in (openai_style, anthropic_style):
+        assert "CANARY" not in response.text
+    assert "CANARY" not in caplog.text
+    assert [r.error for r in caplog.records if r.name == "signalvault.proxy"] == [
+        "RuntimeError"
+    ] * 2
