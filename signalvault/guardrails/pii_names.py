@@ -36,20 +36,28 @@ _TITLES = frozenset(
 _STRONG_CUES = frozenset(
     [
         "name", "names", "name is", "name's", "i am", "i'm", "call me", "dear", "mr", "mrs", "ms",
-        "miss", "dr", "prof", "says", "said", "signed", "regards", "sincerely", "attn"
+        "miss", "dr", "prof", "signed", "regards", "sincerely", "attn"
     ]
 )  # fmt: skip
-_CUES = _STRONG_CUES | frozenset(
+# Cues that only people take (kinship, thanks, farewells): enough for a name no list knows.
+_PERSON_CUES = frozenset(
     [
-        "this is", "hi", "hello", "hey", "thanks", "thank you", "by", "with", "contact", "cc",
-        "ask", "asked", "told", "tell", "meet", "met", "married", "wife", "husband", "son",
-        "daughter", "mother", "father", "mom", "dad", "brother", "sister", "friend", "boss",
-        "manager", "colleague", "patient", "client", "customer", "user", "sir", "madam", "from",
-        "to", "for", "and", "cheers", "tribute to", "congrats", "congratulations", "rip", "lol",
-        "love", "of", "player", "director", "ceo", "founder", "actor", "actress", "singer",
-        "rapper", "star", "coach", "senator", "president"
+        "thank you", "thanks", "bye", "related to", "wife", "husband", "son", "daughter",
+        "mother", "father", "mom", "dad", "brother", "sister", "friend"
     ]
 )  # fmt: skip
+_CUES = _STRONG_CUES | _PERSON_CUES | frozenset(
+    [
+        "this is", "hi", "hello", "hey", "by", "with", "contact", "cc", "ask", "asked", "told",
+        "tell", "meet", "met", "married", "boss", "manager", "colleague", "patient", "client",
+        "customer", "user", "sir", "madam", "from", "to", "for", "and", "cheers", "tribute to",
+        "congrats", "congratulations", "rip", "lol", "love", "of", "player", "director", "ceo",
+        "founder", "actor", "actress", "singer", "rapper", "star", "coach", "senator", "president"
+    ]
+)  # fmt: skip
+# '"Go," said Maria' names the speaker; "you said Stream" or "said: Stream" quotes a word.
+_SPEECH = frozenset(["says", "said"])
+_QUOTE_ENDS = frozenset(",!?\"'\u201d\u2019")
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _SUBJECT_OF = re.compile(
     r"(?:'s|\u2019s)? (?:(?:is|was)(?! an? )|has|had|will|would|did|does|should|could|can|knew|"
@@ -138,6 +146,9 @@ class NameRules:
         self._last = _census("dist.all.last") - self._not_names
         common_first = _census("dist.male.first") | _census("dist.female.first")
         self._english, self._proper = _vocabulary()
+        # An everyday word opening a sentence before a name is a verb or a greeting ("Ask Maria"),
+        # unless the census knows it as a first name ("Max Verstappen").
+        self._openers = self._english - common_first - self._ambiguous
         self._countries = _country_names()
         surnames_or_first = self._first | self._last
         # Lower case in mixed-case text: common first names and words that BPE mostly sees
@@ -193,11 +204,16 @@ class NameRules:
             return  # "The", "I", "Mr": most runs are one such word, so leave before any work
         # Titles and function words at the edges are cues; a title stays in the span.
         title_start = -1
-        while run and (
-            run[0][2] in _TITLES or run[0][2] in self._not_names or run[0][2] in _PARTICLES
-        ):
-            if run[0][2] in _TITLES:
+        while run:
+            word = run[0][2]
+            if word in _TITLES:
                 title_start = run[0][0]
+            elif word not in self._not_names and word not in _PARTICLES:
+                # "Ask Maria", "Contact Sarah": a verb or greeting opening the sentence is a cue.
+                if len(run) < 2 or word not in self._openers or title_start >= 0:
+                    break
+                if not _sentence_initial(text[max(0, run[0][0] - 8) : run[0][0]]):
+                    break
             run = run[1:]
         while run and (
             run[-1][2] in self._not_names or run[-1][2] in _PARTICLES or run[-1][2] in _TITLES
@@ -222,9 +238,10 @@ class NameRules:
             title_start = start - len(before) + before.lower().rindex(last)
         title = title_start >= 0
         strong = title or last in _STRONG_CUES or pair in _STRONG_CUES
+        strong = strong or (last in _SPEECH and _is_speaker_tag(before, last))
         cue = strong or last in _CUES or pair in _CUES or before.endswith("@")
         cue = cue or _CUE_AFTER.match(text, end, end + 24) is not None
-        initial = _sentence_initial(text[max(0, title_start if title else start) - 8 : start])
+        initial = _sentence_initial(text[max(0, (title_start if title else start) - 8) : start])
         if len(words) >= 2:
             if words[0] in self._first or (firsts and lasts):
                 score = 0.85
@@ -240,7 +257,8 @@ class NameRules:
             score = 0.2 if initial else 0.55
         else:
             score = 0.2 if initial else 0.45
-        if initial and len(words) == 1 and _SUBJECT_OF.match(text, end):
+        subject = initial and len(words) == 1 and _SUBJECT_OF.match(text, end) is not None
+        if subject:
             # "Shaq had me weak", "Muselk is the best": an unknown capitalised word opening a
             # sentence as the subject of a verb is mostly someone's name ("X is a 2001 film"
             # defines a thing, so "is a" does not count).
@@ -255,6 +273,15 @@ class NameRules:
             score += 0.45
         elif cue and english < len(words):
             score += 0.2
+        # A lone word no name list knows ("Kubernetes", "Anthropic") needs a strong cue, a cue
+        # only people take, or to open a sentence as a subject while unknown to BPE ("Muselk is").
+        if (
+            score > 0.45
+            and len(words) == 1
+            and not (strong or firsts or lasts or last in _PERSON_CUES or pair in _PERSON_CUES)
+            and not (subject and words[0] not in self._proper)
+        ):
+            score = 0.45
         if run[0][2] in self._ambiguous and len(words) == 1 and not strong:
             score = 0.0
         if text[start:end].isupper() and len(words) == 1 and not strong:
@@ -265,3 +292,9 @@ class NameRules:
 def _sentence_initial(before: str) -> bool:
     stripped = before.rstrip(" \t\"'\u201c\u2018(")
     return not stripped or stripped[-1] in ".!?\n"
+
+
+def _is_speaker_tag(before: str, verb: str) -> bool:
+    """Whether `before` ends in a quotation, `verb` and spaces ('"Go," said ')."""
+    head = before.rstrip(" ").lower()
+    return head.endswith(verb) and head[: -len(verb)].rstrip()[-1:] in _QUOTE_ENDS

@@ -125,6 +125,46 @@ def test_ignores_look_alike(detector: PiiDetector, text: str, kind: str) -> None
     assert kind not in [f.kind for f in detector(text)]
 
 
+PERSON_SPANS = [
+    # (text, every PERSON span found): openers stay out of the span, look-alikes stay out.
+    ("Ask Maria about it", ["Maria"]),
+    ("Contact Sarah tomorrow", ["Sarah"]),
+    ("Email John Smith today", ["John Smith"]),
+    ("Hello Maria, how are you?", ["Maria"]),
+    ("Tell Dr. Aiko Tanaka the news", ["Dr. Aiko Tanaka"]),  # the title stays in the span
+    ("Dear Mr. Tanaka,", ["Mr. Tanaka"]),
+    ("Max Verstappen won again", ["Max Verstappen"]),  # a census first name, not a verb
+    ('"Go," said Hope.', ["Hope"]),  # names the speaker of a quotation
+    ("My name is Kenjirou", ["Kenjirou"]),  # in no name list, but a strong cue
+    ("You said: Stream, please.", []),  # an everyday word quoted, not a speaker
+    ("You said Stream", []),
+    ("Hi from Anthropic's SDK", []),  # companies and software in no name list
+    ("Deploy with Kubernetes and Docker", []),
+    ("We migrated to Terraform last week", []),
+    ("We use Snowflake and Databricks", []),
+    ("Ask Salesforce about pricing", []),
+    ("Call Stripe support", []),
+    ("Message Slack admins about it", []),
+    ("Remind Kubernetes to restart", []),
+]
+
+
+@pytest.mark.parametrize(("text", "spans"), PERSON_SPANS)
+def test_person_spans(detector: PiiDetector, text: str, spans: list[str]) -> None:
+    found = kinds_of(detector(text), text)
+    assert [value for kind, value in found if kind == "PERSON"] == spans
+
+
+def test_lone_unknown_word_needs_a_strong_cue() -> None:
+    """A word in no name list scores below the default threshold after a weak cue."""
+    detect = PiiDetector(types=["PERSON"], threshold=0.0)
+
+    def score(text: str) -> float:
+        return next(f.score for f in detect(text) if text[f.start : f.end] == "Kubernetes")
+
+    assert score("Deploy with Kubernetes") < 0.5 <= score("My name is Kubernetes")
+
+
 CHECKS = [
     (luhn_ok, "79927398713", True),
     (luhn_ok, "79927398710", False),
