@@ -43,19 +43,16 @@ class Screen:
         self._is_fail_open = failure_mode == "open"
         self._holdback = holdback
 
-    def context(self, interaction: Interaction, payload: dict[str, Any]) -> Context:
-        key = interaction.key
+    def _input_context(self, interaction: Interaction, payload: dict[str, Any]) -> Context:
         max_tokens = (
             payload.get("max_tokens")
             or payload.get("max_completion_tokens")
             or payload.get("max_output_tokens")
         )
-        return Context(
-            project=key.project if key else None,
-            key_id=key.id if key else None,
-            environment=key.environment if key else None,
-            model=interaction.model_requested,
-            max_output_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        return _context(
+            interaction,
+            interaction.model_requested,
+            max_tokens if isinstance(max_tokens, int) else None,
         )
 
     def request(
@@ -65,7 +62,7 @@ class Screen:
         interaction.policy_version = self.policy_version
         slots = text_slots(payload, REQUEST_TEXT_FIELDS)
         verdict = self._scan(
-            interaction, slots, "input", self.context(interaction, payload), redactor
+            interaction, slots, "input", self._input_context(interaction, payload), redactor
         )
         return self._apply(verdict, slots, payload, body, "The request")
 
@@ -123,13 +120,7 @@ class Screen:
             return guard.bypass()
 
     def _output_context(self, interaction: Interaction) -> Context:
-        key = interaction.key
-        return Context(
-            project=key.project if key else None,
-            key_id=key.id if key else None,
-            environment=key.environment if key else None,
-            model=interaction.model_used,
-        )
+        return _context(interaction, interaction.model_used)
 
     def _scan(
         self,
@@ -184,3 +175,14 @@ class Screen:
                 container[key] = text
             body = orjson.dumps(payload)
         return Screened(body, body)
+
+
+def _context(interaction: Interaction, model: str | None, max_output: int | None = None) -> Context:
+    key = interaction.key
+    return Context(
+        project=key.project if key else None,
+        key_id=key.id if key else None,
+        environment=key.environment if key else None,
+        model=model,
+        max_output_tokens=max_output,
+    )

@@ -87,7 +87,6 @@ def test_concurrent_writes_share_one_transaction(store):
             for i in range(5)
         ]
         await asyncio.sleep(0)  # every write is queued before the writer thread starts
-        writer.start()
         await asyncio.gather(*writes)
 
     try:
@@ -101,7 +100,6 @@ def test_failing_batch_fails_every_waiter_and_keeps_earlier_rows(store):
     writer = GroupCommitWriter(store.engine, batch_max=100)
 
     async def main() -> list[object]:
-        writer.start()
         await writer.write([WriteOp(INSERT_RECORD, row("kept"))])
         writer.stop()
         # "kept" again violates the primary key: the whole batch rolls back.
@@ -110,7 +108,6 @@ def test_failing_batch_fails_every_waiter_and_keeps_earlier_rows(store):
             for record_id in ("new-1", "kept", "new-2")
         ]
         await asyncio.sleep(0)
-        writer.start()
         return await asyncio.gather(*writes, return_exceptions=True)
 
     try:

@@ -114,7 +114,6 @@ class SqlStore:
                 command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store: {describe_error(exc)}") from None
-        self.writer.start()
         self._is_open = True
 
     def close(self) -> None:

@@ -59,9 +59,6 @@ class GroupCommitWriter:
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
 
-    def start(self) -> None:
-        """Nothing to start: kept so a backend with a writer task can start it here."""
-
     def stop(self) -> None:
         """Write everything queued, then release the connection."""
         self.flush()
@@ -173,13 +170,17 @@ class GroupCommitWriter:
             # The driver message may quote bound values; log only the exception type.
             log.error("audit store write failed: %s", describe_error(exc))
             error = StoreError("the audit store could not commit the write")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for _, future in batch:
-            if future is None or future.done():
+            if future is None:
                 continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+            if future.get_loop() is running:
+                _resolve(future, error)
+            else:  # flush() from another thread (demo, tests): futures belong to their loop
+                future.get_loop().call_soon_threadsafe(_resolve, future, error)
         if error is not None and all(future is None for _, future in batch):
             log.error("queued audit writes were lost: %d operation(s)", len(ops))
 
@@ -255,6 +256,15 @@ class GroupCommitWriter:
                 with contextlib.suppress(Exception):
                     self._connection.invalidate()
                 self._connection = None
+
+
+def _resolve(future: asyncio.Future[None], error: StoreError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
