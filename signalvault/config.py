@@ -115,6 +115,36 @@ class GuardrailSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    redis_url: Secret | None = _setting(
+        None,
+        "Redis URL (redis://...) that makes rate limits shared by every replica; unset keeps "
+        "them in each process's memory.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    seal_interval_seconds: float = _setting(
+        10.0, "How often `serve` seals new audit records under a signed checkpoint."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    days: int = _setting(
+        0, "Days audit records are kept (global default); 0 keeps them until deleted by hand."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    webhook_url: str = _setting(
+        "", "URL that receives a JSON POST for each alert (blocked secrets, bypasses, ...)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderSettings:
     name: str = _setting("", "Name routes refer to.")
     kind: str = _setting("openai", "Wire protocol: openai, anthropic or openai-compatible.")
@@ -143,6 +173,10 @@ class Settings:
     crypto: CryptoSettings = field(default_factory=CryptoSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     providers: tuple[ProviderSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
 
@@ -153,6 +187,10 @@ SECTIONS: dict[str, type[Any]] = {
     "crypto": CryptoSettings,
     "logging": LoggingSettings,
     "guardrails": GuardrailSettings,
+    "limits": LimitsSettings,
+    "audit": AuditSettings,
+    "retention": RetentionSettings,
+    "alerts": AlertSettings,
 }
 LISTS: dict[str, type[Any]] = {"providers": ProviderSettings, "routes": RouteSettings}
 
@@ -161,6 +199,7 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
     "SIGNALVAULT_DATA_DIR": ("store", "data_dir"),
     "SIGNALVAULT_DATABASE_URL": ("store", "database_url"),
     "SIGNALVAULT_MASTER_KEY": ("crypto", "master_key"),
+    "SIGNALVAULT_REDIS_URL": ("limits", "redis_url"),
 }
 
 

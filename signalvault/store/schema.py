@@ -53,7 +53,17 @@ audit_records = Table(
     Column("guardrails", Text),  # JSON: one evaluation per rule and direction, never values
     Column("prompt_ct", LargeBinary),
     Column("response_ct", LargeBinary),
+    # JSON: every provider attempt (provider, model, status or error, ms), fallbacks included.
+    Column("attempts", Text),
+    # Tamper evidence: the sealer assigns `seq` (position in the Merkle tree, from 0) and stores
+    # the leaf hash; a sealed record is never updated again except to become a tombstone.
+    Column("seq", BigInteger),
+    Column("leaf_hash", LargeBinary),
+    # A tombstone keeps id, kind, created_at, seq and leaf_hash; every other column is cleared.
+    Column("tombstoned_at", Float),
+    Column("tombstone_reason", String(32)),
     Index("ix_audit_records_created_at", "created_at"),
+    Index("ix_audit_records_seq", "seq", unique=True),
     Index("ix_audit_records_key_id", "key_id", "created_at"),
     Index("ix_audit_records_end_user", "end_user", "created_at"),
 )
@@ -82,6 +92,7 @@ gateway_keys = Table(
     Column("models", Text, nullable=False),
     Column("rpm", Integer),
     Column("tpm", Integer),
+    Column("budget_tokens", BigInteger),  # optional tokens per calendar month (UTC)
     Column("expires_at", Float),
     Column("created_at", Float, nullable=False),
     Column("created_by", String(256), nullable=False),
@@ -123,4 +134,53 @@ state = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+# Signed tree heads of the audit Merkle tree, one per seal. `body` is the exact signed text
+# (JSON: tree size, root, previous checkpoint's digest, time, key id); `frontier` caches the
+# roots of the tree's perfect subtrees so the next seal appends without rereading every leaf.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("signing_key_id", String(32), nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+)
+
+# Time-limited exclusive roles among gateway processes (e.g. the one sealer at a time).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# Legal holds suspend retention and erasure for a project, key, end user or single record.
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("scope", String(16), nullable=False),  # project | key | user | record
+    Column("value", String(256), nullable=False),
+    Column("reason", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("released_at", Float),
+    Column("released_by", String(256)),
+    Index("ix_legal_holds_scope_value", "scope", "value"),
+)
+
+# Settings changed at run time (e.g. retention days per project), JSON values.
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(256), nullable=False),
 )
