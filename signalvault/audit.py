@@ -19,7 +19,13 @@ from signalvault.crypto import Cipher, MasterKey, new_key
 from signalvault.errors import CryptoError
 from signalvault.keys import GatewayKey
 from signalvault.store import Store
-from signalvault.store.sql import COMPLETE_FIELDS, COMPLETE_RECORD, INSERT_DATA_KEY, INSERT_RECORD
+from signalvault.store.sql import (
+    COMPLETE_FIELDS,
+    COMPLETE_RECORD,
+    INSERT_DATA_KEY,
+    INSERT_RECORD,
+    RECORD_COLUMNS,
+)
 from signalvault.store.writer import WriteOp
 
 # Outcomes. A record is written as `unknown` before forwarding, so a crash leaves `unknown`.
@@ -32,6 +38,10 @@ BLOCKED = "blocked"
 CANCELLED = "cancelled"
 STREAM_CUT = "stream_cut"
 OUTCOMES = (UNKNOWN, OK, PROVIDER_ERROR, REJECTED, UNAUTHORIZED, BLOCKED, CANCELLED, STREAM_CUT)
+
+# Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
+INTERACTION = "interaction"
+EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
 
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
 
@@ -78,10 +88,12 @@ class Interaction:
         return (time.perf_counter() - self.started) * 1000.0
 
     def metadata(self) -> dict[str, Any]:
+        """The record row as first written (every column, so inserts batch together)."""
         key = self.key
         return {
+            **EMPTY_ROW,
             "id": self.id,
-            "kind": "interaction",
+            "kind": INTERACTION,
             "created_at": self.created_at,
             "completed_at": None,
             "project": key.project if key else None,
@@ -232,6 +244,42 @@ class AuditTrail:
         assert set(values) == {"_id", *COMPLETE_FIELDS}
         self._store.write_later([WriteOp(COMPLETE_RECORD, values)])
 
+    def record_event(
+        self,
+        kind: str,
+        actor: str,
+        details: dict[str, Any],
+        *,
+        project: str | None = None,
+        end_user: str | None = None,
+        outcome: str = OK,
+    ) -> str:
+        """Write a non-interaction record (admin action, content read, retention run, erasure
+        receipt, ...) and return its id once committed. `details` is metadata, never content.
+
+        Raises:
+            StoreError: it could not be committed (the caller should not proceed as if audited).
+        """
+        now = time.time()
+        record_id = new_record_id()
+        row = {
+            **EMPTY_ROW,
+            "id": record_id,
+            "kind": kind,
+            "created_at": now,
+            "completed_at": now,
+            "project": project,
+            "end_user": end_user,
+            "is_stream": False,
+            "outcome": outcome,
+            "tokens_estimated": False,
+            "actor": actor,
+            "details": orjson.dumps(details).decode(),
+        }
+        self._store.write_later([WriteOp(INSERT_RECORD, row)])
+        self._store.flush()
+        return record_id
+
     def decrypt(self, row: dict[str, Any]) -> tuple[bytes | None, bytes | None]:
         """Plaintext (prompt, response) of a stored record.
 
@@ -293,4 +341,7 @@ def record_json(row: dict[str, Any]) -> dict[str, Any]:
         result[name] = value
     result["tokens_estimated"] = bool(result["tokens_estimated"])
     result["guardrails"] = orjson.loads(row["guardrails"]) if row.get("guardrails") else []
+    if row.get("kind", INTERACTION) != INTERACTION:
+        result["actor"] = row.get("actor")
+        result["details"] = orjson.loads(row["details"]) if row.get("details") else {}
     return result

@@ -163,3 +163,26 @@ def test_store_that_does_not_answer_raises_store_error(tmp_path):
     store = SqliteStore(tmp_path / "missing-dir" / "x.db")
     with pytest.raises(StoreError, match="does not answer"):
         store.keys_version()
+
+
+def test_an_event_record_is_committed_with_its_actor_and_details(tmp_path):
+    from signalvault.app import open_services
+    from signalvault.audit import record_json
+    from signalvault.config import Settings, StoreSettings
+
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "d")))
+    try:
+        record_id = services.trail.record_event(
+            "content_read", "cli:alice", {"record": "abc"}, project="p1"
+        )
+        row = services.store.get_record(record_id)
+        assert row is not None
+        shown = record_json(row)
+        assert (shown["kind"], shown["actor"], shown["details"]) == (
+            "content_read",
+            "cli:alice",
+            {"record": "abc"},
+        )
+        assert shown["project"] == "p1" and shown["outcome"] == "ok"
+    finally:
+        services.store.close()

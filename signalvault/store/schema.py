@@ -55,6 +55,10 @@ audit_records = Table(
     Column("response_ct", LargeBinary),
     # JSON: every provider attempt (provider, model, status or error, ms), fallbacks included.
     Column("attempts", Text),
+    # Records that are not interactions (admin actions, content reads, retention runs, erasure
+    # receipts, seals): who acted, and what happened as JSON metadata (never content).
+    Column("actor", String(256)),
+    Column("details", Text),
     # Tamper evidence: the sealer assigns `seq` (position in the Merkle tree, from 0) and stores
     # the leaf hash; a sealed record is never updated again except to become a tombstone.
     Column("seq", BigInteger),

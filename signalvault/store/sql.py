@@ -33,6 +33,7 @@ from signalvault.store.writer import GroupCommitWriter, WriteOp, describe_error
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 INSERT_RECORD = audit_records.insert()
+RECORD_COLUMNS = tuple(column.name for column in audit_records.c)
 INSERT_DATA_KEY = data_keys.insert()
 # Every completion sets all of these, so completions batch into one executemany.
 COMPLETE_FIELDS = (

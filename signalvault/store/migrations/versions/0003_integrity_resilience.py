@@ -1,4 +1,4 @@
-"""provider attempts, tamper-evidence columns, checkpoints, leases, legal holds, settings, budgets
+"""provider attempts, event actor/details, tamper-evidence columns, checkpoints, leases, legal holds, settings, budgets
 
 Revision ID: 0003
 Revises: 0002
@@ -19,6 +19,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("audit_records") as batch:
         batch.add_column(sa.Column("attempts", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("actor", sa.String(length=256), nullable=True))
+        batch.add_column(sa.Column("details", sa.Text(), nullable=True))
         batch.add_column(sa.Column("seq", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("leaf_hash", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("tombstoned_at", sa.Float(), nullable=True))
@@ -77,5 +79,13 @@ def downgrade() -> None:
         batch.drop_column("budget_tokens")
     with op.batch_alter_table("audit_records") as batch:
         batch.drop_index("ix_audit_records_seq")
-        for name in ("tombstone_reason", "tombstoned_at", "leaf_hash", "seq", "attempts"):
+        for name in (
+            "tombstone_reason",
+            "tombstoned_at",
+            "leaf_hash",
+            "seq",
+            "details",
+            "actor",
+            "attempts",
+        ):
             batch.drop_column(name)
