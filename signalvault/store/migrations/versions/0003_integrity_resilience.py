@@ -1,4 +1,4 @@
-"""provider attempts, event actor/details, tamper-evidence columns, checkpoints, leases, legal holds, settings, budgets
+"""attempts, event actor/details, seal columns, checkpoints, leases, holds, settings, budgets
 
 Revision ID: 0003
 Revises: 0002
