@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,3 +26,11 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def cli_actor() -> str:
+    """Who a CLI command acts as in the audit trail: the operating-system account running it."""
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (e.g. some containers)
+        return f"cli:uid{os.getuid()}"
