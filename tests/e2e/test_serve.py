@@ -293,6 +293,46 @@ def test_gateway_killed_mid_request_leaves_a_record_marked_unknown(stack: Stack)
     assert response.status_code == 200
 
 
+def test_gateway_killed_under_load_keeps_a_record_of_every_answered_request(stack: Stack):
+    url = f"http://127.0.0.1:{stack.port}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    answered: list[str] = []  # request ids of 2xx answers
+    enough, lock = threading.Event(), threading.Lock()
+
+    def client(n: int) -> None:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"load {n}"}]}
+        with httpx.Client(timeout=10) as http:
+            while True:
+                try:
+                    response = http.post(url, json=body, headers=headers)
+                except httpx.HTTPError:
+                    return  # the gateway is gone
+                if response.status_code == 200:
+                    with lock:
+                        answered.append(response.headers["x-signalvault-request-id"])
+                        if len(answered) >= 150:
+                            enough.set()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    assert enough.wait(60)
+    stack.gateway.send_signal(signal.SIGKILL)
+    stack.gateway.wait()
+    for thread in threads:
+        thread.join(15)
+    stack.start_gateway()
+    outcomes = {record["id"]: record["outcome"] for record in stack.logs("--limit", "100000")}
+    # Every answer the clients got is in the trail: write-ahead commits before forwarding. Its
+    # outcome is `ok` unless the process died between answering and committing the outcome,
+    # which leaves the record marked `unknown` (interrupted), never missing.
+    assert set(answered) <= set(outcomes)
+    assert {outcomes[i] for i in answered} <= {"ok", "unknown"}
+    assert sum(outcomes[i] == "ok" for i in answered) >= len(answered) // 2
+    # Requests cut by the kill were forwarded and recorded, and stay marked as interrupted.
+    assert set(outcomes.values()) <= {"ok", "unknown"}
+
+
 def test_guardrails_through_the_official_sdks(stack: Stack):
     base = f"http://127.0.0.1:{stack.port}"
     oai = openai.OpenAI(base_url=base + "/v1", api_key=stack.key, max_retries=0)
