@@ -56,6 +56,9 @@ class GroupCommitWriter:
         self._sql: dict[int, tuple[str, tuple[str, ...] | None]] = {}
         dbapi = engine.dialect.dbapi
         self._dbapi_error: type[Exception] = dbapi.Error if dbapi is not None else Exception
+        # Only SQLite has "busy" (another process's lock) to wait out; on PostgreSQL a failed
+        # batch fails at once, whatever words its driver message holds.
+        self._is_sqlite = engine.dialect.name == "sqlite"
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
 
@@ -143,7 +146,11 @@ class GroupCommitWriter:
                 self._discard_connection()
                 now = time.monotonic()
                 self._busy_since = self._busy_since or now
-                if _is_busy(exc) and now - self._busy_since < self._busy_timeout:
+                if (
+                    self._is_sqlite
+                    and _is_busy(exc)
+                    and now - self._busy_since < self._busy_timeout
+                ):
                     # Locked by another process: retry shortly, the loop keeps serving.
                     self._pending[:0] = batch
                     self._scheduled = True
@@ -209,7 +216,10 @@ class GroupCommitWriter:
             except (SQLAlchemyError, self._dbapi_error) as error:
                 self._discard_connection()
                 exc = error
-                if not _is_busy(error) or time.monotonic() - started >= self._busy_timeout:
+                if (
+                    not (self._is_sqlite and _is_busy(error))
+                    or time.monotonic() - started >= self._busy_timeout
+                ):
                     break
                 time.sleep(RETRY_SECONDS)
         self._settle(batch, ops, exc)
