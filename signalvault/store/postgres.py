@@ -151,12 +151,16 @@ class PostgresStore(SqlStore):
         wait = RECONNECT_SECONDS[0]
         while not self._stop.is_set():
             try:
-                with contextlib.closing(self._listen_engine.raw_connection()) as raw:
+                raw = self._listen_engine.raw_connection()
+                try:
                     conn = raw.driver_connection
                     assert isinstance(conn, psycopg.Connection)
                     self._serve(conn)
+                finally:
+                    raw.invalidate()  # closed without the rollback a lost connection cannot do
             except Exception as exc:  # any failure: fall back, then reconnect
                 if self._listening:
+                    wait = RECONNECT_SECONDS[0]
                     log.warning(
                         "store change listener lost its connection: %s", describe_error(exc)
                     )

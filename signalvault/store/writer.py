@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import select
 import threading
 import time
 from collections.abc import Sequence
@@ -228,6 +229,12 @@ class GroupCommitWriter:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy compiles each statement
         once; rows go straight to the driver's executemany (SQLAlchemy's per-row work would cost
         more than the write itself)."""
+        if self._connection is not None and _has_unread_input(self._connection):
+            # An idle server connection has nothing to say unless the server closed it (restart,
+            # outage, idle timeout): replace it now instead of failing the batch on it.
+            with contextlib.suppress(Exception):
+                self._connection.invalidate()
+            self._connection = None
         if self._connection is None:
             self._connection = self._engine.raw_connection()
             if self._engine.dialect.name == "sqlite":
@@ -285,6 +292,19 @@ def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
         else:
             runs.append((op.statement, [op.params]))
     return runs
+
+
+def _has_unread_input(connection: Any) -> bool:
+    """True if a network connection between transactions has bytes (or EOF) waiting: for an idle
+    PostgreSQL connection that means the server ended it. One poll, no round trip."""
+    fileno = getattr(connection.driver_connection, "fileno", None)
+    if fileno is None:  # SQLite: no socket
+        return False
+    try:
+        readable, _, _ = select.select([fileno()], [], [], 0)
+    except Exception:  # closed, or no usable socket: replace it
+        return True
+    return bool(readable)
 
 
 def _is_busy(exc: BaseException) -> bool:
