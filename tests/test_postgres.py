@@ -105,8 +105,8 @@ class Relay:
 
 
 @pytest.fixture
-def relay() -> Iterator[Relay]:
-    relay = Relay(5432).start()
+def relay(pg_url) -> Iterator[Relay]:
+    relay = Relay(make_url(pg_url).port or 5432).start()
     yield relay
     relay.stop()
 
