@@ -274,3 +274,31 @@ def test_unreachable_database_error_never_shows_the_password(tmp_path, caplog):
     store.close()
     assert "hunter2" not in str(caught.value)
     assert "hunter2" not in caplog.text
+
+
+@pytest.mark.anyio
+async def test_two_gateways_on_one_database_act_as_one(tmp_path, mock_provider, mock, pg_url):
+    """A key issued through one replica works on the other; revoked through one, it is refused
+    there at once and by the other as soon as the notice arrives."""
+    settings = pg_settings(tmp_path, mock_provider, pg_url)
+    async with (
+        running_gateway(settings) as (first, first_client, secret),
+        running_gateway(settings) as (_, second_client, _),
+    ):
+        headers = {"Authorization": f"Bearer {secret}"}
+        ok = await second_client.post("/v1/chat/completions", json=chat("hi"), headers=headers)
+        assert ok.status_code == 200
+        assert first.services is not None
+        key = first.services.keyring.authenticate(secret)
+        first.services.keyring.revoke(key.id)
+        refused = await first_client.post("/v1/chat/completions", json=chat("x"), headers=headers)
+        assert refused.status_code == 401
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            response = await second_client.post(
+                "/v1/chat/completions", json=chat("again"), headers=headers
+            )
+            if response.status_code != 200:
+                break
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "revoked_api_key"

@@ -69,6 +69,7 @@ class PostgresStore(SqlStore):
         self._backstop = backstop_seconds
         self._stored: dict[str, int] = {}  # state counters as last read
         self._notified: dict[str, int] = {}  # notifications received, per counter
+        self._notified_lock = threading.Lock()  # the listener and committing threads both count
         self._listening = False  # the listener is connected and LISTENing
         self._listener: threading.Thread | None = None
         self._listener_pid: int | None = None  # the listener connection's server process
@@ -123,6 +124,10 @@ class PostgresStore(SqlStore):
             text("SELECT pg_notify(:channel, current_schema() || ':' || :name)"),
             {"channel": CHANNEL, "name": name},
         )
+
+    def changed(self, name: str) -> None:
+        """This process's own commit: seen at once, not when its notice comes back."""
+        self._count(name)
 
     def keys_version(self) -> int:
         return self._version("keys")
@@ -179,7 +184,7 @@ class PostgresStore(SqlStore):
         # Notifications missed while disconnected are unknown: count one for every counter so
         # every cache built meanwhile is dropped.
         for name in set(self._notified) | set(self._stored) | {"keys", "policy"}:
-            self._notified[name] = self._notified.get(name, 0) + 1
+            self._count(name)
         self._listening = True
         self._ready.set()
         log.info("store change listener connected")
@@ -189,13 +194,16 @@ class PostgresStore(SqlStore):
                 if self._stop.is_set():
                     return
                 if notice.payload.startswith(prefix):
-                    name = notice.payload[len(prefix) :]
-                    self._notified[name] = self._notified.get(name, 0) + 1
+                    self._count(notice.payload[len(prefix) :])
                 if time.monotonic() - checked >= self._backstop:
                     break
             # Backstop: a process may have committed without its notice arriving (none is lost
             # on a live connection, but this also proves the connection is still alive).
             self._refresh(conn)
+
+    def _count(self, name: str) -> None:
+        with self._notified_lock:
+            self._notified[name] = self._notified.get(name, 0) + 1
 
     def _refresh(self, conn: psycopg.Connection[Any]) -> None:
         for name, value in conn.execute("SELECT name, value FROM state").fetchall():
