@@ -76,6 +76,7 @@ class Relay:
         self._call(self._server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()
 
     def _call(self, fn) -> None:
         async def run() -> None:
