@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from signalvault.config import Secret, StoreSettings
 from signalvault.errors import StoreError
-from signalvault.store import open_store
+from signalvault.store import RecordFilter, open_store
 from signalvault.store.postgres import PostgresStore
 from tests.conftest import make_settings, records, running_gateway
 
@@ -239,6 +239,56 @@ async def test_store_outage_answers_503_forwards_nothing_and_recovers(
         assert mock.stats()["total"] == 2
         forwarded = [r for r in records(app) if r["outcome"] == "ok"]
         assert len(forwarded) == 2
+
+
+def test_writer_fails_its_callers_while_the_database_is_away_then_recovers(pg_url, relay):
+    from signalvault.store.sql import INSERT_RECORD
+    from signalvault.store.writer import WriteOp
+    from tests.test_store import row
+
+    url = make_url(pg_url).set(port=relay.port).render_as_string(hide_password=False)
+    store = open_pg(url)
+    try:
+        asyncio.run(store.write_ahead([WriteOp(INSERT_RECORD, row("before"))]))
+        relay.cut()
+        with pytest.raises(StoreError):
+            asyncio.run(store.write_ahead([WriteOp(INSERT_RECORD, row("during"))]))
+        relay.restore()
+        asyncio.run(store.write_ahead([WriteOp(INSERT_RECORD, row("after"))]))
+        assert [r["id"] for r in store.list_records(RecordFilter())] == ["before", "after"]
+        assert store.writer.failed_batches == 1
+    finally:
+        store.close()
+
+
+@pytest.mark.anyio
+async def test_a_failing_audit_write_answers_503_and_forwards_nothing(
+    tmp_path, mock_provider, mock, pg_url, pg_user
+):
+    """The key check reads fine but the write-ahead insert fails (a trigger refuses it)."""
+    settings = pg_settings(tmp_path, mock_provider, pg_url)
+    options = make_url(pg_url).query["options"]
+    async with running_gateway(settings) as (_, client, key):
+        headers = {"Authorization": f"Bearer {key}"}
+        with psycopg.connect(
+            host="127.0.0.1", dbname="test", user=pg_user, options=options, autocommit=True
+        ) as admin:
+            admin.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+            )
+            admin.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON audit_records "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+            down = await client.post("/v1/chat/completions", json=chat("x"), headers=headers)
+            assert down.status_code == 503
+            assert down.json()["error"]["code"] == "audit_store_unavailable"
+            assert mock.stats()["total"] == 0
+            admin.execute("DROP TRIGGER refuse ON audit_records")
+        ok = await client.post("/v1/chat/completions", json=chat("y"), headers=headers)
+        assert ok.status_code == 200
+        assert mock.stats()["total"] == 1
 
 
 def test_replicas_starting_together_migrate_once(pg_url):
