@@ -324,6 +324,7 @@ def test_unreachable_database_error_never_shows_the_password(tmp_path, caplog):
         store.open()
     store.close()
     assert "hunter2" not in str(caught.value)
+    assert "PostgreSQL at 127.0.0.1:1/db" in str(caught.value)
     assert "hunter2" not in caplog.text
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import URL, Engine, create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.pool import NullPool
 
+from signalvault.errors import StoreError
 from signalvault.store.schema import state
 from signalvault.store.sql import SqlStore
 from signalvault.store.writer import describe_error
@@ -77,7 +78,13 @@ class PostgresStore(SqlStore):
         self._ready = threading.Event()
 
     def open(self) -> None:
-        super().open()
+        url = self.engine.url
+        try:
+            super().open()
+        except StoreError as exc:
+            # Where, for the operator; never the URL itself (it may carry the password).
+            where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+            raise StoreError(f"{exc} (PostgreSQL at {where})") from None
         self._stop.clear()
         self._listener = threading.Thread(
             target=self._listen, name="signalvault-listener", daemon=True
