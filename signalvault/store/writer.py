@@ -301,6 +301,10 @@ def _has_unread_input(connection: Any) -> bool:
     if fileno is None:  # SQLite: no socket
         return False
     try:
+        if hasattr(select, "poll"):  # no descriptor limit, unlike select() (1024)
+            poller = select.poll()
+            poller.register(fileno(), select.POLLIN)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([fileno()], [], [], 0)
     except Exception:  # closed, or no usable socket: replace it
         return True
