@@ -64,7 +64,9 @@ class StoreSettings:
         Path(".signalvault"), "Data directory: SQLite store and generated master key (mode 0700)."
     )
     database_url: Secret | None = _setting(
-        None, "SQLAlchemy URL of the store; unset means SQLite in the data directory."
+        None,
+        "PostgreSQL URL of a store shared by replicas (postgresql://user:password@host/dbname); "
+        "unset means SQLite in the data directory.",
     )
     sqlite_synchronous: str = _setting(
         "full", "SQLite durability: `full` survives power loss, `normal` survives process crashes."
@@ -74,6 +76,11 @@ class StoreSettings:
     )
     audit_batch_max: int = _setting(
         512, "Most audit writes committed together in one transaction (group commit)."
+    )
+    pool_size: int = _setting(
+        10,
+        "PostgreSQL connections kept open per process (as many more may open under load); "
+        "the audit writer holds one and the change listener one more of its own.",
     )
 
 
@@ -386,3 +393,5 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] workers must be at least 1")
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")
+    if settings.store.pool_size < 1:
+        raise ConfigError("[store] pool_size must be at least 1")

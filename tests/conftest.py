@@ -4,6 +4,7 @@ gateway driven by httpx's ASGI transport, and a fresh gateway key."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
@@ -111,3 +112,58 @@ async def running_gateway(
             yield app, c, key
     finally:
         await app.shutdown()
+
+
+PG_HOST, PG_PORT, PG_DATABASE = "127.0.0.1", 5432, "test"
+
+
+def _pg_user() -> str | None:
+    """`postgres` if it can log in, else the OS user; None if PostgreSQL is unreachable."""
+    import getpass
+
+    import psycopg
+
+    for user in dict.fromkeys(("postgres", getpass.getuser())):
+        try:
+            psycopg.connect(
+                host=PG_HOST, port=PG_PORT, dbname=PG_DATABASE, user=user, connect_timeout=3
+            ).close()
+            return user
+        except psycopg.OperationalError:
+            continue
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_user() -> str:
+    user = _pg_user()
+    if user is None:
+        reason = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}/{PG_DATABASE}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(reason)
+    return user
+
+
+@pytest.fixture
+def pg_url(pg_user: str) -> Iterator[str]:
+    """A PostgreSQL URL whose tables land in a schema of this test's own, dropped afterwards."""
+    import secrets
+
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, dbname=PG_DATABASE, user=pg_user, autocommit=True
+    ) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield (
+            f"postgresql://{pg_user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}"
+            f"?options=-csearch_path%3D{schema}"
+        )
+    finally:
+        with psycopg.connect(
+            host=PG_HOST, port=PG_PORT, dbname=PG_DATABASE, user=pg_user, autocommit=True
+        ) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -1,4 +1,5 @@
-"""The SQLite store: migrations equal the schema, pragmas, group commit, listing, file modes."""
+"""Both stores (SQLite, and PostgreSQL when reachable): migrations equal the schema, group
+commit, listing; SQLite's pragmas and file modes."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from signalvault.config import StoreSettings
-from signalvault.errors import StoreError
-from signalvault.store import RecordFilter, open_store
+from signalvault.config import Secret, StoreSettings
+from signalvault.errors import ConfigError, StoreError
+from signalvault.store import RecordFilter, Store, open_store
 from signalvault.store.schema import metadata
 from signalvault.store.sql import INSERT_RECORD
 from signalvault.store.sqlite import SqliteStore
@@ -32,8 +33,29 @@ def row(record_id: str, **values) -> dict:
     return {**base, **values}
 
 
+def store_settings(request, tmp_path) -> StoreSettings:
+    """Settings of the backend a parametrized test runs on."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        return StoreSettings(data_dir=tmp_path / "data", database_url=Secret(url))
+    return StoreSettings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path) -> StoreSettings:
+    return store_settings(request, tmp_path)
+
+
 @pytest.fixture
-def store(tmp_path) -> Iterator[SqliteStore]:
+def store(backend: StoreSettings) -> Iterator[Store]:
+    store = open_store(backend)
+    store.open()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> Iterator[SqliteStore]:
     store = SqliteStore(tmp_path / "signalvault.db")
     store.open()
     yield store
@@ -46,13 +68,14 @@ def test_migrations_produce_exactly_the_schema(store):
     assert diffs == []
 
 
-def test_opening_twice_is_idempotent(tmp_path, store):
-    again = SqliteStore(tmp_path / "signalvault.db")
+def test_opening_twice_is_idempotent(backend, store):
+    again = open_store(backend)
     again.open()
     again.close()
 
 
-def test_wal_and_secure_delete_are_on(store):
+def test_wal_and_secure_delete_are_on(sqlite_store):
+    store = sqlite_store
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
@@ -150,13 +173,24 @@ def test_list_records_filters_and_cursor(store):
     assert store.count_records() == 4
 
 
-def test_database_url_is_refused_for_now(tmp_path):
-    from signalvault.config import Secret
-    from signalvault.errors import ConfigError
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_database_url_selects_postgres(tmp_path, scheme):
+    from signalvault.store.postgres import PostgresStore
 
-    settings = StoreSettings(data_dir=tmp_path, database_url=Secret("postgresql://x/y"))
-    with pytest.raises(ConfigError, match="only the embedded SQLite store"):
-        open_store(settings)
+    url = Secret(f"{scheme}://u:pw@db.example/signalvault")
+    store = open_store(StoreSettings(data_dir=tmp_path, database_url=url, pool_size=3))
+    assert isinstance(store, PostgresStore)
+    assert store.engine.url.drivername == "postgresql+psycopg"
+    assert store.engine.pool.size() == 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u:hunter2@db/x", "sqlite:///hunter2.db", "postgresql://u:hunter2@db:port/x"]
+)
+def test_database_url_errors_never_quote_the_url(tmp_path, url):
+    with pytest.raises(ConfigError) as caught:
+        open_store(StoreSettings(data_dir=tmp_path, database_url=Secret(url)))
+    assert "hunter2" not in str(caught.value)
 
 
 def test_store_that_does_not_answer_raises_store_error(tmp_path):
@@ -165,12 +199,12 @@ def test_store_that_does_not_answer_raises_store_error(tmp_path):
         store.keys_version()
 
 
-def test_an_event_record_is_committed_with_its_actor_and_details(tmp_path):
+def test_an_event_record_is_committed_with_its_actor_and_details(backend):
     from signalvault.app import open_services
     from signalvault.audit import record_json
-    from signalvault.config import Settings, StoreSettings
+    from signalvault.config import Settings
 
-    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "d")))
+    services = open_services(Settings(store=backend))
     try:
         record_id = services.trail.record_event(
             "content_read", "cli:alice", {"record": "abc"}, project="p1"

@@ -40,12 +40,19 @@ class Store(Protocol):
     def count_records(self) -> int: ...
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
 def open_store(settings: StoreSettings) -> Store:
-    """Create (not yet open) the configured store."""
+    """Create (not yet open) the configured store: PostgreSQL if `database_url` is set, else
+    SQLite in the data directory.
+
+    Raises:
+        ConfigError: the URL is malformed or names another database (the message never quotes
+            the URL: it may hold a password).
+    """
     if settings.database_url is not None:
-        raise ConfigError(
-            "[store] database_url: only the embedded SQLite store is available in this version"
-        )
+        return _open_postgres(settings)
     from signalvault.store.sqlite import DATABASE_FILE, SqliteStore
 
     data_dir = ensure_data_dir(settings.data_dir)
@@ -53,6 +60,29 @@ def open_store(settings: StoreSettings) -> Store:
         data_dir / DATABASE_FILE,
         synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        batch_max=settings.audit_batch_max,
+    )
+
+
+def _open_postgres(settings: StoreSettings) -> Store:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from signalvault.store.postgres import PostgresStore
+
+    assert settings.database_url is not None
+    try:
+        url = make_url(settings.database_url.reveal())
+    except (ArgumentError, ValueError):
+        raise ConfigError("[store] database_url is not a valid database URL") from None
+    if url.drivername not in POSTGRES_SCHEMES:
+        raise ConfigError(
+            f"[store] database_url: unsupported database `{url.drivername}`; use "
+            "postgresql://user@host/dbname, or leave it unset for the embedded SQLite store"
+        )
+    return PostgresStore(
+        url.set(drivername="postgresql+psycopg"),
+        pool_size=settings.pool_size,
         batch_max=settings.audit_batch_max,
     )
 

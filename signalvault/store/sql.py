@@ -109,6 +109,7 @@ class SqlStore:
         """Bring the schema to the newest migration and start the writer."""
         try:
             with self.engine.begin() as conn:
+                self._lock_migrations(conn)
                 cfg = Config()
                 cfg.set_main_option("script_location", str(MIGRATIONS))
                 cfg.attributes["connection"] = conn
@@ -116,6 +117,9 @@ class SqlStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store: {describe_error(exc)}") from None
         self._is_open = True
+
+    def _lock_migrations(self, conn: Connection) -> None:
+        """Called in the migration transaction first: backends serialize concurrent upgrades."""
 
     def close(self) -> None:
         if self._is_open:

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import select
 import threading
 import time
 from collections.abc import Sequence
@@ -56,6 +57,9 @@ class GroupCommitWriter:
         self._sql: dict[int, tuple[str, tuple[str, ...] | None]] = {}
         dbapi = engine.dialect.dbapi
         self._dbapi_error: type[Exception] = dbapi.Error if dbapi is not None else Exception
+        # Only SQLite has "busy" (another process's lock) to wait out; on PostgreSQL a failed
+        # batch fails at once, whatever words its driver message holds.
+        self._is_sqlite = engine.dialect.name == "sqlite"
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
 
@@ -143,7 +147,11 @@ class GroupCommitWriter:
                 self._discard_connection()
                 now = time.monotonic()
                 self._busy_since = self._busy_since or now
-                if _is_busy(exc) and now - self._busy_since < self._busy_timeout:
+                if (
+                    self._is_sqlite
+                    and _is_busy(exc)
+                    and now - self._busy_since < self._busy_timeout
+                ):
                     # Locked by another process: retry shortly, the loop keeps serving.
                     self._pending[:0] = batch
                     self._scheduled = True
@@ -209,7 +217,10 @@ class GroupCommitWriter:
             except (SQLAlchemyError, self._dbapi_error) as error:
                 self._discard_connection()
                 exc = error
-                if not _is_busy(error) or time.monotonic() - started >= self._busy_timeout:
+                if (
+                    not (self._is_sqlite and _is_busy(error))
+                    or time.monotonic() - started >= self._busy_timeout
+                ):
                     break
                 time.sleep(RETRY_SECONDS)
         self._settle(batch, ops, exc)
@@ -218,6 +229,12 @@ class GroupCommitWriter:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy compiles each statement
         once; rows go straight to the driver's executemany (SQLAlchemy's per-row work would cost
         more than the write itself)."""
+        if self._connection is not None and _has_unread_input(self._connection):
+            # An idle server connection has nothing to say unless the server closed it (restart,
+            # outage, idle timeout): replace it now instead of failing the batch on it.
+            with contextlib.suppress(Exception):
+                self._connection.invalidate()
+            self._connection = None
         if self._connection is None:
             self._connection = self._engine.raw_connection()
             if self._engine.dialect.name == "sqlite":
@@ -275,6 +292,23 @@ def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
         else:
             runs.append((op.statement, [op.params]))
     return runs
+
+
+def _has_unread_input(connection: Any) -> bool:
+    """True if a network connection between transactions has bytes (or EOF) waiting: for an idle
+    PostgreSQL connection that means the server ended it. One poll, no round trip."""
+    fileno = getattr(connection.driver_connection, "fileno", None)
+    if fileno is None:  # SQLite: no socket
+        return False
+    try:
+        if hasattr(select, "poll"):  # no descriptor limit, unlike select() (1024)
+            poller = select.poll()
+            poller.register(fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([fileno()], [], [], 0)
+    except Exception:  # closed, or no usable socket: replace it
+        return True
+    return bool(readable)
 
 
 def _is_busy(exc: BaseException) -> bool:

@@ -1,0 +1,102 @@
+"""Write-ahead audit throughput of one store through the group-commit writer (not a test).
+
+    python bench/store_writes.py                                   # SQLite in a temp directory
+    python bench/store_writes.py --store postgres --url postgresql://postgres@127.0.0.1/test
+
+On PostgreSQL the tables go to a new schema that is dropped afterwards. Each of `--callers`
+coroutines awaits one write-ahead insert (a record with 1 KiB of ciphertext) after another for
+`--seconds`; prints records committed per second and the mean batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from signalvault.store.postgres import PostgresStore
+from signalvault.store.schema import audit_records
+from signalvault.store.sql import INSERT_RECORD, SqlStore
+from signalvault.store.sqlite import SqliteStore
+from signalvault.store.writer import WriteOp
+
+
+def record() -> dict[str, object]:
+    values: dict[str, object] = {column.name: None for column in audit_records.columns}
+    values.update(
+        id=str(uuid.uuid4()),
+        kind="interaction",
+        created_at=time.time(),
+        is_stream=False,
+        outcome="unknown",
+        tokens_estimated=False,
+        prompt_ct=secrets.token_bytes(1024),
+    )
+    return values
+
+
+async def load(store: SqlStore, callers: int, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    done = 0
+
+    async def caller() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await store.write_ahead([WriteOp(INSERT_RECORD, record())])
+            done += 1
+
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return done
+
+
+def run(store: SqlStore, callers: int, seconds: float) -> None:
+    store.open()
+    try:
+        started = time.monotonic()
+        done = asyncio.run(load(store, callers, seconds))
+        elapsed = time.monotonic() - started
+        batches = max(store.writer.batches, 1)
+        print(
+            f"{done / elapsed:,.0f} records/s with {callers} callers, "
+            f"{done / batches:.1f} records per commit ({batches} commits)"
+        )
+    finally:
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--callers", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    if args.store == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            run(SqliteStore(Path(tmp) / "bench.db"), args.callers, args.seconds)
+        return
+    url = make_url(args.url).set(drivername="postgresql+psycopg")
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = PostgresStore(url)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+        run(PostgresStore(scoped), args.callers, args.seconds)
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
