@@ -49,8 +49,9 @@ class Limiter(Protocol):
     async def acquire(self, charges: Sequence[Charge]) -> Denial | None:
         """Take every charge, or none of them and say which one did not fit."""
 
-    async def adjust(self, charges: Sequence[Charge]) -> None:
-        """Add each charge's cost (negative refunds), never refusing."""
+    def adjust(self, charges: Sequence[Charge]) -> None:
+        """Add each charge's cost (negative refunds), never refusing; now or in the background
+        (a backend with I/O finishes it before `close` returns)."""
 
     async def close(self) -> None: ...
 
@@ -94,7 +95,6 @@ class Limits:
         self._clock = clock
         self._seeds: dict[str, int] = {}  # budget bucket -> month-to-date usage, until admitted
         self._seeded: set[str] = set()
-        self._pending: set[asyncio.Task[None]] = set()
 
     def applies(self, key: GatewayKey | None, end_user: str | None) -> bool:
         """False when nothing limits this request: then the limiter is not touched at all."""
@@ -168,21 +168,11 @@ class Limits:
         delta = (actual_tokens or 0) - reservation.reserved
         if delta == 0:
             return
-        task = asyncio.ensure_future(self._adjust([c.with_cost(delta) for c in reservation.tokens]))
-        self._pending.add(task)  # held until done: a settlement is never dropped half-way
-        task.add_done_callback(self._pending.discard)
+        self._limiter.adjust([c.with_cost(delta) for c in reservation.tokens])
 
     async def close(self) -> None:
         """Finish outstanding settlements, then close the backend."""
-        if self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
         await self._limiter.close()
-
-    async def _adjust(self, charges: list[Charge]) -> None:
-        try:
-            await self._limiter.adjust(charges)
-        except LimiterUnavailable:
-            log.warning("rate limiter unreachable; a token reservation was not corrected")
 
     async def _seed(self, bucket: str, key_id: str, since: float) -> int | None:
         """Month-to-date usage from the audit store, read once per process and month."""

@@ -32,7 +32,7 @@ class MemoryLimiter:
         self._apply(charges, levels, now)
         return None
 
-    async def adjust(self, charges: Sequence[Charge]) -> None:
+    def adjust(self, charges: Sequence[Charge]) -> None:
         now = self._clock()
         self._apply(charges, [self._level(charge, now) for charge in charges], now)
 

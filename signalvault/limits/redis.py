@@ -8,6 +8,8 @@ hash tag (e.g. `{signalvault}:`) to put them in one slot.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +19,8 @@ from redis.exceptions import RedisError
 
 from signalvault.errors import LimiterUnavailable
 from signalvault.limits.buckets import Charge, Denial
+
+log = logging.getLogger("signalvault.limits")
 
 # KEYS[i]: bucket i. ARGV[1]: "acquire" (all or nothing) or "adjust" (add, never refuse), then
 # five values per bucket: limit, cost, period (0 marks a quota), ttl (a quota's seconds until its
@@ -78,16 +82,28 @@ class RedisLimiter:
         )
         self._script = self._client.register_script(SCRIPT)
         self._prefix = prefix
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def acquire(self, charges: Sequence[Charge]) -> Denial | None:
         index, retry_after = await self._run("acquire", charges)
         return None if int(index) == 0 else Denial(int(index) - 1, float(retry_after))
 
-    async def adjust(self, charges: Sequence[Charge]) -> None:
-        await self._run("adjust", charges)
+    def adjust(self, charges: Sequence[Charge]) -> None:
+        # In the background: a response must not wait for its own bookkeeping.
+        task = asyncio.ensure_future(self._adjust(charges))
+        self._pending.add(task)  # held until done, so a correction is never dropped half-way
+        task.add_done_callback(self._pending.discard)
 
     async def close(self) -> None:
+        if self._pending:
+            await asyncio.gather(*list(self._pending))
         await self._client.aclose()
+
+    async def _adjust(self, charges: Sequence[Charge]) -> None:
+        try:
+            await self._run("adjust", charges)
+        except LimiterUnavailable:
+            log.warning("rate limiter unreachable; a token reservation was not corrected")
 
     async def _run(self, mode: str, charges: Sequence[Charge]) -> Any:
         now = time.time()
