@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from signalvault.config import LimitsSettings, Secret, ServerSettings, Settings
@@ -472,3 +473,41 @@ def test_request_heads_are_bounded_in_size_and_time():
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     finally:
         server.stop()
+
+
+async def test_token_reservation_is_corrected_when_a_stream_is_cancelled(settings, mock):
+    body = orjson.dumps({**CHAT, "max_tokens": 900, "stream": True})
+    async with running_gateway(settings) as (app, _, _key):
+        limited = limited_key(app, tpm=1000)
+        first_chunk = asyncio.Event()
+
+        async def receive() -> dict:
+            if not first_chunk.is_set() and not hasattr(receive, "sent"):
+                receive.sent = True  # type: ignore[attr-defined]
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # the client neither sends nor leaves
+            return {}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                first_chunk.set()
+                await asyncio.Event().wait()  # stuck writing: the task will be cancelled here
+
+        headers = [
+            (b"authorization", f"Bearer {limited}".encode()),
+            (b"content-type", b"application/json"),
+        ]
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "headers": headers,
+        }
+        task = asyncio.ensure_future(app(scope, receive, send))
+        await asyncio.wait_for(first_chunk.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Corrected to the few tokens the stream used, not the ~900 reserved before forwarding.
+        [(level, _, _)] = app._limits._limiter._rates.values()
+        assert 0 < level < 50

@@ -42,6 +42,7 @@ BYPASS: dict[str, Any] = {
     "spans": [],
     "ms": 0.0,
 }
+WARN_EVERY = 10.0  # seconds between log warnings about a fail-open bypass
 _OUTPUT_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
@@ -95,6 +96,7 @@ class Limits:
         self._clock = clock
         self._seeds: dict[str, int] = {}  # budget bucket -> month-to-date usage, until admitted
         self._seeded: set[str] = set()
+        self._warned_at = -WARN_EVERY
 
     def applies(self, key: GatewayKey | None, end_user: str | None) -> bool:
         """False when nothing limits this request: then the limiter is not touched at all."""
@@ -152,7 +154,10 @@ class Limits:
         except LimiterUnavailable:
             if not self._is_fail_open:
                 raise
-            log.warning("rate limiter unreachable; request passed unlimited (failure_mode open)")
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY:  # every record shows it; the log needn't
+                self._warned_at = now
+                log.warning("rate limiter unreachable; requests pass unlimited (failure_mode open)")
             return Reservation(is_bypassed=True)
         if denial is not None:
             raise _refusal(charges[denial.index], labels[denial.index], denial.retry_after)
