@@ -41,15 +41,12 @@ _HEAD_TOO_LARGE = (
 )
 
 
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback to stop parsing a refused head."""
-
-
 class GuardedHttpTools(HttpToolsProtocol):
     """httptools with a byte limit (431) and a deadline (disconnect) on each request head.
 
     The parser reports the URL and each header as they complete; reads that end inside a head are
     counted too, so one endless header holds at most `max_head_bytes` plus one read in memory.
+    Once refused, the rest of the read is parsed but ignored: no request reaches the app.
     """
 
     def __init__(
@@ -89,33 +86,42 @@ class GuardedHttpTools(HttpToolsProtocol):
                 self._refuse()
 
     def on_message_begin(self) -> None:
+        if self._is_refused:
+            return
         super().on_message_begin()
         self._is_in_head = True
         self._head_bytes = self._partial_bytes = 0
         self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
+        if self._is_within_limit(len(url)):
+            super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
+        if self._is_within_limit(len(name) + len(value) + 4):  # ": " and CRLF
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._is_in_head = False
         self._disarm_head_timer()
-        super().on_headers_complete()
-
-    def send_400_response(self, msg: str) -> None:
         if not self._is_refused:
-            super().send_400_response(msg)
+            super().on_headers_complete()
 
-    def _count(self, size: int) -> None:
+    def on_body(self, body: bytes) -> None:
+        if not self._is_refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._is_refused:
+            super().on_message_complete()
+
+    def _is_within_limit(self, size: int) -> bool:
+        if self._is_refused:
+            return False
         self._head_bytes += size
         if self._head_bytes > self._max_head:
             self._refuse()
-            raise _HeadTooLarge  # stops the parser; uvicorn's handler then finds us refused
+        return not self._is_refused
 
     def _refuse(self) -> None:
         self._is_refused = True

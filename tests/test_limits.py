@@ -461,6 +461,12 @@ def test_request_heads_are_bounded_in_size_and_time():
         assert ok.startswith(b"HTTP/1.1 200") and ok.endswith(b"ok")
         big = b"GET / HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 4096 + b"\r\n\r\n"
         assert _exchange(server.port, big).startswith(b"HTTP/1.1 431")
+        # One header that never ends is refused once its reads pass the limit.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nx-endless: " + b"a" * 1500)
+            time.sleep(0.05)
+            sock.sendall(b"a" * 1500)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 431")
         # A head that never completes is cut off after the deadline, with nothing sent back.
         started = time.monotonic()
         assert _exchange(server.port, b"GET / HTTP/1.1\r\nhost: x\r\n") == b""
