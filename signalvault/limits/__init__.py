@@ -125,22 +125,22 @@ class Limits:
         has_tokens = bool(key.tpm or key.budget_tokens or (user and self._user_tpm))
         estimate = self._estimate(api, payload, model) if has_tokens else 0
         charges: list[Charge] = []
-        labels: list[str] = []
+        labels: list[str] = []  # formatted with the limit only if a charge is refused
         tokens: list[Charge] = []  # the charges corrected to the actual usage at the end
         if key.rpm:
             charges.append(Charge(f"k:{key.id}:rpm", key.rpm, 1))
-            labels.append(f"this API key allows {key.rpm} requests per minute")
+            labels.append("this API key allows {} requests per minute")
         if key.tpm:
             tokens.append(Charge(f"k:{key.id}:tpm", key.tpm, estimate))
             charges.append(tokens[-1])
-            labels.append(f"this API key allows {key.tpm} tokens per minute")
+            labels.append("this API key allows {} tokens per minute")
         if user and self._user_rpm:
             charges.append(Charge(f"u:{user}:rpm", self._user_rpm, 1))
-            labels.append(f"each end user may send {self._user_rpm} requests per minute")
+            labels.append("each end user may send {} requests per minute")
         if user and self._user_tpm:
             tokens.append(Charge(f"u:{user}:tpm", self._user_tpm, estimate))
             charges.append(tokens[-1])
-            labels.append(f"each end user may use {self._user_tpm} tokens per minute")
+            labels.append("each end user may use {} tokens per minute")
         budget: str | None = None
         if key.budget_tokens:
             start, end = _month(self._clock())
@@ -148,7 +148,7 @@ class Limits:
             seed = await self._seed(budget, key.id, start)
             tokens.append(Charge(budget, key.budget_tokens, estimate, window_end=end, seed=seed))
             charges.append(tokens[-1])
-            labels.append(f"this API key's monthly budget is {key.budget_tokens} tokens")
+            labels.append("this API key's monthly budget is {} tokens")
         try:
             denial = await self._limiter.acquire(charges)
         except LimiterUnavailable:
@@ -205,7 +205,8 @@ class Limits:
         return prompt + self._output_estimate
 
 
-def _refusal(charge: Charge, label: str, retry_after: float) -> RateLimited:
+def _refusal(charge: Charge, template: str, retry_after: float) -> RateLimited:
+    label = template.format(charge.limit)
     if charge.window_end is not None:
         renews = datetime.fromtimestamp(charge.window_end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return RateLimited(
