@@ -517,3 +517,71 @@ async def test_token_reservation_is_corrected_when_a_stream_is_cancelled(setting
         # Corrected to the few tokens the stream used, not the ~900 reserved before forwarding.
         [(level, _, _)] = app._limits._limiter._rates.values()
         assert 0 < level < 50
+
+
+def test_limit_settings_come_from_the_environment_and_are_checked(tmp_path):
+    from signalvault.config import load_settings
+    from signalvault.errors import ConfigError
+
+    environ = {
+        "SIGNALVAULT_LIMITS_USER_RPM": "30",
+        "SIGNALVAULT_LIMITS_FAILURE_MODE": "open",
+        "SIGNALVAULT_REDIS_URL": "redis://cache:6379/0",
+        "SIGNALVAULT_SERVER_BODY_TIMEOUT_SECONDS": "2.5",
+    }
+    loaded = load_settings(environ=environ, cwd=tmp_path)
+    assert loaded.limits.user_rpm == 30 and loaded.limits.failure_mode == "open"
+    assert loaded.limits.redis_url == Secret("redis://cache:6379/0")
+    assert "cache" not in repr(loaded.limits)
+    assert loaded.server.body_timeout_seconds == 2.5
+    for name, value in [
+        ("SIGNALVAULT_LIMITS_FAILURE_MODE", "maybe"),
+        ("SIGNALVAULT_LIMITS_USER_TPM", "-1"),
+        ("SIGNALVAULT_SERVER_MAX_HEADER_BYTES", "10"),
+        ("SIGNALVAULT_SERVER_BODY_TIMEOUT_SECONDS", "0"),
+    ]:
+        with pytest.raises(ConfigError):
+            load_settings(environ={name: value}, cwd=tmp_path)
+
+
+def test_keys_create_stores_limits_and_budget_and_list_shows_them(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from signalvault.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    env = {"SIGNALVAULT_DATA_DIR": str(tmp_path / "data"), "SIGNALVAULT_CONFIG": ""}
+    runner = CliRunner()
+    created = runner.invoke(
+        cli,
+        [
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--env",
+            "dev",
+            "--rpm",
+            "60",
+            "--tpm",
+            "9000",
+            "--budget-tokens",
+            "2000000",
+            "--json",
+        ],
+        env=env,
+    )
+    assert created.exit_code == 0, created.output
+    key = orjson.loads(created.output)
+    assert (key["rpm"], key["tpm"], key["budget_tokens"]) == (60, 9000, 2000000)
+    listed = runner.invoke(cli, ["keys", "list"], env=env)
+    assert "budget_tokens" in listed.output and "2000000" in listed.output
+    [row] = [
+        orjson.loads(line)
+        for line in runner.invoke(cli, ["keys", "list", "--json"], env=env).output.splitlines()
+    ]
+    assert row["budget_tokens"] == 2000000
+    refused = runner.invoke(
+        cli, ["keys", "create", "--name", "x", "--env", "dev", "--budget-tokens", "0"], env=env
+    )
+    assert refused.exit_code != 0 and "budget-tokens" in refused.output
