@@ -21,6 +21,7 @@ from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, rules_digest
 from signalvault.keyring import KeyRing, load_pepper
+from signalvault.limits import Limits, open_limiter
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
 from signalvault.screening import Screen
@@ -73,6 +74,7 @@ class GatewayApp:
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
+        self._limits: Limits | None = None
 
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
@@ -80,6 +82,12 @@ class GatewayApp:
         tokens = TokenCounter()
         await asyncio.to_thread(tokens.warm)
         screen = await asyncio.to_thread(load_screen, self.settings, self.services.store, tokens)
+        self._limits = Limits(
+            self.settings.limits,
+            open_limiter(self.settings.limits),
+            count_tokens=tokens.count,
+            usage=self.services.store.key_tokens_since,
+        )
         self._proxy = Proxy(
             keyring=self.services.keyring,
             trail=self.services.trail,
@@ -88,10 +96,15 @@ class GatewayApp:
             session=self._client,
             tokens=tokens,
             max_body_bytes=self.settings.server.max_body_bytes,
+            limits=self._limits,
+            body_timeout_seconds=self.settings.server.body_timeout_seconds,
         )
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
 
     async def shutdown(self) -> None:
+        if self._limits is not None:
+            await self._limits.close()  # settles outstanding reservations, closes Redis
+            self._limits = None
         if self._session is not None:
             await self._session.close()
             self._session = None

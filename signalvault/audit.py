@@ -37,7 +37,18 @@ UNAUTHORIZED = "unauthorized"
 BLOCKED = "blocked"
 CANCELLED = "cancelled"
 STREAM_CUT = "stream_cut"
-OUTCOMES = (UNKNOWN, OK, PROVIDER_ERROR, REJECTED, UNAUTHORIZED, BLOCKED, CANCELLED, STREAM_CUT)
+RATE_LIMITED = "rate_limited"
+OUTCOMES = (
+    UNKNOWN,
+    OK,
+    PROVIDER_ERROR,
+    REJECTED,
+    UNAUTHORIZED,
+    BLOCKED,
+    CANCELLED,
+    STREAM_CUT,
+    RATE_LIMITED,
+)
 
 # Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
 INTERACTION = "interaction"

@@ -141,16 +141,16 @@ def keys() -> None:
     "--models", default="", help="Comma-separated model globs the key may use (default: all)."
 )
 @click.option(
-    "--rpm",
-    type=int,
-    default=None,
-    help="Requests per minute (stored with the key; not yet enforced).",
+    "--rpm", type=click.IntRange(min=1), default=None, help="Requests per minute (default: none)."
 )
 @click.option(
-    "--tpm",
-    type=int,
+    "--tpm", type=click.IntRange(min=1), default=None, help="Tokens per minute (default: none)."
+)
+@click.option(
+    "--budget-tokens",
+    type=click.IntRange(min=1),
     default=None,
-    help="Tokens per minute (stored with the key; not yet enforced).",
+    help="Tokens per calendar month, UTC (default: none).",
 )
 @click.option("--expires", default=None, help="Lifetime, e.g. 30d, 12h.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -162,6 +162,7 @@ def keys_create(
     models: str,
     rpm: int | None,
     tpm: int | None,
+    budget_tokens: int | None,
     expires: str | None,
     as_json: bool,
 ) -> None:
@@ -180,6 +181,7 @@ def keys_create(
             models=tuple(m.strip() for m in models.split(",") if m.strip()),
             rpm=rpm,
             tpm=tpm,
+            budget_tokens=budget_tokens,
             expires_in=expires_in,
         )
     finally:
@@ -219,6 +221,9 @@ def keys_list(config_file: Path | None, prefix: str | None, as_json: bool) -> No
                 "environment",
                 "project",
                 "models",
+                "rpm",
+                "tpm",
+                "budget_tokens",
                 "status",
                 "created_at",
                 "last_used_at",
@@ -313,6 +318,7 @@ def _key_json(key: Any) -> dict[str, Any]:
         "models": ",".join(key.models) or "*",
         "rpm": key.rpm,
         "tpm": key.tpm,
+        "budget_tokens": key.budget_tokens,
         "status": status,
         "created_at": iso(key.created_at),
         "expires_at": iso(key.expires_at),

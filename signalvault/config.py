@@ -56,6 +56,25 @@ class ServerSettings:
         10 * 1024 * 1024, "Largest request body accepted; larger bodies get 413."
     )
     workers: int = _setting(1, "Worker processes for `serve` (one per core is the useful maximum).")
+    body_timeout_seconds: float = _setting(
+        30.0, "Longest wait for a request body to arrive in full; slower bodies get 408."
+    )
+    header_timeout_seconds: float = _setting(
+        10.0,
+        "Longest wait for a request's line and headers once a connection has sent its first byte "
+        "(slow clients are disconnected).",
+    )
+    max_header_bytes: int = _setting(
+        32 * 1024, "Largest request line plus headers accepted; larger heads get 431."
+    )
+    keep_alive_seconds: int = _setting(
+        5, "How long an idle keep-alive connection stays open between requests."
+    )
+    max_concurrency: int = _setting(
+        0,
+        "Most connections and requests one worker serves at once; beyond that it answers 503. "
+        "0 means no limit.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +146,22 @@ class LimitsSettings:
         None,
         "Redis URL (redis://...) that makes rate limits shared by every replica; unset keeps "
         "them in each process's memory.",
+    )
+    redis_prefix: str = _setting("signalvault:", "Prefix of every Redis key the limiter writes.")
+    redis_timeout_seconds: float = _setting(
+        0.5, "Longest wait for Redis to connect or answer before it counts as unreachable."
+    )
+    failure_mode: str = _setting(
+        "closed",
+        "If Redis is unreachable: `closed` refuses requests with 503, `open` lets them pass "
+        "unlimited and records the bypass on each audit record.",
+    )
+    user_rpm: int = _setting(0, "Requests per minute per end user (within a project); 0 = none.")
+    user_tpm: int = _setting(0, "Tokens per minute per end user (within a project); 0 = none.")
+    output_tokens_estimate: int = _setting(
+        256,
+        "Output tokens reserved for a request that sets no `max_tokens`/`max_output_tokens`; the "
+        "reservation is corrected to the actual usage when the response ends.",
     )
 
 
@@ -391,7 +426,31 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] port must be between 1 and 65535")
     if settings.server.workers < 1:
         raise ConfigError("[server] workers must be at least 1")
+    _validate_limits(settings)
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")
     if settings.store.pool_size < 1:
         raise ConfigError("[store] pool_size must be at least 1")
+
+
+def _validate_limits(settings: Settings) -> None:
+    limits, server = settings.limits, settings.server
+    if limits.failure_mode not in ("closed", "open"):
+        raise ConfigError("[limits] failure_mode must be `closed` or `open`")
+    if min(limits.user_rpm, limits.user_tpm, limits.output_tokens_estimate) < 0:
+        raise ConfigError("[limits] user_rpm, user_tpm and output_tokens_estimate must be >= 0")
+    if limits.redis_timeout_seconds <= 0:
+        raise ConfigError("[limits] redis_timeout_seconds must be positive")
+    if min(server.body_timeout_seconds, server.header_timeout_seconds) <= 0:
+        raise ConfigError(
+            "[server] body_timeout_seconds and header_timeout_seconds must be positive"
+        )
+    if (
+        server.max_header_bytes < 1024
+        or server.keep_alive_seconds < 1
+        or server.max_concurrency < 0
+    ):
+        raise ConfigError(
+            "[server] max_header_bytes must be at least 1024, keep_alive_seconds at least 1 and "
+            "max_concurrency at least 0"
+        )

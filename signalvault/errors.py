@@ -13,8 +13,10 @@
         ├── MethodNotAllowed     405
         ├── PayloadTooLarge      413
         ├── UnsupportedMedia     415
-        ├── RateLimited          429 (carries retry_after seconds)
+        ├── RequestTimeout       408 (the request body came too slowly)
+        ├── RateLimited          429 rate_limit_exceeded / budget_exceeded (carries retry_after)
         ├── StoreUnavailable     503
+        ├── LimiterUnavailable   503 (shared limits unreachable, fail-closed)
         └── ProviderError        502
             └── ProviderTimeout  504
 
@@ -98,18 +100,28 @@ class UnsupportedMedia(HTTPError):
     code = "unsupported_media_type"
 
 
+class RequestTimeout(HTTPError):
+    status_code = 408
+    code = "request_timeout"
+
+
 class RateLimited(HTTPError):
     status_code = 429
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
 class StoreUnavailable(HTTPError):
     status_code = 503
     code = "audit_store_unavailable"
+
+
+class LimiterUnavailable(HTTPError):
+    status_code = 503
+    code = "rate_limiter_unavailable"
 
 
 class ProviderError(HTTPError):

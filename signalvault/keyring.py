@@ -57,6 +57,7 @@ class KeyRing:
         models: tuple[str, ...] = (),
         rpm: int | None = None,
         tpm: int | None = None,
+        budget_tokens: int | None = None,
         expires_in: float | None = None,
         created_by: str = "cli",
     ) -> tuple[GatewayKey, str]:
@@ -79,6 +80,7 @@ class KeyRing:
             revoked_at=None,
             created_at=now,
             created_by=created_by,
+            budget_tokens=budget_tokens,
         )
         self._store.insert_key(key, hash_secret(self._pepper, secret))
         return key, secret

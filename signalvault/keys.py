@@ -91,6 +91,7 @@ class GatewayKey:
     created_at: float
     created_by: str
     last_used_at: float | None = None
+    budget_tokens: int | None = None  # tokens per calendar month (UTC)
 
     def is_expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at

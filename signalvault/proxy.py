@@ -18,6 +18,7 @@ from signalvault.audit import (
     CANCELLED,
     OK,
     PROVIDER_ERROR,
+    RATE_LIMITED,
     REJECTED,
     STREAM_CUT,
     UNAUTHORIZED,
@@ -34,12 +35,15 @@ from signalvault.errors import (
     PayloadTooLarge,
     ProviderError,
     ProviderTimeout,
+    RateLimited,
+    RequestTimeout,
     StoreError,
     StoreUnavailable,
     UnsupportedMedia,
 )
 from signalvault.guardrails.engine import Redactor
 from signalvault.keyring import KeyRing
+from signalvault.limits import BYPASS, Limits, Reservation
 from signalvault.providers import Router, Target
 from signalvault.screening import Screen
 from signalvault.tokens import TokenCounter
@@ -94,6 +98,8 @@ class Proxy:
         session: Callable[[], aiohttp.ClientSession],
         tokens: TokenCounter,
         max_body_bytes: int,
+        limits: Limits | None = None,
+        body_timeout_seconds: float = 30.0,
     ) -> None:
         self._keyring = keyring
         self._trail = trail
@@ -102,6 +108,8 @@ class Proxy:
         self._session = session
         self._tokens = tokens
         self._max_body = max_body_bytes
+        self._limits = limits
+        self._body_timeout = body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -165,16 +173,34 @@ class Proxy:
             await self._reject(send, interaction, screened.blocked, screened.stored, BLOCKED)
             return
         body = screened.forward
+        try:
+            reservation = await self._reserve(interaction, payload)
+        except HTTPError as exc:
+            outcome = RATE_LIMITED if isinstance(exc, RateLimited) else REJECTED
+            await self._reject(send, interaction, exc, None, outcome)
+            return
 
         try:
             await self._trail.begin(interaction, body)
         except StoreError:
             # Fail closed: nothing is forwarded that was not first recorded.
+            self._settle(reservation, interaction)
             await _send_error(send, api, _store_down(), interaction.id)
             return
-        await self._forward(
-            send, receive, interaction, targets[0], upstream_path, payload, body, headers, redactor
-        )
+        try:
+            await self._forward(
+                send,
+                receive,
+                interaction,
+                targets[0],
+                upstream_path,
+                payload,
+                body,
+                headers,
+                redactor,
+            )
+        finally:  # JSON, stream, provider error or cancellation: usage is known (or 0) by now
+            self._settle(reservation, interaction)
 
     # -- admission ---------------------------------------------------------------------------
     async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
@@ -183,17 +209,44 @@ class Proxy:
             raise PayloadTooLarge(f"Request body exceeds the {self._max_body} byte limit.")
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise PayloadTooLarge(f"Request body exceeds the {self._max_body} byte limit.")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            # One deadline for the whole body: a client trickling bytes cannot hold a slot.
+            async with asyncio.timeout(self._body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _ClientGone
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise PayloadTooLarge(
+                            f"Request body exceeds the {self._max_body} byte limit."
+                        )
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {self._body_timeout:g} seconds."
+            ) from None
+
+    async def _reserve(
+        self, interaction: Interaction, payload: dict[str, Any]
+    ) -> Reservation | None:
+        """Take this request's share of its limits; None when no limit applies (no cost)."""
+        limits, key = self._limits, interaction.key
+        if limits is None or key is None or not limits.applies(key, interaction.end_user):
+            return None
+        reservation = await limits.reserve(
+            key, interaction.end_user, interaction.api, payload, interaction.model_requested
+        )
+        if reservation.is_bypassed:
+            interaction.evaluations.append(dict(BYPASS))
+        return reservation
+
+    def _settle(self, reservation: Reservation | None, interaction: Interaction) -> None:
+        if reservation is not None and self._limits is not None:
+            self._limits.settle(reservation, interaction.total_tokens())
 
     def _admit(
         self, interaction: Interaction, payload: dict[str, Any], headers: dict[str, str]

@@ -1,16 +1,24 @@
-"""Running the gateway under uvicorn (uvloop + httptools), one or several worker processes."""
+"""Running the gateway under uvicorn (uvloop + httptools), one or several worker processes.
+
+uvicorn's httptools protocol bounds neither the size nor the arrival time of a request head, so
+`GuardedHttpTools` adds both: a slow or oversized head costs the gateway one closed socket.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from signalvault.app import create_app, open_services
-from signalvault.config import Settings, load_settings
+from signalvault.config import ServerSettings, Settings, load_settings
 from signalvault.errors import ConfigError
 from signalvault.logfmt import configure_logging
 from signalvault.providers import Router
@@ -25,6 +33,127 @@ NO_PROVIDERS = (
     'models = ["gpt-*", "o*"]\n\n'
     "(or run `signalvault demo` to try it with the built-in mock provider)"
 )
+
+
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 32\r\nconnection: close\r\n\r\nRequest header fields too large\n"
+)
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """httptools with a byte limit (431) and a deadline (disconnect) on each request head.
+
+    The parser reports the URL and each header as they complete; reads that end inside a head are
+    counted too, so one endless header holds at most `max_head_bytes` plus one read in memory.
+    Once refused, the rest of the read is parsed but ignored: no request reaches the app.
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        max_head_bytes: int,
+        head_timeout: float,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._max_head = max_head_bytes
+        self._head_timeout = head_timeout
+        self._head_bytes = 0  # parsed URL and headers of the current head
+        self._partial_bytes = 0  # bytes of reads that ended inside the current head
+        self._is_in_head = False  # from a message's first byte to the end of its headers
+        self._is_refused = False
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()  # a connection that never sends a request is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._is_refused:
+            return
+        super().data_received(data)
+        if self._is_in_head and not self._is_refused:
+            self._partial_bytes += len(data)
+            if self._partial_bytes > self._max_head:
+                self._refuse()
+
+    def on_message_begin(self) -> None:
+        if self._is_refused:
+            return
+        super().on_message_begin()
+        self._is_in_head = True
+        self._head_bytes = self._partial_bytes = 0
+        self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        if self._is_within_limit(len(url)):
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._is_within_limit(len(name) + len(value) + 4):  # ": " and CRLF
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._is_in_head = False
+        self._disarm_head_timer()
+        if not self._is_refused:
+            super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._is_refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._is_refused:
+            super().on_message_complete()
+
+    def _is_within_limit(self, size: int) -> bool:
+        if self._is_refused:
+            return False
+        self._head_bytes += size
+        if self._head_bytes > self._max_head:
+            self._refuse()
+        return not self._is_refused
+
+    def _refuse(self) -> None:
+        self._is_refused = True
+        self._disarm_head_timer()
+        if self.cycle is None or self.cycle.response_complete:  # never inside another response
+            self.transport.write(_HEAD_TOO_LARGE)
+        self.transport.close()
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if not busy and not self.transport.is_closing():
+            self._is_refused = True
+            self.transport.close()
+
+
+def http_protocol(settings: ServerSettings) -> Any:
+    """The protocol factory uvicorn calls per connection (a partial, so workers can unpickle it)."""
+    return functools.partial(
+        GuardedHttpTools,
+        max_head_bytes=settings.max_header_bytes,
+        head_timeout=settings.header_timeout_seconds,
+    )
 
 
 def preflight(settings: Settings) -> None:
@@ -59,32 +188,36 @@ def serve(
         "host": host,
         "port": port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": http_protocol(settings.server),
         "lifespan": "on",
         # The audit trail is the access log; uvicorn's own would add per-request cost.
         "access_log": False,
         "log_config": None,
         "timeout_graceful_shutdown": 30,
+        "timeout_keep_alive": settings.server.keep_alive_seconds,
+        "limit_concurrency": settings.server.max_concurrency or None,
     }
     if workers > 1:
         if config_file is not None:
             os.environ["SIGNALVAULT_CONFIG"] = str(config_file.resolve())
         app_path = "signalvault.server:worker_app"
-        uvicorn.run(app_path, factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        uvicorn.run(app_path, factory=True, workers=workers, **common)
     else:
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **common)
 
 
 class BackgroundServer:
     """An ASGI app served by uvicorn in a thread (demo, tests); `stop()` shuts it down cleanly."""
 
-    def __init__(self, app: object, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: object, host: str = "127.0.0.1", port: int = 0, http: Any = "httptools"
+    ) -> None:
         config = uvicorn.Config(
             app,  # type: ignore[arg-type]
             host=host,
             port=port,
             loop="uvloop",
-            http="httptools",
+            http=http,
             lifespan="auto",
             access_log=False,
             log_config=None,

@@ -93,6 +93,7 @@ def key_from_row(row: Any) -> GatewayKey:
         created_at=row.created_at,
         created_by=row.created_by,
         last_used_at=row.last_used_at,
+        budget_tokens=row.budget_tokens,
     )
 
 
@@ -208,6 +209,14 @@ class SqlStore:
         if result.rowcount:
             self.changed("keys")
         return bool(result.rowcount)
+
+    def key_tokens_since(self, key_id: str, since: float) -> int:
+        """Tokens the records of one key used since `since` (seeds the monthly budget)."""
+        query = select(func.coalesce(func.sum(audit_records.c.total_tokens), 0)).where(
+            and_(audit_records.c.key_id == key_id, audit_records.c.created_at >= since)
+        )
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
     def changed(self, name: str) -> None:
         """Called after a commit that bumped counter `name`: backends may notify other processes."""
