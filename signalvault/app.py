@@ -96,6 +96,8 @@ class GatewayApp:
             tokens=tokens,
             max_body_bytes=self.settings.server.max_body_bytes,
         )
+        self._stopping.clear()
+        self._wake = asyncio.Event()
         self._retention = asyncio.create_task(self._retention_loop())
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
 

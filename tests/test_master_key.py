@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from signalvault.app import open_services
 from signalvault.cli import cli
 from signalvault.config import CryptoSettings, Secret
-from signalvault.crypto import MasterKey
+from signalvault.crypto import MasterKey, MasterKeyRing
+from signalvault.errors import CryptoError
 from signalvault.store import RecordFilter
 from tests.conftest import running_gateway
 
@@ -171,3 +172,21 @@ async def test_keys_under_a_master_key_nobody_holds_are_reported_not_dropped(set
         assert services.store.count_wrapped_by()[stray.key_id] == 1
     finally:
         services.store.close()
+
+
+def test_key_ring_unwraps_by_master_key_id_and_reloads_on_change():
+    old, new = MasterKey.from_bytes(os.urandom(32)), MasterKey.from_bytes(os.urandom(32))
+    pending: list[tuple[MasterKey, ...]] = []
+    ring = MasterKeyRing((old,), watch=lambda: pending.pop() if pending else None)
+    by_old = old.wrap("dk_1", b"k" * 32)
+    assert ring.unwrap("dk_1", by_old, old.key_id) == b"k" * 32
+    by_new = new.wrap("dk_2", b"n" * 32)
+    with pytest.raises(CryptoError, match="does not match"):
+        ring.unwrap("dk_2", by_new, new.key_id)
+    pending.append((new, old))  # the source changed: a rotation elsewhere
+    assert ring.unwrap("dk_2", by_new, new.key_id) == b"n" * 32  # reloaded once, then found
+    assert ring.key_id == new.key_id and ring.holds(old.key_id)
+    assert ring.unwrap("dk_1", by_old) == b"k" * 32  # no id: each held key in turn
+    assert new.unwrap("dk_2", ring.wrap("dk_2", b"x" * 32)) == b"x" * 32
+    with pytest.raises(CryptoError):
+        ring.unwrap("dk_1", by_old, new.key_id)  # the id decides; a wrong one fails
