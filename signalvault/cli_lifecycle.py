@@ -7,13 +7,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
-from signalvault.app import Services, open_services
 from signalvault.config import Settings, load_settings
 from signalvault.console import cli_actor, format_table
+
+if TYPE_CHECKING:
+    from signalvault.app import Services
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -26,6 +29,8 @@ CONFIG_OPTION = click.option(
 
 @contextmanager
 def _services(settings: Settings) -> Iterator[Services]:
+    from signalvault.app import open_services  # the gateway's imports only when needed
+
     services = open_services(settings)
     try:
         yield services

@@ -191,9 +191,14 @@ def scheduled_run(
     """
     if not load_policy(store, settings).is_active:
         return None
-    if not store.acquire_lease(LEASE, holder, settings.interval_seconds * 2):
+    seconds = settings.interval_seconds * 2
+    if not store.acquire_lease(LEASE, holder, seconds):
         return None
-    return run_retention(store, trail, settings, actor="scheduler", should_stop=should_stop)
+
+    def stop_or_lost_lease() -> bool:  # a long run renews its lease between batches
+        return should_stop() or not store.acquire_lease(LEASE, holder, seconds)
+
+    return run_retention(store, trail, settings, actor="scheduler", should_stop=stop_or_lost_lease)
 
 
 def _tombstone(
