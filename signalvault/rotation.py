@@ -15,6 +15,7 @@ from signalvault.crypto import MasterKey, MasterKeyRing, new_key
 from signalvault.errors import ConfigError
 from signalvault.keysource import ENV_ROTATION_STEPS, EnvKeySource, KeySource
 from signalvault.store import Store
+from signalvault.store.lifecycle import WrappedKey
 
 EVENT_KIND = "master_key_rotation"
 BATCH = 500
@@ -47,14 +48,15 @@ def rewrap_all(
         found = store.keys_not_wrapped_by(skip, batch)
         if not found:
             break
+        rewrapped: list[tuple[WrappedKey, bytes]] = []
         for key in found:
             if not keys.holds(key.master_key_id):
                 if key.master_key_id not in skip:
                     skip.append(key.master_key_id)
                 continue
             secret = keys.unwrap(key.name, key.wrapped, key.master_key_id)
-            if store.rewrap(key, target.wrap(key.name, secret), target.key_id):
-                done += 1
+            rewrapped.append((key, target.wrap(key.name, secret)))
+        done += store.rewrap(rewrapped, target.key_id)
         if progress is not None:
             progress(done)
     counts = store.count_wrapped_by()

@@ -11,14 +11,14 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     Boolean,
     Connection,
     Engine,
-    Table,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -105,7 +105,7 @@ class LifecycleStore(Protocol):
     def keys_not_wrapped_by(
         self, master_key_ids: Sequence[str], limit: int
     ) -> list[WrappedKey]: ...
-    def rewrap(self, key: WrappedKey, wrapped: bytes, master_key_id: str) -> bool: ...
+    def rewrap(self, batch: Sequence[tuple[WrappedKey, bytes]], master_key_id: str) -> int: ...
     def count_wrapped_by(self) -> dict[str, int]: ...
 
 
@@ -151,8 +151,10 @@ class LifecycleQueries:
 
     engine: Engine
 
-    def _bump(self, conn: Any, name: str) -> None: ...  # provided by SqlStore
-    def changed(self, name: str) -> None: ...  # provided by SqlStore
+    if TYPE_CHECKING:  # provided by SqlStore
+
+        def _bump(self, conn: Any, name: str) -> None: ...
+        def changed(self, name: str) -> None: ...
 
     @contextlib.contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Connection]:
@@ -373,21 +375,32 @@ class LifecycleQueries:
                 ]
         return found
 
-    def rewrap(self, key: WrappedKey, wrapped: bytes, master_key_id: str) -> bool:
-        """Replace a wrapped key unless it changed meanwhile (destroyed, or re-wrapped)."""
-        table: Table = data_keys if key.table == "data_keys" else wrapped_secrets
-        name_column = table.c.id if key.table == "data_keys" else table.c.name
+    def rewrap(self, batch: Sequence[tuple[WrappedKey, bytes]], master_key_id: str) -> int:
+        """Replace wrapped keys in one transaction, each unless it changed meanwhile (destroyed
+        or re-wrapped elsewhere); how many were replaced."""
+        done = 0
         with self._session(write=True) as conn:
-            done = conn.execute(
-                update(table)
-                .where(
-                    name_column == key.name,
-                    table.c.master_key_id == key.master_key_id,
-                    table.c.wrapped == key.wrapped,
-                )
-                .values(wrapped=wrapped, master_key_id=master_key_id)
-            )
-        return bool(done.rowcount)
+            for table, name_column in (
+                (data_keys, data_keys.c.id),
+                (wrapped_secrets, wrapped_secrets.c.name),
+            ):
+                rows = [
+                    {"_name": k.name, "_old_id": k.master_key_id, "_old": k.wrapped, "_new": w}
+                    for k, w in batch
+                    if k.table == table.name
+                ]
+                if rows:
+                    done += conn.execute(
+                        update(table)
+                        .where(
+                            name_column == bindparam("_name"),
+                            table.c.master_key_id == bindparam("_old_id"),
+                            table.c.wrapped == bindparam("_old"),
+                        )
+                        .values(wrapped=bindparam("_new"), master_key_id=master_key_id),
+                        rows,
+                    ).rowcount
+        return done
 
     def count_wrapped_by(self) -> dict[str, int]:
         """How many live wrapped keys each master key id wraps."""
