@@ -7,7 +7,10 @@ here. Resources are opened in the lifespan, never at import or construction time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +19,15 @@ import orjson
 
 from signalvault.audit import AuditTrail
 from signalvault.config import Settings
-from signalvault.crypto import load_master_key
 from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, rules_digest
 from signalvault.keyring import KeyRing, load_pepper
+from signalvault.keysource import open_key_source
 from signalvault.limits import Limits, open_limiter
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
+from signalvault.retention import scheduled_run
 from signalvault.screening import Screen
 from signalvault.store import Store, open_store
 from signalvault.tokens import TokenCounter
@@ -42,7 +46,7 @@ class Services:
 
 def open_services(settings: Settings) -> Services:
     """Open the store and the key material (also used by CLI commands)."""
-    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    master_key = open_key_source(settings).load()
     store = open_store(settings.store)
     store.open()
     try:
@@ -75,6 +79,9 @@ class GatewayApp:
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
         self._limits: Limits | None = None
+        self._retention: asyncio.Task[None] | None = None
+        self._stopping = threading.Event()
+        self._wake = asyncio.Event()
 
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
@@ -99,12 +106,43 @@ class GatewayApp:
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
         )
+        self._stopping.clear()
+        self._wake = asyncio.Event()
+        self._retention = asyncio.create_task(self._retention_loop())
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
+
+    async def _retention_loop(self) -> None:
+        """Apply retention every `[retention] interval_seconds`, in a thread, batch by batch."""
+        services, settings = self.services, self.settings.retention
+        assert services is not None
+        holder = uuid.uuid4().hex
+        while not self._stopping.is_set():
+            try:
+                report = await asyncio.to_thread(
+                    scheduled_run,
+                    services.store,
+                    services.trail,
+                    settings,
+                    holder,
+                    self._stopping.is_set,
+                )
+                if report is not None:
+                    log.info(report.summary())
+            except Exception as exc:  # a failed run is retried next interval
+                log.error("retention run failed: %s: %s", type(exc).__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), settings.interval_seconds)
 
     async def shutdown(self) -> None:
         if self._limits is not None:
             await self._limits.close()  # settles outstanding reservations, closes Redis
             self._limits = None
+        if self._retention is not None:
+            # Ends after the batch in progress, before the store closes under it.
+            self._stopping.set()
+            self._wake.set()
+            await self._retention
+            self._retention = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from signalvault.console import iso
-from signalvault.crypto import Cipher, MasterKey, new_key
+from signalvault.crypto import Cipher, MasterKeys, new_key
 from signalvault.errors import CryptoError
 from signalvault.keys import GatewayKey
 from signalvault.store import Store
@@ -146,21 +146,33 @@ class Interaction:
 class AuditTrail:
     """Writes interaction records to a Store, encrypting content under per-subject data keys."""
 
-    def __init__(self, store: Store, master_key: MasterKey) -> None:
+    def __init__(self, store: Store, master_key: MasterKeys) -> None:
         self._store = store
         self._master_key = master_key
         self._keys: OrderedDict[str, tuple[str, Cipher]] = OrderedDict()
+        self._keys_version = store.keys_version()
+
+    @property
+    def master_keys(self) -> MasterKeys:
+        return self._master_key
 
     def _data_key(self, subject: str, ops: list[WriteOp]) -> tuple[str, Cipher]:
+        version = self._store.keys_version()
+        if version != self._keys_version:  # an erasure (in any process) destroyed data keys
+            self._keys.clear()
+            self._keys_version = version
         cached = self._keys.get(subject)
         if cached is not None:
             self._keys.move_to_end(subject)
             return cached
         found = self._store.find_data_key(subject)
-        if found is not None and found[2] == self._master_key.key_id:
-            key_id, wrapped, _ = found
-            entry = (key_id, Cipher(self._master_key.unwrap(key_id, wrapped)))
+        if found is not None and not self._master_key.holds(found[2]):
+            self._master_key.refresh()  # re-wrapped by a rotation this process has not seen
+        if found is not None and self._master_key.holds(found[2]):
+            key_id, wrapped, master_key_id = found
+            entry = (key_id, Cipher(self._master_key.unwrap(key_id, wrapped, master_key_id)))
         else:
+            self._master_key.refresh()  # a new key is wrapped by the newest master key
             key_id = "dk_" + os.urandom(12).hex()
             raw = new_key()
             # Committed in the same transaction as (and before) the first record it encrypts.
@@ -302,7 +314,7 @@ class AuditTrail:
         found = self._store.get_data_key(row["data_key_id"])
         if found is None or found[0] is None:
             raise CryptoError("the content's data key no longer exists (erased)")
-        cipher = Cipher(self._master_key.unwrap(row["data_key_id"], found[0]))
+        cipher = Cipher(self._master_key.unwrap(row["data_key_id"], found[0], found[1]))
         prompt = response = None
         if row.get("prompt_ct"):
             prompt = cipher.decrypt(row["prompt_ct"], (row["id"] + ":prompt").encode())

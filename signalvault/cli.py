@@ -327,6 +327,15 @@ def _key_json(key: Any) -> dict[str, Any]:
     }
 
 
+# Lifecycle commands live in their own module; it imports nothing from this one.
+from signalvault.cli_lifecycle import legal_hold, master_key, retention, subject  # noqa: E402
+
+cli.add_command(legal_hold)
+cli.add_command(retention)
+cli.add_command(subject)
+cli.add_command(master_key)
+
+
 def main() -> None:
     cli(prog_name="signalvault")
 

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, get_args, get_origin, get_type_hints
 
 from signalvault.errors import ConfigError
@@ -113,6 +114,11 @@ class CryptoSettings:
         "File holding the master key; unset means `<data_dir>/master.key`, generated on first "
         "start with mode 0600.",
     )
+    previous_master_key: Secret | None = _setting(
+        None,
+        "The master key before a rotation, while keys wrapped by it remain (only needed when "
+        "the key comes from the environment); remove it after `master-key rotate --finish`.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,27 @@ class AuditSettings:
 class RetentionSettings:
     days: int = _setting(
         0, "Days audit records are kept (global default); 0 keeps them until deleted by hand."
+    )
+    projects: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata={
+            "help": "Days per project (`{name = days}`), overriding `days`; 0 keeps that "
+            "project's records."
+        },
+    )
+    interval_seconds: float = _setting(
+        3600.0, "How often `serve` applies retention (one process at a time holds the lease)."
+    )
+    batch_size: int = _setting(
+        500, "Records tombstoned per transaction, so audit writes are never blocked for long."
+    )
+    batch_pause_ms: float = _setting(
+        50.0, "Pause between batches, leaving the database to the gateway's own writes."
+    )
+    archive_dir: Path | None = _setting(
+        None,
+        "Directory where expired records are appended (JSON Lines, content still encrypted) "
+        "before they are tombstoned; unset archives nothing.",
     )
 
 
@@ -351,6 +378,18 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a path string")
         return Path(value).expanduser()
+    if get_origin(hint) is Mapping:
+        if isinstance(value, str):  # from the environment: a JSON object
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a JSON object") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table")
+        item = get_args(hint)[1]
+        return MappingProxyType(
+            {str(k): _convert(item, v, f"{where}.{k}") for k, v in value.items()}
+        )
     if get_origin(hint) is tuple and get_origin(get_args(hint)[0]) is dict:
         if isinstance(value, str):  # from the environment: a JSON array of objects
             try:
@@ -427,6 +466,11 @@ def _validate(settings: Settings) -> None:
     if settings.server.workers < 1:
         raise ConfigError("[server] workers must be at least 1")
     _validate_limits(settings)
+    retention = settings.retention
+    if retention.days < 0 or any(days < 0 for days in retention.projects.values()):
+        raise ConfigError("[retention] days must be 0 (keep) or more")
+    if retention.batch_size < 1 or retention.interval_seconds <= 0:
+        raise ConfigError("[retention] batch_size and interval_seconds must be positive")
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")
     if settings.store.pool_size < 1:

@@ -11,8 +11,11 @@ import binascii
 import contextlib
 import hashlib
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,7 +42,7 @@ def ensure_data_dir(path: Path) -> Path:
     return path
 
 
-def _parse_key(text: str, source: str) -> bytes:
+def parse_key(text: str, source: str) -> bytes:
     text = text.strip()
     candidates: list[bytes] = []
     with contextlib.suppress(ValueError):
@@ -86,14 +89,99 @@ class MasterKey:
         """Encrypt a key (data key, pepper, signing key) bound to its name."""
         return Cipher(self.key).encrypt(secret, b"wrap:" + name.encode())
 
-    def unwrap(self, name: str, wrapped: bytes) -> bytes:
+    def unwrap(self, name: str, wrapped: bytes, master_key_id: str | None = None) -> bytes:
         try:
             return Cipher(self.key).decrypt(wrapped, b"wrap:" + name.encode())
         except CryptoError:
             raise CryptoError(f"cannot unwrap {name}: the master key does not match") from None
 
+    def holds(self, master_key_id: str) -> bool:
+        return master_key_id == self.key_id
 
-def _read_key_file(path: Path, *, missing_ok: bool = False) -> str | None:
+    def refresh(self) -> None:
+        """A single key never changes (see `MasterKeyRing.refresh`)."""
+
+
+class MasterKeys(Protocol):
+    """What wraps and unwraps keys: one `MasterKey`, or a `MasterKeyRing` during a rotation."""
+
+    @property
+    def key_id(self) -> str: ...
+    def wrap(self, name: str, secret: bytes) -> bytes: ...
+    def unwrap(self, name: str, wrapped: bytes, master_key_id: str | None = None) -> bytes: ...
+    def holds(self, master_key_id: str) -> bool: ...
+    def refresh(self) -> None: ...
+
+
+# Returns the source's keys (current first) when they changed since the last call, else None.
+KeyWatch = Callable[[], "tuple[MasterKey, ...] | None"]
+
+
+class MasterKeyRing:
+    """The current master key, which wraps new keys, plus the previous one during a rotation.
+
+    Every wrapped key records the id of the master key that wrapped it, so unwrapping picks the
+    key by id. A process started before a rotation notices the new key through `refresh`.
+    """
+
+    def __init__(self, keys: tuple[MasterKey, ...], watch: KeyWatch | None = None) -> None:
+        if not keys:
+            raise CryptoError("a master key ring needs at least one key")
+        self._keys = keys
+        self._watch = watch
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> MasterKey:
+        return self._keys[0]
+
+    @property
+    def previous(self) -> tuple[MasterKey, ...]:
+        return self._keys[1:]
+
+    @property
+    def key_id(self) -> str:
+        return self._keys[0].key_id
+
+    def holds(self, master_key_id: str) -> bool:
+        return any(key.key_id == master_key_id for key in self._keys)
+
+    def refresh(self) -> None:
+        """Reload the keys if their source changed (a rotation by another process): cheap."""
+        if self._watch is None:
+            return
+        with self._lock:
+            keys = self._watch()
+            if keys:
+                self._keys = keys  # one assignment: readers see the old or the new tuple
+
+    def wrap(self, name: str, secret: bytes) -> bytes:
+        return self._keys[0].wrap(name, secret)
+
+    def unwrap(self, name: str, wrapped: bytes, master_key_id: str | None = None) -> bytes:
+        """Unwrap with the key named `master_key_id` (reloading once if it is not held), or
+        with each held key in turn when the id is not known.
+
+        Raises:
+            CryptoError: no held key unwraps it.
+        """
+        if master_key_id is not None:
+            if not self.holds(master_key_id):
+                self.refresh()
+            for key in self._keys:
+                if key.key_id == master_key_id:
+                    return key.unwrap(name, wrapped)
+            raise CryptoError(
+                f"cannot unwrap {name}: the master key does not match (it was wrapped by "
+                f"master key {master_key_id}, which this process does not hold)"
+            )
+        for key in self._keys:
+            with contextlib.suppress(CryptoError):
+                return key.unwrap(name, wrapped)
+        raise CryptoError(f"cannot unwrap {name}: the master key does not match")
+
+
+def read_key_text(path: Path, *, missing_ok: bool = False) -> str | None:
     """The text of a key file, or None if it does not exist and `missing_ok`.
 
     Raises:
@@ -120,20 +208,20 @@ def load_master_key(settings: CryptoSettings, data_dir: Path) -> MasterKey:
         ConfigError: a configured key or key file is missing or malformed.
     """
     if settings.master_key is not None:
-        return MasterKey.from_bytes(_parse_key(settings.master_key.reveal(), "master_key"))
+        return MasterKey.from_bytes(parse_key(settings.master_key.reveal(), "master_key"))
     if settings.master_key_file is not None:
         path = settings.master_key_file
-        return MasterKey.from_bytes(_parse_key(_read_key_file(path) or "", str(path)))
+        return MasterKey.from_bytes(parse_key(read_key_text(path) or "", str(path)))
     path = ensure_data_dir(data_dir) / MASTER_KEY_FILE
-    text = _read_key_file(path, missing_ok=True)
+    text = read_key_text(path, missing_ok=True)
     if text is not None:
-        return MasterKey.from_bytes(_parse_key(text, str(path)))
+        return MasterKey.from_bytes(parse_key(text, str(path)))
     key = os.urandom(KEY_BYTES)
     try:
         # O_EXCL: two processes starting at once must not each write a different key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return MasterKey.from_bytes(_parse_key(_read_key_file(path) or "", str(path)))
+        return MasterKey.from_bytes(parse_key(read_key_text(path) or "", str(path)))
     except OSError as exc:
         raise ConfigError(f"cannot create master key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as handle:

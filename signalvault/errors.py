@@ -4,6 +4,7 @@
     ├── ConfigError              bad settings or command-line input (CLI: one-line error, exit 1)
     ├── StoreError               the audit store cannot read or write (HTTP 503, fail-closed)
     ├── CryptoError              wrong master key, damaged ciphertext
+    ├── HeldError                refused: a legal hold covers the data (erasure)
     └── HTTPError                rendered in the caller's native error shape
         ├── BadRequest           400 invalid_request_error
         │   └── GuardrailBlocked 400 guardrail_violation (carries finding kinds, never values)
@@ -40,6 +41,10 @@ class StoreError(SignalVaultError):
 
 class CryptoError(SignalVaultError):
     """A key is wrong or a ciphertext does not authenticate."""
+
+
+class HeldError(SignalVaultError):
+    """Refused because an active legal hold covers the data."""
 
 
 class HTTPError(SignalVaultError):

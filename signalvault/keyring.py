@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from signalvault.crypto import MasterKey, new_key
+from signalvault.crypto import MasterKeys, new_key
 from signalvault.errors import AuthError, ConfigError
 from signalvault.keys import (
     GatewayKey,
@@ -28,7 +28,7 @@ PEPPER_NAME = "key-pepper"
 LAST_USED_EVERY = 60.0  # seconds; last-used time is advisory, no need to write it per request
 
 
-def load_pepper(store: Store, master_key: MasterKey) -> bytes:
+def load_pepper(store: Store, master_key: MasterKeys) -> bytes:
     """The HMAC pepper for key hashes, created and stored wrapped on first use."""
     found = store.get_wrapped_secret(PEPPER_NAME)
     if found is None:
@@ -37,7 +37,7 @@ def load_pepper(store: Store, master_key: MasterKey) -> bytes:
         )
         found = store.get_wrapped_secret(PEPPER_NAME)
         assert found is not None
-    return master_key.unwrap(PEPPER_NAME, found[0])
+    return master_key.unwrap(PEPPER_NAME, found[0], found[1])
 
 
 class KeyRing:

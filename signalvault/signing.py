@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from signalvault.crypto import MasterKey
+from signalvault.crypto import MasterKeys
 from signalvault.errors import CryptoError
 from signalvault.store import Store
 
@@ -55,7 +55,7 @@ def verify_signature(public_raw: bytes, signature: bytes, data: bytes) -> bool:
     return True
 
 
-def load_signer(store: Store, master_key: MasterKey) -> Signer:
+def load_signer(store: Store, master_key: MasterKeys) -> Signer:
     """The signing key, created and stored wrapped on first use (first writer wins a race)."""
     found = store.get_wrapped_secret(SIGNING_KEY_NAME)
     if found is None:
@@ -66,5 +66,5 @@ def load_signer(store: Store, master_key: MasterKey) -> Signer:
         found = store.get_wrapped_secret(SIGNING_KEY_NAME)
         if found is None:
             raise CryptoError("the signing key could not be stored")
-    seed = master_key.unwrap(SIGNING_KEY_NAME, found[0])
+    seed = master_key.unwrap(SIGNING_KEY_NAME, found[0], found[1])
     return Signer(Ed25519PrivateKey.from_private_bytes(seed))

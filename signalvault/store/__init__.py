@@ -12,11 +12,12 @@ from signalvault.config import StoreSettings
 from signalvault.crypto import ensure_data_dir
 from signalvault.errors import ConfigError
 from signalvault.keys import GatewayKey
+from signalvault.store.lifecycle import LifecycleStore
 from signalvault.store.sql import RecordFilter
 from signalvault.store.writer import WriteOp
 
 
-class Store(Protocol):
+class Store(LifecycleStore, Protocol):
     def open(self) -> None: ...
     def close(self) -> None: ...
     def ping(self) -> None: ...

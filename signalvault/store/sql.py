@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from signalvault.errors import StoreError
 from signalvault.keys import GatewayKey
+from signalvault.store.lifecycle import LifecycleQueries
 from signalvault.store.schema import (
     audit_records,
     data_keys,
@@ -54,7 +55,8 @@ COMPLETE_FIELDS = (
 )
 COMPLETE_RECORD = (
     update(audit_records)
-    .where(audit_records.c.id == bindparam("_id"))
+    # A record erased while its request was in flight stays a tombstone.
+    .where(audit_records.c.id == bindparam("_id"), audit_records.c.tombstoned_at.is_(None))
     .values({name: bindparam(name) for name in COMPLETE_FIELDS})
 )
 TOUCH_KEY = (
@@ -97,7 +99,7 @@ def key_from_row(row: Any) -> GatewayKey:
     )
 
 
-class SqlStore:
+class SqlStore(LifecycleQueries):
     """Audit records, keys and wrapped secrets in one SQL database."""
 
     def __init__(self, engine: Engine, batch_max: int = 512, busy_timeout: float = 5.0) -> None:
