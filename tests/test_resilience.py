@@ -164,6 +164,9 @@ async def test_thirty_percent_5xx_on_the_primary_loses_almost_nothing(tmp_path, 
             assert last["status"] == 200 and row["provider"] == last["provider"]
         assert all(note["retry"] or note["fallback"] for note in notes[1:])
     assert primary.provider.stats()["by_status"]["200"] + backup.calls >= 999
+    # Both paths were taken: retries on the primary, and the backup when those ran out.
+    assert any(any(n["retry"] for n in attempts(row)) for row in failed_first)
+    assert backup.calls > 0
     assert app.upstream.breaker_states()["primary"] == "closed"
 
 

@@ -42,14 +42,17 @@ class _Window:
         self._width = seconds / _SLICES
         self._slices = [[-_SLICES, 0, 0] for _ in range(_SLICES)]  # [slice number, calls, fails]
 
-    def add(self, now: float, failed: bool) -> tuple[int, int]:
-        """Count one call; returns (calls, failures) in the window."""
+    def add(self, now: float, failed: bool) -> None:
         number = int(now // self._width)
         entry = self._slices[number % _SLICES]
         if entry[0] != number:
             entry[:] = [number, 0, 0]
         entry[1] += 1
         entry[2] += failed
+
+    def counts(self, now: float) -> tuple[int, int]:
+        """(calls, failures) in the window ending at `now`."""
+        number = int(now // self._width)
         calls = failures = 0
         for slice_number, slice_calls, slice_failures in self._slices:
             if number - slice_number < _SLICES:
@@ -112,9 +115,13 @@ class Breaker:
             self._probes -= 1
             self._move(OPEN if failed else CLOSED)
             return
-        calls, failures = self._window.add(self._clock(), failed)
+        now = self._clock()
+        self._window.add(now, failed)
+        if not failed:
+            return  # only a failure can tip the ratio over
+        calls, failures = self._window.counts(now)
         policy = self._policy
-        if failed and calls >= policy.min_requests and failures >= policy.failure_ratio * calls:
+        if calls >= policy.min_requests and failures >= policy.failure_ratio * calls:
             log.warning(
                 "circuit breaker opened",
                 extra={"breaker": self.name, "calls": calls, "failures": failures},
