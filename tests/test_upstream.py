@@ -7,6 +7,8 @@ import random
 
 import pytest
 
+from signalvault.config import load_settings
+from signalvault.errors import ConfigError
 from signalvault.upstream import (
     CLOSED,
     HALF_OPEN,
@@ -188,3 +190,41 @@ def test_breakers_exist_per_provider_and_per_deployment():
     for _ in range(4):
         run(deployment, failed=True)
     assert breakers.states() == {"a": CLOSED, "b": CLOSED, "a:gpt-x": OPEN}
+
+
+PROVIDER_TOML = """
+[[providers]]
+name = "p"
+base_url = "http://127.0.0.1:1/v1"
+"""
+
+
+def test_resilience_settings_load_from_the_file(tmp_path):
+    path = tmp_path / "signalvault.toml"
+    path.write_text(
+        PROVIDER_TOML
+        + "idle_timeout_seconds = 2.5\nmax_retries = 0\nbreaker_half_open_probes = 3\n"
+    )
+    [provider] = load_settings(path, environ={}).providers
+    assert (provider.idle_timeout_seconds, provider.max_retries) == (2.5, 0)
+    assert provider.breaker_half_open_probes == 3
+    assert provider.first_byte_timeout_seconds == 300.0  # untouched defaults
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("idle_timeout_seconds = 0", "idle_timeout_seconds must be positive"),
+        ("connect_timeout_seconds = -1", "connect_timeout_seconds must be positive"),
+        ("max_retries = -1", "max_retries and retry_budget_seconds must be >= 0"),
+        ("breaker_failure_ratio = 1.5", r"breaker_failure_ratio must be in \(0, 1\]"),
+        ("breaker_failure_ratio = 0", r"breaker_failure_ratio must be in \(0, 1\]"),
+        ("breaker_min_requests = 0", "must be at least 1"),
+        ("retry_after_max_seconds = -0.5", "retry_after_max_seconds must be >= 0"),
+    ],
+)
+def test_impossible_resilience_settings_are_refused(tmp_path, line, message):
+    path = tmp_path / "signalvault.toml"
+    path.write_text(PROVIDER_TOML + line + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})
