@@ -7,6 +7,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 CLOSED = "closed"
 OPEN = "open"
@@ -27,9 +28,9 @@ class BreakerPolicy:
     half_open_probes: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Permit:
-    """Handed out with each call the breaker lets through; its result is recorded against it."""
+class Permit(NamedTuple):
+    """Handed out with each call the breaker lets through; its result is recorded against it.
+    (A tuple: one is made per call and breaker, on the hot path.)"""
 
     generation: int
     is_probe: bool
@@ -103,6 +104,8 @@ class Breaker:
 
     def acquire(self) -> Permit:
         """Let one call through; call only after `is_available()` said yes."""
+        if self._state == CLOSED:
+            return Permit(self._generation, False)
         is_probe = self.state == HALF_OPEN
         if is_probe:
             self._probes += 1
