@@ -186,10 +186,10 @@ class ProviderSettings:
         0.5, "Failure ratio over the window at which the circuit breaker opens."
     )
     breaker_min_requests: int = _setting(
-        20, "Calls needed in the window before the failure ratio can open the breaker."
+        50, "Calls needed in the window before the failure ratio can open the breaker."
     )
     breaker_window_seconds: float = _setting(
-        30.0, "Rolling window over which the breaker counts calls and failures."
+        60.0, "Rolling window over which the breaker counts calls and failures."
     )
     breaker_cooldown_seconds: float = _setting(
         30.0, "How long an open breaker sheds calls before letting probes through."

@@ -22,8 +22,8 @@ Clock = Callable[[], float]
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
     failure_ratio: float = 0.5
-    min_requests: int = 20
-    window_seconds: float = 30.0
+    min_requests: int = 50
+    window_seconds: float = 60.0
     cooldown_seconds: float = 30.0
     half_open_probes: int = 1
 
