@@ -394,6 +394,32 @@ def _fail(where: str, hint: Any) -> Any:
     raise ConfigError(f"{where}: expected {'an integer' if hint is int else 'a number'}")
 
 
+def _validate_resilience(provider: ProviderSettings) -> None:
+    where = f"provider {provider.name!r}"
+    for name in (
+        "timeout_seconds",
+        "connect_timeout_seconds",
+        "first_byte_timeout_seconds",
+        "idle_timeout_seconds",
+        "backoff_base_seconds",
+        "backoff_max_seconds",
+        "breaker_window_seconds",
+        "breaker_cooldown_seconds",
+    ):
+        if getattr(provider, name) <= 0:
+            raise ConfigError(f"{where}: {name} must be positive")
+    if provider.max_retries < 0 or provider.retry_budget_seconds < 0:
+        raise ConfigError(f"{where}: max_retries and retry_budget_seconds must be >= 0")
+    if provider.retry_after_max_seconds < 0:
+        raise ConfigError(f"{where}: retry_after_max_seconds must be >= 0")
+    if not 0 < provider.breaker_failure_ratio <= 1:
+        raise ConfigError(f"{where}: breaker_failure_ratio must be in (0, 1]")
+    if provider.breaker_min_requests < 1 or provider.breaker_half_open_probes < 1:
+        raise ConfigError(
+            f"{where}: breaker_min_requests and breaker_half_open_probes must be at least 1"
+        )
+
+
 def _validate(settings: Settings) -> None:
     names = [p.name for p in settings.providers]
     for provider in settings.providers:
@@ -428,29 +454,3 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] workers must be at least 1")
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")
-
-
-def _validate_resilience(provider: ProviderSettings) -> None:
-    where = f"provider {provider.name!r}"
-    for name in (
-        "timeout_seconds",
-        "connect_timeout_seconds",
-        "first_byte_timeout_seconds",
-        "idle_timeout_seconds",
-        "backoff_base_seconds",
-        "backoff_max_seconds",
-        "breaker_window_seconds",
-        "breaker_cooldown_seconds",
-    ):
-        if getattr(provider, name) <= 0:
-            raise ConfigError(f"{where}: {name} must be positive")
-    if provider.max_retries < 0 or provider.retry_budget_seconds < 0:
-        raise ConfigError(f"{where}: max_retries and retry_budget_seconds must be >= 0")
-    if provider.retry_after_max_seconds < 0:
-        raise ConfigError(f"{where}: retry_after_max_seconds must be >= 0")
-    if not 0 < provider.breaker_failure_ratio <= 1:
-        raise ConfigError(f"{where}: breaker_failure_ratio must be in (0, 1]")
-    if provider.breaker_min_requests < 1 or provider.breaker_half_open_probes < 1:
-        raise ConfigError(
-            f"{where}: breaker_min_requests and breaker_half_open_probes must be at least 1"
-        )
