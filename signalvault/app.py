@@ -31,6 +31,7 @@ from signalvault.retention import scheduled_run
 from signalvault.screening import Screen
 from signalvault.store import Store, open_store
 from signalvault.tokens import TokenCounter
+from signalvault.upstream import OPEN, Upstream
 
 log = logging.getLogger("signalvault.app")
 
@@ -75,6 +76,7 @@ class GatewayApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.router = Router(settings)  # checks provider credentials before anything starts
+        self.upstream = Upstream(settings.providers, self._client)
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
@@ -100,7 +102,7 @@ class GatewayApp:
             trail=self.services.trail,
             router=self.router,
             screen=screen,
-            session=self._client,
+            upstream=self.upstream,
             tokens=tokens,
             max_body_bytes=self.settings.server.max_body_bytes,
             limits=self._limits,
@@ -181,10 +183,12 @@ class GatewayApp:
         except StoreError:
             checks["store"] = "unavailable"
         checks["providers"] = "ok" if self.router.providers else "none configured"
+        breakers = self.upstream.breaker_states()
+        if self.router.providers and all(breakers[name] == OPEN for name in self.router.providers):
+            checks["providers"] = "every circuit breaker open"
         ready = all(value == "ok" for value in checks.values())
-        await _json(
-            send, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks}
-        )
+        body = {"status": "ready" if ready else "not ready", **checks, "breakers": breakers}
+        await _json(send, 200 if ready else 503, body)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -94,6 +94,7 @@ class Interaction:
     cipher: Cipher | None = None  # the data key that encrypted the prompt encrypts the response
     policy_version: int | None = None
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # guardrail results, no values
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # provider calls, no content
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -259,6 +260,9 @@ class AuditTrail:
             "ttfb_ms": interaction.ttfb_ms,
             "response_ct": None,
             "guardrails": interaction.guardrails_json(),
+            "attempts": orjson.dumps(interaction.attempts).decode()
+            if interaction.attempts
+            else None,
         }
         if response is not None and interaction.cipher is not None:
             values["response_ct"] = interaction.cipher.encrypt(
@@ -364,6 +368,7 @@ def record_json(row: dict[str, Any]) -> dict[str, Any]:
         result[name] = value
     result["tokens_estimated"] = bool(result["tokens_estimated"])
     result["guardrails"] = orjson.loads(row["guardrails"]) if row.get("guardrails") else []
+    result["attempts"] = orjson.loads(row["attempts"]) if row.get("attempts") else []
     if row.get("kind", INTERACTION) != INTERACTION:
         result["actor"] = row.get("actor")
         result["details"] = orjson.loads(row["details"]) if row.get("details") else {}

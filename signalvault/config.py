@@ -224,7 +224,48 @@ class ProviderSettings:
         None, "The provider key itself (prefer api_key_env or api_key_file: config files leak)."
     )
     models: tuple[str, ...] = _setting(("*",), "Requested models this provider serves (globs).")
-    timeout_seconds: float = _setting(600.0, "Total time allowed for one provider call.")
+    timeout_seconds: float = _setting(
+        600.0, "Total time allowed for one provider call, stream included (per attempt)."
+    )
+    connect_timeout_seconds: float = _setting(
+        10.0, "Time allowed to open a connection to the provider."
+    )
+    first_byte_timeout_seconds: float = _setting(
+        300.0,
+        "Time allowed between sending the request and the response head (a non-streamed answer "
+        "arrives whole, so this bounds generation time).",
+    )
+    idle_timeout_seconds: float = _setting(
+        120.0, "Longest silence allowed between chunks of a response body or stream."
+    )
+    max_retries: int = _setting(
+        2, "Retries of this provider per request on 408/409/429/5xx, connection errors, timeouts."
+    )
+    retry_budget_seconds: float = _setting(
+        30.0, "No retry of this provider starts later than this after its first attempt."
+    )
+    backoff_base_seconds: float = _setting(
+        0.25, "Backoff before retry n is random in [0, base * 2^n] (full jitter)."
+    )
+    backoff_max_seconds: float = _setting(8.0, "Upper bound of one backoff wait.")
+    retry_after_max_seconds: float = _setting(
+        10.0, "A `Retry-After` longer than this is not waited for: the next target is tried."
+    )
+    breaker_failure_ratio: float = _setting(
+        0.5, "Failure ratio over the window at which the circuit breaker opens."
+    )
+    breaker_min_requests: int = _setting(
+        50, "Calls needed in the window before the failure ratio can open the breaker."
+    )
+    breaker_window_seconds: float = _setting(
+        60.0, "Rolling window over which the breaker counts calls and failures."
+    )
+    breaker_cooldown_seconds: float = _setting(
+        30.0, "How long an open breaker sheds calls before letting probes through."
+    )
+    breaker_half_open_probes: int = _setting(
+        1, "Calls let through at once after the cooldown; a success closes, a failure reopens."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +475,32 @@ def _fail(where: str, hint: Any) -> Any:
     raise ConfigError(f"{where}: expected {'an integer' if hint is int else 'a number'}")
 
 
+def _validate_resilience(provider: ProviderSettings) -> None:
+    where = f"provider {provider.name!r}"
+    for name in (
+        "timeout_seconds",
+        "connect_timeout_seconds",
+        "first_byte_timeout_seconds",
+        "idle_timeout_seconds",
+        "backoff_base_seconds",
+        "backoff_max_seconds",
+        "breaker_window_seconds",
+        "breaker_cooldown_seconds",
+    ):
+        if getattr(provider, name) <= 0:
+            raise ConfigError(f"{where}: {name} must be positive")
+    if provider.max_retries < 0 or provider.retry_budget_seconds < 0:
+        raise ConfigError(f"{where}: max_retries and retry_budget_seconds must be >= 0")
+    if provider.retry_after_max_seconds < 0:
+        raise ConfigError(f"{where}: retry_after_max_seconds must be >= 0")
+    if not 0 < provider.breaker_failure_ratio <= 1:
+        raise ConfigError(f"{where}: breaker_failure_ratio must be in (0, 1]")
+    if provider.breaker_min_requests < 1 or provider.breaker_half_open_probes < 1:
+        raise ConfigError(
+            f"{where}: breaker_min_requests and breaker_half_open_probes must be at least 1"
+        )
+
+
 def _validate(settings: Settings) -> None:
     names = [p.name for p in settings.providers]
     for provider in settings.providers:
@@ -445,6 +512,7 @@ def _validate(settings: Settings) -> None:
             )
         if not provider.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"provider {provider.name!r}: base_url must start with http(s)://")
+        _validate_resilience(provider)
     if len(set(names)) != len(names):
         raise ConfigError("[[providers]]: provider names must be unique")
     for route in settings.routes:

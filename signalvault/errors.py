@@ -19,7 +19,8 @@
         ├── StoreUnavailable     503
         ├── LimiterUnavailable   503 (shared limits unreachable, fail-closed)
         └── ProviderError        502
-            └── ProviderTimeout  504
+            ├── ProviderTimeout  504
+            └── ProviderUnavailable 503 (every target's circuit breaker is open; retry_after)
 
 Messages never contain prompt text, matched values, keys or decrypted payloads.
 """
@@ -137,3 +138,12 @@ class ProviderError(HTTPError):
 class ProviderTimeout(ProviderError):
     status_code = 504
     code = "provider_timeout"
+
+
+class ProviderUnavailable(ProviderError):
+    status_code = 503
+    code = "provider_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

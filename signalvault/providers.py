@@ -27,7 +27,6 @@ class Provider:
     base_url: str
     models: tuple[str, ...]
     api_key: Secret | None
-    timeout_seconds: float
 
     def serves(self, model: str) -> bool:
         return any(fnmatch.fnmatchcase(model, glob) for glob in self.models)
@@ -87,7 +86,6 @@ class Router:
                 base_url=p.base_url,
                 models=p.models,
                 api_key=_resolve_key(p),
-                timeout_seconds=p.timeout_seconds,
             )
             for p in settings.providers
         }
@@ -139,5 +137,6 @@ def new_client_session() -> aiohttp.ClientSession:
         connector=connector,
         # No Accept-Encoding upstream: bodies arrive uncompressed and streams readable in flight.
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        # Each call passes its provider's timeouts (signalvault.upstream); these are fallbacks.
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
     )

@@ -33,8 +33,6 @@ from signalvault.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    ProviderError,
-    ProviderTimeout,
     RateLimited,
     RequestTimeout,
     StoreError,
@@ -47,6 +45,7 @@ from signalvault.limits import BYPASS, Limits, Reservation
 from signalvault.providers import Router, Target
 from signalvault.screening import Screen
 from signalvault.tokens import TokenCounter
+from signalvault.upstream import Upstream, UpstreamFailed
 from signalvault.wire import StreamAssembler, end_user, error_body, family, prompt_text, trace_id
 from signalvault.wire import usage as usage_of
 
@@ -95,7 +94,7 @@ class Proxy:
         trail: AuditTrail,
         router: Router,
         screen: Screen,
-        session: Callable[[], aiohttp.ClientSession],
+        upstream: Upstream,
         tokens: TokenCounter,
         max_body_bytes: int,
         limits: Limits | None = None,
@@ -105,7 +104,7 @@ class Proxy:
         self._trail = trail
         self._router = router
         self._screen = screen
-        self._session = session
+        self._upstream = upstream
         self._tokens = tokens
         self._max_body = max_body_bytes
         self._limits = limits
@@ -192,7 +191,7 @@ class Proxy:
                 send,
                 receive,
                 interaction,
-                targets[0],
+                targets,
                 upstream_path,
                 payload,
                 body,
@@ -304,39 +303,30 @@ class Proxy:
         send: Send,
         receive: Receive,
         interaction: Interaction,
-        target: Target,
+        targets: list[Target],
         upstream_path: str,
         payload: dict[str, Any],
         body: bytes,
         headers: dict[str, str],
         redactor: Redactor,
     ) -> None:
-        provider = target.provider
-        if target.model != payload["model"]:
-            body = orjson.dumps({**payload, "model": target.model})
-        timeout = aiohttp.ClientTimeout(total=provider.timeout_seconds)
+        # Retries and fallbacks all happen inside `call`, before anything reaches the caller.
         try:
-            response = await self._session().post(
-                provider.url(upstream_path),
-                data=body,
-                headers=provider.headers(headers),
-                timeout=timeout,
+            answer = await self._upstream.call(
+                interaction, targets, upstream_path, payload, body, headers
             )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            await self._provider_failed(send, interaction, exc)
+        except UpstreamFailed as failure:
+            await self._provider_failed(send, interaction, failure.error)
             return
+        response = answer.response
         try:
-            interaction.ttfb_ms = interaction.elapsed_ms()
             interaction.status_code = response.status
-            is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
-            if interaction.is_stream and response.status == 200 and is_sse:
+            if answer.is_stream:
                 await self._relay_stream(send, receive, interaction, response, payload, redactor)
             else:
                 await self._relay_body(send, interaction, response, redactor)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # Only reachable before anything was sent: streams handle their own failures.
-            await self._provider_failed(send, interaction, exc)
         finally:
+            answer.settle(failed=interaction.outcome == STREAM_CUT)
             response.release()
 
     async def _relay_body(
@@ -487,19 +477,15 @@ class Proxy:
         self._trail.complete(interaction, assembler.assembled())
 
     async def _provider_failed(
-        self, send: Send, interaction: Interaction, exc: BaseException
+        self, send: Send, interaction: Interaction, error: HTTPError
     ) -> None:
-        error: HTTPError
-        if isinstance(exc, TimeoutError):
-            error = ProviderTimeout("The provider did not answer in time.")
-        else:
-            error = ProviderError("The provider could not be reached.")
         log.warning(
             "provider call failed",
             extra={
                 "request_id": interaction.id,
                 "provider": interaction.provider,
-                "error": type(exc).__name__,
+                "error": error.code,
+                "attempts": len(interaction.attempts),
             },
         )
         interaction.status_code = error.status_code

@@ -469,6 +469,83 @@ async def test_request_log_keeps_only_the_most_recent_200():
     assert provider.stats()["total"] == 205
 
 
+def chat_saying(text: str, **extra) -> dict:
+    return {**CHAT, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.mark.anyio
+async def test_fail_marker_answers_that_status_with_its_retry_after():
+    provider = MockProvider()
+    async with client_for(provider) as client:
+        failed = await client.post(
+            "/v1/chat/completions",
+            json=chat_saying("[[mock:fail=503]] [[mock:retry_after=7]]"),
+            headers=OPENAI_AUTH,
+        )
+        limited = await client.post(
+            "/v1/messages",
+            json={**MESSAGES, "messages": [{"role": "user", "content": "[[mock:fail=429]]"}]},
+            headers=ANTHROPIC_AUTH,
+        )
+        fine = await client.post("/v1/chat/completions", json=CHAT, headers=OPENAI_AUTH)
+    assert failed.status_code == 503 and failed.headers["retry-after"] == "7"
+    assert failed.json()["error"]["type"] == "server_error"
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "1"  # the option
+    assert limited.json()["error"]["type"] == "rate_limit_error"
+    assert fine.status_code == 200
+    assert provider.stats()["by_status"] == {"503": 1, "429": 1, "200": 1}
+
+
+@pytest.mark.anyio
+async def test_fail_first_marker_fails_only_the_first_tries_of_the_same_body():
+    provider = MockProvider()
+    once, other = chat_saying("[[mock:fail_first=2]] a"), chat_saying("[[mock:fail_first=2]] b")
+    async with client_for(provider) as client:
+        statuses = [
+            (await client.post("/v1/chat/completions", json=body, headers=OPENAI_AUTH)).status_code
+            for body in (once, once, other, once, other, other)
+        ]
+    assert statuses == [503, 503, 503, 200, 503, 200]
+
+
+@pytest.mark.anyio
+async def test_hang_and_latency_markers():
+    provider = MockProvider()
+    sent, waited = await call_asgi(
+        provider, "POST", "/v1/chat/completions", chat_saying("[[mock:hang]]")
+    )
+    assert sent == [] and waited
+    started = time.monotonic()
+    sent, _ = await call_asgi(
+        provider, "POST", "/v1/chat/completions", chat_saying("[[mock:latency_ms=50]]")
+    )
+    assert sent[0]["status"] == 200 and time.monotonic() - started >= 0.05
+
+
+@pytest.mark.anyio
+async def test_stall_marker_sends_some_events_then_waits_for_the_client_to_leave():
+    provider = MockProvider()
+    payload = chat_saying("[[mock:stall_after=2]] hi", stream=True)
+    sent, waited = await call_asgi(provider, "POST", "/v1/chat/completions", payload)
+    assert sent[0]["status"] == 200
+    [body] = sent[1:]
+    assert body["more_body"] and body["body"].count(b"data: ") == 2
+    assert waited  # held open, silent, until the disconnect
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "marker", ["[[mock:fail=200]]", "[[mock:fail=abc]]", "[[mock:latency_ms=-1]]"]
+)
+async def test_an_unusable_marker_gets_400_naming_it(marker):
+    async with client_for(MockProvider()) as client:
+        response = await client.post(
+            "/v1/chat/completions", json=chat_saying(marker), headers=OPENAI_AUTH
+        )
+    assert response.status_code == 400
+    assert "mock marker" in response.json()["error"]["message"]
+
+
 @pytest.mark.anyio
 async def test_hung_request_sends_nothing_until_the_client_disconnects():
     provider = MockProvider(MockOptions(hang_rate=1.0))

@@ -331,7 +331,7 @@ async def test_an_unexpected_error_answers_500_in_the_callers_shape(gateway, api
         trail=gateway.services.trail,
         router=gateway.router,
         screen=BrokenScreen(),
-        session=lambda: None,
+        upstream=gateway.upstream,
         tokens=TokenCounter(),
         max_body_bytes=10_000,
     )

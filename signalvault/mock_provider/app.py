@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib.util
 import ipaddress
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -22,6 +23,7 @@ import uvicorn
 
 from signalvault.errors import ConfigError
 from signalvault.mock_provider import anthropic_wire, openai_wire
+from signalvault.mock_provider.faults import Faults, read_faults
 from signalvault.mock_provider.turn import JSON, Turn, compose_turn, last_user_text, missing_field
 
 Scope = MutableMapping[str, Any]
@@ -30,6 +32,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _LOG_SIZE = 200
+_SEEN_BODIES = 4096
 # Suffix match: gateways differ in whether they keep the /v1 prefix of the base URL.
 _ROUTES = (
     ("/chat/completions", "chat", "POST"),
@@ -111,6 +114,7 @@ class MockProvider:
         self._by_status: dict[str, int] = {}
         self._log: deque[RequestRecord] = deque(maxlen=_LOG_SIZE)
         self._vectors: dict[int, tuple[list[float], str]] = {}
+        self._seen_bodies: OrderedDict[bytes, int] = OrderedDict()  # for `fail_first` markers
 
     def stats(self) -> Stats:
         """Model requests received: total, by path, and by the status they were answered with."""
@@ -158,20 +162,48 @@ class MockProvider:
         self._by_path[path] = self._by_path.get(path, 0) + 1
 
         answer = self._refusal(path, method, headers, request)
-        if answer is None and self._draw(self.options.hang_rate):
+        faults = None
+        if answer is None:
+            try:
+                faults = read_faults(body)
+            except ValueError as exc:
+                answer = self._error(400, path, headers, str(exc))
+        if answer is None and (
+            (faults is not None and faults.is_hang) or self._draw(self.options.hang_rate)
+        ):
             await _wait_for_disconnect(receive)
             return
+        if answer is None and faults is not None and self._is_marked_failure(faults, body):
+            status = faults.status or 503
+            answer = self._error(status, path, headers, retry_after=faults.retry_after)
         if answer is None and self._draw(self.options.fail_rate):
             answer = self._error(self._rng.choice(self.options.fail_codes), path, headers)
         if answer is None:
             answer = self._answer(path, headers, body, request or {})
-        if self.options.latency_ms > 0:
-            await asyncio.sleep(self.options.latency_ms / 1000)
+        latency_ms = self.options.latency_ms + (faults.latency_ms if faults is not None else 0)
+        if latency_ms > 0:
+            await asyncio.sleep(latency_ms / 1000)
         record["status"] = answer.status
         status_key = str(answer.status)
         self._by_status[status_key] = self._by_status.get(status_key, 0) + 1
+        if answer.events is not None and faults is not None and faults.stall_after is not None:
+            await _stall(send, receive, answer, faults.stall_after)
+            return
         is_cut = answer.events is not None and self._draw(self.options.cut_rate)
         await _respond(send, answer, self.options.chunk_delay_ms / 1000, is_cut)
+
+    def _is_marked_failure(self, faults: Faults, body: bytes) -> bool:
+        if faults.status is None:
+            return False
+        if faults.fail_first is None:
+            return True
+        # Retries resend the same bytes, so the body identifies "the same request".
+        digest = hashlib.sha256(body).digest()
+        seen = self._seen_bodies.pop(digest, 0)
+        self._seen_bodies[digest] = seen + 1
+        if len(self._seen_bodies) > _SEEN_BODIES:
+            self._seen_bodies.popitem(last=False)
+        return seen < faults.fail_first
 
     def _draw(self, rate: float) -> bool:
         # Draw only when the fault is on, so a seeded run's sequence depends on enabled faults only.
@@ -211,12 +243,17 @@ class MockProvider:
         return None if problem is None else self._error(400, path, headers, problem)
 
     def _error(
-        self, status: int, path: str, headers: dict[str, str], message: str | None = None
+        self,
+        status: int,
+        path: str,
+        headers: dict[str, str],
+        message: str | None = None,
+        retry_after: str | None = None,
     ) -> _Answer:
         message = message or f"mock provider failure ({status})"
-        extra = (
-            [(b"retry-after", str(self.options.retry_after_s).encode())] if status == 429 else []
-        )
+        if retry_after is None and status == 429:
+            retry_after = str(self.options.retry_after_s)
+        extra = [(b"retry-after", retry_after.encode("latin-1"))] if retry_after else []
         if _is_anthropic(path, headers):
             request_id = f"req_mock{self._total:06d}"
             return _json(status, anthropic_wire.error_body(status, message, request_id), extra)
@@ -319,6 +356,15 @@ async def _wait_for_disconnect(receive: Receive) -> None:
     # Once the body is read, receive() returns only when the client goes away: that is the hang.
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _stall(send: Send, receive: Receive, answer: _Answer, events: int) -> None:
+    """Start the stream, send `events` events, then go silent until the client leaves."""
+    headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    sent = b"".join((answer.events or [])[:events])
+    await send({"type": "http.response.body", "body": sent, "more_body": True})
+    await _wait_for_disconnect(receive)
 
 
 async def _respond(send: Send, answer: _Answer, delay: float = 0.0, is_cut: bool = False) -> None:

@@ -52,6 +52,7 @@ COMPLETE_FIELDS = (
     "ttfb_ms",
     "response_ct",
     "guardrails",
+    "attempts",
 )
 COMPLETE_RECORD = (
     update(audit_records)
