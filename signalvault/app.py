@@ -7,6 +7,7 @@ here. Resources are opened in the lifespan, never at import or construction time
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -14,20 +15,26 @@ from typing import Any
 import aiohttp
 import orjson
 
-from signalvault.audit import AuditTrail
+from signalvault.alerts import Alerts
+from signalvault.audit import CANCELLED, AuditTrail, Interaction
 from signalvault.config import Settings
 from signalvault.crypto import load_master_key
 from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, rules_digest
 from signalvault.keyring import KeyRing, load_pepper
+from signalvault.metrics import CONTENT_TYPE, Metrics
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
 from signalvault.screening import Screen
 from signalvault.store import Store, open_store
+from signalvault.store.writer import GroupCommitWriter
 from signalvault.tokens import TokenCounter
 
 log = logging.getLogger("signalvault.app")
+# At shutdown, how long requests the server cancelled (past its grace period) get to record
+# their outcome before the trail is flushed.
+CANCELLED_DRAIN_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -73,9 +80,32 @@ class GatewayApp:
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
+        self.metrics = Metrics()
+        self.alerts = Alerts(
+            settings.alerts,
+            on_sent=self.metrics.count_alert,
+            on_dropped=self.metrics.count_dropped_alert,
+        )
+        token = settings.server.metrics_token
+        self._metrics_auth = f"Bearer {token.reveal()}".encode() if token is not None else None
+        self._active = 0  # /v1 requests being handled
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def _observe(self, interaction: Interaction) -> None:
+        """The audit trail's observer: every finished interaction feeds metrics and alerts."""
+        self.metrics.observe(interaction)
+        self.alerts.observe(interaction)
 
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
+        self.services.trail.observer = self._observe
+        writer = getattr(self.services.store, "writer", None)
+        if isinstance(writer, GroupCommitWriter):
+            writer.on_batch = self.metrics.observe_batch
+            self.metrics.set_pending_source(lambda: writer.pending_ops)
+        if self.alerts.is_enabled:
+            self.alerts.start()
         self._session = new_client_session()
         tokens = TokenCounter()
         await asyncio.to_thread(tokens.warm)
@@ -92,6 +122,16 @@ class GatewayApp:
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
 
     async def shutdown(self) -> None:
+        # The server stopped accepting and waited `shutdown_grace_seconds` for requests, then
+        # cancelled the rest: give those a moment to record their outcome (streams: `stream_cut`).
+        try:
+            await asyncio.wait_for(self._idle.wait(), CANCELLED_DRAIN_SECONDS)
+        except TimeoutError:
+            log.error("requests still running at shutdown", extra={"count": self._active})
+        if self.services is not None:
+            stranded = self.services.trail.complete_open(CANCELLED, "gateway_shutdown")
+            if stranded:
+                log.warning("requests cut by shutdown", extra={"count": stranded})
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -99,6 +139,7 @@ class GatewayApp:
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None
+        await asyncio.to_thread(self.alerts.stop)
         log.info("gateway stopped")
 
     def _client(self) -> aiohttp.ClientSession:
@@ -110,15 +151,48 @@ class GatewayApp:
         if kind == "http":
             path = scope["path"]
             if path.startswith("/v1/") and self._proxy is not None:
-                await self._proxy(scope, receive, send)
+                self._active += 1
+                self._idle.clear()
+                try:
+                    await self._proxy(scope, receive, send)
+                finally:
+                    self._active -= 1
+                    if not self._active:
+                        self._idle.set()
+            elif path == "/metrics":
+                await self._metrics(scope, send)
             elif path == "/healthz":
                 await _json(send, 200, {"status": "ok"})
             elif path == "/readyz":
                 await self._ready(send)
             else:
-                await _json(send, 404, {"error": {"message": "not found", "code": "not_found"}})
+                await _json(send, 404, _error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _json(send, 405, _error("GET only", "method_not_allowed"), [(b"allow", b"GET")])
+            return
+        if self._metrics_auth is not None:
+            presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(presented, self._metrics_auth):
+                await _json(
+                    send,
+                    401,
+                    _error("a valid metrics bearer token is required", "unauthorized"),
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+        body = self.metrics.render()
+        headers = [
+            (b"content-type", CONTENT_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
 
     async def _ready(self, send: Send) -> None:
         checks: dict[str, str] = {}
@@ -151,17 +225,23 @@ class GatewayApp:
                 return
 
 
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "code": code}}
+
+
+async def _json(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     data = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+    ]
     await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )
     await send({"type": "http.response.body", "body": data})
 

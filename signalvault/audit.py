@@ -6,9 +6,11 @@ store only ever sees ciphertext. This module decides what a record holds, the st
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,8 @@ INTERACTION = "interaction"
 EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
 
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
+
+log = logging.getLogger("signalvault.audit")
 
 
 def new_record_id() -> str:
@@ -135,10 +139,26 @@ class Interaction:
 class AuditTrail:
     """Writes interaction records to a Store, encrypting content under per-subject data keys."""
 
-    def __init__(self, store: Store, master_key: MasterKey) -> None:
+    def __init__(
+        self,
+        store: Store,
+        master_key: MasterKey,
+        observer: Callable[[Interaction], None] | None = None,
+    ) -> None:
         self._store = store
         self._master_key = master_key
         self._keys: OrderedDict[str, tuple[str, Cipher]] = OrderedDict()
+        # Told about every finished interaction (completed or rejected): metrics and alerts.
+        self.observer = observer
+        self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
+
+    def _notify(self, interaction: Interaction) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(interaction)
+        except Exception as exc:  # metrics or alerts must never fail a request
+            log.error("audit observer failed", extra={"error": type(exc).__name__})
 
     def _data_key(self, subject: str, ops: list[WriteOp]) -> tuple[str, Cipher]:
         cached = self._keys.get(subject)
@@ -197,6 +217,7 @@ class AuditTrail:
         """
         ops = self._prepare(interaction, prompt)
         await self._store.write_ahead(ops)
+        self._open[interaction.id] = interaction
         self._remember_new_key(interaction, ops)
 
     async def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
@@ -206,6 +227,7 @@ class AuditTrail:
         """
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
+        self._notify(interaction)
         if len(ops) == 1:
             self._store.write_later(ops)
             return
@@ -243,6 +265,18 @@ class AuditTrail:
             )
         assert set(values) == {"_id", *COMPLETE_FIELDS}
         self._store.write_later([WriteOp(COMPLETE_RECORD, values)])
+        self._open.pop(interaction.id, None)
+        self._notify(interaction)
+
+    def complete_open(self, outcome: str, error_code: str) -> int:
+        """Complete every interaction written ahead but never completed (its task was cancelled
+        at shutdown) with `outcome`, so none stays `unknown`; returns how many there were."""
+        stranded = list(self._open.values())
+        for interaction in stranded:
+            interaction.outcome = outcome
+            interaction.error_code = error_code
+            self.complete(interaction, None)
+        return len(stranded)
 
     def record_event(
         self,

@@ -19,6 +19,13 @@ from signalvault.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "signalvault.toml"
 PROVIDER_KINDS = ("openai", "anthropic", "openai-compatible")
+ALERT_KINDS = (
+    "secrets_blocked",
+    "pii_blocked",
+    "prompt_injection",
+    "guardrail_bypass",
+    "verification_failed",
+)
 
 
 class Secret:
@@ -56,6 +63,13 @@ class ServerSettings:
         10 * 1024 * 1024, "Largest request body accepted; larger bodies get 413."
     )
     workers: int = _setting(1, "Worker processes for `serve` (one per core is the useful maximum).")
+    metrics_token: Secret | None = _setting(
+        None, "Bearer token `GET /metrics` requires; unset leaves /metrics open."
+    )
+    shutdown_grace_seconds: float = _setting(
+        30.0,
+        "On SIGTERM, how long in-flight requests and streams may run before they are cut.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +153,18 @@ class RetentionSettings:
 
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
-    webhook_url: str = _setting(
-        "", "URL that receives a JSON POST for each alert (blocked secrets, bypasses, ...)."
+    webhook_url: Secret | None = _setting(
+        None,
+        "URL that receives a JSON POST for each alert (blocked secrets, bypasses, ...); a secret, "
+        "since chat webhooks carry their token in the URL.",
+    )
+    events: tuple[str, ...] = _setting(
+        ALERT_KINDS, "Alert kinds that are sent; others are ignored."
+    )
+    timeout_seconds: float = _setting(5.0, "Time allowed for one webhook POST.")
+    retries: int = _setting(3, "Further attempts after a failed POST (backoff 0.5 s, doubling).")
+    queue_size: int = _setting(
+        1000, "Alerts waiting for delivery at most; more are dropped (counted in /metrics)."
     )
 
 
@@ -384,5 +408,21 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] port must be between 1 and 65535")
     if settings.server.workers < 1:
         raise ConfigError("[server] workers must be at least 1")
+    if settings.server.shutdown_grace_seconds < 0:
+        raise ConfigError("[server] shutdown_grace_seconds must not be negative")
+    alerts = settings.alerts
+    url = alerts.webhook_url.reveal() if alerts.webhook_url is not None else ""
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError("[alerts] webhook_url must start with http(s)://")
+    unknown_kinds = set(alerts.events) - set(ALERT_KINDS)
+    if unknown_kinds:
+        raise ConfigError(
+            f"[alerts] events: unknown kind(s) {', '.join(sorted(unknown_kinds))}; "
+            f"known: {', '.join(ALERT_KINDS)}"
+        )
+    if alerts.timeout_seconds <= 0 or alerts.retries < 0 or alerts.queue_size < 1:
+        raise ConfigError(
+            "[alerts] timeout_seconds and queue_size must be positive, retries not negative"
+        )
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")

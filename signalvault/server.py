@@ -64,7 +64,8 @@ def serve(
         # The audit trail is the access log; uvicorn's own would add per-request cost.
         "access_log": False,
         "log_config": None,
-        "timeout_graceful_shutdown": 30,
+        # On SIGTERM: stop accepting, let requests and streams finish, then cancel the rest.
+        "timeout_graceful_shutdown": settings.server.shutdown_grace_seconds,
     }
     if workers > 1:
         if config_file is not None:
