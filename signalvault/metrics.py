@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from signalvault.audit import PROVIDER_ERROR, STREAM_CUT, Interaction
+from signalvault.screening import GuardrailUnavailable
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format `generate_latest` writes
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -25,6 +26,7 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MAX_SERIES = 1000  # distinct label sets per metric before new ones are folded into "other"
 BREAKER_STATES = ("closed", "open", "half_open")
+GUARDRAIL_UNAVAILABLE = GuardrailUnavailable.code
 
 # Breaker state per provider name ("closed", "open", "half_open"), read at each scrape.
 BreakerSource = Callable[[], Mapping[str, str]]
@@ -123,6 +125,15 @@ class Metrics:
                 registry=r,
             )
         )
+        self._engine_failures = _Children(
+            Counter(
+                "signalvault_guardrail_engine_failures",
+                "Guardrail engine failures by the failure mode applied: closed (refused) or open "
+                "(passed, bypass recorded).",
+                ["mode"],
+                registry=r,
+            )
+        )
         self._provider_errors = _Children(
             Counter(
                 "signalvault_provider_errors",
@@ -195,10 +206,14 @@ class Metrics:
                 self._tokens.get(model, "completion").inc(interaction.completion_tokens)
         if interaction.outcome in (PROVIDER_ERROR, STREAM_CUT):
             code = interaction.error_code or "unknown"
-            if code != "guardrail_unavailable":  # the guardrail engine failed, not the provider
+            if code != GUARDRAIL_UNAVAILABLE:  # the guardrail engine failed, not the provider
                 self._provider_errors.get(interaction.provider or "none", code).inc()
+        if interaction.error_code == GUARDRAIL_UNAVAILABLE:
+            self._engine_failures.get("closed").inc()
         for evaluation in interaction.evaluations:
             rule = evaluation["rule"]
+            if evaluation["outcome"] == "bypassed":
+                self._engine_failures.get("open").inc()
             self._guardrails.get(
                 rule, evaluation["action"], evaluation["direction"], evaluation["outcome"]
             ).inc()
