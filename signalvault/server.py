@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -73,6 +74,9 @@ def serve(
         app_path = "signalvault.server:worker_app"
         uvicorn.run(app_path, factory=True, workers=workers, **common)  # type: ignore[arg-type]
     else:
+        # uvicorn handles SIGTERM (graceful shutdown) and then raises it again for the handler
+        # it found installed; a no-op one makes a clean SIGTERM shutdown exit 0, not -15.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
 
 
