@@ -3,17 +3,24 @@ errors, the audit writer and alert delivery, in a registry of its own (never the
 several apps in one process, tests included, do not collide).
 
 Request metrics are fed from one place, the audit trail's observer (`observe`), once per finished
-interaction. Label children are cached by their label tuple, so a request costs a few dict
-lookups and increments; label sets an operator does not control (model names) are capped.
+interaction, on the event loop. They are plain dicts keyed by label tuple, turned into Prometheus
+families only when scraped: prometheus-client's own counters take a lock on every update, which
+made a request's metrics cost about five times more (bench/metrics_cost.py). Label sets an
+operator does not control (model names) are capped.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
@@ -30,26 +37,70 @@ GUARDRAIL_UNAVAILABLE = GuardrailUnavailable.code
 
 # Breaker state per provider name ("closed", "open", "half_open"), read at each scrape.
 BreakerSource = Callable[[], Mapping[str, str]]
+Labels = tuple[str, ...]
 
 
-class _Children:
-    """A metric's label children, cached by label tuple (prometheus-client's `labels()` validates
-    and locks on every call, which is most of the per-request cost without the cache)."""
+class _Counts:
+    """A labelled counter updated from the event loop only (so without a lock)."""
 
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._cache: dict[tuple[str, ...], Any] = {}
+    def __init__(self, name: str, documentation: str, labels: Labels) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.values: dict[Labels, float] = {}
 
-    def get(self, *labels: str) -> Any:
-        child = self._cache.get(labels)
-        if child is None:
-            if len(self._cache) >= MAX_SERIES:
+    def inc(self, labels: Labels, amount: float = 1.0) -> None:
+        try:
+            self.values[labels] += amount
+        except KeyError:
+            if len(self.values) >= MAX_SERIES:
                 labels = ("other",) * len(labels)
-                child = self._cache.get(labels)
-            if child is None:
-                child = self._metric.labels(*labels)
-                self._cache[labels] = child
-        return child
+            self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, value in list(self.values.items()):
+            family.add_metric(list(labels), value)
+        return family
+
+
+class _Distribution:
+    """A labelled histogram updated from the event loop only: per label set, a count per bucket
+    (the last is +Inf) and the sum at the end."""
+
+    def __init__(
+        self, name: str, documentation: str, labels: Labels, buckets: tuple[float, ...]
+    ) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.buckets = buckets
+        self.values: dict[Labels, list[float]] = {}
+
+    def observe(self, labels: Labels, value: float) -> None:
+        counts = self.values.get(labels)
+        if counts is None:
+            if len(self.values) >= MAX_SERIES:
+                labels = ("other",) * len(labels)
+            counts = self.values.setdefault(labels, [0.0] * (len(self.buckets) + 2))
+        counts[bisect_left(self.buckets, value)] += 1  # bucket bounds are inclusive (le)
+        counts[-1] += value
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        bounds = [*(str(float(b)) for b in self.buckets), "+Inf"]
+        for labels, counts in list(self.values.items()):
+            cumulative, total = [], 0.0
+            for bound, count in zip(bounds, counts[:-1], strict=True):
+                total += count
+                cumulative.append((bound, total))
+            family.add_metric(list(labels), cumulative, counts[-1])
+        return family
+
+
+class _RequestCollector(Collector):
+    def __init__(self, families: list[_Counts | _Distribution]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._families:
+            yield family.family()
 
 
 class _BreakerCollector(Collector):
@@ -75,73 +126,65 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._requests = _Children(
-            Counter(
-                "signalvault_requests",
-                "Finished /v1 requests by API, outcome and status class.",
-                ["api", "outcome", "status_class"],
-                registry=r,
+        self._requests = _Counts(
+            "signalvault_requests",
+            "Finished /v1 requests by API, outcome and status class.",
+            ("api", "outcome", "status_class"),
+        )
+        self._latency = _Distribution(
+            "signalvault_request_duration_seconds",
+            "Time from request to recorded outcome (streams: to their end).",
+            ("api",),
+            LATENCY_BUCKETS,
+        )
+        self._ttfb = _Distribution(
+            "signalvault_request_ttfb_seconds",
+            "Time from request to the provider's response headers.",
+            ("api",),
+            LATENCY_BUCKETS,
+        )
+        self._tokens = _Counts(
+            "signalvault_tokens",
+            "Tokens of forwarded requests by model and kind (prompt, completion).",
+            ("model", "kind"),
+        )
+        self._guardrails = _Counts(
+            "signalvault_guardrail_evaluations",
+            "Guardrail rule evaluations by rule, action, direction and outcome.",
+            ("rule", "action", "direction", "outcome"),
+        )
+        self._findings = _Counts(
+            "signalvault_guardrail_findings",
+            "Guardrail findings by rule and finding type (never values).",
+            ("rule", "type"),
+        )
+        self._engine_failures = _Counts(
+            "signalvault_guardrail_engine_failures",
+            "Guardrail engine failures by the failure mode applied: closed (refused) or open "
+            "(passed, bypass recorded).",
+            ("mode",),
+        )
+        self._provider_errors = _Counts(
+            "signalvault_provider_errors",
+            "Forwarded requests that failed at the provider, by provider and error code.",
+            ("provider", "code"),
+        )
+        r.register(
+            _RequestCollector(
+                [
+                    self._requests,
+                    self._latency,
+                    self._ttfb,
+                    self._tokens,
+                    self._guardrails,
+                    self._findings,
+                    self._engine_failures,
+                    self._provider_errors,
+                ]
             )
         )
-        self._latency = _Children(
-            Histogram(
-                "signalvault_request_duration_seconds",
-                "Time from request to recorded outcome (streams: to their end).",
-                ["api"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
-        )
-        self._ttfb = _Children(
-            Histogram(
-                "signalvault_request_ttfb_seconds",
-                "Time from request to the provider's response headers.",
-                ["api"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
-        )
-        self._tokens = _Children(
-            Counter(
-                "signalvault_tokens",
-                "Tokens of forwarded requests by model and kind (prompt, completion).",
-                ["model", "kind"],
-                registry=r,
-            )
-        )
-        self._guardrails = _Children(
-            Counter(
-                "signalvault_guardrail_evaluations",
-                "Guardrail rule evaluations by rule, action, direction and outcome.",
-                ["rule", "action", "direction", "outcome"],
-                registry=r,
-            )
-        )
-        self._findings = _Children(
-            Counter(
-                "signalvault_guardrail_findings",
-                "Guardrail findings by rule and finding type (never values).",
-                ["rule", "type"],
-                registry=r,
-            )
-        )
-        self._engine_failures = _Children(
-            Counter(
-                "signalvault_guardrail_engine_failures",
-                "Guardrail engine failures by the failure mode applied: closed (refused) or open "
-                "(passed, bypass recorded).",
-                ["mode"],
-                registry=r,
-            )
-        )
-        self._provider_errors = _Children(
-            Counter(
-                "signalvault_provider_errors",
-                "Forwarded requests that failed at the provider, by provider and error code.",
-                ["provider", "code"],
-                registry=r,
-            )
-        )
+        # Updated from the commit and alert threads, once per batch or alert: the library's
+        # locked metrics are right here.
         self._audit_commit = Histogram(
             "signalvault_audit_commit_seconds",
             "Duration of one audit store transaction (group commit).",
@@ -159,15 +202,15 @@ class Metrics:
             "Audit store transactions that failed (their writes were refused or lost).",
             registry=r,
         )
-        self.audit_pending = Gauge(
+        self._audit_pending = Gauge(
             "signalvault_audit_pending_ops",
             "Audit write operations queued and not yet committed.",
             registry=r,
         )
-        self.alerts_sent = Counter(
+        self._alerts_sent = Counter(
             "signalvault_alerts_sent", "Alerts delivered to the webhook.", ["kind"], registry=r
         )
-        self.alerts_dropped = Counter(
+        self._alerts_dropped = Counter(
             "signalvault_alerts_dropped",
             "Alerts not delivered, by reason (queue_full, failed, shutdown).",
             ["reason"],
@@ -181,44 +224,45 @@ class Metrics:
         self._breakers.source = source
 
     def set_pending_source(self, source: Callable[[], float]) -> None:
-        self.audit_pending.set_function(source)
+        self._audit_pending.set_function(source)
 
     def count_alert(self, kind: str) -> None:
-        self.alerts_sent.labels(kind).inc()
+        self._alerts_sent.labels(kind).inc()
 
     def count_dropped_alert(self, reason: str) -> None:
-        self.alerts_dropped.labels(reason).inc()
+        self._alerts_dropped.labels(reason).inc()
 
     def observe(self, interaction: Interaction) -> None:
         """Count one finished interaction (the audit trail's observer calls this)."""
-        api = interaction.api
+        api = (interaction.api,)
         status = interaction.status_code
         status_class = f"{status // 100}xx" if status else "none"
-        self._requests.get(api, interaction.outcome, status_class).inc()
-        self._latency.get(api).observe(interaction.elapsed_ms() / 1000.0)
+        self._requests.inc((interaction.api, interaction.outcome, status_class))
+        self._latency.observe(api, interaction.elapsed_ms() / 1000.0)
         if interaction.ttfb_ms is not None:
-            self._ttfb.get(api).observe(interaction.ttfb_ms / 1000.0)
+            self._ttfb.observe(api, interaction.ttfb_ms / 1000.0)
         model = interaction.model_used
         if model is not None:
             if interaction.prompt_tokens:
-                self._tokens.get(model, "prompt").inc(interaction.prompt_tokens)
+                self._tokens.inc((model, "prompt"), interaction.prompt_tokens)
             if interaction.completion_tokens:
-                self._tokens.get(model, "completion").inc(interaction.completion_tokens)
+                self._tokens.inc((model, "completion"), interaction.completion_tokens)
         if interaction.outcome in (PROVIDER_ERROR, STREAM_CUT):
             code = interaction.error_code or "unknown"
             if code != GUARDRAIL_UNAVAILABLE:  # the guardrail engine failed, not the provider
-                self._provider_errors.get(interaction.provider or "none", code).inc()
+                self._provider_errors.inc((interaction.provider or "none", code))
         if interaction.error_code == GUARDRAIL_UNAVAILABLE:
-            self._engine_failures.get("closed").inc()
+            self._engine_failures.inc(("closed",))
+        guardrails = self._guardrails.inc
         for evaluation in interaction.evaluations:
             rule = evaluation["rule"]
-            if evaluation["outcome"] == "bypassed":
-                self._engine_failures.get("open").inc()
-            self._guardrails.get(
-                rule, evaluation["action"], evaluation["direction"], evaluation["outcome"]
-            ).inc()
-            for kind, count in evaluation["kinds"].items():
-                self._findings.get(rule, kind).inc(count)
+            outcome = evaluation["outcome"]
+            guardrails((rule, evaluation["action"], evaluation["direction"], outcome))
+            if outcome != "pass":
+                if outcome == "bypassed":
+                    self._engine_failures.inc(("open",))
+                for kind, count in evaluation["kinds"].items():
+                    self._findings.inc((rule, kind), count)
 
     def observe_batch(self, ops: int, seconds: float, is_committed: bool) -> None:
         """The audit writer's `on_batch` hook."""
