@@ -7,9 +7,11 @@ here. Resources are opened in the lifespan, never at import or construction time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,6 +29,7 @@ from signalvault.metrics import CONTENT_TYPE, Metrics
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
 from signalvault.screening import Screen
+from signalvault.spool import Spool, replay_file
 from signalvault.store import Store, open_store
 from signalvault.store.writer import GroupCommitWriter
 from signalvault.tokens import TokenCounter
@@ -35,6 +38,8 @@ log = logging.getLogger("signalvault.app")
 # At shutdown, how long requests the server cancelled (past its grace period) get to record
 # their outcome before the trail is flushed.
 CANCELLED_DRAIN_SECONDS = 5.0
+SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
+SPOOL_RETRY_MAX_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -88,6 +93,8 @@ class GatewayApp:
         )
         token = settings.server.metrics_token
         self._metrics_auth = f"Bearer {token.reveal()}".encode() if token is not None else None
+        self._spool: Spool | None = None
+        self._replayer: asyncio.Future[None] | None = None
         self._active = 0  # /v1 requests being handled
         self._idle = asyncio.Event()
         self._idle.set()
@@ -106,6 +113,8 @@ class GatewayApp:
             self.metrics.set_pending_source(lambda: writer.pending_ops)
         if self.alerts.is_enabled:
             self.alerts.start()
+        if self.settings.store.spool_dir is not None:
+            await self._open_spool(self.settings.store.spool_dir)
         self._session = new_client_session()
         tokens = TokenCounter()
         await asyncio.to_thread(tokens.warm)
@@ -121,6 +130,31 @@ class GatewayApp:
         )
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
 
+    async def _open_spool(self, directory: Path) -> None:
+        assert self.services is not None
+        store = self.services.store
+        spool = Spool(directory, self.settings.store.spool_max_bytes)
+        for orphan in await asyncio.to_thread(spool.open):
+            # Left by a process that died: into the store before anything new is written.
+            replayed = await replay_file(store, orphan)
+            log.warning("replayed an audit spool left behind", extra={"count": replayed})
+        self.services.trail.spool = spool
+        self._spool = spool
+        self._replayer = asyncio.ensure_future(self._replay(spool, store))
+        self.metrics.set_spool_source(lambda: spool.pending_bytes)
+
+    async def _replay(self, spool: Spool, store: Store) -> None:
+        """Move spooled writes into the store whenever there are some and it answers."""
+        delay = SPOOL_RETRY_SECONDS
+        while True:
+            await spool.wait_pending()
+            try:
+                await spool.replay(store)
+                delay = SPOOL_RETRY_SECONDS
+            except StoreError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SPOOL_RETRY_MAX_SECONDS)
+
     async def shutdown(self) -> None:
         # The server stopped accepting and waited `shutdown_grace_seconds` for requests, then
         # cancelled the rest: give those a moment to record their outcome (streams: `stream_cut`).
@@ -132,6 +166,15 @@ class GatewayApp:
             stranded = self.services.trail.complete_open(CANCELLED, "gateway_shutdown")
             if stranded:
                 log.warning("requests cut by shutdown", extra={"count": stranded})
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+            self._replayer = None
+        if self._spool is not None and self.services is not None and self._spool.is_active:
+            # One last try; what is left is replayed by the next process to start.
+            with contextlib.suppress(StoreError):
+                await self._spool.replay(self.services.store)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -139,6 +182,14 @@ class GatewayApp:
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None
+        if self._spool is not None:
+            if self._spool.is_active:
+                log.error(
+                    "audit writes left in the spool for the next start",
+                    extra={"bytes": self._spool.pending_bytes},
+                )
+            self._spool.close()
+            self._spool = None
         await asyncio.to_thread(self.alerts.stop)
         log.info("gateway stopped")
 

@@ -18,8 +18,9 @@ import orjson
 
 from signalvault.console import iso
 from signalvault.crypto import Cipher, MasterKey, new_key
-from signalvault.errors import CryptoError
+from signalvault.errors import CryptoError, StoreError
 from signalvault.keys import GatewayKey
+from signalvault.spool import Spool
 from signalvault.store import Store
 from signalvault.store.sql import (
     COMPLETE_FIELDS,
@@ -151,6 +152,7 @@ class AuditTrail:
         # Told about every finished interaction (completed or rejected): metrics and alerts.
         self.observer = observer
         self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
+        self.spool: Spool | None = None  # where writes go while the store fails ([store] spool_dir)
 
     def _notify(self, interaction: Interaction) -> None:
         if self.observer is None:
@@ -216,7 +218,7 @@ class AuditTrail:
             StoreError: the record could not be committed; the caller must not forward.
         """
         ops = self._prepare(interaction, prompt)
-        await self._store.write_ahead(ops)
+        await self._write_ahead(ops)
         self._open[interaction.id] = interaction
         self._remember_new_key(interaction, ops)
 
@@ -229,10 +231,34 @@ class AuditTrail:
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
         self._notify(interaction)
         if len(ops) == 1:
-            self._store.write_later(ops)
+            self._write_later(ops)
             return
-        await self._store.write_ahead(ops)
+        await self._write_ahead(ops)
         self._remember_new_key(interaction, ops)
+
+    async def _write_ahead(self, ops: list[WriteOp]) -> None:
+        """Commit `ops` durably: to the store, or to the spool while the store fails."""
+        spool = self.spool
+        if spool is not None and spool.is_active:
+            await spool.append_durable(ops)  # behind what is already spooled: order is kept
+            return
+        try:
+            await self._store.write_ahead(ops)
+        except StoreError:
+            if spool is None:
+                raise
+            await spool.append_durable(ops)  # raises StoreError when it cannot take them
+            log.warning("audit store unavailable: writes go to the spool")
+
+    def _write_later(self, ops: list[WriteOp]) -> None:
+        spool = self.spool
+        if spool is not None and spool.is_active:
+            try:
+                spool.append(ops)
+                return
+            except StoreError:
+                log.error("audit spool full: a write goes to the store directly, out of order")
+        self._store.write_later(ops)
 
     def _remember_new_key(self, interaction: Interaction, ops: list[WriteOp]) -> None:
         if len(ops) > 1 and interaction.data_key_id and interaction.cipher:
@@ -264,7 +290,7 @@ class AuditTrail:
                 response, (interaction.id + ":response").encode()
             )
         assert set(values) == {"_id", *COMPLETE_FIELDS}
-        self._store.write_later([WriteOp(COMPLETE_RECORD, values)])
+        self._write_later([WriteOp(COMPLETE_RECORD, values)])
         self._open.pop(interaction.id, None)
         self._notify(interaction)
 

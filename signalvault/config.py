@@ -89,6 +89,14 @@ class StoreSettings:
     audit_batch_max: int = _setting(
         512, "Most audit writes committed together in one transaction (group commit)."
     )
+    spool_dir: Path | None = _setting(
+        None,
+        "Directory of the on-disk spool that keeps audit writes while the store cannot commit "
+        "them; unset: such requests are refused (503).",
+    )
+    spool_max_bytes: int = _setting(
+        256 * 1024 * 1024, "Most bytes the spool holds; when full, requests are refused (503)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +416,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] port must be between 1 and 65535")
     if settings.server.workers < 1:
         raise ConfigError("[server] workers must be at least 1")
+    if settings.store.spool_max_bytes <= 0:
+        raise ConfigError("[store] spool_max_bytes must be positive")
     if settings.server.shutdown_grace_seconds < 0:
         raise ConfigError("[server] shutdown_grace_seconds must not be negative")
     alerts = settings.alerts

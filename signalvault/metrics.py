@@ -207,6 +207,11 @@ class Metrics:
             "Audit write operations queued and not yet committed.",
             registry=r,
         )
+        self._spool_bytes = Gauge(
+            "signalvault_audit_spool_bytes",
+            "Bytes of audit writes in the on-disk spool, waiting for the store.",
+            registry=r,
+        )
         self._alerts_sent = Counter(
             "signalvault_alerts_sent", "Alerts delivered to the webhook.", ["kind"], registry=r
         )
@@ -225,6 +230,9 @@ class Metrics:
 
     def set_pending_source(self, source: Callable[[], float]) -> None:
         self._audit_pending.set_function(source)
+
+    def set_spool_source(self, source: Callable[[], float]) -> None:
+        self._spool_bytes.set_function(source)
 
     def count_alert(self, kind: str) -> None:
         self._alerts_sent.labels(kind).inc()
