@@ -223,7 +223,9 @@ class GatewayApp:
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await _json(send, 405, _error("GET only", "method_not_allowed"), [(b"allow", b"GET")])
+            await _json(
+                send, 405, _error("GET only", "method_not_allowed"), [(b"allow", b"GET, HEAD")]
+            )
             return
         if self._metrics_auth is not None:
             presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")

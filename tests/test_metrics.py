@@ -122,7 +122,7 @@ async def test_metrics_token_is_required_when_configured(tmp_path, mock_provider
 
 async def test_metrics_answer_get_only(client):
     response = await client.post("/metrics")
-    assert response.status_code == 405 and response.headers["allow"] == "GET"
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD"
 
 
 def test_each_app_has_its_own_registry():
