@@ -5,7 +5,7 @@ several apps in one process, tests included, do not collide).
 Request metrics are fed from one place, the audit trail's observer (`observe`), once per finished
 interaction, on the event loop. They are plain dicts keyed by label tuple, turned into Prometheus
 families only when scraped: prometheus-client's own counters take a lock on every update, which
-made a request's metrics cost about five times more (bench/metrics_cost.py). Label sets an
+made a request's metrics cost several times more (bench/metrics_cost.py). Label sets an
 operator does not control (model names) are capped.
 """
 
