@@ -10,6 +10,8 @@ time, request id, key id, project, rule names, finding types and counts; never c
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import queue
 import threading
@@ -60,6 +62,8 @@ class Alerts:
         if self._url and not self._url.startswith(("http://", "https://")):
             raise ConfigError("[alerts] webhook_url must start with http(s)://")
         self._events = frozenset(settings.events) if self._url else frozenset()
+        secret = settings.signing_secret
+        self._signing_key = secret.reveal().encode() if secret is not None else None
         self._timeout = settings.timeout_seconds
         self._retries = settings.retries
         self._queue: queue.Queue[Any] = queue.Queue(settings.queue_size)
@@ -213,14 +217,11 @@ class Alerts:
         self._drop(event["kind"], "failed")
 
     def _post(self, body: bytes) -> None:
+        headers = {"content-type": "application/json", "user-agent": f"signalvault/{__version__}"}
+        if self._signing_key is not None:
+            headers.update(signature_headers(self._signing_key, body, int(time.time())))
         request = urllib.request.Request(  # noqa: S310 (the scheme is checked: http or https)
-            self._url,
-            data=body,
-            method="POST",
-            headers={
-                "content-type": "application/json",
-                "user-agent": f"signalvault/{__version__}",
-            },
+            self._url, data=body, method="POST", headers=headers
         )
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
@@ -252,6 +253,17 @@ class _Permanent(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def signature_headers(key: bytes, body: bytes, timestamp: int) -> dict[str, str]:
+    """`x-signalvault-timestamp` and `x-signalvault-signature: sha256=<hex>`, the HMAC-SHA256 of
+    `<timestamp>.<body>`: a receiver recomputes it and rejects old timestamps (replays)."""
+    signed = str(timestamp).encode() + b"." + body
+    digest = hmac.new(key, signed, hashlib.sha256).hexdigest()
+    return {
+        "x-signalvault-timestamp": str(timestamp),
+        "x-signalvault-signature": f"sha256={digest}",
+    }
 
 
 def _retry_after(error: urllib.error.HTTPError) -> float | None:

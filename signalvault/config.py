@@ -169,6 +169,11 @@ class AlertSettings:
     events: tuple[str, ...] = _setting(
         ALERT_KINDS, "Alert kinds that are sent; others are ignored."
     )
+    signing_secret: Secret | None = _setting(
+        None,
+        "Key that signs each POST (`x-signalvault-signature`: HMAC-SHA256 of timestamp and body) "
+        "so the receiver can check it came from this gateway; unset: unsigned.",
+    )
     timeout_seconds: float = _setting(5.0, "Time allowed for one webhook POST.")
     retries: int = _setting(3, "Further attempts after a failed POST (backoff 0.5 s, doubling).")
     queue_size: int = _setting(

@@ -3,6 +3,9 @@ the events filter, retries with backoff, and drops that are counted instead of b
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ class Webhook:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.headers: list[dict[str, str]] = []
         self.statuses: list[int] = []
         self.release = threading.Event()
         self.release.set()
@@ -41,6 +45,7 @@ class Webhook:
                 hook.release.wait(10)
                 status = hook.statuses.pop(0) if hook.statuses else 200
                 with hook.received:
+                    hook.headers.append({k.lower(): v for k, v in self.headers.items()})
                     hook.bodies.append(body)
                     hook.received.notify_all()
                 self.send_response(status)
@@ -141,6 +146,27 @@ async def test_no_webhook_means_no_alerts_and_no_thread(tmp_path, mock_provider)
         assert app.alerts._thread is None
 
 
+def test_a_signing_secret_signs_timestamp_and_body(webhook):
+    alerts = Alerts(AlertSettings(webhook_url=Secret(webhook.url), signing_secret=Secret("k3y")))
+    alerts.alert("verification_failed", {"checkpoint": 3})
+    webhook.wait_for(1)
+    alerts.stop()
+    [headers] = webhook.headers
+    body = webhook.bodies[0]
+    signed = headers["x-signalvault-timestamp"].encode() + b"." + body
+    expected = hmac.new(b"k3y", signed, hashlib.sha256).hexdigest()
+    assert headers["x-signalvault-signature"] == f"sha256={expected}"
+    assert abs(int(headers["x-signalvault-timestamp"]) - time.time()) < 60
+
+
+def test_unsigned_without_a_signing_secret(webhook):
+    alerts = Alerts(AlertSettings(webhook_url=Secret(webhook.url)))
+    alerts.alert("verification_failed", {})
+    webhook.wait_for(1)
+    alerts.stop()
+    assert "x-signalvault-signature" not in webhook.headers[0]
+
+
 def test_failed_posts_are_retried_with_backoff(webhook):
     webhook.statuses = [500, 429]
     sent: list[str] = []
@@ -205,3 +231,39 @@ def test_a_webhook_url_must_be_http():
 
     with pytest.raises(ConfigError):
         Alerts(AlertSettings(webhook_url=Secret("file:///etc/passwd")))
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[alerts]\nwebhook_url = "ftp://x"\n', "webhook_url must start with http"),
+        ('[alerts]\nevents = ["secrets_blocked", "weather"]\n', "unknown kind(s) weather"),
+        ("[alerts]\nretries = -1\n", "retries not negative"),
+        ("[alerts]\nqueue_size = 0\n", "queue_size must be positive"),
+        ("[server]\nshutdown_grace_seconds = -1\n", "shutdown_grace_seconds must not be negative"),
+        ("[store]\nspool_max_bytes = 0\n", "spool_max_bytes must be positive"),
+    ],
+)
+def test_operations_settings_are_checked(tmp_path, toml, message):
+    from signalvault.config import load_settings
+    from signalvault.errors import ConfigError
+
+    path = tmp_path / "signalvault.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(path, environ={})
+
+
+def test_alert_settings_come_from_the_environment(tmp_path):
+    from signalvault.config import load_settings
+
+    settings = load_settings(
+        None,
+        environ={
+            "SIGNALVAULT_ALERTS_WEBHOOK_URL": "https://hooks.example/abc",
+            "SIGNALVAULT_ALERTS_EVENTS": "secrets_blocked,guardrail_bypass",
+        },
+        cwd=tmp_path,
+    )
+    assert settings.alerts.events == ("secrets_blocked", "guardrail_bypass")
+    assert "abc" not in repr(settings.alerts)  # the URL may carry a token: masked
