@@ -112,12 +112,14 @@ class Alerts:
         if not self._events or not interaction.evaluations:
             return
         for kind, detector, outcomes in _GUARDRAIL_KINDS:
+            if kind not in self._events:
+                continue
             matched = [
                 e
                 for e in interaction.evaluations
                 if e["outcome"] in outcomes and (detector is None or e["detector"] == detector)
             ]
-            if matched and kind in self._events:
+            if matched:
                 findings: dict[str, int] = {}
                 for evaluation in matched:
                     for finding_type, count in evaluation["kinds"].items():

@@ -77,6 +77,7 @@ class Spool:
         """
         try:
             self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self._directory, 0o700)  # tightened if it existed with a looser mode
             orphans = [p for p in sorted(self._directory.glob("spool-*.log")) if _claim(p)]
             self.path = self._directory / f"spool-{os.getpid()}-{os.urandom(4).hex()}.log"
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
