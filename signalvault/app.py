@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
-from signalvault.audit import AuditTrail
+from signalvault.alerts import Alerts
+from signalvault.audit import CANCELLED, AuditTrail, Interaction
 from signalvault.config import Settings
 from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
@@ -25,15 +28,23 @@ from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, ru
 from signalvault.keyring import KeyRing, load_pepper
 from signalvault.keysource import open_key_source
 from signalvault.limits import Limits, open_limiter
+from signalvault.metrics import CONTENT_TYPE, Metrics
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
 from signalvault.retention import scheduled_run
 from signalvault.screening import Screen
+from signalvault.spool import Spool, replay_file
 from signalvault.store import Store, open_store
+from signalvault.store.writer import GroupCommitWriter
 from signalvault.tokens import TokenCounter
 from signalvault.upstream import OPEN, Upstream
 
 log = logging.getLogger("signalvault.app")
+# At shutdown, how long requests the server cancelled (past its grace period) get to record
+# their outcome before the trail is flushed.
+CANCELLED_DRAIN_SECONDS = 5.0
+SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
+SPOOL_RETRY_MAX_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -84,9 +95,37 @@ class GatewayApp:
         self._retention: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
         self._wake = asyncio.Event()
+        self.metrics = Metrics()
+        self.alerts = Alerts(
+            settings.alerts,
+            on_sent=self.metrics.count_alert,
+            on_dropped=self.metrics.count_dropped_alert,
+        )
+        token = settings.server.metrics_token
+        self._metrics_auth = f"Bearer {token.reveal()}".encode() if token is not None else None
+        self._spool: Spool | None = None
+        self._replayer: asyncio.Future[None] | None = None
+        self._active = 0  # /v1 requests being handled
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def _observe(self, interaction: Interaction) -> None:
+        """The audit trail's observer: every finished interaction feeds metrics and alerts."""
+        self.metrics.observe(interaction)
+        self.alerts.observe(interaction)
 
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
+        self.services.trail.observer = self._observe
+        self.metrics.set_breaker_source(self.upstream.breaker_states)
+        writer = getattr(self.services.store, "writer", None)
+        if isinstance(writer, GroupCommitWriter):
+            writer.on_batch = self.metrics.observe_batch
+            self.metrics.set_pending_source(lambda: writer.pending_ops)
+        if self.alerts.is_enabled:
+            self.alerts.start()
+        if self.settings.store.spool_dir is not None:
+            await self._open_spool(self.settings.store.spool_dir)
         self._session = new_client_session()
         tokens = TokenCounter()
         await asyncio.to_thread(tokens.warm)
@@ -113,6 +152,31 @@ class GatewayApp:
         self._retention = asyncio.create_task(self._retention_loop())
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
 
+    async def _open_spool(self, directory: Path) -> None:
+        assert self.services is not None
+        store = self.services.store
+        spool = Spool(directory, self.settings.store.spool_max_bytes)
+        for orphan in await asyncio.to_thread(spool.open):
+            # Left by a process that died: into the store before anything new is written.
+            replayed = await replay_file(store, orphan)
+            log.warning("replayed an audit spool left behind", extra={"count": replayed})
+        self.services.trail.spool = spool
+        self._spool = spool
+        self._replayer = asyncio.ensure_future(self._replay(spool, store))
+        self.metrics.set_spool_source(lambda: spool.pending_bytes)
+
+    async def _replay(self, spool: Spool, store: Store) -> None:
+        """Move spooled writes into the store whenever there are some and it answers."""
+        delay = SPOOL_RETRY_SECONDS
+        while True:
+            await spool.wait_pending()
+            try:
+                await spool.replay(store)
+                delay = SPOOL_RETRY_SECONDS
+            except StoreError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SPOOL_RETRY_MAX_SECONDS)
+
     async def _retention_loop(self) -> None:
         """Apply retention every `[retention] interval_seconds`, in a thread, batch by batch."""
         services, settings = self.services, self.settings.retention
@@ -136,6 +200,25 @@ class GatewayApp:
                 await asyncio.wait_for(self._wake.wait(), settings.interval_seconds)
 
     async def shutdown(self) -> None:
+        # The server stopped accepting and waited `shutdown_grace_seconds` for requests, then
+        # cancelled the rest: give those a moment to record their outcome (streams: `stream_cut`).
+        try:
+            await asyncio.wait_for(self._idle.wait(), CANCELLED_DRAIN_SECONDS)
+        except TimeoutError:
+            log.error("requests still running at shutdown", extra={"count": self._active})
+        if self.services is not None:
+            stranded = self.services.trail.complete_open(CANCELLED, "gateway_shutdown")
+            if stranded:
+                log.warning("requests cut by shutdown", extra={"count": stranded})
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+            self._replayer = None
+        if self._spool is not None and self.services is not None and self._spool.is_active:
+            # One last try; what is left is replayed by the next process to start.
+            with contextlib.suppress(StoreError):
+                await self._spool.replay(self.services.store)
         if self._limits is not None:
             await self._limits.close()  # settles outstanding reservations, closes Redis
             self._limits = None
@@ -152,6 +235,15 @@ class GatewayApp:
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None
+        if self._spool is not None:
+            if self._spool.is_active:
+                log.error(
+                    "audit writes left in the spool for the next start",
+                    extra={"bytes": self._spool.pending_bytes},
+                )
+            self._spool.close()
+            self._spool = None
+        await asyncio.to_thread(self.alerts.stop)
         log.info("gateway stopped")
 
     def _client(self) -> aiohttp.ClientSession:
@@ -163,15 +255,50 @@ class GatewayApp:
         if kind == "http":
             path = scope["path"]
             if path.startswith("/v1/") and self._proxy is not None:
-                await self._proxy(scope, receive, send)
+                self._active += 1
+                self._idle.clear()
+                try:
+                    await self._proxy(scope, receive, send)
+                finally:
+                    self._active -= 1
+                    if not self._active:
+                        self._idle.set()
+            elif path == "/metrics":
+                await self._metrics(scope, send)
             elif path == "/healthz":
                 await _json(send, 200, {"status": "ok"})
             elif path == "/readyz":
                 await self._ready(send)
             else:
-                await _json(send, 404, {"error": {"message": "not found", "code": "not_found"}})
+                await _json(send, 404, _error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _json(
+                send, 405, _error("GET only", "method_not_allowed"), [(b"allow", b"GET, HEAD")]
+            )
+            return
+        if self._metrics_auth is not None:
+            presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(presented, self._metrics_auth):
+                await _json(
+                    send,
+                    401,
+                    _error("a valid metrics bearer token is required", "unauthorized"),
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+        body = self.metrics.render()
+        headers = [
+            (b"content-type", CONTENT_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
 
     async def _ready(self, send: Send) -> None:
         checks: dict[str, str] = {}
@@ -206,17 +333,23 @@ class GatewayApp:
                 return
 
 
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "code": code}}
+
+
+async def _json(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     data = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+    ]
     await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )
     await send({"type": "http.response.body", "body": data})
 

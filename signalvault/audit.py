@@ -6,9 +6,11 @@ store only ever sees ciphertext. This module decides what a record holds, the st
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +18,9 @@ import orjson
 
 from signalvault.console import iso
 from signalvault.crypto import Cipher, MasterKeys, new_key
-from signalvault.errors import CryptoError
+from signalvault.errors import CryptoError, StoreError
 from signalvault.keys import GatewayKey
+from signalvault.spool import Spool
 from signalvault.store import Store
 from signalvault.store.sql import (
     COMPLETE_FIELDS,
@@ -55,6 +58,8 @@ INTERACTION = "interaction"
 EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
 
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
+
+log = logging.getLogger("signalvault.audit")
 
 
 def new_record_id() -> str:
@@ -147,11 +152,28 @@ class Interaction:
 class AuditTrail:
     """Writes interaction records to a Store, encrypting content under per-subject data keys."""
 
-    def __init__(self, store: Store, master_key: MasterKeys) -> None:
+    def __init__(
+        self,
+        store: Store,
+        master_key: MasterKeys,
+        observer: Callable[[Interaction], None] | None = None,
+    ) -> None:
         self._store = store
         self._master_key = master_key
         self._keys: OrderedDict[str, tuple[str, Cipher]] = OrderedDict()
         self._keys_version = store.keys_version()
+        # Told about every finished interaction (completed or rejected): metrics and alerts.
+        self.observer = observer
+        self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
+        self.spool: Spool | None = None  # where writes go while the store fails ([store] spool_dir)
+
+    def _notify(self, interaction: Interaction) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(interaction)
+        except Exception as exc:  # metrics or alerts must never fail a request
+            log.error("audit observer failed", extra={"error": type(exc).__name__})
 
     @property
     def master_keys(self) -> MasterKeys:
@@ -220,7 +242,8 @@ class AuditTrail:
             StoreError: the record could not be committed; the caller must not forward.
         """
         ops = self._prepare(interaction, prompt)
-        await self._store.write_ahead(ops)
+        await self._write_ahead(ops)
+        self._open[interaction.id] = interaction
         self._remember_new_key(interaction, ops)
 
     async def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
@@ -230,11 +253,36 @@ class AuditTrail:
         """
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
+        self._notify(interaction)
         if len(ops) == 1:
-            self._store.write_later(ops)
+            self._write_later(ops)
             return
-        await self._store.write_ahead(ops)
+        await self._write_ahead(ops)
         self._remember_new_key(interaction, ops)
+
+    async def _write_ahead(self, ops: list[WriteOp]) -> None:
+        """Commit `ops` durably: to the store, or to the spool while the store fails."""
+        spool = self.spool
+        if spool is not None and spool.is_active:
+            await spool.append_durable(ops)  # behind what is already spooled: order is kept
+            return
+        try:
+            await self._store.write_ahead(ops)
+        except StoreError:
+            if spool is None:
+                raise
+            await spool.append_durable(ops)  # raises StoreError when it cannot take them
+            log.warning("audit store unavailable: writes go to the spool")
+
+    def _write_later(self, ops: list[WriteOp]) -> None:
+        spool = self.spool
+        if spool is not None and spool.is_active:
+            try:
+                spool.append(ops)
+                return
+            except StoreError:
+                log.error("audit spool full: a write goes to the store directly, out of order")
+        self._store.write_later(ops)
 
     def _remember_new_key(self, interaction: Interaction, ops: list[WriteOp]) -> None:
         if len(ops) > 1 and interaction.data_key_id and interaction.cipher:
@@ -269,7 +317,19 @@ class AuditTrail:
                 response, (interaction.id + ":response").encode()
             )
         assert set(values) == {"_id", *COMPLETE_FIELDS}
-        self._store.write_later([WriteOp(COMPLETE_RECORD, values)])
+        self._write_later([WriteOp(COMPLETE_RECORD, values)])
+        self._open.pop(interaction.id, None)
+        self._notify(interaction)
+
+    def complete_open(self, outcome: str, error_code: str) -> int:
+        """Complete every interaction written ahead but never completed (its task was cancelled
+        at shutdown) with `outcome`, so none stays `unknown`; returns how many there were."""
+        stranded = list(self._open.values())
+        for interaction in stranded:
+            interaction.outcome = outcome
+            interaction.error_code = error_code
+            self.complete(interaction, None)
+        return len(stranded)
 
     def record_event(
         self,

@@ -20,6 +20,13 @@ from signalvault.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "signalvault.toml"
 PROVIDER_KINDS = ("openai", "anthropic", "openai-compatible")
+ALERT_KINDS = (
+    "secrets_blocked",
+    "pii_blocked",
+    "prompt_injection",
+    "guardrail_bypass",
+    "verification_failed",
+)
 
 
 class Secret:
@@ -76,6 +83,13 @@ class ServerSettings:
         "Most connections and requests one worker serves at once; beyond that it answers 503. "
         "0 means no limit.",
     )
+    metrics_token: Secret | None = _setting(
+        None, "Bearer token `GET /metrics` requires; unset leaves /metrics open."
+    )
+    shutdown_grace_seconds: float = _setting(
+        30.0,
+        "On SIGTERM, how long in-flight requests and streams may run before they are cut.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +115,14 @@ class StoreSettings:
         10,
         "PostgreSQL connections kept open per process (as many more may open under load); "
         "the audit writer holds one and the change listener one more of its own.",
+    )
+    spool_dir: Path | None = _setting(
+        None,
+        "Directory of the on-disk spool that keeps audit writes while the store cannot commit "
+        "them; unset: such requests are refused (503).",
+    )
+    spool_max_bytes: int = _setting(
+        256 * 1024 * 1024, "Most bytes the spool holds; when full, requests are refused (503)."
     )
 
 
@@ -208,8 +230,23 @@ class RetentionSettings:
 
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
-    webhook_url: str = _setting(
-        "", "URL that receives a JSON POST for each alert (blocked secrets, bypasses, ...)."
+    webhook_url: Secret | None = _setting(
+        None,
+        "URL that receives a JSON POST for each alert (blocked secrets, bypasses, ...); a secret, "
+        "since chat webhooks carry their token in the URL.",
+    )
+    events: tuple[str, ...] = _setting(
+        ALERT_KINDS, "Alert kinds that are sent; others are ignored."
+    )
+    signing_secret: Secret | None = _setting(
+        None,
+        "Key that signs each POST (`x-signalvault-signature`: HMAC-SHA256 of timestamp and body) "
+        "so the receiver can check it came from this gateway; unset: unsigned.",
+    )
+    timeout_seconds: float = _setting(5.0, "Time allowed for one webhook POST.")
+    retries: int = _setting(3, "Further attempts after a failed POST (backoff 0.5 s, doubling).")
+    queue_size: int = _setting(
+        1000, "Alerts waiting for delivery at most; more are dropped (counted in /metrics)."
     )
 
 
@@ -539,6 +576,24 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[retention] days must be 0 (keep) or more")
     if retention.batch_size < 1 or retention.interval_seconds <= 0:
         raise ConfigError("[retention] batch_size and interval_seconds must be positive")
+    if settings.store.spool_max_bytes <= 0:
+        raise ConfigError("[store] spool_max_bytes must be positive")
+    if settings.server.shutdown_grace_seconds < 0:
+        raise ConfigError("[server] shutdown_grace_seconds must not be negative")
+    alerts = settings.alerts
+    url = alerts.webhook_url.reveal() if alerts.webhook_url is not None else ""
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError("[alerts] webhook_url must start with http(s)://")
+    unknown_kinds = set(alerts.events) - set(ALERT_KINDS)
+    if unknown_kinds:
+        raise ConfigError(
+            f"[alerts] events: unknown kind(s) {', '.join(sorted(unknown_kinds))}; "
+            f"known: {', '.join(ALERT_KINDS)}"
+        )
+    if alerts.timeout_seconds <= 0 or alerts.retries < 0 or alerts.queue_size < 1:
+        raise ConfigError(
+            "[alerts] timeout_seconds and queue_size must be positive, retries not negative"
+        )
     if settings.server.max_body_bytes <= 0 or settings.store.audit_batch_max <= 0:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")
     if settings.store.pool_size < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -193,7 +194,8 @@ def serve(
         # The audit trail is the access log; uvicorn's own would add per-request cost.
         "access_log": False,
         "log_config": None,
-        "timeout_graceful_shutdown": 30,
+        # On SIGTERM: stop accepting, let requests and streams finish, then cancel the rest.
+        "timeout_graceful_shutdown": settings.server.shutdown_grace_seconds,
         "timeout_keep_alive": settings.server.keep_alive_seconds,
         "limit_concurrency": settings.server.max_concurrency or None,
     }
@@ -203,6 +205,9 @@ def serve(
         app_path = "signalvault.server:worker_app"
         uvicorn.run(app_path, factory=True, workers=workers, **common)
     else:
+        # uvicorn handles SIGTERM (graceful shutdown) and then raises it again for the handler
+        # it found installed; a no-op one makes a clean SIGTERM shutdown exit 0, not -15.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         uvicorn.run(create_app(settings), **common)
 
 

@@ -17,7 +17,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,15 @@ class GroupCommitWriter:
         self._is_sqlite = engine.dialect.name == "sqlite"
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
+        # Called once per settled batch with (operations, commit seconds, committed?): metrics.
+        self.on_batch: Callable[[int, float, bool], None] | None = None
+
+    @property
+    def pending_ops(self) -> int:
+        """Operations queued and not yet committed (the batch in flight included)."""
+        with self._lock:
+            queued = self._pending + (self._in_flight or [])
+            return sum(len(ops) for ops, _ in queued)
 
     def stop(self) -> None:
         """Write everything queued, then release the connection."""
@@ -138,7 +147,7 @@ class GroupCommitWriter:
         loop: asyncio.AbstractEventLoop,
         batch: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]],
         ops: list[WriteOp],
-        result: asyncio.Future[None],
+        result: asyncio.Future[float],
     ) -> None:
         exc = result.exception()
         with self._lock:
@@ -158,7 +167,7 @@ class GroupCommitWriter:
                     loop.call_later(RETRY_SECONDS, self._on_turn_end)
                     return
             self._busy_since = None
-        self._settle(batch, ops, exc)
+        self._settle(batch, ops, exc, 0.0 if exc is not None else result.result())
         with self._lock:
             if self._pending and not self._scheduled:
                 self._scheduled = True
@@ -169,8 +178,11 @@ class GroupCommitWriter:
         batch: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]],
         ops: list[WriteOp],
         exc: BaseException | None,
+        seconds: float,
     ) -> None:
         error: StoreError | None = None
+        if self.on_batch is not None:
+            self.on_batch(len(ops), seconds, exc is None)
         if exc is None:
             self.batches += 1
         else:
@@ -197,9 +209,12 @@ class GroupCommitWriter:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, "signalvault-commit")
         return self._executor
 
-    def _execute_locked(self, ops: list[WriteOp]) -> None:
+    def _execute_locked(self, ops: list[WriteOp]) -> float:
+        """Run one transaction; returns its duration in seconds."""
         with self._execute_lock:
+            started = time.perf_counter()
             self._execute(ops)
+            return time.perf_counter() - started
 
     def _commit_pending(self) -> None:
         """Commit the oldest batch now, waiting (sleeping) for other processes' locks up to
@@ -209,9 +224,10 @@ class GroupCommitWriter:
         ops = [op for ops, _ in batch for op in ops]
         started = time.monotonic()
         exc: BaseException | None = None
+        seconds = 0.0
         while ops:
             try:
-                self._execute_locked(ops)
+                seconds = self._execute_locked(ops)
                 exc = None
                 break
             except (SQLAlchemyError, self._dbapi_error) as error:
@@ -223,7 +239,7 @@ class GroupCommitWriter:
                 ):
                     break
                 time.sleep(RETRY_SECONDS)
-        self._settle(batch, ops, exc)
+        self._settle(batch, ops, exc, seconds)
 
     def _execute(self, ops: list[WriteOp]) -> None:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy compiles each statement
