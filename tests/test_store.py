@@ -142,6 +142,32 @@ def test_failing_batch_fails_every_waiter_and_keeps_earlier_rows(store):
     assert [r["id"] for r in store.list_records(RecordFilter())] == ["kept"]
 
 
+def test_flush_waits_for_a_batch_handed_to_the_commit_thread(sqlite_store):
+    """A batch queued in the commit thread but not started yet must be committed when flush()
+    returns (readers such as the CLI and tests rely on it)."""
+    import threading
+
+    writer = sqlite_store.writer
+    release = threading.Event()
+
+    async def main() -> None:
+        # Occupy the commit thread so the next batch waits in its queue.
+        writer._commit_thread().submit(release.wait)
+        writer.submit([WriteOp(INSERT_RECORD, row("handed"))])
+        await asyncio.sleep(0.05)  # the turn ends: the batch is handed over, not yet run
+        flushed = threading.Thread(target=writer.flush)
+        flushed.start()
+        flushed.join(0.2)
+        returned_early = not flushed.is_alive()
+        release.set()
+        assert not returned_early, "flush() returned before the handed batch ran"
+        flushed.join(10)
+        assert not flushed.is_alive()
+        assert sqlite_store.get_record("handed") is not None
+
+    asyncio.run(main())
+
+
 def test_write_later_is_committed_by_flush(store):
     store.write_later([WriteOp(INSERT_RECORD, row("later"))])
     store.flush()

@@ -106,13 +106,17 @@ class GroupCommitWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Commit everything queued now (CLI, shutdown, tests); a batch already in flight in the
-        commit thread finishes first (the connection lock orders them)."""
+        """Commit everything queued now (CLI, shutdown, tests), and wait for a batch already
+        handed to the commit thread: the thread runs jobs in order, so a no-op queued behind it
+        finishes after it (waiting on the connection lock alone missed a batch handed over but
+        not yet started)."""
         with self._lock:
             while self._pending:
                 self._commit_pending()
-        with self._execute_lock:
-            pass  # wait for a batch in flight
+        executor = self._executor
+        if executor is not None:
+            with contextlib.suppress(RuntimeError):  # shut down meanwhile: nothing in flight
+                executor.submit(_no_op).result()
 
     def _enqueue(
         self,
@@ -325,6 +329,10 @@ def _has_unread_input(connection: Any) -> bool:
     except Exception:  # closed, or no usable socket: replace it
         return True
     return bool(readable)
+
+
+def _no_op() -> None:
+    pass
 
 
 def _is_busy(exc: BaseException) -> bool:
