@@ -41,6 +41,7 @@ BLOCKED = "blocked"
 CANCELLED = "cancelled"
 STREAM_CUT = "stream_cut"
 RATE_LIMITED = "rate_limited"
+GATEWAY_ERROR = "gateway_error"  # a bug in the gateway ended the request (logged by type only)
 OUTCOMES = (
     UNKNOWN,
     OK,
@@ -51,6 +52,7 @@ OUTCOMES = (
     CANCELLED,
     STREAM_CUT,
     RATE_LIMITED,
+    GATEWAY_ERROR,
 )
 
 # Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
@@ -320,6 +322,15 @@ class AuditTrail:
         self._write_later([WriteOp(COMPLETE_RECORD, values)])
         self._open.pop(interaction.id, None)
         self._notify(interaction)
+
+    def abandon(self, interaction: Interaction) -> None:
+        """Complete an interaction whose handling failed unexpectedly, if it was written ahead
+        and is still open, so it neither stays `unknown` nor lingers in memory."""
+        if interaction.id in self._open:
+            interaction.outcome = GATEWAY_ERROR
+            interaction.status_code = 500
+            interaction.error_code = "internal_error"
+            self.complete(interaction, None)
 
     def complete_open(self, outcome: str, error_code: str) -> int:
         """Complete every interaction written ahead but never completed (its task was cancelled

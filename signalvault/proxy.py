@@ -118,16 +118,21 @@ class Proxy:
             started = True
             await send(message)
 
+        current: list[Interaction] = []  # the request's interaction, once there is one
         try:
-            await self._handle(scope, receive, tracked)
+            await self._handle(scope, receive, tracked, current)
         except Exception as exc:
             # A bug must not leak a traceback or content: log the type, answer in native shape.
             log.error("unexpected error in the proxy", extra={"error": type(exc).__name__})
+            if current:
+                self._trail.abandon(current[0])
             if not started:
                 api = ENDPOINTS.get(scope["path"], ("chat", ""))[0]
                 await _send_error(send, api, HTTPError("Internal gateway error."), None)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, current: list[Interaction]
+    ) -> None:
         path = scope["path"]
         headers = {
             name.decode("latin-1"): value.decode("latin-1")
@@ -143,6 +148,7 @@ class Proxy:
             return
         api, upstream_path = endpoint
         interaction = Interaction(api=api)
+        current.append(interaction)
         if scope["method"] != "POST":
             await _send_error(send, api, MethodNotAllowed(f"{path} accepts POST only."), None)
             return

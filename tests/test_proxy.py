@@ -351,3 +351,38 @@ async def test_an_unexpected_error_answers_500_in_the_callers_shape(gateway, api
     assert [r.error for r in caplog.records if r.name == "signalvault.proxy"] == [
         "RuntimeError"
     ] * 2
+
+
+async def test_an_unexpected_error_after_forwarding_completes_the_record(gateway, api_key):
+    """The record written ahead is completed as `gateway_error`, not left `unknown`."""
+    import httpx
+
+    from signalvault.proxy import Proxy
+    from signalvault.tokens import TokenCounter
+
+    real = gateway._proxy._screen
+
+    class BrokenOnResponse:
+        def request(self, *args):
+            return real.request(*args)
+
+        def response(self, *args):
+            raise RuntimeError("bug while screening the answer")
+
+    proxy = Proxy(
+        keyring=gateway.services.keyring,
+        trail=gateway.services.trail,
+        router=gateway.router,
+        screen=BrokenOnResponse(),
+        upstream=gateway.upstream,
+        tokens=TokenCounter(),
+        max_body_bytes=10_000,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=proxy), base_url="http://g"
+    ) as c:
+        response = await c.post("/v1/chat/completions", json=CHAT, headers=auth(api_key))
+    assert response.status_code == 500
+    [record] = records(gateway)
+    assert (record["outcome"], record["status_code"]) == ("gateway_error", 500)
+    assert gateway.services.trail.complete_open("cancelled", "gateway_shutdown") == 0
