@@ -19,9 +19,9 @@ from signalvault.audit import record_json
 from signalvault.cli import cli
 from signalvault.config import Settings, StoreSettings
 from signalvault.crypto import load_master_key
-from signalvault.export.formats import stored_metadata
 from signalvault.export.manifest import canonical
 from signalvault.export.query import parse_moment
+from signalvault.export.record import MetadataRenderer, stored_metadata
 from signalvault.signing import load_signer, public_key_id, verify_signature
 from signalvault.store import RecordFilter
 from signalvault.store.schema import audit_records, data_keys
@@ -459,3 +459,24 @@ def test_subject_export_lists_destroyed_keys(run, tmp_path):
     manifest = orjson.loads(out.with_name(out.name + ".manifest.json").read_bytes())
     assert [k["status"] for k in manifest["subject"]["data_keys"]] == ["destroyed"]
     assert all(r["content_erased"] for r in orjson.loads(out.read_bytes()) if r["has_content"])
+
+
+def test_fast_renderer_matches_the_reference_exactly(services):
+    """The export's renderer must give stored_metadata()'s dict, key order included."""
+    render = MetadataRenderer()
+    assert render.is_exact
+    for row in stored(services):
+        assert list(render(row).items()) == list(stored_metadata(row).items())
+
+
+def test_fast_iso_matches_console_iso():
+    import random
+
+    from signalvault.console import iso
+
+    render = MetadataRenderer()
+    rng = random.Random(5)
+    edges = [0.0, 0.0005, 0.0004999, 0.9999995, 0.9999994, 1764115199.9999996, 1764115200.0015]
+    epochs = edges + [rng.uniform(0, 4e9) for _ in range(20_000)]
+    epochs += [round(rng.uniform(1.7e9, 1.8e9), rng.randint(0, 7)) for _ in range(20_000)]
+    assert [render.iso(e) for e in epochs] == [iso(e) for e in epochs]

@@ -18,8 +18,15 @@ from signalvault.console import iso
 from signalvault.crypto import MasterKey
 from signalvault.errors import ConfigError, CryptoError
 from signalvault.export import manifest as manifests
-from signalvault.export.formats import FORMATS, encoder, stored_metadata
-from signalvault.export.query import BATCH, ExportFilter, iter_rows, subject_data_keys
+from signalvault.export.formats import FORMATS, encoder
+from signalvault.export.query import (
+    BATCH,
+    CONTENT_BATCH,
+    ExportFilter,
+    iter_rows,
+    subject_data_keys,
+)
+from signalvault.export.record import MetadataRenderer
 from signalvault.export.sink import AtomicFile
 from signalvault.signing import SIGNING_KEY_NAME, Signer
 from signalvault.store import Store
@@ -180,14 +187,16 @@ class Exporter:
     ) -> None:
         codec = encoder(fmt, include_content)
         out.write(codec.header())
+        render = MetadataRenderer()
+        size = CONTENT_BATCH if include_content else BATCH
         batch: list[dict[str, Any]] = []
-        for row in iter_rows(self.store, where):
+        for row in iter_rows(self.store, where, with_content=include_content):
             tally.add(row)
-            record = stored_metadata(row)
+            record = render(row)
             if include_content:
                 record.update(self._content(row))
             batch.append(record)
-            if len(batch) == BATCH:
+            if len(batch) == size:
                 out.write(codec.encode(batch))
                 batch.clear()
                 if progress is not None:

@@ -1,5 +1,5 @@
-"""Export file formats: one record's exported fields, and CSV, JSON and JSON Lines encoders
-that turn batches of records into bytes (so the caller can hash and write them as they come).
+"""Export file formats: CSV, JSON and JSON Lines encoders that turn batches of records into
+bytes (so the caller can hash and write them as they come), and counting a file's records.
 
 CSV cells hold text; nested fields (guardrails, details, attempts) are JSON text in their cell.
 """
@@ -14,42 +14,17 @@ from typing import Any, Protocol
 
 import orjson
 
-from signalvault.audit import EMPTY_ROW, record_json
-from signalvault.console import iso
+from signalvault.export.record import columns
 
 FORMATS = ("csv", "json", "jsonl")
-CONTENT_FIELDS = ("prompt", "response", "content_erased")
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection), so such text
 # cells get a leading apostrophe; text already starting with one gets another, which keeps the
 # escape reversible: a reader strips exactly one leading apostrophe from any text cell with one.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+FORMULA_START = frozenset(("=", "+", "-", "@", "\t", "\r", "'"))
 
 
 class MalformedExport(ValueError):
     """A file does not parse as the export format it claims to be."""
-
-
-def stored_metadata(row: dict[str, Any]) -> dict[str, Any]:
-    """A record's metadata as exported: record_json() plus the stored integrity and tombstone
-    columns (never content, never ciphertext)."""
-    record = record_json(row)
-    attempts = row.get("attempts")
-    leaf = row.get("leaf_hash")
-    # setdefault: if record_json learns these fields, its rendering wins.
-    record.setdefault("attempts", orjson.loads(attempts) if attempts else None)
-    record.setdefault("seq", row.get("seq"))
-    record.setdefault("leaf_hash", leaf.hex() if leaf is not None else None)
-    record.setdefault("tombstoned_at", iso(row.get("tombstoned_at")))
-    record.setdefault("tombstone_reason", row.get("tombstone_reason"))
-    return record
-
-
-def columns(include_content: bool) -> tuple[str, ...]:
-    """Every exported field in a stable order (the CSV header): those of an event record, which
-    has all of an interaction's fields plus actor and details."""
-    probe = stored_metadata({**EMPTY_ROW, "kind": "probe", "created_at": 0.0})
-    names = tuple(probe)
-    return names + CONTENT_FIELDS if include_content else names
 
 
 class Encoder(Protocol):
@@ -93,17 +68,19 @@ class JsonEncoder:
         return b"]\n" if self._is_first else b"\n]\n"
 
 
-def csv_cell(value: Any) -> str:
+def csv_cell(value: Any) -> Any:
     """One CSV cell: empty for null, true/false, numbers as Python writes them, nested values as
-    JSON text, and text escaped against formula injection."""
+    JSON text, and text escaped against formula injection. (Numbers are left to the csv module,
+    which writes str(), the same as repr() for floats.)"""
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value[:1] in FORMULA_START else value
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_START) else value
+    if kind is int or kind is float:
+        return value
     return orjson.dumps(value).decode()
 
 
@@ -121,7 +98,8 @@ class CsvEncoder:
 
     def encode(self, records: Sequence[dict[str, Any]]) -> bytes:
         names = self._names
-        return self._rows([csv_cell(r.get(n)) for n in names] for r in records)
+        cell = csv_cell
+        return self._rows([cell(r.get(n)) for n in names] for r in records)
 
     def footer(self) -> bytes:
         return b""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from signalvault.console import iso
@@ -24,8 +24,14 @@ from signalvault.store.schema import audit_records, data_keys
 from signalvault.store.sql import SqlStore
 from signalvault.store.writer import describe_error
 
-BATCH = 2000  # rows per query: big enough to amortise the round trip, small enough to stay flat
-FIRED = "pass"  # an evaluation with any other outcome means its rule found something
+# Rows per query: enough to amortise the round trip, few enough to keep memory flat (rows with
+# content carry ciphertext and plaintext, so they come in smaller batches).
+BATCH = 2000
+CONTENT_BATCH = 250
+PASSED = "pass"  # an evaluation with any other outcome means its rule found something
+CIPHERTEXT = ("prompt_ct", "response_ct")
+METADATA_COLUMNS = tuple(c for c in audit_records.c if c.name not in CIPHERTEXT)
+HAS_CONTENT = audit_records.c.prompt_ct.is_not(None).label("has_content")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +110,8 @@ def _conditions(where: ExportFilter) -> list[ColumnElement[bool]]:
         # Prefilter on the JSON text as Interaction.guardrails_json writes it (compact orjson);
         # `has_rule_fired` then checks the parsed evaluations exactly.
         fragment = '"rule":' + orjson.dumps(where.rule).decode()
-        conditions.append(t.guardrails.contains(fragment, autoescape=True))
+        escaped = fragment.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        conditions.append(t.guardrails.like(f"%{escaped}%", escape="/"))
     return conditions
 
 
@@ -113,11 +120,14 @@ def has_rule_fired(row: dict[str, Any], rule: str) -> bool:
     if not row.get("guardrails"):
         return False
     evaluations = orjson.loads(row["guardrails"])
-    return any(e.get("rule") == rule and e.get("outcome") != FIRED for e in evaluations)
+    return any(e.get("rule") == rule and e.get("outcome") != PASSED for e in evaluations)
 
 
-def iter_rows(store: Store, where: ExportFilter, batch: int = BATCH) -> Iterator[dict[str, Any]]:
-    """Matching records, oldest id first, as stored (ciphertext included).
+def iter_rows(
+    store: Store, where: ExportFilter, *, with_content: bool, batch: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Matching records, oldest id first, as stored. Without `with_content` the ciphertext
+    columns are not read; `has_content` says whether the record has any.
 
     Bounded by the newest id when the export starts, so records written meanwhile (including
     the export's own audit event) are left for the next export instead of chasing a live trail.
@@ -127,6 +137,8 @@ def iter_rows(store: Store, where: ExportFilter, batch: int = BATCH) -> Iterator
     """
     engine = _sql_store(store).engine
     t = audit_records.c
+    batch = batch or (CONTENT_BATCH if with_content else BATCH)
+    selected = list(audit_records.c) if with_content else [*METADATA_COLUMNS, HAS_CONTENT]
     conditions = _conditions(where)
     try:
         with engine.connect() as conn:
@@ -136,12 +148,12 @@ def iter_rows(store: Store, where: ExportFilter, batch: int = BATCH) -> Iterator
             cursor = ""
             while True:
                 query = (
-                    select(audit_records)
+                    select(*selected)
                     .where(and_(t.id > cursor, t.id <= newest, *conditions))
                     .order_by(t.id)
                     .limit(batch)
                 )
-                rows = [dict(row._mapping) for row in conn.execute(query)]
+                rows = _fetch(conn, query)
                 for row in rows:
                     if where.rule is None or has_rule_fired(row, where.rule):
                         yield row
@@ -150,6 +162,25 @@ def iter_rows(store: Store, where: ExportFilter, batch: int = BATCH) -> Iterator
                 cursor = rows[-1]["id"]
     except SQLAlchemyError as exc:
         raise StoreError(f"the store failed during the export: {describe_error(exc)}") from None
+
+
+def _fetch(conn: Connection, query: Select[Any]) -> list[dict[str, Any]]:
+    """Rows as dicts straight from the driver's cursor: SQLAlchemy's result rows cost about as
+    much as everything else an export does per record. Only plain column types are selected
+    (booleans come back as 0/1 from SQLite; callers apply bool())."""
+    compiled = query.compile(dialect=conn.dialect)
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise StoreError(f"the store failed during the export: {describe_error(exc)}") from None
+    finally:
+        cursor.close()
 
 
 def subject_data_keys(store: Store, subject: str) -> list[dict[str, Any]]:
