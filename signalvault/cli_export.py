@@ -88,7 +88,7 @@ def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) 
     click.echo(f"exported {result.count} records to {result.path} (sha256 {result.sha256})")
 
 
-@click.group(invoke_without_command=True)
+@click.group(invoke_without_command=True, subcommand_metavar="[verify FILE]")
 @CONFIG_OPTION
 @click.option(
     "--format",
@@ -133,7 +133,7 @@ def export(
     rule: str | None,
     include_content: bool,
 ) -> None:
-    """Export audit records to a file with a signed manifest beside it.
+    """Export audit records to a file, with a signed manifest beside it; or check an export.
 
     \b
     signalvault export --format jsonl --since 7d --out trail.jsonl

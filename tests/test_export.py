@@ -91,6 +91,9 @@ async def populate(settings: Settings) -> dict[str, str]:
         assert (
             await c.post("/v1/chat/completions", json=chat("gone"), headers=auth(key, "dave"))
         ).is_success
+        assert (
+            await c.post("/v1/chat/completions", json=chat(CANARY), headers=auth(key, "erin"))
+        ).is_success
         app.services.trail.record_event("admin_action", "cli:test", {"what": "x"}, project="beta")
         app.services.store.flush()
         with app.services.store.engine.begin() as conn:  # erasure: dave's data key destroyed
@@ -480,3 +483,20 @@ def test_fast_iso_matches_console_iso():
     epochs = edges + [rng.uniform(0, 4e9) for _ in range(20_000)]
     epochs += [round(rng.uniform(1.7e9, 1.8e9), rng.randint(0, 7)) for _ in range(20_000)]
     assert [render.iso(e) for e in epochs] == [iso(e) for e in epochs]
+
+
+def test_a_key_destroyed_during_an_export_is_erased_from_the_next_batch(services):
+    """Opened data keys are reused across batches only while the store says they are live."""
+    from signalvault.export.content import ContentReader
+
+    [row] = [r for r in stored(services) if r["end_user"] == "erin"]
+    reader = ContentReader(services.store, services.trail)
+    [first] = reader.read([row])
+    assert CANARY in first["prompt"] and first["content_erased"] is False
+    with services.store.engine.begin() as conn:
+        conn.execute(
+            update(data_keys)
+            .where(data_keys.c.id == row["data_key_id"])
+            .values(wrapped=None, destroyed_at=time.time())
+        )
+    assert reader.read([row]) == [{"prompt": None, "response": None, "content_erased": True}]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from signalvault import __version__
 from signalvault.audit import AuditTrail
 from signalvault.console import iso
 from signalvault.crypto import MasterKey
-from signalvault.errors import ConfigError, CryptoError
+from signalvault.errors import ConfigError
 from signalvault.export import manifest as manifests
+from signalvault.export.content import ContentReader
 from signalvault.export.formats import FORMATS, encoder
 from signalvault.export.query import (
     BATCH,
@@ -186,45 +188,26 @@ class Exporter:
         progress: Progress | None,
     ) -> None:
         codec = encoder(fmt, include_content)
-        out.write(codec.header())
         render = MetadataRenderer()
-        size = CONTENT_BATCH if include_content else BATCH
-        batch: list[dict[str, Any]] = []
-        for row in iter_rows(self.store, where, with_content=include_content):
-            tally.add(row)
-            record = render(row)
-            if include_content:
-                record.update(self._content(row))
-            batch.append(record)
-            if len(batch) == size:
-                out.write(codec.encode(batch))
-                batch.clear()
-                if progress is not None:
-                    progress(tally.count)
-        out.write(codec.encode(batch))
+        content = ContentReader(self.store, self.trail) if include_content else None
+        out.write(codec.header())
+        rows = iter_rows(self.store, where, with_content=include_content)
+        for batch in _batches(rows, CONTENT_BATCH if include_content else BATCH):
+            for row in batch:
+                tally.add(row)
+            records = [render(row) for row in batch]
+            if content is not None:
+                for record, text in zip(records, content.read(batch), strict=True):
+                    record.update(text)
+            out.write(codec.encode(records))
+            if progress is not None:
+                progress(tally.count)
         out.write(codec.footer())
-        if progress is not None:
-            progress(tally.count)
 
-    def _content(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Decrypted prompt and response as text; erased content is null and says so."""
-        if row.get("tombstoned_at") is not None:
-            return {"prompt": None, "response": None, "content_erased": True}
-        try:
-            prompt, response = self.trail.decrypt(row)
-        except CryptoError:
-            found = self.store.get_data_key(row["data_key_id"])
-            if found is None or found[0] is None:
-                return {"prompt": None, "response": None, "content_erased": True}
-            # A live key that does not open the content: altered ciphertext. Stop, naming it.
-            raise CryptoError(
-                f"record {row['id']}: its content does not decrypt (altered); export stopped"
-            ) from None
-        return {
-            "prompt": None if prompt is None else prompt.decode("utf-8", "replace"),
-            "response": None if response is None else response.decode("utf-8", "replace"),
-            "content_erased": False,
-        }
+
+def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while batch := list(islice(rows, size)):
+        yield batch
 
 
 def deployment_key_id(store: Store, master_key: MasterKey) -> str | None:

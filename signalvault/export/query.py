@@ -212,3 +212,18 @@ def subject_data_keys(store: Store, subject: str) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def live_data_keys(store: Store, key_ids: set[str]) -> set[str]:
+    """Which of these data keys still exist and are not destroyed."""
+    if not key_ids:
+        return set()
+    k = data_keys.c
+    query = select(k.id).where(
+        and_(k.id.in_(sorted(key_ids)), k.destroyed_at.is_(None), k.wrapped.is_not(None))
+    )
+    try:
+        with _sql_store(store).engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+    except SQLAlchemyError as exc:
+        raise StoreError(f"the store could not read data keys: {describe_error(exc)}") from None
