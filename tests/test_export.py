@@ -500,3 +500,18 @@ def test_a_key_destroyed_during_an_export_is_erased_from_the_next_batch(services
             .values(wrapped=None, destroyed_at=time.time())
         )
     assert reader.read([row]) == [{"prompt": None, "response": None, "content_erased": True}]
+
+
+def test_csv_cells_beyond_the_csv_modules_default_limit_still_count(tmp_path):
+    from signalvault.export.formats import CsvEncoder, count_records
+
+    encoder = CsvEncoder(("id", "prompt"))
+    path = tmp_path / "big.csv"
+    big = {"id": "r1", "prompt": "x" * 300_000 + "\n=tail"}
+    path.write_bytes(encoder.header() + encoder.encode([big, {"id": "r2", "prompt": None}]))
+    assert count_records(path, "csv") == 2
+    previous = csv.field_size_limit(1 << 20)
+    try:
+        assert read_csv(path) == [big, {"id": "r2", "prompt": None}]
+    finally:
+        csv.field_size_limit(previous)

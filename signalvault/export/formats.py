@@ -23,6 +23,9 @@ FORMATS = ("csv", "json", "jsonl")
 FORMULA_START = frozenset(("=", "+", "-", "@", "\t", "\r", "'"))
 
 
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
 class MalformedExport(ValueError):
     """A file does not parse as the export format it claims to be."""
 
@@ -162,6 +165,9 @@ def _count_json(handle: io.BufferedReader) -> int:
 
 
 def _count_csv(path: Path) -> int:
+    # Content cells can exceed the csv module's 128 KiB default field limit (a process-wide
+    # setting, so it is restored afterwards).
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle, strict=True)
@@ -178,3 +184,5 @@ def _count_csv(path: Path) -> int:
             return count
     except (csv.Error, UnicodeDecodeError) as exc:
         raise MalformedExport(f"not valid CSV: {exc}") from None
+    finally:
+        csv.field_size_limit(previous)
