@@ -273,13 +273,14 @@ def test_export_without_content_holds_no_plaintext_and_is_not_a_content_read(
 
 
 def test_export_with_content_decrypts_and_is_audited(run, services, tmp_path):
-    out, _ = export(run, tmp_path, "jsonl", "--include-content", "--user", "alice", name="c")
+    out, result = export(run, tmp_path, "jsonl", "--include-content", "--user", "alice", name="c")
     records = read_jsonl(out)
     first = records[0]
     assert CANARY in first["prompt"] and REPLY_CANARY in first["response"]
     assert first["content_erased"] is False
     manifest = orjson.loads(out.with_name(out.name + ".manifest.json").read_bytes())
     assert manifest["include_content"] is True
+    assert f"content read recorded as {manifest['audit_record_id']}" in result.output
     event = services.store.get_record(manifest["audit_record_id"])
     assert event["kind"] == "content_export" and event["actor"].startswith("cli:")
     details = orjson.loads(event["details"])
@@ -422,6 +423,28 @@ def test_undecryptable_content_stops_the_export_and_leaves_nothing(run, services
                 update(audit_records)
                 .where(audit_records.c.id == row["id"])
                 .values(prompt_ct=row["prompt_ct"])
+            )
+
+
+def test_damaged_stored_json_stops_the_export_and_leaves_nothing(run, services, tmp_path):
+    row = next(r for r in stored(services) if r["outcome"] == "blocked")
+    with services.store.engine.begin() as conn:
+        conn.execute(
+            update(audit_records)
+            .where(audit_records.c.id == row["id"])
+            .values(guardrails=row["guardrails"][:-3])
+        )
+    try:
+        result = run("export", "--format", "csv", "--out", "d.csv")
+        assert result.exit_code == 1 and result.output.count("\n") == 1
+        assert row["id"] in result.output and "damaged" in result.output
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        with services.store.engine.begin() as conn:
+            conn.execute(
+                update(audit_records)
+                .where(audit_records.c.id == row["id"])
+                .values(guardrails=row["guardrails"])
             )
 
 

@@ -11,13 +11,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signalvault import __version__
 from signalvault.audit import AuditTrail
 from signalvault.console import iso
 from signalvault.crypto import MasterKey
-from signalvault.errors import ConfigError
+from signalvault.errors import ConfigError, StoreError
 from signalvault.export import manifest as manifests
 from signalvault.export.content import ContentReader
 from signalvault.export.formats import FORMATS, encoder
@@ -195,7 +196,7 @@ class Exporter:
         for batch in _batches(rows, CONTENT_BATCH if include_content else BATCH):
             for row in batch:
                 tally.add(row)
-            records = [render(row) for row in batch]
+            records = [_render(render, row) for row in batch]
             if content is not None:
                 for record, text in zip(records, content.read(batch), strict=True):
                     record.update(text)
@@ -203,6 +204,15 @@ class Exporter:
             if progress is not None:
                 progress(tally.count)
         out.write(codec.footer())
+
+
+def _render(render: MetadataRenderer, row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return render(row)
+    except orjson.JSONDecodeError:
+        raise StoreError(
+            f"record {row['id']}: its stored JSON metadata is damaged; export stopped"
+        ) from None
 
 
 def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

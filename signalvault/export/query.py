@@ -119,7 +119,12 @@ def has_rule_fired(row: dict[str, Any], rule: str) -> bool:
     """True if one of the record's guardrail evaluations is `rule` with an outcome besides pass."""
     if not row.get("guardrails"):
         return False
-    evaluations = orjson.loads(row["guardrails"])
+    try:
+        evaluations = orjson.loads(row["guardrails"])
+    except orjson.JSONDecodeError:
+        raise StoreError(
+            f"record {row['id']}: its stored JSON metadata is damaged; export stopped"
+        ) from None
     return any(e.get("rule") == rule and e.get("outcome") != PASSED for e in evaluations)
 
 
