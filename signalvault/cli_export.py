@@ -161,9 +161,13 @@ def export(
     if fmt is None:
         raise click.UsageError("Missing option '--format' (csv, json or jsonl).")
     target = _check_target(out)
+    start = parse_moment(since) if since else None
+    end = parse_moment(until) if until else None
+    if start is not None and end is not None and start >= end:
+        raise ConfigError("--since must be earlier than --until")
     where = ExportFilter(
-        since=parse_moment(since) if since else None,
-        until=parse_moment(until) if until else None,
+        since=start,
+        until=end,
         project=project,
         key_id=key_id,
         end_user=end_user,

@@ -389,6 +389,7 @@ def test_verify_without_a_manifest_is_a_one_line_error(run, tmp_path):
     [
         (["--format", "xml"], 2, "Invalid value for '--format'"),
         (["--format", "csv", "--since", "last tuesday"], 1, "not a time"),
+        (["--format", "csv", "--since", "1d", "--until", "2d"], 1, "earlier than --until"),
         (["--format", "csv", "--out", "missing-dir/out.csv"], 1, "does not exist"),
         (["--format", "csv", "--out", "."], 2, "is a directory"),
         (["--out", "out.csv"], 2, "--format"),
