@@ -29,9 +29,10 @@ format: install
 	$(VENV)/bin/ruff format signalvault tests bench
 	$(VENV)/bin/ruff check --fix signalvault tests bench
 
-bench: install  ## scan speed, then gateway overhead vs peers (ratios against baselines from the same run)
+bench: install  ## scan speed, gateway overhead vs peers (ratios against baselines from the same run), export speed
 	$(PY) bench/scan_speed.py
 	$(PY) bench/overhead.py $(BENCH_ARGS)
+	$(PY) bench/export_speed.py $(EXPORT_BENCH_ARGS)
 
 eval: install  ## detector accuracy on ../shared/eval
 	$(PY) bench/eval.py $(EVAL_ARGS)

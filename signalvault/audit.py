@@ -378,18 +378,26 @@ class AuditTrail:
         self._store.flush()
         return record_id
 
-    def decrypt(self, row: dict[str, Any]) -> tuple[bytes | None, bytes | None]:
-        """Plaintext (prompt, response) of a stored record.
+    def decrypt(
+        self, row: dict[str, Any], keys: dict[str, Cipher] | None = None
+    ) -> tuple[bytes | None, bytes | None]:
+        """Plaintext (prompt, response) of a stored record. `keys` caches opened data keys by id
+        across calls (a bulk reader such as an export, which drops destroyed keys from it).
 
         Raises:
             CryptoError: the data key was destroyed (erasure) or the ciphertext was altered.
         """
-        if row.get("data_key_id") is None:
+        key_id = row.get("data_key_id")
+        if key_id is None:
             return None, None
-        found = self._store.get_data_key(row["data_key_id"])
-        if found is None or found[0] is None:
-            raise CryptoError("the content's data key no longer exists (erased)")
-        cipher = Cipher(self._master_key.unwrap(row["data_key_id"], found[0], found[1]))
+        cipher = None if keys is None else keys.get(key_id)
+        if cipher is None:
+            found = self._store.get_data_key(key_id)
+            if found is None or found[0] is None:
+                raise CryptoError("the content's data key no longer exists (erased)")
+            cipher = Cipher(self._master_key.unwrap(key_id, found[0], found[1]))
+            if keys is not None:
+                keys[key_id] = cipher
         prompt = response = None
         if row.get("prompt_ct"):
             prompt = cipher.decrypt(row["prompt_ct"], (row["id"] + ":prompt").encode())

@@ -12,6 +12,7 @@ import click
 import orjson
 
 from signalvault import __version__
+from signalvault.cli_export import export, subject_export
 from signalvault.config import Settings, load_settings
 from signalvault.console import format_table, iso
 from signalvault.errors import SignalVaultError
@@ -332,8 +333,10 @@ from signalvault.cli_lifecycle import legal_hold, master_key, retention, subject
 
 cli.add_command(legal_hold)
 cli.add_command(retention)
+subject.add_command(subject_export)  # the data-subject group holds export and erase
 cli.add_command(subject)
 cli.add_command(master_key)
+cli.add_command(export)
 
 
 def main() -> None:
