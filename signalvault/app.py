@@ -7,6 +7,7 @@ here. Resources are opened in the lifespan, never at import or construction time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from signalvault.crypto import load_master_key
 from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, rules_digest
+from signalvault.integrity.sealer import Sealer
 from signalvault.keyring import KeyRing, load_pepper
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
@@ -37,6 +39,7 @@ class Services:
     store: Store
     keyring: KeyRing
     trail: AuditTrail
+    sealer: Sealer
 
 
 def open_services(settings: Settings) -> Services:
@@ -49,7 +52,8 @@ def open_services(settings: Settings) -> Services:
     except Exception:
         store.close()
         raise
-    return Services(store, KeyRing(store, pepper), AuditTrail(store, master_key))
+    trail = AuditTrail(store, master_key)
+    return Services(store, KeyRing(store, pepper), trail, Sealer(store, master_key, settings.audit))
 
 
 def load_screen(settings: Settings, store: Store, tokens: TokenCounter) -> Screen:
@@ -73,6 +77,8 @@ class GatewayApp:
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
+        self._seal_task: asyncio.Task[None] | None = None
+        self._stop_sealing = asyncio.Event()
 
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
@@ -89,13 +95,51 @@ class GatewayApp:
             tokens=tokens,
             max_body_bytes=self.settings.server.max_body_bytes,
         )
+        self._stop_sealing = asyncio.Event()
+        self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
+
+    async def _seal_periodically(self, sealer: Sealer) -> None:
+        """Seal every `seal_interval_seconds` in a thread, never on a request's path."""
+        while not self._stop_sealing.is_set():
+            try:
+                await asyncio.to_thread(sealer.seal)
+            except Exception as exc:  # the next round retries; requests are unaffected
+                log.error(
+                    "audit seal failed: %s",
+                    exc if isinstance(exc, StoreError) else type(exc).__name__,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stop_sealing.wait(), self.settings.audit.seal_interval_seconds
+                )
+
+    def _final_seal(self, services: Services) -> None:
+        """On shutdown: commit queued completions, seal what is final, hand the lease over."""
+        try:
+            services.store.flush()
+            services.sealer.seal()
+        except Exception as exc:
+            log.error(
+                "final audit seal failed: %s",
+                exc if isinstance(exc, StoreError) else type(exc).__name__,
+            )
+        finally:
+            services.sealer.close()
 
     async def shutdown(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._seal_task is not None:
+            self._stop_sealing.set()
+            await self._seal_task  # lets a seal in progress finish
+            self._seal_task = None
         if self.services is not None:
+            with contextlib.suppress(StoreError):  # logged by the writer; the seal goes on
+                # Resolves once every write queued before it (completions) is committed.
+                await self.services.store.write_ahead([])
+            await asyncio.to_thread(self._final_seal, self.services)
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None

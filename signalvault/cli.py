@@ -12,6 +12,7 @@ import click
 import orjson
 
 from signalvault import __version__
+from signalvault.cli_audit import audit
 from signalvault.config import Settings, load_settings
 from signalvault.console import format_table, iso
 from signalvault.errors import SignalVaultError
@@ -319,6 +320,9 @@ def _key_json(key: Any) -> dict[str, Any]:
         "revoked_at": iso(key.revoked_at),
         "last_used_at": iso(key.last_used_at),
     }
+
+
+cli.add_command(audit)
 
 
 def main() -> None:

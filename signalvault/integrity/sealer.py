@@ -1,0 +1,187 @@
+"""The sealer: commits finished audit records to the Merkle tree under a signed checkpoint.
+
+Gateway processes insert records without coordinating; one process at a time holds the
+`sealer` lease and, in one transaction per batch, numbers the sealable records after the last
+checkpoint, stores their leaf hashes and inserts the next checkpoint. Imports no HTTP code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from signalvault.config import AuditSettings
+from signalvault.crypto import MasterKey
+from signalvault.errors import StoreError
+from signalvault.integrity.checkpoint import Checkpoint, body_digest, sign_checkpoint
+from signalvault.integrity.leaf import record_leaf
+from signalvault.integrity.merkle import Frontier
+from signalvault.integrity.sink import CheckpointSinks
+from signalvault.signing import Signer, load_signer
+from signalvault.store import Store
+from signalvault.store import seal_queries as q
+from signalvault.store.writer import describe_error
+
+log = logging.getLogger("signalvault.integrity")
+
+SEAL_BATCH = 5000  # records per transaction: bounds how long the seal holds SQLite's write lock
+MIN_LEASE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    """What one `seal()` did. `is_leader` is False when another process holds the sealer lease
+    (it seals instead) and nothing was done here."""
+
+    is_leader: bool
+    sealed: int
+    tree_size: int
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+
+class _Conflict(Exception):
+    """A record changed between selection and sealing: this batch is rolled back and retried."""
+
+
+class Sealer:
+    """Seals on demand; `serve` calls it every `seal_interval_seconds` and on shutdown."""
+
+    def __init__(
+        self,
+        store: Store,
+        master_key: MasterKey,
+        settings: AuditSettings,
+        *,
+        batch: int = SEAL_BATCH,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._master_key = master_key
+        self._settings = settings
+        self._batch = batch
+        self._clock = clock
+        self._signer: Signer | None = None
+        self._sinks = CheckpointSinks(settings)
+        self.holder = uuid.uuid4().hex
+        self.lease_seconds = max(MIN_LEASE_SECONDS, 3 * settings.seal_interval_seconds)
+
+    def seal(self) -> SealResult:
+        """Seal every record that can be sealed now, one checkpoint per batch.
+
+        Raises:
+            StoreError: the store failed, or its tree does not extend (run `audit verify`).
+        """
+        if self._signer is None:
+            self._signer = load_signer(self._store, self._master_key)
+        made: list[Checkpoint] = []
+        sealed, size, conflicts = 0, 0, 0
+        while True:
+            try:
+                outcome = self._seal_batch(self._signer)
+            except _Conflict:
+                conflicts += 1  # e.g. a record became a tombstone meanwhile: select again
+                if conflicts > 3:
+                    raise StoreError("sealing kept conflicting with concurrent changes") from None
+                continue
+            if outcome is None:
+                return SealResult(False, sealed, size, tuple(made))
+            count, size, checkpoint = outcome
+            if checkpoint is None:
+                break
+            sealed += count
+            made.append(checkpoint)
+            log.info(
+                "audit records sealed", extra={"records": count, "tree_size": checkpoint.tree_size}
+            )
+            self._sinks.publish(checkpoint)
+            if count < self._batch:
+                break
+        return SealResult(True, sealed, size, tuple(made))
+
+    def _seal_batch(self, signer: Signer) -> tuple[int, int, Checkpoint | None] | None:
+        """One transaction: (records sealed, tree size, new checkpoint), or None if another
+        process holds the lease."""
+        engine = self._store.engine
+        try:
+            with engine.begin() as conn:
+                now = self._clock()
+                if not q.take_lease(
+                    conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds
+                ):
+                    return None
+                last = q.last_checkpoint(conn)
+                frontier, prev = Frontier(), None
+                if last is not None:
+                    frontier = Frontier.from_bytes(last.tree_size, last.frontier)
+                    prev = body_digest(last.body)
+                    if frontier.root() != last.root_hash:
+                        raise StoreError(
+                            "the last checkpoint's stored frontier does not match its root: "
+                            "sealing stopped (run `signalvault audit verify`)"
+                        )
+                stale_before = now - self._settings.seal_after_seconds
+                rows = q.sealable_records(conn, stale_before, self._batch)
+                if not rows:
+                    return 0, frontier.size, None
+                seals = []
+                for row in rows:
+                    values = dict(row._mapping)
+                    values["seq"] = frontier.size
+                    leaf = record_leaf(values)
+                    seals.append({"_id": row.id, "seq": frontier.size, "leaf_hash": leaf})
+                    frontier.append(leaf)
+                if not q.assign_seals(conn, seals):
+                    raise _Conflict
+                checkpoint = sign_checkpoint(signer, frontier.size, frontier.root(), prev, now)
+                q.insert_checkpoint(
+                    conn,
+                    {
+                        "tree_size": checkpoint.tree_size,
+                        "root_hash": checkpoint.root,
+                        "created_at": now,
+                        "body": checkpoint.body,
+                        "signature": checkpoint.signature,
+                        "signing_key_id": checkpoint.key_id,
+                        "frontier": frontier.to_bytes(),
+                    },
+                )
+        except IntegrityError:
+            # A seq or tree size already taken: another sealer won a race despite the lease,
+            # or someone wrote seals by hand. Nothing of this batch was committed.
+            raise StoreError(
+                "sealing conflicted with existing seals (nothing committed); if it persists, "
+                "run `signalvault audit verify`"
+            ) from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"sealing failed: {describe_error(exc)}") from None
+        return len(rows), checkpoint.tree_size, checkpoint
+
+    def release(self) -> None:
+        """Give up the lease so another process can seal at once (best effort)."""
+        try:
+            with self._store.engine.begin() as conn:
+                q.release_lease(conn, q.SEALER_LEASE, self.holder)
+        except SQLAlchemyError as exc:
+            log.warning("could not release the sealer lease: %s", describe_error(exc))
+
+    def close(self) -> None:
+        """Release the lease and deliver queued webhook copies (bounded wait)."""
+        self.release()
+        self._sinks.close()
+
+
+class HasSealer(Protocol):
+    sealer: Sealer
+
+
+def seal_now(services: HasSealer) -> SealResult:
+    """Seal what can be sealed before a command that reads or removes records (erasure,
+    retention, export). Returns is_leader=False if a running gateway holds the lease; it seals
+    within `seal_interval_seconds` itself."""
+    return services.sealer.seal()
