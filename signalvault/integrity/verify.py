@@ -19,17 +19,27 @@ from signalvault.crypto import MasterKey
 from signalvault.errors import ConfigError
 from signalvault.integrity.checkpoint import Checkpoint, CheckpointError, parse_body
 from signalvault.integrity.checkpoint import parse_json_line as parse_checkpoint_line
-from signalvault.integrity.leaf import record_leaf, uncleared_columns
+from signalvault.integrity.leaf import (
+    COLUMN_INDEX,
+    leaf_data_of_values,
+    record_leaf,
+    uncleared_columns,
+)
 from signalvault.integrity.merkle import (
+    HASH_SIZE,
     Frontier,
     RangeHasher,
     consistency_ranges,
+    leaf_hash,
     verify_consistency,
 )
 from signalvault.signing import SIGNING_KEY_NAME, Signer
 from signalvault.store import Store
 from signalvault.store import seal_queries as q
 
+_ID, _SEQ, _LEAF = COLUMN_INDEX["id"], COLUMN_INDEX["seq"], COLUMN_INDEX["leaf_hash"]
+_TOMBSTONED = COLUMN_INDEX["tombstoned_at"]
+NO_LEAF = b"\x00" * HASH_SIZE  # stands in for a missing leaf so later positions still line up
 MAX_FINDINGS = 50  # findings kept in the report; the counts cover all of them
 REORDER_CANDIDATES = 64  # earlier leaf mismatches a later one is compared with
 
@@ -169,10 +179,12 @@ class _Pass:
         self.hasher: RangeHasher | None = None
         self.mismatched: list[tuple[int, dict[str, Any]]] = []
 
-    def record(self, row: Any) -> None:
-        report, seq = self.report, row.seq
+    def record(self, row: tuple[Any, ...]) -> None:
+        """One sealed record, as a tuple in table column order."""
+        report = self.report
+        record_id, seq, stored = row[_ID], row[_SEQ], row[_LEAF]
         if seq < self.expected:
-            report.add(Finding("inserted", f"record {row.id} repeats seq {seq}", row.id, seq))
+            report.add(Finding("inserted", f"record {record_id} repeats seq {seq}", record_id, seq))
             return
         if seq > self.expected:
             missing = (
@@ -183,40 +195,31 @@ class _Pass:
             report.add(
                 Finding(
                     "removed",
-                    f"sealed record(s) at {missing} removed (next present: {row.id} at seq {seq})",
-                    row.id,
+                    f"sealed record(s) at {missing} removed (next present: {record_id} at seq "
+                    f"{seq})",
+                    record_id,
                     self.expected,
                 )
             )
             while self.frontier.size < seq:  # keep positions so later seqs still line up
-                self._append(b"\x00" * 32)
+                self.append(NO_LEAF)
             self.expected = seq
-        stored = row.leaf_hash
-        if row.tombstoned_at is not None:
+        if row[_TOMBSTONED] is not None:
             report.tombstones += 1
-            uncleared = uncleared_columns(row._mapping)
+            uncleared = uncleared_columns(dict(zip(COLUMN_INDEX, row, strict=True)))
             if uncleared:
-                report.add(
-                    Finding(
-                        "changed",
-                        f"tombstone {row.id} at seq {seq} still holds {', '.join(uncleared)}",
-                        row.id,
-                        seq,
-                    )
-                )
-        else:
-            values = dict(row._mapping)
-            if stored is None or record_leaf(values) != stored:
-                self._changed(row.id, seq, values)
-        if stored is None or len(stored) != 32:
-            stored = b"\x00" * 32
-            if row.tombstoned_at is not None:
-                report.add(
-                    Finding("changed", f"tombstone {row.id} lost its leaf hash", row.id, seq)
-                )
+                message = f"tombstone {record_id} at seq {seq} still holds {', '.join(uncleared)}"
+                report.add(Finding("changed", message, record_id, seq))
+        elif stored is None or leaf_hash(leaf_data_of_values(row)) != stored:
+            self._changed(record_id, seq, dict(zip(COLUMN_INDEX, row, strict=True)))
+        if stored is None or len(stored) != HASH_SIZE:
+            if row[_TOMBSTONED] is not None:
+                message = f"tombstone {record_id} at seq {seq} lost its leaf hash"
+                report.add(Finding("changed", message, record_id, seq))
+            stored = NO_LEAF
         report.records_checked += 1
         self.expected += 1
-        self._append(stored)
+        self.append(bytes(stored))
 
     def _changed(self, record_id: str, seq: int, values: dict[str, Any]) -> None:
         """A leaf mismatch: a changed record, or records moved between mismatching positions
@@ -242,7 +245,7 @@ class _Pass:
         if len(self.mismatched) < REORDER_CANDIDATES:
             self.mismatched.append((seq, values))
 
-    def _append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> None:
         if self.hasher is not None:
             self.hasher.add(self.frontier.size, leaf)
         self.frontier.append(leaf)
@@ -333,7 +336,7 @@ def verify_trail(
             )
         )
         while state.frontier.size < size:
-            state._append(b"\x00" * 32)
+            state.append(NO_LEAF)
     while pending is not None:
         state.checkpoint(pending)
         pending = next(checkpoints, None)
