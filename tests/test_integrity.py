@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.server
 import logging
 import threading
@@ -20,7 +21,7 @@ from signalvault.cli import cli
 from signalvault.config import AuditSettings, Settings
 from signalvault.crypto import load_master_key
 from signalvault.integrity.checkpoint import parse_json_line, sign_checkpoint
-from signalvault.integrity.leaf import LEAF_COLUMNS, record_leaf
+from signalvault.integrity.leaf import LEAF_COLUMNS, leaf_data, record_leaf
 from signalvault.integrity.merkle import Frontier
 from signalvault.integrity.sealer import Sealer, seal_now
 from signalvault.integrity.sink import WebhookSender
@@ -109,6 +110,19 @@ def test_seal_numbers_records_and_verify_finds_the_trail_intact(services, settin
 
 def test_leaf_covers_every_column_but_the_leaf_hash():
     assert set(LEAF_COLUMNS) == {c.name for c in audit_records.c} - {"leaf_hash"}
+
+
+def test_leaf_data_is_canonical_json_whatever_the_driver_returns(services, settings):
+    sealed(services, settings)
+    row = row_by_seq(services, 0)
+    data = orjson.loads(leaf_data(row))
+    assert list(data) == sorted(data) and data["_v"] == 1 and data["seq"] == 0
+    assert data["prompt_ct"] == hashlib.sha256(row["prompt_ct"]).hexdigest()
+    assert "leaf_hash" not in data
+    # SQLite hands a raw cursor 0/1 for booleans; the leaf is the same.
+    raw = {**row, "is_stream": int(row["is_stream"]), "tokens_estimated": 0}
+    assert leaf_data(raw) == leaf_data(row)
+    assert record_leaf({**row, "seq": 1}) != record_leaf(row)
 
 
 @pytest.mark.parametrize(
@@ -563,3 +577,97 @@ async def test_the_gateway_seals_on_shutdown(tmp_path, mock_provider):
         assert verify(services, settings).is_intact
     finally:
         services.store.close()
+
+
+@pytest.fixture
+def pg_store():
+    """A SqlStore on PostgreSQL in a schema of its own (dropped afterwards)."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    from signalvault.store.sql import SqlStore
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    schema = "seal_" + uuid.uuid4().hex[:12]
+    admin = create_engine(url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError:
+        admin.dispose()
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is unreachable")
+    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    store = SqlStore(engine)
+    store.open()
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_racing_sealers_on_postgresql_keep_one_chain(pg_store, settings):
+    from signalvault.audit import AuditTrail
+
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    trail = AuditTrail(pg_store, master_key)
+    for i in range(40):
+        trail.record_event("admin.test", "cli:test", {"n": i})
+    # The second sealer's clock runs ahead: it takes the lease over whenever it looks expired.
+    sealers = [
+        Sealer(pg_store, master_key, settings.audit, batch=7),
+        Sealer(pg_store, master_key, settings.audit, batch=7, clock=lambda: time.time() + 3600),
+    ]
+    errors: list[BaseException] = []
+
+    def run(sealer: Sealer) -> None:
+        try:
+            sealer.seal()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in sealers for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    sealers[1].seal()
+    with pg_store.engine.connect() as conn:
+        seqs = [r[0] for r in conn.execute(text("SELECT seq FROM audit_records ORDER BY seq"))]
+        sizes = [r[0] for r in conn.execute(text("SELECT tree_size FROM checkpoints"))]
+    assert seqs == list(range(40)) and max(sizes) == 40
+    report = verify_trail(pg_store, master_key, settings.audit)
+    assert report.is_intact, report.findings
+    with pg_store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET details = '{}' WHERE seq = 11"))
+    first = verify_trail(pg_store, master_key, settings.audit).first()
+    assert (first.kind, first.seq) == ("changed", 11)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[audit]\nseal_after_seconds = 30\n", "longer than the longest provider timeout"),
+        ("[audit]\nseal_interval_seconds = 0\n", "seal_interval_seconds must be positive"),
+        ("[audit]\ncheckpoint_webhook = 'ftp://x'\n", "http:// or https://"),
+    ],
+)
+def test_audit_settings_are_checked(tmp_path, toml, message):
+    from signalvault.config import load_settings
+    from signalvault.errors import ConfigError
+
+    path = tmp_path / "signalvault.toml"
+    path.write_text(
+        toml + "[[providers]]\nname = 'p'\nkind = 'openai'\nbase_url = 'http://127.0.0.1:9/v1'\n"
+        "api_key = 'k'\ntimeout_seconds = 60\n"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})

@@ -20,8 +20,8 @@ from signalvault.config import AuditSettings
 from signalvault.crypto import MasterKey
 from signalvault.errors import StoreError
 from signalvault.integrity.checkpoint import Checkpoint, body_digest, sign_checkpoint
-from signalvault.integrity.leaf import record_leaf
-from signalvault.integrity.merkle import Frontier
+from signalvault.integrity.leaf import COLUMN_INDEX, leaf_data_of_values
+from signalvault.integrity.merkle import Frontier, leaf_hash
 from signalvault.integrity.sink import CheckpointSinks
 from signalvault.signing import Signer, load_signer
 from signalvault.store import Store
@@ -30,8 +30,10 @@ from signalvault.store.writer import describe_error
 
 log = logging.getLogger("signalvault.integrity")
 
-SEAL_BATCH = 5000  # records per transaction: bounds how long the seal holds SQLite's write lock
+# Records per transaction: bounds how long a seal holds SQLite's write lock (gateway writes wait).
+SEAL_BATCH = 2000
 MIN_LEASE_SECONDS = 30.0
+_SEQ = COLUMN_INDEX["seq"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +133,9 @@ class Sealer:
                     return 0, frontier.size, None
                 seals = []
                 for row in rows:
-                    values = dict(row._mapping)
-                    values["seq"] = frontier.size
-                    leaf = record_leaf(values)
+                    values = list(row)  # table column order, as `leaf_data_of_values` takes
+                    values[_SEQ] = frontier.size
+                    leaf = leaf_hash(leaf_data_of_values(values))
                     seals.append({"_id": row.id, "seq": frontier.size, "leaf_hash": leaf})
                     frontier.append(leaf)
                 if not q.assign_seals(conn, seals):
