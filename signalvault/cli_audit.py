@@ -131,6 +131,8 @@ def _print_report(report: Any) -> None:
         return
     first = report.first()
     click.echo(f"{report.status.upper()}: {first.message if first else 'see problems'}")
+    if first is not None and first.record_id and first.checkpoint is not None:
+        click.echo(f"  sealed under the checkpoint at tree size {first.checkpoint}")
     checkpoint = report.first("checkpoint", "trusted")
     if checkpoint is not None and checkpoint is not first:
         click.echo(f"  first checkpoint no longer matching: {checkpoint.message}")

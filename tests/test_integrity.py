@@ -143,6 +143,7 @@ def test_a_changed_column_names_the_record(services, settings, column, sql):
     assert report.status == "tampered"
     first = report.first()
     assert (first.kind, first.record_id, first.seq) == ("changed", record["id"], 3)
+    assert first.checkpoint == 7  # the checkpoint that sealed it
 
 
 def test_a_change_with_a_recomputed_leaf_hash_breaks_the_checkpoint(services, settings):

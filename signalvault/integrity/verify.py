@@ -55,7 +55,8 @@ class Finding:
     message: str
     record_id: str | None = None
     seq: int | None = None
-    checkpoint: int | None = None  # tree size of the checkpoint concerned
+    # Tree size of the checkpoint concerned: for a record, the one that sealed it.
+    checkpoint: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -177,14 +178,18 @@ class _Pass:
         self.prev_size = 0
         self.roots_at: dict[int, bytes | None] = {c.tree_size: None for c in trusted}
         self.hasher: RangeHasher | None = None
-        self.mismatched: list[tuple[int, dict[str, Any]]] = []
+        self.mismatched: list[tuple[int, dict[str, Any], int | None]] = []
+        self.covering: int | None = None  # tree size of the checkpoint that sealed this record
+
+    def _add(self, kind: str, message: str, record_id: str, seq: int) -> None:
+        self.report.add(Finding(kind, message, record_id, seq, self.covering))
 
     def record(self, row: tuple[Any, ...]) -> None:
         """One sealed record, as a tuple in table column order."""
         report = self.report
         record_id, seq, stored = row[_ID], row[_SEQ], row[_LEAF]
         if seq < self.expected:
-            report.add(Finding("inserted", f"record {record_id} repeats seq {seq}", record_id, seq))
+            self._add("inserted", f"record {record_id} repeats seq {seq}", record_id, seq)
             return
         if seq > self.expected:
             missing = (
@@ -192,15 +197,10 @@ class _Pass:
                 if seq == self.expected + 1
                 else f"seq {self.expected}..{seq - 1}"
             )
-            report.add(
-                Finding(
-                    "removed",
-                    f"sealed record(s) at {missing} removed (next present: {record_id} at seq "
-                    f"{seq})",
-                    record_id,
-                    self.expected,
-                )
+            message = (
+                f"sealed record(s) at {missing} removed (next present: {record_id} at seq {seq})"
             )
+            self._add("removed", message, record_id, self.expected)
             while self.frontier.size < seq:  # keep positions so later seqs still line up
                 self.append(NO_LEAF)
             self.expected = seq
@@ -209,13 +209,13 @@ class _Pass:
             uncleared = uncleared_columns(dict(zip(COLUMN_INDEX, row, strict=True)))
             if uncleared:
                 message = f"tombstone {record_id} at seq {seq} still holds {', '.join(uncleared)}"
-                report.add(Finding("changed", message, record_id, seq))
+                self._add("changed", message, record_id, seq)
         elif stored is None or leaf_hash(leaf_data_of_values(row)) != stored:
             self._changed(record_id, seq, dict(zip(COLUMN_INDEX, row, strict=True)))
         if stored is None or len(stored) != HASH_SIZE:
             if row[_TOMBSTONED] is not None:
                 message = f"tombstone {record_id} at seq {seq} lost its leaf hash"
-                report.add(Finding("changed", message, record_id, seq))
+                self._add("changed", message, record_id, seq)
             stored = NO_LEAF
         report.records_checked += 1
         self.expected += 1
@@ -225,25 +225,22 @@ class _Pass:
         """A leaf mismatch: a changed record, or records moved between mismatching positions
         (each leaf commits to its seq, so a moved record matches its old seq)."""
         stored = values["leaf_hash"]
-        for other_seq, other in self.mismatched:
+        for other_seq, other, other_covering in self.mismatched:
             moved_here = stored is not None and record_leaf({**values, "seq": other_seq}) == stored
             other_moved = other["leaf_hash"] is not None and (
                 record_leaf({**other, "seq": seq}) == other["leaf_hash"]
             )
             if other_moved:
                 message = f"record {other['id']} was sealed at seq {seq}, now at seq {other_seq}"
-                self.report.replace(
-                    other["id"], Finding("reordered", message, other["id"], other_seq)
-                )
+                moved = Finding("reordered", message, other["id"], other_seq, other_covering)
+                self.report.replace(other["id"], moved)
             if moved_here:
                 message = f"record {record_id} was sealed at seq {other_seq}, now at seq {seq}"
-                self.report.add(Finding("reordered", message, record_id, seq))
+                self._add("reordered", message, record_id, seq)
                 return
-        self.report.add(
-            Finding("changed", f"record {record_id} at seq {seq} changed", record_id, seq)
-        )
+        self._add("changed", f"record {record_id} at seq {seq} changed", record_id, seq)
         if len(self.mismatched) < REORDER_CANDIDATES:
-            self.mismatched.append((seq, values))
+            self.mismatched.append((seq, values, self.covering))
 
     def append(self, leaf: bytes) -> None:
         if self.hasher is not None:
@@ -318,6 +315,7 @@ def verify_trail(
     pending = next(checkpoints, None)
     done = 0
     for row in q.sealed_records(engine, size):
+        state.covering = None if pending is None else pending.tree_size
         state.record(row)
         while pending is not None and pending.tree_size <= state.frontier.size:
             state.checkpoint(pending)
