@@ -67,11 +67,11 @@ def last_checkpoint(conn: Connection) -> Any:
     ).first()
 
 
-def sealable_records(conn: Connection, stale_before: float, limit: int) -> list[Any]:
-    """Unsealed records that can no longer change (a final outcome, or in flight for longer than
-    any request lasts), oldest first; locked against concurrent completion in PostgreSQL."""
+def sealable_ids(conn: Connection, stale_before: float, limit: int) -> list[str]:
+    """Ids of unsealed records that can no longer change (a final outcome, or in flight for
+    longer than any request lasts), oldest first."""
     query = (
-        select(audit_records)
+        select(_t.id)
         .where(
             and_(
                 _t.seq.is_(None),
@@ -80,9 +80,17 @@ def sealable_records(conn: Connection, stale_before: float, limit: int) -> list[
         )
         .order_by(_t.created_at, _t.id)
         .limit(limit)
-        .with_for_update()
     )
-    return list(conn.execute(query))
+    return [row.id for row in conn.execute(query)]
+
+
+def unsealed_records(conn: Connection, ids: Sequence[str]) -> list[Any]:
+    """Those of `ids` still unsealed, whole rows in (created_at, id) order, locked against a
+    concurrent change in PostgreSQL until the transaction ends."""
+    if not ids:
+        return []
+    query = select(audit_records).where(and_(_t.id.in_(ids), _t.seq.is_(None))).with_for_update()
+    return sorted(conn.execute(query), key=lambda row: (row.created_at, row.id))
 
 
 def assign_seals(conn: Connection, seals: Sequence[dict[str, Any]]) -> bool:
