@@ -184,6 +184,11 @@ class HasSealer(Protocol):
 
 def seal_now(services: HasSealer) -> SealResult:
     """Seal what can be sealed before a command that reads or removes records (erasure,
-    retention, export). Returns is_leader=False if a running gateway holds the lease; it seals
-    within `seal_interval_seconds` itself."""
-    return services.sealer.seal()
+    retention, export). Returns is_leader=False if a running gateway holds the lease (it seals
+    within `seal_interval_seconds` itself). The lease is handed back at once, so a gateway
+    started next is not kept waiting; a command should still call `services.sealer.close()`
+    before it exits, which lets queued webhook copies go out."""
+    result = services.sealer.seal()
+    if result.is_leader:
+        services.sealer.release()
+    return result
