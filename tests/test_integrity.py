@@ -672,3 +672,15 @@ def test_audit_settings_are_checked(tmp_path, toml, message):
     )
     with pytest.raises(ConfigError, match=message):
         load_settings(path, environ={})
+
+
+def test_a_forged_checkpoint_claiming_a_huge_tree_is_reported_quickly(services, settings):
+    sealed(services, settings)
+    execute(
+        services,
+        "INSERT INTO checkpoints SELECT 1000000000000, root_hash, created_at, body, signature, "
+        "signing_key_id, frontier FROM checkpoints WHERE tree_size = 7",
+    )
+    report = verify(services, settings)
+    assert report.first().kind == "removed" and report.tree_size == 10**12
+    assert any("row differs from its signed body" in f.message for f in report.findings)

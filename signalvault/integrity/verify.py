@@ -39,7 +39,7 @@ from signalvault.store import seal_queries as q
 
 _ID, _SEQ, _LEAF = COLUMN_INDEX["id"], COLUMN_INDEX["seq"], COLUMN_INDEX["leaf_hash"]
 _TOMBSTONED = COLUMN_INDEX["tombstoned_at"]
-NO_LEAF = b"\x00" * HASH_SIZE  # stands in for a missing leaf so later positions still line up
+NO_LEAF = b"\x00" * HASH_SIZE  # stands in for a leaf hash that is missing or malformed
 MAX_FINDINGS = 50  # findings kept in the report; the counts cover all of them
 REORDER_CANDIDATES = 64  # earlier leaf mismatches a later one is compared with
 
@@ -180,6 +180,7 @@ class _Pass:
         self.hasher: RangeHasher | None = None
         self.mismatched: list[tuple[int, dict[str, Any], int | None]] = []
         self.covering: int | None = None  # tree size of the checkpoint that sealed this record
+        self.is_broken = False  # a seq is missing: roots can no longer be rebuilt
 
     def _add(self, kind: str, message: str, record_id: str, seq: int) -> None:
         self.report.add(Finding(kind, message, record_id, seq, self.covering))
@@ -201,8 +202,8 @@ class _Pass:
                 f"sealed record(s) at {missing} removed (next present: {record_id} at seq {seq})"
             )
             self._add("removed", message, record_id, self.expected)
-            while self.frontier.size < seq:  # keep positions so later seqs still line up
-                self.append(NO_LEAF)
+            # Without the missing leaves no later root can be rebuilt; keep checking records.
+            self.is_broken = True
             self.expected = seq
         if row[_TOMBSTONED] is not None:
             report.tombstones += 1
@@ -243,6 +244,8 @@ class _Pass:
             self.mismatched.append((seq, values, self.covering))
 
     def append(self, leaf: bytes) -> None:
+        if self.is_broken:
+            return
         if self.hasher is not None:
             self.hasher.add(self.frontier.size, leaf)
         self.frontier.append(leaf)
@@ -271,15 +274,15 @@ class _Pass:
             problem("signature does not verify with this deployment's signing key")
         if body.prev != self.prev_digest:
             problem("does not link to the previous checkpoint (a checkpoint removed or altered)")
-        if self.frontier.size == size and body.root != self.frontier.root():
+        if self.is_broken:
+            problem("records it covers are missing")
+        elif body.root != self.frontier.root():
             problem(
                 f"root does not match the records sealed at seq {self.prev_size}..{size - 1} "
                 "(a record or its leaf hash was changed, removed, inserted or reordered)"
             )
-        elif self.frontier.size == size and row.frontier != self.frontier.to_bytes():
+        elif row.frontier != self.frontier.to_bytes():
             problem("stored frontier does not match the records")
-        elif self.frontier.size != size:
-            problem("records it covers are missing")
         self.prev_digest, self.prev_size = body.digest, size
 
 
@@ -317,30 +320,25 @@ def verify_trail(
     for row in q.sealed_records(engine, size):
         state.covering = None if pending is None else pending.tree_size
         state.record(row)
-        while pending is not None and pending.tree_size <= state.frontier.size:
+        while pending is not None and pending.tree_size <= state.expected:
             state.checkpoint(pending)
             pending = next(checkpoints, None)
         done += 1
         if progress is not None and done % 10_000 == 0:
             progress(done, total)
-    if state.frontier.size < size:
-        report.add(
-            Finding(
-                "removed",
-                f"sealed record(s) at seq {state.frontier.size}..{size - 1} removed "
-                "(the last checkpoint covers them)",
-                None,
-                state.frontier.size,
-            )
+    if state.expected < size:
+        message = (
+            f"sealed record(s) at seq {state.expected}..{size - 1} removed (the last checkpoint "
+            "covers them)"
         )
-        while state.frontier.size < size:
-            state.append(NO_LEAF)
+        report.add(Finding("removed", message, None, state.expected, size))
+        state.is_broken = True
     while pending is not None:
         state.checkpoint(pending)
         pending = next(checkpoints, None)
     if progress is not None:
         progress(done, total)
-    report.root = state.frontier.root().hex() if size else None
+    report.root = state.frontier.root().hex() if size and not state.is_broken else None
 
     _check_beyond_head(store, report, size)
     _check_trusted(report, state, trusted, public_key, size)
@@ -400,8 +398,8 @@ def _check_trusted(
     newest = max(
         (c for c in trusted if c.tree_size <= size), key=lambda c: c.tree_size, default=None
     )
-    if newest is None or not size:
-        return
+    if newest is None or not size or state.is_broken:
+        return  # no consistency proof from a tree that cannot be rebuilt
     new_root = state.frontier.root()
     if newest.tree_size == size:
         proof: list[bytes] = []
