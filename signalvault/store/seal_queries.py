@@ -89,8 +89,10 @@ def unsealed_records(conn: Connection, ids: Sequence[str]) -> list[Any]:
     concurrent change in PostgreSQL until the transaction ends."""
     if not ids:
         return []
-    query = select(audit_records).where(and_(_t.id.in_(ids), _t.seq.is_(None))).with_for_update()
-    return sorted(conn.execute(query), key=lambda row: (row.created_at, row.id))
+    # `seq IS NULL` is checked here, not in SQL: SQLite would scan the seq index's NULLs.
+    query = select(audit_records).where(_t.id.in_(ids)).with_for_update()
+    rows = [row for row in conn.execute(query) if row.seq is None]
+    return sorted(rows, key=lambda row: (row.created_at, row.id))
 
 
 def assign_seals(conn: Connection, seals: Sequence[dict[str, Any]]) -> bool:
