@@ -25,6 +25,7 @@ from signalvault.config import Settings
 from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, rules_digest
+from signalvault.integrity.sealer import Sealer
 from signalvault.keyring import KeyRing, load_pepper
 from signalvault.keysource import open_key_source
 from signalvault.limits import Limits, open_limiter
@@ -54,6 +55,7 @@ class Services:
     store: Store
     keyring: KeyRing
     trail: AuditTrail
+    sealer: Sealer
 
 
 def open_services(settings: Settings) -> Services:
@@ -66,7 +68,8 @@ def open_services(settings: Settings) -> Services:
     except Exception:
         store.close()
         raise
-    return Services(store, KeyRing(store, pepper), AuditTrail(store, master_key))
+    trail = AuditTrail(store, master_key)
+    return Services(store, KeyRing(store, pepper), trail, Sealer(store, master_key, settings.audit))
 
 
 def load_screen(settings: Settings, store: Store, tokens: TokenCounter) -> Screen:
@@ -113,6 +116,8 @@ class GatewayApp:
         """The audit trail's observer: every finished interaction feeds metrics and alerts."""
         self.metrics.observe(interaction)
         self.alerts.observe(interaction)
+        self._seal_task: asyncio.Task[None] | None = None
+        self._stop_sealing = asyncio.Event()
 
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
@@ -150,6 +155,8 @@ class GatewayApp:
         self._stopping.clear()
         self._wake = asyncio.Event()
         self._retention = asyncio.create_task(self._retention_loop())
+        self._stop_sealing = asyncio.Event()
+        self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
 
     async def _open_spool(self, directory: Path) -> None:
@@ -199,6 +206,34 @@ class GatewayApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), settings.interval_seconds)
 
+    async def _seal_periodically(self, sealer: Sealer) -> None:
+        """Seal every `seal_interval_seconds` in a thread, never on a request's path."""
+        while not self._stop_sealing.is_set():
+            try:
+                await asyncio.to_thread(sealer.seal)
+            except Exception as exc:  # the next round retries; requests are unaffected
+                log.error(
+                    "audit seal failed: %s",
+                    exc if isinstance(exc, StoreError) else type(exc).__name__,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stop_sealing.wait(), self.settings.audit.seal_interval_seconds
+                )
+
+    def _final_seal(self, services: Services) -> None:
+        """On shutdown: commit queued completions, seal what is final, hand the lease over."""
+        try:
+            services.store.flush()
+            services.sealer.seal()
+        except Exception as exc:
+            log.error(
+                "final audit seal failed: %s",
+                exc if isinstance(exc, StoreError) else type(exc).__name__,
+            )
+        finally:
+            services.sealer.close()
+
     async def shutdown(self) -> None:
         # The server stopped accepting and waited `shutdown_grace_seconds` for requests, then
         # cancelled the rest: give those a moment to record their outcome (streams: `stream_cut`).
@@ -231,7 +266,15 @@ class GatewayApp:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._seal_task is not None:
+            self._stop_sealing.set()
+            await self._seal_task  # lets a seal in progress finish
+            self._seal_task = None
         if self.services is not None:
+            with contextlib.suppress(StoreError):  # logged by the writer; the seal goes on
+                # Resolves once every write queued before it (completions) is committed.
+                await self.services.store.write_ahead([])
+            await asyncio.to_thread(self._final_seal, self.services)
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None

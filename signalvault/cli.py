@@ -12,6 +12,7 @@ import click
 import orjson
 
 from signalvault import __version__
+from signalvault.cli_audit import audit
 from signalvault.cli_export import export, subject_export
 from signalvault.config import Settings, load_settings
 from signalvault.console import format_table, iso
@@ -337,6 +338,7 @@ subject.add_command(subject_export)  # the data-subject group holds export and e
 cli.add_command(subject)
 cli.add_command(master_key)
 cli.add_command(export)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -28,13 +28,19 @@ CONFIG_OPTION = click.option(
 
 
 @contextmanager
-def _services(settings: Settings) -> Iterator[Services]:
+def _services(settings: Settings, *, seal_first: bool = False) -> Iterator[Services]:
+    """Open services; with `seal_first`, seal finished records before a command removes any, so
+    what it tombstones is already committed to the tamper-evidence tree."""
     from signalvault.app import open_services  # the gateway's imports only when needed
+    from signalvault.integrity.sealer import seal_now
 
     services = open_services(settings)
     try:
+        if seal_first:
+            seal_now(services)
         yield services
     finally:
+        services.sealer.close()  # lets queued checkpoint copies go out
         services.store.close()
 
 
@@ -131,7 +137,7 @@ def retention_run(config_file: Path | None, dry_run: bool, archive_dir: Path | N
 
     settings = load_settings(config_file)
     progress = None if dry_run else _progress("tombstoned")
-    with _services(settings) as services:
+    with _services(settings, seal_first=not dry_run) as services:
         try:
             report = run_retention(
                 services.store,
@@ -167,7 +173,7 @@ def subject_erase(config_file: Path | None, end_user: str, yes: bool) -> None:
             abort=True,
             err=True,
         )
-    with _services(settings) as services:
+    with _services(settings, seal_first=True) as services:
         receipt = erase_subject(services.store, services.trail, end_user, cli_actor())
     click.echo(
         f"Erased subject {receipt.subject_hash[:16]}: {receipt.records} record(s) tombstoned, "

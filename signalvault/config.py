@@ -198,6 +198,18 @@ class AuditSettings:
     seal_interval_seconds: float = _setting(
         10.0, "How often `serve` seals new audit records under a signed checkpoint."
     )
+    seal_after_seconds: float = _setting(
+        3600.0,
+        "A record still `unknown` (in flight) is sealed as it is once this old, so requests "
+        "lost in a crash are sealed too; longer than the longest request, after which its "
+        "completion is dropped.",
+    )
+    checkpoint_file: Path | None = _setting(
+        None, "File each signed checkpoint is appended to as a JSON line (keep it elsewhere)."
+    )
+    checkpoint_webhook: str = _setting(
+        "", "URL each signed checkpoint is POSTed to as JSON (in the background, retried)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +610,19 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[server] max_body_bytes and [store] audit_batch_max must be positive")
     if settings.store.pool_size < 1:
         raise ConfigError("[store] pool_size must be at least 1")
+    audit = settings.audit
+    if audit.seal_interval_seconds <= 0:
+        raise ConfigError("[audit] seal_interval_seconds must be positive")
+    longest = max((p.timeout_seconds for p in settings.providers), default=0.0)
+    if audit.seal_after_seconds <= longest:
+        raise ConfigError(
+            "[audit] seal_after_seconds must be longer than the longest provider timeout_seconds"
+            f" ({longest:g}): a request still running when its record is sealed loses its outcome"
+        )
+    if audit.checkpoint_webhook and not audit.checkpoint_webhook.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError("[audit] checkpoint_webhook must start with http:// or https://")
 
 
 def _validate_limits(settings: Settings) -> None:

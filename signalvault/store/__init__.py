@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from sqlalchemy import Engine
+
 from signalvault.config import StoreSettings
 from signalvault.crypto import ensure_data_dir
 from signalvault.errors import ConfigError
@@ -18,6 +20,8 @@ from signalvault.store.writer import WriteOp
 
 
 class Store(LifecycleStore, Protocol):
+    engine: Engine  # for query modules that run their own transactions (seal_queries)
+
     def open(self) -> None: ...
     def close(self) -> None: ...
     def ping(self) -> None: ...

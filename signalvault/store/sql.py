@@ -54,11 +54,19 @@ COMPLETE_FIELDS = (
     "guardrails",
     "attempts",
 )
+# A sealed record never changes: a completion arriving after the sealer gave up waiting
+# ([audit] seal_after_seconds) matches no row and is dropped; the writer logs how many.
 COMPLETE_RECORD = (
     update(audit_records)
-    # A record erased while its request was in flight stays a tombstone.
-    .where(audit_records.c.id == bindparam("_id"), audit_records.c.tombstoned_at.is_(None))
+    # A sealed record never changes; a record erased while its request was in flight stays a
+    # tombstone.
+    .where(
+        audit_records.c.id == bindparam("_id"),
+        audit_records.c.seq.is_(None),
+        audit_records.c.tombstoned_at.is_(None),
+    )
     .values({name: bindparam(name) for name in COMPLETE_FIELDS})
+    .execution_options(unmatched_log="late completion(s) dropped: record already sealed")
 )
 TOUCH_KEY = (
     update(gateway_keys)

@@ -269,6 +269,10 @@ class GroupCommitWriter:
                     cursor.executemany(sql, rows)
                 else:
                     cursor.executemany(sql, [tuple(row[n] for n in names) for row in rows])
+                options: dict[str, Any] = getattr(statement, "get_execution_options", dict)()
+                unmatched = options.get("unmatched_log")  # e.g. completions of sealed records
+                if unmatched and 0 <= cursor.rowcount < len(rows):
+                    log.warning("%d %s", len(rows) - cursor.rowcount, unmatched)
             self._connection.commit()
         except BaseException:
             with contextlib.suppress(Exception):

@@ -1,0 +1,1 @@
+"""Tamper evidence of the audit trail: Merkle tree, sealer, signed checkpoints, verification."""
