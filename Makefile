@@ -29,9 +29,11 @@ format: install
 	$(VENV)/bin/ruff format signalvault tests bench
 	$(VENV)/bin/ruff check --fix signalvault tests bench
 
-bench: install  ## scan speed, gateway overhead vs peers (ratios against baselines from the same run), export speed
+bench: install  ## scan speed, overhead vs peers, sustained load per store, trail export and verify speed
 	$(PY) bench/scan_speed.py
 	$(PY) bench/overhead.py $(BENCH_ARGS)
+	$(PY) bench/sustained.py $(SUSTAINED_BENCH_ARGS)
+	$(PY) bench/verify_speed.py $(VERIFY_BENCH_ARGS)
 	$(PY) bench/export_speed.py $(EXPORT_BENCH_ARGS)
 
 eval: install  ## detector accuracy on ../shared/eval

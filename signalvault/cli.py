@@ -14,17 +14,10 @@ import orjson
 from signalvault import __version__
 from signalvault.cli_audit import audit
 from signalvault.cli_export import export, subject_export
+from signalvault.cli_options import CONFIG_OPTION
 from signalvault.config import Settings, load_settings
 from signalvault.console import format_table, iso
 from signalvault.errors import SignalVaultError
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="TOML config file (default: ./signalvault.toml if present, else built-in defaults).",
-)
 
 
 class _Group(click.Group):

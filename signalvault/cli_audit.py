@@ -13,18 +13,11 @@ from typing import Any
 import click
 import orjson
 
+from signalvault.cli_options import CONFIG_OPTION
 from signalvault.config import load_settings
 
 EXIT_TAMPERED = 3
 EXIT_SUSPICIOUS = 4
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="TOML config file (default: ./signalvault.toml if present, else built-in defaults).",
-)
 
 
 @click.group()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from signalvault.cli_options import CONFIG_OPTION
 from signalvault.config import Settings, load_settings
 from signalvault.errors import ConfigError, StoreError
 
@@ -20,13 +21,6 @@ if TYPE_CHECKING:
     from signalvault.store import Store
 
 # Same option as in cli.py (imported from there it would be a circular import).
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="TOML config file (default: ./signalvault.toml if present, else built-in defaults).",
-)
 
 
 def _check_target(out: Path | None) -> Path:

@@ -12,19 +12,12 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
+from signalvault.cli_options import CONFIG_OPTION
 from signalvault.config import Settings, load_settings
 from signalvault.console import cli_actor, format_table
 
 if TYPE_CHECKING:
     from signalvault.app import Services
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="TOML config file (default: ./signalvault.toml if present, else built-in defaults).",
-)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from signalvault.errors import ConfigError, StoreError
 from signalvault.keys import parse_duration
 from signalvault.store import Store
 from signalvault.store.schema import audit_records, data_keys
-from signalvault.store.sql import SqlStore
+from signalvault.store.sql import SqlStore, record_conditions
 from signalvault.store.writer import describe_error
 
 # Rows per query: enough to amortise the round trip, few enough to keep memory flat (rows with
@@ -91,21 +91,7 @@ def _sql_store(store: Store) -> SqlStore:
 
 def _conditions(where: ExportFilter) -> list[ColumnElement[bool]]:
     t = audit_records.c
-    conditions: list[ColumnElement[bool]] = []
-    for column, value in (
-        (t.project, where.project),
-        (t.key_id, where.key_id),
-        (t.end_user, where.end_user),
-        (t.outcome, where.outcome),
-    ):
-        if value is not None:
-            conditions.append(column == value)
-    if where.model is not None:
-        conditions.append((t.model_requested == where.model) | (t.model_used == where.model))
-    if where.since is not None:
-        conditions.append(t.created_at >= where.since)
-    if where.until is not None:
-        conditions.append(t.created_at < where.until)
+    conditions = record_conditions(where)
     if where.rule is not None:
         # Prefilter on the JSON text as Interaction.guardrails_json writes it (compact orjson);
         # `has_rule_fired` then checks the parsed evaluations exactly.

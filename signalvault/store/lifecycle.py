@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -155,18 +155,9 @@ class LifecycleQueries:
 
         def _bump(self, conn: Any, name: str) -> None: ...
         def changed(self, name: str) -> None: ...
-
-    @contextlib.contextmanager
-    def _session(self, *, write: bool = False) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() if write else self.engine.connect() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"the store could not complete the operation: {describe_error(exc)}"
-            ) from None
+        def _connect(
+            self, *, write: bool = False
+        ) -> contextlib.AbstractContextManager[Connection]: ...
 
     # -- retention -----------------------------------------------------------------------------
     def find_expired(self, cutoffs: Cutoffs, limit: int) -> list[dict[str, Any]]:
@@ -180,7 +171,7 @@ class LifecycleQueries:
             .order_by(audit_records.c.created_at)
             .limit(limit)
         )
-        with self._session() as conn:
+        with self._connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def count_expired(self, cutoffs: Cutoffs) -> list[tuple[str | None, int, int]]:
@@ -195,7 +186,7 @@ class LifecycleQueries:
             .where(expired)
             .group_by(t.project)
         )
-        with self._session() as conn:
+        with self._connect() as conn:
             return [(row[0], int(row[1]), int(row[2])) for row in conn.execute(query)]
 
     def tombstone_expired(
@@ -211,25 +202,25 @@ class LifecycleQueries:
             .where(audit_records.c.id.in_(ids), expired, not_(_is_held()))
             .values({**TOMBSTONE, "tombstoned_at": now, "tombstone_reason": reason})
         )
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             return int(conn.execute(statement).rowcount)
 
     # -- legal holds ------------------------------------------------------------------------------
     def add_hold(self, hold: LegalHold) -> None:
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             conn.execute(legal_holds.insert().values(**_fields(hold)))
 
     def list_holds(self, *, include_released: bool = False) -> list[LegalHold]:
         query = select(legal_holds).order_by(legal_holds.c.created_at)
         if not include_released:
             query = query.where(legal_holds.c.released_at.is_(None))
-        with self._session() as conn:
+        with self._connect() as conn:
             return [_hold(row) for row in conn.execute(query)]
 
     def release_hold(self, hold_id: str, actor: str, now: float) -> LegalHold | None:
         """Release an active hold; None if there is no active hold with that id."""
         h = legal_holds.c
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             done = conn.execute(
                 update(legal_holds)
                 .where(h.id == hold_id, h.released_at.is_(None))
@@ -254,18 +245,18 @@ class LifecycleQueries:
         query = select(legal_holds).where(
             h.released_at.is_(None), or_(and_(h.scope == "user", h.value == end_user), on_records)
         )
-        with self._session() as conn:
+        with self._connect() as conn:
             return [_hold(row) for row in conn.execute(query)]
 
     # -- run-time settings and leases -------------------------------------------------------------
     def get_setting(self, name: str) -> str | None:
-        with self._session() as conn:
+        with self._connect() as conn:
             value = conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar()
         return None if value is None else str(value)
 
     def put_setting(self, name: str, value: str, actor: str) -> None:
         values = {"value": value, "updated_at": time.time(), "updated_by": actor}
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             done = conn.execute(update(settings).where(settings.c.name == name).values(**values))
             if not done.rowcount:
                 conn.execute(settings.insert().values(name=name, **values))
@@ -274,7 +265,7 @@ class LifecycleQueries:
         """Take or renew lease `name` unless another holder's lease is still running."""
         now = time.time()
         c = leases.c
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             done = conn.execute(
                 update(leases)
                 .where(c.name == name, or_(c.holder == holder, c.expires_at < now))
@@ -283,7 +274,7 @@ class LifecycleQueries:
         if done.rowcount:
             return True
         try:
-            with self._session(write=True) as conn:
+            with self._connect(write=True) as conn:
                 conn.execute(
                     leases.insert().values(name=name, holder=holder, expires_at=now + seconds)
                 )
@@ -292,7 +283,7 @@ class LifecycleQueries:
         return True
 
     def release_lease(self, name: str, holder: str) -> None:
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             conn.execute(
                 update(leases)
                 .where(leases.c.name == name, leases.c.holder == holder)
@@ -305,7 +296,7 @@ class LifecycleQueries:
         tombstone their records. Returns (records, keys). Bumps `keys` so every process drops
         cached data keys."""
         t, d = audit_records.c, data_keys.c
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             records = conn.execute(
                 update(audit_records)
                 .where(t.end_user == end_user)
@@ -344,7 +335,7 @@ class LifecycleQueries:
                 raise StoreError(f"VACUUM failed: {describe_error(exc)}") from None
             return True
         for _ in range(CHECKPOINT_TRIES):
-            with self._session() as conn:
+            with self._connect() as conn:
                 busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()
             if busy is not None and not busy[0]:
                 return True
@@ -355,7 +346,7 @@ class LifecycleQueries:
     def keys_not_wrapped_by(self, master_key_ids: Sequence[str], limit: int) -> list[WrappedKey]:
         """Live wrapped keys (data keys, then named secrets) under any other master key."""
         d, w = data_keys.c, wrapped_secrets.c
-        with self._session() as conn:
+        with self._connect() as conn:
             found = [
                 WrappedKey("data_keys", row.id, row.wrapped, row.master_key_id)
                 for row in conn.execute(
@@ -379,7 +370,7 @@ class LifecycleQueries:
         """Replace wrapped keys in one transaction, each unless it changed meanwhile (destroyed
         or re-wrapped elsewhere); how many were replaced."""
         done = 0
-        with self._session(write=True) as conn:
+        with self._connect(write=True) as conn:
             for table, name_column in (
                 (data_keys, data_keys.c.id),
                 (wrapped_secrets, wrapped_secrets.c.name),
@@ -406,7 +397,7 @@ class LifecycleQueries:
         """How many live wrapped keys each master key id wraps."""
         counts: dict[str, int] = {}
         d, w = data_keys.c, wrapped_secrets.c
-        with self._session() as conn:
+        with self._connect() as conn:
             for row in conn.execute(
                 select(d.master_key_id, func.count())
                 .where(d.wrapped.is_not(None))

@@ -10,12 +10,22 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from signalvault.errors import StoreError
@@ -87,6 +97,46 @@ class RecordFilter:
     since: float | None = None
     until: float | None = None
     before_id: str | None = None  # cursor: records strictly older than this id
+
+
+class RecordSelection(Protocol):
+    """The metadata filters shared by listings and exports; None means any."""
+
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def end_user(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def project(self) -> str | None: ...
+    @property
+    def since(self) -> float | None: ...
+    @property
+    def until(self) -> float | None: ...
+
+
+def record_conditions(where: RecordSelection) -> list[ColumnElement[bool]]:
+    """SQL conditions for the filters that are set (time range `since` <= t < `until`)."""
+    t = audit_records.c
+    conditions: list[ColumnElement[bool]] = []
+    for column, value in (
+        (t.key_id, where.key_id),
+        (t.end_user, where.end_user),
+        (t.outcome, where.outcome),
+        (t.project, where.project),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if where.model is not None:
+        conditions.append((t.model_requested == where.model) | (t.model_used == where.model))
+    if where.since is not None:
+        conditions.append(t.created_at >= where.since)
+    if where.until is not None:
+        conditions.append(t.created_at < where.until)
+    return conditions
 
 
 def key_from_row(row: Any) -> GatewayKey:
@@ -337,21 +387,7 @@ class SqlStore(LifecycleQueries):
     def list_records(self, where: RecordFilter, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first, metadata and ciphertext columns as stored."""
         t = audit_records.c
-        conditions = []
-        for column, value in (
-            (t.key_id, where.key_id),
-            (t.end_user, where.end_user),
-            (t.outcome, where.outcome),
-            (t.project, where.project),
-        ):
-            if value is not None:
-                conditions.append(column == value)
-        if where.model is not None:
-            conditions.append((t.model_requested == where.model) | (t.model_used == where.model))
-        if where.since is not None:
-            conditions.append(t.created_at >= where.since)
-        if where.until is not None:
-            conditions.append(t.created_at < where.until)
+        conditions = record_conditions(where)
         if where.before_id is not None:
             conditions.append(t.id < where.before_id)
         query = select(audit_records).where(and_(True, *conditions))
