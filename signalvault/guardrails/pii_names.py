@@ -58,6 +58,15 @@ _CUES = _STRONG_CUES | _PERSON_CUES | frozenset(
 # '"Go," said Maria' names the speaker; "you said Stream" or "said: Stream" quotes a word.
 _SPEECH = frozenset(["says", "said"])
 _QUOTE_ENDS = frozenset(",!?\"'\u201d\u2019")
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """True if the letters at start:end touch a digit or underscore (part of a larger token)."""
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    return before.isdigit() or before == "_" or after.isdigit() or after == "_"
+
+
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _SUBJECT_OF = re.compile(
     r"(?:'s|\u2019s)? (?:(?:is|was)(?! an? )|has|had|will|would|did|does|should|could|can|knew|"
@@ -172,6 +181,8 @@ class NameRules:
         for match in _TOKEN.finditer(text):
             word = match.group()
             ok = (len(word) > 1 or word.isupper()) if word[0].isupper() else word in lower_ok
+            if ok and _glued(text, *match.span()):
+                ok = False  # letters inside an identifier or hex id (`3f2eda91`), not a name
             if not ok:
                 if run:
                     self._score_run(found, text, run, lowered_text, german)

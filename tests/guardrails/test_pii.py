@@ -117,6 +117,9 @@ NEGATIVES = [
     ("We shipped to Germany and Switzerland last week", "PERSON"),  # places
     ("zipcodeapi token = abc", "ADDRESS"),
     ("Released on 08 March 2021 with fixes", "ADDRESS"),
+    ("request id CANARY-3f2eda91c0b24e7d8a1b2c3d4e5f6a7b", "PERSON"),  # letters in a hex id
+    ("trace f04bc95d26584ec7baba138950a72893 done", "PERSON"),
+    ("set maria_enabled = true", "PERSON"),  # part of an identifier
 ]
 
 
