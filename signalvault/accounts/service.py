@@ -41,8 +41,24 @@ class NewSession(NamedTuple):
     csrf_token: str
 
 
+class Disabled(NamedTuple):
+    """A disabled account and what ended with it."""
+
+    account: Account
+    sessions_ended: int
+    tokens_revoked: int
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+def check_email(email: str) -> str:
+    """The normalized (lower-cased) email. Raises BadRequest if it is not an address."""
+    address = normalize_email(email)
+    if len(address) > 320 or not EMAIL_PATTERN.fullmatch(address):
+        raise BadRequest("invalid email address", param="email")
+    return address
 
 
 def roles_json(roles: Mapping[str, str]) -> dict[str, str]:
@@ -112,9 +128,7 @@ class AccountService:
         Raises:
             BadRequest: invalid email, role or password, or the email is taken.
         """
-        address = normalize_email(email)
-        if len(address) > 320 or not EMAIL_PATTERN.fullmatch(address):
-            raise BadRequest("invalid email address", param="email")
+        address = check_email(email)
         checked = check_roles(roles)
         generated = generate_password() if password is None else None
         if password is not None:
@@ -185,7 +199,7 @@ class AccountService:
         )
         return self.get_account(account.id)
 
-    def disable_account(self, account_id: str, actor: str) -> Account:
+    def disable_account(self, account_id: str, actor: str) -> Disabled:
         """Disable an account; its sessions and tokens end in the same transaction."""
         account = self.get_account(account_id)
         if account.is_disabled:
@@ -206,7 +220,7 @@ class AccountService:
                 "tokens_revoked": ended[1],
             },
         )
-        return self.get_account(account.id)
+        return Disabled(self.get_account(account.id), *ended)
 
     def enable_account(self, account_id: str, actor: str) -> Account:
         """Enable a disabled account (its old sessions and tokens stay ended)."""
