@@ -302,7 +302,7 @@ class AccountService:
             self._login_failed(email, address, now, "account_disabled")
         self.throttle.succeeded(email)
         if self.passwords.needs_rehash(password_hash):
-            self.queries.set_password(account.id, self.passwords.hash(password), None)
+            self.queries.rehash_password(account.id, self.passwords.hash(password))
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self.queries.insert_session(
             SessionRow(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from signalvault.errors import StoreError
@@ -146,11 +146,22 @@ class AccountQueries:
         return bool(result.rowcount)
 
     def set_password(self, account_id: str, password_hash: str, changed_at: float | None) -> None:
-        values: dict[str, Any] = {"password_hash": password_hash}
-        if changed_at is not None:
-            values["password_changed_at"] = changed_at
+        """A new password; `changed_at` None marks a generated (one-time) one."""
         with self._connect(write=True) as conn:
-            conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(password_hash=password_hash, password_changed_at=changed_at)
+            )
+
+    def rehash_password(self, account_id: str, password_hash: str) -> None:
+        """The same password hashed with new parameters."""
+        with self._connect(write=True) as conn:
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(password_hash=password_hash)
+            )
 
     def disable_account(self, account_id: str, when: float, by: str) -> tuple[int, int] | None:
         """Disable an account and end its sessions and tokens in one transaction: (sessions
@@ -345,5 +356,9 @@ class AccountQueries:
         conn.execute(update(login_failures).where(c.key == key).values(**values))
 
     def clear_failures(self, key: str) -> None:
+        """Forget the failures counted so far; the number of earlier locks stays, so locks
+        keep growing until a day passes without failures."""
         with self._connect(write=True) as conn:
-            conn.execute(delete(login_failures).where(login_failures.c.key == key))
+            conn.execute(
+                update(login_failures).where(login_failures.c.key == key).values(failures=0)
+            )
