@@ -285,11 +285,11 @@ class AccountSettings:
     )
     token_max_days: float = _setting(365.0, "Longest lifetime a personal API token may have.")
     password_min_length: int = _setting(12, "Shortest password accepted (at least 12).")
-    argon2_time_cost: int = _setting(3, "Argon2id passes over memory (password hashing).")
-    argon2_memory_kib: int = _setting(
+    password_time_cost: int = _setting(3, "Argon2id passes over memory (password hashing).")
+    password_memory_kib: int = _setting(
         65536, "Argon2id memory per hash in KiB (at least 19456, the OWASP minimum)."
     )
-    argon2_parallelism: int = _setting(4, "Argon2id lanes per hash.")
+    password_parallelism: int = _setting(4, "Argon2id lanes per hash.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -699,10 +699,12 @@ def _validate_accounts(accounts: AccountSettings) -> None:
         raise ConfigError("[accounts] token_default_days must not exceed token_max_days")
     if accounts.password_min_length < 12:
         raise ConfigError("[accounts] password_min_length must be at least 12")
-    if accounts.argon2_time_cost < 1 or accounts.argon2_parallelism < 1:
-        raise ConfigError("[accounts] argon2_time_cost and argon2_parallelism must be at least 1")
-    if accounts.argon2_memory_kib < 19456:
-        raise ConfigError("[accounts] argon2_memory_kib must be at least 19456 (19 MiB)")
+    if accounts.password_time_cost < 1 or accounts.password_parallelism < 1:
+        raise ConfigError(
+            "[accounts] password_time_cost and password_parallelism must be at least 1"
+        )
+    if accounts.password_memory_kib < 19456:
+        raise ConfigError("[accounts] password_memory_kib must be at least 19456 (19 MiB)")
 
 
 def config_path(

@@ -561,7 +561,7 @@ def test_config_rejects_weak_account_settings(tmp_path):
 
     for name, value in [
         ("SIGNALVAULT_ACCOUNTS_PASSWORD_MIN_LENGTH", "8"),
-        ("SIGNALVAULT_ACCOUNTS_ARGON2_MEMORY_KIB", "1024"),
+        ("SIGNALVAULT_ACCOUNTS_PASSWORD_MEMORY_KIB", "1024"),
         ("SIGNALVAULT_ACCOUNTS_SESSION_IDLE_MINUTES", "0"),
         ("SIGNALVAULT_ACCOUNTS_TOKEN_DEFAULT_DAYS", "400"),
     ]:

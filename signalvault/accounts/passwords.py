@@ -42,9 +42,9 @@ class Passwords:
     @classmethod
     def from_settings(cls, settings: AccountSettings) -> Passwords:
         return cls(
-            time_cost=settings.argon2_time_cost,
-            memory_kib=settings.argon2_memory_kib,
-            parallelism=settings.argon2_parallelism,
+            time_cost=settings.password_time_cost,
+            memory_kib=settings.password_memory_kib,
+            parallelism=settings.password_parallelism,
             min_length=settings.password_min_length,
         )
 
