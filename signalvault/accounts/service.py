@@ -287,7 +287,8 @@ class AccountService:
             AuthError: the same "invalid email or password" for an unknown email, a wrong
                 password or a disabled account.
         """
-        email = normalize_email(email)
+        # Bounded: both end up in throttle keys and audit details, and no account has more.
+        email = normalize_email(email)[:320]
         address = (address or "")[:64] or None
         now = self._clock()
         self.throttle.check(email, address, now)
