@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
+from signalvault.accounts.principal import ROLES
 from signalvault.config import Settings, config_path, load_settings
 from signalvault.console import cli_actor, format_table, iso
 from signalvault.errors import ConfigError
@@ -33,7 +34,6 @@ PASSWORD_STDIN = click.option(
     is_flag=True,
     help="Read the password from the first line of standard input instead of generating one.",
 )
-ROLE_NAMES = ("owner", "admin", "security", "auditor", "developer", "viewer")
 
 CONFIG_TEMPLATE = """\
 # SignalVault configuration, written by `signalvault init`. Every setting is described in
@@ -151,7 +151,7 @@ def users() -> None:
 @users.command("create")
 @CONFIG_OPTION
 @click.option("--email", required=True, help="The account's email (its login name).")
-@click.option("--role", required=True, type=click.Choice(ROLE_NAMES), help="Role (SPEC §5).")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="Role (SPEC §5).")
 @click.option("--project", default=None, help="Give the role in this project only.")
 @PASSWORD_STDIN
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

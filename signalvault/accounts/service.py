@@ -30,7 +30,6 @@ from signalvault.store.account_queries import (
 )
 
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-PROJECT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ANONYMOUS = "anonymous"  # the actor of a failed login: nobody has been authenticated
 
 
@@ -65,6 +64,10 @@ def roles_json(roles: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(roles.items()))
 
 
+def _is_project_name(name: str) -> bool:
+    return 0 < len(name) <= 128 and name.isprintable() and name.strip() == name
+
+
 def check_roles(roles: Mapping[str | None, str]) -> dict[str, str]:
     """Validated roles keyed by project or "*" (global; None is accepted for it too)."""
     checked: dict[str, str] = {}
@@ -72,8 +75,8 @@ def check_roles(roles: Mapping[str | None, str]) -> dict[str, str]:
         if role not in ROLES:
             raise BadRequest(f"unknown role {role!r}; roles: {', '.join(ROLES)}", param="role")
         key = GLOBAL if project in (None, GLOBAL) else project
-        if key != GLOBAL and not PROJECT_PATTERN.fullmatch(key):
-            raise BadRequest(f"invalid project name {key!r}", param="project")
+        if key != GLOBAL and not _is_project_name(key):
+            raise BadRequest("a project name is 1-128 printable characters", param="project")
         if role == "owner" and key != GLOBAL:
             raise BadRequest("owner is a global role; give it without a project", param="role")
         checked[key] = role
@@ -353,11 +356,11 @@ class AccountService:
         name = name.strip()
         if not name or len(name) > 256:
             raise BadRequest("a token needs a name of at most 256 characters", param="name")
-        days = self.settings
-        lifetime = days.token_default_days * 86400 if expires_in is None else expires_in
-        if not 0 < lifetime <= days.token_max_days * 86400:
+        limits = self.settings
+        lifetime = limits.token_default_days * 86400 if expires_in is None else expires_in
+        if not 0 < lifetime <= limits.token_max_days * 86400:
             raise BadRequest(
-                f"a token's lifetime must be positive and at most {days.token_max_days:g} days",
+                f"a token's lifetime must be positive and at most {limits.token_max_days:g} days",
                 param="expires",
             )
         secret = generate_token()
