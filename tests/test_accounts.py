@@ -576,3 +576,24 @@ def test_config_rejects_weak_account_settings(tmp_path):
             load_settings(None, {name: value}, cwd=tmp_path)
     settings = load_settings(None, {"SIGNALVAULT_ACCOUNTS_SESSION_IDLE_MINUTES": "5"}, cwd=tmp_path)
     assert settings.accounts.session_idle_minutes == 5.0
+
+
+def test_stale_sessions_and_failure_counters_are_purged(services, accounts, alice, clock):
+    first = accounts.login("alice@example.com", ALICE_PASSWORD, None)
+    with pytest.raises(AuthError):
+        accounts.login("sprayed@example.com", "wrong-password-here", None)
+    clock.advance(13 * 3600)
+    with pytest.raises(AuthError, match="expired"):
+        accounts.authenticator.authenticate(None, first.secret, None)
+    clock.advance(2 * 86400)
+    with pytest.raises(AuthError):  # a later failure sweeps counters idle for a day
+        accounts.login("other@example.com", "wrong-password-here", None)
+    accounts.login("alice@example.com", ALICE_PASSWORD, None)  # and a login, ended sessions
+    with pytest.raises(AuthError, match="no such session"):
+        accounts.authenticator.authenticate(None, first.secret, None)
+    assert accounts.queries.locked_until(["email:sprayed@example.com"], 0.0) is None
+    with accounts.queries._connect() as conn:
+        from signalvault.store.schema import login_failures
+
+        keys = {row.key for row in conn.execute(login_failures.select())}
+    assert keys == {"email:other@example.com"}

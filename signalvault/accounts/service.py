@@ -30,6 +30,7 @@ from signalvault.store.account_queries import (
 )
 
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+SESSION_ROWS_KEPT = 86400.0  # seconds an ended session's row stays (its 401 says "ended")
 ANONYMOUS = "anonymous"  # the actor of a failed login: nobody has been authenticated
 
 
@@ -305,6 +306,7 @@ class AccountService:
         if account.is_disabled:
             self._login_failed(email, address, now, "account_disabled")
         self.throttle.succeeded(email)
+        self.queries.purge_sessions(account.id, now - SESSION_ROWS_KEPT)
         if self.passwords.needs_rehash(password_hash):
             self.queries.rehash_password(account.id, self.passwords.hash(password))
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)

@@ -8,7 +8,9 @@ import math
 
 from signalvault.config import AccountSettings
 from signalvault.errors import RateLimited
-from signalvault.store.account_queries import AccountQueries
+from signalvault.store.account_queries import LOCKOUT_MEMORY, AccountQueries
+
+PURGE_EVERY = 3600.0  # seconds between sweeps of stale counters, per process
 
 
 def throttle_keys(email: str, address: str | None) -> list[str]:
@@ -22,6 +24,7 @@ class LoginThrottle:
     def __init__(self, queries: AccountQueries, settings: AccountSettings) -> None:
         self._queries = queries
         self._settings = settings
+        self._purged_at = 0.0
 
     def check(self, email: str, address: str | None, now: float) -> None:
         """Raises RateLimited while the email or the address is locked (no password is checked
@@ -50,6 +53,10 @@ class LoginThrottle:
             )
             if until is not None:
                 locks.append((key, until))
+        if now - self._purged_at >= PURGE_EVERY:
+            # Unknown emails are counted too, so a spray would otherwise grow the table forever.
+            self._purged_at = now
+            self._queries.purge_failures(now - LOCKOUT_MEMORY)
         return locks
 
     def succeeded(self, email: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from signalvault.errors import StoreError
@@ -226,6 +226,22 @@ class AccountQueries:
         with self._connect(write=True) as conn:
             return self._revoke_sessions(conn, account_id, when)
 
+    def purge_sessions(self, account_id: str, before: float) -> int:
+        """Delete an account's sessions that ended before `before` (the trail keeps the logins
+        and logouts; the rows are only needed while a session can still be presented)."""
+        c = sessions.c
+        with self._connect(write=True) as conn:
+            return int(
+                conn.execute(
+                    delete(sessions).where(
+                        and_(
+                            c.account_id == account_id,
+                            or_(c.expires_at < before, c.revoked_at < before),
+                        )
+                    )
+                ).rowcount
+            )
+
     @staticmethod
     def _revoke_sessions(conn: Connection, account_id: str, when: float) -> int:
         return int(
@@ -354,6 +370,21 @@ class AccountQueries:
         if now - last > LOCKOUT_MEMORY:
             values["lockouts"] = 0
         conn.execute(update(login_failures).where(c.key == key).values(**values))
+
+    def purge_failures(self, before: float) -> int:
+        """Delete counters with no failure or lock since `before` (e.g. sprayed unknown emails)."""
+        c = login_failures.c
+        with self._connect(write=True) as conn:
+            return int(
+                conn.execute(
+                    delete(login_failures).where(
+                        and_(
+                            c.window_start < before,
+                            or_(c.locked_until.is_(None), c.locked_until < before),
+                        )
+                    )
+                ).rowcount
+            )
 
     def clear_failures(self, key: str) -> None:
         """Forget the failures counted so far; the number of earlier locks stays, so locks
