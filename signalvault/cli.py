@@ -323,6 +323,7 @@ def _key_json(key: Any) -> dict[str, Any]:
 
 
 # Lifecycle commands live in their own module; it imports nothing from this one.
+from signalvault.cli_accounts import init, users  # noqa: E402
 from signalvault.cli_lifecycle import legal_hold, master_key, retention, subject  # noqa: E402
 
 cli.add_command(legal_hold)
@@ -332,6 +333,8 @@ cli.add_command(subject)
 cli.add_command(master_key)
 cli.add_command(export)
 cli.add_command(audit)
+cli.add_command(init)
+cli.add_command(users)
 
 
 def main() -> None:

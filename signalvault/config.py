@@ -263,6 +263,36 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountSettings:
+    session_idle_minutes: float = _setting(
+        30.0, "A dashboard session unused for this long ends (idle expiry)."
+    )
+    session_max_hours: float = _setting(
+        12.0, "A dashboard session ends this long after login, however active (absolute expiry)."
+    )
+    login_max_failures: int = _setting(
+        5,
+        "Failed logins for one email, or from one address, within `login_window_minutes` that "
+        "lock further attempts.",
+    )
+    login_window_minutes: float = _setting(15.0, "Window in which failed logins are counted.")
+    login_lock_minutes: float = _setting(
+        15.0, "First lock after too many failures; each further lock doubles it."
+    )
+    login_lock_max_minutes: float = _setting(1440.0, "Longest lock, however many came before.")
+    token_default_days: float = _setting(
+        90.0, "Lifetime of a personal API token created without an expiry."
+    )
+    token_max_days: float = _setting(365.0, "Longest lifetime a personal API token may have.")
+    password_min_length: int = _setting(12, "Shortest password accepted (at least 12).")
+    password_time_cost: int = _setting(3, "Argon2id passes over memory (password hashing).")
+    password_memory_kib: int = _setting(
+        65536, "Argon2id memory per hash in KiB (at least 19456, the OWASP minimum)."
+    )
+    password_parallelism: int = _setting(4, "Argon2id lanes per hash.")
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderSettings:
     name: str = _setting("", "Name routes refer to.")
     kind: str = _setting("openai", "Wire protocol: openai, anthropic or openai-compatible.")
@@ -336,6 +366,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    accounts: AccountSettings = field(default_factory=AccountSettings)
     providers: tuple[ProviderSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
 
@@ -350,6 +381,7 @@ SECTIONS: dict[str, type[Any]] = {
     "audit": AuditSettings,
     "retention": RetentionSettings,
     "alerts": AlertSettings,
+    "accounts": AccountSettings,
 }
 LISTS: dict[str, type[Any]] = {"providers": ProviderSettings, "routes": RouteSettings}
 
@@ -583,6 +615,7 @@ def _validate(settings: Settings) -> None:
     if settings.server.workers < 1:
         raise ConfigError("[server] workers must be at least 1")
     _validate_limits(settings)
+    _validate_accounts(settings.accounts)
     retention = settings.retention
     if retention.days < 0 or any(days < 0 for days in retention.projects.values()):
         raise ConfigError("[retention] days must be 0 (keep) or more")
@@ -646,3 +679,43 @@ def _validate_limits(settings: Settings) -> None:
             "[server] max_header_bytes must be at least 1024, keep_alive_seconds at least 1 and "
             "max_concurrency at least 0"
         )
+
+
+def _validate_accounts(accounts: AccountSettings) -> None:
+    for name in (
+        "session_idle_minutes",
+        "session_max_hours",
+        "login_window_minutes",
+        "login_lock_minutes",
+        "login_lock_max_minutes",
+        "token_default_days",
+        "token_max_days",
+    ):
+        if getattr(accounts, name) <= 0:
+            raise ConfigError(f"[accounts] {name} must be positive")
+    if accounts.login_max_failures < 1:
+        raise ConfigError("[accounts] login_max_failures must be at least 1")
+    if accounts.token_default_days > accounts.token_max_days:
+        raise ConfigError("[accounts] token_default_days must not exceed token_max_days")
+    if accounts.password_min_length < 12:
+        raise ConfigError("[accounts] password_min_length must be at least 12")
+    if accounts.password_time_cost < 1 or accounts.password_parallelism < 1:
+        raise ConfigError(
+            "[accounts] password_time_cost and password_parallelism must be at least 1"
+        )
+    if accounts.password_memory_kib < 19456:
+        raise ConfigError("[accounts] password_memory_kib must be at least 19456 (19 MiB)")
+
+
+def config_path(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Path:
+    """The config file `load_settings` reads, or would read once created (`init` writes it)."""
+    environ = os.environ if environ is None else environ
+    if config_file is not None:
+        return config_file
+    if environ.get("SIGNALVAULT_CONFIG"):
+        return Path(environ["SIGNALVAULT_CONFIG"])
+    return (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE

@@ -48,6 +48,11 @@ class KeyRing:
         self._version = -1
         self._touched: dict[str, float] = {}
 
+    @property
+    def pepper(self) -> bytes:
+        """The HMAC key of key hashes; personal API tokens (accounts) are hashed with it too."""
+        return self._pepper
+
     def create(
         self,
         *,

@@ -188,3 +188,65 @@ settings = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(256), nullable=False),
 )
+
+# Dashboard and admin-API accounts (SPEC §5). `email` is stored lower-cased; `roles` is JSON
+# {project or "*": role}; `password_hash` is an Argon2id PHC string, never the password.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("disabled_at", Float),
+    Column("disabled_by", String(256)),
+    # None while the password is one the gateway generated and printed (a one-time password).
+    Column("password_changed_at", Float),
+)
+
+# Browser sessions. `id` is the SHA-256 (hex) of the cookie secret and `csrf_hash` that of the
+# CSRF token, so the database never holds either.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(36), nullable=False),
+    Column("csrf_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),  # absolute end, however active
+    Column("revoked_at", Float),
+    Column("address", String(64)),
+    Index("ix_sessions_account_id", "account_id"),
+)
+
+# Personal API tokens (`svadm-...`) for scripts, stored as HMAC-SHA-256 under the key pepper.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(36), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("prefix", String(32), nullable=False),
+    Column("secret_hash", LargeBinary, nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
+    Index("ix_api_tokens_account_id", "account_id"),
+)
+
+# Failed-login counters shared by every process: `key` is `email:<address>` or `address:<ip>`.
+# After `failures` reach the limit within the window the key is locked until `locked_until`;
+# `lockouts` counts consecutive locks, each twice as long as the one before.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("window_start", Float, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", Float),
+    Column("lockouts", Integer, nullable=False),
+)

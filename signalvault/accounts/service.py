@@ -1,0 +1,422 @@
+"""The account service: accounts and roles, login and sessions, personal API tokens. Each state
+change is written to the audit trail (actor, before/after), never with a password, a hash or a
+secret. The admin API and the CLI call these functions; neither touches the tables itself.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, NoReturn
+
+from signalvault.accounts.api_tokens import display_prefix, generate_token, new_token_id
+from signalvault.accounts.authenticator import AccountAuthenticator, digest
+from signalvault.accounts.passwords import Passwords, generate_password
+from signalvault.accounts.principal import ROLES
+from signalvault.accounts.throttle import LoginThrottle
+from signalvault.audit import AuditTrail
+from signalvault.config import AccountSettings
+from signalvault.errors import AuthError, BadRequest, NotFound
+from signalvault.keys import hash_secret
+from signalvault.store import Store
+from signalvault.store.account_queries import (
+    GLOBAL,
+    Account,
+    AccountQueries,
+    ApiToken,
+    SessionRow,
+)
+
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+SESSION_ROWS_KEPT = 86400.0  # seconds an ended session's row stays (its 401 says "ended")
+ANONYMOUS = "anonymous"  # the actor of a failed login: nobody has been authenticated
+
+
+class NewSession(NamedTuple):
+    """What a login hands the browser: the cookie secret and the CSRF token (neither stored)."""
+
+    secret: str
+    csrf_token: str
+
+
+class Disabled(NamedTuple):
+    """A disabled account and what ended with it."""
+
+    account: Account
+    sessions_ended: int
+    tokens_revoked: int
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_email(email: str) -> str:
+    """The normalized (lower-cased) email. Raises BadRequest if it is not an address."""
+    address = normalize_email(email)
+    if len(address) > 320 or not EMAIL_PATTERN.fullmatch(address):
+        raise BadRequest("invalid email address", param="email")
+    return address
+
+
+def roles_json(roles: Mapping[str, str]) -> dict[str, str]:
+    return dict(sorted(roles.items()))
+
+
+def _is_project_name(name: str) -> bool:
+    return 0 < len(name) <= 128 and name.isprintable() and name.strip() == name
+
+
+def check_roles(roles: Mapping[str | None, str]) -> dict[str, str]:
+    """Validated roles keyed by project or "*" (global; None is accepted for it too)."""
+    checked: dict[str, str] = {}
+    for project, role in roles.items():
+        if role not in ROLES:
+            raise BadRequest(f"unknown role {role!r}; roles: {', '.join(ROLES)}", param="role")
+        key = GLOBAL if project in (None, GLOBAL) else project
+        if key != GLOBAL and not _is_project_name(key):
+            raise BadRequest("a project name is 1-128 printable characters", param="project")
+        if role == "owner" and key != GLOBAL:
+            raise BadRequest("owner is a global role; give it without a project", param="role")
+        checked[key] = role
+    if not checked:
+        raise BadRequest("an account needs a role", param="role")
+    return roles_json(checked)
+
+
+def is_owner(account: Account) -> bool:
+    return not account.is_disabled and account.roles.get(GLOBAL) == "owner"
+
+
+class AccountService:
+    """Accounts, sessions and tokens over a Store, audited through an AuditTrail.
+
+    Args:
+        pepper: the gateway-key pepper (keyring.load_pepper) that keys token hashes.
+        passwords: hashing parameters (default: from `settings`; tests pass cheaper ones).
+        clock: the time source (tests pass a fake one to step over expiries and locks).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        trail: AuditTrail,
+        pepper: bytes,
+        settings: AccountSettings,
+        *,
+        passwords: Passwords | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.queries = AccountQueries(store.engine)
+        self.passwords = passwords or Passwords.from_settings(settings)
+        self.throttle = LoginThrottle(self.queries, settings)
+        self.authenticator = AccountAuthenticator(self.queries, pepper, settings, clock=clock)
+        self._trail = trail
+        self._pepper = pepper
+        self._clock = clock
+
+    # -- accounts -------------------------------------------------------------------------------
+    def create_account(
+        self,
+        email: str,
+        roles: Mapping[str | None, str],
+        actor: str,
+        password: str | None = None,
+    ) -> tuple[Account, str | None]:
+        """Create an account; returns it and, if no password was given, the generated one-time
+        password (shown once, stored only as its Argon2id hash).
+
+        Raises:
+            BadRequest: invalid email, role or password, or the email is taken.
+        """
+        address = check_email(email)
+        checked = check_roles(roles)
+        generated = generate_password() if password is None else None
+        if password is not None:
+            self.passwords.check_policy(password, address)
+        now = self._clock()
+        account = Account(
+            id="acc_" + secrets.token_hex(8),
+            email=address,
+            roles=checked,
+            created_at=now,
+            created_by=actor,
+            disabled_at=None,
+            disabled_by=None,
+            # A generated password is one the holder has not chosen: None asks for a change.
+            password_changed_at=None if generated else now,
+        )
+        if not self.queries.insert_account(
+            account, self.passwords.hash(password or generated or "")
+        ):
+            raise BadRequest("an account with this email already exists", code="account_exists")
+        self._audit(
+            "account_created",
+            actor,
+            {
+                "account": account.id,
+                "email": address,
+                "roles": checked,
+                "one_time_password": bool(generated),
+            },
+        )
+        return account, generated
+
+    def get_account(self, ref: str) -> Account:
+        """An account by id or email. Raises NotFound."""
+        if "@" in ref:
+            found = self.queries.find_login(normalize_email(ref))
+            account = None if found is None else found[0]
+        else:
+            account = self.queries.get_account(ref)
+        if account is None:
+            raise NotFound(f"no account {ref}")
+        return account
+
+    def list_accounts(self) -> list[Account]:
+        return self.queries.list_accounts()
+
+    def has_owner(self) -> bool:
+        """True if an enabled account holds the global owner role (`init` refuses then)."""
+        return any(is_owner(a) for a in self.queries.list_accounts())
+
+    def set_roles(self, account_id: str, roles: Mapping[str | None, str], actor: str) -> Account:
+        """Replace an account's roles. Raises NotFound, BadRequest (also when it would leave no
+        enabled owner)."""
+        account = self.get_account(account_id)
+        checked = check_roles(roles)
+        if checked.get(GLOBAL) != "owner":
+            self._keep_an_owner(account)
+        self.queries.set_roles(account.id, checked)
+        self._audit(
+            "roles_changed",
+            actor,
+            {
+                "account": account.id,
+                "email": account.email,
+                "before": account.roles,
+                "after": checked,
+            },
+        )
+        return self.get_account(account.id)
+
+    def disable_account(self, account_id: str, actor: str) -> Disabled:
+        """Disable an account; its sessions and tokens end in the same transaction."""
+        account = self.get_account(account_id)
+        if account.is_disabled:
+            raise BadRequest(f"account {account.email} is already disabled")
+        self._keep_an_owner(account)
+        ended = self.queries.disable_account(account.id, self._clock(), actor)
+        if ended is None:
+            raise BadRequest(f"account {account.email} is already disabled")
+        self._audit(
+            "account_disabled",
+            actor,
+            {
+                "account": account.id,
+                "email": account.email,
+                "before": {"disabled": False},
+                "after": {"disabled": True},
+                "sessions_ended": ended[0],
+                "tokens_revoked": ended[1],
+            },
+        )
+        return Disabled(self.get_account(account.id), *ended)
+
+    def enable_account(self, account_id: str, actor: str) -> Account:
+        """Enable a disabled account (its old sessions and tokens stay ended)."""
+        account = self.get_account(account_id)
+        if not self.queries.enable_account(account.id):
+            raise BadRequest(f"account {account.email} is not disabled")
+        self._audit(
+            "account_enabled",
+            actor,
+            {
+                "account": account.id,
+                "email": account.email,
+                "before": {"disabled": True},
+                "after": {"disabled": False},
+            },
+        )
+        return self.get_account(account.id)
+
+    def change_password(self, account_id: str, current: str, new: str, actor: str) -> None:
+        """Set a password the holder chose; every session of the account ends.
+
+        Raises:
+            AuthError: `current` is wrong. BadRequest: `new` breaks the policy.
+        """
+        account = self.get_account(account_id)
+        found = self.queries.find_login(account.email)
+        if found is None or not self.passwords.verify(found[1], current):
+            raise AuthError("the current password is wrong", code="invalid_credentials")
+        self.passwords.check_policy(new, account.email)
+        self._set_password(account, self.passwords.hash(new), self._clock(), actor)
+
+    def reset_password(self, account_id: str, actor: str) -> str:
+        """A new one-time password for an account (shown once); every session ends."""
+        account = self.get_account(account_id)
+        password = generate_password()
+        self._set_password(account, self.passwords.hash(password), None, actor)
+        return password
+
+    def _set_password(
+        self, account: Account, password_hash: str, changed_at: float | None, actor: str
+    ) -> None:
+        self.queries.set_password(account.id, password_hash, changed_at)
+        ended = self.queries.revoke_sessions(account.id, self._clock())
+        self._audit(
+            "password_changed" if changed_at is not None else "password_reset",
+            actor,
+            {"account": account.id, "email": account.email, "sessions_ended": ended},
+        )
+
+    def _keep_an_owner(self, account: Account) -> None:
+        """Refuse a change that would leave no enabled global owner (nobody could undo it)."""
+        if is_owner(account) and not any(
+            is_owner(other) for other in self.queries.list_accounts() if other.id != account.id
+        ):
+            raise BadRequest("this is the last owner; make another account owner first")
+
+    # -- login and sessions ---------------------------------------------------------------------
+    def login(self, email: str, password: str, address: str | None) -> NewSession:
+        """Check a password and start a session.
+
+        Raises:
+            RateLimited: too many failures for this email or from this address (no password is
+                checked until the lock ends).
+            AuthError: the same "invalid email or password" for an unknown email, a wrong
+                password or a disabled account.
+        """
+        # Bounded: both end up in throttle keys and audit details, and no account has more.
+        email = normalize_email(email)[:320]
+        address = (address or "")[:64] or None
+        now = self._clock()
+        self.throttle.check(email, address, now)
+        found = self.queries.find_login(email)
+        if found is None:
+            self.passwords.verify_nothing(password)  # same time as a real check
+            self._login_failed(email, address, now, "unknown_account")
+        account, password_hash = found
+        if not self.passwords.verify(password_hash, password):
+            self._login_failed(email, address, now, "wrong_password")
+        if account.is_disabled:
+            self._login_failed(email, address, now, "account_disabled")
+        self.throttle.succeeded(email)
+        self.queries.purge_sessions(account.id, now - SESSION_ROWS_KEPT)
+        if self.passwords.needs_rehash(password_hash):
+            self.queries.rehash_password(account.id, self.passwords.hash(password))
+        secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        self.queries.insert_session(
+            SessionRow(
+                id=digest(secret),
+                account_id=account.id,
+                csrf_hash=digest(csrf),
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + self.settings.session_max_hours * 3600,
+                revoked_at=None,
+                address=address,
+            )
+        )
+        self._audit(
+            "login", f"account:{account.email}", {"account": account.id, "address": address}
+        )
+        return NewSession(secret, csrf)
+
+    def _login_failed(self, email: str, address: str | None, now: float, reason: str) -> NoReturn:
+        locks = self.throttle.failed(email, address, now)
+        self._audit(
+            "login_failed", ANONYMOUS, {"email": email, "address": address, "reason": reason}
+        )
+        for key, until in locks:
+            self._audit("login_locked", ANONYMOUS, {"key": key, "until": until})
+        raise AuthError("invalid email or password", code="invalid_credentials")
+
+    def logout(self, session_secret: str) -> bool:
+        """End the session of a cookie; False if it had already ended or never existed."""
+        session = self.queries.find_session(digest(session_secret))
+        if session is None or not self.queries.revoke_session(session.id, self._clock()):
+            return False
+        account = self.queries.get_account(session.account_id)
+        actor = f"account:{account.email}" if account else ANONYMOUS
+        self._audit("logout", actor, {"account": session.account_id})
+        return True
+
+    # -- personal API tokens --------------------------------------------------------------------
+    def create_token(
+        self, account_id: str, name: str, expires_in: float | None, actor: str
+    ) -> tuple[ApiToken, str]:
+        """A token for an enabled account; returns it and its secret (shown once). `expires_in`
+        is seconds (default `[accounts] token_default_days`, at most `token_max_days`)."""
+        account = self.get_account(account_id)
+        if account.is_disabled:
+            raise BadRequest(f"account {account.email} is disabled")
+        name = name.strip()
+        if not name or len(name) > 256:
+            raise BadRequest("a token needs a name of at most 256 characters", param="name")
+        limits = self.settings
+        lifetime = limits.token_default_days * 86400 if expires_in is None else expires_in
+        if not 0 < lifetime <= limits.token_max_days * 86400:
+            raise BadRequest(
+                f"a token's lifetime must be positive and at most {limits.token_max_days:g} days",
+                param="expires",
+            )
+        secret = generate_token()
+        now = self._clock()
+        token = ApiToken(
+            id=new_token_id(),
+            account_id=account.id,
+            name=name,
+            prefix=display_prefix(secret),
+            created_at=now,
+            expires_at=now + lifetime,
+            revoked_at=None,
+            last_used_at=None,
+        )
+        self.queries.insert_token(token, hash_secret(self._pepper, secret))
+        self._audit(
+            "token_created",
+            actor,
+            {
+                "account": account.id,
+                "token": token.id,
+                "name": name,
+                "prefix": token.prefix,
+                "expires_at": token.expires_at,
+            },
+        )
+        return token, secret
+
+    def get_token(self, token_id: str) -> ApiToken:
+        token = self.queries.get_token(token_id)
+        if token is None:
+            raise NotFound(f"no token {token_id}")
+        return token
+
+    def list_tokens(self, account_id: str | None = None) -> list[ApiToken]:
+        """Tokens of one account (or all), oldest first, never their secrets."""
+        return self.queries.list_tokens(account_id)
+
+    def revoke_token(self, token_id: str, actor: str) -> ApiToken:
+        """Revoke a token; refused from the next request on. Raises NotFound, BadRequest."""
+        token = self.get_token(token_id)
+        if not self.queries.revoke_token(token.id, self._clock()):
+            raise BadRequest(f"token {token.id} is already revoked")
+        self._audit(
+            "token_revoked",
+            actor,
+            {
+                "account": token.account_id,
+                "token": token.id,
+                "name": token.name,
+                "prefix": token.prefix,
+            },
+        )
+        return self.get_token(token.id)
+
+    def _audit(self, kind: str, actor: str, details: dict[str, Any]) -> None:
+        self._trail.record_event(kind, actor, details)

@@ -1,0 +1,222 @@
+"""CLI commands for people's accounts: `init` (config file and first owner) and `users
+create/list/disable`. Each parses its arguments and calls the account service."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import orjson
+
+from signalvault.accounts.principal import ROLES
+from signalvault.config import Settings, config_path, load_settings
+from signalvault.console import cli_actor, format_table, iso
+from signalvault.errors import ConfigError
+
+if TYPE_CHECKING:
+    from signalvault.accounts.service import AccountService
+    from signalvault.store.account_queries import Account
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML config file (default: ./signalvault.toml if present, else built-in defaults).",
+)
+PASSWORD_STDIN = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of generating one.",
+)
+
+CONFIG_TEMPLATE = """\
+# SignalVault configuration, written by `signalvault init`. Every setting is described in
+# docs/configuration.md; each can also be set in the environment as SIGNALVAULT_<SECTION>_<NAME>.
+
+# Where the embedded store and the generated master key live (mode 0700):
+# [store]
+# data_dir = ".signalvault"
+
+# `serve` needs at least one provider (`signalvault demo` wires a mock one by itself):
+# [[providers]]
+# name = "openai"
+# kind = "openai"                  # openai | anthropic | openai-compatible
+# base_url = "https://api.openai.com/v1"
+# api_key_env = "OPENAI_API_KEY"   # the key stays in the environment, not in this file
+# models = ["gpt-4o*", "o3*"]
+
+# Dashboard and admin-API sessions:
+# [accounts]
+# session_idle_minutes = 30
+# session_max_hours = 12
+"""
+
+
+@contextmanager
+def _accounts(settings: Settings) -> Iterator[AccountService]:
+    from signalvault.accounts.service import AccountService
+    from signalvault.app import open_services  # the gateway's imports only when needed
+
+    services = open_services(settings)
+    try:
+        yield AccountService(
+            services.store, services.trail, services.keyring.pepper, settings.accounts
+        )
+    finally:
+        services.sealer.close()
+        services.store.close()
+
+
+def _read_password() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ConfigError("--password-stdin: standard input held no password")
+    return password
+
+
+def _check_input(settings: Settings, email: str, password: str | None) -> None:
+    """Validate before anything is stored: bad input must create no data directory."""
+    from signalvault.accounts.passwords import Passwords
+    from signalvault.accounts.service import check_email
+
+    address = check_email(email)
+    if password is not None:
+        Passwords.from_settings(settings.accounts).check_policy(password, address)
+
+
+def _write_config(path: Path) -> None:
+    """Create the config file (mode 0600: it may later hold secrets); never overwrite one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(CONFIG_TEMPLATE)
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option("--email", default=None, help="The first owner's email (asked for if not given).")
+@PASSWORD_STDIN
+def init(config_file: Path | None, email: str | None, password_stdin: bool) -> None:
+    """Create the data directory, master key, a config file and the first owner account."""
+    if email is None:
+        if password_stdin:
+            raise click.UsageError("--password-stdin needs --email")
+        email = click.prompt("Owner email")
+    assert email is not None
+    password = _read_password() if password_stdin else None
+    path = config_path(config_file)
+    created = not path.exists()
+    if created:
+        _write_config(path)
+    try:
+        settings = load_settings(path)
+        _check_input(settings, email, password)
+        with _accounts(settings) as accounts:
+            if accounts.has_owner():
+                raise ConfigError(
+                    "an owner account already exists; add accounts with `signalvault users create`"
+                )
+            account, generated = accounts.create_account(
+                email, {None: "owner"}, cli_actor(), password
+            )
+    except BaseException:
+        if created:  # leave nothing behind from a refused init
+            path.unlink(missing_ok=True)
+        raise
+    click.echo(f"{'Wrote' if created else 'Kept existing'} config file {path}")
+    click.echo(f"Data directory: {settings.store.data_dir}")
+    _created(account, generated)
+
+
+def _created(account: Account, generated: str | None) -> None:
+    click.echo(f"Created account {account.id} ({account.email}, {_roles(account)}).")
+    if generated is not None:
+        click.echo("Its one-time password, shown only now (change it after the first login):")
+        click.echo(generated)
+
+
+@click.group()
+def users() -> None:
+    """Create, list and disable dashboard and admin-API accounts."""
+
+
+@users.command("create")
+@CONFIG_OPTION
+@click.option("--email", required=True, help="The account's email (its login name).")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="Role (SPEC §5).")
+@click.option("--project", default=None, help="Give the role in this project only.")
+@PASSWORD_STDIN
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def users_create(
+    config_file: Path | None,
+    email: str,
+    role: str,
+    project: str | None,
+    password_stdin: bool,
+    as_json: bool,
+) -> None:
+    """Create an account; prints a one-time password unless one is read from stdin."""
+    password = _read_password() if password_stdin else None
+    settings = load_settings(config_file)
+    _check_input(settings, email, password)
+    with _accounts(settings) as accounts:
+        account, generated = accounts.create_account(email, {project: role}, cli_actor(), password)
+    if as_json:
+        click.echo(orjson.dumps({**_account_json(account), "password": generated}).decode())
+        return
+    _created(account, generated)
+
+
+@users.command("list")
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def users_list(config_file: Path | None, as_json: bool) -> None:
+    """List accounts with their roles and status (never password hashes)."""
+    with _accounts(load_settings(config_file)) as accounts:
+        rows = [_account_json(a) for a in accounts.list_accounts()]
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(row).decode())
+        return
+    for row in rows:
+        row["roles"] = ",".join(f"{p}={r}" for p, r in row["roles"].items())
+    click.echo(format_table(rows, ["id", "email", "roles", "status", "created_at", "created_by"]))
+
+
+@users.command("disable")
+@CONFIG_OPTION
+@click.argument("account")
+def users_disable(config_file: Path | None, account: str) -> None:
+    """Disable an account (by id or email); its sessions and API tokens end at once."""
+    with _accounts(load_settings(config_file)) as accounts:
+        done = accounts.disable_account(accounts.get_account(account).id, cli_actor())
+    click.echo(
+        f"Disabled {done.account.id} ({done.account.email}): {done.sessions_ended} session(s) "
+        f"ended, {done.tokens_revoked} API token(s) revoked."
+    )
+
+
+def _roles(account: Account) -> str:
+    return ", ".join(f"{role} in {p}" if p != "*" else role for p, role in account.roles.items())
+
+
+def _account_json(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "email": account.email,
+        "roles": account.roles,
+        "status": "disabled" if account.is_disabled else "active",
+        "created_at": iso(account.created_at),
+        "created_by": account.created_by,
+        "disabled_at": iso(account.disabled_at),
+        "disabled_by": account.disabled_by,
+        "password_changed_at": iso(account.password_changed_at),
+    }
