@@ -14,6 +14,7 @@ import click
 import orjson
 
 from signalvault.accounts.principal import ROLES
+from signalvault.cli_options import CONFIG_OPTION
 from signalvault.config import Settings, config_path, load_settings
 from signalvault.console import cli_actor, format_table, iso
 from signalvault.errors import ConfigError
@@ -22,13 +23,6 @@ if TYPE_CHECKING:
     from signalvault.accounts.service import AccountService
     from signalvault.store.account_queries import Account
 
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="TOML config file (default: ./signalvault.toml if present, else built-in defaults).",
-)
 PASSWORD_STDIN = click.option(
     "--password-stdin",
     is_flag=True,
