@@ -14,6 +14,7 @@ import orjson
 from signalvault import __version__
 from signalvault.cli_audit import audit
 from signalvault.cli_export import export, subject_export
+from signalvault.cli_policies import policies
 from signalvault.config import Settings, load_settings
 from signalvault.console import format_table, iso
 from signalvault.errors import SignalVaultError
@@ -339,6 +340,7 @@ cli.add_command(subject)
 cli.add_command(master_key)
 cli.add_command(export)
 cli.add_command(audit)
+cli.add_command(policies)
 
 
 def main() -> None:
