@@ -82,7 +82,7 @@ def policies() -> None:
 def policies_list(config_file: Path | None, as_json: bool) -> None:
     """Every policy version with its proposer, approver, status and times."""
     with _service(config_file) as service:
-        versions = service.list()
+        versions = service.versions()
     if as_json:
         for version in versions:
             click.echo(orjson.dumps(version_json(version)).decode())

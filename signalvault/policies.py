@@ -168,7 +168,7 @@ class PolicyService:
         self.review = review
 
     # -- reading -------------------------------------------------------------------------------
-    def list(self) -> list[PolicyVersion]:
+    def versions(self) -> list[PolicyVersion]:
         """Every version, oldest first."""
         return self.store.list_policies()
 
@@ -323,7 +323,7 @@ class PolicyService:
         if not self.review:
             return self.propose(configured, "config", source="config")
         digest = rules_digest(rules)
-        pending = [v for v in self.list() if v.status == PROPOSED and v.digest == digest]
+        pending = [v for v in self.versions() if v.status == PROPOSED and v.digest == digest]
         proposal = pending[0] if pending else None
         if proposal is None:
             proposal = self.propose(

@@ -5,6 +5,7 @@ stale proposals, the diff, audit events, review off, config rules, and the CLI."
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 
 import orjson
@@ -132,7 +133,7 @@ async def test_rollback_is_a_reviewed_change(gateway):
     service.approve(rollback.version, BOB)
     active = service.active()
     assert active.version == rollback.version and active.digest == service.get(1).digest
-    assert [v.status for v in service.list()] == ["superseded", "superseded", "active"]
+    assert [v.status for v in service.versions()] == ["superseded", "superseded", "active"]
     with pytest.raises(ConfigError, match="already the active policy"):
         service.rollback(1, ALICE)
 
@@ -212,12 +213,12 @@ async def test_config_rules_do_not_bypass_review(tmp_path, mock_provider, caplog
             assert (await ask(client, key, f"the {CODENAME} file")).status_code == 200
             service = service_of(app)
             assert service.active().version == 1
-            [proposal] = [v for v in service.list() if v.status == "proposed"]
+            [proposal] = [v for v in service.versions() if v.status == "proposed"]
             assert (proposal.created_by, proposal.source) == ("config", "config")
     assert "proposed for review" in caplog.text
     async with running_gateway(configured) as (app, client, key):  # no second proposal
         service = service_of(app)
-        assert [v.status for v in service.list()] == ["active", "proposed"]
+        assert [v.status for v in service.versions()] == ["active", "proposed"]
         service.approve(proposal.version, BOB)
         assert (await ask(client, key, f"the {CODENAME} file")).status_code == 400
     # Without rules in the config, the approved policy stays in force (not the default).
@@ -253,7 +254,7 @@ async def test_invalid_or_unchanged_proposals_are_refused(gateway):
         service.propose([bad_regex], ALICE)
     with pytest.raises(ConfigError, match="already the active policy"):
         service.propose(default_rules(), ALICE)
-    assert [v.version for v in service.list()] == [1]
+    assert [v.version for v in service.versions()] == [1]
 
 
 def test_cli_propose_show_list_and_refused_self_approval(tmp_path, monkeypatch):
@@ -289,3 +290,73 @@ def test_cli_propose_show_list_and_refused_self_approval(tmp_path, monkeypatch):
     assert "rejected" in run("policies", "list").output
     rollback = run("policies", "rollback", "1")
     assert rollback.exit_code == 1 and "already the active policy" in rollback.output
+
+
+async def test_postgres_replicas_apply_an_approval_without_restart(tmp_path, mock_provider, pg_url):
+    import time
+
+    from signalvault.config import Secret
+
+    settings = make_settings(tmp_path, mock_provider[1], database_url=Secret(pg_url))
+    async with (
+        running_gateway(settings) as (first, first_client, key),
+        running_gateway(settings) as (_, second_client, _),
+    ):
+        service = service_of(first)
+        proposal = service.propose(with_codename_rule(), ALICE)
+        for c in (first_client, second_client):
+            assert (await ask(c, key, f"the {CODENAME} file")).status_code == 200
+        service.approve(proposal.version, BOB)
+        assert (await ask(first_client, key, f"the {CODENAME} file")).status_code == 400
+        deadline = time.monotonic() + 5  # the other replica: as soon as the notice arrives
+        while time.monotonic() < deadline:
+            response = await ask(second_client, key, f"the {CODENAME} file")
+            if response.status_code != 200:
+                break
+        assert response.status_code == 400
+
+
+def test_postgres_concurrent_approvals_leave_one_active_version(pg_url):
+    import threading
+
+    from sqlalchemy.engine import make_url
+
+    from signalvault.audit import AuditTrail
+    from signalvault.crypto import MasterKey, MasterKeyRing
+    from signalvault.store.postgres import PostgresStore
+
+    stores = [
+        PostgresStore(make_url(pg_url).set(drivername="postgresql+psycopg")) for _ in range(2)
+    ]
+    for store in stores:
+        store.open()
+    try:
+        key = MasterKeyRing((MasterKey.from_bytes(os.urandom(32)),))
+        services = [PolicyService(s, AuditTrail(s, key), review=True) for s in stores]
+        services[0].sync_config(())
+        first = services[0].propose(with_codename_rule(), ALICE)
+        second = services[0].propose(default_rules()[:2], ALICE)
+        outcomes: list[str] = []
+        gate = threading.Barrier(2)
+
+        def approve(service: PolicyService, version: int) -> None:
+            gate.wait()
+            try:
+                service.approve(version, BOB)
+                outcomes.append("approved")
+            except PolicyConflict:
+                outcomes.append("conflict")
+
+        threads = [
+            threading.Thread(target=approve, args=(services[0], first.version)),
+            threading.Thread(target=approve, args=(services[1], second.version)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["approved", "conflict"]
+        assert [v.status for v in services[1].versions()].count("active") == 1
+    finally:
+        for store in stores:
+            store.close()
