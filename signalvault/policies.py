@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from signalvault.audit import AuditTrail
+from signalvault.console import iso
 from signalvault.errors import ConfigError, Forbidden, HTTPError, NotFound
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy, Rule, parse_rules, rules_digest
@@ -309,12 +310,14 @@ class PolicyService:
         Raises:
             ConfigError: the configured rules are invalid.
         """
-        rules = validate(configured) if configured else None
+        # Parsed only: compiling is left to the caller building the engine (or to propose).
+        rules = parse_rules(configured) if configured else None
         source = "config" if rules else "default"
         active = self.store.current_policy()
         if active is None:
             try:
-                return self._bootstrap(rules or DEFAULT_RULES, source)
+                # Compiled before it is stored: a bad first policy must not block every start.
+                return self._bootstrap(validate(configured) if rules else DEFAULT_RULES, source)
             except PolicyStateChanged:  # another process started first
                 active = self.store.current_policy()
                 assert active is not None
@@ -391,8 +394,6 @@ def _reason(reason: str | None) -> str | None:
 
 def version_json(version: PolicyVersion) -> dict[str, Any]:
     """One version for `policies list --json` and the admin API (rules as a list)."""
-    from signalvault.console import iso
-
     return {
         "version": version.version,
         "status": version.status,

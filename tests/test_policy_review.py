@@ -360,3 +360,17 @@ def test_postgres_concurrent_approvals_leave_one_active_version(pg_url):
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_first_policy_that_does_not_compile_is_never_stored(tmp_path):
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
+    try:
+        service = PolicyService(services.store, services.trail, review=True)
+        bad = {"detector": "custom", "action": "block", "options": {"patterns": ["("]}}
+        with pytest.raises(ConfigError, match="do not compile"):
+            service.sync_config([bad])
+        assert service.versions() == []
+        assert service.sync_config(()).source == "default"  # a corrected start still works
+    finally:
+        services.sealer.close()
+        services.store.close()
