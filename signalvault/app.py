@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import threading
@@ -24,18 +25,21 @@ from signalvault.audit import CANCELLED, AuditTrail, Interaction
 from signalvault.config import Settings
 from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
-from signalvault.guardrails.policy import DEFAULT_RULES, Policy, parse_rules, rules_digest
+from signalvault.guardrails.policy import Policy
 from signalvault.integrity.sealer import Sealer
 from signalvault.keyring import KeyRing, load_pepper
 from signalvault.keysource import open_key_source
 from signalvault.limits import Limits, open_limiter
+from signalvault.live_screen import LiveScreen
 from signalvault.metrics import CONTENT_TYPE, Metrics
+from signalvault.policies import PolicyService, stored_rules
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
 from signalvault.retention import scheduled_run
 from signalvault.screening import Screen
 from signalvault.spool import Spool, replay_file
 from signalvault.store import Store, open_store
+from signalvault.store.policy_queries import PolicyVersion
 from signalvault.store.writer import GroupCommitWriter
 from signalvault.tokens import TokenCounter
 from signalvault.upstream import OPEN, Upstream
@@ -72,14 +76,20 @@ def open_services(settings: Settings) -> Services:
     return Services(store, KeyRing(store, pepper), trail, Sealer(store, master_key, settings.audit))
 
 
-def load_screen(settings: Settings, store: Store, tokens: TokenCounter) -> Screen:
-    """The configured (or default) policy, recorded as a version in the store, compiled."""
-    configured = settings.guardrails.rules
-    rules = parse_rules(configured) if configured else DEFAULT_RULES
-    rules_json = orjson.dumps([r.as_dict() for r in rules]).decode()
-    source = "config" if configured else "default"
-    version = store.activate_policy(rules_json, rules_digest(rules), source, created_by=source)
-    engine = Engine(Policy(version, rules), tokens.count)
+def load_screen(
+    settings: Settings, store: Store, trail: AuditTrail, tokens: TokenCounter
+) -> LiveScreen:
+    """The active policy compiled, after the config file's rules had their say (first policy of
+    an empty store, or a proposal for review; see PolicyService.sync_config), kept current."""
+    seen = store.policy_version()
+    service = PolicyService(store, trail, review=settings.guardrails.two_person_review)
+    active = service.sync_config(settings.guardrails.rules)
+    build = functools.partial(build_screen, settings, tokens)
+    return LiveScreen(store, build, build(active), seen)
+
+
+def build_screen(settings: Settings, tokens: TokenCounter, version: PolicyVersion) -> Screen:
+    engine = Engine(Policy(version.version, stored_rules(version)), tokens.count)
     guardrails = settings.guardrails
     return Screen(engine, guardrails.failure_mode, guardrails.stream_holdback_chars)
 
@@ -134,7 +144,9 @@ class GatewayApp:
         self._session = new_client_session()
         tokens = TokenCounter()
         await asyncio.to_thread(tokens.warm)
-        screen = await asyncio.to_thread(load_screen, self.settings, self.services.store, tokens)
+        live = await asyncio.to_thread(
+            load_screen, self.settings, self.services.store, self.services.trail, tokens
+        )
         self._limits = Limits(
             self.settings.limits,
             open_limiter(self.settings.limits),
@@ -145,7 +157,8 @@ class GatewayApp:
             keyring=self.services.keyring,
             trail=self.services.trail,
             router=self.router,
-            screen=screen,
+            screen=live.screen,
+            reload_screen=live.current,
             upstream=self.upstream,
             tokens=tokens,
             max_body_bytes=self.settings.server.max_body_bytes,

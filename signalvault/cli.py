@@ -15,6 +15,7 @@ from signalvault import __version__
 from signalvault.cli_audit import audit
 from signalvault.cli_export import export, subject_export
 from signalvault.cli_options import CONFIG_OPTION
+from signalvault.cli_policies import policies
 from signalvault.config import Settings, load_settings
 from signalvault.console import format_table, iso
 from signalvault.errors import SignalVaultError
@@ -335,6 +336,7 @@ cli.add_command(export)
 cli.add_command(audit)
 cli.add_command(init)
 cli.add_command(users)
+cli.add_command(policies)
 
 
 def main() -> None:

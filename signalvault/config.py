@@ -166,6 +166,11 @@ class GuardrailSettings:
     rules: tuple[dict[str, Any], ...] = _setting(
         (), "Policy rules ([[guardrails.rules]] tables); none means the default policy."
     )
+    two_person_review: bool = _setting(
+        True,
+        "Policy changes take effect only after a second account approves them; off, a "
+        "proposed policy is active at once (still recorded).",
+    )
 
 
 @dataclass(frozen=True, slots=True)

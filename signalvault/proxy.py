@@ -99,11 +99,15 @@ class Proxy:
         max_body_bytes: int,
         limits: Limits | None = None,
         body_timeout_seconds: float = 30.0,
+        reload_screen: Callable[[], Awaitable[Screen]] | None = None,
     ) -> None:
         self._keyring = keyring
         self._trail = trail
         self._router = router
         self._screen = screen
+        # Called as each request starts: the Screen of the policy active now (it changes when a
+        # policy is approved); the request keeps the one it got to its end.
+        self._reload_screen = reload_screen
         self._upstream = upstream
         self._tokens = tokens
         self._max_body = max_body_bytes
@@ -162,11 +166,14 @@ class Proxy:
             return
 
         redactor = Redactor()
+        if self._reload_screen is not None:
+            self._screen = await self._reload_screen()
+        screen = self._screen
         try:
             body = await self._read_body(receive, headers)
             payload = _parse(body, headers)
             targets = self._admit(interaction, payload, headers)
-            screened = self._screen.request(interaction, payload, body, redactor)
+            screened = screen.request(interaction, payload, body, redactor)
         except _ClientGone:
             return
         except HTTPError as exc:
@@ -203,6 +210,7 @@ class Proxy:
                 body,
                 headers,
                 redactor,
+                screen,
             )
         finally:  # JSON, stream, provider error or cancellation: usage is known (or 0) by now
             self._settle(reservation, interaction)
@@ -315,6 +323,7 @@ class Proxy:
         body: bytes,
         headers: dict[str, str],
         redactor: Redactor,
+        screen: Screen,
     ) -> None:
         # Retries and fallbacks all happen inside `call`, before anything reaches the caller.
         try:
@@ -328,9 +337,11 @@ class Proxy:
         try:
             interaction.status_code = response.status
             if answer.is_stream:
-                await self._relay_stream(send, receive, interaction, response, payload, redactor)
+                await self._relay_stream(
+                    send, receive, interaction, response, payload, redactor, screen
+                )
             else:
-                await self._relay_body(send, interaction, response, redactor)
+                await self._relay_body(send, interaction, response, redactor, screen)
         finally:
             answer.settle(failed=interaction.outcome == STREAM_CUT)
             response.release()
@@ -341,6 +352,7 @@ class Proxy:
         interaction: Interaction,
         response: aiohttp.ClientResponse,
         redactor: Redactor,
+        screen: Screen,
     ) -> None:
         data = await response.read()
         interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
@@ -356,7 +368,7 @@ class Proxy:
         stored = data
         if response.status < 400:
             try:
-                screened = self._screen.response(interaction, parsed, data, redactor)
+                screened = screen.response(interaction, parsed, data, redactor)
             except HTTPError as exc:  # the guardrail engine failed and the mode is closed
                 await self._refuse_output(send, interaction, exc, PROVIDER_ERROR, None)
                 return
@@ -399,9 +411,10 @@ class Proxy:
         response: aiohttp.ClientResponse,
         payload: dict[str, Any],
         redactor: Redactor,
+        screen: Screen,
     ) -> None:
         assembler = StreamAssembler(interaction.api)
-        guard = self._screen.stream(interaction, redactor)
+        guard = screen.stream(interaction, redactor)
         gone = asyncio.Event()
 
         async def _watch_disconnect() -> None:
@@ -422,13 +435,13 @@ class Proxy:
             )
             async for chunk in response.content.iter_any():
                 assembler.feed(chunk)
-                out = chunk if guard is None else self._screen.feed(guard, interaction, chunk)
+                out = chunk if guard is None else screen.feed(guard, interaction, chunk)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if guard is not None and guard.is_stopped:
                     break  # blocked or aborted: nothing more may reach the caller
             if guard is not None and not guard.is_stopped:
-                out = self._screen.feed(guard, interaction, None)
+                out = screen.feed(guard, interaction, None)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
@@ -448,7 +461,7 @@ class Proxy:
                 outcome = STREAM_CUT
             if guard is None:
                 with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
-                    self._screen.log_stream(interaction, "".join(assembler.text), redactor)
+                    screen.log_stream(interaction, "".join(assembler.text), redactor)
             else:
                 interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
                 # Log what the guard let through (redacted, never restored), not the raw text.

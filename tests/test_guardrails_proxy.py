@@ -137,11 +137,12 @@ async def test_policy_versions_follow_the_configured_rules(tmp_path, mock_provid
         ({"detector": "pii", "action": "log"},),
         ({"detector": "pii", "action": "log"},),
     ):
-        app = create_app(replace(base, guardrails=GuardrailSettings(rules=rules)))
+        guardrails = GuardrailSettings(rules=rules, two_person_review=False)
+        app = create_app(replace(base, guardrails=guardrails))
         await app.startup()
         versions.append(app.services.store.active_policy()[0])
         await app.shutdown()
-    assert versions == [1, 2, 2]  # unchanged rules keep their version
+    assert versions == [1, 2, 2]  # unchanged rules keep their version (review off)
 
 
 async def test_secret_split_across_stream_chunks_never_reaches_the_caller(

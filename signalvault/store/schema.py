@@ -115,7 +115,8 @@ wrapped_secrets = Table(
 )
 
 # Guardrail policy versions. `status`: active (exactly one), superseded, and (with review)
-# proposed / rejected. Every audit record names the version that judged it.
+# proposed / rejected. `decided_by`/`decided_at`: who approved (activated) or rejected it.
+# Every audit record names the version that judged it.
 policies = Table(
     "policies",
     metadata,
@@ -128,6 +129,13 @@ policies = Table(
     Column("created_by", String(256), nullable=False),
     Column("decided_by", String(256)),
     Column("decided_at", Float),
+    # Review: the proposer's reason, the version active when proposed (its diff base), the
+    # version a rollback restores, the reviewer's reason, and when a later version replaced it.
+    Column("reason", Text),
+    Column("base_version", Integer),
+    Column("rollback_of", Integer),
+    Column("decision_reason", Text),
+    Column("superseded_at", Float),
     Index("ix_policies_status", "status"),
 )
 

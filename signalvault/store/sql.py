@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from signalvault.errors import StoreError
 from signalvault.keys import GatewayKey
 from signalvault.store.lifecycle import LifecycleQueries
+from signalvault.store.policy_queries import PolicyQueries
 from signalvault.store.schema import (
     audit_records,
     data_keys,
@@ -158,7 +159,7 @@ def key_from_row(row: Any) -> GatewayKey:
     )
 
 
-class SqlStore(LifecycleQueries):
+class SqlStore(LifecycleQueries, PolicyQueries):
     """Audit records, keys and wrapped secrets in one SQL database."""
 
     def __init__(self, engine: Engine, batch_max: int = 512, busy_timeout: float = 5.0) -> None:
@@ -342,46 +343,6 @@ class SqlStore(LifecycleQueries):
                 select(policies.c.version, policies.c.rules).where(policies.c.status == "active")
             ).first()
         return None if row is None else (row.version, row.rules)
-
-    def activate_policy(self, rules: str, digest: str, source: str, created_by: str) -> int:
-        """Make `rules` the active policy (a new version unless it already is); its version."""
-        now = time.time()
-        for _ in range(3):  # another process may take the same version number first
-            try:
-                with self._connect(write=True) as conn:
-                    active = conn.execute(
-                        select(policies.c.version, policies.c.digest).where(
-                            policies.c.status == "active"
-                        )
-                    ).first()
-                    if active is not None and active.digest == digest:
-                        return int(active.version)
-                    newest = conn.execute(select(func.max(policies.c.version))).scalar()
-                    version = int(newest or 0) + 1
-                    conn.execute(
-                        update(policies)
-                        .where(policies.c.status == "active")
-                        .values(status="superseded", decided_at=now)
-                    )
-                    conn.execute(
-                        policies.insert().values(
-                            version=version,
-                            digest=digest,
-                            rules=rules,
-                            source=source,
-                            status="active",
-                            created_at=now,
-                            created_by=created_by,
-                            decided_by=created_by,
-                            decided_at=now,
-                        )
-                    )
-                    self._bump(conn, "policy")
-                self.changed("policy")
-                return version
-            except IntegrityError:
-                continue
-        raise StoreError("could not record the policy version (concurrent changes)")
 
     # -- audit records --------------------------------------------------------------------------
     def list_records(self, where: RecordFilter, limit: int = 50) -> list[dict[str, Any]]:

@@ -96,6 +96,8 @@ class SqliteStore(SqlStore):
         self._signals = Signals(path.with_name(SIGNALS_FILE))
         self._checked_at = -BACKSTOP_SECONDS
         self._stored_keys_version = 0
+        self._policy_checked_at = -BACKSTOP_SECONDS
+        self._stored_policy_version = 0
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
 
@@ -134,6 +136,16 @@ class SqliteStore(SqlStore):
             self._stored_keys_version = int(row[0]) if row else 0
         # Either source changing invalidates the caller's cache; equality is all that is compared.
         return self._stored_keys_version * SIGNAL_SPAN + self._signals.read(KEYS_SLOT)
+
+    def policy_version(self) -> int:
+        """Changes whenever the active guardrail policy changes (in any process of this data
+        directory); read on every request, so a memory read with a store read once a second."""
+        now = time.monotonic()
+        if now - self._policy_checked_at >= BACKSTOP_SECONDS:
+            self._policy_checked_at = now
+            row = self._read_one("SELECT value FROM state WHERE name = ?", ("policy",))
+            self._stored_policy_version = int(row[0]) if row else 0
+        return self._stored_policy_version * SIGNAL_SPAN + self._signals.read(POLICY_SLOT)
 
     def changed(self, name: str) -> None:
         slot = {"keys": KEYS_SLOT, "policy": POLICY_SLOT}.get(name)
