@@ -93,7 +93,7 @@ def providers_list(config_file: Path | None, as_json: bool) -> None:
     settings = load_settings(config_file)
     services = open_services(settings)
     try:
-        stored = services.credentials.list()
+        stored = services.credentials.list_masked()
     finally:
         services.store.close()
     wide = {c.provider for c in stored if c.environment is None}

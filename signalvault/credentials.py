@@ -158,7 +158,7 @@ class ProviderCredentials:
         self._record(REMOVED_EVENT, actor, provider, env, before=mask(removed.hint), after=None)
         return CredentialInfo.of(removed)
 
-    def list(self) -> list[CredentialInfo]:
+    def list_masked(self) -> list[CredentialInfo]:
         """Every stored credential, masked (the secrets are not unwrapped)."""
         return [CredentialInfo.of(c) for c in self._store.list_credentials()]
 

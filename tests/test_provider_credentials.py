@@ -104,7 +104,7 @@ async def test_a_credential_per_environment_falls_back_to_the_provider_wide_one(
     await chat(client, prod)
     assert upstream_credential(mock) == f"Bearer {PROD_ONLY}"  # the environment's own wins
 
-    listed = {(c.provider, c.environment): c.masked for c in credentials.list()}
+    listed = {(c.provider, c.environment): c.masked for c in credentials.list_masked()}
     assert listed == {("openai", None): "****" + STORED[-4:], ("openai", "prod"): "****AsDf"}
 
 
@@ -184,7 +184,7 @@ def test_bad_input_is_refused_without_quoting_it(settings, provider, secret, env
         with pytest.raises(ConfigError, match=message) as caught:
             services.credentials.set(provider, secret, "test", environment=environment)
         assert secret.strip() not in str(caught.value) or not secret.strip()
-        assert services.credentials.list() == []
+        assert services.credentials.list_masked() == []
         with pytest.raises(ConfigError, match="no stored credential for provider 'openai'"):
             services.credentials.remove("openai", "test")
     finally:
@@ -324,3 +324,26 @@ def test_credentials_reach_another_postgresql_replica(pg_url):
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_credential_store_fails_the_request_closed(
+    gateway, client, mock, monkeypatch
+):
+    """No guessing: a credential change that cannot be read is a 503, nothing is forwarded."""
+    from signalvault.errors import StoreError
+
+    _, key = gateway.services.keyring.create(name="app", environment="dev")
+
+    def unreadable(provider: str, environment: str | None):
+        raise StoreError("the store does not answer")
+
+    monkeypatch.setattr(gateway.services.credentials, "resolve", unreadable)
+    response = await client.post(
+        "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "audit_store_unavailable"
+    assert mock.stats()["total"] == 0
