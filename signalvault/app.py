@@ -22,7 +22,8 @@ import orjson
 
 from signalvault.alerts import Alerts
 from signalvault.audit import CANCELLED, AuditTrail, Interaction
-from signalvault.config import Settings
+from signalvault.config import Secret, Settings
+from signalvault.credentials import ProviderCredentials
 from signalvault.errors import StoreError
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import Policy
@@ -60,6 +61,7 @@ class Services:
     keyring: KeyRing
     trail: AuditTrail
     sealer: Sealer
+    credentials: ProviderCredentials
 
 
 def open_services(settings: Settings) -> Services:
@@ -73,7 +75,14 @@ def open_services(settings: Settings) -> Services:
         store.close()
         raise
     trail = AuditTrail(store, master_key)
-    return Services(store, KeyRing(store, pepper), trail, Sealer(store, master_key, settings.audit))
+    providers = tuple(p.name for p in settings.providers)
+    return Services(
+        store,
+        KeyRing(store, pepper),
+        trail,
+        Sealer(store, master_key, settings.audit),
+        ProviderCredentials(store, master_key, trail, providers),
+    )
 
 
 def load_screen(
@@ -100,7 +109,9 @@ class GatewayApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.router = Router(settings)  # checks provider credentials before anything starts
-        self.upstream = Upstream(settings.providers, self._client)
+        self.upstream = Upstream(
+            settings.providers, self._client, credentials=self._stored_credential
+        )
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
@@ -132,6 +143,8 @@ class GatewayApp:
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
+        # Stored provider credentials unwrapped off the event loop before the first request.
+        await asyncio.to_thread(self.services.credentials.resolve, "", None)
         self.metrics.set_breaker_source(self.upstream.breaker_states)
         writer = getattr(self.services.store, "writer", None)
         if isinstance(writer, GroupCommitWriter):
@@ -301,6 +314,12 @@ class GatewayApp:
             self._spool = None
         await asyncio.to_thread(self.alerts.stop)
         log.info("gateway stopped")
+
+    def _stored_credential(self, provider: str, environment: str | None) -> Secret | None:
+        """The stored provider credential for a request (see signalvault/credentials.py)."""
+        if self.services is None:
+            return None
+        return self.services.credentials.resolve(provider, environment)
 
     def _client(self) -> aiohttp.ClientSession:
         assert self._session is not None

@@ -17,7 +17,7 @@ from signalvault.cli_export import export, subject_export
 from signalvault.cli_options import CONFIG_OPTION
 from signalvault.cli_policies import policies
 from signalvault.config import Settings, load_settings
-from signalvault.console import format_table, iso
+from signalvault.console import cli_actor, format_table, iso
 from signalvault.errors import SignalVaultError
 
 
@@ -125,7 +125,7 @@ def demo(config_file: Path | None, no_wait: bool, port: int) -> None:
 
 @cli.group(cls=_Group)
 def keys() -> None:
-    """Create, list and revoke gateway keys."""
+    """Create, list, rotate and revoke gateway keys."""
 
 
 @keys.command("create")
@@ -164,6 +164,7 @@ def keys_create(
 ) -> None:
     """Create a key and print its secret (shown once, stored only as a hash)."""
     from signalvault.app import open_services
+    from signalvault.keyring import record_key_event
     from signalvault.keys import parse_duration
 
     # Validate input before opening the store: bad input must not create a data directory.
@@ -180,6 +181,7 @@ def keys_create(
             budget_tokens=budget_tokens,
             expires_in=expires_in,
         )
+        record_key_event(services.trail, "create", cli_actor(), key)
     finally:
         services.store.close()
     if as_json:
@@ -223,21 +225,58 @@ def keys_list(config_file: Path | None, prefix: str | None, as_json: bool) -> No
                 "status",
                 "created_at",
                 "last_used_at",
+                "grace_until",
             ],
         )
     )
+
+
+@keys.command("rotate")
+@CONFIG_OPTION
+@click.argument("key_id")
+@click.option(
+    "--grace",
+    default="24h",
+    show_default=True,
+    help="How long the old secret keeps working, e.g. 24h, 30m, 0 (ends it now).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def keys_rotate(config_file: Path | None, key_id: str, grace: str, as_json: bool) -> None:
+    """Give a key a new secret (shown once); the old one works until the grace period ends."""
+    from signalvault.app import open_services
+    from signalvault.keyring import rotate_key
+    from signalvault.keys import parse_duration
+
+    grace_seconds = parse_duration(grace)
+    services = open_services(_settings(config_file))
+    try:
+        key, secret = rotate_key(
+            services.keyring, services.trail, key_id, cli_actor(), grace_seconds
+        )
+    finally:
+        services.store.close()
+    if as_json:
+        click.echo(orjson.dumps({**_key_json(key), "secret": secret}).decode())
+        return
+    click.echo(
+        f"Rotated key {key.id} ({key.name}). The old secret ({key.previous_prefix}...) works "
+        f"until {iso(key.grace_until)}. The new secret, shown only now:"
+    )
+    click.echo(secret)
 
 
 @keys.command("revoke")
 @CONFIG_OPTION
 @click.argument("key_id")
 def keys_revoke(config_file: Path | None, key_id: str) -> None:
-    """Revoke a key; it is refused from the next request on."""
+    """Revoke a key (every secret it has); it is refused from the next request on."""
     from signalvault.app import open_services
+    from signalvault.keyring import record_key_event
 
     services = open_services(_settings(config_file))
     try:
         key = services.keyring.revoke(key_id)
+        record_key_event(services.trail, "revoke", cli_actor(), key)
     finally:
         services.store.close()
     click.echo(f"Revoked {key.id} ({key.name}).")
@@ -320,12 +359,17 @@ def _key_json(key: Any) -> dict[str, Any]:
         "expires_at": iso(key.expires_at),
         "revoked_at": iso(key.revoked_at),
         "last_used_at": iso(key.last_used_at),
+        "rotated_at": iso(key.rotated_at),
+        "previous_prefix": key.previous_prefix,
+        # Only while the previous secret still works.
+        "grace_until": iso(key.grace_until) if key.is_in_grace() else None,
     }
 
 
 # Lifecycle commands live in their own module; it imports nothing from this one.
 from signalvault.cli_accounts import init, users  # noqa: E402
 from signalvault.cli_lifecycle import legal_hold, master_key, retention, subject  # noqa: E402
+from signalvault.cli_providers import providers  # noqa: E402
 
 cli.add_command(legal_hold)
 cli.add_command(retention)
@@ -337,6 +381,7 @@ cli.add_command(audit)
 cli.add_command(init)
 cli.add_command(users)
 cli.add_command(policies)
+cli.add_command(providers)
 
 
 def main() -> None:

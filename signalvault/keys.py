@@ -92,9 +92,16 @@ class GatewayKey:
     created_by: str
     last_used_at: float | None = None
     budget_tokens: int | None = None  # tokens per calendar month (UTC)
+    rotated_at: float | None = None  # the last rotation
+    grace_until: float | None = None  # the previous secret works until then
+    previous_prefix: str | None = None  # the previous secret's prefix
 
     def is_expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at
+
+    def is_in_grace(self, now: float | None = None) -> bool:
+        """True while a rotation's previous secret still works."""
+        return self.grace_until is not None and (now or time.time()) < self.grace_until
 
     def allows_model(self, model: str) -> bool:
         """An empty model list allows every model the gateway routes."""

@@ -35,10 +35,14 @@ class Provider:
         """`endpoint` is the path after the API version, e.g. `/chat/completions`."""
         return self.base_url.rstrip("/") + endpoint
 
-    def headers(self, client_headers: Mapping[str, str]) -> dict[str, str]:
-        """Upstream headers: the provider's own credential, never the caller's gateway key."""
+    def headers(
+        self, client_headers: Mapping[str, str], stored_key: Secret | None = None
+    ) -> dict[str, str]:
+        """Upstream headers: the provider's own credential, never the caller's gateway key. A
+        stored credential (`signalvault providers set-key`) wins over the configured key."""
         headers = {"content-type": "application/json", "user-agent": f"signalvault/{__version__}"}
-        key = self.api_key.reveal() if self.api_key is not None else None
+        credential = stored_key if stored_key is not None else self.api_key
+        key = credential.reveal() if credential is not None else None
         if self.kind == "anthropic":
             headers["anthropic-version"] = client_headers.get(
                 "anthropic-version", ANTHROPIC_VERSION

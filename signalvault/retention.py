@@ -26,7 +26,31 @@ EVENT_KIND = "retention_run"
 PROJECT_DAYS_SETTING = "retention.projects"  # run-time overrides, JSON {project: days}
 DEFAULT_DAYS_SETTING = "retention.days"
 # Lifecycle evidence outlives retention: it carries no content, and proves what was deleted.
-EXEMPT_KINDS = ("retention_run", "erasure", "legal_hold", "master_key_rotation", "settings")
+# Evidence of how the deployment was run and changed: kept whatever the retention (it holds no
+# content). Interactions, and login failures (which an attacker can multiply), expire.
+EXEMPT_KINDS = (
+    "retention_run",
+    "erasure",
+    "legal_hold",
+    "master_key_rotation",
+    "settings",
+    "gateway_key",
+    "provider_credential_set",
+    "provider_credential_removed",
+    "policy_proposed",
+    "policy_approved",
+    "policy_rejected",
+    "policy_activated",
+    "account_created",
+    "account_disabled",
+    "account_enabled",
+    "roles_changed",
+    "token_created",
+    "token_revoked",
+    "content_read",
+    "content_export",
+    "subject_export",
+)
 NO_PROJECT = "(none)"
 DAY = 86_400.0
 LEASE = "retention"

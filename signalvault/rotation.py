@@ -1,5 +1,6 @@
-"""Master-key rotation: re-wrap every data key and named secret under a new master key, in
-batches, without re-encrypting any record; `finish` re-wraps stragglers and retires the old key.
+"""Master-key rotation: re-wrap every data key, named secret and stored provider credential
+under a new master key, in batches, without re-encrypting any record; `finish` re-wraps
+stragglers and retires the old key.
 
 Gateways keep serving throughout: each wrapped key names its master key, and a gateway's key
 ring accepts the previous key until `finish` (see docs/audit-and-keys.md).
@@ -11,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from signalvault.audit import AuditTrail
+from signalvault.credentials import wrap_name
 from signalvault.crypto import MasterKey, MasterKeyRing, new_key
 from signalvault.errors import ConfigError
 from signalvault.keysource import ENV_ROTATION_STEPS, EnvKeySource, KeySource
 from signalvault.store import Store
+from signalvault.store.credential_queries import StoredCredential
 from signalvault.store.lifecycle import WrappedKey
 
 EVENT_KIND = "master_key_rotation"
@@ -59,10 +62,48 @@ def rewrap_all(
         done += store.rewrap(rewrapped, target.key_id)
         if progress is not None:
             progress(done)
-    counts = store.count_wrapped_by()
+    done += _rewrap_credentials(store, keys, target, skip, batch, done, progress)
+    counts = _count_wrapped_by(store)
     for key_id in skip[1:]:
         unreadable[key_id] = counts.get(key_id, 0)
     return done, unreadable
+
+
+def _rewrap_credentials(
+    store: Store,
+    keys: MasterKeyRing,
+    target: MasterKey,
+    skip: list[str],
+    batch: int,
+    done_before: int,
+    progress: Progress | None,
+) -> int:
+    """Re-wrap stored provider credentials (`skip` gains master key ids this process lacks)."""
+    done = 0
+    while True:
+        found = store.credentials_not_wrapped_by(skip, batch)
+        if not found:
+            return done
+        rewrapped: list[tuple[StoredCredential, bytes]] = []
+        for stored in found:
+            if not keys.holds(stored.master_key_id):
+                if stored.master_key_id not in skip:
+                    skip.append(stored.master_key_id)
+                continue
+            name = wrap_name(stored.provider, stored.environment)
+            secret = keys.unwrap(name, stored.wrapped, stored.master_key_id)
+            rewrapped.append((stored, target.wrap(name, secret)))
+        done += store.rewrap_credentials(rewrapped, target.key_id)
+        if progress is not None:
+            progress(done_before + done)
+
+
+def _count_wrapped_by(store: Store) -> dict[str, int]:
+    """Live wrapped keys and stored credentials per master key id."""
+    counts = store.count_wrapped_by()
+    for key_id, count in store.count_credentials_by_master_key().items():
+        counts[key_id] = counts.get(key_id, 0) + count
+    return counts
 
 
 def rotate(
@@ -125,7 +166,7 @@ def finish(
     previous = [key.key_id for key in keys.previous]
     report = RotationReport(previous, keys.key_id)
     report.rewrapped, report.unreadable = rewrap_all(store, keys, keys.current, batch, progress)
-    remaining = store.count_wrapped_by()
+    remaining = _count_wrapped_by(store)
     left = sum(remaining.get(key_id, 0) for key_id in previous)
     if left:
         raise ConfigError(f"{left} key(s) are still wrapped by the previous master key; it is kept")

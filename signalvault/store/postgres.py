@@ -139,6 +139,10 @@ class PostgresStore(SqlStore):
     def keys_version(self) -> int:
         return self._version("keys")
 
+    def credentials_version(self) -> int:
+        """Changes whenever a stored provider credential changes (in any replica)."""
+        return self._version("credentials")
+
     def policy_version(self) -> int:
         """Changes whenever the active guardrail policy changes (in any replica)."""
         return self._version("policy")

@@ -102,7 +102,25 @@ gateway_keys = Table(
     Column("created_by", String(256), nullable=False),
     Column("revoked_at", Float),
     Column("last_used_at", Float),
+    # The last rotation: when, the previous secret's prefix, and when that secret stops working.
+    Column("rotated_at", Float),
+    Column("grace_until", Float),
+    Column("previous_prefix", String(64)),
     Index("ix_gateway_keys_prefix", "prefix"),
+)
+
+# Secrets a rotation replaced (only their keyed hash): valid until `valid_until`, then kept so a
+# late caller is told the key was rotated rather than that it is unknown.
+key_secrets = Table(
+    "key_secrets",
+    metadata,
+    Column("secret_hash", LargeBinary, primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("prefix", String(64), nullable=False),
+    Column("retired_at", Float, nullable=False),
+    Column("valid_until", Float, nullable=False),
+    Index("ix_key_secrets_key_id", "key_id"),
+    Index("ix_key_secrets_prefix", "prefix"),
 )
 
 wrapped_secrets = Table(
@@ -257,4 +275,21 @@ login_failures = Table(
     Column("failures", Integer, nullable=False),
     Column("locked_until", Float),
     Column("lockouts", Integer, nullable=False),
+)
+
+# Provider API keys stored wrapped by the master key (name `provider:<provider>:<environment>`).
+# `environment` "" is the provider-wide credential; `hint` is the last four characters, for
+# masked listings.
+provider_credentials = Table(
+    "provider_credentials",
+    metadata,
+    Column("provider", String(128), primary_key=True),
+    Column("environment", String(32), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("master_key_id", String(32), nullable=False),
+    Column("hint", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("rotated_at", Float),
+    Column("rotated_by", String(256)),
 )

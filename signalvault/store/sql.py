@@ -19,23 +19,30 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Float,
     and_,
     bindparam,
+    cast,
     func,
+    null,
+    or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from signalvault.errors import StoreError
 from signalvault.keys import GatewayKey
+from signalvault.store.credential_queries import CredentialQueries
 from signalvault.store.lifecycle import LifecycleQueries
 from signalvault.store.policy_queries import PolicyQueries
 from signalvault.store.schema import (
     audit_records,
     data_keys,
     gateway_keys,
+    key_secrets,
     policies,
     state,
     wrapped_secrets,
@@ -156,10 +163,13 @@ def key_from_row(row: Any) -> GatewayKey:
         created_by=row.created_by,
         last_used_at=row.last_used_at,
         budget_tokens=row.budget_tokens,
+        rotated_at=row.rotated_at,
+        grace_until=row.grace_until,
+        previous_prefix=row.previous_prefix,
     )
 
 
-class SqlStore(LifecycleQueries, PolicyQueries):
+class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries):
     """Audit records, keys and wrapped secrets in one SQL database."""
 
     def __init__(self, engine: Engine, batch_max: int = 512, busy_timeout: float = 5.0) -> None:
@@ -232,11 +242,24 @@ class SqlStore(LifecycleQueries, PolicyQueries):
         return int(value or 0)
 
     def find_key(self, secret_hash: bytes) -> GatewayKey | None:
+        found = self.find_secret(secret_hash)
+        return None if found is None else found[0]
+
+    def find_secret(self, secret_hash: bytes) -> tuple[GatewayKey, float | None] | None:
+        """The key a secret belongs to, and when that secret stops working: None for the
+        current secret, the grace end for one a rotation replaced. One round trip."""
+        k, s = gateway_keys.c, key_secrets.c
+        query = union_all(
+            select(gateway_keys, cast(null(), Float).label("valid_until")).where(
+                k.secret_hash == secret_hash
+            ),
+            select(gateway_keys, s.valid_until)
+            .join_from(key_secrets, gateway_keys, s.key_id == k.id)
+            .where(s.secret_hash == secret_hash),
+        )
         with self._connect() as conn:
-            row = conn.execute(
-                select(gateway_keys).where(gateway_keys.c.secret_hash == secret_hash)
-            ).first()
-        return None if row is None else key_from_row(row)
+            row = conn.execute(query).first()
+        return None if row is None else (key_from_row(row), row.valid_until)
 
     def insert_key(self, key: GatewayKey, secret_hash: bytes) -> None:
         values = {f: getattr(key, f) for f in GatewayKey.__dataclass_fields__}
@@ -249,7 +272,16 @@ class SqlStore(LifecycleQueries, PolicyQueries):
     def list_keys(self, prefix: str | None = None) -> list[GatewayKey]:
         query = select(gateway_keys).order_by(gateway_keys.c.created_at)
         if prefix:
-            query = query.where(gateway_keys.c.prefix.startswith(prefix, autoescape=True))
+            # A rotated key is also found by the prefix of a secret it replaced.
+            retired = select(key_secrets.c.key_id).where(
+                key_secrets.c.prefix.startswith(prefix, autoescape=True)
+            )
+            query = query.where(
+                or_(
+                    gateway_keys.c.prefix.startswith(prefix, autoescape=True),
+                    gateway_keys.c.id.in_(retired),
+                )
+            )
         with self._connect() as conn:
             return [key_from_row(row) for row in conn.execute(query)]
 
@@ -271,6 +303,52 @@ class SqlStore(LifecycleQueries, PolicyQueries):
         if result.rowcount:
             self.changed("keys")
         return bool(result.rowcount)
+
+    def rotate_key(
+        self, key_id: str, secret_hash: bytes, prefix: str, now: float, grace_until: float
+    ) -> GatewayKey | None:
+        """Give a live key a new secret; its old one works until `grace_until`. The updated key,
+        or None if there is no such live (unrevoked) key.
+
+        Raises:
+            StoreError: another rotation of the key committed first.
+        """
+        k = gateway_keys.c
+        try:
+            with self._connect(write=True) as conn:
+                row = conn.execute(
+                    select(gateway_keys).where(and_(k.id == key_id, k.revoked_at.is_(None)))
+                ).first()
+                if row is None:
+                    return None
+                conn.execute(
+                    key_secrets.insert().values(
+                        secret_hash=row.secret_hash,
+                        key_id=key_id,
+                        prefix=row.prefix,
+                        retired_at=now,
+                        valid_until=grace_until,
+                    )
+                )
+                updated = conn.execute(
+                    update(gateway_keys)
+                    .where(and_(k.id == key_id, k.secret_hash == row.secret_hash))
+                    .values(
+                        secret_hash=secret_hash,
+                        prefix=prefix,
+                        previous_prefix=row.prefix,
+                        rotated_at=now,
+                        grace_until=grace_until,
+                    )
+                )
+                if not updated.rowcount:  # rolls the transaction back
+                    raise StoreError(f"key {key_id} was changed meanwhile; try again")
+                self._bump(conn, "keys")
+                changed = conn.execute(select(gateway_keys).where(k.id == key_id)).one()
+        except IntegrityError:  # a concurrent rotation retired the same secret first
+            raise StoreError(f"key {key_id} was changed meanwhile; try again") from None
+        self.changed("keys")
+        return key_from_row(changed)
 
     def key_tokens_since(self, key_id: str, since: float) -> int:
         """Tokens the records of one key used since `since` (seeds the monthly budget)."""

@@ -25,6 +25,7 @@ from signalvault.store.sql import SqlStore
 DATABASE_FILE = "signalvault.db"
 SIGNALS_FILE = "signals"
 KEYS_SLOT, POLICY_SLOT = 0, 1
+CREDENTIALS_SLOT = 2
 SIGNAL_SPAN = 1 << 32
 BACKSTOP_SECONDS = 1.0
 
@@ -98,6 +99,8 @@ class SqliteStore(SqlStore):
         self._stored_keys_version = 0
         self._policy_checked_at = -BACKSTOP_SECONDS
         self._stored_policy_version = 0
+        self._credentials_checked_at = -BACKSTOP_SECONDS
+        self._stored_credentials_version = 0
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
 
@@ -147,7 +150,16 @@ class SqliteStore(SqlStore):
             self._stored_policy_version = int(row[0]) if row else 0
         return self._stored_policy_version * SIGNAL_SPAN + self._signals.read(POLICY_SLOT)
 
+    def credentials_version(self) -> int:
+        """Like `keys_version`, for provider credentials (checked on every upstream call)."""
+        now = time.monotonic()
+        if now - self._credentials_checked_at >= BACKSTOP_SECONDS:
+            self._credentials_checked_at = now
+            row = self._read_one("SELECT value FROM state WHERE name = ?", ("credentials",))
+            self._stored_credentials_version = int(row[0]) if row else 0
+        return self._stored_credentials_version * SIGNAL_SPAN + self._signals.read(CREDENTIALS_SLOT)
+
     def changed(self, name: str) -> None:
-        slot = {"keys": KEYS_SLOT, "policy": POLICY_SLOT}.get(name)
+        slot = {"keys": KEYS_SLOT, "policy": POLICY_SLOT, "credentials": CREDENTIALS_SLOT}.get(name)
         if slot is not None:
             self._signals.bump(slot)

@@ -17,14 +17,23 @@ import aiohttp
 import orjson
 
 from signalvault.audit import Interaction
-from signalvault.config import ProviderSettings
-from signalvault.errors import HTTPError, ProviderError, ProviderTimeout, ProviderUnavailable
+from signalvault.config import ProviderSettings, Secret
+from signalvault.errors import (
+    HTTPError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StoreError,
+    StoreUnavailable,
+)
 from signalvault.providers import Target
 from signalvault.upstream.breaker import Breaker, BreakerPolicy, Breakers, Clock, Permit
 from signalvault.upstream.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 log = logging.getLogger("signalvault.upstream")
 BREAKER_OPEN = "breaker_open"
+# (provider name, the gateway key's environment) -> the stored credential to use, if any.
+CredentialLookup = Callable[[str, str | None], Secret | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +90,10 @@ class Upstream:
         clock: Clock = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        credentials: CredentialLookup | None = None,
     ) -> None:
         self._session = session
+        self._credentials = credentials
         self._clock = clock
         self._sleep = sleep
         # Jitter only spreads retries out; it needs no unpredictability.
@@ -154,7 +165,17 @@ class Upstream:
         breakers = self._breakers.for_target(provider.name, target.model)
         if target.model != payload.get("model"):
             body = orjson.dumps({**payload, "model": target.model})
-        url, upstream_headers = provider.url(endpoint), provider.headers(headers)
+        stored_key = None
+        if self._credentials is not None:
+            key = interaction.key
+            try:
+                stored_key = self._credentials(provider.name, key.environment if key else None)
+            except StoreError:
+                # Fail closed: never guess which credential an operator meant.
+                raise UpstreamFailed(
+                    StoreUnavailable("The provider credential store does not answer; try again.")
+                ) from None
+        url, upstream_headers = provider.url(endpoint), provider.headers(headers, stored_key)
         first_try = self._clock()
         failure: _Failure | None = None
         retries = 0

@@ -155,7 +155,8 @@ class Stack:
             "logs", "--json", "--limit", "1000", *args, "--config", str(self.config), env=self.env
         )
         assert result.returncode == 0, result.stderr
-        return [orjson.loads(line) for line in result.stdout.splitlines()]
+        found = [orjson.loads(line) for line in result.stdout.splitlines()]
+        return [r for r in found if r["kind"] == "interaction"]  # not the key-change events
 
     def stop(self) -> None:
         for process in self.processes:
