@@ -14,7 +14,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -39,6 +39,11 @@ from signalvault.store import Store, open_store
 from signalvault.store.writer import GroupCommitWriter
 from signalvault.tokens import TokenCounter
 from signalvault.upstream import OPEN, Upstream
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from signalvault.api import AccountService
 
 log = logging.getLogger("signalvault.app")
 # At shutdown, how long requests the server cancelled (past its grace period) get to record
@@ -87,8 +92,10 @@ def load_screen(settings: Settings, store: Store, tokens: TokenCounter) -> Scree
 class GatewayApp:
     """The ASGI application. `startup()`/`shutdown()` run from the ASGI lifespan (or tests)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, accounts: AccountService | None = None) -> None:
         self.settings = settings
+        self.accounts = accounts  # the admin API's account service; None refuses every request
+        self._admin: FastAPI | None = None
         self.router = Router(settings)  # checks provider credentials before anything starts
         self.upstream = Upstream(settings.providers, self._client)
         self.services: Services | None = None
@@ -154,6 +161,9 @@ class GatewayApp:
         )
         self._stopping.clear()
         self._wake = asyncio.Event()
+        from signalvault.api import create_admin_api  # FastAPI loads only for a server
+
+        self._admin = create_admin_api(self.services, self.settings, self.accounts)
         self._retention = asyncio.create_task(self._retention_loop())
         self._stop_sealing = asyncio.Event()
         self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
@@ -275,6 +285,7 @@ class GatewayApp:
                 # Resolves once every write queued before it (completions) is committed.
                 await self.services.store.write_ahead([])
             await asyncio.to_thread(self._final_seal, self.services)
+            self._admin = None
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None
@@ -306,6 +317,8 @@ class GatewayApp:
                     self._active -= 1
                     if not self._active:
                         self._idle.set()
+            elif path.startswith("/api/") and self._admin is not None:
+                await self._admin(scope, receive, send)
             elif path == "/metrics":
                 await self._metrics(scope, send)
             elif path == "/healthz":
@@ -397,5 +410,5 @@ async def _json(
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(settings: Settings) -> GatewayApp:
-    return GatewayApp(settings)
+def create_app(settings: Settings, accounts: AccountService | None = None) -> GatewayApp:
+    return GatewayApp(settings, accounts)

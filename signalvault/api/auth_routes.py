@@ -1,0 +1,43 @@
+"""Sign-in: sessions (cookie + CSRF token) and personal API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from signalvault.accounts.principal import Principal
+from signalvault.api.deps import SESSION_COOKIE, Context, client_address, context, principal
+from signalvault.api.models import Done, LoginRequest, LoginResponse, TokenCreated, TokenRequest
+
+router = APIRouter(tags=["auth"])
+Ctx = Annotated[Context, Depends(context)]
+Who = Annotated[Principal, Depends(principal)]
+
+
+@router.post("/api/auth/login", response_model=LoginResponse)
+def login(body: LoginRequest, request: Request, response: Response, api: Ctx) -> LoginResponse:
+    """Start a session: the cookie is HttpOnly, Secure and SameSite=Strict; send the returned
+    `csrf_token` as `X-CSRF-Token` on every state-changing request made with it."""
+    cookie, csrf, _ = api.accounts.login(body.email, body.password, client_address(request))
+    response.set_cookie(
+        SESSION_COOKIE, cookie, path="/api", secure=True, httponly=True, samesite="strict"
+    )
+    return LoginResponse(csrf_token=csrf)
+
+
+@router.post("/api/auth/logout", response_model=Done)
+def logout(request: Request, response: Response, api: Ctx, who: Who) -> Done:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is not None:
+        api.accounts.logout(cookie)
+    response.delete_cookie(SESSION_COOKIE, path="/api", secure=True, httponly=True)
+    return Done()
+
+
+@router.post("/api/tokens", response_model=TokenCreated, status_code=201)
+def create_token(body: TokenRequest, api: Ctx, who: Who) -> TokenCreated:
+    """A personal API token (`svadm-...`) for scripts, shown once; send it as
+    `Authorization: Bearer` (no CSRF token needed)."""
+    token_id, secret = api.accounts.create_token(who, body.name, body.expires_seconds)
+    return TokenCreated(id=token_id, token=secret)
