@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
@@ -22,12 +22,27 @@ from signalvault.api import (
     trail_routes,
 )
 from signalvault.api.deps import AccountService, Context, NoAccounts, guard
+from signalvault.api.models import ErrorBody
 from signalvault.config import Settings
 
 if TYPE_CHECKING:
     from signalvault.app import Services
 
 OPENAPI_PATH = "/api/openapi.json"
+# Every operation may answer these, all as `{"error": {"message", "code"}}`.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Bad input (e.g. an unparseable time)"),
+        (401, "No or bad credentials"),
+        (403, "The role does not allow it, or the CSRF token is missing"),
+        (404, "No such resource, or not visible to the caller"),
+        (409, "Conflicts with the current state (already revoked, legal hold)"),
+        (422, "The request does not match the schema"),
+        (429, "Too many attempts"),
+        (503, "The audit store is unavailable"),
+    )
+}
 
 
 def create_admin_api(
@@ -42,6 +57,7 @@ def create_admin_api(
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
         dependencies=[Depends(guard)],
+        responses=ERROR_RESPONSES,
     )
     app.state.context = Context(
         store=services.store,

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# Limits that keep stored values representable (SQLite INTEGER, dates before year 9999).
+MAX_COUNT = 2**53
+MAX_SECONDS = 100 * 365 * 86400.0
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    """Refuse control characters and lone surrogates (JSON escapes can carry them; they cannot
+    be stored as UTF-8 or shown safely)."""
+    if _UNSTORABLE.search(value):
+        raise ValueError("control characters and unpaired surrogates are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class _Body(BaseModel):
@@ -21,8 +38,8 @@ class ErrorBody(BaseModel):
 
 
 class LoginRequest(_Body):
-    email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
+    email: Text = Field(min_length=1, max_length=320)
+    password: Text = Field(min_length=1, max_length=1024)
 
 
 class LoginResponse(BaseModel):
@@ -30,7 +47,7 @@ class LoginResponse(BaseModel):
 
 
 class TokenRequest(_Body):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     expires_seconds: float | None = Field(default=None, gt=0, le=366 * 86400)
 
 
@@ -115,14 +132,16 @@ class KeyPage(BaseModel):
 
 
 class KeyCreate(_Body):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     environment: str = Field(pattern=r"^[a-z0-9]{1,16}$")
-    project: str = Field(default="default", min_length=1, max_length=200)
-    models: list[str] = Field(default_factory=list, max_length=100)
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    budget_tokens: int | None = Field(default=None, ge=1)
-    expires_seconds: float | None = Field(default=None, gt=0)
+    project: Text = Field(default="default", min_length=1, max_length=200)
+    models: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=100
+    )
+    rpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    budget_tokens: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    expires_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
 
 class KeyCreated(Key):
@@ -159,9 +178,10 @@ class Retention(BaseModel):
 
 class RetentionUpdate(_Body):
     default_days: int | None = Field(default=None, ge=0, le=36500)
-    projects: dict[str, int | None] = Field(
-        default_factory=dict, description="Per-project days; null removes the override."
-    )
+    projects: dict[
+        Annotated[Text, Field(min_length=1, max_length=200)],
+        Annotated[int, Field(ge=0, le=36500)] | None,
+    ] = Field(default_factory=dict, description="Per-project days; null removes the override.")
 
 
 class LegalHold(BaseModel):
@@ -183,8 +203,8 @@ class LegalHoldPage(BaseModel):
 
 class LegalHoldCreate(_Body):
     scope: Literal["project", "key", "user", "record"]
-    value: str = Field(min_length=1, max_length=256)
-    reason: str | None = Field(default=None, max_length=1000)
+    value: Text = Field(min_length=1, max_length=256)
+    reason: Text | None = Field(default=None, max_length=1000)
 
 
 class ErasureReceipt(BaseModel):
