@@ -12,6 +12,7 @@ import hmac
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ log = logging.getLogger("signalvault.app")
 CANCELLED_DRAIN_SECONDS = 5.0
 SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
 SPOOL_RETRY_MAX_SECONDS = 10.0
+AccountsFactory = Callable[["Services"], "AccountService"]
 
 
 @dataclass(slots=True)
@@ -92,9 +94,11 @@ def load_screen(settings: Settings, store: Store, tokens: TokenCounter) -> Scree
 class GatewayApp:
     """The ASGI application. `startup()`/`shutdown()` run from the ASGI lifespan (or tests)."""
 
-    def __init__(self, settings: Settings, accounts: AccountService | None = None) -> None:
+    def __init__(self, settings: Settings, accounts: AccountsFactory | None = None) -> None:
         self.settings = settings
-        self.accounts = accounts  # the admin API's account service; None refuses every request
+        # Builds the admin API's account service over the opened services; None: the admin API
+        # refuses every request.
+        self.accounts = accounts
         self._admin: FastAPI | None = None
         self.router = Router(settings)  # checks provider credentials before anything starts
         self.upstream = Upstream(settings.providers, self._client)
@@ -163,7 +167,8 @@ class GatewayApp:
         self._wake = asyncio.Event()
         from signalvault.api import create_admin_api  # FastAPI loads only for a server
 
-        self._admin = create_admin_api(self.services, self.settings, self.accounts)
+        accounts = None if self.accounts is None else self.accounts(self.services)
+        self._admin = create_admin_api(self.services, self.settings, accounts)
         self._retention = asyncio.create_task(self._retention_loop())
         self._stop_sealing = asyncio.Event()
         self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
@@ -410,5 +415,5 @@ async def _json(
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(settings: Settings, accounts: AccountService | None = None) -> GatewayApp:
+def create_app(settings: Settings, accounts: AccountsFactory | None = None) -> GatewayApp:
     return GatewayApp(settings, accounts)

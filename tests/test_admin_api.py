@@ -141,7 +141,7 @@ class World:
 @contextlib.asynccontextmanager
 async def world_for(settings: Any) -> AsyncIterator[World]:
     accounts = FakeAccounts()
-    app = create_app(settings, accounts)
+    app = create_app(settings, lambda services: accounts)
     await app.startup()
     try:
         transport = httpx.ASGITransport(app=app)
