@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import hmac
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -27,6 +28,16 @@ from signalvault.store import RecordFilter
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery staple"
+
+
+class NewSession(NamedTuple):
+    secret: str
+    csrf_token: str
+
+
+class IssuedToken(NamedTuple):
+    id: str
+    expires_at: float | None
 
 
 class FakeAccounts:
@@ -68,24 +79,29 @@ class FakeAccounts:
             and hmac.compare_digest(session[1], csrf_header)
         )
 
-    def login(self, email: str, password: str, address: str | None) -> tuple[str, str, Principal]:
+    @property
+    def authenticator(self) -> FakeAccounts:
+        return self
+
+    def login(self, email: str, password: str, address: str | None) -> NewSession:
         found = self.accounts.get(email)
         if found is None or not hmac.compare_digest(found[0], password):
             raise AuthError("wrong email or password", code="unauthorized")
         cookie, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        principal = replace(found[1], via="session")
-        self.sessions[cookie] = (principal, csrf)
-        return cookie, csrf, principal
+        self.sessions[cookie] = (replace(found[1], via="session"), csrf)
+        return NewSession(cookie, csrf)
 
-    def logout(self, session_cookie: str) -> None:
-        self.sessions.pop(session_cookie, None)
+    def logout(self, session_secret: str) -> bool:
+        return self.sessions.pop(session_secret, None) is not None
 
     def create_token(
-        self, principal: Principal, name: str, expires_seconds: float | None
-    ) -> tuple[str, str]:
+        self, account_id: str, name: str, expires_in: float | None, actor: str
+    ) -> tuple[IssuedToken, str]:
+        principal = next(p for p in self.tokens.values() if p.account_id == account_id)
         secret = "svadm-" + secrets.token_hex(16)
         self.tokens[secret] = replace(principal, via="token")
-        return "tok_" + secrets.token_hex(4), secret
+        expires = None if expires_in is None else time.time() + expires_in
+        return IssuedToken("tok_" + secrets.token_hex(4), expires), secret
 
 
 def person(role: str, scope: str) -> Principal:

@@ -26,9 +26,33 @@ SESSION_COOKIE = "sv_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class AccountService(Authenticator, Protocol):
-    def login(self, email: str, password: str, address: str | None) -> tuple[str, str, Principal]:
-        """(session cookie secret, CSRF token, principal) for good credentials.
+class SessionStart(Protocol):
+    """What a login returns: the cookie secret and the CSRF token."""
+
+    @property
+    def secret(self) -> str: ...
+    @property
+    def csrf_token(self) -> str: ...
+
+
+class IssuedToken(Protocol):
+    """A personal API token's metadata (its secret is returned beside it, once)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def expires_at(self) -> float | None: ...
+
+
+class AccountService(Protocol):
+    """The account store as the admin API uses it (signalvault.accounts.service.AccountService
+    has this shape)."""
+
+    @property
+    def authenticator(self) -> Authenticator: ...
+
+    def login(self, email: str, password: str, address: str | None) -> SessionStart:
+        """Start a session for good credentials.
 
         Raises:
             AuthError: wrong email or password, or a disabled account (one message for all).
@@ -36,21 +60,19 @@ class AccountService(Authenticator, Protocol):
         """
         ...
 
-    def logout(self, session_cookie: str) -> None:
-        """End the session (no error if it has already ended)."""
+    def logout(self, session_secret: str) -> bool:
+        """End the session of a cookie; False if it had already ended."""
         ...
 
     def create_token(
-        self, principal: Principal, name: str, expires_seconds: float | None
-    ) -> tuple[str, str]:
-        """Issue a personal API token (`svadm-...`): returns (token id, secret shown once)."""
+        self, account_id: str, name: str, expires_in: float | None, actor: str
+    ) -> tuple[IssuedToken, str]:
+        """Issue a personal API token (`svadm-...`): its metadata and its secret (shown once)."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
-class NoAccounts:
-    """The account service until one is connected: every request is refused (fail closed)."""
-
+class _Refuse:
     def authenticate(
         self, authorization: str | None, session_cookie: str | None, address: str | None
     ) -> Principal | None:
@@ -61,15 +83,22 @@ class NoAccounts:
     def check_csrf(self, session_cookie: str, csrf_header: str | None) -> bool:
         return False
 
-    def login(self, email: str, password: str, address: str | None) -> tuple[str, str, Principal]:
+
+@dataclass(frozen=True, slots=True)
+class NoAccounts:
+    """The account service until one is connected: every request is refused (fail closed)."""
+
+    authenticator: _Refuse = _Refuse()
+
+    def login(self, email: str, password: str, address: str | None) -> SessionStart:
         raise AuthError("admin accounts are not set up", code="unauthorized")
 
-    def logout(self, session_cookie: str) -> None:
-        return None
+    def logout(self, session_secret: str) -> bool:
+        return False
 
     def create_token(
-        self, principal: Principal, name: str, expires_seconds: float | None
-    ) -> tuple[str, str]:
+        self, account_id: str, name: str, expires_in: float | None, actor: str
+    ) -> tuple[IssuedToken, str]:
         raise AuthError("admin accounts are not set up", code="unauthorized")
 
 
@@ -86,7 +115,7 @@ def guard(request: Request) -> None:
         raise Forbidden("this endpoint has no access rule", code="forbidden")
     if permission == authz.PUBLIC:
         return
-    accounts = context(request).accounts
+    accounts = context(request).accounts.authenticator
     cookie = request.cookies.get(SESSION_COOKIE)
     principal = accounts.authenticate(
         request.headers.get("authorization"), cookie, client_address(request)

@@ -54,6 +54,7 @@ class TokenRequest(_Body):
 class TokenCreated(BaseModel):
     id: str
     token: str = Field(description="The token secret, shown only this once.")
+    expires_at: str | None
 
 
 class Done(BaseModel):
