@@ -654,3 +654,20 @@ async def test_verify_reports_an_intact_trail(world: World) -> None:
     )
     assert response.status_code == 200
     assert response.json()["status"] == "intact" and response.json()["tree_size"] >= 1
+
+
+async def test_a_key_whose_issue_cannot_be_audited_is_revoked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(world.services.trail, "record_event", broken)
+    response = await world.client.post(
+        "/api/keys",
+        json={"name": "unaudited", "environment": "dev", "project": "alpha"},
+        headers=world.token(person("owner", "global")),
+    )
+    assert response.status_code == 503 and "sv-dev-" not in response.text
+    keys = [k for k in world.services.store.list_keys() if k.name == "unaudited"]
+    assert len(keys) == 1 and keys[0].revoked_at is not None

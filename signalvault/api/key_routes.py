@@ -120,7 +120,13 @@ def create_key(body: KeyCreate, api: Ctx, who: Who) -> KeyCreated:
         created_by=who.actor,
     )
     after = key_json(key)
-    record_change(api, who, "key.create", key.id, None, after, key.project)
+    try:
+        record_change(api, who, "key.create", key.id, None, after, key.project)
+    except Exception:
+        # Fail closed: a key whose issue is not in the trail must not work (its secret is
+        # never shown either).
+        api.keyring.revoke(key.id)
+        raise
     return KeyCreated(**after, secret=secret)
 
 
