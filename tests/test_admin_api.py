@@ -264,16 +264,13 @@ def is_expected(route: tuple[str, str], role: str, scope: str) -> bool:
 
 
 def test_every_route_has_an_access_rule_and_an_expectation(settings: Any) -> None:
-    app = create_app(settings)
     from signalvault.app import open_services
 
     services = open_services(settings)
     try:
-        api = create_admin_api(services, settings)
-        routes = set(route_keys(api))
+        routes = set(route_keys(create_admin_api(services, settings)))
     finally:
         services.store.close()
-    assert app is not None
     assert routes == set(ROUTE_PERMISSIONS), "routes and the permission table differ"
     assert routes == set(EXPECTED) == set(REQUESTS), "a route lacks a matrix expectation"
 
