@@ -13,9 +13,10 @@ import hmac
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -45,12 +46,18 @@ from signalvault.store.writer import GroupCommitWriter
 from signalvault.tokens import TokenCounter
 from signalvault.upstream import OPEN, Upstream
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from signalvault.api import AccountService
+
 log = logging.getLogger("signalvault.app")
 # At shutdown, how long requests the server cancelled (past its grace period) get to record
 # their outcome before the trail is flushed.
 CANCELLED_DRAIN_SECONDS = 5.0
 SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
 SPOOL_RETRY_MAX_SECONDS = 10.0
+AccountsFactory = Callable[["Services"], "AccountService"]
 
 
 @dataclass(slots=True)
@@ -106,8 +113,12 @@ def build_screen(settings: Settings, tokens: TokenCounter, version: PolicyVersio
 class GatewayApp:
     """The ASGI application. `startup()`/`shutdown()` run from the ASGI lifespan (or tests)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, accounts: AccountsFactory | None = None) -> None:
         self.settings = settings
+        # Builds the admin API's account service over the opened services; None: the admin API
+        # refuses every request.
+        self.accounts = accounts
+        self._admin: FastAPI | None = None
         self.router = Router(settings)  # checks provider credentials before anything starts
         self.upstream = Upstream(
             settings.providers, self._client, credentials=self._stored_credential
@@ -180,6 +191,10 @@ class GatewayApp:
         )
         self._stopping.clear()
         self._wake = asyncio.Event()
+        from signalvault.api import create_admin_api  # FastAPI loads only for a server
+
+        accounts = None if self.accounts is None else self.accounts(self.services)
+        self._admin = create_admin_api(self.services, self.settings, accounts)
         self._retention = asyncio.create_task(self._retention_loop())
         self._stop_sealing = asyncio.Event()
         self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
@@ -301,6 +316,7 @@ class GatewayApp:
                 # Resolves once every write queued before it (completions) is committed.
                 await self.services.store.write_ahead([])
             await asyncio.to_thread(self._final_seal, self.services)
+            self._admin = None
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None
@@ -338,6 +354,8 @@ class GatewayApp:
                     self._active -= 1
                     if not self._active:
                         self._idle.set()
+            elif path.startswith("/api/") and self._admin is not None:
+                await self._admin(scope, receive, send)
             elif path == "/metrics":
                 await self._metrics(scope, send)
             elif path == "/healthz":
@@ -429,5 +447,5 @@ async def _json(
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(settings: Settings) -> GatewayApp:
-    return GatewayApp(settings)
+def create_app(settings: Settings, accounts: AccountsFactory | None = None) -> GatewayApp:
+    return GatewayApp(settings, accounts)

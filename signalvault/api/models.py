@@ -1,0 +1,216 @@
+"""Request and response bodies of the admin API (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# Limits that keep stored values representable (SQLite INTEGER, dates before year 9999).
+MAX_COUNT = 2**53
+MAX_SECONDS = 100 * 365 * 86400.0
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    """Refuse control characters and lone surrogates (JSON escapes can carry them; they cannot
+    be stored as UTF-8 or shown safely)."""
+    if _UNSTORABLE.search(value):
+        raise ValueError("control characters and unpaired surrogates are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    code: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class LoginRequest(_Body):
+    email: Text = Field(min_length=1, max_length=320)
+    password: Text = Field(min_length=1, max_length=1024)
+
+
+class LoginResponse(BaseModel):
+    csrf_token: str
+
+
+class TokenRequest(_Body):
+    name: Text = Field(min_length=1, max_length=200)
+    expires_seconds: float | None = Field(default=None, gt=0, le=366 * 86400)
+
+
+class TokenCreated(BaseModel):
+    id: str
+    token: str = Field(description="The token secret, shown only this once.")
+    expires_at: str | None
+
+
+class Done(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class LogRecord(BaseModel):
+    """A record's metadata (`audit.record_json`): never content, never ciphertext."""
+
+    id: str
+    kind: str
+    time: str | None
+    completed_at: str | None
+    stream: bool
+    has_content: bool
+    project: str | None
+    key_id: str | None
+    environment: str | None
+    end_user: str | None
+    session_id: str | None
+    trace_id: str | None
+    api: str | None
+    provider: str | None
+    model_requested: str | None
+    model_used: str | None
+    status_code: int | None
+    outcome: str | None
+    error_code: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    tokens_estimated: bool
+    latency_ms: float | None
+    ttfb_ms: float | None
+    policy_version: int | None
+    guardrails: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+    actor: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class LogDetail(LogRecord):
+    prompt: str | None = Field(default=None, description="Only with ?content=true.")
+    response: str | None = Field(default=None, description="Only with ?content=true.")
+    content_erased: bool | None = None
+
+
+class LogPage(BaseModel):
+    data: list[LogRecord]
+    next_cursor: str | None
+
+
+class Key(BaseModel):
+    """A gateway key's metadata; the secret is never returned after creation."""
+
+    id: str
+    name: str
+    project: str
+    environment: str
+    prefix: str
+    models: list[str]
+    rpm: int | None
+    tpm: int | None
+    budget_tokens: int | None
+    expires_at: str | None
+    revoked_at: str | None
+    created_at: str | None
+    created_by: str
+    last_used_at: str | None
+    status: Literal["active", "revoked", "expired"]
+
+
+class KeyPage(BaseModel):
+    data: list[Key]
+    next_cursor: str | None
+
+
+class KeyCreate(_Body):
+    name: Text = Field(min_length=1, max_length=200)
+    environment: str = Field(pattern=r"^[a-z0-9]{1,16}$")
+    project: Text = Field(default="default", min_length=1, max_length=200)
+    models: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=100
+    )
+    rpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    budget_tokens: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    expires_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+
+
+class KeyCreated(Key):
+    secret: str = Field(description="The key secret, shown only this once.")
+
+
+class VerifyFinding(BaseModel):
+    kind: str
+    message: str
+    record_id: str | None
+    seq: int | None
+    checkpoint: int | None
+
+
+class VerifyResult(BaseModel):
+    status: Literal["intact", "suspicious", "tampered"]
+    tree_size: int
+    root: str | None
+    records_checked: int
+    tombstones: int
+    checkpoints_checked: int
+    sealed_during_run: int
+    unsealed: int
+    trusted_checkpoints_checked: int
+    consistency: dict[str, Any] | None
+    problems: dict[str, int]
+    findings: list[VerifyFinding]
+
+
+class Retention(BaseModel):
+    default_days: int
+    projects: dict[str, int]
+
+
+class RetentionUpdate(_Body):
+    default_days: int | None = Field(default=None, ge=0, le=36500)
+    projects: dict[
+        Annotated[Text, Field(min_length=1, max_length=200)],
+        Annotated[int, Field(ge=0, le=36500)] | None,
+    ] = Field(default_factory=dict, description="Per-project days; null removes the override.")
+
+
+class LegalHold(BaseModel):
+    id: str
+    scope: str
+    value: str
+    reason: str | None
+    status: Literal["active", "released"]
+    created_at: str | None
+    created_by: str
+    released_at: str | None
+    released_by: str | None
+
+
+class LegalHoldPage(BaseModel):
+    data: list[LegalHold]
+    next_cursor: str | None
+
+
+class LegalHoldCreate(_Body):
+    scope: Literal["project", "key", "user", "record"]
+    value: Text = Field(min_length=1, max_length=256)
+    reason: Text | None = Field(default=None, max_length=1000)
+
+
+class ErasureReceipt(BaseModel):
+    record_id: str
+    subject_hash: str
+    records: int
+    data_keys: int
+    space_reclaimed: bool

@@ -1,0 +1,670 @@
+"""The admin API: the role matrix over every route, project scoping, audited content reads,
+CSRF on session changes, error shapes, pagination, and no secret or ciphertext in responses.
+
+Accounts come from a small fake `AccountService`; the services under it are real (SQLite store,
+key ring, trail) and traffic goes through the real /v1 proxy to the mock provider."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+import httpx
+import orjson
+import pytest
+
+from signalvault.accounts.principal import ROLES, Principal
+from signalvault.api import create_admin_api, route_keys
+from signalvault.api.authz import ROUTE_PERMISSIONS
+from signalvault.api.deps import SESSION_COOKIE
+from signalvault.app import GatewayApp, create_app
+from signalvault.errors import AuthError, StoreError
+from signalvault.store import RecordFilter
+
+pytestmark = pytest.mark.anyio
+PASSWORD = "correct horse battery staple"
+
+
+class NewSession(NamedTuple):
+    secret: str
+    csrf_token: str
+
+
+class IssuedToken(NamedTuple):
+    id: str
+    expires_at: float | None
+
+
+class FakeAccounts:
+    """An in-memory `AccountService`: bearer tokens, sessions with CSRF tokens, passwords."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, Principal] = {}
+        self.sessions: dict[str, tuple[Principal, str]] = {}
+        self.accounts: dict[str, tuple[str, Principal]] = {}
+
+    def add(self, principal: Principal, password: str = PASSWORD) -> str:
+        """Register an account; returns a personal token for it."""
+        self.accounts[principal.email] = (password, principal)
+        token = "svadm-" + secrets.token_hex(16)
+        self.tokens[token] = replace(principal, via="token")
+        return token
+
+    def authenticate(
+        self, authorization: str | None, session_cookie: str | None, address: str | None
+    ) -> Principal | None:
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            found = self.tokens.get(token) if scheme.lower() == "bearer" else None
+            if found is None:
+                raise AuthError("invalid token", code="unauthorized")
+            return found
+        if session_cookie is not None:
+            session = self.sessions.get(session_cookie)
+            if session is None:
+                raise AuthError("session ended", code="unauthorized")
+            return session[0]
+        return None
+
+    def check_csrf(self, session_cookie: str, csrf_header: str | None) -> bool:
+        session = self.sessions.get(session_cookie)
+        return (
+            session is not None
+            and csrf_header is not None
+            and hmac.compare_digest(session[1], csrf_header)
+        )
+
+    @property
+    def authenticator(self) -> FakeAccounts:
+        return self
+
+    def login(self, email: str, password: str, address: str | None) -> NewSession:
+        found = self.accounts.get(email)
+        if found is None or not hmac.compare_digest(found[0], password):
+            raise AuthError("wrong email or password", code="unauthorized")
+        cookie, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.sessions[cookie] = (replace(found[1], via="session"), csrf)
+        return NewSession(cookie, csrf)
+
+    def logout(self, session_secret: str) -> bool:
+        return self.sessions.pop(session_secret, None) is not None
+
+    def create_token(
+        self, account_id: str, name: str, expires_in: float | None, actor: str
+    ) -> tuple[IssuedToken, str]:
+        principal = next(p for p in self.tokens.values() if p.account_id == account_id)
+        secret = "svadm-" + secrets.token_hex(16)
+        self.tokens[secret] = replace(principal, via="token")
+        expires = None if expires_in is None else time.time() + expires_in
+        return IssuedToken("tok_" + secrets.token_hex(4), expires), secret
+
+
+def person(role: str, scope: str) -> Principal:
+    """An account with `role` globally ("global") or in project alpha ("own") / beta ("other")."""
+    project = {"global": None, "own": "alpha", "other": "beta"}[scope]
+    return Principal(f"acc-{role}-{scope}", f"{role}@example.com", {project: role})
+
+
+DEVELOPER = "account:developer@example.com"  # the actor of every developer principal
+
+
+@dataclass
+class World:
+    app: GatewayApp
+    client: httpx.AsyncClient
+    accounts: FakeAccounts
+    keys: dict[str, str] = field(default_factory=dict)  # name -> secret
+    key_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Any:
+        assert self.app.services is not None
+        return self.app.services
+
+    def token(self, principal: Principal) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.accounts.add(principal)}"}
+
+    def new_key(self, name: str, project: str, created_by: str) -> str:
+        key, secret = self.services.keyring.create(
+            name=name, environment="dev", project=project, created_by=created_by
+        )
+        self.keys[name], self.key_ids[name] = secret, key.id
+        return key.id
+
+    async def chat(self, key_name: str, text: str, user: str = "user-1") -> str:
+        response = await self.client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
+            headers={
+                "Authorization": f"Bearer {self.keys[key_name]}",
+                "X-SignalVault-User": user,
+            },
+        )
+        assert response.status_code == 200, response.text
+        return response.headers["x-signalvault-request-id"]
+
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        self.services.store.flush()
+        rows = self.services.store.list_records(RecordFilter(), limit=10_000)
+        return [r for r in rows if kind is None or r["kind"] == kind]
+
+
+@contextlib.asynccontextmanager
+async def world_for(settings: Any) -> AsyncIterator[World]:
+    accounts = FakeAccounts()
+    app = create_app(settings, lambda services: accounts)
+    await app.startup()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield World(app, client, accounts)
+    finally:
+        await app.shutdown()
+
+
+@pytest.fixture
+async def world(settings: Any, mock: Any) -> AsyncIterator[World]:
+    async with world_for(settings) as found:
+        found.new_key("dev-alpha", "alpha", DEVELOPER)
+        found.new_key("ops-alpha", "alpha", "account:admin@example.com")
+        found.new_key("ops-beta", "beta", "account:admin@example.com")
+        yield found
+
+
+# -- the role matrix ------------------------------------------------------------------------------
+
+ALL = frozenset(ROLES)
+READ_KEYS = frozenset({"owner", "admin", "auditor", "developer", "viewer"})
+# route -> (how its target is scoped, roles allowed). Written out by hand from SPEC §5 so that
+# it checks the app's table instead of restating it. Scopes: "public" (no account needed),
+# "any" (lists: every principal holding the role somewhere gets a filtered answer), "project"
+# (the target is in project alpha: global and alpha roles only), "global" (global roles only).
+EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("GET", "/api/openapi.json"): ("public", ALL),
+    ("POST", "/api/auth/login"): ("public", ALL),
+    ("POST", "/api/auth/logout"): ("any", ALL),
+    ("POST", "/api/tokens"): ("any", ALL),
+    ("GET", "/api/logs"): ("any", ALL),
+    ("GET", "/api/logs/{record_id}"): ("project", ALL),
+    ("GET", "/api/keys"): ("any", READ_KEYS),
+    ("POST", "/api/keys"): ("project", frozenset({"owner", "admin", "developer"})),
+    ("GET", "/api/keys/{key_id}"): ("project", READ_KEYS),
+    ("POST", "/api/keys/{key_id}/revoke"): ("project", frozenset({"owner", "admin", "developer"})),
+    ("POST", "/api/audit/verify"): ("global", frozenset({"owner", "auditor"})),
+    ("GET", "/api/export"): ("project", frozenset({"owner", "auditor"})),
+    ("GET", "/api/retention"): ("any", frozenset({"owner", "admin", "auditor"})),
+    ("PUT", "/api/retention"): ("project", frozenset({"owner", "admin"})),
+    ("GET", "/api/legal-holds"): ("any", frozenset({"owner", "admin", "auditor"})),
+    ("POST", "/api/legal-holds"): ("project", frozenset({"owner", "admin"})),
+    ("DELETE", "/api/legal-holds/{hold_id}"): ("project", frozenset({"owner", "admin"})),
+    ("GET", "/api/subjects/{user}"): ("global", frozenset({"owner", "auditor"})),
+    ("DELETE", "/api/subjects/{user}"): ("global", frozenset({"owner", "admin"})),
+}
+
+Request = tuple[str, dict[str, Any] | None]  # url, JSON body
+
+
+def _hold(world: World) -> str:
+    owner = Principal("root", "root@example.com", {None: "owner"})
+    from signalvault.legal_holds import add_hold
+
+    return add_hold(
+        world.services.store, world.services.trail, "project", "alpha", None, owner.actor
+    ).id
+
+
+# How to call each route against a target in project alpha (fresh state for changes).
+REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
+    ("GET", "/api/openapi.json"): lambda w, c: ("/api/openapi.json", None),
+    ("POST", "/api/auth/login"): lambda w, c: (
+        "/api/auth/login",
+        {"email": "owner@example.com", "password": PASSWORD},
+    ),
+    ("POST", "/api/auth/logout"): lambda w, c: ("/api/auth/logout", None),
+    ("POST", "/api/tokens"): lambda w, c: ("/api/tokens", {"name": "script"}),
+    ("GET", "/api/logs"): lambda w, c: ("/api/logs", None),
+    ("GET", "/api/logs/{record_id}"): lambda w, c: (f"/api/logs/{c['record']}", None),
+    ("GET", "/api/keys"): lambda w, c: ("/api/keys", None),
+    ("POST", "/api/keys"): lambda w, c: (
+        "/api/keys",
+        {"name": "new", "environment": "dev", "project": "alpha"},
+    ),
+    ("GET", "/api/keys/{key_id}"): lambda w, c: (f"/api/keys/{w.key_ids['dev-alpha']}", None),
+    ("POST", "/api/keys/{key_id}/revoke"): lambda w, c: (
+        f"/api/keys/{w.new_key('doomed', 'alpha', DEVELOPER)}/revoke",
+        None,
+    ),
+    ("POST", "/api/audit/verify"): lambda w, c: ("/api/audit/verify", None),
+    ("GET", "/api/export"): lambda w, c: ("/api/export?project=alpha", None),
+    ("GET", "/api/retention"): lambda w, c: ("/api/retention", None),
+    ("PUT", "/api/retention"): lambda w, c: ("/api/retention", {"projects": {"alpha": 30}}),
+    ("GET", "/api/legal-holds"): lambda w, c: ("/api/legal-holds", None),
+    ("POST", "/api/legal-holds"): lambda w, c: (
+        "/api/legal-holds",
+        {"scope": "project", "value": "alpha", "reason": "case 7"},
+    ),
+    ("DELETE", "/api/legal-holds/{hold_id}"): lambda w, c: (f"/api/legal-holds/{_hold(w)}", None),
+    ("GET", "/api/subjects/{user}"): lambda w, c: ("/api/subjects/user-1", None),
+    ("DELETE", "/api/subjects/{user}"): lambda w, c: ("/api/subjects/nobody", None),
+}
+
+
+def is_expected(route: tuple[str, str], role: str, scope: str) -> bool:
+    kind, roles = EXPECTED[route]
+    if kind == "public":
+        return True
+    if role not in roles:
+        return False
+    return kind == "any" or scope == "global" or (kind == "project" and scope == "own")
+
+
+def test_every_route_has_an_access_rule_and_an_expectation(settings: Any) -> None:
+    from signalvault.app import open_services
+
+    services = open_services(settings)
+    try:
+        routes = set(route_keys(create_admin_api(services, settings)))
+    finally:
+        services.store.close()
+    assert routes == set(ROUTE_PERMISSIONS), "routes and the permission table differ"
+    assert routes == set(EXPECTED) == set(REQUESTS), "a route lacks a matrix expectation"
+
+
+async def test_role_matrix_over_every_route_role_and_project(world: World) -> None:
+    context = {"record": await world.chat("dev-alpha", "hello from alpha")}
+    assert world.app._admin is not None
+    routes = route_keys(world.app._admin)
+    assert set(routes) == set(EXPECTED)
+    failures = []
+    for route in routes:
+        method, _ = route
+        for role in ROLES:
+            for scope in ("global", "own", "other"):
+                headers = world.token(person(role, scope))
+                url, body = REQUESTS[route](world, context)
+                response = await world.client.request(method, url, json=body, headers=headers)
+                allowed = response.status_code < 400
+                if response.status_code >= 500 or allowed != is_expected(route, role, scope):
+                    failures.append(f"{method} {url} {role}/{scope}: {response.status_code}")
+                if not allowed:
+                    assert response.status_code in (403, 404), response.text
+                    assert set(response.json()["error"]) == {"message", "code"}
+    assert not failures, "\n".join(failures)
+
+
+async def test_a_route_without_a_rule_is_refused(world: World) -> None:
+    api = world.app._admin
+    assert api is not None
+
+    @api.get("/api/unruled")
+    def unruled() -> dict[str, str]:
+        return {"secret": "should never be served"}
+
+    headers = world.token(person("owner", "global"))
+    response = await world.client.get("/api/unruled", headers=headers)
+    assert response.status_code == 403
+    assert "should never" not in response.text
+
+
+# -- project scoping and "own" ---------------------------------------------------------------
+
+
+async def test_lists_return_only_what_the_principal_may_see(world: World) -> None:
+    mine = await world.chat("dev-alpha", "mine")
+    theirs = await world.chat("ops-alpha", "theirs")
+    beta = await world.chat("ops-beta", "beta")
+
+    async def ids(principal: Principal) -> set[str]:
+        response = await world.client.get("/api/logs?limit=200", headers=world.token(principal))
+        assert response.status_code == 200
+        return {row["id"] for row in response.json()["data"]}
+
+    assert await ids(person("developer", "own")) == {mine}
+    assert await ids(person("developer", "global")) == {mine}
+    viewer_alpha = await ids(person("viewer", "own"))
+    assert {mine, theirs} <= viewer_alpha and beta not in viewer_alpha
+    assert {mine, theirs, beta} <= await ids(person("viewer", "global"))
+    # A project role overrides the global one for that project.
+    mixed = Principal("m", "developer@example.com", {None: "viewer", "alpha": "developer"})
+    seen = await ids(mixed)
+    assert mine in seen and beta in seen and theirs not in seen
+
+    response = await world.client.get("/api/keys", headers=world.token(person("developer", "own")))
+    assert [k["id"] for k in response.json()["data"]] == [world.key_ids["dev-alpha"]]
+    response = await world.client.get("/api/keys", headers=world.token(person("admin", "other")))
+    assert [k["id"] for k in response.json()["data"]] == [world.key_ids["ops-beta"]]
+
+
+async def test_pagination_walks_every_visible_record_once(world: World) -> None:
+    made = [await world.chat("ops-alpha", f"message {n}") for n in range(7)]
+    headers = world.token(person("viewer", "own"))
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        url = "/api/logs?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = (await world.client.get(url, headers=headers)).json()
+        assert len(page["data"]) <= 3
+        seen += [row["id"] for row in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert cursor is None
+    assert len(seen) == len(set(seen))
+    assert seen == sorted(seen, reverse=True)
+    assert set(made) <= set(seen)
+    assert all(r["project"] == "alpha" for r in world.records() if r["id"] in seen)
+
+
+# -- content reads -------------------------------------------------------------------------------
+
+
+async def test_content_read_is_audited_and_only_for_roles_that_may_read_it(world: World) -> None:
+    record = await world.chat("dev-alpha", "the quarterly numbers")
+    for role in ROLES:
+        before = len(world.records("content_read"))
+        response = await world.client.get(
+            f"/api/logs/{record}?content=true", headers=world.token(person(role, "own"))
+        )
+        reads = world.records("content_read")
+        if role in ("owner", "auditor"):
+            assert response.status_code == 200
+            assert "the quarterly numbers" in response.json()["prompt"]
+            assert len(reads) == before + 1
+            assert reads[0]["actor"] == f"account:{role}@example.com"
+            assert orjson.loads(reads[0]["details"]) == {"record": record}
+        else:
+            assert response.status_code in (403, 404)
+            assert "quarterly" not in response.text
+            assert len(reads) == before
+    # Metadata only without the flag, for everyone allowed to see the record.
+    response = await world.client.get(
+        f"/api/logs/{record}", headers=world.token(person("viewer", "own"))
+    )
+    assert response.status_code == 200 and response.json()["prompt"] is None
+    # An auditor of another project cannot even see it.
+    response = await world.client.get(
+        f"/api/logs/{record}?content=true", headers=world.token(person("auditor", "other"))
+    )
+    assert response.status_code == 404
+
+
+async def test_content_is_not_returned_when_the_read_cannot_be_audited(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = await world.chat("dev-alpha", "confidential plan")
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(world.services.trail, "record_event", broken)
+    response = await world.client.get(
+        f"/api/logs/{record}?content=true", headers=world.token(person("owner", "global"))
+    )
+    assert response.status_code == 503
+    assert "confidential" not in response.text
+    assert response.json()["error"]["code"] == "audit_store_unavailable"
+
+
+# -- sessions, CSRF and error shapes -------------------------------------------------------------
+
+
+async def login(world: World, principal: Principal) -> tuple[str, str]:
+    world.accounts.add(principal)
+    response = await world.client.post(
+        "/api/auth/login", json={"email": principal.email, "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    set_cookie = response.headers["set-cookie"]
+    assert "httponly" in set_cookie.lower() and "secure" in set_cookie.lower()
+    assert "samesite=strict" in set_cookie.lower()
+    return response.cookies[SESSION_COOKIE], response.json()["csrf_token"]
+
+
+async def test_session_changes_need_the_csrf_token_and_tokens_do_not(world: World) -> None:
+    cookie, csrf = await login(world, person("admin", "global"))
+    world.client.cookies.clear()
+    jar = {"cookie": f"{SESSION_COOKIE}={cookie}"}
+    body = {"name": "k", "environment": "dev", "project": "alpha"}
+    for headers in (jar, {**jar, "X-CSRF-Token": "forged"}):
+        response = await world.client.post("/api/keys", json=body, headers=headers)
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "csrf_failed"
+    assert (await world.client.get("/api/keys", headers=jar)).status_code == 200
+    ok = await world.client.post("/api/keys", json=body, headers={**jar, "X-CSRF-Token": csrf})
+    assert ok.status_code == 201
+    token = await world.client.post(
+        "/api/tokens", json={"name": "ci"}, headers={**jar, "X-CSRF-Token": csrf}
+    )
+    assert token.status_code == 201
+    secret = token.json()["token"]
+    by_token = await world.client.post(
+        "/api/keys", json=body, headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert by_token.status_code == 201
+    out = await world.client.post("/api/auth/logout", headers={**jar, "X-CSRF-Token": csrf})
+    assert out.status_code == 200
+    assert (await world.client.get("/api/keys", headers=jar)).status_code == 401
+
+
+async def test_errors_have_one_shape_and_never_echo_input(world: World) -> None:
+    cases = [
+        (await world.client.get("/api/logs"), 401, "unauthorized"),
+        (
+            await world.client.get("/api/logs", headers={"Authorization": "Bearer svadm-nope"}),
+            401,
+            "unauthorized",
+        ),
+        (
+            await world.client.post(
+                "/api/audit/verify", headers=world.token(person("viewer", "global"))
+            ),
+            403,
+            "forbidden",
+        ),
+        (
+            await world.client.get(
+                "/api/logs/nope", headers=world.token(person("owner", "global"))
+            ),
+            404,
+            "not_found",
+        ),
+        (await world.client.get("/api/no-such-thing"), 404, "not_found"),
+        (
+            await world.client.post(
+                "/api/auth/login", json={"email": "", "password": "hunter2-very-secret"}
+            ),
+            422,
+            "validation_error",
+        ),
+        (
+            await world.client.post(
+                "/api/auth/login", json={"email": "owner@example.com", "password": "wrong-pass"}
+            ),
+            401,
+            "unauthorized",
+        ),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, response.text
+        assert response.json() == {
+            "error": {"message": response.json()["error"]["message"], "code": code}
+        }
+        assert "hunter2" not in response.text and "wrong-pass" not in response.text
+        assert "Traceback" not in response.text
+
+
+async def test_without_an_account_service_everyone_is_refused(settings: Any, mock: Any) -> None:
+    app = create_app(settings)
+    await app.startup()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            assert (await client.get("/api/logs")).status_code == 401
+            bad = await client.get("/api/logs", headers={"Authorization": "Bearer x"})
+            assert bad.status_code == 401
+            login = await client.post("/api/auth/login", json={"email": "a", "password": "b"})
+            assert login.status_code == 401
+    finally:
+        await app.shutdown()
+
+
+# -- keys, retention, holds, subjects, export ----------------------------------------------------
+
+
+async def test_key_lifecycle_is_audited_without_secrets(world: World) -> None:
+    headers = world.token(person("developer", "own"))
+    created = await world.client.post(
+        "/api/keys",
+        json={"name": "mine", "environment": "dev", "project": "alpha", "models": ["gpt-*"]},
+        headers=headers,
+    )
+    assert created.status_code == 201
+    key = created.json()
+    secret = key["secret"]
+    assert secret.startswith("sv-dev-") and key["created_by"] == DEVELOPER
+    world.keys["mine"], world.key_ids["mine"] = secret, key["id"]
+    await world.chat("mine", "works")
+    shown = await world.client.get(f"/api/keys/{key['id']}", headers=headers)
+    assert secret not in shown.text and shown.json()["status"] == "active"
+    revoked = await world.client.post(f"/api/keys/{key['id']}/revoke", headers=headers)
+    assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+    again = await world.client.post(f"/api/keys/{key['id']}/revoke", headers=headers)
+    assert again.status_code == 409
+    refused = await world.client.post(
+        "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert refused.status_code == 401
+    events = [orjson.loads(r["details"]) for r in world.records("admin")]
+    actions = [(e["action"], e["target"]) for e in events]
+    assert ("key.create", key["id"]) in actions and ("key.revoke", key["id"]) in actions
+    revoke = next(e for e in events if e["action"] == "key.revoke")
+    assert revoke["before"]["status"] == "active" and revoke["after"]["status"] == "revoked"
+    assert all(r["actor"] == DEVELOPER for r in world.records("admin"))
+    database = (world.app.settings.store.data_dir / "signalvault.db").read_bytes()
+    assert secret.encode() not in database
+    # Someone else's key in the same project: a developer may neither see nor revoke it.
+    other = world.key_ids["ops-alpha"]
+    assert (
+        await world.client.post(f"/api/keys/{other}/revoke", headers=headers)
+    ).status_code == 404
+
+
+async def test_no_secret_or_ciphertext_in_any_metadata_response(world: World) -> None:
+    record = await world.chat("dev-alpha", "sensitive-prompt-text")
+    headers = world.token(person("owner", "global"))
+    bodies = [
+        (await world.client.get(url, headers=headers)).text
+        for url in (
+            "/api/logs?limit=200",
+            f"/api/logs/{record}",
+            "/api/keys",
+            f"/api/keys/{world.key_ids['dev-alpha']}",
+            "/api/export",
+            "/api/retention",
+            "/api/legal-holds",
+        )
+    ]
+    row = world.services.store.get_record(record)
+    for body in bodies:
+        assert "sensitive-prompt-text" not in body and "hi there" not in body
+        for name, secret in world.keys.items():
+            assert secret not in body, name
+        for column in ("prompt_ct", "response_ct", "secret_hash", "wrapped"):
+            assert column not in body
+        assert row["prompt_ct"].hex() not in body
+
+
+async def test_export_streams_filters_and_audits_content(world: World) -> None:
+    await world.chat("dev-alpha", "alpha words")
+    await world.chat("ops-beta", "beta words")
+    auditor_alpha = world.token(person("auditor", "own"))
+    assert (await world.client.get("/api/export", headers=auditor_alpha)).status_code == 403
+    response = await world.client.get(
+        "/api/export?project=alpha&include_content=true&format=jsonl", headers=auditor_alpha
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [orjson.loads(line) for line in response.content.splitlines()]
+    assert lines and all(line["project"] == "alpha" for line in lines)
+    assert any("alpha words" in (line.get("prompt") or "") for line in lines)
+    assert "beta words" not in response.text
+    events = world.records("content_export")
+    assert len(events) == 1 and events[0]["actor"] == "account:auditor@example.com"
+    csv = await world.client.get(
+        "/api/export?format=csv", headers=world.token(person("owner", "global"))
+    )
+    assert csv.status_code == 200 and "id" in csv.text.splitlines()[0].split(",")
+    assert "alpha words" not in csv.text
+    bad = await world.client.get(
+        "/api/export?since=yesterday", headers=world.token(person("owner", "global"))
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
+
+
+async def test_retention_holds_and_erasure(world: World) -> None:
+    owner = world.token(person("owner", "global"))
+    admin_alpha = world.token(person("admin", "own"))
+    put = await world.client.put(
+        "/api/retention", json={"projects": {"alpha": 30}}, headers=admin_alpha
+    )
+    assert put.status_code == 200 and put.json()["projects"] == {"alpha": 30}
+    refused = await world.client.put(
+        "/api/retention", json={"default_days": 5}, headers=admin_alpha
+    )
+    assert refused.status_code == 403
+    change = next(orjson.loads(r["details"]) for r in world.records("admin"))
+    assert change["action"] == "retention.update"
+    assert change["before"]["projects"] == {} and change["after"]["projects"] == {"alpha": 30}
+
+    await world.chat("dev-alpha", "about the user", user="erin")
+    hold = await world.client.post(
+        "/api/legal-holds", json={"scope": "user", "value": "erin"}, headers=owner
+    )
+    assert hold.status_code == 201
+    blocked = await world.client.delete("/api/subjects/erin", headers=owner)
+    assert blocked.status_code == 409 and blocked.json()["error"]["code"] == "legal_hold"
+    subject = await world.client.get("/api/subjects/erin", headers=owner)
+    assert subject.status_code == 200 and "about the user" in subject.text
+    assert world.records("subject_export")
+    released = await world.client.delete(f"/api/legal-holds/{hold.json()['id']}", headers=owner)
+    assert released.status_code == 200 and released.json()["status"] == "released"
+    erased = await world.client.delete("/api/subjects/erin", headers=owner)
+    assert erased.status_code == 200 and erased.json()["records"] >= 1
+    assert "erin" not in erased.text
+    after = await world.client.get("/api/subjects/erin", headers=owner)
+    assert "about the user" not in after.text
+
+
+async def test_verify_reports_an_intact_trail(world: World) -> None:
+    await world.chat("dev-alpha", "sealed soon")
+    world.services.store.flush()
+    world.services.sealer.seal()
+    response = await world.client.post(
+        "/api/audit/verify", headers=world.token(person("auditor", "global"))
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "intact" and response.json()["tree_size"] >= 1
+
+
+async def test_a_key_whose_issue_cannot_be_audited_is_revoked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(world.services.trail, "record_event", broken)
+    response = await world.client.post(
+        "/api/keys",
+        json={"name": "unaudited", "environment": "dev", "project": "alpha"},
+        headers=world.token(person("owner", "global")),
+    )
+    assert response.status_code == 503 and "sv-dev-" not in response.text
+    keys = [k for k in world.services.store.list_keys() if k.name == "unaudited"]
+    assert len(keys) == 1 and keys[0].revoked_at is not None
