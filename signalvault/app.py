@@ -447,5 +447,17 @@ async def _json(
     await send({"type": "http.response.body", "body": data})
 
 
+def account_service(settings: Settings) -> AccountsFactory:
+    """The account store behind the admin API: accounts, sessions, tokens (signalvault.accounts)."""
+
+    def build(services: Services) -> AccountService:
+        from signalvault.accounts.service import AccountService as Accounts
+
+        return Accounts(services.store, services.trail, services.keyring.pepper, settings.accounts)
+
+    return build
+
+
 def create_app(settings: Settings, accounts: AccountsFactory | None = None) -> GatewayApp:
-    return GatewayApp(settings, accounts)
+    """The gateway; the admin API authenticates through `accounts` (default: the account store)."""
+    return GatewayApp(settings, accounts or account_service(settings))
