@@ -25,7 +25,8 @@ ENV_PATTERN = re.compile(r"[a-z0-9]{1,16}")
 SECRET_PATTERN = re.compile(r"sv-([a-z0-9]{1,16})-([0-9A-Za-z]{43})([0-9A-Za-z]{6})")
 
 
-def _base62(number: int, width: int) -> str:
+def base62(number: int, width: int) -> str:
+    """`number` in base 62, left-padded with zeros to `width` characters."""
     digits = []
     while number:
         number, rem = divmod(number, 62)
@@ -33,8 +34,9 @@ def _base62(number: int, width: int) -> str:
     return "".join(reversed(digits)).rjust(width, "0")
 
 
-def _checksum(prefix_and_body: str) -> str:
-    return _base62(zlib.crc32(prefix_and_body.encode()), CHECKSUM_CHARS)
+def checksum(prefix_and_body: str) -> str:
+    """CRC32 of the text in base 62: lets secret scanners tell a real key from noise."""
+    return base62(zlib.crc32(prefix_and_body.encode()), CHECKSUM_CHARS)
 
 
 def check_environment(environment: str) -> str:
@@ -46,9 +48,9 @@ def check_environment(environment: str) -> str:
 
 def generate_secret(environment: str) -> str:
     check_environment(environment)
-    body = _base62(int.from_bytes(os.urandom(32), "big"), BODY_CHARS)
+    body = base62(int.from_bytes(os.urandom(32), "big"), BODY_CHARS)
     head = f"sv-{environment}-{body}"
-    return head + _checksum(head)
+    return head + checksum(head)
 
 
 def is_well_formed(secret: str) -> bool:
@@ -57,7 +59,7 @@ def is_well_formed(secret: str) -> bool:
     if match is None:
         return False
     head = f"sv-{match.group(1)}-{match.group(2)}"
-    return hmac.compare_digest(_checksum(head), match.group(3))
+    return hmac.compare_digest(checksum(head), match.group(3))
 
 
 def display_prefix(secret: str) -> str:

@@ -9,27 +9,19 @@ import hmac
 import os
 import re
 import secrets
-import zlib
 
-BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+from signalvault.keys import base62, checksum
+
 PREFIX = "svadm-"
 TOKEN_PATTERN = re.compile(r"svadm-([0-9A-Za-z]{43})([0-9A-Za-z]{6})")
 
 
-def _base62(number: int, width: int) -> str:
-    digits = []
-    while number:
-        number, rem = divmod(number, 62)
-        digits.append(BASE62[rem])
-    return "".join(reversed(digits)).rjust(width, "0")
-
-
 def _checksum(body: str) -> str:
-    return _base62(zlib.crc32((PREFIX + body).encode()), 6)
+    return checksum(PREFIX + body)
 
 
 def generate_token() -> str:
-    body = _base62(int.from_bytes(os.urandom(32), "big"), 43)
+    body = base62(int.from_bytes(os.urandom(32), "big"), 43)
     return PREFIX + body + _checksum(body)
 
 

@@ -6,17 +6,16 @@ callers hand in hashes and times.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from signalvault.errors import StoreError
 from signalvault.store.schema import accounts, api_tokens, login_failures, sessions
-from signalvault.store.writer import describe_error
+from signalvault.store.sql import connect
 
 GLOBAL = "*"  # the roles key of an account's global role
 LOCKOUT_MEMORY = 86400.0  # seconds without a failure after which lock lengths start over
@@ -95,18 +94,9 @@ class AccountQueries:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    @contextlib.contextmanager
-    def _connect(self, *, write: bool = False) -> Iterator[Connection]:
+    def _connect(self, *, write: bool = False) -> contextlib.AbstractContextManager[Connection]:
         """Driver failures become StoreError; IntegrityError passes to callers that expect it."""
-        try:
-            with self._engine.begin() if write else self._engine.connect() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"the store could not complete the operation: {describe_error(exc)}"
-            ) from None
+        return connect(self._engine, write=write)
 
     # -- accounts -------------------------------------------------------------------------------
     def insert_account(self, account: Account, password_hash: str) -> bool:

@@ -147,6 +147,23 @@ def record_conditions(where: RecordSelection) -> list[ColumnElement[bool]]:
     return conditions
 
 
+@contextlib.contextmanager
+def connect(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
+    """A connection (a transaction if `write`); driver failures become StoreError.
+
+    IntegrityError passes through: callers that race on a unique name handle it.
+    """
+    try:
+        with engine.begin() if write else engine.connect() as conn:
+            yield conn
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"the store could not complete the operation: {describe_error(exc)}"
+        ) from None
+
+
 def key_from_row(row: Any) -> GatewayKey:
     return GatewayKey(
         id=row.id,
@@ -220,21 +237,8 @@ class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries):
         self.writer.flush()
 
     # -- gateway keys ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _connect(self, *, write: bool = False) -> Iterator[Connection]:
-        """A connection (a transaction if `write`); driver failures become StoreError.
-
-        IntegrityError passes through: callers that race on a unique name handle it.
-        """
-        try:
-            with self.engine.begin() if write else self.engine.connect() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"the store could not complete the operation: {describe_error(exc)}"
-            ) from None
+    def _connect(self, *, write: bool = False) -> contextlib.AbstractContextManager[Connection]:
+        return connect(self.engine, write=write)
 
     def keys_version(self) -> int:
         with self._connect() as conn:
