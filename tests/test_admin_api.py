@@ -195,6 +195,14 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("POST", "/api/keys"): ("project", frozenset({"owner", "admin", "developer"})),
     ("GET", "/api/keys/{key_id}"): ("project", READ_KEYS),
     ("POST", "/api/keys/{key_id}/revoke"): ("project", frozenset({"owner", "admin", "developer"})),
+    ("POST", "/api/keys/{key_id}/rotate"): ("project", frozenset({"owner", "admin", "developer"})),
+    ("GET", "/api/providers"): ("global", frozenset({"owner", "admin"})),
+    ("PUT", "/api/providers/{name}"): ("global", frozenset({"owner", "admin"})),
+    ("GET", "/api/policies"): ("global", ALL - {"developer"}),
+    ("GET", "/api/policies/{version}"): ("global", ALL - {"developer"}),
+    ("POST", "/api/policies"): ("global", frozenset({"owner", "admin", "security"})),
+    ("POST", "/api/policies/{version}/approve"): ("global", frozenset({"owner", "security"})),
+    ("POST", "/api/policies/{version}/reject"): ("global", frozenset({"owner", "security"})),
     ("POST", "/api/audit/verify"): ("global", frozenset({"owner", "auditor"})),
     ("GET", "/api/export"): ("project", frozenset({"owner", "auditor"})),
     ("GET", "/api/retention"): ("any", frozenset({"owner", "admin", "auditor"})),
@@ -218,6 +226,28 @@ def _hold(world: World) -> str:
     ).id
 
 
+def _proposal(world: World) -> int:
+    """A fresh policy proposal by someone else (its rules differ from every earlier one)."""
+    from signalvault.policies import PolicyService
+
+    return (
+        PolicyService(world.services.store, world.services.trail, review=True)
+        .propose(_rules(), "account:root@example.com")
+        .version
+    )
+
+
+def _rules() -> list[dict[str, Any]]:
+    from signalvault.guardrails.policy import DEFAULT_RULES
+
+    word = {
+        "detector": "custom",
+        "action": "block",
+        "options": {"keywords": [secrets.token_hex(6)]},
+    }
+    return [*(rule.as_dict() for rule in DEFAULT_RULES), {"name": "word", **word}]
+
+
 # How to call each route against a target in project alpha (fresh state for changes).
 REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("GET", "/api/openapi.json"): lambda w, c: ("/api/openapi.json", None),
@@ -238,6 +268,26 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("POST", "/api/keys/{key_id}/revoke"): lambda w, c: (
         f"/api/keys/{w.new_key('doomed', 'alpha', DEVELOPER)}/revoke",
         None,
+    ),
+    ("POST", "/api/keys/{key_id}/rotate"): lambda w, c: (
+        f"/api/keys/{w.new_key('rotated', 'alpha', DEVELOPER)}/rotate",
+        {"grace_seconds": 60},
+    ),
+    ("GET", "/api/providers"): lambda w, c: ("/api/providers", None),
+    ("PUT", "/api/providers/{name}"): lambda w, c: (
+        "/api/providers/openai",
+        {"api_key": "sk-matrix-" + secrets.token_hex(8)},
+    ),
+    ("GET", "/api/policies"): lambda w, c: ("/api/policies", None),
+    ("GET", "/api/policies/{version}"): lambda w, c: ("/api/policies/1", None),
+    ("POST", "/api/policies"): lambda w, c: ("/api/policies", {"rules": _rules()}),
+    ("POST", "/api/policies/{version}/approve"): lambda w, c: (
+        f"/api/policies/{_proposal(w)}/approve",
+        None,
+    ),
+    ("POST", "/api/policies/{version}/reject"): lambda w, c: (
+        f"/api/policies/{_proposal(w)}/reject",
+        {"reason": "no"},
     ),
     ("POST", "/api/audit/verify"): lambda w, c: ("/api/audit/verify", None),
     ("GET", "/api/export"): lambda w, c: ("/api/export?project=alpha", None),

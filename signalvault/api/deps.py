@@ -18,6 +18,7 @@ from signalvault.accounts.principal import Authenticator, Principal
 from signalvault.api import authz
 from signalvault.audit import AuditTrail
 from signalvault.config import Settings
+from signalvault.credentials import ProviderCredentials
 from signalvault.errors import AuthError, Forbidden
 from signalvault.keyring import KeyRing
 from signalvault.store import Store
@@ -148,6 +149,7 @@ class Context:
     trail: AuditTrail
     settings: Settings
     accounts: AccountService
+    credentials: ProviderCredentials
 
 
 def context(request: Request) -> Context:
