@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from signalvault import __version__
 from signalvault.api import (
+    account_routes,
     auth_routes,
     authz,
     config_routes,
@@ -75,6 +76,7 @@ def create_admin_api(
         trail_routes,
         lifecycle_routes,
         config_routes,
+        account_routes,
     ):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)

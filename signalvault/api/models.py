@@ -296,3 +296,44 @@ class PolicyPropose(_Body):
 
 class PolicyDecision(_Body):
     reason: Text | None = Field(default=None, max_length=1000)
+
+
+Role = Literal["owner", "admin", "security", "auditor", "developer", "viewer"]
+Roles = Annotated[
+    dict[Annotated[Text, Field(min_length=1, max_length=128)], Role],
+    Field(min_length=1, max_length=100, description='Project -> role; "*" is the global role.'),
+]
+
+
+class AccountOut(BaseModel):
+    """An account's metadata: never a password or its hash."""
+
+    id: str
+    email: str
+    roles: dict[str, str]
+    disabled: bool
+    created_at: str | None
+    created_by: str
+    disabled_at: str | None
+    disabled_by: str | None
+    must_change_password: bool
+
+
+class AccountList(BaseModel):
+    data: list[AccountOut]
+
+
+class AccountCreate(_Body):
+    email: Text = Field(min_length=3, max_length=320)
+    roles: Roles
+
+
+class AccountCreated(AccountOut):
+    one_time_password: str = Field(
+        description="Generated password, shown only this once; it must be changed at first use."
+    )
+
+
+class AccountUpdate(_Body):
+    roles: Roles | None = None
+    disabled: bool | None = None
