@@ -122,8 +122,19 @@ async def test_account_create_shows_the_password_once_and_disable_ends_access(ap
     assert missing.status_code == 404
     # The last owner cannot be disabled.
     me = api.accounts.get_account("owner@example.com").id
-    last = await api.http.patch(f"/api/accounts/{me}", json={"disabled": True}, headers=owner)
+    last = await api.http.patch(
+        f"/api/accounts/{me}", json={"roles": {"*": "viewer"}, "disabled": True}, headers=owner
+    )
     assert last.status_code == 400
+    assert api.accounts.get_account(me).roles == {"*": "owner"}
+    # Roles refused (owner is global only): not disabled either.
+    refused = await api.http.patch(
+        f"/api/accounts/{account_id}",
+        json={"roles": {"alpha": "owner"}, "disabled": False},
+        headers=owner,
+    )
+    assert refused.status_code == 400
+    assert api.accounts.get_account(account_id).is_disabled
     enabled = await api.http.patch(
         f"/api/accounts/{account_id}", json={"disabled": False}, headers=owner
     )

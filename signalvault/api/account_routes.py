@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from signalvault.accounts.principal import Principal
+from signalvault.accounts.service import check_roles
 from signalvault.api import authz
 from signalvault.api.deps import Context, context, principal
 from signalvault.api.models import (
@@ -70,11 +71,16 @@ def update_account(account_id: AccountId, body: AccountUpdate, api: Ctx, who: Wh
     tokens in the same transaction: its next request is refused."""
     authz.require(who, "accounts", None)
     account = _account(api, account_id)
-    if body.roles is not None:
-        account = api.accounts.set_roles(account.id, _roles(body.roles), who.actor)
+    roles = None if body.roles is None else _roles(body.roles)
+    if roles is not None:
+        check_roles(roles)  # bad roles change nothing, not even `disabled`
+    # Disable before changing roles and enable after, so a refusal (the last owner) comes
+    # before any change.
     if body.disabled is True and not account.is_disabled:
         api.accounts.disable_account(account.id, who.actor)
-    elif body.disabled is False and account.is_disabled:
+    if roles is not None:
+        api.accounts.set_roles(account.id, roles, who.actor)
+    if body.disabled is False and account.is_disabled:
         api.accounts.enable_account(account.id, who.actor)
     return account_out(api.accounts.get_account(account.id))
 
