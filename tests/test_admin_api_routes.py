@@ -264,7 +264,7 @@ async def test_policy_applies_only_after_a_second_account_approves(api: Api) -> 
     twice = await api.http.post(f"/api/policies/{version}/approve", headers=security)
     assert twice.status_code == 409
     rejected = await api.http.post(
-        f"/api/policies/{own.json()['version']}/reject", json={"reason": "stale"}, headers=security
+        f"/api/policies/{own.json()['version']}/reject", headers=security
     )
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     assert orjson.dumps(rejected.json())  # a plain JSON body

@@ -112,6 +112,10 @@ def approve_policy(version: Version, api: Ctx, who: Who) -> PolicyVersion:
 
 
 @router.post("/api/policies/{version}/reject", response_model=PolicyVersion)
-def reject_policy(version: Version, body: PolicyDecision, api: Ctx, who: Who) -> PolicyVersion:
+def reject_policy(
+    version: Version, api: Ctx, who: Who, body: PolicyDecision | None = None
+) -> PolicyVersion:
+    """Close a proposal without applying it (the body, with a reason, is optional)."""
     authz.require(who, "policies.approve", None)
-    return _version(_policies(api).reject(version, who.actor, body.reason))
+    reason = None if body is None else body.reason
+    return _version(_policies(api).reject(version, who.actor, reason))
