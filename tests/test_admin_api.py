@@ -23,8 +23,9 @@ from signalvault.api import create_admin_api, route_keys
 from signalvault.api.authz import ROUTE_PERMISSIONS
 from signalvault.api.deps import SESSION_COOKIE
 from signalvault.app import GatewayApp, create_app
-from signalvault.errors import AuthError, StoreError
+from signalvault.errors import AuthError, BadRequest, NotFound, StoreError
 from signalvault.store import RecordFilter
+from signalvault.store.account_queries import Account
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery staple"
@@ -47,6 +48,7 @@ class FakeAccounts:
         self.tokens: dict[str, Principal] = {}
         self.sessions: dict[str, tuple[Principal, str]] = {}
         self.accounts: dict[str, tuple[str, Principal]] = {}
+        self.records: dict[str, Account] = {}  # what the account routes manage
 
     def add(self, principal: Principal, password: str = PASSWORD) -> str:
         """Register an account; returns a personal token for it."""
@@ -102,6 +104,50 @@ class FakeAccounts:
         self.tokens[secret] = replace(principal, via="token")
         expires = None if expires_in is None else time.time() + expires_in
         return IssuedToken("tok_" + secrets.token_hex(4), expires), secret
+
+    def create_account(
+        self, email: str, roles: Any, actor: str, password: str | None = None
+    ) -> tuple[Account, str | None]:
+        if any(a.email == email for a in self.records.values()):
+            raise BadRequest("an account with this email already exists")
+        account = Account(
+            "acc_" + secrets.token_hex(6),
+            email,
+            {"*" if p is None else p: r for p, r in roles.items()},
+            time.time(),
+            actor,
+            None,
+            None,
+            None,
+        )
+        self.records[account.id] = account
+        return account, None if password else "otp-" + secrets.token_urlsafe(12)
+
+    def get_account(self, ref: str) -> Account:
+        if ref not in self.records:
+            raise NotFound(f"no account {ref}")
+        return self.records[ref]
+
+    def list_accounts(self) -> list[Account]:
+        return list(self.records.values())
+
+    def set_roles(self, account_id: str, roles: Any, actor: str) -> Account:
+        account = replace(self.get_account(account_id), roles=dict(roles))
+        self.records[account_id] = account
+        return account
+
+    def disable_account(self, account_id: str, actor: str) -> Account:
+        account = replace(self.get_account(account_id), disabled_at=time.time(), disabled_by=actor)
+        self.records[account_id] = account
+        for token, found in list(self.tokens.items()):
+            if found.account_id == account_id:
+                del self.tokens[token]
+        return account
+
+    def enable_account(self, account_id: str, actor: str) -> Account:
+        account = replace(self.get_account(account_id), disabled_at=None, disabled_by=None)
+        self.records[account_id] = account
+        return account
 
 
 def person(role: str, scope: str) -> Principal:
@@ -195,6 +241,18 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("POST", "/api/keys"): ("project", frozenset({"owner", "admin", "developer"})),
     ("GET", "/api/keys/{key_id}"): ("project", READ_KEYS),
     ("POST", "/api/keys/{key_id}/revoke"): ("project", frozenset({"owner", "admin", "developer"})),
+    ("POST", "/api/keys/{key_id}/rotate"): ("project", frozenset({"owner", "admin", "developer"})),
+    ("GET", "/api/providers"): ("global", frozenset({"owner", "admin"})),
+    ("PUT", "/api/providers/{name}"): ("global", frozenset({"owner", "admin"})),
+    ("GET", "/api/policies"): ("global", ALL - {"developer"}),
+    ("GET", "/api/policies/{version}"): ("global", ALL - {"developer"}),
+    ("POST", "/api/policies"): ("global", frozenset({"owner", "admin", "security"})),
+    ("POST", "/api/policies/{version}/approve"): ("global", frozenset({"owner", "security"})),
+    ("POST", "/api/policies/{version}/reject"): ("global", frozenset({"owner", "security"})),
+    ("GET", "/api/accounts"): ("global", frozenset({"owner"})),
+    ("POST", "/api/accounts"): ("global", frozenset({"owner"})),
+    ("GET", "/api/accounts/{account_id}"): ("global", frozenset({"owner"})),
+    ("PATCH", "/api/accounts/{account_id}"): ("global", frozenset({"owner"})),
     ("POST", "/api/audit/verify"): ("global", frozenset({"owner", "auditor"})),
     ("GET", "/api/export"): ("project", frozenset({"owner", "auditor"})),
     ("GET", "/api/retention"): ("any", frozenset({"owner", "admin", "auditor"})),
@@ -218,6 +276,33 @@ def _hold(world: World) -> str:
     ).id
 
 
+def _proposal(world: World) -> int:
+    """A fresh policy proposal by someone else (its rules differ from every earlier one)."""
+    from signalvault.policies import PolicyService
+
+    return (
+        PolicyService(world.services.store, world.services.trail, review=True)
+        .propose(_rules(), "account:root@example.com")
+        .version
+    )
+
+
+def _rules() -> list[dict[str, Any]]:
+    from signalvault.guardrails.policy import DEFAULT_RULES
+
+    word = {
+        "detector": "custom",
+        "action": "block",
+        "options": {"keywords": [secrets.token_hex(6)]},
+    }
+    return [*(rule.as_dict() for rule in DEFAULT_RULES), {"name": "word", **word}]
+
+
+def _account(world: World) -> str:
+    email = f"{secrets.token_hex(4)}@example.com"
+    return world.accounts.create_account(email, {"alpha": "viewer"}, "test")[0].id
+
+
 # How to call each route against a target in project alpha (fresh state for changes).
 REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("GET", "/api/openapi.json"): lambda w, c: ("/api/openapi.json", None),
@@ -238,6 +323,36 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("POST", "/api/keys/{key_id}/revoke"): lambda w, c: (
         f"/api/keys/{w.new_key('doomed', 'alpha', DEVELOPER)}/revoke",
         None,
+    ),
+    ("POST", "/api/keys/{key_id}/rotate"): lambda w, c: (
+        f"/api/keys/{w.new_key('rotated', 'alpha', DEVELOPER)}/rotate",
+        {"grace_seconds": 60},
+    ),
+    ("GET", "/api/providers"): lambda w, c: ("/api/providers", None),
+    ("PUT", "/api/providers/{name}"): lambda w, c: (
+        "/api/providers/openai",
+        {"api_key": "sk-matrix-" + secrets.token_hex(8)},
+    ),
+    ("GET", "/api/policies"): lambda w, c: ("/api/policies", None),
+    ("GET", "/api/policies/{version}"): lambda w, c: ("/api/policies/1", None),
+    ("POST", "/api/policies"): lambda w, c: ("/api/policies", {"rules": _rules()}),
+    ("POST", "/api/policies/{version}/approve"): lambda w, c: (
+        f"/api/policies/{_proposal(w)}/approve",
+        None,
+    ),
+    ("POST", "/api/policies/{version}/reject"): lambda w, c: (
+        f"/api/policies/{_proposal(w)}/reject",
+        {"reason": "no"},
+    ),
+    ("GET", "/api/accounts"): lambda w, c: ("/api/accounts", None),
+    ("POST", "/api/accounts"): lambda w, c: (
+        "/api/accounts",
+        {"email": f"{secrets.token_hex(4)}@example.com", "roles": {"*": "viewer"}},
+    ),
+    ("GET", "/api/accounts/{account_id}"): lambda w, c: (f"/api/accounts/{_account(w)}", None),
+    ("PATCH", "/api/accounts/{account_id}"): lambda w, c: (
+        f"/api/accounts/{_account(w)}",
+        {"roles": {"alpha": "developer"}, "disabled": True},
     ),
     ("POST", "/api/audit/verify"): lambda w, c: ("/api/audit/verify", None),
     ("GET", "/api/export"): lambda w, c: ("/api/export?project=alpha", None),

@@ -13,8 +13,10 @@ from fastapi.routing import APIRoute
 
 from signalvault import __version__
 from signalvault.api import (
+    account_routes,
     auth_routes,
     authz,
+    config_routes,
     errors,
     key_routes,
     lifecycle_routes,
@@ -65,8 +67,17 @@ def create_admin_api(
         trail=services.trail,
         settings=settings,
         accounts=accounts if accounts is not None else NoAccounts(),
+        credentials=services.credentials,
     )
-    for module in (auth_routes, log_routes, key_routes, trail_routes, lifecycle_routes):
+    for module in (
+        auth_routes,
+        log_routes,
+        key_routes,
+        trail_routes,
+        lifecycle_routes,
+        config_routes,
+        account_routes,
+    ):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)
             _add(app, route)

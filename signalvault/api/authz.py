@@ -31,6 +31,14 @@ PERMISSION_ROLES: dict[str, frozenset[str]] = {
     "holds.write": frozenset({"owner", "admin"}),
     "subjects.export": frozenset({"owner", "auditor"}),
     "subjects.erase": frozenset({"owner", "admin"}),
+    "providers.read": frozenset({"owner", "admin"}),
+    "providers.write": frozenset({"owner", "admin"}),
+    # Policy rules are configuration, not content: every role but developer reads them. Admins
+    # propose; only security and owners approve or reject (two-person review, SPEC §5).
+    "policies.read": frozenset({"owner", "admin", "security", "auditor", "viewer"}),
+    "policies.propose": frozenset({"owner", "admin", "security"}),
+    "policies.approve": frozenset({"owner", "security"}),
+    "accounts": frozenset({"owner"}),
     SIGNED_IN: frozenset({"owner", "admin", "security", "auditor", "developer", "viewer"}),
 }
 OWN_ONLY_ROLES = frozenset({"developer"})
@@ -46,6 +54,18 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/keys"): "keys.write",
     ("GET", "/api/keys/{key_id}"): "keys.read",
     ("POST", "/api/keys/{key_id}/revoke"): "keys.write",
+    ("POST", "/api/keys/{key_id}/rotate"): "keys.write",
+    ("GET", "/api/providers"): "providers.read",
+    ("PUT", "/api/providers/{name}"): "providers.write",
+    ("GET", "/api/policies"): "policies.read",
+    ("POST", "/api/policies"): "policies.propose",
+    ("GET", "/api/policies/{version}"): "policies.read",
+    ("POST", "/api/policies/{version}/approve"): "policies.approve",
+    ("POST", "/api/policies/{version}/reject"): "policies.approve",
+    ("GET", "/api/accounts"): "accounts",
+    ("POST", "/api/accounts"): "accounts",
+    ("GET", "/api/accounts/{account_id}"): "accounts",
+    ("PATCH", "/api/accounts/{account_id}"): "accounts",
     ("POST", "/api/audit/verify"): "audit.verify",
     ("GET", "/api/export"): "export",
     ("GET", "/api/retention"): "retention.read",

@@ -9,6 +9,7 @@ in the route with `authz.require`, against the project the action touches.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,9 +19,11 @@ from signalvault.accounts.principal import Authenticator, Principal
 from signalvault.api import authz
 from signalvault.audit import AuditTrail
 from signalvault.config import Settings
+from signalvault.credentials import ProviderCredentials
 from signalvault.errors import AuthError, Forbidden
 from signalvault.keyring import KeyRing
 from signalvault.store import Store
+from signalvault.store.account_queries import Account
 
 SESSION_COOKIE = "sv_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -70,6 +73,30 @@ class AccountService(Protocol):
         """Issue a personal API token (`svadm-...`): its metadata and its secret (shown once)."""
         ...
 
+    def create_account(
+        self, email: str, roles: Mapping[str | None, str], actor: str, password: str | None = None
+    ) -> tuple[Account, str | None]:
+        """A new account and, without a password, its generated one-time password."""
+        ...
+
+    def get_account(self, ref: str) -> Account:
+        """Raises NotFound."""
+        ...
+
+    def list_accounts(self) -> list[Account]: ...
+
+    def set_roles(self, account_id: str, roles: Mapping[str | None, str], actor: str) -> Account:
+        """Raises NotFound, BadRequest (bad roles, or no enabled owner would be left)."""
+        ...
+
+    def disable_account(self, account_id: str, actor: str) -> object:
+        """Disable an account; its sessions and tokens end at once. Raises NotFound, BadRequest."""
+        ...
+
+    def enable_account(self, account_id: str, actor: str) -> Account:
+        """Raises NotFound, BadRequest."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Refuse:
@@ -99,6 +126,26 @@ class NoAccounts:
     def create_token(
         self, account_id: str, name: str, expires_in: float | None, actor: str
     ) -> tuple[IssuedToken, str]:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
+    def create_account(
+        self, email: str, roles: Mapping[str | None, str], actor: str, password: str | None = None
+    ) -> tuple[Account, str | None]:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
+    def get_account(self, ref: str) -> Account:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
+    def list_accounts(self) -> list[Account]:
+        return []
+
+    def set_roles(self, account_id: str, roles: Mapping[str | None, str], actor: str) -> Account:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
+    def disable_account(self, account_id: str, actor: str) -> object:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
+    def enable_account(self, account_id: str, actor: str) -> Account:
         raise AuthError("admin accounts are not set up", code="unauthorized")
 
 
@@ -148,6 +195,7 @@ class Context:
     trail: AuditTrail
     settings: Settings
     accounts: AccountService
+    credentials: ProviderCredentials
 
 
 def context(request: Request) -> Context:

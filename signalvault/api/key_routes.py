@@ -1,4 +1,4 @@
-"""Gateway keys: list, read, issue (secret shown once), revoke. Changes are audited."""
+"""Gateway keys: list, read, issue and rotate (secret shown once), revoke. Changes are audited."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Query
 from signalvault.accounts.principal import Principal
 from signalvault.api import authz
 from signalvault.api.deps import Context, context, principal
-from signalvault.api.models import Key, KeyCreate, KeyCreated, KeyPage
+from signalvault.api.models import Key, KeyCreate, KeyCreated, KeyPage, KeyRotate, KeyRotated
 from signalvault.console import iso
 from signalvault.errors import Forbidden, HTTPError, NotFound
+from signalvault.keyring import rotate_key
 from signalvault.keys import GatewayKey
 
 router = APIRouter(tags=["keys"])
@@ -143,3 +144,21 @@ def revoke_key(key_id: str, api: Ctx, who: Who) -> Key:
     after = key_json(revoked)
     record_change(api, who, "key.revoke", key_id, before, after, key.project)
     return Key(**after)
+
+
+@router.post("/api/keys/{key_id}/rotate", response_model=KeyRotated)
+def rotate(key_id: str, body: KeyRotate, api: Ctx, who: Who) -> KeyRotated:
+    """Give a key a new secret (shown once); the old one keeps working for `grace_seconds`."""
+    key = _visible_key(api, who, key_id)
+    if not authz.may_touch_key(who, "keys.write", key.project, key.created_by):
+        raise Forbidden("your role does not allow rotating this key", code="forbidden")
+    if key.revoked_at is not None or key.is_expired(time.time()):
+        raise Conflict("this key is revoked or expired; create a new key instead")
+    # rotate_key records the rotation (previous prefix, grace end) in the trail.
+    rotated, secret = rotate_key(api.keyring, api.trail, key_id, who.actor, body.grace_seconds)
+    return KeyRotated(
+        **key_json(rotated),
+        secret=secret,
+        previous_prefix=rotated.previous_prefix,
+        grace_until=iso(rotated.grace_until),
+    )

@@ -214,3 +214,126 @@ class ErasureReceipt(BaseModel):
     records: int
     data_keys: int
     space_reclaimed: bool
+
+
+class KeyRotate(_Body):
+    grace_seconds: float = Field(
+        default=86400.0, ge=0, le=30 * 86400, description="How long the old secret still works."
+    )
+
+
+class KeyRotated(KeyCreated):
+    previous_prefix: str | None
+    grace_until: str | None = Field(description="The old secret works until then.")
+
+
+class ProviderCredential(BaseModel):
+    """A stored provider credential, masked: the secret itself is never returned."""
+
+    provider: str
+    environment: str | None
+    masked: str
+    master_key_id: str
+    created_at: str | None
+    created_by: str
+    rotated_at: str | None
+    rotated_by: str | None
+
+
+class ProviderCredentialList(BaseModel):
+    data: list[ProviderCredential]
+
+
+class ProviderCredentialSet(_Body):
+    api_key: str = Field(min_length=1, max_length=4096, description="Stored encrypted; write-only.")
+    environment: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,16}$")
+
+
+class PolicyVersion(BaseModel):
+    version: int
+    status: str
+    digest: str
+    source: str
+    base_version: int | None
+    rollback_of: int | None
+    proposed_by: str
+    proposed_at: str | None
+    reason: str | None
+    decided_by: str | None
+    decided_at: str | None
+    decision_reason: str | None
+    superseded_at: str | None
+    rules: list[dict[str, Any]]
+
+
+class PolicyChange(BaseModel):
+    name: str
+    change: Literal["added", "removed", "changed"]
+    fields: list[str]
+
+
+class PolicyDiff(BaseModel):
+    base_version: int | None
+    version: int
+    changes: list[PolicyChange]
+    reordered: bool
+    text: str
+
+
+class PolicyDetail(PolicyVersion):
+    diff: PolicyDiff
+
+
+class PolicyList(BaseModel):
+    active_version: int | None
+    data: list[PolicyVersion]
+
+
+class PolicyPropose(_Body):
+    rules: list[dict[str, Any]] = Field(max_length=500)
+    reason: Text | None = Field(default=None, max_length=1000)
+
+
+class PolicyDecision(_Body):
+    reason: Text | None = Field(default=None, max_length=1000)
+
+
+Role = Literal["owner", "admin", "security", "auditor", "developer", "viewer"]
+Roles = Annotated[
+    dict[Annotated[Text, Field(min_length=1, max_length=128)], Role],
+    Field(min_length=1, max_length=100, description='Project -> role; "*" is the global role.'),
+]
+
+
+class AccountOut(BaseModel):
+    """An account's metadata: never a password or its hash."""
+
+    id: str
+    email: str
+    roles: dict[str, str]
+    disabled: bool
+    created_at: str | None
+    created_by: str
+    disabled_at: str | None
+    disabled_by: str | None
+    must_change_password: bool
+
+
+class AccountList(BaseModel):
+    data: list[AccountOut]
+
+
+class AccountCreate(_Body):
+    email: Text = Field(min_length=3, max_length=320)
+    roles: Roles
+
+
+class AccountCreated(AccountOut):
+    one_time_password: str = Field(
+        description="Generated password, shown only this once; it must be changed at first use."
+    )
+
+
+class AccountUpdate(_Body):
+    roles: Roles | None = None
+    disabled: bool | None = None
