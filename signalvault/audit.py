@@ -351,15 +351,17 @@ class AuditTrail:
         project: str | None = None,
         end_user: str | None = None,
         outcome: str = OK,
+        record_id: str | None = None,
     ) -> str:
         """Write a non-interaction record (admin action, content read, retention run, erasure
         receipt, ...) and return its id once committed. `details` is metadata, never content.
+        `record_id` (from `new_record_id`) lets a caller announce the id before the record exists.
 
         Raises:
             StoreError: it could not be committed (the caller should not proceed as if audited).
         """
         now = time.time()
-        record_id = new_record_id()
+        record_id = record_id or new_record_id()
         row = {
             **EMPTY_ROW,
             "id": record_id,

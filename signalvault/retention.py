@@ -49,6 +49,7 @@ EXEMPT_KINDS = (
     "token_revoked",
     "content_read",
     "content_export",
+    "export_manifest",
     "subject_export",
 )
 NO_PROJECT = "(none)"

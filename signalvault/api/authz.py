@@ -68,6 +68,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/accounts/{account_id}"): "accounts",
     ("POST", "/api/audit/verify"): "audit.verify",
     ("GET", "/api/export"): "export",
+    ("GET", "/api/exports/{export_id}/manifest"): "export",
     ("GET", "/api/retention"): "retention.read",
     ("PUT", "/api/retention"): "retention.write",
     ("GET", "/api/legal-holds"): "holds.read",

@@ -216,6 +216,31 @@ class ErasureReceipt(BaseModel):
     space_reclaimed: bool
 
 
+class SigningKey(BaseModel):
+    algorithm: str
+    id: str
+    public_key: str = Field(description="Base64 of the raw Ed25519 public key")
+
+
+class ExportManifest(BaseModel):
+    """A signed export manifest, exactly as `signalvault export verify` reads it (fields beyond
+    these, such as `subject`, pass through unchanged)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    file: str
+    format: str
+    include_content: bool
+    filters: dict[str, Any]
+    record_count: int
+    sha256: str
+    size_bytes: int
+    audit_record_id: str | None
+    signing_key: SigningKey
+    signature: str = Field(description="Base64 Ed25519 signature of the canonical manifest")
+
+
 class KeyRotate(_Body):
     grace_seconds: float = Field(
         default=86400.0, ge=0, le=30 * 86400, description="How long the old secret still works."

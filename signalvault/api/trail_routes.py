@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from itertools import islice
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from signalvault.accounts.principal import Principal
 from signalvault.api import authz
 from signalvault.api.deps import Context, context, principal
-from signalvault.api.models import ErasureReceipt, VerifyResult
-from signalvault.audit import AuditTrail
+from signalvault.api.models import ErasureReceipt, ExportManifest, VerifyResult
 from signalvault.erasure import erase_subject
-from signalvault.export.content import ContentReader
-from signalvault.export.exporter import CONTENT_EXPORT, SUBJECT_EXPORT
-from signalvault.export.formats import encoder
-from signalvault.export.query import BATCH, CONTENT_BATCH, ExportFilter, iter_rows, parse_moment
-from signalvault.export.record import MetadataRenderer
+from signalvault.errors import NotFound
+from signalvault.export.exporter import AUDIT_EXPORT, CONTENT_EXPORT, SUBJECT_EXPORT
+from signalvault.export.query import ExportFilter, parse_moment, subject_data_keys
+from signalvault.export.streamed import MANIFEST_EVENT, stream_export
 from signalvault.integrity.verify import verify_trail
-from signalvault.store import Store
+from signalvault.signing import load_signer
 
 router = APIRouter(tags=["trail"])
 Ctx = Annotated[Context, Depends(context)]
 Who = Annotated[Principal, Depends(principal)]
 Format = Literal["csv", "json", "jsonl"]
+ExportId = Annotated[str, Path(min_length=36, max_length=36)]
+EXPORT_ID_HEADER = "X-SignalVault-Export-Id"
 MEDIA_TYPES = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}
 STREAMED: dict[int | str, dict[str, Any]] = {
     200: {"content": {media: {} for media in MEDIA_TYPES.values()}}
@@ -41,32 +40,38 @@ def verify(api: Ctx, who: Who) -> VerifyResult:
     return VerifyResult(**report.as_json())
 
 
-def stream_records(
-    store: Store, trail: AuditTrail, fmt: str, where: ExportFilter, include_content: bool
-) -> Iterator[bytes]:
-    """The export file's bytes, batch by batch (memory stays flat; plaintext never hits disk)."""
-    codec = encoder(fmt, include_content)
-    render = MetadataRenderer()
-    content = ContentReader(store, trail) if include_content else None
-    yield codec.header()
-    rows = iter_rows(store, where, with_content=include_content)
-    size = CONTENT_BATCH if include_content else BATCH
-    while batch := list(islice(rows, size)):
-        records = [render(row) for row in batch]
-        if content is not None:
-            for record, text in zip(records, content.read(batch), strict=True):
-                record.update(text)
-        yield codec.encode(records)
-    yield codec.footer()
-
-
 def _streamed(
-    api: Context, fmt: str, where: ExportFilter, include_content: bool, name: str
+    api: Context,
+    who: Principal,
+    *,
+    kind: str,
+    fmt: str,
+    where: ExportFilter,
+    include_content: bool,
+    audit_record_id: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> StreamingResponse:
+    name = f"signalvault-{'subject' if kind == SUBJECT_EXPORT else 'export'}.{fmt}"
+    started = stream_export(
+        api.store,
+        api.trail,
+        load_signer(api.store, api.trail.master_keys),
+        who.actor,
+        kind=kind,
+        file_name=name,
+        fmt=fmt,
+        where=where,
+        include_content=include_content,
+        audit_record_id=audit_record_id,
+        extra=extra,
+    )
     return StreamingResponse(
-        stream_records(api.store, api.trail, fmt, where, include_content),
+        started.chunks,
         media_type=MEDIA_TYPES[fmt],
-        headers={"content-disposition": f'attachment; filename="{name}.{fmt}"'},
+        headers={
+            "content-disposition": f'attachment; filename="{name}"',
+            EXPORT_ID_HEADER: started.export_id,
+        },
     )
 
 
@@ -87,7 +92,9 @@ def export(
 ) -> StreamingResponse:
     """Records matching the filters, streamed in the CLI's formats. Without `project` the caller
     needs the permission globally. Content is included only on request, for roles that may read
-    it, and the export is recorded in the trail before the first byte is sent."""
+    it, and such an export is recorded in the trail before the first byte is sent. The
+    `X-SignalVault-Export-Id` header names the signed manifest, available from
+    `GET /api/exports/{id}/manifest` once the whole body has been sent."""
     authz.require(who, "export", project)
     where = ExportFilter(
         since=None if since is None else parse_moment(since),
@@ -99,9 +106,10 @@ def export(
         outcome=outcome,
         rule=rule,
     )
+    audit_id = None
     if include_content:
         authz.require(who, "logs.content", project)
-        api.trail.record_event(
+        audit_id = api.trail.record_event(
             CONTENT_EXPORT,
             who.actor,
             {
@@ -111,23 +119,59 @@ def export(
                 "include_content": True,
             },
             project=project,
+            end_user=end_user,
         )
-    return _streamed(api, format, where, include_content, "signalvault-export")
+    return _streamed(
+        api,
+        who,
+        kind=AUDIT_EXPORT,
+        fmt=format,
+        where=where,
+        include_content=include_content,
+        audit_record_id=audit_id,
+    )
 
 
 @router.get("/api/subjects/{user}", response_class=StreamingResponse, responses=STREAMED)
 def export_subject(api: Ctx, who: Who, user: str, format: Format = "json") -> StreamingResponse:
     """Everything recorded about one end user, with content (a data-subject access request);
-    recorded in the trail before it is sent."""
+    recorded in the trail before it is sent. Signed manifest as for `GET /api/export`."""
     authz.require(who, "subjects.export", None)
     where = ExportFilter(end_user=user)
-    api.trail.record_event(
+    audit_id = api.trail.record_event(
         SUBJECT_EXPORT,
         who.actor,
         {"via": "api", "format": format, "include_content": True},
         end_user=user,
     )
-    return _streamed(api, format, where, True, "signalvault-subject")
+    return _streamed(
+        api,
+        who,
+        kind=SUBJECT_EXPORT,
+        fmt=format,
+        where=where,
+        include_content=True,
+        audit_record_id=audit_id,
+        extra={"subject": {"user": user, "data_keys": subject_data_keys(api.store, user)}},
+    )
+
+
+@router.get("/api/exports/{export_id}/manifest", response_model=ExportManifest)
+def export_manifest(export_id: ExportId, api: Ctx, who: Who) -> ExportManifest:
+    """The signed manifest of a finished API export (its id is the `X-SignalVault-Export-Id`
+    header of the export's response). Save it beside the file as `<file>.manifest.json` and run
+    `signalvault export verify <file>`. 404 until the whole body has been sent."""
+    row = api.store.get_record(export_id)
+    if row is None or row["kind"] != MANIFEST_EVENT:
+        raise NotFound("no finished export with this id")
+    manifest: dict[str, Any] = orjson.loads(row["details"])["manifest"]
+    if manifest.get("kind") == SUBJECT_EXPORT:
+        allowed = authz.role_allows(who, "subjects.export", None)
+    else:
+        allowed = authz.role_allows(who, "export", row["project"])
+    if not allowed:
+        raise NotFound("no finished export with this id")
+    return ExportManifest(**manifest)
 
 
 @router.delete("/api/subjects/{user}", response_model=ErasureReceipt)

@@ -36,12 +36,13 @@ from signalvault.store import Store
 
 CONTENT_EXPORT = "content_export"
 SUBJECT_EXPORT = "subject_export"
+AUDIT_EXPORT = "audit_export"  # a manifest's kind for a filtered export of the trail
 
 Progress = Callable[[int], None]
 
 
 @dataclass(slots=True)
-class _Tally:
+class Tally:
     """What the manifest says about the records, gathered as they stream past."""
 
     count: int = 0
@@ -132,10 +133,13 @@ class Exporter:
     ) -> ExportResult:
         if fmt not in FORMATS:
             raise ConfigError(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")
-        tally = _Tally()
+        tally = Tally()
         manifest_file = manifests.manifest_path(target)
         with AtomicFile(target) as out:
-            self._write_records(out, fmt, where, include_content, tally, progress)
+            for chunk in export_chunks(self.store, self.trail, fmt, where, include_content, tally):
+                out.write(chunk)
+                if progress is not None:
+                    progress(tally.count)
             audit_id = None
             if event is not None:
                 # Recorded before the file becomes visible: if the trail cannot take the
@@ -154,23 +158,17 @@ class Exporter:
                     end_user=where.end_user if event == SUBJECT_EXPORT else None,
                 )
             manifest = manifests.sign(
-                {
-                    "kind": SUBJECT_EXPORT if event == SUBJECT_EXPORT else "audit_export",
-                    "file": target.name,
-                    "format": fmt,
-                    "include_content": include_content,
-                    "filters": where.as_json(),
-                    "record_count": tally.count,
-                    "record_kinds": dict(sorted(tally.kinds.items())),
-                    "time_range": {"first": iso(tally.first), "last": iso(tally.last)},
-                    "policy_versions": sorted(tally.policy_versions),
-                    "sha256": out.sha256,
-                    "size_bytes": out.size,
-                    "generated_at": iso(time.time()),
-                    "generator": f"signalvault {__version__}",
-                    "audit_record_id": audit_id,
-                    **extra,
-                },
+                manifest_fields(
+                    SUBJECT_EXPORT if event == SUBJECT_EXPORT else AUDIT_EXPORT,
+                    target.name,
+                    fmt,
+                    where,
+                    tally,
+                    Digest(out.sha256, out.size),
+                    include_content=include_content,
+                    audit_record_id=audit_id,
+                    extra=extra,
+                ),
                 self.signer,
             )
             with AtomicFile(manifest_file) as signed:
@@ -179,31 +177,69 @@ class Exporter:
                 signed.commit()
         return ExportResult(target, manifest_file, tally.count, out.sha256, out.size, audit_id)
 
-    def _write_records(
-        self,
-        out: AtomicFile,
-        fmt: str,
-        where: ExportFilter,
-        include_content: bool,
-        tally: _Tally,
-        progress: Progress | None,
-    ) -> None:
-        codec = encoder(fmt, include_content)
-        render = MetadataRenderer()
-        content = ContentReader(self.store, self.trail) if include_content else None
-        out.write(codec.header())
-        rows = iter_rows(self.store, where, with_content=include_content)
-        for batch in _batches(rows, CONTENT_BATCH if include_content else BATCH):
-            for row in batch:
-                tally.add(row)
-            records = [_render(render, row) for row in batch]
-            if content is not None:
-                for record, text in zip(records, content.read(batch), strict=True):
-                    record.update(text)
-            out.write(codec.encode(records))
-            if progress is not None:
-                progress(tally.count)
-        out.write(codec.footer())
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    sha256: str
+    size: int
+
+
+def manifest_fields(
+    kind: str,
+    file_name: str,
+    fmt: str,
+    where: ExportFilter,
+    tally: Tally,
+    digest: Digest,
+    *,
+    include_content: bool,
+    audit_record_id: str | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """What a manifest states about one export (before it is signed)."""
+    return {
+        "kind": kind,
+        "file": file_name,
+        "format": fmt,
+        "include_content": include_content,
+        "filters": where.as_json(),
+        "record_count": tally.count,
+        "record_kinds": dict(sorted(tally.kinds.items())),
+        "time_range": {"first": iso(tally.first), "last": iso(tally.last)},
+        "policy_versions": sorted(tally.policy_versions),
+        "sha256": digest.sha256,
+        "size_bytes": digest.size,
+        "generated_at": iso(time.time()),
+        "generator": f"signalvault {__version__}",
+        "audit_record_id": audit_record_id,
+        **extra,
+    }
+
+
+def export_chunks(
+    store: Store,
+    trail: AuditTrail,
+    fmt: str,
+    where: ExportFilter,
+    include_content: bool,
+    tally: Tally,
+) -> Iterator[bytes]:
+    """An export's bytes, one batch of records at a time (memory stays flat), counting the
+    records into `tally` as they pass."""
+    codec = encoder(fmt, include_content)
+    render = MetadataRenderer()
+    content = ContentReader(store, trail) if include_content else None
+    yield codec.header()
+    rows = iter_rows(store, where, with_content=include_content)
+    for batch in _batches(rows, CONTENT_BATCH if include_content else BATCH):
+        for row in batch:
+            tally.add(row)
+        records = [_render(render, row) for row in batch]
+        if content is not None:
+            for record, text in zip(records, content.read(batch), strict=True):
+                record.update(text)
+        yield codec.encode(records)
+    yield codec.footer()
 
 
 def _render(render: MetadataRenderer, row: dict[str, Any]) -> dict[str, Any]:
