@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
@@ -255,6 +256,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("PATCH", "/api/accounts/{account_id}"): ("global", frozenset({"owner"})),
     ("POST", "/api/audit/verify"): ("global", frozenset({"owner", "auditor"})),
     ("GET", "/api/export"): ("project", frozenset({"owner", "auditor"})),
+    ("GET", "/api/exports/{export_id}/manifest"): ("project", frozenset({"owner", "auditor"})),
     ("GET", "/api/retention"): ("any", frozenset({"owner", "admin", "auditor"})),
     ("PUT", "/api/retention"): ("project", frozenset({"owner", "admin"})),
     ("GET", "/api/legal-holds"): ("any", frozenset({"owner", "admin", "auditor"})),
@@ -356,6 +358,10 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ),
     ("POST", "/api/audit/verify"): lambda w, c: ("/api/audit/verify", None),
     ("GET", "/api/export"): lambda w, c: ("/api/export?project=alpha", None),
+    ("GET", "/api/exports/{export_id}/manifest"): lambda w, c: (
+        f"/api/exports/{c['export']}/manifest",
+        None,
+    ),
     ("GET", "/api/retention"): lambda w, c: ("/api/retention", None),
     ("PUT", "/api/retention"): lambda w, c: ("/api/retention", {"projects": {"alpha": 30}}),
     ("GET", "/api/legal-holds"): lambda w, c: ("/api/legal-holds", None),
@@ -392,6 +398,10 @@ def test_every_route_has_an_access_rule_and_an_expectation(settings: Any) -> Non
 
 async def test_role_matrix_over_every_route_role_and_project(world: World) -> None:
     context = {"record": await world.chat("dev-alpha", "hello from alpha")}
+    exported = await world.client.get(
+        "/api/export?project=alpha", headers=world.token(person("owner", "global"))
+    )
+    context["export"] = exported.headers["x-signalvault-export-id"]
     assert world.app._admin is not None
     routes = route_keys(world.app._admin)
     assert set(routes) == set(EXPECTED)
@@ -473,6 +483,47 @@ async def test_pagination_walks_every_visible_record_once(world: World) -> None:
     assert seen == sorted(seen, reverse=True)
     assert set(made) <= set(seen)
     assert all(r["project"] == "alpha" for r in world.records() if r["id"] in seen)
+
+
+async def test_a_narrow_role_reads_only_its_own_records_from_the_store(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A global developer sees its keys' traffic only: the query must not wade through everyone
+    else's records (which would cost a page of reads per page of others' traffic)."""
+    mine = [await world.chat("dev-alpha", f"mine {n}") for n in range(2)]
+    for n in range(600):
+        world.services.trail.record_event("admin", "account:other@example.com", {"n": n})
+    store = world.services.store
+    read: list[int] = []
+    list_records = store.list_records
+
+    def counting(where: RecordFilter, limit: int = 50) -> list[dict[str, Any]]:
+        rows = list_records(where, limit)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store, "list_records", counting)
+    for principal, expected in (
+        (person("developer", "global"), set(mine)),
+        (
+            Principal("acc-mixed", "developer@example.com", {None: "developer", "beta": "viewer"}),
+            set(mine),
+        ),
+    ):
+        read.clear()
+        page = (await world.client.get("/api/logs?limit=50", headers=world.token(principal))).json()
+        assert {row["id"] for row in page["data"]} >= expected
+        assert page["next_cursor"] is None
+        assert sum(read) < 50, f"read {sum(read)} rows for {len(page['data'])} visible ones"
+    viewer = (
+        await world.client.get(
+            "/api/logs?limit=50",
+            headers=world.token(
+                Principal("acc-v", "viewer@example.com", {None: "viewer", "alpha": "developer"})
+            ),
+        )
+    ).json()
+    assert len(viewer["data"]) == 50  # a global reader still pages through everything
 
 
 # -- content reads -------------------------------------------------------------------------------
@@ -721,6 +772,74 @@ async def test_export_streams_filters_and_audits_content(world: World) -> None:
         "/api/export?since=yesterday", headers=world.token(person("owner", "global"))
     )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
+
+
+async def test_api_exports_leave_a_signed_manifest_that_verifies_the_file(
+    world: World, tmp_path: Path
+) -> None:
+    from signalvault.export import manifest as manifests
+
+    for n in range(3):
+        await world.chat("dev-alpha", f"alpha words {n}")
+    auditor_alpha = world.token(person("auditor", "own"))
+    checked = []
+    for query in ("project=alpha&format=csv", "project=alpha&format=json&include_content=true"):
+        before = [r for r in world.records() if r["project"] == "alpha"]
+        response = await world.client.get(f"/api/export?{query}", headers=auditor_alpha)
+        assert response.status_code == 200
+        export_id = response.headers["x-signalvault-export-id"]
+        found = await world.client.get(f"/api/exports/{export_id}/manifest", headers=auditor_alpha)
+        assert found.status_code == 200, found.text
+        manifest = found.json()
+        # Everything in alpha when the export ran (a content export's own record included).
+        expected = len(before) + ("include_content" in query)
+        assert manifest["record_count"] == expected and manifest["filters"]["project"] == "alpha"
+        assert manifest["record_kinds"]["interaction"] == 3
+        assert (manifest["audit_record_id"] is not None) == ("include_content" in query)
+        export_file = tmp_path / f"export-{len(checked)}"
+        export_file.write_bytes(response.content)
+        manifest_file = manifests.manifest_path(export_file)
+        manifest_file.write_bytes(found.content)
+        loaded = manifests.load(manifest_file)
+        checks = [manifests.check_signature(loaded), *manifests.check_file(loaded, export_file)]
+        assert all(check.is_ok for check in checks), checks
+        export_file.write_bytes(response.content.replace(b"alpha", b"omega", 1))
+        assert not all(c.is_ok for c in manifests.check_file(loaded, export_file))
+        checked.append(export_id)
+    # The manifest is evidence in the trail; callers who could not export cannot read it.
+    assert {r["id"] for r in world.records("export_manifest")} == set(checked)
+    for role, scope in (("auditor", "other"), ("viewer", "global"), ("admin", "own")):
+        denied = await world.client.get(
+            f"/api/exports/{checked[0]}/manifest", headers=world.token(person(role, scope))
+        )
+        assert denied.status_code in (403, 404)
+    record = world.records("interaction")[0]["id"]
+    not_export = await world.client.get(
+        f"/api/exports/{record}/manifest", headers=world.token(person("owner", "global"))
+    )
+    assert not_export.status_code == 404
+
+
+async def test_subject_export_manifest_names_the_subject_and_verifies(
+    world: World, tmp_path: Path
+) -> None:
+    from signalvault.export import manifest as manifests
+
+    await world.chat("dev-alpha", "about me", user="subject-7")
+    await world.chat("dev-alpha", "about someone else", user="user-1")
+    owner = world.token(person("owner", "global"))
+    response = await world.client.get("/api/subjects/subject-7?format=jsonl", headers=owner)
+    assert response.status_code == 200 and "about someone else" not in response.text
+    found = await world.client.get(
+        f"/api/exports/{response.headers['x-signalvault-export-id']}/manifest", headers=owner
+    )
+    manifest = found.json()
+    assert manifest["kind"] == "subject_export" and manifest["subject"]["user"] == "subject-7"
+    assert manifest["record_count"] == 1 + 1  # the interaction and the export's own record
+    export_file = tmp_path / "subject.jsonl"
+    export_file.write_bytes(response.content)
+    assert all(c.is_ok for c in manifests.check_file(manifest, export_file))
+    assert manifests.check_signature(manifest).is_ok
 
 
 async def test_retention_holds_and_erasure(world: World) -> None:
