@@ -15,13 +15,14 @@ from signalvault.audit import record_json
 from signalvault.errors import CryptoError, NotFound
 from signalvault.export.query import parse_moment
 from signalvault.store import RecordFilter, Store
+from signalvault.store.sql import Within
 
 router = APIRouter(tags=["logs"])
 Ctx = Annotated[Context, Depends(context)]
 Who = Annotated[Principal, Depends(principal)]
 SCAN_BATCH = 200
-# Rows one page request may read while skipping records the caller may not see; a short page
-# then carries a cursor to continue from.
+# Rows one page request may read while skipping records the caller may not see (few: SQL already
+# narrows to the caller's projects and keys); a short page then carries a cursor to continue from.
 MAX_SCAN = 5000
 CONTENT_READ = "content_read"
 
@@ -33,11 +34,22 @@ def own_key_ids(store: Store, who: Principal) -> frozenset[str]:
     return frozenset(k.id for k in store.list_keys() if k.created_by == who.actor)
 
 
-def _prefilter(who: Principal, where: RecordFilter) -> RecordFilter:
-    """Narrow the query in SQL when the principal can only see one project anyway."""
-    if None not in who.roles and len(who.roles) == 1 and where.project is None:
-        return replace(where, project=next(iter(who.roles)))
-    return where
+def _narrowed(who: Principal, where: RecordFilter, own: frozenset[str]) -> RecordFilter:
+    """Have SQL skip what the principal can never see. Without a global role that reads every
+    project, it sees only projects where its role does, and records of its own keys (where its
+    role is own-only): a superset of what `authz.may_read_record` admits, checked per row after.
+    """
+    global_role = who.roles.get(None)
+    if authz.role_allows(who, "logs.read", None) and global_role not in authz.OWN_ONLY_ROLES:
+        return where
+    projects = frozenset(
+        project
+        for project, role in who.roles.items()
+        if project is not None
+        and role in authz.PERMISSION_ROLES["logs.read"]
+        and role not in authz.OWN_ONLY_ROLES
+    )
+    return replace(where, within=Within(projects=projects, key_ids=own))
 
 
 @router.get("/api/logs", response_model=LogPage)
@@ -66,8 +78,8 @@ def list_logs(
         until=None if until is None else parse_moment(until),
         before_id=cursor,
     )
-    where = _prefilter(who, where)
     own = own_key_ids(api.store, who)
+    where = _narrowed(who, where, own)
     found: list[dict[str, Any]] = []
     scanned = 0
     position = cursor

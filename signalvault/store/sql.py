@@ -23,6 +23,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    false,
     func,
     null,
     or_,
@@ -105,6 +106,15 @@ class RecordFilter:
     since: float | None = None
     until: float | None = None
     before_id: str | None = None  # cursor: records strictly older than this id
+    # Only records in these projects or of these keys (None: no such narrowing). Lets a caller
+    # that may see little of the trail have SQL skip the rest instead of reading past it.
+    within: Within | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Within:
+    projects: frozenset[str] = frozenset()
+    key_ids: frozenset[str] = frozenset()
 
 
 class RecordSelection(Protocol):
@@ -433,6 +443,14 @@ class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries):
         conditions = record_conditions(where)
         if where.before_id is not None:
             conditions.append(t.id < where.before_id)
+        if where.within is not None:
+            conditions.append(
+                or_(
+                    false(),
+                    t.project.in_(sorted(where.within.projects)),
+                    t.key_id.in_(sorted(where.within.key_ids)),
+                )
+            )
         query = select(audit_records).where(and_(True, *conditions))
         query = query.order_by(t.id.desc()).limit(limit)
         with self._connect() as conn:
