@@ -682,6 +682,37 @@ async def test_without_an_account_service_everyone_is_refused(settings: Any, moc
 # -- keys, retention, holds, subjects, export ----------------------------------------------------
 
 
+# Routes whose changes the fake account service makes here: the real service's audit records
+# are checked in tests/test_admin_api_accounts.py and tests/test_accounts.py.
+FAKE_ACCOUNT_ROUTES = ("/api/auth/", "/api/tokens", "/api/accounts")
+READ_ONLY_POSTS = {("POST", "/api/audit/verify")}
+
+
+async def test_every_state_change_leaves_an_audit_record_naming_its_actor(world: World) -> None:
+    """Walks every state-changing route of the app (a new one is covered without being listed
+    here): done by an owner, each adds a record to the trail naming that owner."""
+    context = {"record": await world.chat("dev-alpha", "hello")}
+    owner = person("owner", "global")
+    changes = [
+        (method, path)
+        for method, path in route_keys(world.app._admin)  # type: ignore[arg-type]
+        if method != "GET"
+        and (method, path) not in READ_ONLY_POSTS
+        and not path.startswith(FAKE_ACCOUNT_ROUTES)
+    ]
+    assert len(changes) >= 10
+    unaudited = []
+    for method, path in changes:
+        url, body = REQUESTS[(method, path)](world, context)
+        before = {r["id"] for r in world.records()}
+        response = await world.client.request(method, url, json=body, headers=world.token(owner))
+        assert response.status_code < 400, f"{method} {url}: {response.text}"
+        new = [r for r in world.records() if r["id"] not in before]
+        if not any(r["actor"] == owner.actor for r in new):
+            unaudited.append(f"{method} {path}")
+    assert not unaudited, f"changes without an audit record: {unaudited}"
+
+
 async def test_key_lifecycle_is_audited_without_secrets(world: World) -> None:
     headers = world.token(person("developer", "own"))
     created = await world.client.post(
