@@ -6,7 +6,11 @@ warm-up, so every request is counted), stop the gateway gracefully, then count t
 The baseline is the same load sent straight to the mock in the same run; results are ratios to
 it and latency added over it. "Lost" = 2xx answers without an `ok` record.
 
-    python bench/sustained.py                        # sqlite and postgres, c=64, 60 s
+The shared request body is the same every time, so with the scan cache on (the default) every
+input text is a cache hit, as a repeated system prompt or conversation history would be; the
+`sqlite-nocache` row turns the cache off: the cost when every text is new.
+
+    python bench/sustained.py                        # sqlite, sqlite-nocache, postgres; c=64, 60 s
     python bench/sustained.py --stores sqlite --duration 20
     python bench/sustained.py --database-url postgresql://postgres@127.0.0.1:5432/test
 """
@@ -34,6 +38,7 @@ LOADGEN = ROOT.parent / "shared" / "bench" / "loadgen.py"
 BODY = ROOT.parent / "shared" / "bench" / "body_chat.json"
 SV = (sys.executable, "-m", "signalvault")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+NO_CACHE = "-nocache"  # a store name with this suffix runs with the guardrail scan cache off
 
 
 def free_port() -> int:
@@ -118,8 +123,10 @@ def run_store(name: str, args: argparse.Namespace, mock_url: str) -> dict[str, A
             'models = ["*"]\napi_key = "sk-bench-provider"\n'
         )
         env = {**os.environ, "SIGNALVAULT_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+        if name.endswith(NO_CACHE):
+            env["SIGNALVAULT_GUARDRAILS_SCAN_CACHE_ENTRIES"] = "0"
         schema = None
-        if name == "postgres":
+        if name.removesuffix(NO_CACHE) == "postgres":
             schema, env["SIGNALVAULT_DATABASE_URL"] = pg_schema_url(args.database_url)
         try:
             created = subprocess.run(
@@ -151,7 +158,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--stores", default="sqlite,sqlite-nocache,postgres")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--database-url", default=DEFAULT_PG)
@@ -175,14 +182,14 @@ def main() -> int:
         print(json.dumps(results, indent=2))
     direct = results["direct"]
     print(f"c={args.concurrency}, {args.duration:g} s each; direct: {direct['rps']} req/s")
-    print("store     req/s  ratio  p50+ms  p99+ms  errors  2xx     ok-records  lost  rec/s")
+    print("store           req/s  ratio  p50+ms  p99+ms  errors  2xx     ok-records  lost  rec/s")
     for name in args.stores.split(","):
         r = results[name]
         ok_2xx = sum(n for status, n in r["status"].items() if status.startswith("2"))
         ok_records = r["records"].get("ok", 0)
         total_records = sum(r["records"].values())
         print(
-            f"{name:8} {r['rps']:7.0f} {r['rps'] / direct['rps']:6.3f} "
+            f"{name:14} {r['rps']:7.0f} {r['rps'] / direct['rps']:6.3f} "
             f"{r['latency_ms']['p50'] - direct['latency_ms']['p50']:7.2f} "
             f"{r['latency_ms']['p99'] - direct['latency_ms']['p99']:7.2f} "
             f"{r['error_total']:7d} {ok_2xx:7d} {ok_records:11d} {max(0, ok_2xx - ok_records):5d} "

@@ -105,8 +105,12 @@ def load_screen(
 
 
 def build_screen(settings: Settings, tokens: TokenCounter, version: PolicyVersion) -> Screen:
-    engine = Engine(Policy(version.version, stored_rules(version)), tokens.count)
     guardrails = settings.guardrails
+    engine = Engine(
+        Policy(version.version, stored_rules(version)),
+        tokens.count,
+        cache_entries=guardrails.scan_cache_entries,
+    )
     return Screen(engine, guardrails.failure_mode, guardrails.stream_holdback_chars)
 
 

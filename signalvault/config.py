@@ -166,6 +166,12 @@ class GuardrailSettings:
     rules: tuple[dict[str, Any], ...] = _setting(
         (), "Policy rules ([[guardrails.rules]] tables); none means the default policy."
     )
+    scan_cache_entries: int = _setting(
+        4096,
+        "Texts (of 128+ characters) whose findings are remembered per detector, so a system "
+        "prompt or conversation history sent again is not scanned again; 0 turns it off. "
+        "Keys are keyed hashes; no text is kept.",
+    )
     two_person_review: bool = _setting(
         True,
         "Policy changes take effect only after a second account approves them; off, a "

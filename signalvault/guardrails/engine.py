@@ -16,6 +16,7 @@ import orjson
 
 from signalvault.guardrails import Finding
 from signalvault.guardrails.policy import Policy, Rule
+from signalvault.guardrails.scan_cache import ScanCache
 
 # Context windows for the default token limit; unknown models get no default limit.
 CONTEXT_WINDOWS: tuple[tuple[str, int], ...] = (
@@ -147,9 +148,16 @@ def _build_detector(rule: Rule) -> TextDetector:
 class Engine:
     """A compiled policy. `scan` is called for input and for output of every request."""
 
-    def __init__(self, policy: Policy, token_counter: Callable[[str, str | None], int]) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        token_counter: Callable[[str, str | None], int],
+        *,
+        cache_entries: int = 0,
+    ) -> None:
         self.policy = policy
         self._count_tokens = token_counter
+        self.cache = ScanCache(cache_entries)
         built: dict[bytes, TextDetector] = {}
         self._detectors: dict[str, TextDetector] = {}
         for rule in policy.rules:
@@ -181,7 +189,7 @@ class Engine:
         memo: dict[int, list[list[Finding]]] = {}  # detector id -> findings per segment
         for rule in self.rules_for(direction, context):
             started = time.perf_counter()
-            per_segment = self._findings(rule, segments, context, memo)
+            per_segment = self._findings(rule, segments, context, memo, direction == "input")
             found = [(i, f) for i, fs in enumerate(per_segment) for f in fs]
             verdict.findings.extend(found)
             kinds: dict[str, int] = {}
@@ -224,6 +232,7 @@ class Engine:
         segments: Sequence[str],
         context: Context,
         memo: dict[int, list[list[Finding]]],
+        use_cache: bool,
     ) -> list[list[Finding]]:
         if rule.detector == "token_limit":
             return [self._token_findings(rule, segments, context)]
@@ -232,9 +241,24 @@ class Engine:
         detector = self._detectors[rule.name]
         cached = memo.get(id(detector))
         if cached is None:
-            cached = [detector(text) if text else [] for text in segments]
+            cached = [self._detect(detector, text, use_cache) for text in segments]
             memo[id(detector)] = cached
         return cached
+
+    def _detect(self, detector: TextDetector, text: str, use_cache: bool) -> list[Finding]:
+        """Only inputs are cached: they are what comes again (system prompts, the conversation so
+        far); outputs are new each time, and a stream's growing windows would flush the cache."""
+        if not text:
+            return []
+        digest = self.cache.digest(text) if use_cache else None
+        if digest is None:
+            return detector(text)
+        # id() is stable: the engine holds its detectors, and its cache dies with it.
+        found = self.cache.get(id(detector), digest)
+        if found is None:
+            found = tuple(detector(text))
+            self.cache.put(id(detector), digest, found)
+        return list(found)
 
     def _token_findings(
         self, rule: Rule, segments: Sequence[str], context: Context
