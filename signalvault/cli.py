@@ -166,9 +166,11 @@ def keys_create(
     from signalvault.app import open_services
     from signalvault.keyring import record_key_event
     from signalvault.keys import parse_duration
+    from signalvault.projects import ProjectRegistry, check_project_name
 
     # Validate input before opening the store: bad input must not create a data directory.
     expires_in = parse_duration(expires) if expires else None
+    check_project_name(project)
     services = open_services(_settings(config_file))
     try:
         key, secret = services.keyring.create(
@@ -181,6 +183,8 @@ def keys_create(
             budget_tokens=budget_tokens,
             expires_in=expires_in,
         )
+        # A key in a project nobody registered yet registers it (audited).
+        ProjectRegistry(services.store, services.trail).ensure(project, cli_actor(), "gateway_key")
         record_key_event(services.trail, "create", cli_actor(), key)
     finally:
         services.store.close()
@@ -369,6 +373,7 @@ def _key_json(key: Any) -> dict[str, Any]:
 # Lifecycle commands live in their own module; it imports nothing from this one.
 from signalvault.cli_accounts import init, users  # noqa: E402
 from signalvault.cli_lifecycle import legal_hold, master_key, retention, subject  # noqa: E402
+from signalvault.cli_projects import projects  # noqa: E402
 from signalvault.cli_providers import providers  # noqa: E402
 
 cli.add_command(legal_hold)
@@ -382,6 +387,7 @@ cli.add_command(init)
 cli.add_command(users)
 cli.add_command(policies)
 cli.add_command(providers)
+cli.add_command(projects)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@
         ├── AuthError            401
         ├── Forbidden            403
         ├── NotFound             404
+        ├── Conflict             409 conflict (the current state refuses it: exists, already done)
         ├── MethodNotAllowed     405
         ├── PayloadTooLarge      413
         ├── UnsupportedMedia     415
@@ -89,6 +90,11 @@ class Forbidden(HTTPError):
 class NotFound(HTTPError):
     status_code = 404
     code = "not_found"
+
+
+class Conflict(HTTPError):
+    status_code = 409
+    code = "conflict"
 
 
 class MethodNotAllowed(HTTPError):

@@ -47,6 +47,8 @@ EXEMPT_KINDS = (
     "roles_changed",
     "token_created",
     "token_revoked",
+    "project_created",
+    "project_updated",
     "content_read",
     "content_export",
     "export_manifest",

@@ -254,6 +254,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("POST", "/api/accounts"): ("global", frozenset({"owner"})),
     ("GET", "/api/accounts/{account_id}"): ("global", frozenset({"owner"})),
     ("PATCH", "/api/accounts/{account_id}"): ("global", frozenset({"owner"})),
+    ("GET", "/api/projects"): ("any", ALL),
+    ("POST", "/api/projects"): ("global", frozenset({"owner", "admin"})),
+    ("GET", "/api/projects/{name:path}"): ("project", ALL),
+    ("PATCH", "/api/projects/{name:path}"): ("project", frozenset({"owner", "admin"})),
     ("POST", "/api/audit/verify"): ("global", frozenset({"owner", "auditor"})),
     ("GET", "/api/export"): ("project", frozenset({"owner", "auditor"})),
     ("GET", "/api/exports/{export_id}/manifest"): ("project", frozenset({"owner", "auditor"})),
@@ -303,6 +307,16 @@ def _rules() -> list[dict[str, Any]]:
 def _account(world: World) -> str:
     email = f"{secrets.token_hex(4)}@example.com"
     return world.accounts.create_account(email, {"alpha": "viewer"}, "test")[0].id
+
+
+def _alpha(world: World) -> str:
+    """Project alpha, registered (the fixture's keys are made below the registry)."""
+    from signalvault.projects import ProjectRegistry
+
+    ProjectRegistry(world.services.store, world.services.trail).ensure(
+        "alpha", "test", "gateway_key"
+    )
+    return "alpha"
 
 
 # How to call each route against a target in project alpha (fresh state for changes).
@@ -355,6 +369,16 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("PATCH", "/api/accounts/{account_id}"): lambda w, c: (
         f"/api/accounts/{_account(w)}",
         {"roles": {"alpha": "developer"}, "disabled": True},
+    ),
+    ("GET", "/api/projects"): lambda w, c: ("/api/projects", None),
+    ("POST", "/api/projects"): lambda w, c: (
+        "/api/projects",
+        {"name": f"p-{secrets.token_hex(4)}", "description": "matrix"},
+    ),
+    ("GET", "/api/projects/{name:path}"): lambda w, c: (f"/api/projects/{_alpha(w)}", None),
+    ("PATCH", "/api/projects/{name:path}"): lambda w, c: (
+        f"/api/projects/{_alpha(w)}",
+        {"description": f"matrix {secrets.token_hex(4)}"},
     ),
     ("POST", "/api/audit/verify"): lambda w, c: ("/api/audit/verify", None),
     ("GET", "/api/export"): lambda w, c: ("/api/export?project=alpha", None),

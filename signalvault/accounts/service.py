@@ -20,6 +20,7 @@ from signalvault.audit import AuditTrail
 from signalvault.config import AccountSettings
 from signalvault.errors import AuthError, BadRequest, NotFound
 from signalvault.keys import hash_secret
+from signalvault.projects import ProjectRegistry, check_project_name
 from signalvault.store import Store
 from signalvault.store.account_queries import (
     GLOBAL,
@@ -65,10 +66,6 @@ def roles_json(roles: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(roles.items()))
 
 
-def _is_project_name(name: str) -> bool:
-    return 0 < len(name) <= 128 and name.isprintable() and name.strip() == name
-
-
 def check_roles(roles: Mapping[str | None, str]) -> dict[str, str]:
     """Validated roles keyed by project or "*" (global; None is accepted for it too)."""
     checked: dict[str, str] = {}
@@ -76,8 +73,8 @@ def check_roles(roles: Mapping[str | None, str]) -> dict[str, str]:
         if role not in ROLES:
             raise BadRequest(f"unknown role {role!r}; roles: {', '.join(ROLES)}", param="role")
         key = GLOBAL if project in (None, GLOBAL) else project
-        if key != GLOBAL and not _is_project_name(key):
-            raise BadRequest("a project name is 1-128 printable characters", param="project")
+        if key != GLOBAL:
+            check_project_name(key)
         if role == "owner" and key != GLOBAL:
             raise BadRequest("owner is a global role; give it without a project", param="role")
         checked[key] = role
@@ -114,6 +111,7 @@ class AccountService:
         self.passwords = passwords or Passwords.from_settings(settings)
         self.throttle = LoginThrottle(self.queries, settings)
         self.authenticator = AccountAuthenticator(self.queries, pepper, settings, clock=clock)
+        self._projects = ProjectRegistry(store, trail, clock=clock)
         self._trail = trail
         self._pepper = pepper
         self._clock = clock
@@ -163,6 +161,7 @@ class AccountService:
                 "one_time_password": bool(generated),
             },
         )
+        self._register_projects(checked, actor)
         return account, generated
 
     def get_account(self, ref: str) -> Account:
@@ -201,7 +200,14 @@ class AccountService:
                 "after": checked,
             },
         )
+        self._register_projects(checked, actor)
         return self.get_account(account.id)
+
+    def _register_projects(self, roles: Mapping[str, str], actor: str) -> None:
+        """A role in a project nobody registered yet registers it (audited)."""
+        for project in roles:
+            if project != GLOBAL:
+                self._projects.ensure(project, actor, "account_role")
 
     def disable_account(self, account_id: str, actor: str) -> Disabled:
         """Disable an account; its sessions and tokens end in the same transaction."""

@@ -21,6 +21,7 @@ from signalvault.api import (
     key_routes,
     lifecycle_routes,
     log_routes,
+    project_routes,
     trail_routes,
 )
 from signalvault.api.deps import AccountService, Context, NoAccounts, guard
@@ -39,7 +40,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "No or bad credentials"),
         (403, "The role does not allow it, or the CSRF token is missing"),
         (404, "No such resource, or not visible to the caller"),
-        (409, "Conflicts with the current state (already revoked, legal hold)"),
+        (409, "Conflicts with the current state (exists, already revoked, legal hold)"),
         (422, "The request does not match the schema"),
         (429, "Too many attempts"),
         (503, "The audit store is unavailable"),
@@ -77,6 +78,7 @@ def create_admin_api(
         lifecycle_routes,
         config_routes,
         account_routes,
+        project_routes,
     ):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)

@@ -39,6 +39,10 @@ PERMISSION_ROLES: dict[str, frozenset[str]] = {
     "policies.propose": frozenset({"owner", "admin", "security"}),
     "policies.approve": frozenset({"owner", "security"}),
     "accounts": frozenset({"owner"}),
+    # Every role sees the projects it has a role in; owners and admins register and describe
+    # them (registering needs the role globally: there is no project to hold it in yet).
+    "projects.read": frozenset({"owner", "admin", "security", "auditor", "developer", "viewer"}),
+    "projects.write": frozenset({"owner", "admin"}),
     SIGNED_IN: frozenset({"owner", "admin", "security", "auditor", "developer", "viewer"}),
 }
 OWN_ONLY_ROLES = frozenset({"developer"})
@@ -66,6 +70,11 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/accounts"): "accounts",
     ("GET", "/api/accounts/{account_id}"): "accounts",
     ("PATCH", "/api/accounts/{account_id}"): "accounts",
+    ("GET", "/api/projects"): "projects.read",
+    ("POST", "/api/projects"): "projects.write",
+    # `:path`: a project name may contain "/" (send it as is or as %2F).
+    ("GET", "/api/projects/{name:path}"): "projects.read",
+    ("PATCH", "/api/projects/{name:path}"): "projects.write",
     ("POST", "/api/audit/verify"): "audit.verify",
     ("GET", "/api/export"): "export",
     ("GET", "/api/exports/{export_id}/manifest"): "export",

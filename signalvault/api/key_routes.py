@@ -12,19 +12,15 @@ from signalvault.api import authz
 from signalvault.api.deps import Context, context, principal
 from signalvault.api.models import Key, KeyCreate, KeyCreated, KeyPage, KeyRotate, KeyRotated
 from signalvault.console import iso
-from signalvault.errors import Forbidden, HTTPError, NotFound
+from signalvault.errors import Conflict, Forbidden, NotFound
 from signalvault.keyring import rotate_key
 from signalvault.keys import GatewayKey
+from signalvault.projects import ProjectRegistry
 
 router = APIRouter(tags=["keys"])
 Ctx = Annotated[Context, Depends(context)]
 Who = Annotated[Principal, Depends(principal)]
 EVENT_KIND = "admin"
-
-
-class Conflict(HTTPError):
-    status_code = 409
-    code = "conflict"
 
 
 def key_json(key: GatewayKey) -> dict[str, Any]:
@@ -122,6 +118,8 @@ def create_key(body: KeyCreate, api: Ctx, who: Who) -> KeyCreated:
     )
     after = key_json(key)
     try:
+        # A key in a project nobody registered yet registers it (audited).
+        ProjectRegistry(api.store, api.trail).ensure(key.project, who.actor, "gateway_key")
         record_change(api, who, "key.create", key.id, None, after, key.project)
     except Exception:
         # Fail closed: a key whose issue is not in the trail must not work (its secret is

@@ -19,6 +19,7 @@ from signalvault.api.models import (
 )
 from signalvault.errors import NotFound
 from signalvault.legal_holds import add_hold, hold_json, release_hold
+from signalvault.projects import ProjectRegistry
 from signalvault.retention import RetentionPolicy, load_policy, set_default_days, set_project_days
 from signalvault.store.lifecycle import LegalHold as StoredHold
 
@@ -54,8 +55,11 @@ def put_retention(body: RetentionUpdate, api: Ctx, who: Who) -> Retention:
     before = load_policy(api.store, api.settings.retention)
     if body.default_days is not None:
         set_default_days(api.store, api.trail, body.default_days, who.actor)
+    projects = ProjectRegistry(api.store, api.trail)
     for name, days in sorted(body.projects.items()):
         set_project_days(api.store, api.trail, name, days, who.actor)
+        if days is not None:  # an override for a project nobody registered yet registers it
+            projects.ensure(name, who.actor, "retention")
     after = load_policy(api.store, api.settings.retention)
     record_change(
         api,

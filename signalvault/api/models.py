@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from signalvault.projects import MAX_DESCRIPTION, NAME_RULE, is_project_name
+
 # Limits that keep stored values representable (SQLite INTEGER, dates before year 9999).
 MAX_COUNT = 2**53
 MAX_SECONDS = 100 * 365 * 86400.0
@@ -22,6 +24,16 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+
+
+def _project_name(value: str) -> str:
+    """The project name rule (signalvault.projects), as a 422 naming the field."""
+    if not is_project_name(value):
+        raise ValueError(NAME_RULE)
+    return value
+
+
+ProjectName = Annotated[str, AfterValidator(_project_name)]
 
 
 class _Body(BaseModel):
@@ -135,7 +147,7 @@ class KeyPage(BaseModel):
 class KeyCreate(_Body):
     name: Text = Field(min_length=1, max_length=200)
     environment: str = Field(pattern=r"^[a-z0-9]{1,16}$")
-    project: Text = Field(default="default", min_length=1, max_length=200)
+    project: ProjectName = "default"
     models: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=100
     )
@@ -179,10 +191,9 @@ class Retention(BaseModel):
 
 class RetentionUpdate(_Body):
     default_days: int | None = Field(default=None, ge=0, le=36500)
-    projects: dict[
-        Annotated[Text, Field(min_length=1, max_length=200)],
-        Annotated[int, Field(ge=0, le=36500)] | None,
-    ] = Field(default_factory=dict, description="Per-project days; null removes the override.")
+    projects: dict[ProjectName, Annotated[int, Field(ge=0, le=36500)] | None] = Field(
+        default_factory=dict, description="Per-project days; null removes the override."
+    )
 
 
 class LegalHold(BaseModel):
@@ -362,3 +373,57 @@ class AccountCreated(AccountOut):
 class AccountUpdate(_Body):
     roles: Roles | None = None
     disabled: bool | None = None
+
+
+class ProjectOut(BaseModel):
+    name: str
+    description: str
+    created_at: str | None
+    created_by: str
+    updated_at: str | None
+    updated_by: str | None
+
+
+class ProjectPage(BaseModel):
+    data: list[ProjectOut]
+    next_cursor: str | None
+
+
+class KeyCounts(BaseModel):
+    active: int
+    revoked: int
+    expired: int
+
+
+class ProjectRetention(BaseModel):
+    days: int = Field(description="Days its records are kept; 0 keeps them forever.")
+    source: Literal["project", "default"]
+
+
+class ProjectMember(BaseModel):
+    account_id: str
+    email: str
+    role: str
+    disabled: bool
+
+
+class ProjectDetail(ProjectOut):
+    """A project and what refers to it. A part the caller's role may not read is null."""
+
+    keys: dict[str, KeyCounts] | None = Field(
+        description="Gateway keys per environment (developers: their own); needs keys.read."
+    )
+    retention: ProjectRetention | None = Field(description="Needs retention.read.")
+    legal_holds: int | None = Field(description="Active holds on it; needs holds.read.")
+    accounts: list[ProjectMember] | None = Field(
+        description="Accounts with a role in this project; only for the accounts permission."
+    )
+
+
+class ProjectCreate(_Body):
+    name: ProjectName
+    description: Text = Field(default="", max_length=MAX_DESCRIPTION)
+
+
+class ProjectUpdate(_Body):
+    description: Text = Field(max_length=MAX_DESCRIPTION)

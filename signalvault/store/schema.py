@@ -293,3 +293,16 @@ provider_credentials = Table(
     Column("rotated_at", Float),
     Column("rotated_by", String(256)),
 )
+
+# Projects (issue 4): the names gateway keys, account roles, retention overrides and legal holds
+# refer to, registered explicitly or on first use. `description` is "" when there is none.
+projects = Table(
+    "projects",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("updated_at", Float),
+    Column("updated_by", String(256)),
+)
