@@ -175,6 +175,7 @@ class GatewayApp:
         live = await asyncio.to_thread(
             load_screen, self.settings, self.services.store, self.services.trail, tokens
         )
+        self.metrics.set_scan_cache_source(lambda: live.screen.engine.cache)
         self._limits = Limits(
             self.settings.limits,
             open_limiter(self.settings.limits),

@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from signalvault.audit import PROVIDER_ERROR, STREAM_CUT, Interaction
+from signalvault.guardrails.scan_cache import ScanCache
 from signalvault.screening import GuardrailUnavailable
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format `generate_latest` writes
@@ -120,6 +121,33 @@ class _BreakerCollector(Collector):
                 for state in BREAKER_STATES:
                     family.add_metric([provider, state], 1.0 if state == current else 0.0)
         yield family
+
+
+class _ScanCacheCollector(Collector):
+    """The guardrail scan cache of the policy in force (counts start over when it changes)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], ScanCache] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.source is None:
+            return
+        cache = self.source()
+        yield CounterMetricFamily(
+            "signalvault_guardrail_scan_cache_hits",
+            "Input texts whose findings came from the scan cache, per detector.",
+            value=cache.hits,
+        )
+        yield CounterMetricFamily(
+            "signalvault_guardrail_scan_cache_misses",
+            "Input texts scanned because the scan cache did not hold them, per detector.",
+            value=cache.misses,
+        )
+        yield GaugeMetricFamily(
+            "signalvault_guardrail_scan_cache_entries",
+            "Findings held in the scan cache (at most [guardrails] scan_cache_entries).",
+            value=len(cache),
+        )
 
 
 class Metrics:
@@ -223,10 +251,16 @@ class Metrics:
         )
         self._breakers = _BreakerCollector()
         r.register(self._breakers)
+        self._scan_cache = _ScanCacheCollector()
+        r.register(self._scan_cache)
 
     def set_breaker_source(self, source: BreakerSource | None) -> None:
         """Hook for the providers' circuit breakers: `source()` maps provider name to state."""
         self._breakers.source = source
+
+    def set_scan_cache_source(self, source: Callable[[], ScanCache]) -> None:
+        """Hook for the guardrail scan cache of whichever policy is in force."""
+        self._scan_cache.source = source
 
     def set_pending_source(self, source: Callable[[], float]) -> None:
         self._audit_pending.set_function(source)

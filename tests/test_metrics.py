@@ -165,3 +165,17 @@ def test_failed_audit_batches_are_counted():
     scraped = samples(metrics.render().decode())
     assert value(scraped, "signalvault_audit_batch_ops_sum") == 3
     assert value(scraped, "signalvault_audit_write_failures_total") == 1
+
+
+async def test_the_guardrail_scan_cache_is_counted(client, gateway, api_key):
+    auth = {"Authorization": f"Bearer {api_key}"}
+    prompt = "Please summarise the quarterly report for the board, section by section. " * 3
+    for _ in range(3):
+        response = await client.post("/v1/chat/completions", json=chat(prompt), headers=auth)
+        assert response.is_success
+    scraped = samples((await client.get("/metrics")).text)
+    misses = value(scraped, "signalvault_guardrail_scan_cache_misses_total")
+    hits = value(scraped, "signalvault_guardrail_scan_cache_hits_total")
+    # Each input detector scanned the prompt once; the two repeats were answered from the cache.
+    assert misses > 0 and hits == 2 * misses
+    assert value(scraped, "signalvault_guardrail_scan_cache_entries") == misses
