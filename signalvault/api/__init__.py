@@ -21,6 +21,7 @@ from signalvault.api import (
     key_routes,
     lifecycle_routes,
     log_routes,
+    settings_routes,
     trail_routes,
 )
 from signalvault.api.deps import AccountService, Context, NoAccounts, guard
@@ -76,6 +77,7 @@ def create_admin_api(
         trail_routes,
         lifecycle_routes,
         config_routes,
+        settings_routes,
         account_routes,
     ):
         for route in module.router.routes:

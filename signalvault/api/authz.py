@@ -39,6 +39,9 @@ PERMISSION_ROLES: dict[str, frozenset[str]] = {
     "policies.propose": frozenset({"owner", "admin", "security"}),
     "policies.approve": frozenset({"owner", "security"}),
     "accounts": frozenset({"owner"}),
+    # The effective configuration names internal hosts: not for developers and viewers.
+    "settings.read": frozenset({"owner", "admin", "security", "auditor"}),
+    "settings.write": frozenset({"owner", "admin"}),
     SIGNED_IN: frozenset({"owner", "admin", "security", "auditor", "developer", "viewer"}),
 }
 OWN_ONLY_ROLES = frozenset({"developer"})
@@ -75,6 +78,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/legal-holds/{hold_id}"): "holds.write",
     ("GET", "/api/subjects/{user}"): "subjects.export",
     ("DELETE", "/api/subjects/{user}"): "subjects.erase",
+    ("GET", "/api/settings"): "settings.read",
+    ("PATCH", "/api/settings"): "settings.write",
 }
 
 
