@@ -6,6 +6,7 @@ read: only whether they are set and from where. Used by GET /api/settings and `s
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict, get_args, get_type_hints
@@ -18,6 +19,7 @@ DEFAULT, RUNTIME_SOURCE = "default", "runtime"
 # Plain-text settings that can carry a credential (a webhook URL with a token in it): shown
 # like secrets, set or not.
 SENSITIVE = frozenset({"audit.checkpoint_webhook"})
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
 
 
 class SettingEntry(TypedDict):
@@ -122,4 +124,7 @@ def _json(value: Any) -> Any:
         return None
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, str):
+        # A URL may carry a password (https://user:password@host): shown without it.
+        return _USERINFO.sub(r"\1****@", value)
     return to_json(value)

@@ -211,13 +211,14 @@ def check_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     """
     if not changes:
         raise BadRequest("no settings to change", code="invalid_setting")
-    refused = [name for name in changes if name not in RUNTIME]
+    refused = sorted(name for name in changes if name not in RUNTIME)
     if refused:
+        more = f" (and {len(refused) - 10} more)" if len(refused) > 10 else ""
         raise BadRequest(
-            "; ".join(_refusal(name) for name in sorted(refused))
-            + f". Settings changeable at run time: {', '.join(RUNTIME)}",
+            "; ".join(_refusal(name) for name in refused[:10])
+            + f"{more}. Settings changeable at run time: {', '.join(RUNTIME)}",
             code="not_runtime_setting",
-            param=refused[0],
+            param=_shown(refused[0]),
         )
     checked: dict[str, Any] = {}
     problems: list[str] = []
@@ -238,7 +239,12 @@ def _refusal(name: str) -> str:
     cls = SECTIONS.get(section)
     if cls is not None and field in {f.name for f in dataclasses.fields(cls)}:
         return f"{name} is read at start only: change it in the config file and restart"
-    return f"unknown setting {name!r}"
+    return f"unknown setting {_shown(name)!r}"
+
+
+def _shown(name: str) -> str:
+    """An unknown name as quoted back: bounded, whatever the caller sent."""
+    return name if len(name) <= 80 else name[:77] + "..."
 
 
 def load_overrides(store: Store) -> dict[str, Override]:

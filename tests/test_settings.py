@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from signalvault.accounts.service import AccountService
 from signalvault.app import open_services
 from signalvault.cli import cli
-from signalvault.config import AlertSettings, Secret, Settings, load_settings
+from signalvault.config import AlertSettings, ProviderSettings, Secret, Settings, load_settings
 from signalvault.effective_settings import describe
 from signalvault.errors import AuthError, BadRequest, RateLimited
 from signalvault.runtime_settings import RUNTIME, change_settings, load_overrides
@@ -170,15 +170,22 @@ async def test_settings_are_shown_with_sources_and_no_secret_ever_answered(tmp_p
     assert {n for n, e in shown.items() if e["is_runtime"]} == set(RUNTIME)
 
 
-def test_a_webhook_url_that_may_carry_a_token_is_shown_like_a_secret(tmp_path):
-    settings = Settings()
+def test_urls_that_may_carry_a_credential_are_not_shown_with_it():
+    settings = Settings(
+        providers=(
+            ProviderSettings(name="local", base_url=f"http://me:{REDIS_PASSWORD}@llm:8000/v1"),
+        )
+    )
     hooked = replace(
         settings,
         audit=replace(settings.audit, checkpoint_webhook=f"https://e.test/?t={WEBHOOK_TOKEN}"),
     )
-    [entry] = [e for e in describe(hooked, {}) if e["name"] == "audit.checkpoint_webhook"]
-    assert entry["is_secret"] and entry["is_set"] and entry["value"] is None
-    assert WEBHOOK_TOKEN not in orjson.dumps(describe(hooked, {})).decode()
+    shown = {e["name"]: e for e in describe(hooked, {})}
+    webhook = shown["audit.checkpoint_webhook"]
+    assert webhook["is_secret"] and webhook["is_set"] and webhook["value"] is None
+    assert shown["providers.local.base_url"]["value"] == "http://****@llm:8000/v1"
+    text = orjson.dumps(list(shown.values())).decode()
+    assert WEBHOOK_TOKEN not in text and REDIS_PASSWORD not in text
 
 
 # -- PATCH: validation, audit, reset -----------------------------------------------------------
@@ -240,8 +247,7 @@ async def test_a_change_is_audited_with_before_and_after_and_null_resets_it(worl
     assert response.json()["changes"] == [
         {"name": "limits.user_rpm", "before": 7, "after": 0, "is_reset": True}
     ]
-    reset = settings_events(world)[0]  # newest first
-    assert reset["actor"] == "account:owner@example.com"
+    [reset] = [e for e in settings_events(world) if e["actor"] == "account:owner@example.com"]
     assert reset["before"] == {"limits.user_rpm": 7} and reset["after"] == {"limits.user_rpm": 0}
     assert reset["reset"] == ["limits.user_rpm"]
     shown = await read(world)
