@@ -78,7 +78,7 @@ def settings_show(config_file: Path | None, as_json: bool) -> None:
 def settings_set(config_file: Path | None, name: str, value: str) -> None:
     """Override a run-time setting (e.g. `limits.user_rpm 60`, `alerts.events a,b`)."""
     from signalvault.errors import BadRequest
-    from signalvault.runtime_settings import RUNTIME, check_changes
+    from signalvault.settings_allowlist import RUNTIME, check_changes
 
     spec = RUNTIME.get(name)
     if spec is None:
@@ -100,7 +100,8 @@ def settings_unset(config_file: Path | None, name: str) -> None:
 
 
 def _change(config_file: Path | None, name: str, value: Any) -> None:
-    from signalvault.runtime_settings import RUNTIME, change_settings
+    from signalvault.runtime_settings import change_settings
+    from signalvault.settings_allowlist import RUNTIME
 
     config = load_settings(config_file)
     with _services(config) as services:

@@ -13,7 +13,8 @@ from typing import Any, TypedDict, get_args, get_type_hints
 
 from signalvault.config import SECTIONS, Secret, Settings
 from signalvault.console import iso
-from signalvault.runtime_settings import RUNTIME, Override, overlay, to_json
+from signalvault.runtime_settings import Override, overlay
+from signalvault.settings_allowlist import RUNTIME, to_json
 
 DEFAULT, RUNTIME_SOURCE = "default", "runtime"
 # Plain-text settings that can carry a credential (a webhook URL with a token in it): shown

@@ -21,7 +21,8 @@ from signalvault.cli import cli
 from signalvault.config import AlertSettings, ProviderSettings, Secret, Settings, load_settings
 from signalvault.effective_settings import describe
 from signalvault.errors import AuthError, BadRequest, RateLimited
-from signalvault.runtime_settings import RUNTIME, change_settings, load_overrides
+from signalvault.runtime_settings import change_settings, load_overrides
+from signalvault.settings_allowlist import RUNTIME
 from tests.conftest import make_settings, running_gateway
 from tests.test_accounts import FAST, FakeClock
 from tests.test_admin_api import World, person, world_for
