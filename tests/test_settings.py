@@ -21,12 +21,13 @@ from signalvault.cli import cli
 from signalvault.config import AlertSettings, ProviderSettings, Secret, Settings, load_settings
 from signalvault.effective_settings import describe
 from signalvault.errors import AuthError, BadRequest, RateLimited
-from signalvault.runtime_settings import change_settings, load_overrides
+from signalvault.runtime_settings import RuntimeSettings, change_settings, load_overrides
 from signalvault.settings_allowlist import RUNTIME
 from tests.conftest import make_settings, running_gateway
 from tests.test_accounts import FAST, FakeClock
 from tests.test_admin_api import World, person, world_for
 from tests.test_alerts import AWS_KEY, Webhook
+from tests.test_postgres import open_pg
 
 pytestmark = pytest.mark.anyio
 
@@ -316,6 +317,22 @@ async def test_a_lowered_user_limit_applies_at_once_in_every_gateway_on_the_stor
         while time.monotonic() < deadline and await send(other, key) != 200:
             pass
         assert await send(other, key) == 200
+
+
+def test_a_change_reaches_another_postgres_replica_by_notification(pg_url):
+    """The other replica's backstop is an hour, so only the NOTIFY can carry the change."""
+    first, second = open_pg(pg_url), open_pg(pg_url, backstop_seconds=3600)
+    try:
+        runtime = RuntimeSettings(second, Settings())
+        assert runtime.limits().user_rpm == 0
+        first.put_settings({"limits.user_rpm": "3"}, "test")
+        deadline = time.monotonic() + 5
+        while runtime.limits().user_rpm != 3 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert runtime.limits().user_rpm == 3
+    finally:
+        first.close()
+        second.close()
 
 
 async def test_alert_kinds_changed_at_run_time_decide_what_is_sent(tmp_path, mock_provider):
