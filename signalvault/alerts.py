@@ -57,11 +57,17 @@ class Alerts:
         *,
         on_sent: Callable[[str], None] | None = None,
         on_dropped: Callable[[str], None] | None = None,
+        events: Callable[[], tuple[str, ...]] | None = None,
     ) -> None:
+        """`events`: the alert kinds in force now (a run-time override of `settings.events`);
+        without a webhook URL nothing is ever sent, whatever they are."""
         self._url = settings.webhook_url.reveal() if settings.webhook_url is not None else ""
         if self._url and not self._url.startswith(("http://", "https://")):
             raise ConfigError("[alerts] webhook_url must start with http(s)://")
-        self._events = frozenset(settings.events) if self._url else frozenset()
+        configured = settings.events
+        self._live_events = events or (lambda: configured)
+        self._seen_events: tuple[str, ...] | None = None
+        self._event_set: frozenset[str] = frozenset()
         secret = settings.signing_secret
         self._signing_key = secret.reveal().encode() if secret is not None else None
         self._timeout = settings.timeout_seconds
@@ -76,7 +82,17 @@ class Alerts:
 
     @property
     def is_enabled(self) -> bool:
-        return bool(self._events)
+        return bool(self._events())
+
+    def _events(self) -> frozenset[str]:
+        """The kinds sent now: none without a webhook URL."""
+        if not self._url:
+            return frozenset()
+        events = self._live_events()
+        if events is not self._seen_events:  # rebuilt only when the settings changed
+            self._event_set = frozenset(events)
+            self._seen_events = events
+        return self._event_set
 
     def alert(
         self,
@@ -89,7 +105,7 @@ class Alerts:
     ) -> bool:
         """Queue one alert (from any thread); False if its kind is not sent or it was dropped.
         `details` must be metadata only: it is posted as it is."""
-        if kind not in self._events:
+        if kind not in self._events():
             return False
         event = {
             "kind": kind,
@@ -109,10 +125,11 @@ class Alerts:
 
     def observe(self, interaction: Interaction) -> None:
         """Raise the alerts a finished interaction calls for (the audit trail's observer)."""
-        if not self._events or not interaction.evaluations:
+        events = self._events()
+        if not events or not interaction.evaluations:
             return
         for kind, detector, outcomes in _GUARDRAIL_KINDS:
-            if kind not in self._events:
+            if kind not in events:
                 continue
             matched = [
                 e

@@ -38,6 +38,7 @@ from signalvault.policies import PolicyService, stored_rules
 from signalvault.providers import Router, new_client_session
 from signalvault.proxy import Proxy, Receive, Scope, Send
 from signalvault.retention import scheduled_run
+from signalvault.runtime_settings import RuntimeSettings
 from signalvault.screening import Screen
 from signalvault.spool import Spool, replay_file
 from signalvault.store import Store, open_store
@@ -69,6 +70,7 @@ class Services:
     trail: AuditTrail
     sealer: Sealer
     credentials: ProviderCredentials
+    runtime: RuntimeSettings  # the settings with run-time overrides, kept current
 
 
 def open_services(settings: Settings) -> Services:
@@ -89,6 +91,7 @@ def open_services(settings: Settings) -> Services:
         trail,
         Sealer(store, master_key, settings.audit),
         ProviderCredentials(store, master_key, trail, providers),
+        RuntimeSettings(store, settings),
     )
 
 
@@ -139,6 +142,7 @@ class GatewayApp:
             settings.alerts,
             on_sent=self.metrics.count_alert,
             on_dropped=self.metrics.count_dropped_alert,
+            events=self._alert_events,
         )
         token = settings.server.metrics_token
         self._metrics_auth = f"Bearer {token.reveal()}".encode() if token is not None else None
@@ -147,6 +151,12 @@ class GatewayApp:
         self._active = 0  # /v1 requests being handled
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _alert_events(self) -> tuple[str, ...]:
+        """The alert kinds in force: run-time overrides once the store is open."""
+        if self.services is None:
+            return self.settings.alerts.events
+        return self.services.runtime.alert_events()
 
     def _observe(self, interaction: Interaction) -> None:
         """The audit trail's observer: every finished interaction feeds metrics and alerts."""
@@ -158,6 +168,8 @@ class GatewayApp:
     async def startup(self) -> None:
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
+        # Overrides loaded before the first request, off the event loop.
+        await asyncio.to_thread(self.services.runtime.current)
         # Stored provider credentials unwrapped off the event loop before the first request.
         await asyncio.to_thread(self.services.credentials.resolve, "", None)
         self.metrics.set_breaker_source(self.upstream.breaker_states)
@@ -181,6 +193,7 @@ class GatewayApp:
             open_limiter(self.settings.limits),
             count_tokens=tokens.count,
             usage=self.services.store.key_tokens_since,
+            live=self.services.runtime.limits,
         )
         self._proxy = Proxy(
             keyring=self.services.keyring,
@@ -458,7 +471,13 @@ def account_service(settings: Settings) -> AccountsFactory:
     def build(services: Services) -> AccountService:
         from signalvault.accounts.service import AccountService as Accounts
 
-        return Accounts(services.store, services.trail, services.keyring.pepper, settings.accounts)
+        return Accounts(
+            services.store,
+            services.trail,
+            services.keyring.pepper,
+            settings.accounts,
+            live=services.runtime.accounts,
+        )
 
     return build
 

@@ -375,6 +375,7 @@ from signalvault.cli_accounts import init, users  # noqa: E402
 from signalvault.cli_lifecycle import legal_hold, master_key, retention, subject  # noqa: E402
 from signalvault.cli_projects import projects  # noqa: E402
 from signalvault.cli_providers import providers  # noqa: E402
+from signalvault.cli_settings import settings as settings_commands  # noqa: E402
 
 cli.add_command(legal_hold)
 cli.add_command(retention)
@@ -388,6 +389,7 @@ cli.add_command(users)
 cli.add_command(policies)
 cli.add_command(providers)
 cli.add_command(projects)
+cli.add_command(settings_commands)
 
 
 def main() -> None:

@@ -60,7 +60,11 @@ def _accounts(settings: Settings) -> Iterator[AccountService]:
     services = open_services(settings)
     try:
         yield AccountService(
-            services.store, services.trail, services.keyring.pepper, settings.accounts
+            services.store,
+            services.trail,
+            services.keyring.pepper,
+            settings.accounts,
+            live=services.runtime.accounts,
         )
     finally:
         services.sealer.close()

@@ -19,6 +19,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from signalvault.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "signalvault.toml"
+SOURCE_FILE, SOURCE_ENV = "file", "env"  # where `load_settings` found a value (Settings.sources)
 PROVIDER_KINDS = ("openai", "anthropic", "openai-compatible")
 ALERT_KINDS = (
     "secrets_blocked",
@@ -380,6 +381,11 @@ class Settings:
     accounts: AccountSettings = field(default_factory=AccountSettings)
     providers: tuple[ProviderSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
+    # Where `load_settings` found each value it did not default: dotted name ("limits.user_rpm",
+    # "providers.0.api_key") -> "file" or "env". Empty for Settings built in code.
+    sources: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -435,17 +441,20 @@ def load_settings(
         raise ConfigError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
 
     sections: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for section, cls in SECTIONS.items():
         table = raw.get(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [{section}] must be a table")
         values = dict(table)
+        sources.update({f"{section}.{name}": SOURCE_FILE for name in table})
         for f in dataclasses.fields(cls):
             for var in [env_name(section, f.name)] + [
                 alias for alias, target in ENV_ALIASES.items() if target == (section, f.name)
             ]:
                 if var in environ:
                     values[f.name] = environ[var]
+                    sources[f"{section}.{f.name}"] = SOURCE_ENV
         sections[section] = _build(cls, values, f"[{section}]")
 
     lists: dict[str, Any] = {}
@@ -456,8 +465,14 @@ def load_settings(
         lists[name] = tuple(
             _build(cls, item, f"[[{name}]] #{i + 1}") for i, item in enumerate(items)
         )
-    lists["providers"] = tuple(_with_env_key(p, environ) for p in lists["providers"])
-    settings = Settings(**sections, **lists)
+        for i, item in enumerate(items):
+            sources.update({f"{name}.{i}.{key}": SOURCE_FILE for key in item})
+    providers = tuple(_with_env_key(p, environ) for p in lists["providers"])
+    for i, (before, after) in enumerate(zip(lists["providers"], providers, strict=True)):
+        if after.api_key is not before.api_key:
+            sources[f"providers.{i}.api_key"] = SOURCE_ENV
+    lists["providers"] = providers
+    settings = Settings(**sections, **lists, sources=MappingProxyType(sources))
     _validate(settings)
     return settings
 

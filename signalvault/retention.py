@@ -19,12 +19,12 @@ import orjson
 from signalvault.audit import AuditTrail, record_json
 from signalvault.config import RetentionSettings
 from signalvault.errors import ConfigError
+from signalvault.settings_allowlist import DEFAULT_DAYS_SETTING  # also PATCH /api/settings
 from signalvault.store import Store
 from signalvault.store.lifecycle import Cutoffs
 
 EVENT_KIND = "retention_run"
 PROJECT_DAYS_SETTING = "retention.projects"  # run-time overrides, JSON {project: days}
-DEFAULT_DAYS_SETTING = "retention.days"
 # Lifecycle evidence outlives retention: it carries no content, and proves what was deleted.
 # Evidence of how the deployment was run and changed: kept whatever the retention (it holds no
 # content). Interactions, and login failures (which an attacker can multiply), expire.

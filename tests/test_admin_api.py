@@ -268,6 +268,8 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("DELETE", "/api/legal-holds/{hold_id}"): ("project", frozenset({"owner", "admin"})),
     ("GET", "/api/subjects/{user}"): ("global", frozenset({"owner", "auditor"})),
     ("DELETE", "/api/subjects/{user}"): ("global", frozenset({"owner", "admin"})),
+    ("GET", "/api/settings"): ("global", frozenset({"owner", "admin", "security", "auditor"})),
+    ("PATCH", "/api/settings"): ("global", frozenset({"owner", "admin"})),
 }
 
 Request = tuple[str, dict[str, Any] | None]  # url, JSON body
@@ -396,6 +398,11 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("DELETE", "/api/legal-holds/{hold_id}"): lambda w, c: (f"/api/legal-holds/{_hold(w)}", None),
     ("GET", "/api/subjects/{user}"): lambda w, c: ("/api/subjects/user-1", None),
     ("DELETE", "/api/subjects/{user}"): lambda w, c: ("/api/subjects/nobody", None),
+    ("GET", "/api/settings"): lambda w, c: ("/api/settings", None),
+    ("PATCH", "/api/settings"): lambda w, c: (
+        "/api/settings",
+        {"accounts.login_max_failures": 5},
+    ),
 }
 
 

@@ -39,14 +39,15 @@ class AccountAuthenticator:
         self,
         queries: AccountQueries,
         pepper: bytes,
-        settings: AccountSettings,
+        settings: AccountSettings | Callable[[], AccountSettings],
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`settings`: fixed, or a callable giving the settings in force (run-time overrides
+        of the session lifetimes apply from the next request)."""
         self._queries = queries
         self._pepper = pepper
-        self._idle = settings.session_idle_minutes * 60
-        self._max_hours = settings.session_max_hours
+        self._settings = settings if callable(settings) else lambda: settings
         self._clock = clock
 
     def authenticate(
@@ -99,21 +100,24 @@ class AccountAuthenticator:
         if session.revoked_at is not None:
             raise AuthError("this session has ended; log in again", code="session_ended")
         now = self._clock()
-        if now >= session.expires_at:
+        settings = self._settings()
+        idle = settings.session_idle_minutes * 60
+        # `expires_at` was fixed at login; a limit shortened since then applies too.
+        if now >= min(session.expires_at, session.created_at + settings.session_max_hours * 3600):
             raise AuthError(
-                f"this session has expired ({self._max_hours:g} h after login); log in again",
+                f"this session has expired ({settings.session_max_hours:g} h after login); "
+                "log in again",
                 code="session_expired",
             )
-        if now - session.last_seen_at >= self._idle:
+        if now - session.last_seen_at >= idle:
             raise AuthError(
-                f"this session has expired after {self._idle / 60:g} minutes without use; "
-                "log in again",
+                f"this session has expired after {idle / 60:g} minutes without use; log in again",
                 code="session_expired",
             )
         account = self._live_account(session.account_id)
         # Touching at most every tenth of the idle limit keeps writes rare without ending a
         # session noticeably early.
-        self._queries.touch_session(session.id, now, min(TOUCH_EVERY, self._idle / 10))
+        self._queries.touch_session(session.id, now, min(TOUCH_EVERY, idle / 10))
         return principal(account, "session")
 
     def _live_account(self, account_id: str) -> Account:

@@ -94,6 +94,7 @@ class AccountService:
         pepper: the gateway-key pepper (keyring.load_pepper) that keys token hashes.
         passwords: hashing parameters (default: from `settings`; tests pass cheaper ones).
         clock: the time source (tests pass a fake one to step over expiries and locks).
+        live: the settings in force now, when run-time overrides apply (default: `settings`).
     """
 
     def __init__(
@@ -105,12 +106,16 @@ class AccountService:
         *,
         passwords: Passwords | None = None,
         clock: Callable[[], float] = time.time,
+        live: Callable[[], AccountSettings] | None = None,
     ) -> None:
         self.settings = settings
+        # The session and login-lock settings in force now (run-time overrides, see
+        # signalvault/runtime_settings.py); the password hashing ones are read once, here.
+        self._live = live or (lambda: settings)
         self.queries = AccountQueries(store.engine)
         self.passwords = passwords or Passwords.from_settings(settings)
-        self.throttle = LoginThrottle(self.queries, settings)
-        self.authenticator = AccountAuthenticator(self.queries, pepper, settings, clock=clock)
+        self.throttle = LoginThrottle(self.queries, self._live)
+        self.authenticator = AccountAuthenticator(self.queries, pepper, self._live, clock=clock)
         self._projects = ProjectRegistry(store, trail, clock=clock)
         self._trail = trail
         self._pepper = pepper
@@ -323,7 +328,7 @@ class AccountService:
                 csrf_hash=digest(csrf),
                 created_at=now,
                 last_seen_at=now,
-                expires_at=now + self.settings.session_max_hours * 3600,
+                expires_at=now + self._live().session_max_hours * 3600,
                 revoked_at=None,
                 address=address,
             )

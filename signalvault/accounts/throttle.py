@@ -5,6 +5,7 @@ says nothing about whether an account exists."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from signalvault.config import AccountSettings
 from signalvault.errors import RateLimited
@@ -21,9 +22,13 @@ def throttle_keys(email: str, address: str | None) -> list[str]:
 
 
 class LoginThrottle:
-    def __init__(self, queries: AccountQueries, settings: AccountSettings) -> None:
+    def __init__(
+        self, queries: AccountQueries, settings: AccountSettings | Callable[[], AccountSettings]
+    ) -> None:
+        """`settings`: fixed, or a callable giving the settings in force (run-time overrides
+        apply from the next failure)."""
         self._queries = queries
-        self._settings = settings
+        self._settings = settings if callable(settings) else lambda: settings
         self._purged_at = 0.0
 
     def check(self, email: str, address: str | None, now: float) -> None:
@@ -40,7 +45,7 @@ class LoginThrottle:
 
     def failed(self, email: str, address: str | None, now: float) -> list[tuple[str, float]]:
         """Count a failure for the email and the address; the (key, until) locks it started."""
-        s = self._settings
+        s = self._settings()
         locks = []
         for key in throttle_keys(email, address):
             until = self._queries.record_failure(

@@ -22,6 +22,7 @@ from signalvault.api import (
     lifecycle_routes,
     log_routes,
     project_routes,
+    settings_routes,
     trail_routes,
 )
 from signalvault.api.deps import AccountService, Context, NoAccounts, guard
@@ -77,6 +78,7 @@ def create_admin_api(
         trail_routes,
         lifecycle_routes,
         config_routes,
+        settings_routes,
         account_routes,
         project_routes,
     ):

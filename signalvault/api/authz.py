@@ -43,6 +43,9 @@ PERMISSION_ROLES: dict[str, frozenset[str]] = {
     # them (registering needs the role globally: there is no project to hold it in yet).
     "projects.read": frozenset({"owner", "admin", "security", "auditor", "developer", "viewer"}),
     "projects.write": frozenset({"owner", "admin"}),
+    # The effective configuration names internal hosts: not for developers and viewers.
+    "settings.read": frozenset({"owner", "admin", "security", "auditor"}),
+    "settings.write": frozenset({"owner", "admin"}),
     SIGNED_IN: frozenset({"owner", "admin", "security", "auditor", "developer", "viewer"}),
 }
 OWN_ONLY_ROLES = frozenset({"developer"})
@@ -85,6 +88,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/legal-holds/{hold_id}"): "holds.write",
     ("GET", "/api/subjects/{user}"): "subjects.export",
     ("DELETE", "/api/subjects/{user}"): "subjects.erase",
+    ("GET", "/api/settings"): "settings.read",
+    ("PATCH", "/api/settings"): "settings.write",
 }
 
 

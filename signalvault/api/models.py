@@ -384,6 +384,22 @@ class ProjectOut(BaseModel):
     updated_by: str | None
 
 
+class SettingOut(BaseModel):
+    """One setting as the deployment runs it. A secret's value is never returned."""
+
+    name: str = Field(description="`<section>.<name>`, `providers.<provider>.<name>`, ...")
+    value: Any = Field(description="The effective value; always null for a secret.")
+    is_secret: bool
+    is_set: bool = Field(description="A value is present (all that is said about a secret).")
+    source: Literal["default", "file", "env", "runtime"] | None = Field(
+        description="Where the value comes from; null if unknown (settings built in code)."
+    )
+    is_runtime: bool = Field(description="PATCH /api/settings may change it.")
+    config_value: Any = Field(description="With source `runtime`: the configured value.")
+    updated_at: str | None
+    updated_by: str | None
+
+
 class ProjectPage(BaseModel):
     data: list[ProjectOut]
     next_cursor: str | None
@@ -427,3 +443,24 @@ class ProjectCreate(_Body):
 
 class ProjectUpdate(_Body):
     description: Text = Field(max_length=MAX_DESCRIPTION)
+
+
+class RuntimeSettingOut(BaseModel):
+    name: str
+    takes_effect: str
+
+
+class SettingsView(BaseModel):
+    data: list[SettingOut]
+    runtime_settings: list[RuntimeSettingOut]
+
+
+class SettingChange(BaseModel):
+    name: str
+    before: Any
+    after: Any
+    is_reset: bool = Field(description="The override was removed: the configured value applies.")
+
+
+class SettingsChanged(BaseModel):
+    changes: list[SettingChange]

@@ -84,11 +84,12 @@ class Limits:
         count_tokens: Callable[[str, str | None], int],
         usage: Callable[[str, float], int],
         clock: Callable[[], float] = time.time,
+        live: Callable[[], LimitsSettings] | None = None,
     ) -> None:
+        """`live`: the settings in force now (run-time overrides of the per-user limits);
+        default: `settings` as given."""
         self._limiter = limiter
-        self._user_rpm = settings.user_rpm
-        self._user_tpm = settings.user_tpm
-        self._has_user_limits = bool(settings.user_rpm or settings.user_tpm)
+        self._live = live or (lambda: settings)
         self._output_estimate = settings.output_tokens_estimate
         self._is_fail_open = settings.failure_mode == "open"
         self._count = count_tokens
@@ -104,7 +105,10 @@ class Limits:
             return False
         if key.rpm or key.tpm or key.budget_tokens:
             return True
-        return self._has_user_limits and end_user is not None
+        if end_user is None:
+            return False
+        live = self._live()
+        return bool(live.user_rpm or live.user_tpm)
 
     async def reserve(
         self,
@@ -121,8 +125,10 @@ class Limits:
             LimiterUnavailable: the shared limiter is unreachable and the mode is closed.
             StoreUnavailable: the month-to-date usage of a budgeted key could not be read.
         """
-        user = _user_bucket(key.project, end_user) if end_user and self._has_user_limits else None
-        has_tokens = bool(key.tpm or key.budget_tokens or (user and self._user_tpm))
+        live = self._live()
+        user_rpm, user_tpm = live.user_rpm, live.user_tpm
+        user = _user_bucket(key.project, end_user) if end_user and (user_rpm or user_tpm) else None
+        has_tokens = bool(key.tpm or key.budget_tokens or (user and user_tpm))
         estimate = self._estimate(api, payload, model) if has_tokens else 0
         charges: list[Charge] = []
         labels: list[str] = []  # formatted with the limit only if a charge is refused
@@ -134,11 +140,11 @@ class Limits:
             tokens.append(Charge(f"k:{key.id}:tpm", key.tpm, estimate))
             charges.append(tokens[-1])
             labels.append("this API key allows {} tokens per minute")
-        if user and self._user_rpm:
-            charges.append(Charge(f"u:{user}:rpm", self._user_rpm, 1))
+        if user and user_rpm:
+            charges.append(Charge(f"u:{user}:rpm", user_rpm, 1))
             labels.append("each end user may send {} requests per minute")
-        if user and self._user_tpm:
-            tokens.append(Charge(f"u:{user}:tpm", self._user_tpm, estimate))
+        if user and user_tpm:
+            tokens.append(Charge(f"u:{user}:tpm", user_tpm, estimate))
             charges.append(tokens[-1])
             labels.append("each end user may use {} tokens per minute")
         budget: str | None = None

@@ -17,11 +17,12 @@ from signalvault.keys import GatewayKey
 from signalvault.store.credential_queries import CredentialStore
 from signalvault.store.lifecycle import LifecycleStore
 from signalvault.store.policy_queries import PolicyStore
+from signalvault.store.setting_queries import SettingStore
 from signalvault.store.sql import RecordFilter
 from signalvault.store.writer import WriteOp
 
 
-class Store(LifecycleStore, PolicyStore, CredentialStore, Protocol):
+class Store(LifecycleStore, PolicyStore, CredentialStore, SettingStore, Protocol):
     engine: Engine  # for query modules that run their own transactions (seal_queries)
 
     def open(self) -> None: ...

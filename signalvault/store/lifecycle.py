@@ -1,5 +1,5 @@
-"""Store queries for the record lifecycle: tombstones, legal holds, run-time settings, leases,
-data-subject erasure and re-wrapping keys. A mixin of `SqlStore`; knows SQL, not policy.
+"""Store queries for the record lifecycle: tombstones, legal holds, leases, data-subject
+erasure and re-wrapping keys. A mixin of `SqlStore`; knows SQL, not policy.
 
 A tombstone keeps id, kind, created_at, seq and leaf_hash (what the Merkle tree needs) and clears
 everything else, so lawful deletion stays verifiable.
@@ -38,7 +38,6 @@ from signalvault.store.schema import (
     data_keys,
     leases,
     legal_holds,
-    settings,
     wrapped_secrets,
 )
 from signalvault.store.writer import describe_error
@@ -96,8 +95,6 @@ class LifecycleStore(Protocol):
     def list_holds(self, *, include_released: bool = False) -> list[LegalHold]: ...
     def release_hold(self, hold_id: str, actor: str, now: float) -> LegalHold | None: ...
     def holds_covering_user(self, end_user: str) -> list[LegalHold]: ...
-    def get_setting(self, name: str) -> str | None: ...
-    def put_setting(self, name: str, value: str, actor: str) -> None: ...
     def acquire_lease(self, name: str, holder: str, seconds: float) -> bool: ...
     def release_lease(self, name: str, holder: str) -> None: ...
     def erase_subject(self, end_user: str, tag: str, now: float) -> tuple[int, int]: ...
@@ -248,19 +245,7 @@ class LifecycleQueries:
         with self._connect() as conn:
             return [_hold(row) for row in conn.execute(query)]
 
-    # -- run-time settings and leases -------------------------------------------------------------
-    def get_setting(self, name: str) -> str | None:
-        with self._connect() as conn:
-            value = conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar()
-        return None if value is None else str(value)
-
-    def put_setting(self, name: str, value: str, actor: str) -> None:
-        values = {"value": value, "updated_at": time.time(), "updated_by": actor}
-        with self._connect(write=True) as conn:
-            done = conn.execute(update(settings).where(settings.c.name == name).values(**values))
-            if not done.rowcount:
-                conn.execute(settings.insert().values(name=name, **values))
-
+    # -- leases ---------------------------------------------------------------------------------
     def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
         """Take or renew lease `name` unless another holder's lease is still running."""
         now = time.time()

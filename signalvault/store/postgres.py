@@ -147,6 +147,10 @@ class PostgresStore(SqlStore):
         """Changes whenever the active guardrail policy changes (in any replica)."""
         return self._version("policy")
 
+    def settings_version(self) -> int:
+        """Changes whenever a run-time setting changes (in any replica)."""
+        return self._version("settings")
+
     def _version(self, name: str) -> int:
         """A number that changes after every committed change of counter `name`.
 
@@ -194,7 +198,7 @@ class PostgresStore(SqlStore):
         self._refresh(conn)
         # Notifications missed while disconnected are unknown: count one for every counter so
         # every cache built meanwhile is dropped.
-        for name in set(self._notified) | set(self._stored) | {"keys", "policy"}:
+        for name in set(self._notified) | set(self._stored) | {"keys", "policy", "settings"}:
             self._count(name)
         self._listening = True
         self._ready.set()

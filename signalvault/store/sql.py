@@ -48,6 +48,7 @@ from signalvault.store.schema import (
     state,
     wrapped_secrets,
 )
+from signalvault.store.setting_queries import SettingQueries
 from signalvault.store.writer import GroupCommitWriter, WriteOp, describe_error
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -196,7 +197,7 @@ def key_from_row(row: Any) -> GatewayKey:
     )
 
 
-class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries):
+class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries, SettingQueries):
     """Audit records, keys and wrapped secrets in one SQL database."""
 
     def __init__(self, engine: Engine, batch_max: int = 512, busy_timeout: float = 5.0) -> None:

@@ -24,8 +24,9 @@ from signalvault.store.sql import SqlStore
 
 DATABASE_FILE = "signalvault.db"
 SIGNALS_FILE = "signals"
-KEYS_SLOT, POLICY_SLOT = 0, 1
-CREDENTIALS_SLOT = 2
+# The change counters processes publish in the signals file, by slot (append only: a slot's
+# meaning must not change under processes of an older version sharing the file).
+SLOTS = {"keys": 0, "policy": 1, "credentials": 2, "settings": 3}
 SIGNAL_SPAN = 1 << 32
 BACKSTOP_SECONDS = 1.0
 
@@ -95,12 +96,8 @@ class SqliteStore(SqlStore):
 
         super().__init__(engine, batch_max, busy_timeout_ms / 1000)
         self._signals = Signals(path.with_name(SIGNALS_FILE))
-        self._checked_at = -BACKSTOP_SECONDS
-        self._stored_keys_version = 0
-        self._policy_checked_at = -BACKSTOP_SECONDS
-        self._stored_policy_version = 0
-        self._credentials_checked_at = -BACKSTOP_SECONDS
-        self._stored_credentials_version = 0
+        self._checked_at: dict[str, float] = {}  # counter -> when the store was last read
+        self._stored: dict[str, int] = {}  # counter -> its value in the store then
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
 
@@ -132,34 +129,33 @@ class SqliteStore(SqlStore):
                 raise StoreError("the store does not answer") from None
 
     def keys_version(self) -> int:
-        now = time.monotonic()
-        if now - self._checked_at >= BACKSTOP_SECONDS:
-            self._checked_at = now
-            row = self._read_one("SELECT value FROM state WHERE name = ?", ("keys",))
-            self._stored_keys_version = int(row[0]) if row else 0
-        # Either source changing invalidates the caller's cache; equality is all that is compared.
-        return self._stored_keys_version * SIGNAL_SPAN + self._signals.read(KEYS_SLOT)
+        return self._version("keys")
 
     def policy_version(self) -> int:
         """Changes whenever the active guardrail policy changes (in any process of this data
-        directory); read on every request, so a memory read with a store read once a second."""
-        now = time.monotonic()
-        if now - self._policy_checked_at >= BACKSTOP_SECONDS:
-            self._policy_checked_at = now
-            row = self._read_one("SELECT value FROM state WHERE name = ?", ("policy",))
-            self._stored_policy_version = int(row[0]) if row else 0
-        return self._stored_policy_version * SIGNAL_SPAN + self._signals.read(POLICY_SLOT)
+        directory)."""
+        return self._version("policy")
 
     def credentials_version(self) -> int:
         """Like `keys_version`, for provider credentials (checked on every upstream call)."""
+        return self._version("credentials")
+
+    def settings_version(self) -> int:
+        """Like `keys_version`, for run-time settings (signalvault/runtime_settings.py)."""
+        return self._version("settings")
+
+    def _version(self, name: str) -> int:
+        """A number that changes after every committed change of counter `name`: read on every
+        request, so a memory read, with a store read once a second as the backstop."""
         now = time.monotonic()
-        if now - self._credentials_checked_at >= BACKSTOP_SECONDS:
-            self._credentials_checked_at = now
-            row = self._read_one("SELECT value FROM state WHERE name = ?", ("credentials",))
-            self._stored_credentials_version = int(row[0]) if row else 0
-        return self._stored_credentials_version * SIGNAL_SPAN + self._signals.read(CREDENTIALS_SLOT)
+        if now - self._checked_at.get(name, -BACKSTOP_SECONDS) >= BACKSTOP_SECONDS:
+            self._checked_at[name] = now
+            row = self._read_one("SELECT value FROM state WHERE name = ?", (name,))
+            self._stored[name] = int(row[0]) if row else 0
+        # Either source changing invalidates the caller's cache; equality is all that is compared.
+        return self._stored.get(name, 0) * SIGNAL_SPAN + self._signals.read(SLOTS[name])
 
     def changed(self, name: str) -> None:
-        slot = {"keys": KEYS_SLOT, "policy": POLICY_SLOT, "credentials": CREDENTIALS_SLOT}.get(name)
+        slot = SLOTS.get(name)
         if slot is not None:
             self._signals.bump(slot)
