@@ -113,6 +113,13 @@ class SqliteStore(SqlStore):
             if file.exists():
                 file.chmod(0o600)
 
+    def _lock_migrations(self, conn: Any) -> None:
+        """Take the write lock before alembic reads the schema version. pysqlite would begin
+        only at the first INSERT (its DDL runs outside a transaction), so two processes opening
+        a fresh file at once both created the tables and one failed; now the second waits
+        (busy timeout) and finds the schema at head."""
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     def close(self) -> None:
         super().close()
         self._signals.close()
