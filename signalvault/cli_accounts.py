@@ -5,6 +5,7 @@ the account service."""
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -86,17 +87,28 @@ def _check_input(settings: Settings, email: str, password: str | None) -> None:
         Passwords.from_settings(settings.accounts).check_policy(password, address)
 
 
-def _write_config(path: Path) -> bool:
-    """Create the config file (mode 0600: it may later hold secrets); never overwrite one.
-    False if it exists (another `init` running at the same time may just have written it)."""
+def _stage_config(path: Path) -> Path:
+    """The config template in a private file beside `path` (mode 0600: the config may later hold
+    secrets); `_place_config` puts it in place once the owner exists."""
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as handle:
         handle.write(CONFIG_TEMPLATE)
+    return staged
+
+
+def _place_config(staged: Path, path: Path) -> bool:
+    """Link the staged file to `path`, never over an existing one (another `init` running at
+    the same time may have written it); True if this call created it."""
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
     return True
 
 
@@ -113,18 +125,20 @@ def init(config_file: Path | None, email: str | None, password_stdin: bool) -> N
     assert email is not None
     password = _read_password() if password_stdin else None
     path = config_path(config_file)
-    created = _write_config(path)
+    # A new config file appears only once the owner exists, so a refused init leaves none
+    # behind and never removes one that a concurrent init has just written.
+    staged = None if path.exists() else _stage_config(path)
     try:
-        settings = load_settings(path)
+        settings = load_settings(staged or path)
         _check_input(settings, email, password)
         with _accounts(settings) as accounts:
             # One transaction with a unique marker: of two inits racing on one store, one
             # creates the owner and the other is refused (no check-then-insert).
             account, generated = accounts.create_first_owner(email, cli_actor(), password)
-    except BaseException:
-        if created:  # leave nothing behind from a refused init
-            path.unlink(missing_ok=True)
-        raise
+        created = staged is not None and _place_config(staged, path)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     click.echo(f"{'Wrote' if created else 'Kept existing'} config file {path}")
     click.echo(f"Data directory: {settings.store.data_dir}")
     _created(account, generated)

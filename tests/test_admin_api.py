@@ -503,6 +503,26 @@ async def test_role_matrix_over_every_route_role_and_project(world: World) -> No
     assert not failures, "\n".join(failures)
 
 
+async def test_a_one_time_password_opens_only_the_password_change_and_logout(
+    world: World,
+) -> None:
+    """Whatever the role, until the generated password is changed every other route is 403."""
+    context = {"record": await world.chat("dev-alpha", "hello")}
+    assert world.app._admin is not None
+    open_routes = {("POST", "/api/auth/password"), ("POST", "/api/auth/logout")}
+    for route in route_keys(world.app._admin):
+        if EXPECTED[route][0] == "public":
+            continue
+        owner = replace(person("owner", "global"), must_change_password=True)
+        url, body = REQUESTS[route](world, context)
+        response = await world.client.request(route[0], url, json=body, headers=world.token(owner))
+        if route in open_routes:
+            assert response.status_code == 200, (route, response.text)
+        else:
+            assert response.status_code == 403, (route, response.text)
+            assert response.json()["error"]["code"] == "password_change_required"
+
+
 async def test_a_route_without_a_rule_is_refused(world: World) -> None:
     api = world.app._admin
     assert api is not None
