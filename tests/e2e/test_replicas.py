@@ -147,7 +147,10 @@ def test_two_gateways_share_limits_revocations_and_one_verifiable_trail(replicas
     replicas.stop()
     logged = replicas.cli("logs", "--json", "--limit", "1000")
     records = [orjson.loads(line) for line in logged.splitlines()]
-    assert len(records) == len(statuses) + 4 + 3  # and the CLI's key changes: 2 creates, 1 revoke
+    # And the CLI's key changes (2 creates, 1 revoke) and the first policy's activation (one,
+    # though both gateways started on the empty store).
+    assert len(records) == len(statuses) + 4 + 3 + 1
+    assert [r["kind"] for r in records].count("policy_activated") == 1
     assert len({r["id"] for r in records}) == len(records)
     verified = signalvault("audit", "verify", env=replicas.env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
