@@ -76,9 +76,9 @@ def _trail(gateway: GatewayApp, kind: str) -> list[dict]:
     assert gateway.services is not None
     gateway.services.store.flush()
     rows = gateway.services.store.list_records(RecordFilter(), limit=10_000)
-    return [
+    return [  # by creation time: ids made in the same millisecond may sort either way
         {"actor": r["actor"], "details": orjson.loads(r["details"])}
-        for r in reversed(rows)
+        for r in sorted(rows, key=lambda r: r["created_at"])
         if r["kind"] == kind
     ]
 

@@ -51,7 +51,8 @@ def events(app, *kinds: str, bootstrap: bool = False) -> list[dict]:
     """Records of these kinds, oldest first; the first version's activation only if asked."""
     app.services.store.flush()
     rows = app.services.store.list_records(RecordFilter(), limit=10_000)
-    found = [row for row in reversed(rows) if row["kind"] in kinds]
+    # By creation time: two ids made in the same millisecond (UUIDv7) may sort either way.
+    found = sorted((row for row in rows if row["kind"] in kinds), key=lambda r: r["created_at"])
     if bootstrap:
         return found
     return [r for r in found if r["kind"] != "policy_activated" or not _is_bootstrap(r)]
@@ -362,7 +363,7 @@ def trail_of(tmp_path, *kinds: str) -> list[dict]:
         services.store.close()
     return [
         {**row, "details": orjson.loads(row["details"])}
-        for row in reversed(rows)
+        for row in sorted(rows, key=lambda r: r["created_at"])
         if row["kind"] in kinds
     ]
 
