@@ -297,6 +297,7 @@ class AccountService:
                 (code `wrong_password`), or `new` breaks the policy or equals `current`.
         """
         account = self.get_account(account_id)
+        address = (address or "")[:64] or None  # bounded, as in `login`
         now = self._clock()
         self.throttle.check(account.email, address, now)
         found = self.queries.find_login(account.email)
