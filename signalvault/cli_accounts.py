@@ -1,10 +1,13 @@
 """CLI commands for people's accounts: `init` (config file and first owner) and `users
-create/list/disable`. Each parses its arguments and calls the account service."""
+create/list/disable/reset-password/tokens/revoke-token`. Each parses its arguments and calls
+the account service."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +24,7 @@ from signalvault.errors import ConfigError
 
 if TYPE_CHECKING:
     from signalvault.accounts.service import AccountService
-    from signalvault.store.account_queries import Account
+    from signalvault.store.account_queries import Account, ApiToken
 
 PASSWORD_STDIN = click.option(
     "--password-stdin",
@@ -88,14 +91,29 @@ def _check_input(settings: Settings, email: str, password: str | None) -> None:
         Passwords.from_settings(settings.accounts).check_policy(password, address)
 
 
-def _write_config(path: Path) -> None:
-    """Create the config file (mode 0600: it may later hold secrets); never overwrite one."""
+def _stage_config(path: Path) -> Path:
+    """The config template in a private file beside `path` (mode 0600: the config may later hold
+    secrets); `_place_config` puts it in place once the owner exists."""
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as handle:
         handle.write(CONFIG_TEMPLATE)
+    return staged
+
+
+def _place_config(staged: Path, path: Path) -> bool:
+    """Link the staged file to `path`, never over an existing one (another `init` running at
+    the same time may have written it); True if this call created it."""
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
+    return True
 
 
 @click.command()
@@ -111,24 +129,20 @@ def init(config_file: Path | None, email: str | None, password_stdin: bool) -> N
     assert email is not None
     password = _read_password() if password_stdin else None
     path = config_path(config_file)
-    created = not path.exists()
-    if created:
-        _write_config(path)
+    # A new config file appears only once the owner exists, so a refused init leaves none
+    # behind and never removes one that a concurrent init has just written.
+    staged = None if path.exists() else _stage_config(path)
     try:
-        settings = load_settings(path)
+        settings = load_settings(staged or path)
         _check_input(settings, email, password)
         with _accounts(settings) as accounts:
-            if accounts.has_owner():
-                raise ConfigError(
-                    "an owner account already exists; add accounts with `signalvault users create`"
-                )
-            account, generated = accounts.create_account(
-                email, {None: "owner"}, cli_actor(), password
-            )
-    except BaseException:
-        if created:  # leave nothing behind from a refused init
-            path.unlink(missing_ok=True)
-        raise
+            # One transaction with a unique marker: of two inits racing on one store, one
+            # creates the owner and the other is refused (no check-then-insert).
+            account, generated = accounts.create_first_owner(email, cli_actor(), password)
+        created = staged is not None and _place_config(staged, path)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     click.echo(f"{'Wrote' if created else 'Kept existing'} config file {path}")
     click.echo(f"Data directory: {settings.store.data_dir}")
     _created(account, generated)
@@ -143,7 +157,7 @@ def _created(account: Account, generated: str | None) -> None:
 
 @click.group()
 def users() -> None:
-    """Create, list and disable dashboard and admin-API accounts."""
+    """Create, list, disable dashboard and admin-API accounts; reset passwords; tokens."""
 
 
 @users.command("create")
@@ -217,4 +231,58 @@ def _account_json(account: Account) -> dict[str, Any]:
         "disabled_at": iso(account.disabled_at),
         "disabled_by": account.disabled_by,
         "password_changed_at": iso(account.password_changed_at),
+    }
+
+
+@users.command("reset-password")
+@CONFIG_OPTION
+@click.argument("account")
+def users_reset_password(config_file: Path | None, account: str) -> None:
+    """Give an account (id or email) a new one-time password, printed once. Its sessions end;
+    until its holder chooses a password, the account can do nothing else."""
+    with _accounts(load_settings(config_file)) as accounts:
+        found = accounts.get_account(account)
+        password = accounts.reset_password(found.id, cli_actor())
+    click.echo(f"New one-time password for {found.id} ({found.email}), shown only now:")
+    click.echo(password)
+
+
+@users.command("tokens")
+@CONFIG_OPTION
+@click.argument("account")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def users_tokens(config_file: Path | None, account: str, as_json: bool) -> None:
+    """List an account's personal API tokens (id or email): metadata only, never secrets."""
+    with _accounts(load_settings(config_file)) as accounts:
+        rows = [token_json(t) for t in accounts.list_tokens(accounts.get_account(account).id)]
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(row).decode())
+        return
+    columns = ["id", "name", "prefix", "status", "created_at", "expires_at", "last_used_at"]
+    click.echo(format_table(rows, columns))
+
+
+@users.command("revoke-token")
+@CONFIG_OPTION
+@click.argument("token_id")
+def users_revoke_token(config_file: Path | None, token_id: str) -> None:
+    """Revoke a personal API token by id; it is refused from the next request on."""
+    with _accounts(load_settings(config_file)) as accounts:
+        token = accounts.revoke_token(token_id, cli_actor())
+    click.echo(f"Revoked API token {token.id} ({token.name}, {token.prefix}...).")
+
+
+def token_json(token: ApiToken) -> dict[str, Any]:
+    """A token's metadata for `users tokens`: never its secret or hash."""
+    return {
+        "id": token.id,
+        "account_id": token.account_id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "status": token.status_at(time.time()),
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "revoked_at": iso(token.revoked_at),
+        "last_used_at": iso(token.last_used_at),
     }

@@ -1,40 +1,138 @@
 """CLI commands for guardrail policy change control: list, show (with the diff), propose,
-approve, reject, roll back. The acting account is the operating-system user (`cli:<user>`), so a
-second person approves from their own login."""
+approve, reject, roll back. With two-person review on, the changing commands act as an account
+(`--as EMAIL`, its password checked and throttled like a login), so one person counts once
+whether they use the admin API or the CLI; with review off they may act as the OS user."""
 
 from __future__ import annotations
 
+import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
 from signalvault.cli_options import CONFIG_OPTION
-from signalvault.config import load_settings
+from signalvault.config import Settings, load_settings
 from signalvault.console import cli_actor, format_table, iso
-from signalvault.errors import ConfigError
+from signalvault.errors import ConfigError, Forbidden
 from signalvault.policies import PolicyService, version_json
 
+if TYPE_CHECKING:
+    from signalvault.app import Services
+
 REASON_OPTION = click.option("--reason", default=None, help="Why (a ticket reference).")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def identity_options(command: F) -> F:
+    """`--as EMAIL` and `--password-stdin` for the commands that change policies."""
+    command = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the --as account's password from the first line of standard input.",
+    )(command)
+    return click.option(
+        "--as",
+        "as_email",
+        default=None,
+        metavar="EMAIL",
+        help="Act as this account (required with two-person review on); its password is "
+        "asked for, hidden, unless --password-stdin.",
+    )(command)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a changing command acts as: `--as EMAIL` and how to get its password."""
+
+    email: str | None
+    password_stdin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    policies: PolicyService
+    services: Services
+    settings: Settings
 
 
 @contextmanager
 def _service(config_file: Path | None) -> Iterator[PolicyService]:
+    with _open(config_file) as opened:
+        yield opened.policies
+
+
+@contextmanager
+def _open(config_file: Path | None) -> Iterator[_Session]:
     from signalvault.app import open_services  # the gateway's imports only when needed
 
     settings = load_settings(config_file)
     services = open_services(settings)
     try:
-        yield PolicyService(
-            services.store, services.trail, review=settings.guardrails.two_person_review
+        review = settings.guardrails.two_person_review
+        yield _Session(
+            PolicyService(services.store, services.trail, review=review), services, settings
         )
     finally:
         services.sealer.close()
         services.store.close()
+
+
+def _password(identity: Identity) -> str:
+    assert identity.email is not None
+    if identity.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ConfigError("--password-stdin: standard input held no password")
+        return password
+    return str(click.prompt(f"Password for {identity.email}", hide_input=True))
+
+
+def acting_as(session: _Session, identity: Identity, permission: str) -> str:
+    """The actor a changing command records: `account:EMAIL` after checking the password and
+    that the account's global role holds `permission` (the admin API's table); the OS user
+    (`cli:<user>`) only with review off and no `--as`.
+
+    Raises:
+        ConfigError: review on and no `--as`. AuthError, RateLimited: as a login.
+        Forbidden: the role does not allow it, or the password is a one-time one.
+    """
+    if identity.email is None:
+        if identity.password_stdin:
+            raise click.UsageError("--password-stdin needs --as EMAIL")
+        if session.policies.review:
+            raise ConfigError(
+                "two-person review is on: name your account with --as EMAIL (the CLI then "
+                "acts as that account, as the admin API does)"
+            )
+        return cli_actor()
+    from signalvault.accounts.service import AccountService
+    from signalvault.api.authz import role_allows
+
+    password = _password(identity)
+    accounts = AccountService(
+        session.services.store,
+        session.services.trail,
+        session.services.keyring.pepper,
+        session.settings.accounts,
+    )
+    who = accounts.authenticate_password(identity.email, password, via="cli")
+    if who.must_change_password:
+        raise Forbidden(
+            f"{who.email} still has its one-time password; change it first (sign in to the "
+            "admin API and POST /api/auth/password)",
+            code="password_change_required",
+        )
+    if not role_allows(who, permission, None):
+        raise Forbidden(
+            f"the global role of {who.email} does not allow {permission}", code="forbidden"
+        )
+    return who.actor
 
 
 def read_rules_file(path: Path) -> list[Any]:
@@ -127,11 +225,20 @@ def policies_show(config_file: Path | None, version: int, with_diff: bool) -> No
     help="Rules as TOML ([[rules]]) or JSON (a list).",
 )
 @REASON_OPTION
-def policies_propose(config_file: Path | None, rules_file: Path, reason: str | None) -> None:
+@identity_options
+def policies_propose(
+    config_file: Path | None,
+    rules_file: Path,
+    reason: str | None,
+    as_email: str | None,
+    password_stdin: bool,
+) -> None:
     """Propose a new policy version (active at once only with review off)."""
     raw = read_rules_file(rules_file)
-    with _service(config_file) as service:
-        proposed = service.propose(raw, cli_actor(), reason, source="cli")
+    with _open(config_file) as session:
+        actor = acting_as(session, Identity(as_email, password_stdin), "policies.propose")
+        service = session.policies
+        proposed = service.propose(raw, actor, reason, source="cli")
         diff = service.diff(proposed.version)
     summary = diff.summary()
     click.echo(
@@ -144,10 +251,14 @@ def policies_propose(config_file: Path | None, rules_file: Path, reason: str | N
 @policies.command("approve")
 @CONFIG_OPTION
 @click.argument("version", type=int)
-def policies_approve(config_file: Path | None, version: int) -> None:
+@identity_options
+def policies_approve(
+    config_file: Path | None, version: int, as_email: str | None, password_stdin: bool
+) -> None:
     """Approve a proposal (not your own): it becomes the active policy."""
-    with _service(config_file) as service:
-        approved = service.approve(version, cli_actor())
+    with _open(config_file) as session:
+        actor = acting_as(session, Identity(as_email, password_stdin), "policies.approve")
+        approved = session.policies.approve(version, actor)
     click.echo(f"Policy version {approved.version} is active.")
 
 
@@ -155,10 +266,18 @@ def policies_approve(config_file: Path | None, version: int) -> None:
 @CONFIG_OPTION
 @click.argument("version", type=int)
 @REASON_OPTION
-def policies_reject(config_file: Path | None, version: int, reason: str | None) -> None:
+@identity_options
+def policies_reject(
+    config_file: Path | None,
+    version: int,
+    reason: str | None,
+    as_email: str | None,
+    password_stdin: bool,
+) -> None:
     """Reject a proposal."""
-    with _service(config_file) as service:
-        rejected = service.reject(version, cli_actor(), reason)
+    with _open(config_file) as session:
+        actor = acting_as(session, Identity(as_email, password_stdin), "policies.approve")
+        rejected = session.policies.reject(version, actor, reason)
     click.echo(f"Policy version {rejected.version} is rejected.")
 
 
@@ -166,10 +285,18 @@ def policies_reject(config_file: Path | None, version: int, reason: str | None) 
 @CONFIG_OPTION
 @click.argument("version", type=int)
 @REASON_OPTION
-def policies_rollback(config_file: Path | None, version: int, reason: str | None) -> None:
+@identity_options
+def policies_rollback(
+    config_file: Path | None,
+    version: int,
+    reason: str | None,
+    as_email: str | None,
+    password_stdin: bool,
+) -> None:
     """Propose an earlier version's rules again (reviewed like any change)."""
-    with _service(config_file) as service:
-        proposed = service.rollback(version, cli_actor(), reason)
+    with _open(config_file) as session:
+        actor = acting_as(session, Identity(as_email, password_stdin), "policies.propose")
+        proposed = session.policies.rollback(version, actor, reason)
     click.echo(
         f"Policy version {proposed.version} (the rules of version {version}) is {proposed.status}."
     )

@@ -217,17 +217,23 @@ def load_master_key(settings: CryptoSettings, data_dir: Path) -> MasterKey:
     if text is not None:
         return MasterKey.from_bytes(parse_key(text, str(path)))
     key = os.urandom(KEY_BYTES)
+    # Written whole under a private name, then linked into place: two processes starting at
+    # once must not each write a different key, nor read the other's before it is written.
+    staged = path.with_name(f"{path.name}.{os.urandom(6).hex()}.new")
     try:
-        # O_EXCL: two processes starting at once must not each write a different key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.hex() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(staged, path)
     except FileExistsError:
         return MasterKey.from_bytes(parse_key(read_key_text(path) or "", str(path)))
     except OSError as exc:
         raise ConfigError(f"cannot create master key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            staged.unlink()
     return MasterKey.from_bytes(key)
 
 

@@ -3,9 +3,10 @@ active version, and approved by a different account before they take effect (two
 review), or rejected. A rollback is a new proposal restoring an earlier version's rules.
 
 Every step is an audit event (`policy_proposed`, `policy_approved`, `policy_rejected`,
-`policy_activated`) naming version, digest, actor, base version and which rules changed and in
-which fields, never option values (an `allow` list or a custom keyword may itself be sensitive).
-Who may propose or approve (roles) is the admin API's check; this module enforces that the
+`policy_activated`, the first version's too: `how` = `bootstrap`) naming version, digest, actor,
+base version and which rules changed and in which fields, never option values (an `allow` list
+or a custom keyword may itself be sensitive). Who may propose or approve (roles) is the admin
+API's and the CLI's check (signalvault.api.authz); this module enforces that the
 approver is not the proposer and that a proposal is decided once, against the version it was
 proposed on.
 """
@@ -353,25 +354,27 @@ class PolicyService:
             activate=True,
             first=True,
         )
-        # The starting point, not a change: it is version 1 in the list of versions (source and
-        # created_by `config` or `default`), and no audit event, so a fresh store's trail starts
-        # with traffic. Every later change is an event.
+        # Version 1 is in force before any review could happen (someone has to set the first
+        # rules), so the trail says what put it there: the config file or the built-in default,
+        # at a gateway start, with the digest an auditor can match against the rules.
+        self._record_activation(added, source, "bootstrap")
         log.info("guardrail policy initialised", extra={"version": added.version, "source": source})
         return added
 
     def _record_activation(self, version: PolicyVersion, actor: str, how: str) -> None:
-        self.trail.record_event(
-            ACTIVATED_EVENT,
-            actor,
-            {
-                "version": version.version,
-                "digest": version.digest,
-                "base_version": version.base_version,
-                "proposed_by": version.created_by,
-                "approved_by": version.decided_by if how == "approved" else None,
-                "how": how,
-            },
-        )
+        """`how`: approved, review off, or bootstrap (the first policy of an empty store)."""
+        details: dict[str, Any] = {
+            "version": version.version,
+            "digest": version.digest,
+            "base_version": version.base_version,
+            "proposed_by": version.created_by,
+            "approved_by": version.decided_by if how == "approved" else None,
+            "how": how,
+        }
+        if how == "bootstrap":
+            details["source"] = version.source
+            details["review"] = self.review
+        self.trail.record_event(ACTIVATED_EVENT, actor, details)
 
 
 def _details(version: PolicyVersion, diff: PolicyDiff) -> dict[str, Any]:

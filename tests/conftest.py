@@ -89,12 +89,21 @@ def api_key(gateway: GatewayApp) -> str:
 
 
 def records(gateway: GatewayApp) -> list[dict]:
-    """Every audit record, oldest first, after flushing queued writes."""
+    """Every audit record, oldest first, after flushing queued writes, but the record of the
+    first policy version that every fresh store starts with (`is_policy_bootstrap`)."""
     from signalvault.store import RecordFilter
 
     assert gateway.services is not None
     gateway.services.store.flush()
-    return list(reversed(gateway.services.store.list_records(RecordFilter(), limit=10_000)))
+    rows = reversed(gateway.services.store.list_records(RecordFilter(), limit=10_000))
+    return [row for row in rows if not is_policy_bootstrap(row)]
+
+
+def is_policy_bootstrap(row: dict) -> bool:
+    """The `policy_activated` record of version 1, written at a fresh store's first start."""
+    import orjson
+
+    return row["kind"] == "policy_activated" and orjson.loads(row["details"])["how"] == "bootstrap"
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 import pytest
@@ -18,7 +19,7 @@ from signalvault.accounts.service import AccountService
 from signalvault.app import open_services
 from signalvault.cli import cli
 from signalvault.config import AccountSettings, Secret, Settings, StoreSettings
-from signalvault.errors import AuthError, BadRequest, RateLimited
+from signalvault.errors import AuthError, BadRequest, Forbidden, RateLimited
 from signalvault.store import RecordFilter
 
 # Cheap parameters keep the suite fast; the defaults are checked separately.
@@ -44,10 +45,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def services(request, tmp_path):
-    backend = StoreSettings(data_dir=tmp_path / "data")
+def backend(request, tmp_path) -> StoreSettings:
+    found = StoreSettings(data_dir=tmp_path / "data")
     if request.param == "postgres":
-        backend = replace(backend, database_url=Secret(request.getfixturevalue("pg_url")))
+        found = replace(found, database_url=Secret(request.getfixturevalue("pg_url")))
+    return found
+
+
+@pytest.fixture
+def services(backend):
     opened = open_services(Settings(store=backend))
     yield opened
     opened.store.close()
@@ -365,15 +371,90 @@ def test_the_last_owner_cannot_be_disabled_or_demoted(accounts, alice):
 
 def test_password_change_ends_sessions_and_reset_gives_a_one_time_password(accounts, alice):
     session = accounts.login("alice@example.com", ALICE_PASSWORD, None)
-    with pytest.raises(AuthError, match="current password"):
+    with pytest.raises(BadRequest, match="current password") as caught:
         accounts.change_password(alice.id, "wrong-password-here", "new-password-1234", "t")
-    accounts.change_password(alice.id, ALICE_PASSWORD, "new-password-1234", "t")
+    assert caught.value.code == "wrong_password"
+    with pytest.raises(BadRequest, match="differ"):
+        accounts.change_password(alice.id, ALICE_PASSWORD, ALICE_PASSWORD, "t")
+    with pytest.raises(BadRequest, match="at least 12"):
+        accounts.change_password(alice.id, ALICE_PASSWORD, "short", "t")
+    assert accounts.change_password(alice.id, ALICE_PASSWORD, "new-password-1234", "t") == 1
     with pytest.raises(AuthError, match="ended"):
         accounts.authenticator.authenticate(None, session.secret, None)
     accounts.login("alice@example.com", "new-password-1234", None)
     fresh = accounts.reset_password(alice.id, "account:owner@example.com")
     accounts.login("alice@example.com", fresh, None)
     assert accounts.get_account(alice.id).password_changed_at is None
+
+
+def test_a_one_time_password_must_be_changed_before_anything_else(services, accounts, clock):
+    account, otp = accounts.create_account("new@example.com", {None: "security"}, "t")
+    session = accounts.login("new@example.com", otp, None)
+    assert session.must_change_password
+    who = accounts.authenticator.authenticate(None, session.secret, None)
+    assert who is not None and who.must_change_password
+    # No token may outlive the one-time password.
+    with pytest.raises(Forbidden, match="one-time password") as caught:
+        accounts.create_token(account.id, "ci", None, who.actor)
+    assert caught.value.code == "password_change_required"
+    other = accounts.login("new@example.com", otp, None)  # e.g. a second browser
+    ended = accounts.change_password(
+        account.id, otp, "my-own-password-1", who.actor, keep_session=session.secret
+    )
+    assert ended == 1
+    # The session that changed it stays, now without the flag; the other one ended.
+    who = accounts.authenticator.authenticate(None, session.secret, None)
+    assert who is not None and not who.must_change_password
+    with pytest.raises(AuthError, match="ended"):
+        accounts.authenticator.authenticate(None, other.secret, None)
+    assert not accounts.login("new@example.com", "my-own-password-1", None).must_change_password
+    _, secret = accounts.create_token(account.id, "ci", None, who.actor)
+    # A reset brings the flag back, on tokens made before it too.
+    accounts.reset_password(account.id, "account:owner@example.com")
+    by_token = accounts.authenticator.authenticate(f"Bearer {secret}", None, None)
+    assert by_token is not None and by_token.must_change_password
+    changed = events(services, "password_changed")[0]
+    assert changed["actor"] == "account:new@example.com"
+    assert changed["details"]["before"] == {"one_time_password": True}
+    assert changed["details"]["after"] == {"one_time_password": False}
+    assert changed["details"]["session_kept"] is True
+    reset = events(services, "password_reset")[0]
+    assert reset["details"]["after"] == {"one_time_password": True}
+
+
+def test_guessing_the_current_password_is_throttled_and_audited(services, accounts, alice):
+    for _ in range(5):
+        with pytest.raises(BadRequest):
+            accounts.change_password(
+                alice.id, "wrong-password-here", "new-password-1234", "t", address="10.3.0.1"
+            )
+    with pytest.raises(RateLimited):
+        accounts.change_password(alice.id, ALICE_PASSWORD, "new-password-1234", "t")
+    with pytest.raises(RateLimited):  # the same lock as logins of that email
+        accounts.login("alice@example.com", ALICE_PASSWORD, None)
+    failed = events(services, "password_change_failed")
+    assert len(failed) == 5 and failed[0]["details"]["reason"] == "wrong_password"
+    assert "wrong-password-here" not in orjson.dumps(failed).decode()
+
+
+def test_authenticate_password_checks_throttles_and_audits_without_a_session(
+    services, accounts, alice
+):
+    who = accounts.authenticate_password("Alice@example.com", ALICE_PASSWORD, via="cli")
+    assert (who.actor, who.via) == ("account:alice@example.com", "cli")
+    logins = events(services, "login")
+    assert logins[0]["details"] == {"account": alice.id, "via": "cli"}
+    with accounts.queries._connect() as conn:
+        from signalvault.store.schema import sessions
+
+        assert conn.execute(sessions.select()).first() is None  # no session started
+    for _ in range(5):
+        with pytest.raises(AuthError, match="invalid email or password"):
+            accounts.authenticate_password("alice@example.com", "wrong-password-here")
+    with pytest.raises(RateLimited):
+        accounts.authenticate_password("alice@example.com", ALICE_PASSWORD)
+    failed = events(services, "login_failed")
+    assert {e["details"]["via"] for e in failed} == {"cli"}
 
 
 def test_every_change_is_audited_with_before_and_after(services, accounts, alice):
@@ -443,6 +524,49 @@ def test_audit_events_hold_no_password_token_or_hash(services, accounts, alice):
     assert "$argon2" not in text and session.csrf_token not in text
 
 
+def test_two_concurrent_first_owners_make_one(backend, services, clock):
+    """Threads with their own store connections race `create_first_owner` (what `init` calls):
+    exactly one owner, the others refused with `owner_exists`."""
+    import threading
+
+    contenders = 4
+    opened = [open_services(Settings(store=backend)) for _ in range(contenders)]
+    try:
+        gate = threading.Barrier(contenders)
+        outcomes: list[str] = []
+
+        def init(n: int) -> None:
+            service = make_accounts(opened[n], clock)
+            gate.wait()
+            try:
+                service.create_first_owner(f"owner{n}@example.com", "cli:test", OWNER_PASSWORD)
+                outcomes.append("created")
+            except BadRequest as exc:
+                outcomes.append(exc.code)
+
+        threads = [threading.Thread(target=init, args=(n,)) for n in range(contenders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for other in opened:
+            other.store.close()
+    assert sorted(outcomes) == ["created"] + ["owner_exists"] * (contenders - 1)
+    owners = [
+        a for a in make_accounts(services, clock).list_accounts() if a.roles == {"*": "owner"}
+    ]
+    assert len(owners) == 1
+    assert len(events(services, "account_created")) == 1
+
+
+def test_the_first_owner_is_refused_when_an_owner_exists_without_the_marker(accounts):
+    """An owner made by `users create --role owner` (no init marker) still stops `init`."""
+    with pytest.raises(BadRequest, match="owner account already exists"):
+        accounts.create_first_owner("second@example.com", "cli:test", OWNER_PASSWORD)
+    assert [a.email for a in accounts.list_accounts()] == ["owner@example.com"]
+
+
 # -- CLI ------------------------------------------------------------------------------------------
 @pytest.fixture
 def run(tmp_path, monkeypatch):
@@ -482,6 +606,77 @@ def test_init_writes_config_and_owner_then_refuses_a_second_time(run, tmp_path):
     assert second.exit_code == 1
     assert "owner account already exists" in second.output and "Traceback" not in second.output
     assert config.read_text().endswith("# edited by hand\n")  # never overwritten
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_two_inits_racing_as_processes_make_one_owner(tmp_path, request, store):
+    """Two `signalvault init` processes on a fresh data directory (and, for PostgreSQL, a fresh
+    schema) at once: exactly one owner, and the other exits 1 with a one-line error."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "SIGNALVAULT_DATA_DIR": str(tmp_path / "data"),
+        "SIGNALVAULT_CONFIG": "",
+    }
+    if store == "postgres":
+        env["SIGNALVAULT_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    # Both import first, then start `init` at the same moment, so they meet while creating the
+    # master key, migrating the store and inserting the owner.
+    start = time.time() + 4
+    launcher = (
+        "import sys, time; from signalvault.cli import main; "
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); "
+        "sys.argv = ['signalvault', *sys.argv[2:]]; main()"
+    )
+    init = ["init", "--password-stdin", "--email"]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", launcher, str(start), *init, f"o{n}@example.com"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    for run in runs:
+        assert run.stdin is not None
+        run.stdin.write(OWNER_PASSWORD + "\n")
+        run.stdin.close()
+    results = [(run.stdout.read(), run.stderr.read()) for run in runs]  # type: ignore[union-attr]
+    for run in runs:
+        run.wait(timeout=120)
+    codes = sorted(run.returncode for run in runs)
+    assert codes == [0, 1], results
+    loser = next(err for run, (_, err) in zip(runs, results, strict=True) if run.returncode)
+    assert loser.strip() == (
+        "Error: an owner account already exists; add accounts with `signalvault users create`"
+    )
+    assert "Traceback" not in "".join(out + err for out, err in results)
+    store_settings = StoreSettings(data_dir=tmp_path / "data")
+    if store == "postgres":
+        store_settings = replace(
+            store_settings, database_url=Secret(env["SIGNALVAULT_DATABASE_URL"])
+        )
+    services = open_services(Settings(store=store_settings))
+    try:
+        accounts = AccountService(
+            services.store, services.trail, services.keyring.pepper, AccountSettings()
+        )
+        owners = [a.email for a in accounts.list_accounts() if a.roles == {"*": "owner"}]
+    finally:
+        services.store.close()
+    assert len(owners) == 1
+    winner = next(out for run, (out, _) in zip(runs, results, strict=True) if not run.returncode)
+    assert owners[0] in winner and (tmp_path / "signalvault.toml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "signalvault.toml"]
 
 
 def test_init_prints_a_one_time_password_and_asks_for_the_email(run, tmp_path):
@@ -560,6 +755,74 @@ def test_users_create_list_and_disable(run, tmp_path):
     last = run("users", "disable", "root@example.com")
     assert last.exit_code == 1 and "last owner" in last.output
     assert session.secret  # the disabled account's session was the one ended
+
+
+def test_users_reset_password_prints_a_one_time_password_that_must_be_changed(run, tmp_path):
+    run("init", "--email", "root@example.com", "--password-stdin", input=OWNER_PASSWORD)
+    run(
+        "users",
+        "create",
+        "--email",
+        "a@example.com",
+        "--role",
+        "security",
+        "--password-stdin",
+        input=ALICE_PASSWORD + "\n",
+    )
+    assert not login_with(tmp_path, "a@example.com", ALICE_PASSWORD).must_change_password
+    reset = run("users", "reset-password", "a@example.com")
+    assert reset.exit_code == 0, reset.output
+    password = reset.output.strip().splitlines()[-1]
+    assert "one-time password" in reset.output and len(password) >= 20
+    with pytest.raises(AuthError):
+        login_with(tmp_path, "a@example.com", ALICE_PASSWORD)
+    assert login_with(tmp_path, "a@example.com", password).must_change_password
+    listed = [orjson.loads(line) for line in run("users", "list", "--json").output.splitlines()]
+    assert [r["password_changed_at"] for r in listed if r["email"] == "a@example.com"] == [None]
+    missing = run("users", "reset-password", "nobody@example.com")
+    assert missing.exit_code == 1 and "no account" in missing.output
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
+    try:
+        [reset_event] = events(services, "password_reset")
+    finally:
+        services.store.close()
+    assert reset_event["actor"].startswith("cli:") and password not in str(reset_event)
+
+
+def test_users_tokens_lists_metadata_and_revoke_token_ends_one(run, tmp_path):
+    run("init", "--email", "root@example.com", "--password-stdin", input=OWNER_PASSWORD)
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
+    try:
+        accounts = AccountService(
+            services.store, services.trail, services.keyring.pepper, AccountSettings()
+        )
+        owner = accounts.get_account("root@example.com")
+        first, secret = accounts.create_token(owner.id, "ci", None, "t")
+        accounts.create_token(owner.id, "laptop", None, "t")
+    finally:
+        services.store.close()
+    listed = [
+        orjson.loads(line)
+        for line in run("users", "tokens", "root@example.com", "--json").output.splitlines()
+    ]
+    assert [(t["name"], t["status"]) for t in listed] == [("ci", "active"), ("laptop", "active")]
+    assert all(secret not in str(t) and "hash" not in str(t) for t in listed)
+    revoked = run("users", "revoke-token", first.id)
+    assert revoked.exit_code == 0 and first.id in revoked.output
+    assert "revoked" in run("users", "tokens", "root@example.com").output
+    again = run("users", "revoke-token", first.id)
+    assert again.exit_code == 1 and "already revoked" in again.output
+    assert run("users", "revoke-token", "tok_nope").exit_code == 1
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
+    try:
+        accounts = AccountService(
+            services.store, services.trail, services.keyring.pepper, AccountSettings()
+        )
+        with pytest.raises(AuthError, match="revoked"):
+            accounts.authenticator.authenticate(f"Bearer {secret}", None, None)
+        assert events(services, "token_revoked")[0]["details"]["token"] == first.id
+    finally:
+        services.store.close()
 
 
 def test_config_rejects_weak_account_settings(tmp_path):

@@ -26,7 +26,7 @@ from signalvault.api.deps import SESSION_COOKIE
 from signalvault.app import GatewayApp, create_app
 from signalvault.errors import AuthError, BadRequest, NotFound, StoreError
 from signalvault.store import RecordFilter
-from signalvault.store.account_queries import Account
+from signalvault.store.account_queries import Account, ApiToken
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery staple"
@@ -35,6 +35,7 @@ PASSWORD = "correct horse battery staple"
 class NewSession(NamedTuple):
     secret: str
     csrf_token: str
+    must_change_password: bool = False
 
 
 class IssuedToken(NamedTuple):
@@ -50,13 +51,37 @@ class FakeAccounts:
         self.sessions: dict[str, tuple[Principal, str]] = {}
         self.accounts: dict[str, tuple[str, Principal]] = {}
         self.records: dict[str, Account] = {}  # what the account routes manage
+        self.token_rows: dict[str, tuple[ApiToken, str]] = {}  # id -> (metadata, secret)
+        self.last: Principal | None = None  # the principal `add` registered last
 
     def add(self, principal: Principal, password: str = PASSWORD) -> str:
         """Register an account; returns a personal token for it."""
         self.accounts[principal.email] = (password, principal)
-        token = "svadm-" + secrets.token_hex(16)
-        self.tokens[token] = replace(principal, via="token")
-        return token
+        self.last = principal
+        return self._issue(principal)
+
+    def _issue(self, principal: Principal, expires_at: float | None = None) -> str:
+        secret = "svadm-" + secrets.token_hex(16)
+        self.tokens[secret] = replace(principal, via="token")
+        now = time.time()
+        row = ApiToken(
+            "tok_" + secrets.token_hex(4),
+            principal.account_id,
+            "t",
+            secret[:12],
+            now,
+            expires_at or now + 3600,
+            None,
+            None,
+        )
+        self.token_rows[row.id] = (row, secret)
+        return secret
+
+    def spare_token(self) -> str:
+        """The id of a new token of the principal registered last (for revoke requests)."""
+        assert self.last is not None
+        secret = self._issue(self.last)
+        return next(i for i, (_, s) in self.token_rows.items() if s == secret)
 
     def authenticate(
         self, authorization: str | None, session_cookie: str | None, address: str | None
@@ -97,14 +122,49 @@ class FakeAccounts:
     def logout(self, session_secret: str) -> bool:
         return self.sessions.pop(session_secret, None) is not None
 
+    def change_password(
+        self,
+        account_id: str,
+        current: str,
+        new: str,
+        actor: str,
+        *,
+        address: str | None = None,
+        keep_session: str | None = None,
+    ) -> int:
+        for email, (password, principal) in self.accounts.items():
+            if principal.account_id == account_id:
+                if not hmac.compare_digest(password.encode(), current.encode()):
+                    raise BadRequest("the current password is wrong", code="wrong_password")
+                self.accounts[email] = (new, principal)
+                return 0
+        raise NotFound(f"no account {account_id}")
+
     def create_token(
         self, account_id: str, name: str, expires_in: float | None, actor: str
     ) -> tuple[IssuedToken, str]:
         principal = next(p for p in self.tokens.values() if p.account_id == account_id)
-        secret = "svadm-" + secrets.token_hex(16)
-        self.tokens[secret] = replace(principal, via="token")
         expires = None if expires_in is None else time.time() + expires_in
+        secret = self._issue(principal, expires)
         return IssuedToken("tok_" + secrets.token_hex(4), expires), secret
+
+    def list_tokens(self, account_id: str | None = None) -> list[ApiToken]:
+        rows = [row for row, _ in self.token_rows.values()]
+        return [row for row in rows if account_id is None or row.account_id == account_id]
+
+    def get_token(self, token_id: str) -> ApiToken:
+        if token_id not in self.token_rows:
+            raise NotFound(f"no token {token_id}")
+        return self.token_rows[token_id][0]
+
+    def revoke_token(self, token_id: str, actor: str) -> ApiToken:
+        row, secret = self.token_rows[token_id]
+        if row.revoked_at is not None:
+            raise BadRequest("already revoked")
+        row = replace(row, revoked_at=time.time())
+        self.token_rows[token_id] = (row, secret)
+        self.tokens.pop(secret, None)
+        return row
 
     def create_account(
         self, email: str, roles: Any, actor: str, password: str | None = None
@@ -235,7 +295,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("GET", "/api/openapi.json"): ("public", ALL),
     ("POST", "/api/auth/login"): ("public", ALL),
     ("POST", "/api/auth/logout"): ("any", ALL),
+    ("POST", "/api/auth/password"): ("any", ALL),
     ("POST", "/api/tokens"): ("any", ALL),
+    ("GET", "/api/tokens"): ("any", ALL),
+    ("DELETE", "/api/tokens/{token_id}"): ("any", ALL),
     ("GET", "/api/logs"): ("any", ALL),
     ("GET", "/api/logs/{record_id}"): ("project", ALL),
     ("GET", "/api/keys"): ("any", READ_KEYS),
@@ -250,6 +313,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("POST", "/api/policies"): ("global", frozenset({"owner", "admin", "security"})),
     ("POST", "/api/policies/{version}/approve"): ("global", frozenset({"owner", "security"})),
     ("POST", "/api/policies/{version}/reject"): ("global", frozenset({"owner", "security"})),
+    ("POST", "/api/policies/{version}/rollback"): (
+        "global",
+        frozenset({"owner", "admin", "security"}),
+    ),
     ("GET", "/api/accounts"): ("global", frozenset({"owner"})),
     ("POST", "/api/accounts"): ("global", frozenset({"owner"})),
     ("GET", "/api/accounts/{account_id}"): ("global", frozenset({"owner"})),
@@ -295,6 +362,17 @@ def _proposal(world: World) -> int:
     )
 
 
+def _earlier(world: World) -> int:
+    """A version that was active once and is not now (version 1 after one approved change)."""
+    from signalvault.policies import PolicyService
+
+    service = PolicyService(world.services.store, world.services.trail, review=True)
+    active = service.active()
+    if active is not None and active.version == 1:
+        service.approve(_proposal(world), "account:reviewer@example.com")
+    return 1
+
+
 def _rules() -> list[dict[str, Any]]:
     from signalvault.guardrails.policy import DEFAULT_RULES
 
@@ -329,7 +407,16 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
         {"email": "owner@example.com", "password": PASSWORD},
     ),
     ("POST", "/api/auth/logout"): lambda w, c: ("/api/auth/logout", None),
+    ("POST", "/api/auth/password"): lambda w, c: (
+        "/api/auth/password",
+        {"current_password": PASSWORD, "new_password": PASSWORD + " changed"},
+    ),
     ("POST", "/api/tokens"): lambda w, c: ("/api/tokens", {"name": "script"}),
+    ("GET", "/api/tokens"): lambda w, c: ("/api/tokens", None),
+    ("DELETE", "/api/tokens/{token_id}"): lambda w, c: (
+        f"/api/tokens/{w.accounts.spare_token()}",
+        None,
+    ),
     ("GET", "/api/logs"): lambda w, c: ("/api/logs", None),
     ("GET", "/api/logs/{record_id}"): lambda w, c: (f"/api/logs/{c['record']}", None),
     ("GET", "/api/keys"): lambda w, c: ("/api/keys", None),
@@ -361,6 +448,10 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("POST", "/api/policies/{version}/reject"): lambda w, c: (
         f"/api/policies/{_proposal(w)}/reject",
         {"reason": "no"},
+    ),
+    ("POST", "/api/policies/{version}/rollback"): lambda w, c: (
+        f"/api/policies/{_earlier(w)}/rollback",
+        {"reason": "matrix"},
     ),
     ("GET", "/api/accounts"): lambda w, c: ("/api/accounts", None),
     ("POST", "/api/accounts"): lambda w, c: (
@@ -451,6 +542,26 @@ async def test_role_matrix_over_every_route_role_and_project(world: World) -> No
                     assert response.status_code in (403, 404), response.text
                     assert set(response.json()["error"]) == {"message", "code"}
     assert not failures, "\n".join(failures)
+
+
+async def test_a_one_time_password_opens_only_the_password_change_and_logout(
+    world: World,
+) -> None:
+    """Whatever the role, until the generated password is changed every other route is 403."""
+    context = {"record": await world.chat("dev-alpha", "hello")}
+    assert world.app._admin is not None
+    open_routes = {("POST", "/api/auth/password"), ("POST", "/api/auth/logout")}
+    for route in route_keys(world.app._admin):
+        if EXPECTED[route][0] == "public":
+            continue
+        owner = replace(person("owner", "global"), must_change_password=True)
+        url, body = REQUESTS[route](world, context)
+        response = await world.client.request(route[0], url, json=body, headers=world.token(owner))
+        if route in open_routes:
+            assert response.status_code == 200, (route, response.text)
+        else:
+            assert response.status_code == 403, (route, response.text)
+            assert response.json()["error"]["code"] == "password_change_required"
 
 
 async def test_a_route_without_a_rule_is_refused(world: World) -> None:

@@ -88,12 +88,20 @@ async def test_account_create_shows_the_password_once_and_disable_ends_access(ap
         assert password not in read.text and "argon2" not in read.text.lower()
         assert "one_time_password" not in read.text
     assert password.encode() not in api.database_bytes()
-    # The one-time password signs in.
+    # The one-time password signs in, to choose a password of her own.
     login = await api.http.post(
         "/api/auth/login", json={"email": "ana@example.com", "password": password}
     )
-    assert login.status_code == 200
+    assert login.status_code == 200 and login.json()["must_change_password"] is True
+    changed = await api.http.post(
+        "/api/auth/password",
+        json={"current_password": password, "new_password": PASSWORD},
+        headers={"X-CSRF-Token": login.json()["csrf_token"]},
+    )
+    assert changed.status_code == 200
     api.http.cookies.clear()
+    read = await api.http.get(f"/api/accounts/{account_id}", headers=owner)
+    assert read.json()["must_change_password"] is False
 
     # Only owners manage accounts.
     ana = {"Authorization": f"Bearer {api.accounts.create_token(account_id, 't', None, 'x')[1]}"}
@@ -271,3 +279,45 @@ async def test_policy_applies_only_after_a_second_account_approves(api: Api) -> 
     assert (await api.http.get("/api/policies/99", headers=security)).status_code == 404
     bad = await api.http.post("/api/policies", json={"rules": [{"detector": "x"}]}, headers=admin)
     assert bad.status_code == 400
+
+
+async def test_a_rollback_through_the_api_is_a_proposal_that_needs_approval(api: Api) -> None:
+    admin = api.token("adm@example.com", {None: "admin"})
+    security = api.token("sec@example.com", {None: "security"})
+    other = api.token("sec2@example.com", {None: "security"})
+    viewer = api.token("v@example.com", {None: "viewer"})
+    key = api.app.services.keyring.create(name="app", environment="dev")[1]  # type: ignore[union-attr]
+    proposed = await api.http.post("/api/policies", json={"rules": codename_rules()}, headers=admin)
+    version = proposed.json()["version"]
+    await api.http.post(f"/api/policies/{version}/approve", headers=security)
+    assert (await api.chat(key, f"about {CODENAME}")).status_code == 400
+
+    assert (
+        await api.http.post("/api/policies/1/rollback", json={}, headers=viewer)
+    ).status_code == 403
+    rollback = await api.http.post(
+        "/api/policies/1/rollback", json={"reason": "too strict"}, headers=other
+    )
+    assert rollback.status_code == 201, rollback.text
+    body = rollback.json()
+    assert (body["status"], body["rollback_of"], body["source"]) == ("proposed", 1, "rollback")
+    assert body["base_version"] == version and body["reason"] == "too strict"
+    assert body["proposed_by"] == "account:sec2@example.com"
+    # Not in force until another account approves it; its proposer may not.
+    assert (await api.chat(key, f"about {CODENAME}")).status_code == 400
+    own = await api.http.post(f"/api/policies/{body['version']}/approve", headers=other)
+    assert own.status_code == 403 and own.json()["error"]["code"] == "self_approval"
+    assert (await api.chat(key, f"about {CODENAME}")).status_code == 400
+    approved = await api.http.post(f"/api/policies/{body['version']}/approve", headers=security)
+    assert approved.status_code == 200 and approved.json()["status"] == "active"
+    assert (await api.chat(key, f"about {CODENAME}")).status_code == 200  # version 1's rules
+    # Refusals: the rules in force already, a version that never was active, no such version.
+    same = await api.http.post("/api/policies/1/rollback", headers=admin)
+    assert same.status_code == 400 and "already the active policy" in same.text
+    never = await api.http.post("/api/policies", json={"rules": codename_rules()}, headers=admin)
+    await api.http.post(f"/api/policies/{never.json()['version']}/reject", headers=security)
+    unused = await api.http.post(f"/api/policies/{never.json()['version']}/rollback", headers=admin)
+    assert unused.status_code == 400 and "never active" in unused.text
+    assert (await api.http.post("/api/policies/99/rollback", headers=admin)).status_code == 404
+    trail = [r["details"] for r in api.trail("policy_proposed") if r["details"].get("rollback_of")]
+    assert [(d["version"], d["rollback_of"]) for d in trail] == [(body["version"], 1)]

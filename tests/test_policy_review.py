@@ -47,10 +47,19 @@ def service_of(app, review: bool = True) -> PolicyService:
     return PolicyService(app.services.store, app.services.trail, review=review)
 
 
-def events(app, *kinds: str) -> list[dict]:
+def events(app, *kinds: str, bootstrap: bool = False) -> list[dict]:
+    """Records of these kinds, oldest first; the first version's activation only if asked."""
     app.services.store.flush()
     rows = app.services.store.list_records(RecordFilter(), limit=10_000)
-    return [row for row in reversed(rows) if row["kind"] in kinds]
+    # By creation time: two ids made in the same millisecond (UUIDv7) may sort either way.
+    found = sorted((row for row in rows if row["kind"] in kinds), key=lambda r: r["created_at"])
+    if bootstrap:
+        return found
+    return [r for r in found if r["kind"] != "policy_activated" or not _is_bootstrap(r)]
+
+
+def _is_bootstrap(row: dict) -> bool:
+    return orjson.loads(row["details"])["how"] == "bootstrap"
 
 
 async def ask(client, key: str, text: str):
@@ -157,16 +166,34 @@ async def test_every_step_is_an_audit_event_without_option_values(gateway):
     rejected = service.propose(default_rules(), ALICE)
     service.reject(rejected.version, BOB, "keep it")
     trail = events(
-        gateway, "policy_proposed", "policy_approved", "policy_rejected", "policy_activated"
+        gateway,
+        "policy_proposed",
+        "policy_approved",
+        "policy_rejected",
+        "policy_activated",
+        bootstrap=True,
     )
     assert [(e["kind"], e["actor"]) for e in trail] == [
+        ("policy_activated", "default"),  # version 1, at the gateway's first start
         ("policy_proposed", ALICE),
         ("policy_approved", BOB),
         ("policy_activated", BOB),
         ("policy_proposed", ALICE),
         ("policy_rejected", BOB),
     ]
-    proposed, approved, activated, _, rejected_event = (orjson.loads(e["details"]) for e in trail)
+    first, proposed, approved, activated, _, rejected_event = (
+        orjson.loads(e["details"]) for e in trail
+    )
+    assert first == {
+        "version": 1,
+        "digest": service.get(1).digest,
+        "base_version": None,
+        "proposed_by": "default",
+        "approved_by": None,
+        "how": "bootstrap",
+        "source": "default",
+        "review": True,
+    }
     assert proposed["version"] == 2 and proposed["base_version"] == 1
     assert proposed["digest"] == service.get(2).digest and proposed["reason"] == "ticket SEC-12"
     assert proposed["changes"] == {
@@ -226,6 +253,32 @@ async def test_config_rules_do_not_bypass_review(tmp_path, mock_provider, caplog
         assert (await ask(client, key, f"the {CODENAME} file")).status_code == 400
 
 
+async def test_the_first_policy_is_audited_with_what_put_it_in_force(tmp_path, mock_provider):
+    """Version 1 (no review could precede it) leaves a `policy_activated` record naming its
+    source, once: a later start on the same store adds none."""
+    configured = replace(
+        make_settings(tmp_path, mock_provider[1]),
+        guardrails=GuardrailSettings(rules=tuple(with_codename_rule())),
+    )
+    for _ in range(2):
+        async with running_gateway(configured) as (app, client, key):
+            assert (await ask(client, key, f"the {CODENAME} file")).status_code == 400
+            [first] = events(app, "policy_activated", bootstrap=True)
+            digest = service_of(app).get(1).digest
+    details = orjson.loads(first["details"])
+    assert first["actor"] == "config"
+    assert details == {
+        "version": 1,
+        "digest": digest,
+        "base_version": None,
+        "proposed_by": "config",
+        "approved_by": None,
+        "how": "bootstrap",
+        "source": "config",
+        "review": True,
+    }
+
+
 async def test_diff_lists_rule_changes_and_a_unified_text_diff(gateway):
     service = service_of(gateway)
     rules = default_rules()
@@ -257,39 +310,203 @@ async def test_invalid_or_unchanged_proposals_are_refused(gateway):
     assert [v.version for v in service.versions()] == [1]
 
 
-def test_cli_propose_show_list_and_refused_self_approval(tmp_path, monkeypatch):
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def cli_run(tmp_path, monkeypatch):
+    """A CLI runner on a data directory where a gateway started once (version 1 is the default
+    policy), with accounts: alice (admin), bob and erin (security), carol (viewer), dave
+    (security, still holding a one-time password)."""
+    from signalvault.accounts.service import AccountService
+
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     env = {"SIGNALVAULT_DATA_DIR": str(tmp_path / "data"), "SIGNALVAULT_CONFIG": ""}
-
-    def run(*args: str):
-        return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
-
-    # A gateway started on this data directory once: the default policy is version 1.
     services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
-    PolicyService(services.store, services.trail, review=True).sync_config(())
-    services.sealer.close()
-    services.store.close()
+    try:
+        PolicyService(services.store, services.trail, review=True).sync_config(())
+        accounts = AccountService(
+            services.store, services.trail, services.keyring.pepper, Settings().accounts
+        )
+        for name, role in [
+            ("alice", "admin"),
+            ("bob", "security"),
+            ("erin", "security"),
+            ("carol", "viewer"),
+        ]:
+            accounts.create_account(f"{name}@example.com", {None: role}, "test", PASSWORD)
+        _, dave_password = accounts.create_account("dave@example.com", {None: "security"}, "test")
+    finally:
+        services.sealer.close()
+        services.store.close()
+
+    def run(*args: str, password: str | None = None, **extra_env: str):
+        return runner.invoke(
+            cli,
+            list(args),
+            env={**env, **extra_env},
+            input=None if password is None else password + "\n",
+            catch_exceptions=False,
+        )
+
+    run.dave_password = dave_password
+    return run
+
+
+def trail_of(tmp_path, *kinds: str) -> list[dict]:
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
+    try:
+        rows = services.store.list_records(RecordFilter(), limit=10_000)
+    finally:
+        services.sealer.close()
+        services.store.close()
+    return [
+        {**row, "details": orjson.loads(row["details"])}
+        for row in sorted(rows, key=lambda r: r["created_at"])
+        if row["kind"] in kinds
+    ]
+
+
+def as_(name: str) -> tuple[str, ...]:
+    """CLI options acting as <name>@example.com with the password on standard input."""
+    return ("--as", f"{name}@example.com", "--password-stdin")
+
+
+def test_cli_policy_changes_act_as_an_account_and_self_approval_is_refused(cli_run, tmp_path):
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(
         '[[rules]]\nname = "secrets"\ndetector = "secrets"\naction = "block"\n'
         '[[rules]]\nname = "no-codename"\ndetector = "custom"\naction = "block"\n'
         f'[rules.options]\nkeywords = ["{CODENAME}"]\n'
     )
-    proposed = run("policies", "propose", "--file", str(rules_file), "--reason", "SEC-9")
+    propose = ("policies", "propose", "--file", str(rules_file), "--reason", "SEC-9")
+    # Review is on: the OS user alone is nobody.
+    anonymous = cli_run(*propose)
+    assert anonymous.exit_code == 1 and "--as EMAIL" in anonymous.output
+    assert len(anonymous.output.strip().splitlines()) == 1
+    # The roles come from the admin API's table: a viewer proposes nothing.
+    viewer = cli_run(*propose, *as_("carol"), password=PASSWORD)
+    assert viewer.exit_code == 1 and "does not allow policies.propose" in viewer.output
+    proposed = cli_run(*propose, *as_("bob"), password=PASSWORD)
     assert proposed.exit_code == 0, proposed.output
     assert "Policy version 2 is proposed (base 1)" in proposed.output
-    shown = run("policies", "show", "2", "--diff")
+    shown = cli_run("policies", "show", "2", "--diff")
     assert "added no-codename" in shown.output and "removed pii-input" in shown.output
-    own = run("policies", "approve", "2")
+    # The proposer's own account cannot approve; an admin may not approve at all.
+    own = cli_run("policies", "approve", "2", *as_("bob"), password=PASSWORD)
     assert own.exit_code == 1 and "different account" in own.output
-    listed = [orjson.loads(line) for line in run("policies", "list", "--json").output.splitlines()]
+    admin = cli_run("policies", "approve", "2", *as_("alice"), password=PASSWORD)
+    assert admin.exit_code == 1 and "does not allow policies.approve" in admin.output
+    # A generated password must be changed (in the admin API) before the account acts.
+    fresh = cli_run("policies", "approve", "2", *as_("dave"), password=cli_run.dave_password)
+    assert fresh.exit_code == 1 and "one-time password" in fresh.output
+    listed = [
+        orjson.loads(line) for line in cli_run("policies", "list", "--json").output.splitlines()
+    ]
     assert [(v["version"], v["status"]) for v in listed] == [(1, "active"), (2, "proposed")]
-    assert listed[1]["reason"] == "SEC-9" and listed[1]["proposed_by"].startswith("cli:")
-    assert run("policies", "reject", "2", "--reason", "no").exit_code == 0
-    assert "rejected" in run("policies", "list").output
-    rollback = run("policies", "rollback", "1")
-    assert rollback.exit_code == 1 and "already the active policy" in rollback.output
+    assert listed[1]["reason"] == "SEC-9"
+    assert listed[1]["proposed_by"] == "account:bob@example.com"
+    # The password typed at the hidden prompt works too, and is never echoed.
+    approved = cli_run("policies", "approve", "2", "--as", "erin@example.com", password=PASSWORD)
+    assert approved.exit_code == 0, approved.output
+    assert "Password for erin@example.com" in approved.output and PASSWORD not in approved.output
+    assert "Policy version 2 is active." in approved.output
+    [activated] = [
+        e for e in trail_of(tmp_path, "policy_activated") if e["details"]["version"] == 2
+    ]
+    assert activated["actor"] == "account:erin@example.com"
+    assert activated["details"]["proposed_by"] == "account:bob@example.com"
+    logins = {(e["actor"], e["details"].get("via")) for e in trail_of(tmp_path, "login")}
+    assert {("account:bob@example.com", "cli"), ("account:erin@example.com", "cli")} <= logins
+    # A rollback through the CLI is a proposal like any other, named after its account.
+    rollback = cli_run("policies", "rollback", "1", *as_("alice"), password=PASSWORD)
+    assert rollback.exit_code == 0 and "is proposed" in rollback.output
+    rejected = cli_run("policies", "reject", "3", "--reason", "no", *as_("bob"), password=PASSWORD)
+    assert rejected.exit_code == 0, rejected.output
+    assert "rejected" in cli_run("policies", "list").output
+    without = cli_run("policies", "reject", "3", "--password-stdin", password=PASSWORD)
+    assert without.exit_code == 2 and "--password-stdin needs --as" in without.output
+
+
+def test_cli_approval_made_as_the_api_proposer_is_refused(cli_run, tmp_path):
+    """Proposed through the admin API as an account, approved through the CLI as the same
+    account: still one person."""
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
+    try:
+        service = PolicyService(services.store, services.trail, review=True)
+        version = service.propose(with_codename_rule(), "account:bob@example.com").version
+    finally:
+        services.sealer.close()
+        services.store.close()
+    own = cli_run(
+        "policies",
+        "approve",
+        str(version),
+        "--as",
+        "Bob@Example.com",
+        "--password-stdin",
+        password=PASSWORD,
+    )
+    assert own.exit_code == 1 and "different account" in own.output
+    other = cli_run(
+        "policies",
+        "approve",
+        str(version),
+        "--as",
+        "erin@example.com",
+        "--password-stdin",
+        password=PASSWORD,
+    )
+    assert other.exit_code == 0, other.output
+
+
+def test_cli_as_with_a_wrong_password_fails_and_is_throttled(cli_run, tmp_path):
+    args = ("policies", "rollback", "1", "--as", "bob@example.com", "--password-stdin")
+    for _ in range(5):
+        wrong = cli_run(*args, password="not-bobs-password")
+        assert wrong.exit_code == 1
+        assert wrong.output.strip() == "Error: invalid email or password"
+    locked = cli_run(*args, password=PASSWORD)  # the right password, but locked now
+    assert locked.exit_code == 1 and "too many failed logins" in locked.output
+    failures = trail_of(tmp_path, "login_failed")
+    assert len(failures) == 5
+    assert {(f["details"]["reason"], f["details"]["via"]) for f in failures} == {
+        ("wrong_password", "cli")
+    }
+    assert [e["details"]["key"] for e in trail_of(tmp_path, "login_locked")] == [
+        "email:bob@example.com"
+    ]
+    assert "not-bobs-password" not in str(failures)
+
+
+def test_cli_with_review_off_may_act_as_the_os_user(cli_run, tmp_path):
+    off = {"SIGNALVAULT_GUARDRAILS_TWO_PERSON_REVIEW": "false"}
+    rules_file = tmp_path / "rules.json"
+    rules_file.write_text(orjson.dumps(with_codename_rule()).decode())
+    done = cli_run("policies", "propose", "--file", str(rules_file), **off)
+    assert done.exit_code == 0 and "Policy version 2 is active" in done.output
+    listed = [
+        orjson.loads(line) for line in cli_run("policies", "list", "--json").output.splitlines()
+    ]
+    assert listed[1]["proposed_by"].startswith("cli:")
+    # --as still names the account when given.
+    back = cli_run(
+        "policies",
+        "rollback",
+        "1",
+        "--as",
+        "alice@example.com",
+        "--password-stdin",
+        password=PASSWORD,
+        **off,
+    )
+    assert back.exit_code == 0, back.output
+    listed = [
+        orjson.loads(line) for line in cli_run("policies", "list", "--json").output.splitlines()
+    ]
+    assert listed[2]["proposed_by"] == "account:alice@example.com"
+    assert listed[2]["status"] == "active"
 
 
 async def test_postgres_replicas_apply_an_approval_without_restart(tmp_path, mock_provider, pg_url):

@@ -29,7 +29,14 @@ def principal(account: Account, via: str) -> Principal:
     roles = {
         None if project == GLOBAL else project: role for project, role in account.roles.items()
     }
-    return Principal(account_id=account.id, email=account.email, roles=roles, via=via)
+    return Principal(
+        account_id=account.id,
+        email=account.email,
+        roles=roles,
+        via=via,
+        # None: the password was generated (init, create, reset) and is not the holder's own.
+        must_change_password=account.password_changed_at is None,
+    )
 
 
 class AccountAuthenticator:

@@ -17,13 +17,16 @@ class Principal:
 
     `roles` maps a project to the account's role there; the key None is its global role, which
     applies to every project. `via` says how it authenticated: "session" (cookie; state-changing
-    requests need the CSRF token) or "token" (personal API token; no CSRF).
+    requests need the CSRF token), "token" (personal API token; no CSRF) or "cli" (a password
+    typed into a CLI command). `must_change_password`: the account still holds a generated
+    one-time password, so the admin API lets it do nothing but change it (or log out).
     """
 
     account_id: str
     email: str
     roles: Mapping[str | None, str] = field(default_factory=dict)
     via: str = "token"
+    must_change_password: bool = False
 
     def role_in(self, project: str | None) -> str | None:
         """The account's role for `project` (its global role unless a project role is set)."""

@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, NoReturn
 
 from signalvault.accounts.api_tokens import display_prefix, generate_token, new_token_id
-from signalvault.accounts.authenticator import AccountAuthenticator, digest
+from signalvault.accounts.authenticator import AccountAuthenticator, digest, principal
 from signalvault.accounts.passwords import Passwords, generate_password
-from signalvault.accounts.principal import ROLES
+from signalvault.accounts.principal import ROLES, Principal
 from signalvault.accounts.throttle import LoginThrottle
 from signalvault.audit import AuditTrail
 from signalvault.config import AccountSettings
-from signalvault.errors import AuthError, BadRequest, NotFound
+from signalvault.errors import AuthError, BadRequest, Forbidden, NotFound
 from signalvault.keys import hash_secret
 from signalvault.projects import ProjectRegistry, check_project_name
 from signalvault.store import Store
@@ -27,6 +27,7 @@ from signalvault.store.account_queries import (
     Account,
     AccountQueries,
     ApiToken,
+    FirstOwnerRefused,
     SessionRow,
 )
 
@@ -36,10 +37,12 @@ ANONYMOUS = "anonymous"  # the actor of a failed login: nobody has been authenti
 
 
 class NewSession(NamedTuple):
-    """What a login hands the browser: the cookie secret and the CSRF token (neither stored)."""
+    """What a login hands the browser: the cookie secret and the CSRF token (neither stored),
+    and whether the account must change its one-time password before anything else."""
 
     secret: str
     csrf_token: str
+    must_change_password: bool = False
 
 
 class Disabled(NamedTuple):
@@ -135,6 +138,44 @@ class AccountService:
         Raises:
             BadRequest: invalid email, role or password, or the email is taken.
         """
+        account, password_hash, generated = self._new_account(email, roles, actor, password)
+        if not self.queries.insert_account(account, password_hash):
+            raise BadRequest("an account with this email already exists", code="account_exists")
+        self._audit_created(account, actor, generated)
+        self._register_projects(account.roles, actor)
+        return account, generated
+
+    def create_first_owner(
+        self, email: str, actor: str, password: str | None = None
+    ) -> tuple[Account, str | None]:
+        """The first global owner (`signalvault init`), atomically: of several concurrent calls
+        on one store, one succeeds.
+
+        Raises:
+            BadRequest: invalid email or password; an owner exists already (code
+                `owner_exists`); the email is taken.
+        """
+        account, password_hash, generated = self._new_account(
+            email, {None: "owner"}, actor, password
+        )
+        try:
+            self.queries.insert_first_owner(account, password_hash)
+        except FirstOwnerRefused as refused:
+            if refused.reason == "email_taken":
+                raise BadRequest(
+                    "an account with this email already exists", code="account_exists"
+                ) from None
+            raise BadRequest(
+                "an owner account already exists; add accounts with `signalvault users create`",
+                code="owner_exists",
+            ) from None
+        self._audit_created(account, actor, generated)
+        return account, generated
+
+    def _new_account(
+        self, email: str, roles: Mapping[str | None, str], actor: str, password: str | None
+    ) -> tuple[Account, str, str | None]:
+        """A validated account, its password hash, and the generated password if none given."""
         address = check_email(email)
         checked = check_roles(roles)
         generated = generate_password() if password is None else None
@@ -152,22 +193,19 @@ class AccountService:
             # A generated password is one the holder has not chosen: None asks for a change.
             password_changed_at=None if generated else now,
         )
-        if not self.queries.insert_account(
-            account, self.passwords.hash(password or generated or "")
-        ):
-            raise BadRequest("an account with this email already exists", code="account_exists")
+        return account, self.passwords.hash(password or generated or ""), generated
+
+    def _audit_created(self, account: Account, actor: str, generated: str | None) -> None:
         self._audit(
             "account_created",
             actor,
             {
                 "account": account.id,
-                "email": address,
-                "roles": checked,
+                "email": account.email,
+                "roles": account.roles,
                 "one_time_password": bool(generated),
             },
         )
-        self._register_projects(checked, actor)
-        return account, generated
 
     def get_account(self, ref: str) -> Account:
         """An account by id or email. Raises NotFound."""
@@ -182,10 +220,6 @@ class AccountService:
 
     def list_accounts(self) -> list[Account]:
         return self.queries.list_accounts()
-
-    def has_owner(self) -> bool:
-        """True if an enabled account holds the global owner role (`init` refuses then)."""
-        return any(is_owner(a) for a in self.queries.list_accounts())
 
     def set_roles(self, account_id: str, roles: Mapping[str | None, str], actor: str) -> Account:
         """Replace an account's roles. Raises NotFound, BadRequest (also when it would leave no
@@ -254,36 +288,81 @@ class AccountService:
         )
         return self.get_account(account.id)
 
-    def change_password(self, account_id: str, current: str, new: str, actor: str) -> None:
-        """Set a password the holder chose; every session of the account ends.
+    def change_password(
+        self,
+        account_id: str,
+        current: str,
+        new: str,
+        actor: str,
+        *,
+        address: str | None = None,
+        keep_session: str | None = None,
+    ) -> int:
+        """Set a password the holder chose (this ends a one-time password). Every session of
+        the account ends but `keep_session` (the cookie secret of the session asking, which has
+        just proved the current password); returns how many ended. Guesses of the current
+        password count against the login throttle of the account's email and the address.
 
         Raises:
-            AuthError: `current` is wrong. BadRequest: `new` breaks the policy.
+            RateLimited: too many failed logins or changes. BadRequest: `current` is wrong
+                (code `wrong_password`), or `new` breaks the policy or equals `current`.
         """
         account = self.get_account(account_id)
+        address = (address or "")[:64] or None  # bounded, as in `login`
+        now = self._clock()
+        self.throttle.check(account.email, address, now)
         found = self.queries.find_login(account.email)
         if found is None or not self.passwords.verify(found[1], current):
-            raise AuthError("the current password is wrong", code="invalid_credentials")
+            locks = self.throttle.failed(account.email, address, now)
+            self._audit(
+                "password_change_failed",
+                actor,
+                {"account": account.id, "email": account.email, "reason": "wrong_password"},
+            )
+            self._audit_locks(locks)
+            raise BadRequest(
+                "the current password is wrong", code="wrong_password", param="current_password"
+            )
         self.passwords.check_policy(new, account.email)
-        self._set_password(account, self.passwords.hash(new), self._clock(), actor)
+        if new == current:
+            raise BadRequest(
+                "the new password must differ from the current one", param="new_password"
+            )
+        self.throttle.succeeded(account.email)
+        keep = None if keep_session is None else digest(keep_session)
+        return self._set_password(account, self.passwords.hash(new), now, actor, keep)
 
     def reset_password(self, account_id: str, actor: str) -> str:
-        """A new one-time password for an account (shown once); every session ends."""
+        """A new one-time password for an account (shown once); every session ends, and until
+        the holder changes it the account can do nothing but change it."""
         account = self.get_account(account_id)
         password = generate_password()
         self._set_password(account, self.passwords.hash(password), None, actor)
         return password
 
     def _set_password(
-        self, account: Account, password_hash: str, changed_at: float | None, actor: str
-    ) -> None:
+        self,
+        account: Account,
+        password_hash: str,
+        changed_at: float | None,
+        actor: str,
+        keep: str | None = None,
+    ) -> int:
         self.queries.set_password(account.id, password_hash, changed_at)
-        ended = self.queries.revoke_sessions(account.id, self._clock())
+        ended = self.queries.revoke_sessions(account.id, self._clock(), keep)
         self._audit(
             "password_changed" if changed_at is not None else "password_reset",
             actor,
-            {"account": account.id, "email": account.email, "sessions_ended": ended},
+            {
+                "account": account.id,
+                "email": account.email,
+                "before": {"one_time_password": account.password_changed_at is None},
+                "after": {"one_time_password": changed_at is None},
+                "sessions_ended": ended,
+                "session_kept": keep is not None,
+            },
         )
+        return ended
 
     def _keep_an_owner(self, account: Account) -> None:
         """Refuse a change that would leave no enabled global owner (nobody could undo it)."""
@@ -303,23 +382,10 @@ class AccountService:
                 password or a disabled account.
         """
         # Bounded: both end up in throttle keys and audit details, and no account has more.
-        email = normalize_email(email)[:320]
         address = (address or "")[:64] or None
         now = self._clock()
-        self.throttle.check(email, address, now)
-        found = self.queries.find_login(email)
-        if found is None:
-            self.passwords.verify_nothing(password)  # same time as a real check
-            self._login_failed(email, address, now, "unknown_account")
-        account, password_hash = found
-        if not self.passwords.verify(password_hash, password):
-            self._login_failed(email, address, now, "wrong_password")
-        if account.is_disabled:
-            self._login_failed(email, address, now, "account_disabled")
-        self.throttle.succeeded(email)
+        account = self._check_password(email, password, address, now, None)
         self.queries.purge_sessions(account.id, now - SESSION_ROWS_KEPT)
-        if self.passwords.needs_rehash(password_hash):
-            self.queries.rehash_password(account.id, self.passwords.hash(password))
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self.queries.insert_session(
             SessionRow(
@@ -336,16 +402,54 @@ class AccountService:
         self._audit(
             "login", f"account:{account.email}", {"account": account.id, "address": address}
         )
-        return NewSession(secret, csrf)
+        return NewSession(secret, csrf, account.password_changed_at is None)
 
-    def _login_failed(self, email: str, address: str | None, now: float, reason: str) -> NoReturn:
+    def authenticate_password(self, email: str, password: str, *, via: str = "cli") -> Principal:
+        """Who a command acting as an account is (`policies approve --as EMAIL`): the password
+        is checked and throttled like a login and the outcome audited (`login` / `login_failed`
+        with `via`), but no session starts.
+
+        Raises:
+            RateLimited, AuthError: as `login`.
+        """
+        account = self._check_password(email, password, None, self._clock(), via)
+        self._audit("login", f"account:{account.email}", {"account": account.id, "via": via})
+        return principal(account, via)
+
+    def _check_password(
+        self, email: str, password: str, address: str | None, now: float, via: str | None
+    ) -> Account:
+        """The enabled account these credentials open; failures counted, locked and audited."""
+        email = normalize_email(email)[:320]
+        self.throttle.check(email, address, now)
+        found = self.queries.find_login(email)
+        if found is None:
+            self.passwords.verify_nothing(password)  # same time as a real check
+            self._login_failed(email, address, now, "unknown_account", via)
+        account, password_hash = found
+        if not self.passwords.verify(password_hash, password):
+            self._login_failed(email, address, now, "wrong_password", via)
+        if account.is_disabled:
+            self._login_failed(email, address, now, "account_disabled", via)
+        self.throttle.succeeded(email)
+        if self.passwords.needs_rehash(password_hash):
+            self.queries.rehash_password(account.id, self.passwords.hash(password))
+        return account
+
+    def _login_failed(
+        self, email: str, address: str | None, now: float, reason: str, via: str | None
+    ) -> NoReturn:
         locks = self.throttle.failed(email, address, now)
-        self._audit(
-            "login_failed", ANONYMOUS, {"email": email, "address": address, "reason": reason}
-        )
+        details: dict[str, Any] = {"email": email, "address": address, "reason": reason}
+        if via is not None:
+            details["via"] = via
+        self._audit("login_failed", ANONYMOUS, details)
+        self._audit_locks(locks)
+        raise AuthError("invalid email or password", code="invalid_credentials")
+
+    def _audit_locks(self, locks: list[tuple[str, float]]) -> None:
         for key, until in locks:
             self._audit("login_locked", ANONYMOUS, {"key": key, "until": until})
-        raise AuthError("invalid email or password", code="invalid_credentials")
 
     def logout(self, session_secret: str) -> bool:
         """End the session of a cookie; False if it had already ended or never existed."""
@@ -366,6 +470,12 @@ class AccountService:
         account = self.get_account(account_id)
         if account.is_disabled:
             raise BadRequest(f"account {account.email} is disabled")
+        if account.password_changed_at is None:
+            # A token would outlive the one-time password: its holder chooses a password first.
+            raise Forbidden(
+                f"account {account.email} still has its one-time password; change it first",
+                code="password_change_required",
+            )
         name = name.strip()
         if not name or len(name) > 256:
             raise BadRequest("a token needs a name of at most 256 characters", param="name")

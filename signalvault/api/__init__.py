@@ -39,7 +39,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (400, "Bad input (e.g. an unparseable time)"),
         (401, "No or bad credentials"),
-        (403, "The role does not allow it, or the CSRF token is missing"),
+        (
+            403,
+            "The role does not allow it, the CSRF token is missing, or a one-time password "
+            "must be changed first",
+        ),
         (404, "No such resource, or not visible to the caller"),
         (409, "Conflicts with the current state (exists, already revoked, legal hold)"),
         (422, "The request does not match the schema"),

@@ -14,7 +14,7 @@ from signalvault.accounts.principal import Principal
 from signalvault.errors import Forbidden
 
 PUBLIC = "public"  # no credentials (login, the OpenAPI document)
-SIGNED_IN = "signed_in"  # any account with any role (logout, personal tokens)
+SIGNED_IN = "signed_in"  # any account with any role (logout, password, personal tokens)
 
 # Permission -> roles holding it (SPEC §5). Developers hold key and log permissions only for
 # their own keys (`is_own_only`).
@@ -54,7 +54,10 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/openapi.json"): PUBLIC,
     ("POST", "/api/auth/login"): PUBLIC,
     ("POST", "/api/auth/logout"): SIGNED_IN,
+    ("POST", "/api/auth/password"): SIGNED_IN,
     ("POST", "/api/tokens"): SIGNED_IN,
+    ("GET", "/api/tokens"): SIGNED_IN,  # own tokens; another account's: "accounts" in the route
+    ("DELETE", "/api/tokens/{token_id}"): SIGNED_IN,  # idem
     ("GET", "/api/logs"): "logs.read",
     ("GET", "/api/logs/{record_id}"): "logs.read",
     ("GET", "/api/keys"): "keys.read",
@@ -69,6 +72,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/policies/{version}"): "policies.read",
     ("POST", "/api/policies/{version}/approve"): "policies.approve",
     ("POST", "/api/policies/{version}/reject"): "policies.approve",
+    ("POST", "/api/policies/{version}/rollback"): "policies.propose",
     ("GET", "/api/accounts"): "accounts",
     ("POST", "/api/accounts"): "accounts",
     ("GET", "/api/accounts/{account_id}"): "accounts",
@@ -92,10 +96,21 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/settings"): "settings.write",
 }
 
+# The only routes an account holding a generated one-time password may use (with any role);
+# every other one answers 403 `password_change_required` until it has chosen a password.
+OPEN_BEFORE_PASSWORD_CHANGE = frozenset(
+    {("POST", "/api/auth/logout"), ("POST", "/api/auth/password")}
+)
+
 
 def route_permission(method: str, path: str) -> str | None:
     """The permission a route needs; None if it has no rule (refuse it)."""
     return ROUTE_PERMISSIONS.get((method, path))
+
+
+def is_open_before_password_change(method: str, path: str | None) -> bool:
+    """True if an account that must change its one-time password may use this route."""
+    return (method, path or "") in OPEN_BEFORE_PASSWORD_CHANGE
 
 
 def has_anywhere(principal: Principal, permission: str) -> bool:

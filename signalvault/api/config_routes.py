@@ -1,6 +1,7 @@
 """Provider credentials (write-only, listed masked) and guardrail policies under two-person
-review: propose, read with the diff, approve or reject. The services record every change in
-the audit trail; the routes only check who may ask and shape the answers."""
+review: propose, read with the diff, approve or reject, roll back (a new proposal). The services
+record every change in the audit trail; the routes only check who may ask and shape the
+answers."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from signalvault.api.models import (
     PolicyDiff,
     PolicyList,
     PolicyPropose,
+    PolicyRollback,
     PolicyVersion,
     ProviderCredential,
     ProviderCredentialList,
@@ -119,3 +121,15 @@ def reject_policy(
     authz.require(who, "policies.approve", None)
     reason = None if body is None else body.reason
     return _version(_policies(api).reject(version, who.actor, reason))
+
+
+@router.post("/api/policies/{version}/rollback", response_model=PolicyVersion, status_code=201)
+def rollback_policy(
+    version: Version, api: Ctx, who: Who, body: PolicyRollback | None = None
+) -> PolicyVersion:
+    """Propose the rules of an earlier, once active, version again as a new version: reviewed
+    like any proposal (with two-person review on it takes effect only when another account
+    approves it). The body, with a reason, is optional."""
+    authz.require(who, "policies.propose", None)
+    reason = None if body is None else body.reason
+    return _version(_policies(api).rollback(version, who.actor, reason))

@@ -1,10 +1,11 @@
 """What the admin API needs from the account store, and the per-request guard.
 
 `AccountService` is the contract the account store implements (authentication plus login,
-logout and personal tokens). `guard` runs before every route: it looks the route up in the
-permission table (no entry: refused), authenticates, checks CSRF on state-changing session
-requests, and refuses principals that hold the permission nowhere. Project-level checks happen
-in the route with `authz.require`, against the project the action touches.
+logout, passwords and personal tokens). `guard` runs before every route: it looks the route up
+in the permission table (no entry: refused), authenticates, checks CSRF on state-changing
+session requests, keeps an account with a one-time password to the routes that change it, and
+refuses principals that hold the permission nowhere. Project-level checks happen in the route
+with `authz.require`, against the project the action touches.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from signalvault.credentials import ProviderCredentials
 from signalvault.errors import AuthError, Forbidden
 from signalvault.keyring import KeyRing
 from signalvault.store import Store
-from signalvault.store.account_queries import Account
+from signalvault.store.account_queries import Account, ApiToken
 
 SESSION_COOKIE = "sv_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -36,6 +37,8 @@ class SessionStart(Protocol):
     def secret(self) -> str: ...
     @property
     def csrf_token(self) -> str: ...
+    @property
+    def must_change_password(self) -> bool: ...
 
 
 class IssuedToken(Protocol):
@@ -67,10 +70,45 @@ class AccountService(Protocol):
         """End the session of a cookie; False if it had already ended."""
         ...
 
+    def change_password(
+        self,
+        account_id: str,
+        current: str,
+        new: str,
+        actor: str,
+        *,
+        address: str | None = None,
+        keep_session: str | None = None,
+    ) -> int:
+        """Set a chosen password; every session but `keep_session` (a cookie secret) ends.
+        Returns how many ended.
+
+        Raises:
+            BadRequest: wrong current password (`wrong_password`), or a refused new one.
+            RateLimited: too many wrong passwords for the account or the address.
+        """
+        ...
+
     def create_token(
         self, account_id: str, name: str, expires_in: float | None, actor: str
     ) -> tuple[IssuedToken, str]:
-        """Issue a personal API token (`svadm-...`): its metadata and its secret (shown once)."""
+        """Issue a personal API token (`svadm-...`): its metadata and its secret (shown once).
+
+        Raises:
+            Forbidden: the account still has its one-time password (`password_change_required`).
+        """
+        ...
+
+    def list_tokens(self, account_id: str | None = None) -> list[ApiToken]:
+        """An account's tokens, oldest first (metadata only)."""
+        ...
+
+    def get_token(self, token_id: str) -> ApiToken:
+        """Raises NotFound."""
+        ...
+
+    def revoke_token(self, token_id: str, actor: str) -> ApiToken:
+        """Refused from the next request on. Raises NotFound, BadRequest (already revoked)."""
         ...
 
     def create_account(
@@ -123,9 +161,30 @@ class NoAccounts:
     def logout(self, session_secret: str) -> bool:
         return False
 
+    def change_password(
+        self,
+        account_id: str,
+        current: str,
+        new: str,
+        actor: str,
+        *,
+        address: str | None = None,
+        keep_session: str | None = None,
+    ) -> int:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
     def create_token(
         self, account_id: str, name: str, expires_in: float | None, actor: str
     ) -> tuple[IssuedToken, str]:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
+    def list_tokens(self, account_id: str | None = None) -> list[ApiToken]:
+        return []
+
+    def get_token(self, token_id: str) -> ApiToken:
+        raise AuthError("admin accounts are not set up", code="unauthorized")
+
+    def revoke_token(self, token_id: str, actor: str) -> ApiToken:
         raise AuthError("admin accounts are not set up", code="unauthorized")
 
     def create_account(
@@ -173,6 +232,16 @@ def guard(request: Request) -> None:
         csrf = request.headers.get("x-csrf-token")
         if cookie is None or not accounts.check_csrf(cookie, csrf):
             raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
+    # Whatever the role: a generated password is known to whoever handed it over, so until
+    # its holder chooses one the account may only change it (or log out).
+    if principal.must_change_password and not authz.is_open_before_password_change(
+        request.method, template
+    ):
+        raise Forbidden(
+            "this account still has its one-time password: change it first with "
+            "POST /api/auth/password",
+            code="password_change_required",
+        )
     if not authz.has_anywhere(principal, permission):
         raise Forbidden("your role does not allow this", code="forbidden")
     request.state.principal = principal

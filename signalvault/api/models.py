@@ -56,6 +56,23 @@ class LoginRequest(_Body):
 
 class LoginResponse(BaseModel):
     csrf_token: str
+    must_change_password: bool = Field(
+        default=False,
+        description="The account holds a generated one-time password: until it is changed "
+        "(POST /api/auth/password) every other route answers 403 password_change_required.",
+    )
+
+
+class PasswordChange(_Body):
+    current_password: Text = Field(min_length=1, max_length=1024)
+    new_password: Text = Field(min_length=1, max_length=1024)
+
+
+class PasswordChanged(BaseModel):
+    status: Literal["ok"] = "ok"
+    sessions_ended: int = Field(
+        description="The account's other sessions, ended; the session that asked stays."
+    )
 
 
 class TokenRequest(_Body):
@@ -67,6 +84,25 @@ class TokenCreated(BaseModel):
     id: str
     token: str = Field(description="The token secret, shown only this once.")
     expires_at: str | None
+
+
+class TokenOut(BaseModel):
+    """A personal API token's metadata: never its secret or hash."""
+
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    status: Literal["active", "revoked", "expired"]
+    created_at: str | None
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+
+
+class TokenList(BaseModel):
+    data: list[TokenOut]
+    next_cursor: str | None = Field(default=None, description="Always null: the list is whole.")
 
 
 class Done(BaseModel):
@@ -332,6 +368,12 @@ class PolicyPropose(_Body):
 
 class PolicyDecision(_Body):
     reason: Text | None = Field(default=None, max_length=1000)
+
+
+class PolicyRollback(_Body):
+    reason: Text | None = Field(
+        default=None, max_length=1000, description='Default: "rollback to version N".'
+    )
 
 
 Role = Literal["owner", "admin", "security", "auditor", "developer", "viewer"]

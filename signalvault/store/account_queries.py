@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from signalvault.errors import StoreError
-from signalvault.store.schema import accounts, api_tokens, login_failures, sessions
+from signalvault.store.schema import accounts, api_tokens, login_failures, sessions, state
 from signalvault.store.sql import connect
 
 GLOBAL = "*"  # the roles key of an account's global role
 LOCKOUT_MEMORY = 86400.0  # seconds without a failure after which lock lengths start over
+# A `state` row written with the first owner (`signalvault init`): its unique name is what
+# makes two racing inits end with one owner.
+FIRST_OWNER_MARKER = "first_owner"
+
+
+class FirstOwnerRefused(Exception):
+    """The first owner was not created: `reason` is "owner_exists" or "email_taken"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +62,12 @@ class ApiToken:
     expires_at: float
     revoked_at: float | None
     last_used_at: float | None
+
+    def status_at(self, now: float) -> Literal["active", "revoked", "expired"]:
+        """`revoked`, `expired` or `active` at time `now`."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if now >= self.expires_at else "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,35 @@ class AccountQueries:
         except IntegrityError:
             return False
         return True
+
+    def insert_first_owner(self, account: Account, password_hash: str) -> None:
+        """Insert the first global owner, atomically: of two concurrent calls, one inserts.
+
+        The marker row goes in first, in the same transaction: a concurrent call waits on it
+        (PostgreSQL: the row's unique key; SQLite: the write lock) and then fails on its key,
+        so the check for an existing owner below cannot pass twice (a check-then-insert in two
+        transactions would let both through).
+
+        Raises:
+            FirstOwnerRefused: an (enabled) owner exists already, or the email is taken.
+        """
+        values = {name: getattr(account, name) for name in Account.__dataclass_fields__}
+        values["roles"] = orjson.dumps(account.roles).decode()
+        step = "marker"
+        try:
+            with self._connect(write=True) as conn:
+                conn.execute(state.insert().values(name=FIRST_OWNER_MARKER, value=1))
+                # Owners made before the marker existed (`users create --role owner`) count too.
+                rows = conn.execute(select(accounts.c.roles, accounts.c.disabled_at)).all()
+                if any(
+                    row.disabled_at is None and orjson.loads(row.roles).get(GLOBAL) == "owner"
+                    for row in rows
+                ):
+                    raise FirstOwnerRefused("owner_exists")  # rolls the marker back
+                step = "account"
+                conn.execute(accounts.insert().values(**values, password_hash=password_hash))
+        except IntegrityError:
+            raise FirstOwnerRefused("owner_exists" if step == "marker" else "email_taken") from None
 
     def get_account(self, account_id: str) -> Account | None:
         with self._connect() as conn:
@@ -212,9 +258,10 @@ class AccountQueries:
             )
         return bool(result.rowcount)
 
-    def revoke_sessions(self, account_id: str, when: float) -> int:
+    def revoke_sessions(self, account_id: str, when: float, keep: str | None = None) -> int:
+        """End every session of an account but `keep` (a session id); how many ended."""
         with self._connect(write=True) as conn:
-            return self._revoke_sessions(conn, account_id, when)
+            return self._revoke_sessions(conn, account_id, when, keep)
 
     def purge_sessions(self, account_id: str, before: float) -> int:
         """Delete an account's sessions that ended before `before` (the trail keeps the logins
@@ -233,14 +280,14 @@ class AccountQueries:
             )
 
     @staticmethod
-    def _revoke_sessions(conn: Connection, account_id: str, when: float) -> int:
-        return int(
-            conn.execute(
-                update(sessions)
-                .where(and_(sessions.c.account_id == account_id, sessions.c.revoked_at.is_(None)))
-                .values(revoked_at=when)
-            ).rowcount
-        )
+    def _revoke_sessions(
+        conn: Connection, account_id: str, when: float, keep: str | None = None
+    ) -> int:
+        c = sessions.c
+        live = and_(c.account_id == account_id, c.revoked_at.is_(None))
+        if keep is not None:
+            live = and_(live, c.id != keep)
+        return int(conn.execute(update(sessions).where(live).values(revoked_at=when)).rowcount)
 
     # -- personal API tokens --------------------------------------------------------------------
     def insert_token(self, token: ApiToken, secret_hash: bytes) -> None:

@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import QueuePool
 
 from signalvault.errors import StoreError
-from signalvault.store.sql import SqlStore
+from signalvault.store.sql import MIGRATIONS, SqlStore
 
 DATABASE_FILE = "signalvault.db"
 SIGNALS_FILE = "signals"
@@ -109,6 +110,21 @@ class SqliteStore(SqlStore):
             file = Path(f"{self.path}{suffix}")
             if file.exists():
                 file.chmod(0o600)
+
+    def _lock_migrations(self, conn: Any) -> None:
+        """If the schema is not at head, take the write lock before alembic reads its version.
+        pysqlite begins only at the first INSERT (its DDL runs outside a transaction), so two
+        processes opening a fresh file at once both created the tables and one failed; now the
+        second waits (busy timeout) and finds the schema at head. A store already at head is
+        opened without the write lock, as before (a busy writer does not delay it)."""
+        known = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).scalar()
+        if known:
+            current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            if current == ScriptDirectory(str(MIGRATIONS)).get_current_head():
+                return
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def close(self) -> None:
         super().close()

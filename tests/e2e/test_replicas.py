@@ -149,6 +149,9 @@ def test_two_gateways_share_limits_revocations_and_one_verifiable_trail(replicas
     records = [orjson.loads(line) for line in logged.splitlines()]
     interactions = [r for r in records if r["kind"] == "interaction"]
     assert len(interactions) == len(statuses) + 4
+    # The first policy's activation is recorded once, though both gateways started on the
+    # empty store.
+    assert [r["kind"] for r in records].count("policy_activated") == 1
     assert len({r["id"] for r in records}) == len(records)
     key_changes = [r for r in records if r["kind"] == "gateway_key"]
     assert len(key_changes) == 3  # the CLI's 2 creates and 1 revoke
