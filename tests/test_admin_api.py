@@ -497,6 +497,16 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
 }
 
 
+async def targets(world: World) -> dict[str, str]:
+    """Ids REQUESTS needs that only traffic can make: a record and a finished export."""
+    context = {"record": await world.chat("dev-alpha", "hello from alpha")}
+    exported = await world.client.get(
+        "/api/export?project=alpha", headers=world.token(person("owner", "global"))
+    )
+    context["export"] = exported.headers["x-signalvault-export-id"]
+    return context
+
+
 def is_expected(route: tuple[str, str], role: str, scope: str) -> bool:
     kind, roles = EXPECTED[route]
     if kind == "public":
@@ -519,11 +529,7 @@ def test_every_route_has_an_access_rule_and_an_expectation(settings: Any) -> Non
 
 
 async def test_role_matrix_over_every_route_role_and_project(world: World) -> None:
-    context = {"record": await world.chat("dev-alpha", "hello from alpha")}
-    exported = await world.client.get(
-        "/api/export?project=alpha", headers=world.token(person("owner", "global"))
-    )
-    context["export"] = exported.headers["x-signalvault-export-id"]
+    context = await targets(world)
     assert world.app._admin is not None
     routes = route_keys(world.app._admin)
     assert set(routes) == set(EXPECTED)
@@ -548,7 +554,7 @@ async def test_a_one_time_password_opens_only_the_password_change_and_logout(
     world: World,
 ) -> None:
     """Whatever the role, until the generated password is changed every other route is 403."""
-    context = {"record": await world.chat("dev-alpha", "hello")}
+    context = await targets(world)
     assert world.app._admin is not None
     open_routes = {("POST", "/api/auth/password"), ("POST", "/api/auth/logout")}
     for route in route_keys(world.app._admin):
@@ -833,7 +839,7 @@ READ_ONLY_POSTS = {("POST", "/api/audit/verify")}
 async def test_every_state_change_leaves_an_audit_record_naming_its_actor(world: World) -> None:
     """Walks every state-changing route of the app (a new one is covered without being listed
     here): done by an owner, each adds a record to the trail naming that owner."""
-    context = {"record": await world.chat("dev-alpha", "hello")}
+    context = await targets(world)
     owner = person("owner", "global")
     changes = [
         (method, path)
