@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from signalvault.errors import StoreError
-from signalvault.store.schema import provider_credentials, state
+from signalvault.store.mixin import StoreMixin
+from signalvault.store.schema import provider_credentials
 
 COUNTER = "credentials"
 
@@ -65,24 +65,12 @@ def _where(provider: str, environment: str) -> Any:
     return and_(c.provider == provider, c.environment == environment)
 
 
-class CredentialQueries:
+class CredentialQueries(StoreMixin):
     """Mixed into `SqlStore`: uses its engine and counters."""
-
-    engine: Engine
-
-    if TYPE_CHECKING:  # provided by SqlStore
-
-        def _bump(self, conn: Any, name: str) -> None: ...
-        def changed(self, name: str) -> None: ...
-        def _connect(
-            self, *, write: bool = False
-        ) -> contextlib.AbstractContextManager[Connection]: ...
 
     def credentials_version(self) -> int:
         """Changes after every committed credential change (backends add a faster signal)."""
-        with self._connect() as conn:
-            value = conn.execute(select(state.c.value).where(state.c.name == COUNTER)).scalar()
-        return int(value or 0)
+        return self._stored_counter(COUNTER)
 
     def list_credentials(self) -> list[StoredCredential]:
         c = provider_credentials.c

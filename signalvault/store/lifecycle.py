@@ -7,16 +7,13 @@ everything else, so lawful deletion stays verifiable.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Boolean,
-    Connection,
-    Engine,
     and_,
     bindparam,
     case,
@@ -33,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from signalvault.errors import StoreError
+from signalvault.store.mixin import StoreMixin
 from signalvault.store.schema import (
     audit_records,
     data_keys,
@@ -143,18 +141,8 @@ def _hold(row: Any) -> LegalHold:
     return LegalHold(**{name: getattr(row, name) for name in LegalHold.__dataclass_fields__})
 
 
-class LifecycleQueries:
+class LifecycleQueries(StoreMixin):
     """Mixed into `SqlStore`: uses its engine and counters."""
-
-    engine: Engine
-
-    if TYPE_CHECKING:  # provided by SqlStore
-
-        def _bump(self, conn: Any, name: str) -> None: ...
-        def changed(self, name: str) -> None: ...
-        def _connect(
-            self, *, write: bool = False
-        ) -> contextlib.AbstractContextManager[Connection]: ...
 
     # -- retention -----------------------------------------------------------------------------
     def find_expired(self, cutoffs: Cutoffs, limit: int) -> list[dict[str, Any]]:

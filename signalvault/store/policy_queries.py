@@ -8,15 +8,15 @@ version becomes active. Exactly one version is active once any is. Every activat
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from signalvault.errors import StoreError
+from signalvault.store.mixin import StoreMixin
 from signalvault.store.schema import policies
 
 PROPOSED, ACTIVE, SUPERSEDED, REJECTED = "proposed", "active", "superseded", "rejected"
@@ -77,17 +77,8 @@ class PolicyStore(Protocol):
     ) -> PolicyVersion: ...
 
 
-class PolicyQueries:
+class PolicyQueries(StoreMixin):
     """Mixed into `SqlStore`: uses its connections and counters."""
-
-    if TYPE_CHECKING:  # provided by SqlStore
-
-        def _connect(
-            self, *, write: bool = False
-        ) -> contextlib.AbstractContextManager[Connection]: ...
-
-        def _bump(self, conn: Any, name: str) -> None: ...
-        def changed(self, name: str) -> None: ...
 
     def get_policy(self, version: int) -> PolicyVersion | None:
         with self._connect() as conn:

@@ -4,17 +4,17 @@ names exist or what their values mean (signalvault/runtime_settings.py does)."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from signalvault.errors import StoreError
-from signalvault.store.schema import settings, state
+from signalvault.store.mixin import StoreMixin
+from signalvault.store.schema import settings
 
 COUNTER = "settings"
 
@@ -37,24 +37,12 @@ class SettingStore(Protocol):
     def list_settings(self) -> list[StoredSetting]: ...
 
 
-class SettingQueries:
+class SettingQueries(StoreMixin):
     """Mixed into `SqlStore`: uses its engine and counters."""
-
-    engine: Engine
-
-    if TYPE_CHECKING:  # provided by SqlStore
-
-        def _bump(self, conn: Any, name: str) -> None: ...
-        def changed(self, name: str) -> None: ...
-        def _connect(
-            self, *, write: bool = False
-        ) -> contextlib.AbstractContextManager[Connection]: ...
 
     def settings_version(self) -> int:
         """Changes after every committed settings change (backends add a faster signal)."""
-        with self._connect() as conn:
-            value = conn.execute(select(state.c.value).where(state.c.name == COUNTER)).scalar()
-        return int(value or 0)
+        return self._stored_counter(COUNTER)
 
     def get_setting(self, name: str) -> str | None:
         with self._connect() as conn:
