@@ -4,16 +4,13 @@ what walking every token finds: on the labelled data and on generated text."""
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalvault.guardrails.pii_names import _TOKEN, NameRules
-
-EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"
+from tests.shared_data import eval_texts
 
 
 @functools.cache
@@ -37,8 +34,7 @@ def every_token(text: str) -> object:
     ],
 )
 def test_fast_path_equals_walking_every_token_on_labelled_data(name: str) -> None:
-    with (EVAL / name).open("rb") as lines:
-        texts = [orjson.loads(line)["text"] for line in lines]
+    texts = eval_texts(name)
     fast_path_used = 0
     for text in texts:
         assert rules().scan(text) == every_token(text), text

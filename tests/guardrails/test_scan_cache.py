@@ -3,25 +3,17 @@ running the detector; the cache stays bounded and holds no text."""
 
 from __future__ import annotations
 
-import itertools
-from pathlib import Path
-
-import orjson
-
 from signalvault.guardrails import Finding
 from signalvault.guardrails.engine import Context, Engine, Redactor
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy
 from signalvault.guardrails.scan_cache import MIN_CHARS, ScanCache
-
-EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"
+from tests.shared_data import eval_texts
 
 
 def _texts(limit: int = 300) -> list[str]:
-    texts = []
-    for name in ("pii-presidio-research-synth-v2.jsonl", "secrets-trufflehog-detector-tests.jsonl"):
-        with (EVAL / name).open("rb") as lines:
-            texts += [orjson.loads(line)["text"] for line in itertools.islice(lines, limit)]
-    return texts
+    return eval_texts("pii-presidio-research-synth-v2.jsonl", limit) + eval_texts(
+        "secrets-trufflehog-detector-tests.jsonl", limit
+    )
 
 
 def _engine(entries: int) -> Engine:
