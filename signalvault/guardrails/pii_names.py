@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
 from importlib import resources
 
 from signalvault.guardrails.pii_checks import Candidate
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
-# The same tokens, but only those not starting with a-z: a superset of the capitalised ones,
-# found in C. A position starts a _TOKEN token iff it holds a letter that neither follows a
-# letter nor a joiner that follows a letter (the lookbehinds).
-_UNLOWERED_TOKEN = re.compile(
-    r"(?<![^\W\d_])(?<![^\W\d_]['\u2019\-])(?![a-z])[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*"
-)
 _PARTICLES = frozenset(
     [
         "van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la",
@@ -176,25 +170,15 @@ class NameRules:
 
     def scan(self, text: str) -> list[Candidate]:
         """PERSON candidates in `text`."""
-        lowered_text = text.islower() or not any(ch.isupper() for ch in text)
+        lowered_text = not any(ch.isupper() for ch in text)
+        german = len(_GERMAN.intersection(text.lower().split())) >= 3
         # In all-lower-case text capitalisation says nothing, so the gazetteers decide; elsewhere
         # (chat is often typed in lower case) only well-known names qualify in lower case.
         lower_ok = self._lower_ok_lowered if lowered_text else self._lower_ok
-        # Most tokens are lower-case words that break runs. If none of them may be part of a
-        # name, walk only the others: a skipped word between two tokens still breaks the run,
-        # as the gap between them is then not a space or a hyphen.
-        if lower_ok.isdisjoint(_TOKEN.findall(text)):
-            return self._scan(text, _UNLOWERED_TOKEN, lowered_text, lower_ok)
-        return self._scan(text, _TOKEN, lowered_text, lower_ok)
-
-    def _scan(
-        self, text: str, tokens: re.Pattern[str], lowered_text: bool, lower_ok: Set[str]
-    ) -> list[Candidate]:
-        german = len(_GERMAN.intersection(text.lower().split())) >= 3
         found: list[Candidate] = []
         run: list[tuple[int, int, str]] = []
         prev_end = -1
-        for match in tokens.finditer(text):
+        for match in _TOKEN.finditer(text):
             word = match.group()
             ok = (len(word) > 1 or word.isupper()) if word[0].isupper() else word in lower_ok
             if ok and _glued(text, *match.span()):
