@@ -247,6 +247,28 @@ def users_reset_password(config_file: Path | None, account: str) -> None:
     click.echo(password)
 
 
+@users.command("password")
+@CONFIG_OPTION
+@click.argument("email")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the current password, then the new one, a line each from standard input.",
+)
+def users_password(config_file: Path | None, email: str, password_stdin: bool) -> None:
+    """Change an account's password by proving the current one (how the holder of a one-time
+    password chooses their own). Every session of the account ends; its API tokens stay."""
+    if password_stdin:
+        current, new = _read_password(), _read_password()
+    else:
+        current = click.prompt("Current password", hide_input=True)
+        new = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _accounts(load_settings(config_file)) as accounts:
+        found = accounts.get_account(email)
+        ended = accounts.change_password(found.id, current, new, f"account:{found.email}")
+    click.echo(f"Password changed for {found.email}; {ended} session(s) ended.")
+
+
 @users.command("tokens")
 @CONFIG_OPTION
 @click.argument("account")

@@ -790,6 +790,32 @@ def test_users_reset_password_prints_a_one_time_password_that_must_be_changed(ru
     assert reset_event["actor"].startswith("cli:") and password not in str(reset_event)
 
 
+def test_users_password_lets_the_holder_of_a_one_time_password_choose_one(run, tmp_path):
+    run("init", "--email", "root@example.com", "--password-stdin", input=OWNER_PASSWORD)
+    created = run("users", "create", "--email", "b@example.com", "--role", "security")
+    one_time = created.output.strip().splitlines()[-1]
+    assert login_with(tmp_path, "b@example.com", one_time).must_change_password
+    chosen = "a password of my own choosing"
+    wrong = run("users", "password", "b@example.com", "--password-stdin", input=f"nope\n{chosen}\n")
+    assert wrong.exit_code == 1 and "current password is wrong" in wrong.output
+    done = run(
+        "users", "password", "b@example.com", "--password-stdin", input=f"{one_time}\n{chosen}\n"
+    )
+    assert done.exit_code == 0, done.output
+    assert "1 session(s) ended" in done.output  # the session opened above
+    assert not login_with(tmp_path, "b@example.com", chosen).must_change_password
+    with pytest.raises(AuthError):
+        login_with(tmp_path, "b@example.com", one_time)
+    services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
+    try:
+        [changed] = events(services, "password_changed")
+        [failed] = events(services, "password_change_failed")
+    finally:
+        services.store.close()
+    assert changed["actor"] == failed["actor"] == "account:b@example.com"
+    assert chosen not in str(changed) and one_time not in str(changed)
+
+
 def test_users_tokens_lists_metadata_and_revoke_token_ends_one(run, tmp_path):
     run("init", "--email", "root@example.com", "--password-stdin", input=OWNER_PASSWORD)
     services = open_services(Settings(store=StoreSettings(data_dir=tmp_path / "data")))
