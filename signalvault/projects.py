@@ -158,6 +158,12 @@ class ProjectRegistry:
         """Every registered project, by name."""
         return self._queries.list_all()
 
+    def list_page(
+        self, after: str | None, limit: int, names: frozenset[str] | None = None
+    ) -> list[Project]:
+        """A page of registered projects by name, after `after` (only `names` if given)."""
+        return self._queries.list_page(after, limit, names)
+
     def detail(
         self, name: str, retention: RetentionSettings, *, keys_created_by: str | None = None
     ) -> ProjectDetail:

@@ -507,6 +507,31 @@ async def test_api_flows_register_unknown_projects(api: Api) -> None:
 
 
 @pytest.mark.anyio
+async def test_api_list_pages_by_name_with_a_cursor(api: Api) -> None:
+    owner = api.token("owner@example.com", {None: "owner"})
+    made = [f"p{n:02d}" for n in range(7)]
+    for name in made:
+        await api.http.post("/api/projects", json={"name": name}, headers=owner)
+    few = api.token("few@example.com", {"p01": "viewer", "p05": "viewer"})
+    registered = [
+        p.name for p in ProjectRegistry(api.services.store, api.services.trail).list_all()
+    ]
+    assert set(made) <= set(registered)
+    for headers, expected in ((owner, registered), (few, ["p01", "p05"])):
+        seen: list[str] = []
+        cursor = None
+        for _ in range(10):
+            url = "/api/projects?limit=3" + (f"&cursor={cursor}" if cursor else "")
+            page = (await api.http.get(url, headers=headers)).json()
+            assert len(page["data"]) <= 3
+            seen += [p["name"] for p in page["data"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == expected
+
+
+@pytest.mark.anyio
 async def test_api_visibility_per_role(api: Api) -> None:
     owner = api.token("owner@example.com", {None: "owner"})
     for name in ("alpha", "beta", "gamma"):

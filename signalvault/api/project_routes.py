@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from signalvault.accounts.principal import Principal
 from signalvault.api import authz
@@ -88,10 +88,20 @@ def _visible(api: Context, who: Principal, name: str) -> Project:
 
 
 @router.get("/api/projects", response_model=ProjectPage)
-def list_projects(api: Ctx, who: Who) -> ProjectPage:
-    """Registered projects the caller has a role in (all of them for a global role), by name."""
-    projects = [p for p in _registry(api).list_all() if _is_visible(who, p.name)]
-    return ProjectPage(data=[project_out(p) for p in projects], next_cursor=None)
+def list_projects(
+    api: Ctx,
+    who: Who,
+    cursor: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ProjectPage:
+    """Registered projects the caller has a role in (all of them for a global role), by name.
+    Follow `next_cursor` until it is null."""
+    # Without a global role, only the projects named in the caller's roles can be visible.
+    names = None if None in who.roles else frozenset(p for p in who.roles if p is not None)
+    page = _registry(api).list_page(cursor, limit + 1, names)
+    visible = [p for p in page[:limit] if _is_visible(who, p.name)]
+    next_cursor = page[limit - 1].name if len(page) > limit else None
+    return ProjectPage(data=[project_out(p) for p in visible], next_cursor=next_cursor)
 
 
 @router.post("/api/projects", response_model=ProjectDetail, status_code=201)

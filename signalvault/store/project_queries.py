@@ -70,6 +70,18 @@ class ProjectQueries:
                 _project(row) for row in conn.execute(select(projects).order_by(projects.c.name))
             ]
 
+    def list_page(
+        self, after: str | None, limit: int, names: frozenset[str] | None = None
+    ) -> list[Project]:
+        """Up to `limit` projects by name, after `after`; only `names` if given."""
+        query = select(projects).order_by(projects.c.name).limit(limit)
+        if after is not None:
+            query = query.where(projects.c.name > after)
+        if names is not None:
+            query = query.where(projects.c.name.in_(sorted(names)))
+        with self._connect() as conn:
+            return [_project(row) for row in conn.execute(query)]
+
     def set_description(
         self, name: str, description: str, when: float, by: str
     ) -> tuple[Project, Project] | None:
