@@ -82,6 +82,43 @@ def test_wal_and_secure_delete_are_on(sqlite_store):
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
+def test_sqlite_open_tries_again_while_another_process_holds_the_lock(tmp_path, monkeypatch):
+    """Two processes opening a fresh file can deadlock on its lock; SQLite then fails one at once
+    with "database is locked" instead of waiting: the open must try again, not give up."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from signalvault.store.sql import SqlStore
+
+    real = SqlStore._migrate
+    failures = {"left": 2}
+
+    def contended(self: SqlStore) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("BEGIN", {}, sqlite3.OperationalError("database is locked"))
+        real(self)
+
+    monkeypatch.setattr(SqlStore, "_migrate", contended)
+    store = SqliteStore(tmp_path / "signalvault.db")
+    store.open()
+    assert failures["left"] == 0
+    store.close()
+    # Any other failure, or a lock held past the busy timeout, still fails the open.
+    failures["left"] = 100
+    slow = SqliteStore(tmp_path / "other.db", busy_timeout_ms=200)
+    with pytest.raises(StoreError, match="OperationalError"):
+        slow.open()
+
+    def broken(self: SqlStore) -> None:
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(SqlStore, "_migrate", broken)
+    with pytest.raises(StoreError):
+        SqliteStore(tmp_path / "third.db").open()
+
+
 def test_files_are_private(tmp_path):
     store = open_store(StoreSettings(data_dir=tmp_path / "data"))
     store.open()

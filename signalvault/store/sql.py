@@ -209,15 +209,19 @@ class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries, SettingQuerie
     def open(self) -> None:
         """Bring the schema to the newest migration and start the writer."""
         try:
-            with self.engine.begin() as conn:
-                self._lock_migrations(conn)
-                cfg = Config()
-                cfg.set_main_option("script_location", str(MIGRATIONS))
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            self._migrate()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store: {describe_error(exc)}") from None
         self._is_open = True
+
+    def _migrate(self) -> None:
+        """Upgrade to the newest migration in one transaction."""
+        with self.engine.begin() as conn:
+            self._lock_migrations(conn)
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
 
     def _lock_migrations(self, conn: Connection) -> None:
         """Called in the migration transaction first: backends serialize concurrent upgrades."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from signalvault.errors import StoreError
@@ -96,6 +97,7 @@ class SqliteStore(SqlStore):
             cursor.close()
 
         super().__init__(engine, batch_max, busy_timeout_ms / 1000)
+        self._busy_timeout = busy_timeout_ms / 1000
         self._signals = Signals(path.with_name(SIGNALS_FILE))
         self._checked_at: dict[str, float] = {}  # counter -> when the store was last read
         self._stored: dict[str, int] = {}  # counter -> its value in the store then
@@ -110,6 +112,24 @@ class SqliteStore(SqlStore):
             file = Path(f"{self.path}{suffix}")
             if file.exists():
                 file.chmod(0o600)
+
+    def _migrate(self) -> None:
+        """Migrate, trying again while another process holds the file's lock. Two processes
+        opening a fresh file at once can each hold a shared lock and want an exclusive one
+        (switching to WAL, starting the migration): SQLite answers one of them "database is
+        locked" at once, without waiting, to break the deadlock. The migration is one
+        transaction, so trying again is safe."""
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.01
+        while True:
+            try:
+                super()._migrate()
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def _lock_migrations(self, conn: Any) -> None:
         """If the schema is not at head, take the write lock before alembic reads its version.
