@@ -238,6 +238,9 @@ def policies_propose(
     with _open(config_file) as session:
         actor = acting_as(session, Identity(as_email, password_stdin), "policies.propose")
         service = session.policies
+        # Before any gateway ran, the policy it will start with is put in force first, so the
+        # proposal is reviewed (and diffed) against it instead of going stale at that start.
+        service.ensure_active(session.settings.guardrails.rules)
         proposed = service.propose(raw, actor, reason, source="cli")
         diff = service.diff(proposed.version)
     summary = diff.summary()

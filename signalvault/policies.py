@@ -313,15 +313,9 @@ class PolicyService:
         """
         # Parsed only: compiling is left to the caller building the engine (or to propose).
         rules = parse_rules(configured) if configured else None
-        source = "config" if rules else "default"
         active = self.store.current_policy()
         if active is None:
-            try:
-                # Compiled before it is stored: a bad first policy must not block every start.
-                return self._bootstrap(validate(configured) if rules else DEFAULT_RULES, source)
-            except PolicyStateChanged:  # another process started first
-                active = self.store.current_policy()
-                assert active is not None
+            return self.ensure_active(configured)
         if rules is None or rules_digest(rules) == active.digest:
             return active
         if not self.review:
@@ -342,6 +336,26 @@ class PolicyService:
             extra={"active_version": active.version, "proposed_version": proposal.version},
         )
         return active
+
+    def ensure_active(self, configured: Sequence[Mapping[str, Any]]) -> PolicyVersion:
+        """The version in force. On an empty store the config file's rules (or the default
+        policy) become it first, as at a gateway's first start, so that a proposal made before
+        any gateway ran is reviewed against what will be in force.
+
+        Raises:
+            ConfigError: the configured rules are invalid.
+        """
+        active = self.store.current_policy()
+        if active is not None:
+            return active
+        source = "config" if configured else "default"
+        try:
+            # Compiled before it is stored: a bad first policy must not block every start.
+            return self._bootstrap(validate(configured) if configured else DEFAULT_RULES, source)
+        except PolicyStateChanged:  # another process started first
+            active = self.store.current_policy()
+            assert active is not None
+            return active
 
     def _bootstrap(self, rules: Sequence[Rule], source: str) -> PolicyVersion:
         added = self.store.add_policy(

@@ -429,6 +429,53 @@ def test_cli_policy_changes_act_as_an_account_and_self_approval_is_refused(cli_r
     assert without.exit_code == 2 and "--password-stdin needs --as" in without.output
 
 
+def test_a_cli_proposal_before_any_gateway_ran_is_reviewed_against_the_first_policy(
+    tmp_path, monkeypatch
+):
+    """On a store no gateway has opened yet, the policy the gateway will start with is put in
+    force first: the proposal diffs against it and stays approvable after the first start."""
+    from signalvault.accounts.service import AccountService
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(store=StoreSettings(data_dir=tmp_path / "data"))
+    services = open_services(settings)
+    try:
+        assert services.store.current_policy() is None
+        accounts = AccountService(
+            services.store, services.trail, services.keyring.pepper, Settings().accounts
+        )
+        for name in ("bob", "erin"):
+            accounts.create_account(f"{name}@example.com", {None: "security"}, "test", PASSWORD)
+    finally:
+        services.sealer.close()
+        services.store.close()
+    env = {"SIGNALVAULT_DATA_DIR": str(tmp_path / "data"), "SIGNALVAULT_CONFIG": ""}
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text('[[rules]]\nname = "secrets"\ndetector = "secrets"\naction = "block"\n')
+    runner = CliRunner()
+    proposed = runner.invoke(
+        cli,
+        ["policies", "propose", "--file", str(rules_file), *as_("bob")],
+        env=env,
+        input=PASSWORD + "\n",
+    )
+    assert proposed.exit_code == 0, proposed.output
+    assert "Policy version 2 is proposed (base 1)" in proposed.output
+    services = open_services(settings)
+    try:  # what a gateway's first start does: nothing more to put in force
+        service = PolicyService(services.store, services.trail, review=True)
+        assert service.sync_config(()).version == 1
+        assert service.get(1).source == "default"
+    finally:
+        services.sealer.close()
+        services.store.close()
+    approved = runner.invoke(
+        cli, ["policies", "approve", "2", *as_("erin")], env=env, input=PASSWORD + "\n"
+    )
+    assert approved.exit_code == 0, approved.output
+    assert "Policy version 2 is active." in approved.output
+
+
 def test_cli_approval_made_as_the_api_proposer_is_refused(cli_run, tmp_path):
     """Proposed through the admin API as an account, approved through the CLI as the same
     account: still one person."""
