@@ -25,34 +25,18 @@ from signalvault.store.lifecycle import Cutoffs
 
 EVENT_KIND = "retention_run"
 PROJECT_DAYS_SETTING = "retention.projects"  # run-time overrides, JSON {project: days}
-# Lifecycle evidence outlives retention: it carries no content, and proves what was deleted.
-# Evidence of how the deployment was run and changed: kept whatever the retention (it holds no
-# content). Interactions, and login failures (which an attacker can multiply), expire.
-EXEMPT_KINDS = (
-    "retention_run",
-    "erasure",
-    "legal_hold",
-    "master_key_rotation",
-    "settings",
-    "gateway_key",
-    "provider_credential_set",
-    "provider_credential_removed",
-    "policy_proposed",
-    "policy_approved",
-    "policy_rejected",
-    "policy_activated",
-    "account_created",
-    "account_disabled",
-    "account_enabled",
-    "roles_changed",
-    "token_created",
-    "token_revoked",
-    "project_created",
-    "project_updated",
-    "content_read",
-    "content_export",
-    "export_manifest",
-    "subject_export",
+# What retention deletes: interactions (the prompts and responses it exists for) and sign-in
+# records (email and address; failures an attacker can multiply). Every other kind is evidence of
+# how the deployment was run and changed (admin actions, content reads, exports, erasures, runs
+# like this one), holds no content and is kept whatever the retention; a new kind is kept unless
+# it is added here.
+EXPIRING_KINDS = (
+    "interaction",
+    "login",
+    "login_failed",
+    "login_locked",
+    "logout",
+    "password_change_failed",
 )
 NO_PROJECT = "(none)"
 DAY = 86_400.0
@@ -77,7 +61,7 @@ class RetentionPolicy:
         return Cutoffs(
             default=cutoff(self.default_days),
             projects={name: cutoff(days) for name, days in self.projects.items()},
-            exempt_kinds=EXEMPT_KINDS,
+            expiring_kinds=EXPIRING_KINDS,
         )
 
 

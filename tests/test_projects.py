@@ -25,7 +25,7 @@ from signalvault.errors import BadRequest, Conflict, NotFound, StoreError
 from signalvault.keys import GatewayKey
 from signalvault.legal_holds import add_hold, release_hold
 from signalvault.projects import CREATED, UPDATED, ProjectRegistry
-from signalvault.retention import EXEMPT_KINDS, PROJECT_DAYS_SETTING, set_project_days
+from signalvault.retention import EXPIRING_KINDS, PROJECT_DAYS_SETTING, set_project_days
 from signalvault.store import RecordFilter, open_store
 from signalvault.store.account_queries import Account, AccountQueries
 from signalvault.store.sql import MIGRATIONS
@@ -160,7 +160,7 @@ def test_a_registration_the_trail_refuses_does_not_stand(services, registry, mon
 
 
 def test_project_changes_outlive_retention():
-    assert {CREATED, UPDATED} <= set(EXEMPT_KINDS)
+    assert not {CREATED, UPDATED} & set(EXPIRING_KINDS)
 
 
 # -- the detail ------------------------------------------------------------------------------------

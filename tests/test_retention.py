@@ -66,6 +66,24 @@ def is_tombstone(store, record_id: str) -> bool:
     return row["tombstoned_at"] is not None
 
 
+async def test_only_interactions_and_sign_ins_expire_evidence_of_changes_stays(settings):
+    """Retention deletes what it is for (interactions, sign-in records); records of how the
+    deployment was changed stay, whatever their kind, including kinds added later."""
+    async with running_gateway(settings) as (app, client, key):
+        store, trail = app.services.store, app.services.trail
+        interaction = await chat(client, key, "old words")
+        sign_in = trail.record_event("login_failed", "anonymous", {"reason": "wrong_password"})
+        kept = [
+            trail.record_event(kind, "account:ops@example.com", {"n": 1}, project="default")
+            for kind in ("admin", "password_reset", "password_changed", "a_kind_from_the_future")
+        ]
+        store.flush()
+        everything = RetentionSettings(days=1, batch_pause_ms=0)
+        run_retention(store, trail, everything, actor="t", now=time.time() + 2 * DAY)
+        assert is_tombstone(store, interaction) and is_tombstone(store, sign_in)
+        assert not any(is_tombstone(store, i) for i in kept)
+
+
 async def test_each_project_keeps_records_for_its_own_days(settings):
     async with running_gateway(settings) as (app, client, key):
         store, trail = app.services.store, app.services.trail

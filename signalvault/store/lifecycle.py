@@ -54,11 +54,12 @@ CHECKPOINT_TRIES = 50  # x 0.1 s: readers holding an old snapshot delay a WAL tr
 
 @dataclass(frozen=True, slots=True)
 class Cutoffs:
-    """Records created before a cutoff have expired; None keeps them. Per project, else default."""
+    """Records of `expiring_kinds` created before a cutoff have expired; None keeps them. Per
+    project, else default."""
 
     default: float | None
     projects: dict[str, float | None] = field(default_factory=dict)
-    exempt_kinds: tuple[str, ...] = ()
+    expiring_kinds: tuple[str, ...] = ("interaction",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +132,7 @@ def _is_expired(cutoffs: Cutoffs) -> ColumnElement[bool] | None:
         parts.append(and_(others, t.created_at < cutoffs.default))
     if not parts:
         return None
-    condition = and_(t.tombstoned_at.is_(None), or_(*parts))
-    if cutoffs.exempt_kinds:
-        condition = and_(condition, t.kind.not_in(cutoffs.exempt_kinds))
-    return condition
+    return and_(t.tombstoned_at.is_(None), t.kind.in_(cutoffs.expiring_kinds), or_(*parts))
 
 
 def _hold(row: Any) -> LegalHold:
