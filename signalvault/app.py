@@ -50,6 +50,7 @@ from signalvault.upstream import OPEN, Upstream
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from signalvault.accounts.service import AccountService as Accounts
     from signalvault.api import AccountService
 
 log = logging.getLogger("signalvault.app")
@@ -465,21 +466,23 @@ async def _json(
     await send({"type": "http.response.body", "body": data})
 
 
+def open_accounts(services: Services, settings: Settings) -> Accounts:
+    """The account store (accounts, sessions, tokens) over opened services, as the admin API and
+    the CLI use it: run-time session and login-lock settings included."""
+    from signalvault.accounts.service import AccountService as Accounts
+
+    return Accounts(
+        services.store,
+        services.trail,
+        services.keyring.pepper,
+        settings.accounts,
+        live=services.runtime.accounts,
+    )
+
+
 def account_service(settings: Settings) -> AccountsFactory:
-    """The account store behind the admin API: accounts, sessions, tokens (signalvault.accounts)."""
-
-    def build(services: Services) -> AccountService:
-        from signalvault.accounts.service import AccountService as Accounts
-
-        return Accounts(
-            services.store,
-            services.trail,
-            services.keyring.pepper,
-            settings.accounts,
-            live=services.runtime.accounts,
-        )
-
-    return build
+    """The admin API's account service factory (see `open_accounts`)."""
+    return lambda services: open_accounts(services, settings)
 
 
 def create_app(settings: Settings, accounts: AccountsFactory | None = None) -> GatewayApp:

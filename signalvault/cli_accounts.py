@@ -57,18 +57,11 @@ CONFIG_TEMPLATE = """\
 
 @contextmanager
 def _accounts(settings: Settings) -> Iterator[AccountService]:
-    from signalvault.accounts.service import AccountService
-    from signalvault.app import open_services  # the gateway's imports only when needed
+    from signalvault.app import open_accounts, open_services  # only when needed
 
     services = open_services(settings)
     try:
-        yield AccountService(
-            services.store,
-            services.trail,
-            services.keyring.pepper,
-            settings.accounts,
-            live=services.runtime.accounts,
-        )
+        yield open_accounts(services, settings)
     finally:
         services.sealer.close()
         services.store.close()

@@ -111,21 +111,17 @@ def acting_as(session: _Session, identity: Identity, permission: str) -> str:
                 "acts as that account, as the admin API does)"
             )
         return cli_actor()
-    from signalvault.accounts.service import AccountService
     from signalvault.api.authz import role_allows
+    from signalvault.app import open_accounts
 
     password = _password(identity)
-    accounts = AccountService(
-        session.services.store,
-        session.services.trail,
-        session.services.keyring.pepper,
-        session.settings.accounts,
-    )
+    # The same service as the admin API's, so run-time login-lock settings apply here too.
+    accounts = open_accounts(session.services, session.settings)
     who = accounts.authenticate_password(identity.email, password, via="cli")
     if who.must_change_password:
         raise Forbidden(
-            f"{who.email} still has its one-time password; change it first (sign in to the "
-            "admin API and POST /api/auth/password)",
+            f"{who.email} still has its one-time password; change it first "
+            f"(`signalvault users password {who.email}`, or POST /api/auth/password)",
             code="password_change_required",
         )
     if not role_allows(who, permission, None):

@@ -527,6 +527,17 @@ def test_cli_as_with_a_wrong_password_fails_and_is_throttled(cli_run, tmp_path):
     assert "not-bobs-password" not in str(failures)
 
 
+def test_cli_as_follows_run_time_login_lock_settings(cli_run, tmp_path):
+    """A run-time override of the lock threshold (settings set) applies to CLI --as as it does
+    to admin-API logins: one account service, whichever the channel."""
+    assert cli_run("settings", "set", "accounts.login_max_failures", "2").exit_code == 0
+    args = ("policies", "rollback", "1", "--as", "bob@example.com", "--password-stdin")
+    for _ in range(2):
+        assert cli_run(*args, password="not-bobs-password").exit_code == 1
+    locked = cli_run(*args, password=PASSWORD)
+    assert locked.exit_code == 1 and "too many failed logins" in locked.output
+
+
 def test_cli_with_review_off_may_act_as_the_os_user(cli_run, tmp_path):
     off = {"SIGNALVAULT_GUARDRAILS_TWO_PERSON_REVIEW": "false"}
     rules_file = tmp_path / "rules.json"
