@@ -187,9 +187,13 @@ class Engine:
         verdict = Verdict()
         to_redact: list[tuple[int, Finding, bool]] = []
         memo: dict[int, list[list[Finding]]] = {}  # detector id -> findings per segment
+        # Cache keys, one per segment for every detector. Only inputs are cached: they are what
+        # comes again (system prompts, the conversation so far); outputs are new each time, and
+        # a stream's growing windows would flush the cache.
+        keys = [self.cache.digest(text) if direction == "input" else None for text in segments]
         for rule in self.rules_for(direction, context):
             started = time.perf_counter()
-            per_segment = self._findings(rule, segments, context, memo, direction == "input")
+            per_segment = self._findings(rule, segments, context, memo, keys)
             found = [(i, f) for i, fs in enumerate(per_segment) for f in fs]
             verdict.findings.extend(found)
             kinds: dict[str, int] = {}
@@ -232,7 +236,7 @@ class Engine:
         segments: Sequence[str],
         context: Context,
         memo: dict[int, list[list[Finding]]],
-        use_cache: bool,
+        keys: list[bytes | None],
     ) -> list[list[Finding]]:
         if rule.detector == "token_limit":
             return [self._token_findings(rule, segments, context)]
@@ -241,23 +245,22 @@ class Engine:
         detector = self._detectors[rule.name]
         cached = memo.get(id(detector))
         if cached is None:
-            cached = [self._detect(detector, text, use_cache) for text in segments]
+            cached = [
+                self._detect(detector, text, key) for text, key in zip(segments, keys, strict=True)
+            ]
             memo[id(detector)] = cached
         return cached
 
-    def _detect(self, detector: TextDetector, text: str, use_cache: bool) -> list[Finding]:
-        """Only inputs are cached: they are what comes again (system prompts, the conversation so
-        far); outputs are new each time, and a stream's growing windows would flush the cache."""
+    def _detect(self, detector: TextDetector, text: str, key: bytes | None) -> list[Finding]:
         if not text:
             return []
-        digest = self.cache.digest(text) if use_cache else None
-        if digest is None:
+        if key is None:
             return detector(text)
         # id() is stable: the engine holds its detectors, and its cache dies with it.
-        found = self.cache.get(id(detector), digest)
+        found = self.cache.get(id(detector), key)
         if found is None:
             found = tuple(detector(text))
-            self.cache.put(id(detector), digest, found)
+            self.cache.put(id(detector), key, found)
         return list(found)
 
     def _token_findings(
