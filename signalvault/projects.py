@@ -156,7 +156,7 @@ class ProjectRegistry:
 
     def list_all(self) -> list[Project]:
         """Every registered project, by name."""
-        return self._queries.list_all()
+        return self._queries.list_page(None, None)
 
     def list_page(
         self, after: str | None, limit: int, names: frozenset[str] | None = None

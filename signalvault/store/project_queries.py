@@ -64,16 +64,10 @@ class ProjectQueries:
             row = conn.execute(select(projects).where(projects.c.name == name)).first()
         return None if row is None else _project(row)
 
-    def list_all(self) -> list[Project]:
-        with self._connect() as conn:
-            return [
-                _project(row) for row in conn.execute(select(projects).order_by(projects.c.name))
-            ]
-
     def list_page(
-        self, after: str | None, limit: int, names: frozenset[str] | None = None
+        self, after: str | None, limit: int | None, names: frozenset[str] | None = None
     ) -> list[Project]:
-        """Up to `limit` projects by name, after `after`; only `names` if given."""
+        """Up to `limit` (None: all) projects by name, after `after`; only `names` if given."""
         query = select(projects).order_by(projects.c.name).limit(limit)
         if after is not None:
             query = query.where(projects.c.name > after)
