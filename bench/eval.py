@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from signalvault.guardrails import Finding
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+# Beside the checkout (../shared), else the workplace's fixed place (worktrees, CI clones).
+_DATA_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "eval", Path("/work/shared/eval"))
+DEFAULT_DATA = next((p for p in _DATA_CANDIDATES if p.is_dir()), _DATA_CANDIDATES[0])
 Detect = Callable[[str], list[Finding]]
 
 
