@@ -4,6 +4,7 @@ python-stdnum validator accepts, in the formats people write) and harmless look-
 
 from __future__ import annotations
 
+import datetime
 import random
 import string
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from stdnum.au import abn, acn, tfn
 from stdnum.de import idnr
 from stdnum.dk import cpr
 from stdnum.gb import nhs
-from stdnum.in_ import pan
+from stdnum.in_ import aadhaar, pan
 from stdnum.iso7064 import mod_11_2
 from stdnum.za import idnr as za_idnr
 
@@ -94,6 +95,15 @@ def _za(rng: random.Random) -> str:
     )
 
 
+def _kr_date_ok(value: str) -> bool:
+    """A real birth date (Korean RRNs since 2020 carry no check digit, so none is required)."""
+    try:
+        datetime.date(2000 + int(value[:2]), int(value[2:4]), int(value[4:6]))
+    except ValueError:
+        return False
+    return value[7] in "12345678"
+
+
 def _luhn_any(rng: random.Random, n: int) -> str:
     body = _digits(rng, n - 1)
     return body + luhn.calc_check_digit(body)
@@ -135,9 +145,13 @@ ID_VALUES: dict[str, tuple[tuple[str, ...], Callable[[random.Random], str]]] = {
             else _faker("en_CA", r).ssn().replace(" ", "-")
         ),
     ),
+    # Faker's en_IN aadhaar_id() and ko_KR ssn() mostly fail the check digit / birth date
+    # (found while writing the generator, before any tuning): only valid values are kept.
     "IN_AADHAAR": (
         ("Aadhaar", "Aadhaar number", "UID"),
-        lambda r: _spaced(r, _faker("en_IN", r).aadhaar_id(), (4, 4, 4), " "),
+        lambda r: _spaced(
+            r, _until(r, lambda: _faker("en_IN", r).aadhaar_id(), aadhaar.is_valid), (4, 4, 4), " "
+        ),
     ),
     "IN_PAN": (
         ("PAN", "PAN card", "permanent account number"),
@@ -193,7 +207,7 @@ ID_VALUES: dict[str, tuple[tuple[str, ...], Callable[[random.Random], str]]] = {
     "ZA_ID": (("SA ID number", "South African ID", "ID number"), _za),
     "KR_RRN": (
         ("RRN", "resident registration number", "주민등록번호"),
-        lambda r: _faker("ko_KR", r).ssn(),
+        lambda r: _until(r, lambda: _faker("ko_KR", r).ssn(), _kr_date_ok),
     ),
     "SE_PERSONNUMMER": (
         ("personnummer", "personal identity number"),

@@ -91,7 +91,9 @@ def compile_pattern(regex: str, ignore_case: bool, where: str) -> re2._Regexp:
         return re2.compile(_PYTHON_ESCAPES.sub(_to_re2, regex), options)
     except re2.error as err:
         detail = str(err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else err)
-        reason = next((f"{why} ({detail})" for k, why in _UNSUPPORTED.items() if k in detail), detail)
+        reason = next(
+            (f"{why} ({detail})" for k, why in _UNSUPPORTED.items() if k in detail), detail
+        )
         raise ValueError(
             f"{where} {regex!r} is not a valid regular expression for RE2, the linear-time engine "
             f"custom patterns run under: {reason}"

@@ -10,6 +10,7 @@ from signalvault.guardrails import Finding
 from signalvault.guardrails.pii_address import AddressRules
 from signalvault.guardrails.pii_checks import Candidate
 from signalvault.guardrails.pii_names import NameRules
+from signalvault.guardrails.pii_national import NATIONAL_KINDS
 from signalvault.guardrails.pii_numbers import scan_numbers
 from signalvault.guardrails.pii_patterns import PatternRules
 
@@ -27,20 +28,17 @@ PII_TYPES: frozenset[str] = frozenset(
         "US_PASSPORT",
         "US_DRIVER_LICENSE",
         "US_BANK_ACCOUNT",
-        "UK_NHS",
+        # Identifiers with letters (pii_ids); digit-only ones come from pii_national's table.
         "UK_NINO",
-        "CA_SIN",
-        "IN_AADHAAR",
         "IN_PAN",
         "ES_NIF",
         "ES_NIE",
         "IT_FISCAL_CODE",
-        "DE_TAX_ID",
-        "AU_TFN",
-        "AU_MEDICARE",
         "SG_NRIC",
-        "KR_RRN",
+        "FI_HETU",
+        "MX_CURP",
     }
+    | NATIONAL_KINDS
 )
 _STRUCTURED = PII_TYPES - {"PERSON", "ADDRESS"}
 
