@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from signalvault.guardrails.pii_checks import Candidate
 from signalvault.guardrails.scanner import Pattern, PatternSet
@@ -40,12 +40,8 @@ _KEYWORDED: dict[str, tuple[str, str]] = {
 }
 # "X is my passport number", "X, the account number": a few short words, no digits.
 _LINK = r"[\s,:]+(?:(?:is|was|as|are|the|a|an|my|your|his|her|their|our|valid|correct)\s+){0,4}"
-_PATTERNS: dict[str, tuple[str, bool]] = {
-    # key: (regex, ignore_case); group 1, when present, is the value to report.
-    # A permissive IPv6 candidate (two colons at least, hex, dots of an embedded IPv4, a zone);
-    # `ipaddress` decides. Clock times and MAC addresses fail validation.
-    "IPV6": (r"(?<![\w:.%])[0-9a-f]{0,4}:[0-9a-f]{0,4}:[0-9a-f:.]{0,40}(?:%[\w.\-]{1,20})?", True),
-}
+# key: (regex, ignore_case); group 1 is the value to report.
+_PATTERNS: dict[str, tuple[str, bool]] = {}
 for _kind, (_label, _value) in _KEYWORDED.items():
     _PATTERNS[_kind] = (rf"(?:{_label}){_FILLER}(?<![\w])({_value})(?![\w])", True)
     if _kind != "DATE_OF_BIRTH":  # "born" follows dates only in other senses
@@ -118,9 +114,41 @@ def _valid_ipv6(value: str) -> bool:
     return True
 
 
-_CONFIRM: dict[str, Callable[[str, int, str], Candidate | None]] = {
-    "IPV6": _ipv6,
-}
+_HEX = frozenset("0123456789abcdefABCDEF")
+_IPV6_CHARS = _HEX | frozenset(":.")
+_ZONE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _ipv6_candidates(text: str) -> Iterator[Candidate]:
+    """A permissive IPv6 candidate around each colon that joins hex groups (hex, colons, the
+    dots of an embedded IPv4, a zone id); `ipaddress` decides. Found from `str.find`: a regex
+    over every position of the text cost more than the rest of the PII patterns together.
+    """
+    n = len(text)
+    at = text.find(":")
+    while at != -1:
+        before = text[at - 1] if at else ""
+        after = text[at + 1] if at + 1 < n else ""
+        if (before in _HEX or before == ":") and (after in _HEX or after == ":"):
+            start = at
+            while start > 0 and text[start - 1] in _IPV6_CHARS:
+                start -= 1
+            end = at
+            while end < n and text[end] in _IPV6_CHARS:
+                end += 1
+            if end < n and text[end] == "%":  # zone id: fe80::1%eth0, %25 in URLs (RFC 6874)
+                zone_end = end + 1
+                while zone_end < n and text[zone_end] in _ZONE_CHARS and zone_end - end < 20:
+                    zone_end += 1
+                end = zone_end
+            bounded = not (start and (text[start - 1].isalnum() or text[start - 1] in "_%"))
+            if bounded and not (end < n and (text[end].isalnum() or text[end] == "_")):
+                found = _ipv6(text, start, text[start:end])
+                if found is not None:
+                    yield found
+            at = text.find(":", max(end, at + 1))
+            continue
+        at = text.find(":", at + 1)
 
 
 class PatternRules:
@@ -132,14 +160,10 @@ class PatternRules:
     def scan(self, text: str) -> Iterator[Candidate]:
         """Confirmed candidates (kind, start, end, score) for every pattern hit in `text`."""
         yield from _emails(text)
+        yield from _ipv6_candidates(text)
         for pattern, match in self._set.finditer(text):
             key = pattern.key.removesuffix(":after")
-            if key in _KEYWORD_SCORES:
-                start, end = match.span(1)
-                if key == "US_BANK_ACCOUNT" and not 8 <= len(_compact(match.group(1))) <= 17:
-                    continue
-                yield key, start, end, _KEYWORD_SCORES[key]
+            start, end = match.span(1)
+            if key == "US_BANK_ACCOUNT" and not 8 <= len(_compact(match.group(1))) <= 17:
                 continue
-            found = _CONFIRM[key](text, match.start(), match.group())
-            if found is not None:
-                yield found
+            yield key, start, end, _KEYWORD_SCORES[key]
