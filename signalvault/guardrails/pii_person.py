@@ -1,0 +1,350 @@
+"""PERSON from a compact statistical model: logistic regression over the features of each
+name-like token (the word, its shape and suffix, gazetteer membership, the words and cue
+classes around it), with weights trained by training/train_person.py and shipped in data/.
+
+Only tokens that could be a name are scored (capitalised, or a known name in lower case), so
+the cost grows with candidates, not text length. Pure Python, offline; no model download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from signalvault.guardrails.pii_checks import Candidate
+from signalvault.guardrails.pii_names import (
+    PERSON_CUES,
+    STRONG_CUES,
+    TITLES,
+    WEAK_CUES,
+    NameLexicon,
+    NameRules,
+    load_lexicon,
+    name_tokens,
+)
+
+MODEL_FILE = "pii_person_model.json.gz"
+_SENTENCE_END = frozenset(".!?\n")
+_JOINS = frozenset([" ", "-", ". "])  # between the tokens of one name: "Mary-Jane", "J. Smith"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    start: int
+    end: int
+    word: str  # as written, a trailing possessive 's removed
+    lower: str
+
+
+_WORD_JOINS = frozenset("'\u2019-")
+
+
+def _before(text: str, start: int) -> Token | None:
+    """The word ending at most three characters before `start` (manual scan: a regex search
+    per candidate cost more than scoring it)."""
+    end = start
+    while end > 0 and start - end < 3 and not text[end - 1].isalpha():
+        end -= 1
+    if end == 0 or not text[end - 1].isalpha():
+        return None
+    begin = end - 1
+    while begin > 0 and (
+        text[begin - 1].isalpha()
+        or (text[begin - 1] in _WORD_JOINS and text[begin - 2 : begin - 1].isalpha())
+    ):
+        begin -= 1
+    word = text[begin:end]
+    return Token(begin, end, word, word.lower())
+
+
+def _after(text: str, end: int) -> Token | None:
+    """The word starting at most three characters after `end` (a trailing 's removed)."""
+    n = len(text)
+    begin = end
+    while begin < n and begin - end < 3 and not text[begin].isalpha():
+        begin += 1
+    if begin >= n or not text[begin].isalpha():
+        return None
+    stop = begin + 1
+    while stop < n and (
+        text[stop].isalpha() or (text[stop] in _WORD_JOINS and text[stop + 1 : stop + 2].isalpha())
+    ):
+        stop += 1
+    word = text[begin:stop]
+    if word[-2:] in ("'s", "\u2019s") and len(word) > 3:
+        word, stop = word[:-2], stop - 2
+    return Token(begin, stop, word, word.lower())
+
+
+def _shape(word: str) -> str:
+    if word.istitle():
+        return "Xx" if len(word) > 1 else "X"
+    if word.isupper():
+        return "XX"
+    if word.islower():
+        return "x"
+    return "xX"
+
+
+def _sentence_initial(text: str, start: int) -> bool:
+    at = start - 1
+    while at >= 0 and text[at] in " \t\"'\u201c\u2018(":
+        at -= 1
+    return at < 0 or text[at] in _SENTENCE_END
+
+
+class PersonFeatures:
+    """Feature strings of one candidate token in context; shared by training and inference.
+
+    Features split in two: the word's own (cached per word: most names recur) and its context.
+    """
+
+    def __init__(self, lexicon: NameLexicon) -> None:
+        self.lexicon = lexicon
+        self._gazetteers: dict[str, str] = {}
+
+    def candidates(self, text: str, lowered_text: bool) -> list[Token]:
+        """Tokens that may be (part of) a name; @handles are not (the WNUT-17 convention)."""
+        return [
+            Token(start, end, word, word.lower())
+            for start, end, word in name_tokens(text, self.lexicon, lowered_text)
+            if not (start and text[start - 1] == "@")
+        ]
+
+    def gazetteer(self, lower: str) -> str:
+        known = self._gazetteers.get(lower)
+        if known is not None:
+            return known
+        lex = self.lexicon
+        flags = [
+            name
+            for name, words in (
+                ("first", lex.first),
+                ("cfirst", lex.common_first),
+                ("last", lex.last),
+                ("eng", lex.english),
+                ("proper", lex.proper),
+                ("not", lex.not_names),
+                ("amb", lex.ambiguous),
+                ("country", lex.countries),
+                ("title", TITLES),
+            )
+            if lower in words
+        ]
+        known = "+".join(flags) or "none"
+        if len(self._gazetteers) > 50_000:
+            self._gazetteers.clear()  # bounded: a long-running gateway sees unbounded words
+        self._gazetteers[lower] = known
+        return known
+
+    def own(self, token: Token) -> list[str]:
+        """The features of the word itself, whatever its context."""
+        lower, shape = token.lower, _shape(token.word)
+        gaz = self.gazetteer(lower)
+        return ["b", "w=" + lower, "s3=" + lower[-3:], "sh=" + shape, "g=" + gaz,
+                "gs=" + gaz + "|" + shape]  # fmt: skip
+
+    def context(self, text: str, token: Token, lowered_text: bool, rule: float) -> list[str]:
+        """The features of the token's place: sentence position, neighbours, cues, rules."""
+        shape = _shape(token.word)
+        gaz = self.gazetteer(token.lower)
+        feats = ["i=" + str(_sentence_initial(text, token.start)) + "|" + shape + "|" + gaz]
+        if lowered_text:
+            feats.append("lowtext|" + gaz)
+        if rule >= 0:
+            bucket = str(min(9, int(rule * 10)))
+            feats.append("r=" + bucket)
+            feats.append("r=" + bucket + "|" + shape)
+        else:
+            feats.append("r=none")
+        if text[max(0, token.start - 1) : token.start] == "#":
+            feats.append("hash")
+        if text[token.end : token.end + 2] in ("'s", "\u2019s"):
+            feats.append("poss")
+        before = _before(text, token.start)
+        if before is None or "\n" in text[before.end : token.start]:
+            feats.append("p=<s>")
+        else:
+            gap = text[before.end : token.start]
+            feats.append("p=" + before.lower)
+            feats.append("psh=" + _shape(before.word) + "|" + shape)
+            feats.append("pg=" + self.gazetteer(before.lower) + "|" + gaz)
+            if gap.strip():
+                feats.append("pgap=" + gap.strip()[:1])
+            head = text[max(0, before.start - 20) : before.start].split()
+            pair = (head[-1].lower() + " " + before.lower) if head else before.lower
+            for cue_name, cues in (
+                ("strong", STRONG_CUES),
+                ("person", PERSON_CUES),
+                ("weak", WEAK_CUES),
+            ):
+                if before.lower in cues or pair in cues:
+                    feats.append("pc=" + cue_name)
+                    break
+        after = _after(text, token.end)
+        if after is None or "\n" in text[token.end : after.start]:
+            feats.append("n=</s>")
+        else:
+            gap = text[token.end : after.start]
+            feats.append("n=" + after.lower)
+            feats.append("nsh=" + shape + "|" + _shape(after.word))
+            feats.append("ng=" + gaz + "|" + self.gazetteer(after.lower))
+            if gap.strip():
+                feats.append("ngap=" + gap.strip()[:1])
+        return feats
+
+
+class PersonModel:
+    """Scores name-like tokens with the shipped weights and joins positive ones into spans."""
+
+    def __init__(self, lexicon: NameLexicon, weights: dict[str, float] | None = None) -> None:
+        self.features = PersonFeatures(lexicon)
+        if weights is None:
+            weights, self.meta = load_weights()
+        else:
+            self.meta = {}
+        self._weights = weights
+        self._own: dict[str, float] = {}  # word as written -> the sum of its own weights
+
+    def token_scores(
+        self, text: str, rules: Sequence[Candidate] = (), tokens: list[Token] | None = None
+    ) -> list[tuple[Token, float]]:
+        """(token, probability of being part of a name) for every candidate token."""
+        lowered_text = not any(ch.isupper() for ch in text)
+        if tokens is None:
+            tokens = self.features.candidates(text, lowered_text)
+        weights = self._weights
+        rules_at = rule_scores(rules, tokens)
+        out = []
+        for token, rule in zip(tokens, rules_at, strict=True):
+            z = self._own.get(token.word)
+            if z is None:
+                z = sum(weights.get(f, 0.0) for f in self.features.own(token))
+                if len(self._own) > 50_000:
+                    self._own.clear()
+                self._own[token.word] = z
+            for feature in self.features.context(text, token, lowered_text, rule):
+                z += weights.get(feature, 0.0)
+            out.append((token, 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))))
+        return out
+
+    def scan(self, text: str, rules: Sequence[Candidate] = ()) -> list[Candidate]:
+        """PERSON spans of the model alone (`rules`: the rules' candidates, read as features)."""
+        return self.spans(text, self.token_scores(text, rules))
+
+    def spans(
+        self, text: str, scores: list[tuple[Token, float]], floor: float = 0.3
+    ) -> list[Candidate]:
+        """Runs of tokens scoring `floor` or more, at the best token's score."""
+        found: list[Candidate] = []
+        run: list[tuple[Token, float]] = []
+        for token, score in scores:
+            if score < floor:
+                continue
+            if run and text[run[-1][0].end : token.start] not in _JOINS:
+                found.append(_span(text, run))
+                run = []
+            run.append((token, score))
+        if run:
+            found.append(_span(text, run))
+        return [c for c in found if c[3] >= floor]
+
+
+def rule_scores(rules: Sequence[Candidate], tokens: Sequence[Token]) -> list[float]:
+    """For each token, the best score of a rule span holding it (-1.0 where none does).
+
+    Both lists are in text order and rule spans do not overlap, so one pass does it.
+    """
+    out = []
+    at = 0
+    for token in tokens:
+        while at < len(rules) and rules[at][2] <= token.start:
+            at += 1
+        best = -1.0
+        j = at
+        while j < len(rules) and rules[j][1] < token.end:
+            if rules[j][1] <= token.start and token.end <= rules[j][2]:
+                best = max(best, rules[j][3])
+            j += 1
+        out.append(best)
+    return out
+
+
+_TITLE_BEFORE = re.compile(r"(?:^|(?<=\W))([A-Z][a-z]{1,3})\.? $")
+
+
+def _span(text: str, run: list[tuple[Token, float]]) -> Candidate:
+    start, end = run[0][0].start, run[-1][0].end
+    score = max(s for _, s in run)
+    # A title stays with the name it introduces ("Dr. Aiko Tanaka").
+    title = _TITLE_BEFORE.search(text, max(0, start - 6), start)
+    if title and title.group(1).lower() in TITLES:
+        start = title.start(1)
+    return "PERSON", start, end, round(score, 3)
+
+
+def load_weights() -> tuple[dict[str, float], dict[str, object]]:
+    """The shipped weights and their provenance (data, licences, training settings)."""
+    path = resources.files("signalvault.guardrails.data").joinpath(MODEL_FILE)
+    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
+        model = json.load(handle)
+    return {k: float(v) for k, v in model["weights"].items()}, model["meta"]
+
+
+class PersonDetector:
+    """PERSON from the rules and the model together, the combination measured best on text
+    neither was tuned on (see docs/guardrails.md): the model's spans, plus the rules' spans the
+    model does not contradict. The rules know formal cues and address blocks; the model knows
+    informal text and weighs every signal at once.
+    """
+
+    MODEL_THRESHOLD = 0.5  # a model span is reported from this token probability
+    VETO = 0.15  # a rule span whose tokens all score below this is demoted under the threshold
+
+    def __init__(self, lexicon: NameLexicon | None = None) -> None:
+        lexicon = lexicon or load_lexicon()
+        self.lexicon = lexicon
+        self.rules = NameRules(lexicon)
+        self.model = PersonModel(lexicon)
+
+    def scan(self, text: str) -> list[Candidate]:
+        lowered_text = not any(ch.isupper() for ch in text)
+        tokens = name_tokens(text, self.lexicon, lowered_text)
+        if not tokens:
+            return []
+        ruled = self.rules.scan(text, tokens)
+        candidates = [
+            Token(s, e, w, w.lower()) for s, e, w in tokens if not (s and text[s - 1] == "@")
+        ]
+        scores = self.model.token_scores(text, ruled, candidates)
+        found = self.model.spans(text, scores)
+        at = 0
+        for kind, start, end, score in ruled:
+            while at < len(scores) and scores[at][0].start < start:
+                at += 1
+            best = 0.0
+            j = at
+            while j < len(scores) and scores[j][0].end <= end:
+                best = max(best, scores[j][1])
+                j += 1
+            if score >= 0.5 and best < self.VETO:
+                score = min(score, 0.4)  # the model reads this as no name
+            found.append((kind, start, end, score))
+        return _union(found)
+
+
+def _union(found: list[Candidate]) -> list[Candidate]:
+    """Overlapping PERSON spans become one, at the best score: no part of a name is left out."""
+    merged: list[Candidate] = []
+    for kind, start, end, score in sorted(found, key=lambda c: (c[1], -c[2])):
+        if merged and start < merged[-1][2]:
+            _, s, e, sc = merged[-1]
+            merged[-1] = (kind, s, max(e, end), max(sc, score))
+        else:
+            merged.append((kind, start, end, score))
+    return merged
