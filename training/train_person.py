@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import math
+import os
 import random
 import sys
 from collections import Counter
@@ -157,6 +158,11 @@ def write(model: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # Faker draws some values by iterating sets: string hashing must not vary between runs.
+        os.execve(
+            sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
+        )
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)

@@ -217,7 +217,7 @@ def score_national(
     digits: str,
     shape: tuple[int, ...],
     seps: set[str],
-    other_cue: bool,
+    other_cue: Callable[[], bool],
 ) -> list[Candidate]:
     """Readings of the digit run [start, end) as each identifier written in `shape`."""
     found: list[Candidate] = []
@@ -232,7 +232,7 @@ def score_national(
             score = row.grouped_score
         if row.strict is not None and row.strict(digits):
             score += 0.1
-        if other_cue:
+        if other_cue():
             score -= _OTHER_PENALTY  # "invoice 123.456.789-09": a number that passes by chance
         found.append((row.kind, start, end, round(score, 2)))
     return found

@@ -93,7 +93,9 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
             # A Chinese resident ID whose check character is X (10).
             if _bounded(text, start, end + 1):
                 other = _cues(text, start, end).get("other", 99) <= 24
-                yield from score_national(text, start, end + 1, raw + "X", (18,), set(), other)
+                yield from score_national(
+                    text, start, end + 1, raw + "X", (18,), set(), other.__bool__
+                )
             continue
         if (not raw[-1:].isdigit() and not raw.endswith(")")) or not _bounded(text, start, end):
             suffix = _IP_SUFFIX.match(text, end) if _IPV4.fullmatch(raw) else None
@@ -173,6 +175,9 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
             memo.append(_cues(text, start, end))
         return memo[0]
 
+    def cues_near(distance: int) -> dict[str, int]:
+        return {k: v for k, v in cues().items() if v <= distance}
+
     if 12 <= len(digits) <= 19 and not ext:
         yield from _cards(main, start, groups, cues)
     if len(digits) == 9 and shape in ((3, 2, 4), (9,)) and ssn_ok(digits):
@@ -183,8 +188,9 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
             score = 0.95 if labelled else (0.7 if len(seps) == 1 else 0.4)
         yield "US_SSN", start, start + len(main), score
     if not ext:
-        other = cues().get("other", 99) <= 24
-        yield from score_national(text, start, start + len(main), digits, shape, seps, other)
+        yield from score_national(
+            text, start, start + len(main), digits, shape, seps, lambda: "other" in cues_near(24)
+        )
     if 6 <= len(digits) <= 15:
         score = _phone_score(text, raw, main, start, shape, seps, cues)
         if score:

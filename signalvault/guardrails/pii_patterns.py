@@ -105,7 +105,12 @@ def _ipv6(text: str, start: int, value: str) -> Candidate | None:
 
 
 def _valid_ipv6(value: str) -> bool:
-    if value.count(":") < 2 or value[-1] in ".%":
+    # Eight groups take seven colons (six before a dotted IPv4 tail) unless "::" elides some:
+    # clock times ("10:05:07") and MAC addresses leave before `ipaddress` is asked.
+    colons = value.split("%", 1)[0].count(":")
+    if "::" not in value and colons not in (6, 7):
+        return False
+    if colons < 2 or value[-1] in ".%":
         return False
     try:
         ipaddress.IPv6Address(value)

@@ -44,7 +44,7 @@ class Token:
 _WORD_JOINS = frozenset("'\u2019-")
 
 
-def _before(text: str, start: int) -> Token | None:
+def _before(text: str, start: int) -> tuple[int, int, str] | None:
     """The word ending at most three characters before `start` (manual scan: a regex search
     per candidate cost more than scoring it)."""
     end = start
@@ -58,11 +58,10 @@ def _before(text: str, start: int) -> Token | None:
         or (text[begin - 1] in _WORD_JOINS and text[begin - 2 : begin - 1].isalpha())
     ):
         begin -= 1
-    word = text[begin:end]
-    return Token(begin, end, word, word.lower())
+    return begin, end, text[begin:end]
 
 
-def _after(text: str, end: int) -> Token | None:
+def _after(text: str, end: int) -> tuple[int, int, str] | None:
     """The word starting at most three characters after `end` (a trailing 's removed)."""
     n = len(text)
     begin = end
@@ -78,7 +77,7 @@ def _after(text: str, end: int) -> Token | None:
     word = text[begin:stop]
     if word[-2:] in ("'s", "\u2019s") and len(word) > 3:
         word, stop = word[:-2], stop - 2
-    return Token(begin, stop, word, word.lower())
+    return begin, stop, word
 
 
 def _shape(word: str) -> str:
@@ -107,6 +106,18 @@ class PersonFeatures:
     def __init__(self, lexicon: NameLexicon) -> None:
         self.lexicon = lexicon
         self._gazetteers: dict[str, str] = {}
+        self._words: dict[str, tuple[str, str, str]] = {}
+
+    def word(self, word: str) -> tuple[str, str, str]:
+        """(lower case, shape, gazetteer classes) of a word as written; cached, bounded."""
+        known = self._words.get(word)
+        if known is None:
+            lower = word.lower()
+            known = (lower, _shape(word), self.gazetteer(lower))
+            if len(self._words) > 50_000:
+                self._words.clear()  # a long-running gateway sees unbounded words
+            self._words[word] = known
+        return known
 
     def candidates(self, text: str, lowered_text: bool) -> list[Token]:
         """Tokens that may be (part of) a name; @handles are not (the WNUT-17 convention)."""
@@ -144,15 +155,13 @@ class PersonFeatures:
 
     def own(self, token: Token) -> list[str]:
         """The features of the word itself, whatever its context."""
-        lower, shape = token.lower, _shape(token.word)
-        gaz = self.gazetteer(lower)
+        lower, shape, gaz = self.word(token.word)
         return ["b", "w=" + lower, "s3=" + lower[-3:], "sh=" + shape, "g=" + gaz,
                 "gs=" + gaz + "|" + shape]  # fmt: skip
 
     def context(self, text: str, token: Token, lowered_text: bool, rule: float) -> list[str]:
         """The features of the token's place: sentence position, neighbours, cues, rules."""
-        shape = _shape(token.word)
-        gaz = self.gazetteer(token.lower)
+        _, shape, gaz = self.word(token.word)
         feats = ["i=" + str(_sentence_initial(text, token.start)) + "|" + shape + "|" + gaz]
         if lowered_text:
             feats.append("lowtext|" + gaz)
@@ -167,35 +176,36 @@ class PersonFeatures:
         if text[token.end : token.end + 2] in ("'s", "\u2019s"):
             feats.append("poss")
         before = _before(text, token.start)
-        if before is None or "\n" in text[before.end : token.start]:
+        if before is None or "\n" in text[before[1] : token.start]:
             feats.append("p=<s>")
         else:
-            gap = text[before.end : token.start]
-            feats.append("p=" + before.lower)
-            feats.append("psh=" + _shape(before.word) + "|" + shape)
-            feats.append("pg=" + self.gazetteer(before.lower) + "|" + gaz)
-            if gap.strip():
-                feats.append("pgap=" + gap.strip()[:1])
-            head = text[max(0, before.start - 20) : before.start].split()
-            pair = (head[-1].lower() + " " + before.lower) if head else before.lower
-            for cue_name, cues in (
-                ("strong", STRONG_CUES),
-                ("person", PERSON_CUES),
-                ("weak", WEAK_CUES),
-            ):
-                if before.lower in cues or pair in cues:
-                    feats.append("pc=" + cue_name)
-                    break
+            b_start, b_end, b_word = before
+            b_lower, b_shape, b_gaz = self.word(b_word)
+            gap = text[b_end : token.start].strip()
+            feats.append("p=" + b_lower)
+            feats.append("psh=" + b_shape + "|" + shape)
+            feats.append("pg=" + b_gaz + "|" + gaz)
+            if gap:
+                feats.append("pgap=" + gap[:1])
+            head = text[max(0, b_start - 20) : b_start].split()
+            pair = (head[-1].lower() + " " + b_lower) if head else b_lower
+            if b_lower in STRONG_CUES or pair in STRONG_CUES:
+                feats.append("pc=strong")
+            elif b_lower in PERSON_CUES or pair in PERSON_CUES:
+                feats.append("pc=person")
+            elif b_lower in WEAK_CUES or pair in WEAK_CUES:
+                feats.append("pc=weak")
         after = _after(text, token.end)
-        if after is None or "\n" in text[token.end : after.start]:
+        if after is None or "\n" in text[token.end : after[0]]:
             feats.append("n=</s>")
         else:
-            gap = text[token.end : after.start]
-            feats.append("n=" + after.lower)
-            feats.append("nsh=" + shape + "|" + _shape(after.word))
-            feats.append("ng=" + gaz + "|" + self.gazetteer(after.lower))
-            if gap.strip():
-                feats.append("ngap=" + gap.strip()[:1])
+            a_lower, a_shape, a_gaz = self.word(after[2])
+            gap = text[token.end : after[0]].strip()
+            feats.append("n=" + a_lower)
+            feats.append("nsh=" + shape + "|" + a_shape)
+            feats.append("ng=" + gaz + "|" + a_gaz)
+            if gap:
+                feats.append("ngap=" + gap[:1])
         return feats
 
 

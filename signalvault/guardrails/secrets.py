@@ -133,7 +133,10 @@ class SecretsDetector:
         if "GENERIC_SECRET" in self._kinds:
             found.extend(_keyword_tokens(text, _keyword_ends(lowered), self._is_generated))
         if self._kinds & {"GENERIC_SECRET", "PASSWORD"}:
-            for kind, start, end, score in assigned_secrets(text, lowered, self._is_generated):
+            covered = [(f.start, f.end) for f in found]
+            for kind, start, end, score in assigned_secrets(
+                text, lowered, self._is_generated, covered
+            ):
                 found.append(Finding(kind, start, end, score, "secrets"))
         return self._select(text, found)
 

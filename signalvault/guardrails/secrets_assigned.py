@@ -10,12 +10,12 @@ hash. Pure functions of the text; builds on `secrets_checks`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from signalvault.guardrails import secrets_checks as chk
 
 # Lower-case substrings that may start a credential name; the name's words then decide.
-_STEMS = ("pass", "pwd", "pw", "secret", "token", "key", "auth", "credential", "bearer")
+_STEMS = ("pass", "pw", "secret", "token", "key", "auth", "credential", "bearer")
 _PASSWORD_WORDS = frozenset(
     ["password", "passwd", "pass", "pwd", "pw", "pswd", "passphrase", "passcode", "pword"]
 )
@@ -66,9 +66,15 @@ _TYPE_NAMES = frozenset(
 Found = tuple[str, int, int, float]  # kind, start, end, score
 
 
-def assigned_secrets(text: str, lowered: str, is_generated: Callable[[str], bool]) -> list[Found]:
+def assigned_secrets(
+    text: str,
+    lowered: str,
+    is_generated: Callable[[str], bool],
+    covered: Sequence[tuple[int, int]] = (),
+) -> list[Found]:
     """Every literal value assigned to a credential name in `text` (`lowered` is its ASCII
-    lower-case copy, shared with the other keyword rules)."""
+    lower-case copy, shared with the other keyword rules). Values inside a `covered` span (a
+    credential of a known format, found already) are not judged again."""
     found: list[Found] = []
     seen: set[int] = set()
     for name_start, name_end in _names(text, lowered):
@@ -81,6 +87,8 @@ def assigned_secrets(text: str, lowered: str, is_generated: Callable[[str], bool
         if kind is None:
             continue
         for start, end, prose in values:
+            if any(s <= start and end <= e for s, e in covered):
+                break
             quoted = text[start - 1 : start] in ("'", '"', "`")
             if _is_literal(text[start:end], kind, quoted, prose, is_generated):
                 found.append((kind, start, end, 0.8 if kind == "PASSWORD" else 0.75))
@@ -89,22 +97,45 @@ def assigned_secrets(text: str, lowered: str, is_generated: Callable[[str], bool
 
 
 def _names(text: str, lowered: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each identifier holding a credential stem."""
+    """(start, end) of each identifier holding a credential stem that a value may follow."""
+    n = len(text)
     for stem in _STEMS:
         at = lowered.find(stem)
         while at != -1:
-            start = at
-            while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-."):
-                start -= 1
-            while start < at and text[start] in "-.":
-                start += 1  # "--password": the dashes open a command-line flag
+            if stem == "key" and not (at and (text[at - 1].isalnum() or text[at - 1] in "_-.")):
+                at = lowered.find(stem, at + 3)
+                continue  # "key" alone names nothing; only "api_key", "apiKey", "secret.key" do
             end = at + len(stem)
-            while end < len(text) and (text[end].isalnum() or text[end] in "_.-"):
+            while end < n and (text[end].isalnum() or text[end] in "_.-"):
                 end += 1
             while end > at and text[end - 1] in ".-":
                 end -= 1  # "my password." ends a sentence, not a dotted name
-            yield start, end
+            if _may_assign(text, at, end):
+                start = at
+                while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-."):
+                    start -= 1
+                while start < at and text[start] in "-.":
+                    start += 1  # "--password": the dashes open a command-line flag
+                yield start, end
             at = lowered.find(stem, end)
+
+
+_ASSIGN_CHARS = frozenset("=:>\"'`],")
+
+
+def _may_assign(text: str, at: int, end: int) -> bool:
+    """A cheap look at what follows a name before any parsing: most credential words in prose
+    ("reset your password", "token budget") are followed by neither an operator nor a value."""
+    j = end
+    while j < len(text) and j - end < 2 and text[j] in " \t":
+        j += 1
+    if j < len(text) and text[j] in _ASSIGN_CHARS:
+        return True
+    if text.startswith("is ", j) or text[at - 1 : at] == "<":
+        return True
+    # "--password VALUE", "Bearer VALUE": the word itself tells.
+    space = max(text.rfind(" ", 0, at), text.rfind("\n", 0, at), text.rfind("\t", 0, at))
+    return text.startswith("--", space + 1) or text[at:end].lower() == "bearer"
 
 
 def _kind(name: str) -> str | None:
