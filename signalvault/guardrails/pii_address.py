@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from signalvault.guardrails.pii_checks import Candidate
+from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 
 # Street types written before the name (Romance languages) and after it (English and others).
 _PREFIX_TYPES = (
@@ -108,7 +108,7 @@ class AddressRules:
         return [("ADDRESS", s, e, score) for s, e, score in _merge(text, spans)]
 
     def _anchor_spans(self, text: str) -> Iterator[tuple[int, int, float]]:
-        lowered_text = not any(ch.isupper() for ch in text)
+        lowered_text = is_lower_case(text)
         skip_to = 0
         for number in _DIGITS.finditer(text):
             n_start, n_end = number.span()

@@ -84,6 +84,11 @@ def sg_nric_ok(value: str) -> bool:
     return letters[total % 11] == value[8]
 
 
+def is_lower_case(text: str) -> bool:
+    """Whether `text` has no upper-case letter (one C-speed comparison, not a Python loop)."""
+    return text.lower() == text
+
+
 def context_near(
     text: str, start: int, end: int, words: re.Pattern[str], before: int = 56, after: int = 24
 ) -> bool:

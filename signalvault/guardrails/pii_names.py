@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from signalvault.guardrails.pii_checks import Candidate
+from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
 _PARTICLES = frozenset(
@@ -263,9 +263,12 @@ class NameRules:
         self._lower_ok_lowered = lex.lower_ok_lowered
         self._never_alone = self._not_names | _TITLES | _PARTICLES
 
-    def scan(self, text: str, tokens: list[NameToken] | None = None) -> list[Candidate]:
+    def scan(
+        self, text: str, tokens: list[NameToken] | None = None, lowered_text: bool | None = None
+    ) -> list[Candidate]:
         """PERSON candidates in `text` (`tokens`: its `name_tokens`, when already found)."""
-        lowered_text = not any(ch.isupper() for ch in text)
+        if lowered_text is None:
+            lowered_text = is_lower_case(text)
         german = len(_GERMAN.intersection(text.lower().split())) >= 3
         if tokens is None:
             tokens = name_tokens(text, self.lexicon, lowered_text)

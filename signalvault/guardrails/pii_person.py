@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from signalvault.guardrails.pii_checks import Candidate
+from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 from signalvault.guardrails.pii_names import (
     PERSON_CUES,
     STRONG_CUES,
@@ -30,6 +30,7 @@ from signalvault.guardrails.pii_names import (
 
 MODEL_FILE = "pii_person_model.json.gz"
 _SENTENCE_END = frozenset(".!?\n")
+OWN_GATE = -3.0  # own-word score below which context is not read (see PersonModel)
 _JOINS = frozenset([" ", "-", ". "])  # between the tokens of one name: "Mary-Jane", "J. Smith"
 
 
@@ -222,10 +223,15 @@ class PersonModel:
         self._own: dict[str, float] = {}  # word as written -> the sum of its own weights
 
     def token_scores(
-        self, text: str, rules: Sequence[Candidate] = (), tokens: list[Token] | None = None
+        self,
+        text: str,
+        rules: Sequence[Candidate] = (),
+        tokens: list[Token] | None = None,
+        lowered_text: bool | None = None,
     ) -> list[tuple[Token, float]]:
         """(token, probability of being part of a name) for every candidate token."""
-        lowered_text = not any(ch.isupper() for ch in text)
+        if lowered_text is None:
+            lowered_text = is_lower_case(text)
         if tokens is None:
             tokens = self.features.candidates(text, lowered_text)
         weights = self._weights
@@ -238,6 +244,11 @@ class PersonModel:
                 if len(self._own) > 50_000:
                     self._own.clear()
                 self._own[token.word] = z
+            if z < OWN_GATE and rule < 0.5:
+                # The word alone rules itself out ("GET", "INFO", "Kubernetes") and no rule
+                # says otherwise: its context is not read (half the candidates in tweets,
+                out.append((token, 0.0))
+                continue
             for feature in self.features.context(text, token, lowered_text, rule):
                 z += weights.get(feature, 0.0)
             out.append((token, 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))))
@@ -323,15 +334,15 @@ class PersonDetector:
         self.model = PersonModel(lexicon)
 
     def scan(self, text: str) -> list[Candidate]:
-        lowered_text = not any(ch.isupper() for ch in text)
+        lowered_text = is_lower_case(text)
         tokens = name_tokens(text, self.lexicon, lowered_text)
         if not tokens:
             return []
-        ruled = self.rules.scan(text, tokens)
+        ruled = self.rules.scan(text, tokens, lowered_text)
         candidates = [
             Token(s, e, w, w.lower()) for s, e, w in tokens if not (s and text[s - 1] == "@")
         ]
-        scores = self.model.token_scores(text, ruled, candidates)
+        scores = self.model.token_scores(text, ruled, candidates, lowered_text)
         found = self.model.spans(text, scores)
         at = 0
         for kind, start, end, score in ruled:
