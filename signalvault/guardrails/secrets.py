@@ -130,10 +130,10 @@ class SecretsDetector:
         if aws_ids and "AWS_SECRET_ACCESS_KEY" in self._kinds:
             found.extend(_paired_aws_secrets(text, aws_ids))
         lowered = _ascii_lower(text)
+        covered = [(f.start, f.end) for f in found]  # known formats, judged already
         if "GENERIC_SECRET" in self._kinds:
             found.extend(_keyword_tokens(text, _keyword_ends(lowered), self._is_generated))
         if self._kinds & {"GENERIC_SECRET", "PASSWORD"}:
-            covered = [(f.start, f.end) for f in found]
             for kind, start, end, score in assigned_secrets(
                 text, lowered, self._is_generated, covered
             ):
