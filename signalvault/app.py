@@ -14,44 +14,39 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
-from signalvault.alerts import Alerts
-from signalvault.audit import CANCELLED, AuditTrail, Interaction
 from signalvault.config import Secret, Settings
-from signalvault.credentials import ProviderCredentials
+from signalvault.control.policies import PolicyService, stored_rules
+from signalvault.control.services import Services, open_accounts, open_services
 from signalvault.errors import StoreError
+from signalvault.gateway.limits import Limits, open_limiter
+from signalvault.gateway.live_screen import LiveScreen
+from signalvault.gateway.metrics import CONTENT_TYPE, Metrics
+from signalvault.gateway.providers import Router, new_client_session
+from signalvault.gateway.proxy import Proxy, Receive, Scope, Send
+from signalvault.gateway.screening import Screen
+from signalvault.gateway.tokens import TokenCounter
+from signalvault.gateway.upstream import OPEN, Upstream
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import Policy
-from signalvault.integrity.sealer import Sealer
-from signalvault.keyring import KeyRing, load_pepper
-from signalvault.keysource import open_key_source
-from signalvault.limits import Limits, open_limiter
-from signalvault.live_screen import LiveScreen
-from signalvault.metrics import CONTENT_TYPE, Metrics
-from signalvault.policies import PolicyService, stored_rules
-from signalvault.providers import Router, new_client_session
-from signalvault.proxy import Proxy, Receive, Scope, Send
-from signalvault.retention import scheduled_run
-from signalvault.runtime_settings import RuntimeSettings
-from signalvault.screening import Screen
-from signalvault.spool import Spool, replay_file
-from signalvault.store import Store, open_store
+from signalvault.store import Store
 from signalvault.store.policy_queries import PolicyVersion
 from signalvault.store.writer import GroupCommitWriter
-from signalvault.tokens import TokenCounter
-from signalvault.upstream import OPEN, Upstream
+from signalvault.trail.alerts import Alerts
+from signalvault.trail.audit import CANCELLED, AuditTrail, Interaction
+from signalvault.trail.integrity.sealer import Sealer
+from signalvault.trail.retention import scheduled_run
+from signalvault.trail.spool import Spool, replay_file
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from signalvault.accounts.service import AccountService as Accounts
-    from signalvault.api import AccountService
+    from signalvault.control.api.deps import AccountService
 
 log = logging.getLogger("signalvault.app")
 # At shutdown, how long requests the server cancelled (past its grace period) get to record
@@ -59,41 +54,7 @@ log = logging.getLogger("signalvault.app")
 CANCELLED_DRAIN_SECONDS = 5.0
 SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
 SPOOL_RETRY_MAX_SECONDS = 10.0
-AccountsFactory = Callable[["Services"], "AccountService"]
-
-
-@dataclass(slots=True)
-class Services:
-    """Everything a running gateway holds open."""
-
-    store: Store
-    keyring: KeyRing
-    trail: AuditTrail
-    sealer: Sealer
-    credentials: ProviderCredentials
-    runtime: RuntimeSettings  # the settings with run-time overrides, kept current
-
-
-def open_services(settings: Settings) -> Services:
-    """Open the store and the key material (also used by CLI commands)."""
-    master_key = open_key_source(settings).load()
-    store = open_store(settings.store)
-    store.open()
-    try:
-        pepper = load_pepper(store, master_key)
-    except Exception:
-        store.close()
-        raise
-    trail = AuditTrail(store, master_key)
-    providers = tuple(p.name for p in settings.providers)
-    return Services(
-        store,
-        KeyRing(store, pepper),
-        trail,
-        Sealer(store, master_key, settings.audit),
-        ProviderCredentials(store, master_key, trail, providers),
-        RuntimeSettings(store, settings),
-    )
+AccountsFactory = Callable[[Services], "AccountService"]
 
 
 def load_screen(
@@ -210,7 +171,7 @@ class GatewayApp:
         )
         self._stopping.clear()
         self._wake = asyncio.Event()
-        from signalvault.api import create_admin_api  # FastAPI loads only for a server
+        from signalvault.control.api import create_admin_api  # FastAPI loads only for a server
 
         accounts = None if self.accounts is None else self.accounts(self.services)
         self._admin = create_admin_api(self.services, self.settings, accounts)
@@ -464,20 +425,6 @@ async def _json(
         {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )
     await send({"type": "http.response.body", "body": data})
-
-
-def open_accounts(services: Services, settings: Settings) -> Accounts:
-    """The account store (accounts, sessions, tokens) over opened services, as the admin API and
-    the CLI use it: run-time session and login-lock settings included."""
-    from signalvault.accounts.service import AccountService as Accounts
-
-    return Accounts(
-        services.store,
-        services.trail,
-        services.keyring.pepper,
-        settings.accounts,
-        live=services.runtime.accounts,
-    )
 
 
 def account_service(settings: Settings) -> AccountsFactory:

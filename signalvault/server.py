@@ -18,11 +18,12 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from signalvault.app import create_app, open_services
+from signalvault.app import create_app
 from signalvault.config import ServerSettings, Settings, load_settings
+from signalvault.control.services import open_services
 from signalvault.errors import ConfigError
+from signalvault.gateway.providers import Router
 from signalvault.logfmt import configure_logging
-from signalvault.providers import Router
 
 NO_PROVIDERS = (
     "no providers configured: add one to signalvault.toml, e.g.\n\n"

@@ -1,0 +1,1 @@
+"""The audit trail and everything in its life."""
