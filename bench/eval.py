@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 Detect = Callable[[str], list[Finding]]

@@ -19,7 +19,7 @@ from signalvault.crypto.envelope import MasterKeys
 from signalvault.crypto.gateway_keys import check_environment
 from signalvault.errors import ConfigError, CryptoError
 from signalvault.store import Store
-from signalvault.store.credential_queries import StoredCredential
+from signalvault.store.credential_queries import StoredCredential, wrap_name
 from signalvault.trail.audit import AuditTrail
 
 log = logging.getLogger("signalvault.credentials")
@@ -31,11 +31,6 @@ HINT_CHARS = 4
 HINT_MIN_CHARS = 16  # shorter secrets show no characters at all
 # Printable ASCII without spaces: a credential goes into an HTTP header, so CR/LF must never pass.
 _SECRET_PATTERN = re.compile(r"[\x21-\x7e]+")
-
-
-def wrap_name(provider: str, environment: str) -> str:
-    """What a stored credential is wrapped under, so it unwraps only as itself."""
-    return f"provider:{provider}:{environment or '*'}"
 
 
 def mask(hint: str) -> str:

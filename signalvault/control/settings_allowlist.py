@@ -17,8 +17,8 @@ import orjson
 
 from signalvault.config import ALERT_KINDS, SECTIONS, Settings
 from signalvault.errors import BadRequest
+from signalvault.trail.retention import DEFAULT_DAYS_SETTING
 
-DEFAULT_DAYS_SETTING = "retention.days"  # one value with PUT /api/retention (retention.py)
 YEAR_MINUTES = 366 * 24 * 60
 # Config-file settings refused at run time on purpose, with the reason the refusal gives.
 CONFIG_ONLY = {

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import hyperscan
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.scanner import Pattern, PatternSet
 
 _KEYWORDS_KEY = "keywords"

@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 from signalvault.config import RetentionSettings
-from signalvault.control.settings_allowlist import DEFAULT_DAYS_SETTING  # also PATCH /api/settings
 from signalvault.errors import ConfigError
 from signalvault.store import Store
 from signalvault.store.lifecycle import Cutoffs
@@ -41,6 +40,9 @@ EXPIRING_KINDS = (
 NO_PROJECT = "(none)"
 DAY = 86_400.0
 LEASE = "retention"
+
+# The stored global default: one value for PUT /api/retention and PATCH /api/settings.
+DEFAULT_DAYS_SETTING = "retention.days"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from signalvault.control.credentials import wrap_name
 from signalvault.crypto.envelope import MasterKey, MasterKeyRing, new_key
 from signalvault.crypto.master_key import ENV_ROTATION_STEPS, EnvKeySource, KeySource
 from signalvault.errors import ConfigError
 from signalvault.store import Store
-from signalvault.store.credential_queries import StoredCredential
+from signalvault.store.credential_queries import StoredCredential, wrap_name
 from signalvault.store.lifecycle import WrappedKey
 from signalvault.trail.audit import AuditTrail
 
