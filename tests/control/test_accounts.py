@@ -620,7 +620,7 @@ def test_two_inits_racing_as_processes_make_one_owner(tmp_path, request, store):
 
     env = {
         **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         "SIGNALVAULT_DATA_DIR": str(tmp_path / "data"),
         "SIGNALVAULT_CONFIG": "",
     }

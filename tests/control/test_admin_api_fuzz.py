@@ -20,7 +20,7 @@ from schemathesis.checks import (
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import OPENAPI_PATH, create_admin_api
 from signalvault.control.services import open_services
-from tests.test_admin_api import FakeAccounts
+from tests.control.test_admin_api import FakeAccounts
 
 CHECKS = [
     not_a_server_error,

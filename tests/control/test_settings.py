@@ -24,10 +24,10 @@ from signalvault.control.services import open_services
 from signalvault.control.settings_allowlist import RUNTIME
 from signalvault.errors import AuthError, BadRequest, RateLimited
 from tests.conftest import make_settings, running_gateway
-from tests.test_accounts import FAST, FakeClock
-from tests.test_admin_api import World, person, world_for
-from tests.test_alerts import AWS_KEY, Webhook
-from tests.test_postgres import open_pg
+from tests.control.test_accounts import FAST, FakeClock
+from tests.control.test_admin_api import World, person, world_for
+from tests.store.test_postgres import open_pg
+from tests.trail.test_alerts import AWS_KEY, Webhook
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import pytest
 from signalvault.config import AlertSettings, GuardrailSettings, Secret
 from signalvault.guardrails.engine import Engine
 from tests.conftest import make_settings, records, running_gateway
-from tests.test_alerts import webhook  # noqa: F401 (the fixture)
+from tests.trail.test_alerts import webhook  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.anyio
 

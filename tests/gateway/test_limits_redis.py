@@ -21,7 +21,7 @@ from signalvault.errors import LimiterUnavailable, RateLimited
 from signalvault.gateway.limits import Charge, Limits
 from signalvault.gateway.limits.redis import RedisLimiter
 from tests.conftest import records, running_gateway
-from tests.test_limits import CHAT, auth, gateway_key, limited_key
+from tests.gateway.test_limits import CHAT, auth, gateway_key, limited_key
 
 pytestmark = pytest.mark.anyio
 

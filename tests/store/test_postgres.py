@@ -244,7 +244,7 @@ async def test_store_outage_answers_503_forwards_nothing_and_recovers(
 def test_writer_fails_its_callers_while_the_database_is_away_then_recovers(pg_url, relay):
     from signalvault.store.sql import INSERT_RECORD
     from signalvault.store.writer import WriteOp
-    from tests.test_store import row
+    from tests.store.test_store import row
 
     url = make_url(pg_url).set(port=relay.port).render_as_string(hide_password=False)
     store = open_pg(url)

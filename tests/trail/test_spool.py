@@ -19,7 +19,7 @@ from signalvault.store.sql import INSERT_RECORD
 from signalvault.store.writer import WriteOp
 from signalvault.trail.spool import Spool, _read, replay_file
 from tests.conftest import make_settings, records, running_gateway
-from tests.test_metrics import samples, value
+from tests.gateway.test_metrics import samples, value
 
 pytestmark = pytest.mark.anyio
 
