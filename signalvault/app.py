@@ -24,11 +24,12 @@ from signalvault.config import Secret, Settings
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
 from signalvault.errors import StoreError
+from signalvault.gateway.asgi import Receive, Scope, Send, send_json
 from signalvault.gateway.limits import Limits, open_limiter
 from signalvault.gateway.live_screen import LiveScreen
 from signalvault.gateway.metrics import CONTENT_TYPE, Metrics
 from signalvault.gateway.providers import Router, new_client_session
-from signalvault.gateway.proxy import Proxy, Receive, Scope, Send
+from signalvault.gateway.proxy import Proxy
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.upstream import OPEN, Upstream
@@ -416,15 +417,7 @@ async def _json(
     body: dict[str, Any],
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    data = orjson.dumps(body)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(data)).encode()),
-    ]
-    await send(
-        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
-    )
-    await send({"type": "http.response.body", "body": data})
+    await send_json(send, status, orjson.dumps(body), None, extra)
 
 
 def account_service(settings: Settings) -> AccountsFactory:

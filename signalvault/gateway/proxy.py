@@ -4,13 +4,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from signalvault.errors import (
@@ -20,33 +18,31 @@ from signalvault.errors import (
     HTTPError,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     RateLimited,
-    RequestTimeout,
     StoreError,
     StoreUnavailable,
-    UnsupportedMedia,
 )
+from signalvault.gateway.asgi import Message, Receive, Scope, Send, send_error, send_json
 from signalvault.gateway.keyring import KeyRing
 from signalvault.gateway.limits import BYPASS, Limits, Reservation
 from signalvault.gateway.providers import Router, Target
+from signalvault.gateway.relay import Relay
+from signalvault.gateway.request_body import (
+    ENDPOINTS,
+    STREAMING_APIS,
+    WANTED_HEADERS,
+    ClientGone,
+    parse_json_body,
+    presented_key,
+    read_body,
+)
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.upstream import Upstream, UpstreamFailed
-from signalvault.gateway.wire import (
-    StreamAssembler,
-    end_user,
-    error_body,
-    family,
-    prompt_text,
-    trace_id,
-)
-from signalvault.gateway.wire import usage as usage_of
+from signalvault.gateway.wire import end_user, family, trace_id
 from signalvault.guardrails.engine import Redactor
 from signalvault.trail.audit import (
     BLOCKED,
-    CANCELLED,
-    OK,
     PROVIDER_ERROR,
     RATE_LIMITED,
     REJECTED,
@@ -56,41 +52,7 @@ from signalvault.trail.audit import (
     Interaction,
 )
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 log = logging.getLogger("signalvault.proxy")
-
-# Request path -> (api name, upstream endpoint after the version segment).
-ENDPOINTS = {
-    "/v1/chat/completions": ("chat", "/chat/completions"),
-    "/v1/responses": ("responses", "/responses"),
-    "/v1/embeddings": ("embeddings", "/embeddings"),
-    "/v1/messages": ("messages", "/messages"),
-}
-STREAMING_APIS = frozenset({"chat", "responses", "messages"})
-# Headers read from the caller; everything else stays at the gateway.
-_WANTED = frozenset(
-    {
-        b"authorization",
-        b"x-api-key",
-        b"content-type",
-        b"content-length",
-        b"x-signalvault-user",
-        b"x-signalvault-session",
-        b"traceparent",
-        b"anthropic-version",
-        b"anthropic-beta",
-    }
-)
-# Provider response headers worth passing back (request ids for support tickets, rate limits).
-_PASS_BACK = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
-
-
-class _ClientGone(Exception):
-    """The caller disconnected while its request body was being read."""
 
 
 class Proxy:
@@ -116,7 +78,7 @@ class Proxy:
         # policy is approved); the request keeps the one it got to its end.
         self._reload_screen = reload_screen
         self._upstream = upstream
-        self._tokens = tokens
+        self._relay = Relay(trail, tokens)
         self._max_body = max_body_bytes
         self._limits = limits
         self._body_timeout = body_timeout_seconds
@@ -139,7 +101,7 @@ class Proxy:
                 self._trail.abandon(current[0])
             if not started:
                 api = ENDPOINTS.get(scope["path"], ("chat", ""))[0]
-                await _send_error(send, api, HTTPError("Internal gateway error."), None)
+                await send_error(send, api, HTTPError("Internal gateway error."), None)
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, current: list[Interaction]
@@ -148,23 +110,23 @@ class Proxy:
         headers = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
-            if name in _WANTED
+            if name in WANTED_HEADERS
         }
         if path == "/v1/models":
             await self._models(scope, headers, send)
             return
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:
-            await _send_error(send, "chat", NotFound(f"Unknown endpoint {path}"), None)
+            await send_error(send, "chat", NotFound(f"Unknown endpoint {path}"), None)
             return
         api, upstream_path = endpoint
         interaction = Interaction(api=api)
         current.append(interaction)
         if scope["method"] != "POST":
-            await _send_error(send, api, MethodNotAllowed(f"{path} accepts POST only."), None)
+            await send_error(send, api, MethodNotAllowed(f"{path} accepts POST only."), None)
             return
         try:
-            interaction.key = self._keyring.authenticate(_presented_key(headers))
+            interaction.key = self._keyring.authenticate(presented_key(headers))
         except AuthError as exc:
             await self._reject(send, interaction, exc, None, outcome=UNAUTHORIZED)
             return
@@ -177,11 +139,11 @@ class Proxy:
             self._screen = await self._reload_screen()
         screen = self._screen
         try:
-            body = await self._read_body(receive, headers)
-            payload = _parse(body, headers)
+            body = await read_body(receive, headers, self._max_body, self._body_timeout)
+            payload = parse_json_body(body, headers)
             targets = self._admit(interaction, payload, headers)
             screened = screen.request(interaction, payload, body, redactor)
-        except _ClientGone:
+        except ClientGone:
             return
         except HTTPError as exc:
             # Content that never passed the guardrails is not kept, not even encrypted.
@@ -204,7 +166,7 @@ class Proxy:
         except StoreError:
             # Fail closed: nothing is forwarded that was not first recorded.
             self._settle(reservation, interaction)
-            await _send_error(send, api, _store_down(), interaction.id)
+            await send_error(send, api, _store_down(), interaction.id)
             return
         try:
             await self._forward(
@@ -221,34 +183,6 @@ class Proxy:
             )
         finally:  # JSON, stream, provider error or cancellation: usage is known (or 0) by now
             self._settle(reservation, interaction)
-
-    # -- admission ---------------------------------------------------------------------------
-    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
-        declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._max_body:
-            raise PayloadTooLarge(f"Request body exceeds the {self._max_body} byte limit.")
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            # One deadline for the whole body: a client trickling bytes cannot hold a slot.
-            async with asyncio.timeout(self._body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise _ClientGone
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self._max_body:
-                        raise PayloadTooLarge(
-                            f"Request body exceeds the {self._max_body} byte limit."
-                        )
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"The request body did not arrive within {self._body_timeout:g} seconds."
-            ) from None
 
     async def _reserve(
         self, interaction: Interaction, payload: dict[str, Any]
@@ -302,23 +236,22 @@ class Proxy:
         # A store failure here changes nothing for the caller: nothing was forwarded.
         with contextlib.suppress(StoreError):
             await self._trail.record_rejected(interaction, body)
-        await _send_error(send, interaction.api, error, interaction.id)
+        await send_error(send, interaction.api, error, interaction.id)
 
     async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
         try:
-            key = self._keyring.authenticate(_presented_key(headers))
+            key = self._keyring.authenticate(presented_key(headers))
         except (AuthError, StoreError) as exc:
             error = exc if isinstance(exc, AuthError) else _store_down()
-            await _send_error(send, "chat", error, None)
+            await send_error(send, "chat", error, None)
             return
         data = [
             {"id": model, "object": "model", "created": 0, "owned_by": provider}
             for model, provider in self._router.listed_models()
             if key.allows_model(model)
         ]
-        await _send_json(send, 200, orjson.dumps({"object": "list", "data": data}), None)
+        await send_json(send, 200, orjson.dumps({"object": "list", "data": data}), None)
 
-    # -- forwarding --------------------------------------------------------------------------
     async def _forward(
         self,
         send: Send,
@@ -344,163 +277,14 @@ class Proxy:
         try:
             interaction.status_code = response.status
             if answer.is_stream:
-                await self._relay_stream(
+                await self._relay.stream(
                     send, receive, interaction, response, payload, redactor, screen
                 )
             else:
-                await self._relay_body(send, interaction, response, redactor, screen)
+                await self._relay.body(send, interaction, response, redactor, screen)
         finally:
             answer.settle(failed=interaction.outcome == STREAM_CUT)
             response.release()
-
-    async def _relay_body(
-        self,
-        send: Send,
-        interaction: Interaction,
-        response: aiohttp.ClientResponse,
-        redactor: Redactor,
-        screen: Screen,
-    ) -> None:
-        data = await response.read()
-        interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
-        if response.status >= 400:
-            interaction.error_code = f"provider_{response.status}"
-        try:
-            parsed = orjson.loads(data) if data else None
-        except orjson.JSONDecodeError:
-            parsed = None
-        interaction.prompt_tokens, interaction.completion_tokens = usage_of(interaction.api, parsed)
-        if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
-            interaction.model_used = parsed["model"]
-        stored = data
-        if response.status < 400:
-            try:
-                screened = screen.response(interaction, parsed, data, redactor)
-            except HTTPError as exc:  # the guardrail engine failed and the mode is closed
-                await self._refuse_output(send, interaction, exc, PROVIDER_ERROR, None)
-                return
-            if screened.blocked is not None:
-                await self._refuse_output(
-                    send, interaction, screened.blocked, BLOCKED, screened.stored
-                )
-                return
-            data, stored = screened.forward, screened.stored
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": _response_headers(response, interaction.id, "application/json"),
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
-        self._trail.complete(interaction, stored)
-
-    async def _refuse_output(
-        self,
-        send: Send,
-        interaction: Interaction,
-        error: HTTPError,
-        outcome: str,
-        stored: bytes | None,
-    ) -> None:
-        """The provider answered, but the answer may not reach the caller."""
-        interaction.outcome = outcome
-        interaction.status_code = error.status_code
-        interaction.error_code = error.code
-        self._trail.complete(interaction, stored)
-        await _send_error(send, interaction.api, error, interaction.id)
-
-    async def _relay_stream(
-        self,
-        send: Send,
-        receive: Receive,
-        interaction: Interaction,
-        response: aiohttp.ClientResponse,
-        payload: dict[str, Any],
-        redactor: Redactor,
-        screen: Screen,
-    ) -> None:
-        assembler = StreamAssembler(interaction.api)
-        guard = screen.stream(interaction, redactor)
-        gone = asyncio.Event()
-
-        async def _watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-            response.close()  # stop reading from the provider at once
-
-        watcher = asyncio.ensure_future(_watch_disconnect())
-        outcome = OK
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": _response_headers(response, interaction.id, "text/event-stream"),
-                }
-            )
-            async for chunk in response.content.iter_any():
-                assembler.feed(chunk)
-                out = chunk if guard is None else screen.feed(guard, interaction, chunk)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-                if guard is not None and guard.is_stopped:
-                    break  # blocked or aborted: nothing more may reach the caller
-            if guard is not None and not guard.is_stopped:
-                out = screen.feed(guard, interaction, None)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError, ConnectionError):
-            outcome = STREAM_CUT
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            if gone.is_set():
-                outcome = CANCELLED
-            elif guard is not None and guard.blocked is not None:
-                outcome = BLOCKED
-            elif guard is not None and guard.is_aborted:
-                outcome = PROVIDER_ERROR  # the guardrail engine failed and the mode is closed
-            elif outcome == OK and not assembler.is_complete:
-                outcome = STREAM_CUT
-            if guard is None:
-                with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
-                    screen.log_stream(interaction, "".join(assembler.text), redactor)
-            else:
-                interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
-                # Log what the guard let through (redacted, never restored), not the raw text.
-                assembler.text = [guard.stored_text()]
-                args = guard.stored_arguments()
-                assembler.tool_arguments = {i: [a] for i, a in args.items()}
-            self._finish_stream(interaction, assembler, payload, outcome)
-
-    def _finish_stream(
-        self,
-        interaction: Interaction,
-        assembler: StreamAssembler,
-        payload: dict[str, Any],
-        outcome: str,
-    ) -> None:
-        interaction.outcome = outcome
-        if outcome == BLOCKED:
-            interaction.error_code = "guardrail_violation"
-        elif outcome != OK:
-            interaction.error_code = outcome
-        interaction.model_used = assembler.model or interaction.model_used
-        interaction.prompt_tokens = assembler.prompt_tokens
-        interaction.completion_tokens = assembler.completion_tokens
-        if interaction.prompt_tokens is None or interaction.completion_tokens is None:
-            # OpenAI streams carry usage only when the client asked for it.
-            model = interaction.model_used
-            if interaction.prompt_tokens is None:
-                interaction.prompt_tokens = self._tokens.count(prompt_text(payload), model)
-            if interaction.completion_tokens is None:
-                interaction.completion_tokens = self._tokens.count("".join(assembler.text), model)
-            interaction.tokens_estimated = True
-        self._trail.complete(interaction, assembler.assembled())
 
     async def _provider_failed(
         self, send: Send, interaction: Interaction, error: HTTPError
@@ -518,74 +302,8 @@ class Proxy:
         interaction.outcome = PROVIDER_ERROR
         interaction.error_code = error.code
         self._trail.complete(interaction, None)
-        await _send_error(send, interaction.api, error, interaction.id)
-
-
-def _presented_key(headers: dict[str, str]) -> str | None:
-    authorization = headers.get("authorization")
-    if authorization and authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return headers.get("x-api-key")
-
-
-def _parse(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    content_type = headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise UnsupportedMedia("Send the request body as `Content-Type: application/json`.")
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(
-            f"The request body is not valid JSON: {exc.msg} (position {exc.pos})."
-        ) from None
-    if not isinstance(payload, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    return payload
+        await send_error(send, interaction.api, error, interaction.id)
 
 
 def _store_down() -> StoreUnavailable:
     return StoreUnavailable("The audit store is unavailable; the request was not forwarded.")
-
-
-def _response_headers(
-    response: aiohttp.ClientResponse, request_id: str, default_type: str
-) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"content-type", response.headers.get("content-type", default_type).encode("latin-1")),
-        (b"x-signalvault-request-id", request_id.encode()),
-    ]
-    if default_type == "text/event-stream":
-        headers.append((b"cache-control", b"no-cache"))
-    for name in _PASS_BACK:
-        value = response.headers.get(name)
-        if value is not None:
-            headers.append((name.encode(), value.encode("latin-1")))
-    return headers
-
-
-async def _send_json(
-    send: Send,
-    status: int,
-    body: bytes,
-    request_id: str | None,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if request_id is not None:
-        headers.append((b"x-signalvault-request-id", request_id.encode()))
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Send, api: str, error: HTTPError, request_id: str | None) -> None:
-    extra = []
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        extra.append((b"retry-after", str(max(1, round(retry_after))).encode()))
-    await _send_json(send, error.status_code, error_body(api, error), request_id, extra)
