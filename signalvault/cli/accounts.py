@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from signalvault.cli.options import CONFIG_OPTION
+from signalvault.cli.options import CONFIG_OPTION, opened
 from signalvault.config import Settings, config_path, load_settings
 from signalvault.console import cli_actor, format_table, iso
 from signalvault.control.accounts.principal import ROLES
@@ -57,14 +57,10 @@ CONFIG_TEMPLATE = """\
 
 @contextmanager
 def _accounts(settings: Settings) -> Iterator[AccountService]:
-    from signalvault.control.services import open_accounts, open_services  # only when needed
+    from signalvault.control.services import open_accounts  # only when needed
 
-    services = open_services(settings)
-    try:
+    with opened(settings) as services:
         yield open_accounts(services, settings)
-    finally:
-        services.sealer.close()
-        services.store.close()
 
 
 def _read_password() -> str:
@@ -76,8 +72,8 @@ def _read_password() -> str:
 
 def _check_input(settings: Settings, email: str, password: str | None) -> None:
     """Validate before anything is stored: bad input must create no data directory."""
+    from signalvault.control.accounts.checks import check_email
     from signalvault.control.accounts.passwords import Passwords
-    from signalvault.control.accounts.service import check_email
 
     address = check_email(email)
     if password is not None:

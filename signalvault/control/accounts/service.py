@@ -5,33 +5,35 @@ secret. The admin API and the CLI call these functions; neither touches the tabl
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, NoReturn
 
 from signalvault.config import AccountSettings
-from signalvault.control.accounts.api_tokens import display_prefix, generate_token, new_token_id
 from signalvault.control.accounts.authenticator import AccountAuthenticator, digest, principal
+from signalvault.control.accounts.checks import (
+    check_email,
+    check_roles,
+    is_owner,
+    normalize_email,
+)
 from signalvault.control.accounts.passwords import Passwords, generate_password
-from signalvault.control.accounts.principal import ROLES, Principal
+from signalvault.control.accounts.principal import Principal
 from signalvault.control.accounts.throttle import LoginThrottle
-from signalvault.control.projects import ProjectRegistry, check_project_name
-from signalvault.crypto.gateway_keys import hash_secret
-from signalvault.errors import AuthError, BadRequest, Forbidden, NotFound
+from signalvault.control.accounts.token_service import PersonalTokens
+from signalvault.control.projects import ProjectRegistry
+from signalvault.errors import AuthError, BadRequest, NotFound
 from signalvault.store import Store
 from signalvault.store.account_queries import (
     GLOBAL,
     Account,
     AccountQueries,
-    ApiToken,
     FirstOwnerRefused,
     SessionRow,
 )
 from signalvault.trail.audit import AuditTrail
 
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 SESSION_ROWS_KEPT = 86400.0  # seconds an ended session's row stays (its 401 says "ended")
 ANONYMOUS = "anonymous"  # the actor of a failed login: nobody has been authenticated
 
@@ -53,44 +55,7 @@ class Disabled(NamedTuple):
     tokens_revoked: int
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
-def check_email(email: str) -> str:
-    """The normalized (lower-cased) email. Raises BadRequest if it is not an address."""
-    address = normalize_email(email)
-    if len(address) > 320 or not EMAIL_PATTERN.fullmatch(address):
-        raise BadRequest("invalid email address", param="email")
-    return address
-
-
-def roles_json(roles: Mapping[str, str]) -> dict[str, str]:
-    return dict(sorted(roles.items()))
-
-
-def check_roles(roles: Mapping[str | None, str]) -> dict[str, str]:
-    """Validated roles keyed by project or "*" (global; None is accepted for it too)."""
-    checked: dict[str, str] = {}
-    for project, role in roles.items():
-        if role not in ROLES:
-            raise BadRequest(f"unknown role {role!r}; roles: {', '.join(ROLES)}", param="role")
-        key = GLOBAL if project in (None, GLOBAL) else project
-        if key != GLOBAL:
-            check_project_name(key)
-        if role == "owner" and key != GLOBAL:
-            raise BadRequest("owner is a global role; give it without a project", param="role")
-        checked[key] = role
-    if not checked:
-        raise BadRequest("an account needs a role", param="role")
-    return roles_json(checked)
-
-
-def is_owner(account: Account) -> bool:
-    return not account.is_disabled and account.roles.get(GLOBAL) == "owner"
-
-
-class AccountService:
+class AccountService(PersonalTokens):
     """Accounts, sessions and tokens over a Store, audited through an AuditTrail.
 
     Args:
@@ -460,84 +425,6 @@ class AccountService:
         actor = f"account:{account.email}" if account else ANONYMOUS
         self._audit("logout", actor, {"account": session.account_id})
         return True
-
-    # -- personal API tokens --------------------------------------------------------------------
-    def create_token(
-        self, account_id: str, name: str, expires_in: float | None, actor: str
-    ) -> tuple[ApiToken, str]:
-        """A token for an enabled account; returns it and its secret (shown once). `expires_in`
-        is seconds (default `[accounts] token_default_days`, at most `token_max_days`)."""
-        account = self.get_account(account_id)
-        if account.is_disabled:
-            raise BadRequest(f"account {account.email} is disabled")
-        if account.password_changed_at is None:
-            # A token would outlive the one-time password: its holder chooses a password first.
-            raise Forbidden(
-                f"account {account.email} still has its one-time password; change it first",
-                code="password_change_required",
-            )
-        name = name.strip()
-        if not name or len(name) > 256:
-            raise BadRequest("a token needs a name of at most 256 characters", param="name")
-        limits = self.settings
-        lifetime = limits.token_default_days * 86400 if expires_in is None else expires_in
-        if not 0 < lifetime <= limits.token_max_days * 86400:
-            raise BadRequest(
-                f"a token's lifetime must be positive and at most {limits.token_max_days:g} days",
-                param="expires",
-            )
-        secret = generate_token()
-        now = self._clock()
-        token = ApiToken(
-            id=new_token_id(),
-            account_id=account.id,
-            name=name,
-            prefix=display_prefix(secret),
-            created_at=now,
-            expires_at=now + lifetime,
-            revoked_at=None,
-            last_used_at=None,
-        )
-        self.queries.insert_token(token, hash_secret(self._pepper, secret))
-        self._audit(
-            "token_created",
-            actor,
-            {
-                "account": account.id,
-                "token": token.id,
-                "name": name,
-                "prefix": token.prefix,
-                "expires_at": token.expires_at,
-            },
-        )
-        return token, secret
-
-    def get_token(self, token_id: str) -> ApiToken:
-        token = self.queries.get_token(token_id)
-        if token is None:
-            raise NotFound(f"no token {token_id}")
-        return token
-
-    def list_tokens(self, account_id: str | None = None) -> list[ApiToken]:
-        """Tokens of one account (or all), oldest first, never their secrets."""
-        return self.queries.list_tokens(account_id)
-
-    def revoke_token(self, token_id: str, actor: str) -> ApiToken:
-        """Revoke a token; refused from the next request on. Raises NotFound, BadRequest."""
-        token = self.get_token(token_id)
-        if not self.queries.revoke_token(token.id, self._clock()):
-            raise BadRequest(f"token {token.id} is already revoked")
-        self._audit(
-            "token_revoked",
-            actor,
-            {
-                "account": token.account_id,
-                "token": token.id,
-                "name": token.name,
-                "prefix": token.prefix,
-            },
-        )
-        return self.get_token(token.id)
 
     def _audit(self, kind: str, actor: str, details: dict[str, Any]) -> None:
         self._trail.record_event(kind, actor, details)

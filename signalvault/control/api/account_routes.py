@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from signalvault.console import iso
+from signalvault.control.accounts.checks import check_roles
 from signalvault.control.accounts.principal import Principal
-from signalvault.control.accounts.service import check_roles
 from signalvault.control.api import authz
 from signalvault.control.api.deps import Context, context, principal
 from signalvault.control.api.models import (

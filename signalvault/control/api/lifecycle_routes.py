@@ -10,7 +10,7 @@ from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
 from signalvault.control.api.deps import Context, context, principal
 from signalvault.control.api.key_routes import record_change
-from signalvault.control.api.models import (
+from signalvault.control.api.trail_models import (
     LegalHold,
     LegalHoldCreate,
     LegalHoldPage,

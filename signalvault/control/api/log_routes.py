@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
 from signalvault.control.api.deps import Context, context, principal
-from signalvault.control.api.models import LogDetail, LogPage, LogRecord
+from signalvault.control.api.trail_models import LogDetail, LogPage, LogRecord
 from signalvault.errors import CryptoError, NotFound
 from signalvault.store import RecordFilter, Store
 from signalvault.store.sql import Within

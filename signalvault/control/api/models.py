@@ -36,7 +36,7 @@ def _project_name(value: str) -> str:
 ProjectName = Annotated[str, AfterValidator(_project_name)]
 
 
-class _Body(BaseModel):
+class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -49,7 +49,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class LoginRequest(_Body):
+class LoginRequest(RequestBody):
     email: Text = Field(min_length=1, max_length=320)
     password: Text = Field(min_length=1, max_length=1024)
 
@@ -63,7 +63,7 @@ class LoginResponse(BaseModel):
     )
 
 
-class PasswordChange(_Body):
+class PasswordChange(RequestBody):
     current_password: Text = Field(min_length=1, max_length=1024)
     new_password: Text = Field(min_length=1, max_length=1024)
 
@@ -75,7 +75,7 @@ class PasswordChanged(BaseModel):
     )
 
 
-class TokenRequest(_Body):
+class TokenRequest(RequestBody):
     name: Text = Field(min_length=1, max_length=200)
     expires_seconds: float | None = Field(default=None, gt=0, le=366 * 86400)
 
@@ -109,52 +109,6 @@ class Done(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-class LogRecord(BaseModel):
-    """A record's metadata (`audit.record_json`): never content, never ciphertext."""
-
-    id: str
-    kind: str
-    time: str | None
-    completed_at: str | None
-    stream: bool
-    has_content: bool
-    project: str | None
-    key_id: str | None
-    environment: str | None
-    end_user: str | None
-    session_id: str | None
-    trace_id: str | None
-    api: str | None
-    provider: str | None
-    model_requested: str | None
-    model_used: str | None
-    status_code: int | None
-    outcome: str | None
-    error_code: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    total_tokens: int | None
-    tokens_estimated: bool
-    latency_ms: float | None
-    ttfb_ms: float | None
-    policy_version: int | None
-    guardrails: list[dict[str, Any]]
-    attempts: list[dict[str, Any]]
-    actor: str | None = None
-    details: dict[str, Any] | None = None
-
-
-class LogDetail(LogRecord):
-    prompt: str | None = Field(default=None, description="Only with ?content=true.")
-    response: str | None = Field(default=None, description="Only with ?content=true.")
-    content_erased: bool | None = None
-
-
-class LogPage(BaseModel):
-    data: list[LogRecord]
-    next_cursor: str | None
-
-
 class Key(BaseModel):
     """A gateway key's metadata; the secret is never returned after creation."""
 
@@ -180,7 +134,7 @@ class KeyPage(BaseModel):
     next_cursor: str | None
 
 
-class KeyCreate(_Body):
+class KeyCreate(RequestBody):
     name: Text = Field(min_length=1, max_length=200)
     environment: str = Field(pattern=r"^[a-z0-9]{1,16}$")
     project: ProjectName = "default"
@@ -197,98 +151,7 @@ class KeyCreated(Key):
     secret: str = Field(description="The key secret, shown only this once.")
 
 
-class VerifyFinding(BaseModel):
-    kind: str
-    message: str
-    record_id: str | None
-    seq: int | None
-    checkpoint: int | None
-
-
-class VerifyResult(BaseModel):
-    status: Literal["intact", "suspicious", "tampered"]
-    tree_size: int
-    root: str | None
-    records_checked: int
-    tombstones: int
-    checkpoints_checked: int
-    sealed_during_run: int
-    unsealed: int
-    trusted_checkpoints_checked: int
-    consistency: dict[str, Any] | None
-    problems: dict[str, int]
-    findings: list[VerifyFinding]
-
-
-class Retention(BaseModel):
-    default_days: int
-    projects: dict[str, int]
-
-
-class RetentionUpdate(_Body):
-    default_days: int | None = Field(default=None, ge=0, le=36500)
-    projects: dict[ProjectName, Annotated[int, Field(ge=0, le=36500)] | None] = Field(
-        default_factory=dict, description="Per-project days; null removes the override."
-    )
-
-
-class LegalHold(BaseModel):
-    id: str
-    scope: str
-    value: str
-    reason: str | None
-    status: Literal["active", "released"]
-    created_at: str | None
-    created_by: str
-    released_at: str | None
-    released_by: str | None
-
-
-class LegalHoldPage(BaseModel):
-    data: list[LegalHold]
-    next_cursor: str | None
-
-
-class LegalHoldCreate(_Body):
-    scope: Literal["project", "key", "user", "record"]
-    value: Text = Field(min_length=1, max_length=256)
-    reason: Text | None = Field(default=None, max_length=1000)
-
-
-class ErasureReceipt(BaseModel):
-    record_id: str
-    subject_hash: str
-    records: int
-    data_keys: int
-    space_reclaimed: bool
-
-
-class SigningKey(BaseModel):
-    algorithm: str
-    id: str
-    public_key: str = Field(description="Base64 of the raw Ed25519 public key")
-
-
-class ExportManifest(BaseModel):
-    """A signed export manifest, exactly as `signalvault export verify` reads it (fields beyond
-    these, such as `subject`, pass through unchanged)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    kind: str
-    file: str
-    format: str
-    include_content: bool
-    filters: dict[str, Any]
-    record_count: int
-    sha256: str
-    size_bytes: int
-    audit_record_id: str | None
-    signing_key: SigningKey
-    signature: str = Field(description="Base64 Ed25519 signature of the canonical manifest")
-
-
-class KeyRotate(_Body):
+class KeyRotate(RequestBody):
     grace_seconds: float = Field(
         default=86400.0, ge=0, le=30 * 86400, description="How long the old secret still works."
     )
@@ -316,7 +179,7 @@ class ProviderCredentialList(BaseModel):
     data: list[ProviderCredential]
 
 
-class ProviderCredentialSet(_Body):
+class ProviderCredentialSet(RequestBody):
     api_key: str = Field(min_length=1, max_length=4096, description="Stored encrypted; write-only.")
     environment: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,16}$")
 
@@ -361,16 +224,16 @@ class PolicyList(BaseModel):
     data: list[PolicyVersion]
 
 
-class PolicyPropose(_Body):
+class PolicyPropose(RequestBody):
     rules: list[dict[str, Any]] = Field(max_length=500)
     reason: Text | None = Field(default=None, max_length=1000)
 
 
-class PolicyDecision(_Body):
+class PolicyDecision(RequestBody):
     reason: Text | None = Field(default=None, max_length=1000)
 
 
-class PolicyRollback(_Body):
+class PolicyRollback(RequestBody):
     reason: Text | None = Field(
         default=None, max_length=1000, description='Default: "rollback to version N".'
     )
@@ -401,7 +264,7 @@ class AccountList(BaseModel):
     data: list[AccountOut]
 
 
-class AccountCreate(_Body):
+class AccountCreate(RequestBody):
     email: Text = Field(min_length=3, max_length=320)
     roles: Roles
 
@@ -412,7 +275,7 @@ class AccountCreated(AccountOut):
     )
 
 
-class AccountUpdate(_Body):
+class AccountUpdate(RequestBody):
     roles: Roles | None = None
     disabled: bool | None = None
 
@@ -478,12 +341,12 @@ class ProjectDetail(ProjectOut):
     )
 
 
-class ProjectCreate(_Body):
+class ProjectCreate(RequestBody):
     name: ProjectName
     description: Text = Field(default="", max_length=MAX_DESCRIPTION)
 
 
-class ProjectUpdate(_Body):
+class ProjectUpdate(RequestBody):
     description: Text = Field(max_length=MAX_DESCRIPTION)
 
 

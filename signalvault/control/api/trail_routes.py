@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
 from signalvault.control.api.deps import Context, context, principal
-from signalvault.control.api.models import ErasureReceipt, ExportManifest, VerifyResult
+from signalvault.control.api.trail_models import ErasureReceipt, ExportManifest, VerifyResult
 from signalvault.errors import NotFound
 from signalvault.trail.erasure import erase_subject
 from signalvault.trail.export.exporter import AUDIT_EXPORT, CONTENT_EXPORT, SUBJECT_EXPORT
