@@ -4,37 +4,19 @@ master-key rotation. Each parses its arguments and calls one service function.""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 import orjson
 
-from signalvault.cli.options import CONFIG_OPTION
-from signalvault.config import Settings, load_settings
+from signalvault.cli.options import CONFIG_OPTION, opened
+from signalvault.config import load_settings
 from signalvault.console import cli_actor, format_table
 
 if TYPE_CHECKING:
-    from signalvault.control.services import Services
-
-
-@contextmanager
-def _services(settings: Settings, *, seal_first: bool = False) -> Iterator[Services]:
-    """Open services; with `seal_first`, seal finished records before a command removes any, so
-    what it tombstones is already committed to the tamper-evidence tree."""
-    from signalvault.control.services import open_services  # the gateway's imports only when needed
-    from signalvault.trail.integrity.sealer import seal_now
-
-    services = open_services(settings)
-    try:
-        if seal_first:
-            seal_now(services)
-        yield services
-    finally:
-        services.sealer.close()  # lets queued checkpoint copies go out
-        services.store.close()
+    pass
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:
@@ -73,7 +55,7 @@ def legal_hold_add(config_file: Path | None, scope: str, value: str, reason: str
     """Place a hold: covered records are kept by retention and cannot be erased."""
     from signalvault.trail.legal_holds import add_hold
 
-    with _services(load_settings(config_file)) as services:
+    with opened(load_settings(config_file)) as services:
         hold = add_hold(services.store, services.trail, scope, value, reason, cli_actor())
     click.echo(f"Placed legal hold {hold.id} on {scope} {value!r}.")
 
@@ -86,7 +68,7 @@ def legal_hold_list(config_file: Path | None, include_released: bool, as_json: b
     """List active holds (and released ones with --all)."""
     from signalvault.trail.legal_holds import hold_json
 
-    with _services(load_settings(config_file)) as services:
+    with opened(load_settings(config_file)) as services:
         holds = services.store.list_holds(include_released=include_released)
     rows = [hold_json(hold) for hold in holds]
     if as_json:
@@ -105,7 +87,7 @@ def legal_hold_release(config_file: Path | None, hold_id: str) -> None:
     """Release a hold; retention and erasure apply again to what it covered."""
     from signalvault.trail.legal_holds import release_hold
 
-    with _services(load_settings(config_file)) as services:
+    with opened(load_settings(config_file)) as services:
         hold = release_hold(services.store, services.trail, hold_id, cli_actor())
     click.echo(f"Released legal hold {hold.id} ({hold.scope} {hold.value!r}).")
 
@@ -130,7 +112,7 @@ def retention_run(config_file: Path | None, dry_run: bool, archive_dir: Path | N
 
     settings = load_settings(config_file)
     progress = None if dry_run else _progress("tombstoned")
-    with _services(settings, seal_first=not dry_run) as services:
+    with opened(settings, seal_first=not dry_run) as services:
         try:
             report = run_retention(
                 services.store,
@@ -166,7 +148,7 @@ def subject_erase(config_file: Path | None, end_user: str, yes: bool) -> None:
             abort=True,
             err=True,
         )
-    with _services(settings, seal_first=True) as services:
+    with opened(settings, seal_first=True) as services:
         receipt = erase_subject(services.store, services.trail, end_user, cli_actor())
     click.echo(
         f"Erased subject {receipt.subject_hash[:16]}: {receipt.records} record(s) tombstoned, "
@@ -220,7 +202,7 @@ def master_key_rotate(
     source = open_key_source(settings)
     progress = _progress("re-wrapped")
     counter = None if progress is None else (lambda done: progress(done, 0))
-    with _services(settings) as services:
+    with opened(settings) as services:
         try:
             if finish:
                 report = rotation.finish(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import orjson
 
-from signalvault.cli.options import CONFIG_OPTION
+from signalvault.cli.options import CONFIG_OPTION, opened
 from signalvault.config import Settings, load_settings
 from signalvault.console import cli_actor, format_table, iso
 from signalvault.control.policies import PolicyService, version_json
@@ -69,18 +69,12 @@ def _service(config_file: Path | None) -> Iterator[PolicyService]:
 
 @contextmanager
 def _open(config_file: Path | None) -> Iterator[_Session]:
-    from signalvault.control.services import open_services  # the gateway's imports only when needed
-
     settings = load_settings(config_file)
-    services = open_services(settings)
-    try:
+    with opened(settings) as services:
         review = settings.guardrails.two_person_review
         yield _Session(
             PolicyService(services.store, services.trail, review=review), services, settings
         )
-    finally:
-        services.sealer.close()
-        services.store.close()
 
 
 def _password(identity: Identity) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from signalvault.cli.options import CONFIG_OPTION
+from signalvault.cli.options import CONFIG_OPTION, opened
 from signalvault.config import Settings, load_settings
 from signalvault.console import cli_actor, format_table, iso
 from signalvault.control.projects import check_description, check_project_name
@@ -27,13 +27,9 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @contextmanager
 def _registry(settings: Settings) -> Iterator[tuple[ProjectRegistry, Services]]:
     from signalvault.control.projects import ProjectRegistry
-    from signalvault.control.services import open_services  # the gateway's imports only when needed
 
-    services = open_services(settings)
-    try:
+    with opened(settings) as services:
         yield ProjectRegistry(services.store, services.trail), services
-    finally:
-        services.store.close()
 
 
 @click.group()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import orjson
 
-from signalvault.cli.options import CONFIG_OPTION
+from signalvault.cli.options import CONFIG_OPTION, opened
 from signalvault.config import ProviderSettings, load_settings
 from signalvault.console import cli_actor, format_table, iso
 from signalvault.errors import ConfigError
@@ -41,8 +41,6 @@ def providers_set_key(
     config_file: Path | None, name: str, environment: str | None, key_stdin: bool
 ) -> None:
     """Store (or replace) a provider's credential; running gateways use it on their next request."""
-    from signalvault.control.services import open_services
-
     settings = load_settings(config_file)
     if key_stdin:
         secret = sys.stdin.read()
@@ -50,11 +48,8 @@ def providers_set_key(
         secret = click.prompt("Credential", hide_input=True, confirmation_prompt=True)
     else:
         raise ConfigError("pass --key-stdin to read the credential from standard input")
-    services = open_services(settings)
-    try:
+    with opened(settings) as services:
         info = services.credentials.set(name, secret, cli_actor(), environment)
-    finally:
-        services.store.close()
     scope = f"environment {info.environment}" if info.environment else "every environment"
     verb = "Replaced" if info.rotated_at is not None else "Stored"
     click.echo(f"{verb} the credential of {name} for {scope}: {info.masked}")
@@ -66,13 +61,8 @@ def providers_set_key(
 @ENV_OPTION
 def providers_remove_key(config_file: Path | None, name: str, environment: str | None) -> None:
     """Delete a stored credential; requests fall back to the next one in order at once."""
-    from signalvault.control.services import open_services
-
-    services = open_services(load_settings(config_file))
-    try:
+    with opened(load_settings(config_file)) as services:
         info = services.credentials.remove(name, cli_actor(), environment)
-    finally:
-        services.store.close()
     scope = f"environment {info.environment}" if info.environment else "every environment"
     click.echo(f"Removed the stored credential of {name} for {scope} ({info.masked}).")
 
@@ -82,14 +72,9 @@ def providers_remove_key(config_file: Path | None, name: str, environment: str |
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def providers_list(config_file: Path | None, as_json: bool) -> None:
     """Configured providers and stored credentials, masked (never a whole secret)."""
-    from signalvault.control.services import open_services
-
     settings = load_settings(config_file)
-    services = open_services(settings)
-    try:
+    with opened(settings) as services:
         stored = services.credentials.list_masked()
-    finally:
-        services.store.close()
     wide = {c.provider for c in stored if c.environment is None}
     rows: list[dict[str, Any]] = [
         _configured_row(p, overridden=p.name in wide) for p in settings.providers

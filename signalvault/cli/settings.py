@@ -3,33 +3,18 @@ and set or unset the run-time overrides every running gateway picks up without a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
-from signalvault.cli.options import CONFIG_OPTION
-from signalvault.config import Settings, load_settings
+from signalvault.cli.options import CONFIG_OPTION, opened
+from signalvault.config import load_settings
 from signalvault.console import cli_actor, format_table
 
 if TYPE_CHECKING:
     from signalvault.control.runtime_settings import Change
-    from signalvault.control.services import Services
-
-
-@contextmanager
-def _services(settings: Settings) -> Iterator[Services]:
-    from signalvault.control.services import open_services  # the gateway's imports only when needed
-
-    services = open_services(settings)
-    try:
-        yield services
-    finally:
-        services.sealer.close()
-        services.store.close()
 
 
 def _shown(value: Any) -> str:
@@ -50,7 +35,7 @@ def settings_show(config_file: Path | None, as_json: bool) -> None:
     from signalvault.control.runtime_settings import load_overrides
 
     config = load_settings(config_file)
-    with _services(config) as services:
+    with opened(config) as services:
         entries = describe(config, load_overrides(services.store))
     if as_json:
         for entry in entries:
@@ -104,7 +89,7 @@ def _change(config_file: Path | None, name: str, value: Any) -> None:
     from signalvault.control.settings_allowlist import RUNTIME
 
     config = load_settings(config_file)
-    with _services(config) as services:
+    with opened(config) as services:
         change: Change = change_settings(
             services.store, services.trail, config, {name: value}, cli_actor()
         )[0]
