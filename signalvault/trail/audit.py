@@ -99,6 +99,8 @@ class Interaction:
     end_user: str | None = None
     session_id: str | None = None
     trace_id: str | None = None
+    run_id: str | None = None  # the agent run this call belongs to (SPEC §7b)
+    classification: str | None = None  # public, internal, confidential, restricted (SPEC §7c)
     model_requested: str | None = None
     is_stream: bool = False
     provider: str | None = None
@@ -134,6 +136,8 @@ class Interaction:
             "end_user": self.end_user,
             "session_id": self.session_id,
             "trace_id": self.trace_id,
+            "run_id": self.run_id,
+            "classification": self.classification,
             "api": self.api,
             "provider": self.provider,
             "model_requested": self.model_requested,
@@ -430,6 +434,11 @@ METADATA_FIELDS = (
     "end_user",
     "session_id",
     "trace_id",
+    "run_id",
+    "parent_id",
+    "call_id",
+    "tool_name",
+    "classification",
     "api",
     "provider",
     "model_requested",

@@ -23,7 +23,7 @@ from signalvault.store.schema import audit_records
 from signalvault.store.sqlite import DATABASE_FILE, SqliteStore
 from signalvault.trail.audit import OK, Interaction
 from signalvault.trail.integrity.checkpoint import parse_json_line, sign_checkpoint
-from signalvault.trail.integrity.leaf import LEAF_COLUMNS, leaf_data, record_leaf
+from signalvault.trail.integrity.leaf import ADDED_COLUMNS, LEAF_COLUMNS, leaf_data, record_leaf
 from signalvault.trail.integrity.merkle import Frontier
 from signalvault.trail.integrity.sealer import Sealer, seal_now
 from signalvault.trail.integrity.sink import WebhookSender
@@ -45,6 +45,19 @@ def services(settings):
     yield opened
     opened.sealer.close()
     opened.store.close()
+
+
+# The leaf data of a minimal record as the release before migration 0008 computed it.
+VERSION_1_LEAF = (
+    b'{"_v":1,"actor":null,"api":null,"attempts":null,"completed_at":null,"completion_tokens":'
+    b'null,"created_at":1.0,"data_key_id":null,"details":null,"end_user":null,"environment":nu'
+    b'll,"error_code":null,"guardrails":null,"id":"r","is_stream":false,"key_id":null,"kind":"'
+    b'interaction","latency_ms":null,"model_requested":null,"model_used":null,"outcome":"ok","'
+    b'policy_version":null,"project":null,"prompt_ct":null,"prompt_tokens":null,"provider":nul'
+    b'l,"response_ct":null,"seq":0,"session_id":null,"status_code":null,"tokens_estimated":fal'
+    b'se,"tombstone_reason":null,"tombstoned_at":null,"total_tokens":null,"trace_id":null,"ttf'
+    b'b_ms":null}'
+)
 
 
 def add_interactions(services: Services, count: int, *, complete: bool = True) -> list[str]:
@@ -110,6 +123,25 @@ def test_seal_numbers_records_and_verify_finds_the_trail_intact(services, settin
 
 def test_leaf_covers_every_column_but_the_leaf_hash():
     assert set(LEAF_COLUMNS) == {c.name for c in audit_records.c} - {"leaf_hash"}
+    # Every column the first leaf version did not know is listed as added (it enters when set).
+    first_version = set(orjson.loads(VERSION_1_LEAF))
+    assert set(LEAF_COLUMNS) - first_version == set(ADDED_COLUMNS)
+
+
+def test_a_leaf_sealed_before_added_columns_is_unchanged_by_them():
+    """Leaves sealed by earlier releases verify: unset added columns are not part of the data."""
+    row = {name: None for name in LEAF_COLUMNS} | {
+        "id": "r",
+        "kind": "interaction",
+        "created_at": 1.0,
+        "outcome": "ok",
+        "seq": 0,
+        "is_stream": False,
+        "tokens_estimated": False,
+    }
+    assert leaf_data(row) == VERSION_1_LEAF
+    with_class = leaf_data({**row, "classification": "confidential"})
+    assert orjson.loads(with_class)["classification"] == "confidential"
 
 
 def test_leaf_data_is_canonical_json_whatever_the_driver_returns(services, settings):
@@ -132,6 +164,9 @@ def test_leaf_data_is_canonical_json_whatever_the_driver_returns(services, setti
         ("model_used", "UPDATE audit_records SET model_used = 'gpt-4o-mini' WHERE seq = 3"),
         ("outcome", "UPDATE audit_records SET outcome = 'blocked' WHERE seq = 3"),
         ("created_at", "UPDATE audit_records SET created_at = created_at + 1 WHERE seq = 3"),
+        # A column added after the record was sealed (NULL, so not in its leaf) being set.
+        ("classification", "UPDATE audit_records SET classification = 'public' WHERE seq = 3"),
+        ("run_id", "UPDATE audit_records SET run_id = 'forged-run' WHERE seq = 3"),
     ],
 )
 def test_a_changed_column_names_the_record(services, settings, column, sql):

@@ -25,6 +25,11 @@ class LogRecord(BaseModel):
     end_user: str | None
     session_id: str | None
     trace_id: str | None
+    run_id: str | None = None
+    parent_id: str | None = None
+    call_id: str | None = None
+    tool_name: str | None = None
+    classification: str | None = None
     api: str | None
     provider: str | None
     model_requested: str | None

@@ -3,6 +3,8 @@
 The leaf data is canonical JSON (sorted keys) of every column except `leaf_hash`, `seq`
 included so a record moved to another position no longer matches. Ciphertext columns enter as
 their SHA-256 digests: the content is committed, and erasing it later leaves the leaf provable.
+Columns added after the first version enter only when set, so every leaf sealed before they
+existed still verifies, and setting or clearing one on any record changes its leaf.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from signalvault.trail.integrity.merkle import leaf_hash
 
 LEAF_VERSION = 1
 CIPHERTEXT_COLUMNS = frozenset({"prompt_ct", "response_ct"})
-# Changing this list changes every leaf: a new column needs a new LEAF_VERSION that says whether
-# older leaves include it (a test fails when the schema and this list disagree).
+# Columns added to the table after LEAF_VERSION 1 (migration 0008 on): part of the leaf only when
+# not NULL. A new column must be added here (a test fails when the schema and this list disagree).
+ADDED_COLUMNS = frozenset({"classification", "run_id", "parent_id", "call_id", "tool_name"})
 LEAF_COLUMNS = tuple(str(c.name) for c in audit_records.c if c.name != "leaf_hash")
 # Position of every column in a row selected as `select(audit_records)` (table order).
 COLUMN_INDEX = {str(c.name): i for i, c in enumerate(audit_records.c)}
@@ -54,7 +57,7 @@ def _encoder(column: Any) -> Callable[[Any], Any]:
 
 # Sorted by name, so the JSON object comes out with sorted keys ("_v" sorts first).
 _ENCODERS = tuple(
-    (COLUMN_INDEX[str(c.name)], str(c.name), _encoder(c))
+    (COLUMN_INDEX[str(c.name)], str(c.name), _encoder(c), str(c.name) in ADDED_COLUMNS)
     for c in sorted(audit_records.c, key=lambda c: str(c.name))
     if c.name != "leaf_hash"
 )
@@ -63,9 +66,12 @@ _ENCODERS = tuple(
 def leaf_data_of_values(values: Sequence[Any]) -> bytes:
     """The canonical bytes a record's leaf hashes, from a row in table column order."""
     out: dict[str, Any] = {"_v": LEAF_VERSION}
-    for index, name, encode in _ENCODERS:
+    for index, name, encode, is_added in _ENCODERS:
         value = values[index]
-        out[name] = None if value is None else encode(value)
+        if value is not None:
+            out[name] = encode(value)
+        elif not is_added:
+            out[name] = None
     return orjson.dumps(out)
 
 
