@@ -58,6 +58,8 @@ OUTCOMES = (
 
 # Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
 INTERACTION = "interaction"
+# Agent events (SPEC §7b), recorded as records of their own kind in the same trail.
+TOOL_CALL, TOOL_RESULT, MCP_CALL, SPAN = "tool_call", "tool_result", "mcp_call", "span"
 EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
 
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
@@ -92,6 +94,7 @@ class Interaction:
     """What the gateway knows about one request; filled in as it goes through the proxy."""
 
     api: str
+    kind: str = INTERACTION  # an MCP request through the gateway is an `mcp_call`
     id: str = field(default_factory=new_record_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
@@ -127,7 +130,7 @@ class Interaction:
         return {
             **EMPTY_ROW,
             "id": self.id,
-            "kind": INTERACTION,
+            "kind": self.kind,
             "created_at": self.created_at,
             "completed_at": None,
             "project": key.project if key else None,
