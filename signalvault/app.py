@@ -13,7 +13,7 @@ import hmac
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ from signalvault.errors import StoreError
 from signalvault.gateway.asgi import Receive, Scope, Send, send_json
 from signalvault.gateway.limits import Limits, open_limiter
 from signalvault.gateway.live_screen import LiveScreen
+from signalvault.gateway.mcp_endpoint import PREFIX as MCP_PREFIX
+from signalvault.gateway.mcp_endpoint import McpEndpoint
 from signalvault.gateway.metrics import CONTENT_TYPE, Metrics
 from signalvault.gateway.providers import Router, new_client_session
 from signalvault.gateway.proxy import Proxy
@@ -96,6 +98,7 @@ class GatewayApp:
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
+        self._mcp: McpEndpoint | None = None  # /mcp/<name>, when [[mcp_servers]] are configured
         self._limits: Limits | None = None
         self._retention: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
@@ -170,6 +173,11 @@ class GatewayApp:
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
         )
+        if self.settings.mcp_servers:
+            self._mcp = McpEndpoint.build(
+                self.settings, self.services.keyring, self.services.trail, live.current
+            )
+            await self._mcp.start()
         self._stopping.clear()
         self._wake = asyncio.Event()
         from signalvault.control.api import create_admin_api  # FastAPI loads only for a server
@@ -263,6 +271,9 @@ class GatewayApp:
             await asyncio.wait_for(self._idle.wait(), CANCELLED_DRAIN_SECONDS)
         except TimeoutError:
             log.error("requests still running at shutdown", extra={"count": self._active})
+        if self._mcp is not None:
+            await self._mcp.stop()  # upstream MCP connections and processes
+            self._mcp = None
         if self.services is not None:
             stranded = self.services.trail.complete_open(CANCELLED, "gateway_shutdown")
             if stranded:
@@ -326,11 +337,12 @@ class GatewayApp:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
-            if path.startswith("/v1/") and self._proxy is not None:
+            handler = self._data_plane(path)
+            if handler is not None:
                 self._active += 1
                 self._idle.clear()
                 try:
-                    await self._proxy(scope, receive, send)
+                    await handler(scope, receive, send)
                 finally:
                     self._active -= 1
                     if not self._active:
@@ -347,6 +359,14 @@ class GatewayApp:
                 await _json(send, 404, _error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    def _data_plane(self, path: str) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
+        """The handler of a /v1 or /mcp request (counted for the shutdown drain), else None."""
+        if path.startswith("/v1/"):
+            return self._proxy
+        if path.startswith(MCP_PREFIX):
+            return self._mcp
+        return None
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
