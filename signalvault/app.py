@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from signalvault.agents.telemetry.exporter import SpanExport, open_span_export
 from signalvault.config import Secret, Settings
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
@@ -99,6 +100,7 @@ class GatewayApp:
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
         self._mcp: McpEndpoint | None = None  # /mcp/<name>, when [[mcp_servers]] are configured
+        self.telemetry: SpanExport | None = None  # OTLP export, when [telemetry] names a collector
         self._limits: Limits | None = None
         self._retention: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
@@ -125,13 +127,18 @@ class GatewayApp:
         return self.services.runtime.alert_events()
 
     def _observe(self, interaction: Interaction) -> None:
-        """The audit trail's observer: every finished interaction feeds metrics and alerts."""
+        """The audit trail's observer: every finished interaction (model call, MCP call, agent
+        event) feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span."""
         self.metrics.observe(interaction)
         self.alerts.observe(interaction)
+        if self.telemetry is not None:
+            self.telemetry.observe(interaction)
         self._seal_task: asyncio.Task[None] | None = None
         self._stop_sealing = asyncio.Event()
 
     async def startup(self) -> None:
+        if self.settings.telemetry.otlp_endpoint:
+            self.telemetry = open_span_export(self.settings, self.metrics.count_spans)
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
         # Overrides loaded before the first request, off the event loop.
@@ -174,8 +181,13 @@ class GatewayApp:
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
         )
         if self.settings.mcp_servers:
+            telemetry = self.telemetry
             self._mcp = McpEndpoint.build(
-                self.settings, self.services.keyring, self.services.trail, live.current
+                self.settings,
+                self.services.keyring,
+                self.services.trail,
+                live.current,
+                telemetry.keep_content if telemetry and telemetry.captures_content else None,
             )
             await self._mcp.start()
         self._stopping.clear()
@@ -321,6 +333,9 @@ class GatewayApp:
             self._spool.close()
             self._spool = None
         await asyncio.to_thread(self.alerts.stop)
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.shutdown)  # bounded: shutdown_timeout_seconds
+            self.telemetry = None
         log.info("gateway stopped")
 
     def _stored_credential(self, provider: str, environment: str | None) -> Secret | None:

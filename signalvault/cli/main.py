@@ -1,5 +1,5 @@
-"""The `signalvault` command: the root group with serve, mock-provider, mock-mcp and demo; every other
-command group lives in a module of its own and is added here.
+"""The `signalvault` command: the root group with serve, mock-provider, mock-mcp and demo; every
+other command group lives in a module of its own and is added here.
 
 Errors a user can cause end as one line on stderr and a non-zero exit, never a traceback.
 """

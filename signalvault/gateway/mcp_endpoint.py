@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from signalvault.agents.mcp.calls import Caller, Guard, McpCalls, Slot
+from signalvault.agents.mcp.calls import Caller, ContentSink, Guard, McpCalls, Slot
 from signalvault.agents.mcp.servers import McpServers
 from signalvault.agents.telemetry.ids import parse_traceparent
 from signalvault.config import Settings
@@ -60,8 +60,9 @@ class McpEndpoint:
         keyring: KeyRing,
         trail: AuditTrail,
         current: Callable[[], Awaitable[Screen]],
+        content: ContentSink | None = None,
     ) -> McpEndpoint:
-        calls = McpCalls(trail, screen_guard(current))
+        calls = McpCalls(trail, screen_guard(current), content)
         servers = McpServers(settings.mcp_servers, calls, settings.server.max_body_bytes)
         return cls(keyring, servers)
 

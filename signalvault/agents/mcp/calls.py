@@ -50,6 +50,9 @@ Slot = tuple[Any, Any]  # (container, key): container[key] is a str
 # Screens `slots` in place for `direction` (input/output): redacts, or masks every finding and
 # returns the block. Raises HTTPError when the guardrail engine fails closed.
 Guard = Callable[[Interaction, list[Slot], str], Awaitable[GuardrailBlocked | None]]
+# Receives (record id, arguments, result) as forwarded and answered, before the record completes:
+# OpenTelemetry export with `capture_content` on. None: content goes nowhere but the trail.
+ContentSink = Callable[[str, bytes, bytes | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +67,10 @@ class Caller:
 
 
 class McpCalls:
-    def __init__(self, trail: AuditTrail, guard: Guard) -> None:
+    def __init__(self, trail: AuditTrail, guard: Guard, content: ContentSink | None = None) -> None:
         self._trail = trail
         self._guard = guard
+        self._content = content
 
     async def call(
         self,
@@ -93,8 +97,9 @@ class McpCalls:
             # Kept with every finding masked; the server never sees it.
             await self._refuse(interaction, blocked, BLOCKED, "guardrail_violation", params)
             raise blocked
+        arguments = orjson.dumps(params)
         try:
-            await self._trail.begin(interaction, orjson.dumps(params))
+            await self._trail.begin(interaction, arguments)
         except StoreError:
             raise MCPError(
                 STORE_UNAVAILABLE, "The audit store is unavailable; the call was not forwarded."
@@ -118,6 +123,8 @@ class McpCalls:
         if blocked is not None:
             self._finish(interaction, BLOCKED, "guardrail_violation", result)
             raise blocked
+        if self._content is not None:
+            self._content(interaction.id, arguments, orjson.dumps(result))
         self._finish(interaction, TOOL_ERROR if is_error else OK, None, result)
         return result
 
