@@ -44,7 +44,7 @@ async def test_a_model_call_becomes_a_genai_span_in_the_callers_trace(
     settings = replace(
         make_settings(tmp_path, mock_provider[1]), telemetry=telemetry(receiver.endpoint)
     )
-    async with running_gateway(settings) as (app, client, key):
+    async with running_gateway(settings) as (_, client, key):
         traceparent = f"00-{TRACE}-{CALLER_SPAN}-01"
         answer = await client.post(
             "/v1/chat/completions",
