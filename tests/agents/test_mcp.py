@@ -12,7 +12,10 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from signalvault.agents.mcp.calls import GUARDRAIL_BLOCKED, STORE_UNAVAILABLE, TOOL_NOT_ALLOWED
+from signalvault.agents.mcp.upstream import UPSTREAM_UNAVAILABLE
 from signalvault.config import GuardrailSettings, McpServerSettings
+from signalvault.mock_provider.mcp_server import MockMcp
+from signalvault.server import BackgroundServer
 from tests.agents.mcp_fixtures import mcp_client, mcp_settings, serving
 from tests.conftest import records
 
@@ -188,3 +191,34 @@ async def test_nothing_is_forwarded_when_the_store_cannot_record(
                 locker.close()
         assert refused.value.code == STORE_UNAVAILABLE
         assert [c.arguments["text"] for c in mock_mcp.calls()] == ["first"]
+
+
+async def test_a_restarted_upstream_server_is_reconnected(tmp_path):
+    """The upstream forgets the gateway's MCP session when it restarts; the next call opens a
+    new one instead of failing until the gateway restarts too."""
+    first = BackgroundServer(MockMcp().http_app()).start()
+    port = first.port
+    upstream = McpServerSettings(name="mock", url=f"http://127.0.0.1:{port}/mcp")
+    with serving(mcp_settings(tmp_path, upstream)) as gateway:
+        async with mcp_client(gateway.url(), gateway.key) as client:
+            await client.call_tool("echo", {"text": "before"})
+            stop_now(first)
+            with pytest.raises(MCPError) as down:
+                await client.call_tool("echo", {"text": "while down"})
+            restarted = MockMcp()
+            second = BackgroundServer(restarted.http_app(), port=port).start()
+            try:
+                after = await client.call_tool("echo", {"text": "after"})
+            finally:
+                stop_now(second)
+        assert down.value.code == UPSTREAM_UNAVAILABLE
+        assert after.content[0].text == "after"  # type: ignore[union-attr]
+        assert [c.arguments["text"] for c in restarted.calls()] == ["after"]
+        outcomes = [(r["outcome"], r["error_code"]) for r in mcp_records(gateway.app)]
+        assert outcomes == [("ok", None), ("provider_error", "upstream_unavailable"), ("ok", None)]
+
+
+def stop_now(server: BackgroundServer) -> None:
+    """Stop without waiting for the gateway's open upstream stream to end (a crash, in effect)."""
+    server._server.force_exit = True
+    server.stop()

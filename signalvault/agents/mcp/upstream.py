@@ -13,10 +13,11 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_REQUEST
 from pydantic import BaseModel
 
 from signalvault.agents.mcp.held import Held
@@ -28,7 +29,7 @@ log = logging.getLogger("signalvault.mcp")
 UPSTREAM_UNAVAILABLE = -32010
 UPSTREAM_TIMEOUT = -32011
 
-T = TypeVar("T")
+_LOST_SESSION = frozenset({"Session terminated", "Session not found"})
 
 
 class UpstreamUnavailable(MCPError):
@@ -74,19 +75,26 @@ class UpstreamServer:
         return await self._ask(lambda c: c.get_prompt(name, arguments))
 
     async def _ask(self, request: Callable[[Client], Awaitable[BaseModel]]) -> dict[str, Any]:
-        """Send one request, within `timeout_seconds`; the answer as wire JSON.
+        """Send one request, within `timeout_seconds`; the answer as wire JSON. A session the
+        server forgot (it restarted) is opened again and the request sent once more: the
+        server refused it before running anything.
 
         Raises:
             MCPError: the server's JSON-RPC error, or UpstreamUnavailable.
         """
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
-                client = await self._connected()
-                result = await request(client)
+                try:
+                    result = await request(await self._connected())
+                except MCPError as exc:
+                    if not _is_lost_session(exc):
+                        raise
+                    await self._reset()
+                    result = await request(await self._connected())
         except MCPError as exc:
             if isinstance(exc, UpstreamUnavailable):
                 raise
-            if exc.code == UPSTREAM_UNAVAILABLE or not self._is_alive():
+            if _is_lost_session(exc) or not self._is_alive():
                 await self._reset()
                 raise UpstreamUnavailable(self.name) from None
             raise  # the server's own answer: it stays connected
@@ -134,6 +142,11 @@ class UpstreamServer:
     async def close(self) -> None:
         async with self._lock:
             await self._reset()
+
+
+def _is_lost_session(error: MCPError) -> bool:
+    """The SDK's words for a session the server no longer knows (HTTP 404 on a session)."""
+    return error.code == INVALID_REQUEST and error.message in _LOST_SESSION
 
 
 def _http_client(settings: McpServerSettings) -> AbstractAsyncContextManager[Client]:
