@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from signalvault.agents.telemetry.ids import span_id_of
+from signalvault.agents.telemetry.ids import span_id_of, trace_id_of
 from signalvault.config import McpServerSettings, TelemetrySettings
 from tests.agents.mcp_fixtures import mcp_client, serving
 from tests.agents.otlp_receiver import Receiver, attributes, refused_endpoint
@@ -144,3 +144,32 @@ async def test_a_collector_that_never_answers_neither_blocks_requests_nor_shutdo
     assert 'signalvault_telemetry_spans_total{outcome="dropped"} 4.0' in metrics
     # Shutdown returned (within shutdown_timeout_seconds) although the collector never answered.
     assert receiver.held == 1 and app.telemetry is None
+
+
+def test_a_tool_call_event_hangs_under_its_model_call():
+    """The hook for agent events: a `tool_call` record observed through the trail becomes an
+    `execute_tool` span whose parent is the span of the model call it came from."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from signalvault.agents.telemetry.exporter import SpanExport
+    from signalvault.trail.audit import OK, TOOL_CALL, Interaction
+
+    memory = InMemorySpanExporter()
+    counted: list[tuple[str, int]] = []
+    export = SpanExport(
+        telemetry("http://127.0.0.1:9"), {}, lambda o, n: counted.append((o, n)), memory
+    )
+    model_call = Interaction(api="chat", run_id="s-abc")
+    tool_call = Interaction(
+        api="chat", kind=TOOL_CALL, run_id="s-abc", parent_id=model_call.id,
+        tool_name="get_weather", call_id="call_42",
+    )  # fmt: skip
+    tool_call.outcome = OK
+    export.observe(tool_call)
+    export.shutdown()
+    [span] = memory.get_finished_spans()
+    assert span.name == "execute_tool get_weather"
+    assert span.attributes["gen_ai.tool.call.id"] == "call_42"
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == span_id_of(model_call.id)
+    assert span.context.trace_id == int(trace_id_of(model_call), 16)  # the run's trace
+    assert counted == [("exported", 1)]

@@ -9,6 +9,7 @@ failure (`isError`: outcome `tool_error`), which travels as a successful JSON-RP
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import GuardrailBlocked, HTTPError, StoreError
 from signalvault.trail.audit import (
     BLOCKED,
+    CANCELLED,
     MCP_CALL,
     OK,
     PROVIDER_ERROR,
@@ -110,7 +112,10 @@ class McpCalls:
         except MCPError as exc:
             self._upstream_failed(interaction, exc, sent)
             raise
-        except BaseException:
+        except asyncio.CancelledError:  # the caller went away, or the gateway is stopping
+            self._finish(interaction, CANCELLED, "cancelled", None)
+            raise
+        except Exception:
             self._trail.abandon(interaction)
             raise
         is_error = result.get("isError") is True

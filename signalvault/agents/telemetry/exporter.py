@@ -148,7 +148,7 @@ class SpanExport:
         method = details.get("method")
         is_tool = interaction.kind != MCP_CALL or method == "tools/call"
         attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "execute_tool" if is_tool else str(method)
+            "gen_ai.operation.name": "execute_tool" if is_tool else str(method or "mcp")
         }
         _put(attributes, "gen_ai.tool.name", interaction.tool_name)
         _put(attributes, "gen_ai.tool.call.id", interaction.call_id)
@@ -161,8 +161,10 @@ class SpanExport:
             attributes["gen_ai.tool.call.arguments"] = content[0].decode("utf-8", "replace")
             if content[1] is not None:
                 attributes["gen_ai.tool.call.result"] = content[1].decode("utf-8", "replace")
-        subject = interaction.tool_name or str(method or interaction.kind)
-        name = f"execute_tool {subject}" if is_tool else f"{method} {interaction.provider}"
+        if is_tool:
+            name = f"execute_tool {interaction.tool_name or interaction.kind}"
+        else:  # resources/read, prompts/get, or a request refused before its method was read
+            name = " ".join(str(part) for part in (method or "mcp", interaction.provider) if part)
         return name, attributes
 
     def shutdown(self) -> None:
