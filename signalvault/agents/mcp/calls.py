@@ -92,12 +92,12 @@ class McpCalls:
         is_tool = method == "tools/call" and name is not None
         if is_tool and not allows_tool(server.settings, caller.key, str(name)):
             error = MCPError(TOOL_NOT_ALLOWED, f"This API key may not use the tool `{name}`.")
-            await self._refuse(interaction, error, REJECTED, "tool_not_allowed", None)
+            await self._refuse(interaction, REJECTED, "tool_not_allowed", None)
             raise error
         blocked = await self._screen(interaction, params, "input")
         if blocked is not None:
             # Kept with every finding masked; the server never sees it.
-            await self._refuse(interaction, blocked, BLOCKED, "guardrail_violation", params)
+            await self._refuse(interaction, BLOCKED, "guardrail_violation", params)
             raise blocked
         arguments = orjson.dumps(params)
         try:
@@ -151,7 +151,7 @@ class McpCalls:
             blocked = await self._guard(interaction, text_slots(payload), direction)
         except HTTPError as exc:  # the engine failed and the failure mode is closed
             if direction == "input":
-                await self._refuse(interaction, exc, REJECTED, exc.code, None)
+                await self._refuse(interaction, REJECTED, exc.code, None)
             raise MCPError(GUARDRAIL_UNAVAILABLE, exc.message) from None
         if blocked is None:
             return None
@@ -159,13 +159,9 @@ class McpCalls:
         return MCPError(GUARDRAIL_BLOCKED, blocked.message, data)
 
     async def _refuse(
-        self,
-        interaction: Interaction,
-        error: Exception,
-        outcome: str,
-        code: str,
-        stored: dict[str, Any] | None,
+        self, interaction: Interaction, outcome: str, code: str, stored: dict[str, Any] | None
     ) -> None:
+        """Record a call refused before it was forwarded (`stored`: the masked request)."""
         interaction.status_code, interaction.outcome, interaction.error_code = 200, outcome, code
         with contextlib.suppress(StoreError):  # nothing was forwarded either way
             await self._trail.record_rejected(
