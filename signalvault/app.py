@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from signalvault.agents.telemetry.exporter import SpanExport, open_span_export
 from signalvault.config import Secret, Settings
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
@@ -28,8 +27,6 @@ from signalvault.errors import StoreError
 from signalvault.gateway.asgi import Receive, Scope, Send, send_json
 from signalvault.gateway.limits import Limits, open_limiter
 from signalvault.gateway.live_screen import LiveScreen
-from signalvault.gateway.mcp_endpoint import PREFIX as MCP_PREFIX
-from signalvault.gateway.mcp_endpoint import McpEndpoint
 from signalvault.gateway.metrics import CONTENT_TYPE, Metrics
 from signalvault.gateway.providers import Router, new_client_session
 from signalvault.gateway.proxy import Proxy
@@ -50,7 +47,9 @@ from signalvault.trail.spool import Spool, replay_file
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from signalvault.agents.telemetry.exporter import SpanExport
     from signalvault.control.api.deps import AccountService
+    from signalvault.gateway.mcp_endpoint import McpEndpoint
 
 log = logging.getLogger("signalvault.app")
 # At shutdown, how long requests the server cancelled (past its grace period) get to record
@@ -59,6 +58,7 @@ CANCELLED_DRAIN_SECONDS = 5.0
 SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
 SPOOL_RETRY_MAX_SECONDS = 10.0
 AccountsFactory = Callable[[Services], "AccountService"]
+MCP_PREFIX = "/mcp/"  # gateway/mcp_endpoint.py serves it; the MCP SDK loads only when configured
 
 
 def load_screen(
@@ -138,6 +138,8 @@ class GatewayApp:
 
     async def startup(self) -> None:
         if self.settings.telemetry.otlp_endpoint:
+            from signalvault.agents.telemetry.exporter import open_span_export
+
             self.telemetry = open_span_export(self.settings, self.metrics.count_spans)
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
@@ -181,6 +183,8 @@ class GatewayApp:
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
         )
         if self.settings.mcp_servers:
+            from signalvault.gateway.mcp_endpoint import McpEndpoint
+
             telemetry = self.telemetry
             self._mcp = McpEndpoint.build(
                 self.settings,

@@ -21,7 +21,7 @@ from signalvault.gateway.screening import Screen
 from signalvault.gateway.wire import MAX_ATTRIBUTION
 from signalvault.trail.audit import AuditTrail, Interaction
 
-PREFIX = "/mcp/"
+PREFIX = "/mcp/"  # app.py routes it here (MCP_PREFIX)
 _HEADERS = frozenset(
     {
         b"authorization",
