@@ -71,7 +71,8 @@ async def mcp_client(
     if key is not None:
         sent["Authorization"] = f"Bearer {key}"
     async with (
-        httpx2.AsyncClient(headers=sent) as http,
+        # Generous: a stdio server starts at the first call, and a loaded machine is slow.
+        httpx2.AsyncClient(headers=sent, timeout=60.0) as http,
         Client(streamable_http_client(url, http_client=http)) as client,
     ):
         yield client
