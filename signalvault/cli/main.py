@@ -1,5 +1,5 @@
-"""The `signalvault` command: the root group with serve, mock-provider and demo; every other
-command group lives in a module of its own and is added here.
+"""The `signalvault` command: the root group with serve, mock-provider, mock-mcp and demo; every
+other command group lives in a module of its own and is added here.
 
 Errors a user can cause end as one line on stderr and a non-zero exit, never a traceback.
 """
@@ -51,6 +51,36 @@ def serve(
 
     settings = load_settings(config_file)
     run_server(settings, config_file, host=host, port=port, workers=workers)
+
+
+@cli.command("mock-mcp")
+@click.option(
+    "--transport",
+    type=click.Choice(["http", "stdio"]),
+    default="http",
+    show_default=True,
+    help="Streamable HTTP at /mcp, or standard input and output (a gateway starts it itself).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address (http).")
+@click.option("--port", type=int, default=8791, show_default=True, help="Listen port (http).")
+@click.option(
+    "--calls-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append each call received as a JSON line (how tests see into a stdio server).",
+)
+def mock_mcp(transport: str, host: str, port: int, calls_file: Path | None) -> None:
+    """Run a local MCP server with tools echo, fetch_document and fail (GET /stats counts calls)."""
+    from signalvault.mock_provider.mcp_server import MockMcp, run_stdio
+
+    if transport == "stdio":
+        run_stdio(calls_file)
+        return
+    import uvicorn
+
+    click.echo(f"mock MCP server on http://{host}:{port}/mcp (Ctrl-C stops)", err=True)
+    app = MockMcp(calls_file).http_app()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @cli.command("mock-provider")

@@ -1,6 +1,7 @@
 """Settings: value types per section (sections.py), `Secret` (secret.py), and the one loader of
 TOML and `SIGNALVAULT_*` variables (loader.py). Imports only errors."""
 
+from signalvault.config.agent_sections import McpServerSettings, TelemetrySettings
 from signalvault.config.loader import (
     DEFAULT_CONFIG_FILE,
     ENV_ALIASES,
@@ -47,6 +48,7 @@ __all__ = [
     "GuardrailSettings",
     "LimitsSettings",
     "LoggingSettings",
+    "McpServerSettings",
     "ProviderSettings",
     "RetentionSettings",
     "RouteSettings",
@@ -54,6 +56,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StoreSettings",
+    "TelemetrySettings",
     "config_path",
     "env_name",
     "load_settings",

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from signalvault.config.agent_sections import McpServerSettings, TelemetrySettings
 from signalvault.config.secret import Secret
 
 PROVIDER_KINDS = ("openai", "anthropic", "openai-compatible")
@@ -347,8 +348,10 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     providers: tuple[ProviderSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
+    mcp_servers: tuple[McpServerSettings, ...] = ()
     # Where `load_settings` found each value it did not default: dotted name ("limits.user_rpm",
     # "providers.0.api_key") -> "file" or "env". Empty for Settings built in code.
     sources: Mapping[str, str] = field(
@@ -367,5 +370,10 @@ SECTIONS: dict[str, type[Any]] = {
     "retention": RetentionSettings,
     "alerts": AlertSettings,
     "accounts": AccountSettings,
+    "telemetry": TelemetrySettings,
 }
-LISTS: dict[str, type[Any]] = {"providers": ProviderSettings, "routes": RouteSettings}
+LISTS: dict[str, type[Any]] = {
+    "providers": ProviderSettings,
+    "routes": RouteSettings,
+    "mcp_servers": McpServerSettings,
+}

@@ -3,6 +3,7 @@ combinations); each failure is one `ConfigError` line naming the setting."""
 
 from __future__ import annotations
 
+from signalvault.config.agent_sections import validate_agents
 from signalvault.config.sections import (
     ALERT_KINDS,
     PROVIDER_KINDS,
@@ -60,6 +61,7 @@ def validate(settings: Settings) -> None:
         for target in route.targets:
             if target.split(":", 1)[0] not in names:
                 raise ConfigError(f"route {route.model!r}: unknown provider in target {target!r}")
+    validate_agents(settings.mcp_servers, settings.telemetry)
     if settings.store.sqlite_synchronous not in ("full", "normal"):
         raise ConfigError("[store] sqlite_synchronous must be `full` or `normal`")
     if settings.guardrails.stream_holdback_chars < 1:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from signalvault.agents.telemetry.ids import parse_traceparent
 from signalvault.errors import (
     AuthError,
     BadRequest,
@@ -39,7 +40,7 @@ from signalvault.gateway.request_body import (
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.upstream import Upstream, UpstreamFailed
-from signalvault.gateway.wire import end_user, family, trace_id
+from signalvault.gateway.wire import end_user, family
 from signalvault.guardrails.engine import Redactor
 from signalvault.trail.audit import (
     BLOCKED,
@@ -213,7 +214,9 @@ class Proxy:
         interaction.end_user = end_user(headers.get("x-signalvault-user"), payload)
         session = headers.get("x-signalvault-session")
         interaction.session_id = session[:256] if session else None
-        interaction.trace_id = trace_id(headers.get("traceparent"))
+        trace = parse_traceparent(headers.get("traceparent"))
+        if trace is not None:  # the caller's span becomes the parent of this record's span
+            interaction.trace_id, interaction.parent_span = trace
         key = interaction.key
         if key is not None and not key.allows_model(model):
             raise Forbidden(f"This API key may not use the model `{model}`.", param="model")

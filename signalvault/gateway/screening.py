@@ -84,6 +84,16 @@ class Screen:
             screened.forward = orjson.dumps(payload)
         return screened
 
+    def texts(
+        self, interaction: Interaction, slots: list[Slot], direction: str, what: str
+    ) -> GuardrailBlocked | None:
+        """Screen the strings of another protocol's payload in place (an MCP call's arguments
+        or result): redacted where a rule redacts; on a block every finding is masked (what the
+        trail keeps) and the block returned."""
+        interaction.policy_version = self.policy_version
+        verdict = self._scan(interaction, slots, direction, _context(interaction, None), Redactor())
+        return self._apply(verdict, slots, {}, b"", what).blocked
+
     def stream(self, interaction: Interaction, redactor: Redactor) -> StreamGuard | None:
         """A guard for one streamed response (hold-back, in-stream redaction or block), or None
         when every output rule only logs and nothing needs restoring: then the stream passes

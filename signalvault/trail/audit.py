@@ -43,6 +43,7 @@ CANCELLED = "cancelled"
 STREAM_CUT = "stream_cut"
 RATE_LIMITED = "rate_limited"
 GATEWAY_ERROR = "gateway_error"  # a bug in the gateway ended the request (logged by type only)
+TOOL_ERROR = "tool_error"  # an MCP tool answered, reporting its own failure (`isError`)
 OUTCOMES = (
     UNKNOWN,
     OK,
@@ -54,6 +55,7 @@ OUTCOMES = (
     STREAM_CUT,
     RATE_LIMITED,
     GATEWAY_ERROR,
+    TOOL_ERROR,
 )
 
 # Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
@@ -103,6 +105,11 @@ class Interaction:
     session_id: str | None = None
     trace_id: str | None = None
     run_id: str | None = None  # the agent run this call belongs to (SPEC §7b)
+    parent_id: str | None = None  # the record this event follows from (SPEC §7b)
+    call_id: str | None = None  # a tool call's id, linking a call to its result
+    tool_name: str | None = None  # the tool (or MCP prompt) an agent event is about
+    parent_span: str | None = None  # the caller's traceparent span id (not stored: OTel export)
+    details: dict[str, Any] | None = None  # metadata of an agent event (never content)
     classification: str | None = None  # public, internal, confidential, restricted (SPEC §7c)
     model_requested: str | None = None
     is_stream: bool = False
@@ -140,6 +147,10 @@ class Interaction:
             "session_id": self.session_id,
             "trace_id": self.trace_id,
             "run_id": self.run_id,
+            "parent_id": self.parent_id,
+            "call_id": self.call_id,
+            "tool_name": self.tool_name,
+            "details": orjson.dumps(self.details).decode() if self.details else None,
             "classification": self.classification,
             "api": self.api,
             "provider": self.provider,

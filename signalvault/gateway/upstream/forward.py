@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from signalvault.agents.telemetry.ids import traceparent_of
 from signalvault.config import ProviderSettings, Secret
 from signalvault.errors import (
     HTTPError,
@@ -176,6 +177,8 @@ class Upstream:
                     StoreUnavailable("The provider credential store does not answer; try again.")
                 ) from None
         url, upstream_headers = provider.url(endpoint), provider.headers(headers, stored_key)
+        # The provider's spans, if it makes any, become children of this record's span.
+        upstream_headers["traceparent"] = traceparent_of(interaction)
         first_try = self._clock()
         failure: _Failure | None = None
         retries = 0
