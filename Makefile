@@ -23,10 +23,11 @@ test: install  ## the whole suite (about 5 minutes on 2 cores)
 coverage: install  ## the whole suite under branch coverage (about twice as long as `make test`)
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-check: install  ## formatting, lint, types
+check: install  ## formatting, lint, types, the package layers (.importlinter)
 	$(VENV)/bin/ruff format --check signalvault tests bench training
 	$(VENV)/bin/ruff check signalvault tests bench training
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff format signalvault tests bench training

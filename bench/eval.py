@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 
 # Beside the checkout (../shared), else the workplace's fixed place (worktrees, CI clones).
 _DATA_CANDIDATES = (

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
-from signalvault.audit import EMPTY_ROW, new_record_id
 from signalvault.config import CryptoSettings, StoreSettings
-from signalvault.crypto import Cipher, load_master_key, new_key
+from signalvault.crypto.envelope import Cipher, load_master_key, new_key
 from signalvault.store import open_store
 from signalvault.store.schema import audit_records, data_keys
+from signalvault.trail.audit import EMPTY_ROW, new_record_id
 
 USERS = 1000
 BATCH = 5000

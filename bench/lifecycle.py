@@ -17,14 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signalvault.app import open_services
-from signalvault.audit import Interaction
 from signalvault.config import RetentionSettings, Settings, StoreSettings
-from signalvault.erasure import erase_subject
-from signalvault.keysource import open_key_source
-from signalvault.retention import DAY, run_retention
-from signalvault.rotation import rotate
+from signalvault.control.services import open_services
+from signalvault.crypto.master_key import open_key_source
 from signalvault.store.lifecycle import Cutoffs
+from signalvault.trail.audit import Interaction
+from signalvault.trail.erasure import erase_subject
+from signalvault.trail.retention import DAY, run_retention
+from signalvault.trail.rotation import rotate
 
 
 def fill(settings: Settings, records: int, subjects: int) -> None:

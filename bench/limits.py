@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis
 
 from signalvault.config import LimitsSettings
-from signalvault.keys import GatewayKey
-from signalvault.limits import Limiter, Limits
-from signalvault.limits.memory import MemoryLimiter
-from signalvault.limits.redis import RedisLimiter
-from signalvault.tokens import TokenCounter
+from signalvault.crypto.gateway_keys import GatewayKey
+from signalvault.gateway.limits import Limiter, Limits
+from signalvault.gateway.limits.memory import MemoryLimiter
+from signalvault.gateway.limits.redis import RedisLimiter
+from signalvault.gateway.tokens import TokenCounter
 
 PAYLOAD = {
     "model": "gpt-4o-mini",

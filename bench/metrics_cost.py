@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from signalvault.alerts import Alerts
-from signalvault.audit import Interaction
 from signalvault.config import AlertSettings, Secret
-from signalvault.metrics import Metrics
+from signalvault.gateway.metrics import Metrics
+from signalvault.trail.alerts import Alerts
+from signalvault.trail.audit import Interaction
 
 RULES = (
     ("secrets", "secrets", "block", "input"),

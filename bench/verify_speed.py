@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signalvault.app import open_services
-from signalvault.audit import EMPTY_ROW, new_record_id
 from signalvault.config import Settings, StoreSettings
+from signalvault.control.services import open_services
 from signalvault.store.sql import INSERT_RECORD
+from signalvault.trail.audit import EMPTY_ROW, new_record_id
 
 BATCH = 20_000
 

@@ -1,5 +1,5 @@
 """`python -m signalvault` runs the command line."""
 
-from signalvault.cli import main
+from signalvault.cli.main import main
 
 main()

@@ -13,45 +13,43 @@ import hmac
 import logging
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
-from signalvault.alerts import Alerts
-from signalvault.audit import CANCELLED, AuditTrail, Interaction
 from signalvault.config import Secret, Settings
-from signalvault.credentials import ProviderCredentials
+from signalvault.control.policies import PolicyService, stored_rules
+from signalvault.control.services import Services, open_accounts, open_services
 from signalvault.errors import StoreError
+from signalvault.gateway.asgi import Receive, Scope, Send, send_json
+from signalvault.gateway.limits import Limits, open_limiter
+from signalvault.gateway.live_screen import LiveScreen
+from signalvault.gateway.metrics import CONTENT_TYPE, Metrics
+from signalvault.gateway.providers import Router, new_client_session
+from signalvault.gateway.proxy import Proxy
+from signalvault.gateway.screening import Screen
+from signalvault.gateway.tokens import TokenCounter
+from signalvault.gateway.upstream import OPEN, Upstream
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import Policy
-from signalvault.integrity.sealer import Sealer
-from signalvault.keyring import KeyRing, load_pepper
-from signalvault.keysource import open_key_source
-from signalvault.limits import Limits, open_limiter
-from signalvault.live_screen import LiveScreen
-from signalvault.metrics import CONTENT_TYPE, Metrics
-from signalvault.policies import PolicyService, stored_rules
-from signalvault.providers import Router, new_client_session
-from signalvault.proxy import Proxy, Receive, Scope, Send
-from signalvault.retention import scheduled_run
-from signalvault.runtime_settings import RuntimeSettings
-from signalvault.screening import Screen
-from signalvault.spool import Spool, replay_file
-from signalvault.store import Store, open_store
+from signalvault.store import Store
 from signalvault.store.policy_queries import PolicyVersion
 from signalvault.store.writer import GroupCommitWriter
-from signalvault.tokens import TokenCounter
-from signalvault.upstream import OPEN, Upstream
+from signalvault.trail.alerts import Alerts
+from signalvault.trail.audit import CANCELLED, AuditTrail, Interaction
+from signalvault.trail.integrity.sealer import Sealer
+from signalvault.trail.retention import scheduled_run
+from signalvault.trail.spool import Spool, replay_file
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from signalvault.accounts.service import AccountService as Accounts
-    from signalvault.api import AccountService
+    from signalvault.agents.telemetry.exporter import SpanExport
+    from signalvault.control.api.deps import AccountService
+    from signalvault.gateway.mcp_endpoint import McpEndpoint
 
 log = logging.getLogger("signalvault.app")
 # At shutdown, how long requests the server cancelled (past its grace period) get to record
@@ -59,41 +57,8 @@ log = logging.getLogger("signalvault.app")
 CANCELLED_DRAIN_SECONDS = 5.0
 SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
 SPOOL_RETRY_MAX_SECONDS = 10.0
-AccountsFactory = Callable[["Services"], "AccountService"]
-
-
-@dataclass(slots=True)
-class Services:
-    """Everything a running gateway holds open."""
-
-    store: Store
-    keyring: KeyRing
-    trail: AuditTrail
-    sealer: Sealer
-    credentials: ProviderCredentials
-    runtime: RuntimeSettings  # the settings with run-time overrides, kept current
-
-
-def open_services(settings: Settings) -> Services:
-    """Open the store and the key material (also used by CLI commands)."""
-    master_key = open_key_source(settings).load()
-    store = open_store(settings.store)
-    store.open()
-    try:
-        pepper = load_pepper(store, master_key)
-    except Exception:
-        store.close()
-        raise
-    trail = AuditTrail(store, master_key)
-    providers = tuple(p.name for p in settings.providers)
-    return Services(
-        store,
-        KeyRing(store, pepper),
-        trail,
-        Sealer(store, master_key, settings.audit),
-        ProviderCredentials(store, master_key, trail, providers),
-        RuntimeSettings(store, settings),
-    )
+AccountsFactory = Callable[[Services], "AccountService"]
+MCP_PREFIX = "/mcp/"  # gateway/mcp_endpoint.py serves it; the MCP SDK loads only when configured
 
 
 def load_screen(
@@ -134,6 +99,8 @@ class GatewayApp:
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
+        self._mcp: McpEndpoint | None = None  # /mcp/<name>, when [[mcp_servers]] are configured
+        self.telemetry: SpanExport | None = None  # OTLP export, when [telemetry] names a collector
         self._limits: Limits | None = None
         self._retention: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
@@ -160,13 +127,20 @@ class GatewayApp:
         return self.services.runtime.alert_events()
 
     def _observe(self, interaction: Interaction) -> None:
-        """The audit trail's observer: every finished interaction feeds metrics and alerts."""
+        """The audit trail's observer: every finished interaction (model call, MCP call, agent
+        event) feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span."""
         self.metrics.observe(interaction)
         self.alerts.observe(interaction)
+        if self.telemetry is not None:
+            self.telemetry.observe(interaction)
         self._seal_task: asyncio.Task[None] | None = None
         self._stop_sealing = asyncio.Event()
 
     async def startup(self) -> None:
+        if self.settings.telemetry.otlp_endpoint:
+            from signalvault.agents.telemetry.exporter import open_span_export
+
+            self.telemetry = open_span_export(self.settings, self.metrics.count_spans)
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
         # Overrides loaded before the first request, off the event loop.
@@ -208,9 +182,21 @@ class GatewayApp:
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
         )
+        if self.settings.mcp_servers:
+            from signalvault.gateway.mcp_endpoint import McpEndpoint
+
+            telemetry = self.telemetry
+            self._mcp = McpEndpoint.build(
+                self.settings,
+                self.services.keyring,
+                self.services.trail,
+                live.current,
+                telemetry.keep_content if telemetry and telemetry.captures_content else None,
+            )
+            await self._mcp.start()
         self._stopping.clear()
         self._wake = asyncio.Event()
-        from signalvault.api import create_admin_api  # FastAPI loads only for a server
+        from signalvault.control.api import create_admin_api  # FastAPI loads only for a server
 
         accounts = None if self.accounts is None else self.accounts(self.services)
         self._admin = create_admin_api(self.services, self.settings, accounts)
@@ -301,6 +287,9 @@ class GatewayApp:
             await asyncio.wait_for(self._idle.wait(), CANCELLED_DRAIN_SECONDS)
         except TimeoutError:
             log.error("requests still running at shutdown", extra={"count": self._active})
+        if self._mcp is not None:
+            await self._mcp.stop()  # upstream MCP connections and processes
+            self._mcp = None
         if self.services is not None:
             stranded = self.services.trail.complete_open(CANCELLED, "gateway_shutdown")
             if stranded:
@@ -348,6 +337,9 @@ class GatewayApp:
             self._spool.close()
             self._spool = None
         await asyncio.to_thread(self.alerts.stop)
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.shutdown)  # bounded: shutdown_timeout_seconds
+            self.telemetry = None
         log.info("gateway stopped")
 
     def _stored_credential(self, provider: str, environment: str | None) -> Secret | None:
@@ -364,11 +356,12 @@ class GatewayApp:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
-            if path.startswith("/v1/") and self._proxy is not None:
+            handler = self._data_plane(path)
+            if handler is not None:
                 self._active += 1
                 self._idle.clear()
                 try:
-                    await self._proxy(scope, receive, send)
+                    await handler(scope, receive, send)
                 finally:
                     self._active -= 1
                     if not self._active:
@@ -385,6 +378,14 @@ class GatewayApp:
                 await _json(send, 404, _error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    def _data_plane(self, path: str) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
+        """The handler of a /v1 or /mcp request (counted for the shutdown drain), else None."""
+        if path.startswith("/v1/"):
+            return self._proxy
+        if path.startswith(MCP_PREFIX):
+            return self._mcp
+        return None
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -455,29 +456,7 @@ async def _json(
     body: dict[str, Any],
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    data = orjson.dumps(body)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(data)).encode()),
-    ]
-    await send(
-        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
-    )
-    await send({"type": "http.response.body", "body": data})
-
-
-def open_accounts(services: Services, settings: Settings) -> Accounts:
-    """The account store (accounts, sessions, tokens) over opened services, as the admin API and
-    the CLI use it: run-time session and login-lock settings included."""
-    from signalvault.accounts.service import AccountService as Accounts
-
-    return Accounts(
-        services.store,
-        services.trail,
-        services.keyring.pepper,
-        settings.accounts,
-        live=services.runtime.accounts,
-    )
+    await send_json(send, status, orjson.dumps(body), None, extra)
 
 
 def account_service(settings: Settings) -> AccountsFactory:

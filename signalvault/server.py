@@ -18,11 +18,12 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from signalvault.app import create_app, open_services
+from signalvault.app import create_app
 from signalvault.config import ServerSettings, Settings, load_settings
+from signalvault.control.services import open_services
 from signalvault.errors import ConfigError
+from signalvault.gateway.providers import Router
 from signalvault.logfmt import configure_logging
-from signalvault.providers import Router
 
 NO_PROVIDERS = (
     "no providers configured: add one to signalvault.toml, e.g.\n\n"
@@ -159,7 +160,7 @@ def http_protocol(settings: ServerSettings) -> Any:
 
 def preflight(settings: Settings) -> None:
     """Fail fast with a clear message: providers, credentials, master key, store migrations."""
-    if not settings.providers:
+    if not settings.providers and not settings.mcp_servers:  # an MCP-only gateway is one too
         raise ConfigError(NO_PROVIDERS)
     Router(settings)
     open_services(settings).store.close()

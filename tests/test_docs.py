@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from signalvault.cli import cli
+from signalvault.cli.main import cli
 from signalvault.config import ENV_ALIASES, LISTS, SECTIONS, env_name
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -1,31 +1,9 @@
-"""Guardrail detectors and the findings they report.
+"""Guardrail detectors and the policy engine; imports only errors and config, never HTTP or SQL.
 
-A detector is a plain callable: text in, list of `Finding` out. This package sees neither HTTP
-nor SQL; the proxy hands it text and acts on what comes back.
+A detector is a plain callable: text in, list of `Finding` out. The gateway hands this package
+text and acts on what comes back.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One detected span: `text[start:end]` is the sensitive value (never stored or logged).
-
-    `kind` is a canonical upper-case type (EMAIL, PHONE, CREDIT_CARD, OPENAI_API_KEY, ...),
-    `detector` the family that found it (pii, secrets, prompt_injection, custom), and `score`
-    a confidence in [0, 1].
-    """
-
-    kind: str
-    start: int
-    end: int
-    score: float
-    detector: str
-
-
-Detector = Callable[[str], list[Finding]]
+from signalvault.guardrails.finding import Detector, Finding
 
 __all__ = ["Detector", "Finding"]

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import re2
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.scanner import Pattern, PatternSet
 
 # RE2 compiles a pattern into an automaton of bounded size; past this a pattern is refused

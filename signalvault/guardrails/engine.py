@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.policy import Policy, Rule
 from signalvault.guardrails.scan_cache import ScanCache
 

@@ -11,7 +11,7 @@ import re
 import string
 from dataclasses import dataclass
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.scanner import Pattern, PatternSet
 
 OVERRIDE = "INSTRUCTION_OVERRIDE"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.pii_address import AddressRules
 from signalvault.guardrails.pii_checks import Candidate
 from signalvault.guardrails.pii_national import NATIONAL_KINDS

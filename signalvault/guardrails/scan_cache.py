@@ -16,7 +16,7 @@ import os
 import threading
 from collections import OrderedDict
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 
 # Shorter texts scan in microseconds: hashing and a lookup would cost about as much.
 MIN_CHARS = 128

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 
 import tiktoken
 
-from signalvault.guardrails import Finding
 from signalvault.guardrails import secrets_checks as chk
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.scanner import Pattern, PatternSet
 from signalvault.guardrails.secrets_assigned import assigned_secrets
 from signalvault.guardrails.secrets_catalogue import FORMATS, SecretFormat

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from signalvault.config import StoreSettings
-from signalvault.crypto import ensure_data_dir
+from signalvault.crypto.envelope import ensure_data_dir
+from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import ConfigError
-from signalvault.keys import GatewayKey
 from signalvault.store.credential_queries import CredentialStore
 from signalvault.store.lifecycle import LifecycleStore
 from signalvault.store.policy_queries import PolicyStore

@@ -17,6 +17,12 @@ from signalvault.store.schema import provider_credentials
 COUNTER = "credentials"
 
 
+def wrap_name(provider: str, environment: str) -> str:
+    """What a stored credential is wrapped under (by the master key), so it unwraps only as
+    itself; the credential service and master-key rotation both wrap with it."""
+    return f"provider:{provider}:{environment or '*'}"
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCredential:
     """A provider credential as stored: wrapped, with the last characters as a hint."""

@@ -1,5 +1,5 @@
 """Store queries for guardrail policy versions and their review. A mixin of `SqlStore`; it knows
-SQL and the status transitions, not who may make them (signalvault.policies decides that).
+SQL and the status transitions, not who may make them (signalvault.control.policies decides that).
 
 Statuses: `proposed` -> `active` (approved) or `rejected`; `active` -> `superseded` when another
 version becomes active. Exactly one version is active once any is. Every activation bumps the

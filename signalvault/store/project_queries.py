@@ -1,6 +1,6 @@
 """Queries of the project registry, and the per-project key counts its detail shows, over the
 store's engine (SQLAlchemy Core, the same on SQLite and PostgreSQL). No names are checked here:
-signalvault.projects decides what a valid name is and who may change what."""
+signalvault.control.projects decides what a valid name is and who may change what."""
 
 from __future__ import annotations
 

@@ -66,10 +66,21 @@ audit_records = Table(
     # A tombstone keeps id, kind, created_at, seq and leaf_hash; every other column is cleared.
     Column("tombstoned_at", Float),
     Column("tombstone_reason", String(32)),
+    # Added in migration 0008 (they enter a record's leaf only when set; see integrity/leaf.py).
+    # Data classification (SPEC §7c): public, internal, confidential, restricted.
+    Column("classification", String(16)),
+    # Agent runs (SPEC §7b): the run a record belongs to, the event it hangs under, and for
+    # tool calls and results the provider's call id and the tool's name.
+    Column("run_id", String(64)),
+    Column("parent_id", String(36)),
+    Column("call_id", String(128)),
+    Column("tool_name", String(256)),
     Index("ix_audit_records_created_at", "created_at"),
     Index("ix_audit_records_seq", "seq", unique=True),
     Index("ix_audit_records_key_id", "key_id", "created_at"),
     Index("ix_audit_records_end_user", "end_user", "created_at"),
+    Index("ix_audit_records_run_id", "run_id", "created_at"),
+    Index("ix_audit_records_call_id", "call_id"),
 )
 
 data_keys = Table(

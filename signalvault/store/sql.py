@@ -34,8 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import StoreError
-from signalvault.keys import GatewayKey
 from signalvault.store.credential_queries import CredentialQueries
 from signalvault.store.lifecycle import LifecycleQueries
 from signalvault.store.policy_queries import PolicyQueries

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from signalvault.guardrails import Finding
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.pii import PII_TYPES, PiiDetector
 from signalvault.guardrails.pii_checks import iban_ok, luhn_ok, sg_nric_ok, ssn_ok
 

@@ -3,8 +3,8 @@ running the detector; the cache stays bounded and holds no text."""
 
 from __future__ import annotations
 
-from signalvault.guardrails import Finding
 from signalvault.guardrails.engine import Context, Engine, Redactor
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.policy import DEFAULT_RULES, Policy
 from signalvault.guardrails.scan_cache import MIN_CHARS, ScanCache
 from tests.shared_data import eval_texts

@@ -13,7 +13,7 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-from signalvault.audit import new_record_id
+from signalvault.trail.audit import new_record_id
 
 revision = "0007"
 down_revision = "0006"
@@ -66,7 +66,7 @@ def downgrade() -> None:
 
 
 def _is_project_name(name: str) -> bool:
-    """The project name rule when this revision was written (signalvault.projects)."""
+    """The project name rule when this revision was written (signalvault.control.projects)."""
     return (
         0 < len(name) <= 128 and name.isprintable() and name.strip() == name and name != GLOBAL_ROLE
     )

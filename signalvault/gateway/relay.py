@@ -1,0 +1,205 @@
+"""Relaying a provider's answer to the caller: a JSON body screened whole, or a stream screened
+event by event (output guardrails with hold-back), then the record completed with what the
+caller was allowed to see. A client disconnect closes the provider connection at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+import orjson
+
+from signalvault.errors import HTTPError
+from signalvault.gateway.asgi import Receive, Send, send_error
+from signalvault.gateway.screening import Screen
+from signalvault.gateway.tokens import TokenCounter
+from signalvault.gateway.wire import StreamAssembler, prompt_text
+from signalvault.gateway.wire import usage as usage_of
+from signalvault.guardrails.engine import Redactor
+from signalvault.trail.audit import (
+    BLOCKED,
+    CANCELLED,
+    OK,
+    PROVIDER_ERROR,
+    STREAM_CUT,
+    AuditTrail,
+    Interaction,
+)
+
+# Provider response headers worth passing back (request ids for support tickets, rate limits).
+_PASS_BACK = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
+
+
+class Relay:
+    """Sends one provider answer on to the caller and completes its audit record."""
+
+    def __init__(self, trail: AuditTrail, tokens: TokenCounter) -> None:
+        self._trail = trail
+        self._tokens = tokens
+
+    async def body(
+        self,
+        send: Send,
+        interaction: Interaction,
+        response: aiohttp.ClientResponse,
+        redactor: Redactor,
+        screen: Screen,
+    ) -> None:
+        data = await response.read()
+        interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
+        if response.status >= 400:
+            interaction.error_code = f"provider_{response.status}"
+        try:
+            parsed = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        interaction.prompt_tokens, interaction.completion_tokens = usage_of(interaction.api, parsed)
+        if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
+            interaction.model_used = parsed["model"]
+        stored = data
+        if response.status < 400:
+            try:
+                screened = screen.response(interaction, parsed, data, redactor)
+            except HTTPError as exc:  # the guardrail engine failed and the mode is closed
+                await self._refuse_output(send, interaction, exc, PROVIDER_ERROR, None)
+                return
+            if screened.blocked is not None:
+                await self._refuse_output(
+                    send, interaction, screened.blocked, BLOCKED, screened.stored
+                )
+                return
+            data, stored = screened.forward, screened.stored
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": response_headers(response, interaction.id, "application/json"),
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+        self._trail.complete(interaction, stored)
+
+    async def _refuse_output(
+        self,
+        send: Send,
+        interaction: Interaction,
+        error: HTTPError,
+        outcome: str,
+        stored: bytes | None,
+    ) -> None:
+        """The provider answered, but the answer may not reach the caller."""
+        interaction.outcome = outcome
+        interaction.status_code = error.status_code
+        interaction.error_code = error.code
+        self._trail.complete(interaction, stored)
+        await send_error(send, interaction.api, error, interaction.id)
+
+    async def stream(
+        self,
+        send: Send,
+        receive: Receive,
+        interaction: Interaction,
+        response: aiohttp.ClientResponse,
+        payload: dict[str, Any],
+        redactor: Redactor,
+        screen: Screen,
+    ) -> None:
+        assembler = StreamAssembler(interaction.api)
+        guard = screen.stream(interaction, redactor)
+        gone = asyncio.Event()
+
+        async def _watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            response.close()  # stop reading from the provider at once
+
+        watcher = asyncio.ensure_future(_watch_disconnect())
+        outcome = OK
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": response_headers(response, interaction.id, "text/event-stream"),
+                }
+            )
+            async for chunk in response.content.iter_any():
+                assembler.feed(chunk)
+                out = chunk if guard is None else screen.feed(guard, interaction, chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                if guard is not None and guard.is_stopped:
+                    break  # blocked or aborted: nothing more may reach the caller
+            if guard is not None and not guard.is_stopped:
+                out = screen.feed(guard, interaction, None)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except (aiohttp.ClientError, TimeoutError, ConnectionError):
+            outcome = STREAM_CUT
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if gone.is_set():
+                outcome = CANCELLED
+            elif guard is not None and guard.blocked is not None:
+                outcome = BLOCKED
+            elif guard is not None and guard.is_aborted:
+                outcome = PROVIDER_ERROR  # the guardrail engine failed and the mode is closed
+            elif outcome == OK and not assembler.is_complete:
+                outcome = STREAM_CUT
+            if guard is None:
+                with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
+                    screen.log_stream(interaction, "".join(assembler.text), redactor)
+            else:
+                interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
+                # Log what the guard let through (redacted, never restored), not the raw text.
+                assembler.text = [guard.stored_text()]
+                args = guard.stored_arguments()
+                assembler.tool_arguments = {i: [a] for i, a in args.items()}
+            self._finish_stream(interaction, assembler, payload, outcome)
+
+    def _finish_stream(
+        self,
+        interaction: Interaction,
+        assembler: StreamAssembler,
+        payload: dict[str, Any],
+        outcome: str,
+    ) -> None:
+        interaction.outcome = outcome
+        if outcome == BLOCKED:
+            interaction.error_code = "guardrail_violation"
+        elif outcome != OK:
+            interaction.error_code = outcome
+        interaction.model_used = assembler.model or interaction.model_used
+        interaction.prompt_tokens = assembler.prompt_tokens
+        interaction.completion_tokens = assembler.completion_tokens
+        if interaction.prompt_tokens is None or interaction.completion_tokens is None:
+            # OpenAI streams carry usage only when the client asked for it.
+            model = interaction.model_used
+            if interaction.prompt_tokens is None:
+                interaction.prompt_tokens = self._tokens.count(prompt_text(payload), model)
+            if interaction.completion_tokens is None:
+                interaction.completion_tokens = self._tokens.count("".join(assembler.text), model)
+            interaction.tokens_estimated = True
+        self._trail.complete(interaction, assembler.assembled())
+
+
+def response_headers(
+    response: aiohttp.ClientResponse, request_id: str, default_type: str
+) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", response.headers.get("content-type", default_type).encode("latin-1")),
+        (b"x-signalvault-request-id", request_id.encode()),
+    ]
+    if default_type == "text/event-stream":
+        headers.append((b"cache-control", b"no-cache"))
+    for name in _PASS_BACK:
+        value = response.headers.get(name)
+        if value is not None:
+            headers.append((name.encode(), value.encode("latin-1")))
+    return headers

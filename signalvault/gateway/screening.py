@@ -1,0 +1,198 @@
+"""Guardrails applied to requests and responses: which texts are scanned, what a verdict does to
+the payload, what gets stored, and the failure mode when the engine itself breaks.
+
+Nothing a detector found is ever stored in clear or in a message: blocked content is recorded
+with every finding replaced by its placeholder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from signalvault.errors import GuardrailBlocked, HTTPError
+from signalvault.gateway.stream_guard import StreamGuard
+from signalvault.gateway.wire import REQUEST_TEXT_FIELDS, RESPONSE_TEXT_FIELDS, Slot, text_slots
+from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
+from signalvault.trail.audit import Interaction
+
+log = logging.getLogger("signalvault.guardrails")
+
+
+class GuardrailUnavailable(HTTPError):
+    status_code = 503
+    code = "guardrail_unavailable"
+
+
+@dataclass(slots=True)
+class Screened:
+    """The outcome of screening one body."""
+
+    forward: bytes  # what continues (to the provider, or to the caller)
+    stored: bytes  # what the audit trail keeps
+    blocked: GuardrailBlocked | None = None
+
+
+class Screen:
+    def __init__(self, engine: Engine, failure_mode: str, holdback: int = 256) -> None:
+        self.engine = engine
+        self.policy_version = engine.policy.version
+        self._is_fail_open = failure_mode == "open"
+        self._holdback = holdback
+
+    def _input_context(self, interaction: Interaction, payload: dict[str, Any]) -> Context:
+        max_tokens = (
+            payload.get("max_tokens")
+            or payload.get("max_completion_tokens")
+            or payload.get("max_output_tokens")
+        )
+        return _context(
+            interaction,
+            interaction.model_requested,
+            max_tokens if isinstance(max_tokens, int) else None,
+        )
+
+    def request(
+        self, interaction: Interaction, payload: dict[str, Any], body: bytes, redactor: Redactor
+    ) -> Screened:
+        """Scan everything the client sends; redact in place or report a block."""
+        interaction.policy_version = self.policy_version
+        slots = text_slots(payload, REQUEST_TEXT_FIELDS)
+        verdict = self._scan(
+            interaction, slots, "input", self._input_context(interaction, payload), redactor
+        )
+        return self._apply(verdict, slots, payload, body, "The request")
+
+    def response(
+        self, interaction: Interaction, payload: Any, body: bytes, redactor: Redactor
+    ) -> Screened:
+        """Scan a complete (non-streamed) response; redact, block, and restore placeholders."""
+        if not isinstance(payload, dict):
+            return Screened(body, body)
+        slots = text_slots(payload, RESPONSE_TEXT_FIELDS)
+        verdict = self._scan(
+            interaction, slots, "output", self._output_context(interaction), redactor
+        )
+        screened = self._apply(verdict, slots, payload, body, "The response")
+        if screened.blocked is None and redactor.originals and slots:
+            # Placeholders the model repeated go back to their values for the caller only.
+            for container, key in slots:
+                container[key] = redactor.restore(container[key])
+            screened.forward = orjson.dumps(payload)
+        return screened
+
+    def texts(
+        self, interaction: Interaction, slots: list[Slot], direction: str, what: str
+    ) -> GuardrailBlocked | None:
+        """Screen the strings of another protocol's payload in place (an MCP call's arguments
+        or result): redacted where a rule redacts; on a block every finding is masked (what the
+        trail keeps) and the block returned."""
+        interaction.policy_version = self.policy_version
+        verdict = self._scan(interaction, slots, direction, _context(interaction, None), Redactor())
+        return self._apply(verdict, slots, {}, b"", what).blocked
+
+    def stream(self, interaction: Interaction, redactor: Redactor) -> StreamGuard | None:
+        """A guard for one streamed response (hold-back, in-stream redaction or block), or None
+        when every output rule only logs and nothing needs restoring: then the stream passes
+        untouched, with no hold-back delay, and `log_stream` records the findings at its end."""
+        context = self._output_context(interaction)
+        rules = self.engine.rules_for("output", context)
+        if not redactor.originals and all(rule.action == "log" for rule in rules):
+            return None
+        return StreamGuard(interaction.api, self.engine, context, redactor, self._holdback)
+
+    def log_stream(self, interaction: Interaction, text: str, redactor: Redactor) -> None:
+        """Record the log-only output rules' findings on a stream that passed untouched."""
+        holder = [text]
+        self._scan(
+            interaction, [(holder, 0)], "output", self._output_context(interaction), redactor
+        )
+
+    def feed(self, guard: StreamGuard, interaction: Interaction, chunk: bytes | None) -> bytes:
+        """Screen one provider chunk (None: the stream ended); applies the failure mode."""
+        try:
+            return guard.feed(chunk) if chunk is not None else guard.finish()
+        except Exception as exc:
+            log.error(
+                "guardrail engine failed on a stream",
+                extra={"request_id": interaction.id, "error": type(exc).__name__},
+            )
+            if not self._is_fail_open:
+                return guard.abort(
+                    GuardrailUnavailable("The guardrail engine failed; the stream was ended.")
+                )
+            interaction.evaluations.append(
+                Evaluation("*", "engine", "output", "bypass", "bypassed", {}, (), 0.0).as_dict()
+            )
+            return guard.bypass()
+
+    def _output_context(self, interaction: Interaction) -> Context:
+        return _context(interaction, interaction.model_used)
+
+    def _scan(
+        self,
+        interaction: Interaction,
+        slots: list[Slot],
+        direction: str,
+        context: Context,
+        redactor: Redactor,
+    ) -> Verdict:
+        segments = [container[key] for container, key in slots]
+        try:
+            verdict = self.engine.scan(segments, direction, context, redactor)
+        except Exception as exc:
+            log.error(
+                "guardrail engine failed",
+                extra={
+                    "request_id": interaction.id,
+                    "error": type(exc).__name__,
+                    "failure_mode": "open" if self._is_fail_open else "closed",
+                },
+            )
+            if not self._is_fail_open:
+                raise GuardrailUnavailable(
+                    "The guardrail engine failed; the request was refused (fail-closed)."
+                ) from None
+            verdict = Verdict()
+            verdict.evaluations.append(
+                Evaluation("*", "engine", direction, "bypass", "bypassed", {}, (), 0.0)
+            )
+        interaction.evaluations.extend(e.as_dict() for e in verdict.evaluations)
+        return verdict
+
+    def _apply(
+        self, verdict: Verdict, slots: list[Slot], payload: dict[str, Any], body: bytes, what: str
+    ) -> Screened:
+        if verdict.decision == "block":
+            blocked = verdict.blocked_by
+            rules = sorted({e.rule for e in blocked})
+            kinds = sorted({k for e in blocked for k in e.kinds})
+            message = (
+                f"{what} was blocked by guardrail rule(s) {', '.join(rules)}: "
+                f"found {', '.join(kinds)}."
+            )
+            masked = self.engine.mask([c[k] for c, k in slots], verdict)
+            for (container, key), text in zip(slots, masked, strict=True):
+                container[key] = text
+            return Screened(
+                body, orjson.dumps(payload), GuardrailBlocked(message, rules=rules, kinds=kinds)
+            )
+        if verdict.texts is not None:
+            for (container, key), text in zip(slots, verdict.texts, strict=True):
+                container[key] = text
+            body = orjson.dumps(payload)
+        return Screened(body, body)
+
+
+def _context(interaction: Interaction, model: str | None, max_output: int | None = None) -> Context:
+    key = interaction.key
+    return Context(
+        project=key.project if key else None,
+        key_id=key.id if key else None,
+        environment=key.environment if key else None,
+        model=model,
+        max_output_tokens=max_output,
+    )

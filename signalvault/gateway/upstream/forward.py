@@ -1,0 +1,336 @@
+"""One request's way to a provider: attempts along the route's targets with per-provider
+timeouts, retries, fallbacks and circuit breakers. Every attempt (and every target skipped by
+a breaker) is noted on the interaction; notes hold names, statuses and timings, never content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from signalvault.agents.telemetry.ids import traceparent_of
+from signalvault.config import ProviderSettings, Secret
+from signalvault.errors import (
+    HTTPError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StoreError,
+    StoreUnavailable,
+)
+from signalvault.gateway.providers import Target
+from signalvault.gateway.upstream.breaker import Breaker, BreakerPolicy, Breakers, Clock, Permit
+from signalvault.gateway.upstream.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from signalvault.trail.audit import Interaction
+
+log = logging.getLogger("signalvault.upstream")
+BREAKER_OPEN = "breaker_open"
+# (provider name, the gateway key's environment) -> the stored credential to use, if any.
+CredentialLookup = Callable[[str, str | None], Secret | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    timeout: aiohttp.ClientTimeout  # sock_read is the first-byte timeout until the head arrives
+    idle_seconds: float
+    retry: RetryPolicy
+
+
+class UpstreamFailed(Exception):
+    """No provider answer can be relayed; `error` is what the caller gets (502, 503 or 504)."""
+
+    def __init__(self, error: HTTPError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(slots=True)
+class Answer:
+    """A provider response to relay: a stream still to be read, or a body already read."""
+
+    target: Target
+    response: aiohttp.ClientResponse
+    is_stream: bool
+    permits: list[tuple[Breaker, Permit]] = field(default_factory=list)  # a stream's, unjudged
+
+    def settle(self, failed: bool) -> None:
+        """Tell the breakers how a relayed stream ended (`failed`: cut or stalled). Idempotent."""
+        for breaker, permit in self.permits:
+            breaker.record(permit, failed)
+        self.permits.clear()
+
+
+@dataclass(slots=True)
+class _Failure:
+    """How a target's last attempt failed: an HTTP error answer, or no answer at all."""
+
+    answer: Answer | None = None
+    error: HTTPError | None = None
+
+    def discard(self) -> None:
+        if self.answer is not None:
+            self.answer.response.release()
+
+
+class Upstream:
+    """Calls providers for the proxy; owns the retry rules and the circuit breakers."""
+
+    def __init__(
+        self,
+        providers: tuple[ProviderSettings, ...],
+        session: Callable[[], aiohttp.ClientSession],
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        credentials: CredentialLookup | None = None,
+    ) -> None:
+        self._session = session
+        self._credentials = credentials
+        self._clock = clock
+        self._sleep = sleep
+        # Jitter only spreads retries out; it needs no unpredictability.
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311
+        self._limits = {p.name: _limits(p) for p in providers}
+        self._breakers = Breakers({p.name: _breaker_policy(p) for p in providers}, clock)
+
+    def breaker_states(self) -> dict[str, str]:
+        """`closed`, `open` or `half_open` by provider name and by `provider:model`."""
+        return self._breakers.states()
+
+    async def call(
+        self,
+        interaction: Interaction,
+        targets: list[Target],
+        endpoint: str,
+        payload: dict[str, Any],
+        body: bytes,
+        headers: Mapping[str, str],
+    ) -> Answer:
+        """Try `targets` in order until one answers.
+
+        Returns a success, a provider error that retrying cannot fix (a 400, say), or, when
+        every target failed, the last provider error (a 429 keeps its `Retry-After`).
+
+        Raises:
+            UpstreamFailed: the last attempt got no answer (502, 504), or no target could be
+                tried because every breaker on the way is open (503 with the cooldown left).
+        """
+        last: _Failure | None = None
+        cooldowns: list[float] = []
+        for index, target in enumerate(targets):
+            result = await self._try_target(
+                interaction, target, index > 0, endpoint, payload, body, headers, cooldowns
+            )
+            if result is None:
+                continue
+            if last is not None:
+                last.discard()
+            if isinstance(result, Answer):
+                return result
+            last = result
+        if last is None:
+            raise UpstreamFailed(
+                ProviderUnavailable(
+                    "Every provider for this model is failing; try again later.",
+                    retry_after=min(cooldowns),
+                )
+            )
+        if last.answer is not None:
+            return last.answer
+        assert last.error is not None
+        raise UpstreamFailed(last.error)
+
+    async def _try_target(
+        self,
+        interaction: Interaction,
+        target: Target,
+        is_fallback: bool,
+        endpoint: str,
+        payload: dict[str, Any],
+        body: bytes,
+        headers: Mapping[str, str],
+        cooldowns: list[float],
+    ) -> Answer | _Failure | None:
+        """Attempts on one target, retried per its provider's policy. None: never attempted."""
+        provider = target.provider
+        limits = self._limits[provider.name]
+        breakers = self._breakers.for_target(provider.name, target.model)
+        if target.model != payload.get("model"):
+            body = orjson.dumps({**payload, "model": target.model})
+        stored_key = None
+        if self._credentials is not None:
+            key = interaction.key
+            try:
+                stored_key = self._credentials(provider.name, key.environment if key else None)
+            except StoreError:
+                # Fail closed: never guess which credential an operator meant.
+                raise UpstreamFailed(
+                    StoreUnavailable("The provider credential store does not answer; try again.")
+                ) from None
+        url, upstream_headers = provider.url(endpoint), provider.headers(headers, stored_key)
+        # The provider's spans, if it makes any, become children of this record's span.
+        upstream_headers["traceparent"] = traceparent_of(interaction)
+        first_try = self._clock()
+        failure: _Failure | None = None
+        retries = 0
+        while True:
+            note: dict[str, Any] = {
+                "provider": provider.name,
+                "model": target.model,
+                "at_ms": round(interaction.elapsed_ms(), 1),
+                "retry": retries > 0,
+                "fallback": is_fallback,
+            }
+            interaction.attempts.append(note)
+            shut = [b for b in breakers if not b.is_available()]
+            if shut:
+                note.update(skipped=BREAKER_OPEN, breaker=shut[0].name)
+                cooldowns.append(max(b.remaining_cooldown() for b in shut))
+                return failure
+            if failure is not None:
+                failure.discard()
+            interaction.provider, interaction.model_used = provider.name, target.model
+            permits = [(b, b.acquire()) for b in breakers]
+            try:
+                result = await self._attempt(interaction, limits, url, body, upstream_headers)
+            except BaseException:
+                for breaker, permit in permits:
+                    breaker.release(permit)
+                raise
+            note["ms"] = round(interaction.elapsed_ms() - note["at_ms"], 1)
+            retry_after = None
+            if isinstance(result, str):
+                note["error"] = result
+                failure = _Failure(error=_error_for(result))
+            else:
+                note["status"] = result.status
+                if not is_retryable_status(result.status):
+                    if _is_stream(interaction, result):  # judged when the relay ends
+                        return Answer(target, result, True, permits)
+                    for breaker, permit in permits:
+                        breaker.record(permit, False)
+                    return Answer(target, result, False)
+                retry_after = parse_retry_after(result.headers)
+                failure = _Failure(answer=Answer(target, result, False))
+            for breaker, permit in permits:
+                breaker.record(permit, True)
+            wait = limits.retry.next_wait(
+                retries, retry_after, self._clock() - first_try, self._rng
+            )
+            log.info(
+                "provider attempt failed",
+                extra={
+                    "request_id": interaction.id,
+                    "provider": provider.name,
+                    "status": note.get("status"),
+                    "error": note.get("error"),
+                    "retrying": wait is not None,
+                },
+            )
+            if wait is None:
+                return failure
+            await self._sleep(wait)
+            retries += 1
+
+    async def _attempt(
+        self,
+        interaction: Interaction,
+        limits: _Limits,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> aiohttp.ClientResponse | str:
+        """One HTTP call: the response (body read, unless it is a stream to relay), or the
+        kind of error that ended it."""
+        try:
+            response = await self._session().post(
+                url, data=body, headers=headers, timeout=limits.timeout
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return _error_kind(exc, before_head=True)
+        interaction.ttfb_ms = interaction.elapsed_ms()
+        _use_idle_timeout(response, limits.idle_seconds)
+        if _is_stream(interaction, response):
+            return response
+        try:
+            await response.read()  # cached on the response: the relay reads it from there
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            response.close()
+            return _error_kind(exc, before_head=False)
+        return response
+
+
+def _is_stream(interaction: Interaction, response: aiohttp.ClientResponse) -> bool:
+    content_type = response.headers.get("content-type", "")
+    return (
+        interaction.is_stream
+        and response.status == 200
+        and content_type.startswith("text/event-stream")
+    )
+
+
+def _use_idle_timeout(response: aiohttp.ClientResponse, seconds: float) -> None:
+    """Until the head arrived, aiohttp's sock_read timer bounded the wait for the first byte;
+    from here it bounds the silence between chunks (aiohttp re-arms it on every socket read)."""
+    connection = response.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is None or response.content.is_eof():
+        return  # body complete: aiohttp already dropped the timer, and must not re-arm it
+    protocol.read_timeout = seconds
+    protocol.start_timeout()
+
+
+def _error_kind(exc: BaseException, *, before_head: bool) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect_timeout"
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return "first_byte_timeout" if before_head else "idle_timeout"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect_error"
+    return "connection_error"
+
+
+def _error_for(kind: str) -> HTTPError:
+    if kind.endswith("timeout"):
+        return ProviderTimeout("The provider did not answer in time.")
+    return ProviderError("The provider could not be reached.")
+
+
+def _limits(p: ProviderSettings) -> _Limits:
+    return _Limits(
+        timeout=aiohttp.ClientTimeout(
+            total=p.timeout_seconds,
+            connect=p.connect_timeout_seconds,
+            sock_connect=p.connect_timeout_seconds,
+            sock_read=p.first_byte_timeout_seconds,
+        ),
+        idle_seconds=p.idle_timeout_seconds,
+        retry=RetryPolicy(
+            max_retries=p.max_retries,
+            budget_seconds=p.retry_budget_seconds,
+            backoff_base_seconds=p.backoff_base_seconds,
+            backoff_max_seconds=p.backoff_max_seconds,
+            retry_after_max_seconds=p.retry_after_max_seconds,
+        ),
+    )
+
+
+def _breaker_policy(p: ProviderSettings) -> BreakerPolicy:
+    return BreakerPolicy(
+        failure_ratio=p.breaker_failure_ratio,
+        min_requests=p.breaker_min_requests,
+        window_seconds=p.breaker_window_seconds,
+        cooldown_seconds=p.breaker_cooldown_seconds,
+        half_open_probes=p.breaker_half_open_probes,
+    )

@@ -1,0 +1,492 @@
+"""The audit trail: one record per interaction, written ahead and completed after the response.
+
+Content is encrypted under the end user's data key with the record id as associated data; the
+store only ever sees ciphertext. This module decides what a record holds, the store how to keep it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from signalvault.console import iso
+from signalvault.crypto.envelope import Cipher, MasterKeys, new_key
+from signalvault.crypto.gateway_keys import GatewayKey
+from signalvault.errors import CryptoError, StoreError
+from signalvault.store import Store
+from signalvault.store.sql import (
+    COMPLETE_FIELDS,
+    COMPLETE_RECORD,
+    INSERT_DATA_KEY,
+    INSERT_RECORD,
+    RECORD_COLUMNS,
+)
+from signalvault.store.writer import WriteOp
+from signalvault.trail.spool import Spool
+
+# Outcomes. A record is written as `unknown` before forwarding, so a crash leaves `unknown`.
+UNKNOWN = "unknown"
+OK = "ok"
+PROVIDER_ERROR = "provider_error"
+REJECTED = "rejected"
+UNAUTHORIZED = "unauthorized"
+BLOCKED = "blocked"
+CANCELLED = "cancelled"
+STREAM_CUT = "stream_cut"
+RATE_LIMITED = "rate_limited"
+GATEWAY_ERROR = "gateway_error"  # a bug in the gateway ended the request (logged by type only)
+TOOL_ERROR = "tool_error"  # an MCP tool answered, reporting its own failure (`isError`)
+OUTCOMES = (
+    UNKNOWN,
+    OK,
+    PROVIDER_ERROR,
+    REJECTED,
+    UNAUTHORIZED,
+    BLOCKED,
+    CANCELLED,
+    STREAM_CUT,
+    RATE_LIMITED,
+    GATEWAY_ERROR,
+    TOOL_ERROR,
+)
+
+# Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
+INTERACTION = "interaction"
+# Agent events (SPEC §7b), recorded as records of their own kind in the same trail.
+TOOL_CALL, TOOL_RESULT, MCP_CALL, SPAN = "tool_call", "tool_result", "mcp_call", "span"
+EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
+
+DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
+
+log = logging.getLogger("signalvault.audit")
+
+
+_last_id = 0  # the 122 non-version bits of this process's newest record id
+_id_lock = threading.Lock()
+
+
+def new_record_id() -> str:
+    """A UUIDv7: time-ordered, so ids sort by creation and serve as a pagination cursor.
+
+    Strictly increasing within a process (RFC 9562 §6.2): in the same millisecond, random bits
+    alone would order records at random, so a listing could show an event before its cause.
+    """
+    global _last_id
+    millis = time.time_ns() // 1_000_000
+    candidate = (millis << 74) | (int.from_bytes(os.urandom(10), "big") >> 6)
+    with _id_lock:
+        bits = _last_id = max(candidate, _last_id + 1)
+    # 48 bits of time, version 7, 12 bits, variant 0b10, 62 bits.
+    value = ((bits >> 74) << 80) | (0x7 << 76) | (((bits >> 62) & 0xFFF) << 64)
+    value |= (0b10 << 62) | (bits & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(slots=True)
+class Interaction:
+    """What the gateway knows about one request; filled in as it goes through the proxy."""
+
+    api: str
+    kind: str = INTERACTION  # an MCP request through the gateway is an `mcp_call`
+    id: str = field(default_factory=new_record_id)
+    created_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    key: GatewayKey | None = None
+    end_user: str | None = None
+    session_id: str | None = None
+    trace_id: str | None = None
+    run_id: str | None = None  # the agent run this call belongs to (SPEC §7b)
+    parent_id: str | None = None  # the record this event follows from (SPEC §7b)
+    call_id: str | None = None  # a tool call's id, linking a call to its result
+    tool_name: str | None = None  # the tool (or MCP prompt) an agent event is about
+    parent_span: str | None = None  # the caller's traceparent span id (not stored: OTel export)
+    details: dict[str, Any] | None = None  # metadata of an agent event (never content)
+    classification: str | None = None  # public, internal, confidential, restricted (SPEC §7c)
+    model_requested: str | None = None
+    is_stream: bool = False
+    provider: str | None = None
+    model_used: str | None = None
+    status_code: int | None = None
+    outcome: str = UNKNOWN
+    error_code: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_estimated: bool = False
+    ttfb_ms: float | None = None
+    data_key_id: str | None = None
+    cipher: Cipher | None = None  # the data key that encrypted the prompt encrypts the response
+    policy_version: int | None = None
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # guardrail results, no values
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # provider calls, no content
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def metadata(self) -> dict[str, Any]:
+        """The record row as first written (every column, so inserts batch together)."""
+        key = self.key
+        return {
+            **EMPTY_ROW,
+            "id": self.id,
+            "kind": self.kind,
+            "created_at": self.created_at,
+            "completed_at": None,
+            "project": key.project if key else None,
+            "key_id": key.id if key else None,
+            "environment": key.environment if key else None,
+            "end_user": self.end_user,
+            "session_id": self.session_id,
+            "trace_id": self.trace_id,
+            "run_id": self.run_id,
+            "parent_id": self.parent_id,
+            "call_id": self.call_id,
+            "tool_name": self.tool_name,
+            "details": orjson.dumps(self.details).decode() if self.details else None,
+            "classification": self.classification,
+            "api": self.api,
+            "provider": self.provider,
+            "model_requested": self.model_requested,
+            "model_used": self.model_used,
+            "is_stream": self.is_stream,
+            "status_code": self.status_code,
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens(),
+            "tokens_estimated": self.tokens_estimated,
+            "latency_ms": None,
+            "ttfb_ms": self.ttfb_ms,
+            "data_key_id": None,
+            "policy_version": self.policy_version,
+            "guardrails": self.guardrails_json(),
+            "prompt_ct": None,
+            "response_ct": None,
+        }
+
+    def guardrails_json(self) -> str | None:
+        return orjson.dumps(self.evaluations).decode() if self.evaluations else None
+
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+class AuditTrail:
+    """Writes interaction records to a Store, encrypting content under per-subject data keys."""
+
+    def __init__(
+        self,
+        store: Store,
+        master_key: MasterKeys,
+        observer: Callable[[Interaction], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._master_key = master_key
+        self._keys: OrderedDict[str, tuple[str, Cipher]] = OrderedDict()
+        self._keys_version = store.keys_version()
+        # Told about every finished interaction (completed or rejected): metrics and alerts.
+        self.observer = observer
+        self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
+        self.spool: Spool | None = None  # where writes go while the store fails ([store] spool_dir)
+
+    def _notify(self, interaction: Interaction) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(interaction)
+        except Exception as exc:  # metrics or alerts must never fail a request
+            log.error("audit observer failed", extra={"error": type(exc).__name__})
+
+    @property
+    def master_keys(self) -> MasterKeys:
+        return self._master_key
+
+    def _data_key(self, subject: str, ops: list[WriteOp]) -> tuple[str, Cipher]:
+        version = self._store.keys_version()
+        if version != self._keys_version:  # an erasure (in any process) destroyed data keys
+            self._keys.clear()
+            self._keys_version = version
+        cached = self._keys.get(subject)
+        if cached is not None:
+            self._keys.move_to_end(subject)
+            return cached
+        found = self._store.find_data_key(subject)
+        if found is not None and not self._master_key.holds(found[2]):
+            self._master_key.refresh()  # re-wrapped by a rotation this process has not seen
+        if found is not None and self._master_key.holds(found[2]):
+            key_id, wrapped, master_key_id = found
+            entry = (key_id, Cipher(self._master_key.unwrap(key_id, wrapped, master_key_id)))
+        else:
+            self._master_key.refresh()  # a new key is wrapped by the newest master key
+            key_id = "dk_" + os.urandom(12).hex()
+            raw = new_key()
+            # Committed in the same transaction as (and before) the first record it encrypts.
+            ops.append(
+                WriteOp(
+                    INSERT_DATA_KEY,
+                    {
+                        "id": key_id,
+                        "subject": subject,
+                        "wrapped": self._master_key.wrap(key_id, raw),
+                        "master_key_id": self._master_key.key_id,
+                        "created_at": time.time(),
+                        "destroyed_at": None,
+                    },
+                )
+            )
+            # Cached only once committed (see `_remember`): a key whose insert failed must not
+            # encrypt later records, whose content would then be unreadable.
+            return key_id, Cipher(raw)
+        self._remember(subject, entry)
+        return entry
+
+    def _remember(self, subject: str, entry: tuple[str, Cipher]) -> None:
+        self._keys[subject] = entry
+        if len(self._keys) > DATA_KEY_CACHE:
+            self._keys.popitem(last=False)
+
+    def _prepare(self, interaction: Interaction, prompt: bytes | None) -> list[WriteOp]:
+        """The ops recording `interaction`; a new data key's insert, if any, comes first."""
+        ops: list[WriteOp] = []
+        row = interaction.metadata()
+        if prompt is not None:
+            key_id, cipher = self._data_key(interaction.end_user or "", ops)
+            interaction.data_key_id, interaction.cipher = key_id, cipher
+            row["data_key_id"] = key_id
+            row["prompt_ct"] = cipher.encrypt(prompt, (interaction.id + ":prompt").encode())
+        ops.append(WriteOp(INSERT_RECORD, row))
+        return ops
+
+    async def begin(self, interaction: Interaction, prompt: bytes | None) -> None:
+        """Write the record (outcome unknown) and return once it is durable.
+
+        Raises:
+            StoreError: the record could not be committed; the caller must not forward.
+        """
+        ops = self._prepare(interaction, prompt)
+        await self._write_ahead(ops)
+        self._open[interaction.id] = interaction
+        self._remember_new_key(interaction, ops)
+
+    async def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
+        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks).
+
+        Waits for the commit only when a new data key is part of it.
+        """
+        ops = self._prepare(interaction, prompt)
+        ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
+        self._notify(interaction)
+        if len(ops) == 1:
+            self._write_later(ops)
+            return
+        await self._write_ahead(ops)
+        self._remember_new_key(interaction, ops)
+
+    async def _write_ahead(self, ops: list[WriteOp]) -> None:
+        """Commit `ops` durably: to the store, or to the spool while the store fails."""
+        spool = self.spool
+        if spool is not None and spool.is_active:
+            await spool.append_durable(ops)  # behind what is already spooled: order is kept
+            return
+        try:
+            await self._store.write_ahead(ops)
+        except StoreError:
+            if spool is None:
+                raise
+            await spool.append_durable(ops)  # raises StoreError when it cannot take them
+            log.warning("audit store unavailable: writes go to the spool")
+
+    def _write_later(self, ops: list[WriteOp]) -> None:
+        spool = self.spool
+        if spool is not None and spool.is_active:
+            try:
+                spool.append(ops)
+                return
+            except StoreError:
+                log.error("audit spool full: a write goes to the store directly, out of order")
+        self._store.write_later(ops)
+
+    def _remember_new_key(self, interaction: Interaction, ops: list[WriteOp]) -> None:
+        if len(ops) > 1 and interaction.data_key_id and interaction.cipher:
+            self._remember(
+                interaction.end_user or "", (interaction.data_key_id, interaction.cipher)
+            )
+
+    def complete(self, interaction: Interaction, response: bytes | None) -> None:
+        """Queue the outcome of a forwarded request (after response, stream end or failure)."""
+        values: dict[str, Any] = {
+            "_id": interaction.id,
+            "completed_at": time.time(),
+            "provider": interaction.provider,
+            "model_used": interaction.model_used,
+            "status_code": interaction.status_code,
+            "outcome": interaction.outcome,
+            "error_code": interaction.error_code,
+            "prompt_tokens": interaction.prompt_tokens,
+            "completion_tokens": interaction.completion_tokens,
+            "total_tokens": interaction.total_tokens(),
+            "tokens_estimated": interaction.tokens_estimated,
+            "latency_ms": interaction.elapsed_ms(),
+            "ttfb_ms": interaction.ttfb_ms,
+            "response_ct": None,
+            "guardrails": interaction.guardrails_json(),
+            "attempts": orjson.dumps(interaction.attempts).decode()
+            if interaction.attempts
+            else None,
+        }
+        if response is not None and interaction.cipher is not None:
+            values["response_ct"] = interaction.cipher.encrypt(
+                response, (interaction.id + ":response").encode()
+            )
+        assert set(values) == {"_id", *COMPLETE_FIELDS}
+        self._write_later([WriteOp(COMPLETE_RECORD, values)])
+        self._open.pop(interaction.id, None)
+        self._notify(interaction)
+
+    def abandon(self, interaction: Interaction) -> None:
+        """Complete an interaction whose handling failed unexpectedly, if it was written ahead
+        and is still open, so it neither stays `unknown` nor lingers in memory."""
+        if interaction.id in self._open:
+            interaction.outcome = GATEWAY_ERROR
+            interaction.status_code = 500
+            interaction.error_code = "internal_error"
+            self.complete(interaction, None)
+
+    def complete_open(self, outcome: str, error_code: str) -> int:
+        """Complete every interaction written ahead but never completed (its task was cancelled
+        at shutdown) with `outcome`, so none stays `unknown`; returns how many there were."""
+        stranded = list(self._open.values())
+        for interaction in stranded:
+            interaction.outcome = outcome
+            interaction.error_code = error_code
+            self.complete(interaction, None)
+        return len(stranded)
+
+    def record_event(
+        self,
+        kind: str,
+        actor: str,
+        details: dict[str, Any],
+        *,
+        project: str | None = None,
+        end_user: str | None = None,
+        outcome: str = OK,
+        record_id: str | None = None,
+    ) -> str:
+        """Write a non-interaction record (admin action, content read, retention run, erasure
+        receipt, ...) and return its id once committed. `details` is metadata, never content.
+        `record_id` (from `new_record_id`) lets a caller announce the id before the record exists.
+
+        Raises:
+            StoreError: it could not be committed (the caller should not proceed as if audited).
+        """
+        now = time.time()
+        record_id = record_id or new_record_id()
+        row = {
+            **EMPTY_ROW,
+            "id": record_id,
+            "kind": kind,
+            "created_at": now,
+            "completed_at": now,
+            "project": project,
+            "end_user": end_user,
+            "is_stream": False,
+            "outcome": outcome,
+            "tokens_estimated": False,
+            "actor": actor,
+            "details": orjson.dumps(details).decode(),
+        }
+        self._store.write_later([WriteOp(INSERT_RECORD, row)])
+        self._store.flush()
+        return record_id
+
+    def decrypt(
+        self, row: dict[str, Any], keys: dict[str, Cipher] | None = None
+    ) -> tuple[bytes | None, bytes | None]:
+        """Plaintext (prompt, response) of a stored record. `keys` caches opened data keys by id
+        across calls (a bulk reader such as an export, which drops destroyed keys from it).
+
+        Raises:
+            CryptoError: the data key was destroyed (erasure) or the ciphertext was altered.
+        """
+        key_id = row.get("data_key_id")
+        if key_id is None:
+            return None, None
+        cipher = None if keys is None else keys.get(key_id)
+        if cipher is None:
+            found = self._store.get_data_key(key_id)
+            if found is None or found[0] is None:
+                raise CryptoError("the content's data key no longer exists (erased)")
+            cipher = Cipher(self._master_key.unwrap(key_id, found[0], found[1]))
+            if keys is not None:
+                keys[key_id] = cipher
+        prompt = response = None
+        if row.get("prompt_ct"):
+            prompt = cipher.decrypt(row["prompt_ct"], (row["id"] + ":prompt").encode())
+        if row.get("response_ct"):
+            response = cipher.decrypt(row["response_ct"], (row["id"] + ":response").encode())
+        return prompt, response
+
+
+METADATA_FIELDS = (
+    "id",
+    "kind",
+    "project",
+    "key_id",
+    "environment",
+    "end_user",
+    "session_id",
+    "trace_id",
+    "run_id",
+    "parent_id",
+    "call_id",
+    "tool_name",
+    "classification",
+    "api",
+    "provider",
+    "model_requested",
+    "model_used",
+    "status_code",
+    "outcome",
+    "error_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "tokens_estimated",
+    "latency_ms",
+    "ttfb_ms",
+    "policy_version",
+)
+
+
+def record_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored record's metadata as JSON-ready values: never content, never ciphertext."""
+    result: dict[str, Any] = {
+        "time": iso(row["created_at"]),
+        "completed_at": iso(row.get("completed_at")),
+        "stream": bool(row.get("is_stream")),
+        "has_content": row.get("prompt_ct") is not None,
+    }
+    for name in METADATA_FIELDS:
+        value = row.get(name)
+        if name in ("latency_ms", "ttfb_ms") and value is not None:
+            value = round(value, 2)
+        result[name] = value
+    result["tokens_estimated"] = bool(result["tokens_estimated"])
+    result["guardrails"] = orjson.loads(row["guardrails"]) if row.get("guardrails") else []
+    result["attempts"] = orjson.loads(row["attempts"]) if row.get("attempts") else []
+    if row.get("kind", INTERACTION) != INTERACTION:
+        result["actor"] = row.get("actor")
+        result["details"] = orjson.loads(row["details"]) if row.get("details") else {}
+    return result

@@ -1,0 +1,194 @@
+"""The sealer: commits finished audit records to the Merkle tree under a signed checkpoint.
+
+Gateway processes insert records without coordinating; one process at a time holds the
+`sealer` lease and, in one transaction per batch, numbers the sealable records after the last
+checkpoint, stores their leaf hashes and inserts the next checkpoint. Imports no HTTP code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from signalvault.config import AuditSettings
+from signalvault.crypto.envelope import MasterKeys
+from signalvault.errors import StoreError
+from signalvault.store import Store
+from signalvault.store import seal_queries as q
+from signalvault.store.writer import describe_error
+from signalvault.trail.integrity.checkpoint import Checkpoint, body_digest, sign_checkpoint
+from signalvault.trail.integrity.leaf import COLUMN_INDEX, leaf_data_of_values
+from signalvault.trail.integrity.merkle import Frontier, leaf_hash
+from signalvault.trail.integrity.sink import CheckpointSinks
+from signalvault.trail.signing import Signer, load_signer
+
+log = logging.getLogger("signalvault.integrity")
+
+# Records per transaction: bounds how long a seal holds SQLite's write lock (gateway writes wait).
+SEAL_BATCH = 2000
+IDS_PER_ROUND = 50_000  # records chosen per sorted read (a few MB of ids)
+MIN_LEASE_SECONDS = 30.0
+_SEQ = COLUMN_INDEX["seq"]
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    """What one `seal()` did. `is_leader` is False when another process holds the sealer lease
+    (it seals instead) and nothing was done here."""
+
+    is_leader: bool
+    sealed: int
+    tree_size: int
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+
+class Sealer:
+    """Seals on demand; `serve` calls it every `seal_interval_seconds` and on shutdown."""
+
+    def __init__(
+        self,
+        store: Store,
+        master_key: MasterKeys,
+        settings: AuditSettings,
+        *,
+        batch: int = SEAL_BATCH,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._master_key = master_key
+        self._settings = settings
+        self._batch = batch
+        self._clock = clock
+        self._signer: Signer | None = None
+        self._sinks = CheckpointSinks(settings)
+        self.holder = uuid.uuid4().hex
+        self.lease_seconds = max(MIN_LEASE_SECONDS, 3 * settings.seal_interval_seconds)
+
+    def seal(self) -> SealResult:
+        """Seal every record that can be sealed now, one checkpoint per batch.
+
+        Raises:
+            StoreError: the store failed, or its tree does not extend (run `audit verify`).
+        """
+        if self._signer is None:
+            self._signer = load_signer(self._store, self._master_key)
+        made: list[Checkpoint] = []
+        sealed = 0
+        while True:
+            # Which records, chosen once per round by a narrow sorted read outside the write
+            # transactions: sorting whole rows per batch made a large backlog quadratic.
+            ids = self._sealable_ids()
+            for start in range(0, max(len(ids), 1), self._batch):
+                outcome = self._seal_batch(self._signer, ids[start : start + self._batch])
+                if outcome is None:
+                    return SealResult(False, sealed, 0, tuple(made))
+                count, size, checkpoint = outcome
+                if checkpoint is not None:
+                    sealed += count
+                    made.append(checkpoint)
+                    log.info("audit records sealed", extra={"records": count, "tree_size": size})
+                    self._sinks.publish(checkpoint)
+            if len(ids) < IDS_PER_ROUND:
+                return SealResult(True, sealed, size, tuple(made))
+
+    def _sealable_ids(self) -> list[str]:
+        stale_before = self._clock() - self._settings.seal_after_seconds
+        try:
+            with self._store.engine.connect() as conn:
+                return q.sealable_ids(conn, stale_before, IDS_PER_ROUND)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"sealing failed: {describe_error(exc)}") from None
+
+    def _seal_batch(
+        self, signer: Signer, ids: list[str]
+    ) -> tuple[int, int, Checkpoint | None] | None:
+        """One transaction sealing the records `ids` still unsealed: (records sealed, tree size,
+        new checkpoint or None), or None if another process holds the lease (nothing done)."""
+        engine = self._store.engine
+        try:
+            with engine.begin() as conn:
+                now = self._clock()
+                if not q.take_lease(
+                    conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds
+                ):
+                    return None
+                last = q.last_checkpoint(conn)
+                frontier, prev = Frontier(), None
+                if last is not None:
+                    frontier = Frontier.from_bytes(last.tree_size, last.frontier)
+                    prev = body_digest(last.body)
+                    if frontier.root() != last.root_hash:
+                        raise StoreError(
+                            "the last checkpoint's stored frontier does not match its root: "
+                            "sealing stopped (run `signalvault audit verify`)"
+                        )
+                rows = q.unsealed_records(conn, ids)
+                if not rows:
+                    return 0, frontier.size, None
+                seals = []
+                for row in rows:
+                    values = list(row)  # table column order, as `leaf_data_of_values` takes
+                    values[_SEQ] = frontier.size
+                    leaf = leaf_hash(leaf_data_of_values(values))
+                    seals.append({"_id": row.id, "seq": frontier.size, "leaf_hash": leaf})
+                    frontier.append(leaf)
+                if not q.assign_seals(conn, seals):
+                    raise StoreError("a record changed while it was being sealed (rolled back)")
+                checkpoint = sign_checkpoint(signer, frontier.size, frontier.root(), prev, now)
+                q.insert_checkpoint(
+                    conn,
+                    {
+                        "tree_size": checkpoint.tree_size,
+                        "root_hash": checkpoint.root,
+                        "created_at": now,
+                        "body": checkpoint.body,
+                        "signature": checkpoint.signature,
+                        "signing_key_id": checkpoint.key_id,
+                        "frontier": frontier.to_bytes(),
+                    },
+                )
+        except IntegrityError:
+            # A seq or tree size already taken: another sealer won a race despite the lease,
+            # or someone wrote seals by hand. Nothing of this batch was committed.
+            raise StoreError(
+                "sealing conflicted with existing seals (nothing committed); if it persists, "
+                "run `signalvault audit verify`"
+            ) from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"sealing failed: {describe_error(exc)}") from None
+        return len(rows), checkpoint.tree_size, checkpoint
+
+    def release(self) -> None:
+        """Give up the lease so another process can seal at once (best effort)."""
+        try:
+            with self._store.engine.begin() as conn:
+                q.release_lease(conn, q.SEALER_LEASE, self.holder)
+        except SQLAlchemyError as exc:
+            log.warning("could not release the sealer lease: %s", describe_error(exc))
+
+    def close(self) -> None:
+        """Release the lease and deliver queued webhook copies (bounded wait)."""
+        self.release()
+        self._sinks.close()
+
+
+class HasSealer(Protocol):
+    sealer: Sealer
+
+
+def seal_now(services: HasSealer) -> SealResult:
+    """Seal what can be sealed before a command that reads or removes records (erasure,
+    retention, export). Returns is_leader=False if a running gateway holds the lease (it seals
+    within `seal_interval_seconds` itself). The lease is handed back at once, so a gateway
+    started next is not kept waiting; a command should still call `services.sealer.close()`
+    before it exits, which lets queued webhook copies go out."""
+    result = services.sealer.seal()
+    if result.is_leader:
+        services.sealer.release()
+    return result
