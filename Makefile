@@ -24,14 +24,14 @@ coverage: install  ## the whole suite under branch coverage (about twice as long
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 check: install  ## formatting, lint, types, the package layers (.importlinter)
-	$(VENV)/bin/ruff format --check signalvault tests bench
-	$(VENV)/bin/ruff check signalvault tests bench
+	$(VENV)/bin/ruff format --check signalvault tests bench training
+	$(VENV)/bin/ruff check signalvault tests bench training
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
 format: install
-	$(VENV)/bin/ruff format signalvault tests bench
-	$(VENV)/bin/ruff check --fix signalvault tests bench
+	$(VENV)/bin/ruff format signalvault tests bench training
+	$(VENV)/bin/ruff check --fix signalvault tests bench training
 
 bench: install  ## scan speed, overhead vs peers, sustained load per store, trail export and verify speed
 	$(PY) bench/scan_speed.py
