@@ -160,6 +160,9 @@ class Interaction:
             "guardrails": self.guardrails_json(),
             "prompt_ct": None,
             "response_ct": None,
+            # Targets skipped before forwarding (e.g. a class they may not receive) are known
+            # now; a refused request keeps them, a forwarded one gets the full list at completion.
+            "attempts": orjson.dumps(self.attempts).decode() if self.attempts else None,
         }
 
     def guardrails_json(self) -> str | None:
@@ -187,6 +190,10 @@ class AuditTrail:
         # Told about every finished interaction (completed or rejected): metrics and alerts.
         self.observer = observer
         self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
+        # Gives each interaction its data class (SPEC §7c) before it is written and again when
+        # it completes (output findings can raise it); handed in by the app (evidence/).
+        self.classifier: Callable[[Interaction], str] | None = None
+        self.event_classification = "internal"  # of event records that name no class
         self.spool: Spool | None = None  # where writes go while the store fails ([store] spool_dir)
 
     def _notify(self, interaction: Interaction) -> None:
@@ -245,8 +252,15 @@ class AuditTrail:
         if len(self._keys) > DATA_KEY_CACHE:
             self._keys.popitem(last=False)
 
+    def classify(self, interaction: Interaction) -> str | None:
+        """Set the interaction's data class from what is known of it now (never lowers it)."""
+        if self.classifier is not None:
+            interaction.classification = self.classifier(interaction)
+        return interaction.classification
+
     def _prepare(self, interaction: Interaction, prompt: bytes | None) -> list[WriteOp]:
         """The ops recording `interaction`; a new data key's insert, if any, comes first."""
+        self.classify(interaction)
         ops: list[WriteOp] = []
         row = interaction.metadata()
         if prompt is not None:
@@ -314,6 +328,7 @@ class AuditTrail:
 
     def complete(self, interaction: Interaction, response: bytes | None) -> None:
         """Queue the outcome of a forwarded request (after response, stream end or failure)."""
+        self.classify(interaction)
         values: dict[str, Any] = {
             "_id": interaction.id,
             "completed_at": time.time(),
@@ -333,6 +348,7 @@ class AuditTrail:
             "attempts": orjson.dumps(interaction.attempts).decode()
             if interaction.attempts
             else None,
+            "classification": interaction.classification,
         }
         if response is not None and interaction.cipher is not None:
             values["response_ct"] = interaction.cipher.encrypt(
@@ -372,10 +388,12 @@ class AuditTrail:
         end_user: str | None = None,
         outcome: str = OK,
         record_id: str | None = None,
+        classification: str | None = None,
     ) -> str:
         """Write a non-interaction record (admin action, content read, retention run, erasure
         receipt, ...) and return its id once committed. `details` is metadata, never content.
         `record_id` (from `new_record_id`) lets a caller announce the id before the record exists.
+        An event about one end user is `confidential` (personal data) unless a class is given.
 
         Raises:
             StoreError: it could not be committed (the caller should not proceed as if audited).
@@ -395,6 +413,8 @@ class AuditTrail:
             "tokens_estimated": False,
             "actor": actor,
             "details": orjson.dumps(details).decode(),
+            "classification": classification
+            or ("confidential" if end_user else self.event_classification),
         }
         self._store.write_later([WriteOp(INSERT_RECORD, row)])
         self._store.flush()
