@@ -4,7 +4,9 @@ their webhooks) and from circuit breakers opening in a storm."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 from signalvault.config import Settings
@@ -36,6 +38,7 @@ class EvidenceHooks:
     def attach(self, book: IncidentBook) -> IncidentDesk:
         """Feed alerts into incidents recorded in `book` (once the store is open)."""
         book.notify = self.notify
+        book.alert = self._alerts.alert
         self.desk = IncidentDesk(book)
         self._alerts.listener = self.desk.take
         return self.desk
@@ -71,3 +74,23 @@ class EvidenceHooks:
             self.desk.stop()
         if self._sender is not self._alerts:
             self._sender.stop()
+
+
+@contextlib.contextmanager
+def delivering(settings: Settings, book: IncidentBook) -> Iterator[IncidentBook]:
+    """For one CLI command: incident events and alerts go to the webhooks as in a running
+    gateway (an alert raised becomes an incident at once), delivered before the command ends."""
+    def note(event: dict[str, Any]) -> None:
+        book.note(event)
+
+    alerts = Alerts(settings.alerts, listener=note)
+    hooks = EvidenceHooks(settings, alerts)
+    book.notify = hooks.notify
+    book.alert = alerts.alert
+    try:
+        yield book
+    finally:
+        book.notify = None
+        book.alert = None
+        hooks.stop()
+        alerts.stop()

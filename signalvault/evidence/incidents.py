@@ -53,6 +53,10 @@ SUMMARY_FIELDS = (
     "findings",
     "classification",
     "providers",
+    "status",
+    "problems",
+    "tree_size",
+    "first_problem",
 )
 MAX_NOTE = 2000
 Notify = Callable[[str, "Incident"], None]  # (event: opened | acknowledged | resolved, incident)
@@ -139,6 +143,9 @@ class IncidentBook:
         self._trail = trail
         self._severities = {**SEVERITIES, **settings.severities}
         self.notify = notify  # incident webhooks, set by whoever can deliver them
+        # Raises an alert (webhook, then back into `note`), where alerts are delivered; without
+        # it `raise_alert` notes the incident directly.
+        self.alert: Callable[..., bool] | None = None
 
     def note(self, event: dict[str, Any], now: float | None = None) -> tuple[Incident, bool]:
         """Open an incident for an alert, or join the unresolved one of its kind and scope.
@@ -304,6 +311,28 @@ class IncidentBook:
             self.notify(event, incident)
         except Exception as exc:  # a webhook must never undo what was recorded
             log.error("incident notification failed", extra={"error": type(exc).__name__})
+
+
+def raise_alert(book: IncidentBook | None, kind: str, details: dict[str, Any]) -> None:
+    """Raise an alert outside the request path (a failed verification): through the alerts when
+    this process delivers them, else straight into an incident."""
+    if book is None:
+        return
+    if book.alert is not None:
+        book.alert(kind, details)
+        return
+    book.note({"kind": kind, "time": iso(time.time()), "request_id": None, **details})
+
+
+def verification_details(report: dict[str, Any]) -> dict[str, Any]:
+    """What a `verification_failed` alert says about a verify report (ids and counts only)."""
+    findings = report.get("findings") or []
+    return {
+        "status": report.get("status"),
+        "problems": report.get("problems"),
+        "tree_size": report.get("tree_size"),
+        "first_problem": findings[0]["message"] if findings else None,
+    }
 
 
 def response_times(found: list[Incident]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import orjson
 from signalvault.console import iso
 from signalvault.trail.audit import EMPTY_ROW, INTERACTION, METADATA_FIELDS, record_json
 
-CONTENT_FIELDS = ("prompt", "response", "content_erased")
+CONTENT_FIELDS = ("prompt", "response", "content_erased", "content_withheld")
 
 
 def has_content(row: dict[str, Any]) -> bool:
