@@ -80,6 +80,7 @@ class EvidenceHooks:
 def delivering(settings: Settings, book: IncidentBook) -> Iterator[IncidentBook]:
     """For one CLI command: incident events and alerts go to the webhooks as in a running
     gateway (an alert raised becomes an incident at once), delivered before the command ends."""
+
     def note(event: dict[str, Any]) -> None:
         book.note(event)
 

@@ -30,7 +30,9 @@ async def test_every_api_and_stream_records_the_class_its_findings_call_for(
     settings, mock, api, stream
 ):
     async with running_gateway(settings) as (app, client, key):
-        plain = await client.post(PATHS[api], json=body(api, "hello", stream=stream), headers=auth(key))
+        plain = await client.post(
+            PATHS[api], json=body(api, "hello", stream=stream), headers=auth(key)
+        )
         personal = await client.post(
             PATHS[api], json=body(api, f"mail {EMAIL}", stream=stream), headers=auth(key)
         )
@@ -54,8 +56,12 @@ async def test_project_default_and_declared_key_class_raise_the_baseline(setting
             projects={"billing": "confidential"}, keys={plain_key.id: "restricted"}
         )
         app.services.trail.classifier = Classifier(declared)
-        first = await client.post(PATHS["chat"], json=body("chat", "hi"), headers=auth(billing_secret))
-        second = await client.post(PATHS["chat"], json=body("chat", "hi"), headers=auth(plain_secret))
+        first = await client.post(
+            PATHS["chat"], json=body("chat", "hi"), headers=auth(billing_secret)
+        )
+        second = await client.post(
+            PATHS["chat"], json=body("chat", "hi"), headers=auth(plain_secret)
+        )
         found = {r["id"]: r["classification"] for r in records(app)}
     assert found[first.headers["x-signalvault-request-id"]] == "confidential"
     assert found[second.headers["x-signalvault-request-id"]] == "restricted"
@@ -103,7 +109,13 @@ async def test_logs_filter_by_class(settings, mock, tmp_path):
         ([], None),
         ([{"detector": "pii", "outcome": "pass"}], None),
         ([{"detector": "pii", "outcome": "redacted"}], "confidential"),
-        ([{"detector": "pii", "outcome": "logged"}, {"detector": "secrets", "outcome": "blocked"}], "restricted"),
+        (
+            [
+                {"detector": "pii", "outcome": "logged"},
+                {"detector": "secrets", "outcome": "blocked"},
+            ],
+            "restricted",
+        ),
         ([{"detector": "prompt_injection", "outcome": "logged"}], None),
     ],
 )

@@ -33,7 +33,9 @@ def alerting(settings, hook: Webhook, fmt: str = "generic"):
 
 
 async def test_blocked_secrets_open_one_incident_that_is_acknowledged_and_resolved(
-    settings, mock, webhook  # noqa: F811
+    settings,
+    mock,
+    webhook,  # noqa: F811
 ):
     async with running_gateway(alerting(settings, webhook)) as (app, client, key):
         ids = []
@@ -115,7 +117,9 @@ async def test_the_cli_lists_shows_acknowledges_and_resolves(settings, mock, tmp
     assert "secrets_blocked" in shown.output and "records" in shown.output
     acked = runner.invoke(cli, ["incidents", "ack", incident["id"], "--config", str(config)])
     assert acked.exit_code == 0 and "acknowledged" in acked.output
-    missing_note = runner.invoke(cli, ["incidents", "resolve", incident["id"], "--config", str(config)])
+    missing_note = runner.invoke(
+        cli, ["incidents", "resolve", incident["id"], "--config", str(config)]
+    )
     assert missing_note.exit_code == 2  # --note is required
     done = runner.invoke(
         cli, ["incidents", "resolve", incident["id"], "--note", "rotated", "--config", str(config)]

@@ -91,7 +91,10 @@ async def test_refusal_on_the_anthropic_api_has_the_anthropic_shape(settings, mo
     assert answer.status_code == 403
     assert answer.json() == {
         "type": "error",
-        "error": {"type": "classification_not_allowed", "message": answer.json()["error"]["message"]},
+        "error": {
+            "type": "classification_not_allowed",
+            "message": answer.json()["error"]["message"],
+        },
     }
     assert mock.stats()["total"] == 0
 

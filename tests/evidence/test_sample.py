@@ -45,7 +45,9 @@ async def test_a_sample_verifies_offline_and_is_reproducible(sealed, tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     made = sample(sealed, first, "--n", "5", "--seed", "42", "--kind", "interaction")
     assert made.exit_code == 0, made.output
-    assert sample(sealed, second, "--n", "5", "--seed", "42", "--kind", "interaction").exit_code == 0
+    assert (
+        sample(sealed, second, "--n", "5", "--seed", "42", "--kind", "interaction").exit_code == 0
+    )
     checked = verify(first)
     assert checked.exit_code == 0, checked.output
     assert "5 records, each proven" in checked.output
@@ -130,7 +132,9 @@ async def test_content_of_a_class_the_owner_may_not_read_is_withheld(sealed, tmp
     text = sealed.read_text() + '[classification]\ncontent_roles = {confidential = ["auditor"]}\n'
     sealed.write_text(text)
     path = tmp_path / "w.json"
-    made = sample(sealed, path, "--n", "12", "--seed", "3", "--kind", "interaction", "--include-content")
+    made = sample(
+        sealed, path, "--n", "12", "--seed", "3", "--kind", "interaction", "--include-content"
+    )
     assert made.exit_code == 0
     document = orjson.loads(path.read_bytes())
     contents = {r["leaf"]["classification"]: r["content"] for r in document["records"]}

@@ -32,6 +32,11 @@ def _text(
     )
 
 
+def nice_peak(peak: int) -> int:
+    """The axis top: the peak rounded up so the four gridlines fall on whole numbers."""
+    return max(4, -(-peak // 4) * 4)
+
+
 def _frame(title: str, peak: int, buckets: Sequence[dict[str, Any]]) -> list[str]:
     plot_h = HEIGHT - TOP - BOTTOM
     parts = [
@@ -47,17 +52,16 @@ def _frame(title: str, peak: int, buckets: Sequence[dict[str, Any]]) -> list[str
         )
         parts.append(_text(LEFT - 6, y + 4, value, "end", fill="#4a5568"))
     if buckets:
-        for index in sorted({0, len(buckets) // 2, len(buckets) - 1}):
+        last = len(buckets) - 1
+        for index in sorted({0, len(buckets) // 2, last}):
             x = LEFT + (index + 0.5) * (WIDTH - LEFT - RIGHT) / len(buckets)
-            parts.append(
-                _text(
-                    x,
-                    HEIGHT - BOTTOM + 16,
-                    str(buckets[index]["start"])[:10],
-                    "middle",
-                    fill="#4a5568",
-                )
-            )
+            anchor = "middle"
+            if last and index == 0:
+                anchor = "start"
+            elif last and index == last:
+                anchor = "end"
+            label = str(buckets[index]["start"])[:10]
+            parts.append(_text(x, HEIGHT - BOTTOM + 16, label, anchor, fill="#4a5568"))
     return parts
 
 
@@ -73,7 +77,7 @@ def _legend(series: Sequence[tuple[str, str, str]]) -> str:
 
 def traffic_chart(buckets: Sequence[dict[str, Any]]) -> Markup:
     """Stacked bars per bucket: answered, refused, failed."""
-    peak = max((sum(b[k] for k, _, _ in TRAFFIC) for b in buckets), default=0) or 1
+    peak = nice_peak(max((sum(b[k] for k, _, _ in TRAFFIC) for b in buckets), default=0))
     parts = _frame("Requests over time", peak, buckets)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(buckets))
@@ -96,7 +100,7 @@ def traffic_chart(buckets: Sequence[dict[str, Any]]) -> Markup:
 
 def findings_chart(buckets: Sequence[dict[str, Any]]) -> Markup:
     """One line per detector: findings per bucket."""
-    peak = max((b[k] for b in buckets for k, _, _ in FINDINGS), default=0) or 1
+    peak = nice_peak(max((b[k] for b in buckets for k, _, _ in FINDINGS), default=0))
     parts = _frame("Guardrail findings over time", peak, buckets)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(buckets))
@@ -139,14 +143,11 @@ def _box(
 
 def flow_diagram(flow: dict[str, Any]) -> Markup:
     """Applications -> gateway -> providers, with each provider's region, DPA and classes."""
-    apps, providers = (
-        flow["applications"] or [{"name": "(no keys yet)", "keys": 0}],
-        flow["providers"],
-    )
+    apps = flow["applications"] or [{"name": "(no keys yet)", "keys": 0}]
+    providers = flow["providers"]
     row_h, box_h = 78, 62
-    rows = max(len(apps), len(providers), 1)
-    height = 40 + rows * row_h
-    gateway_y = height / 2 - 45
+    height = 40 + max(len(apps), len(providers), 1) * row_h
+    middle = height / 2
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" role="img" '
         'aria-label="Data flow" class="flow"><title>Data flow</title>',
@@ -154,53 +155,34 @@ def flow_diagram(flow: dict[str, Any]) -> Markup:
         'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#4a5568"/>'
         "</marker></defs>",
         _text(20, 22, "Applications (projects)", size=12, font_weight="600", fill="#4a5568"),
-        _text(300, 22, "Gateway", size=12, font_weight="600", fill="#4a5568"),
-        _text(500, 22, "Providers (processors)", size=12, font_weight="600", fill="#4a5568"),
+        _text(250, 22, "Gateway", size=12, font_weight="600", fill="#4a5568"),
+        _text(480, 22, "Providers (processors)", size=12, font_weight="600", fill="#4a5568"),
     ]
     for i, app in enumerate(apps):
         y = 34 + i * row_h
-        parts.append(
-            _box(
-                20,
-                y,
-                200,
-                box_h - 14,
-                [app["name"], f"{app['keys']} active key(s)"],
-                "#edf2f7",
-                "#a0aec0",
-            )
-        )
-        parts.append(
-            f'<line x1="220" y1="{y + 24:.1f}" x2="296" y2="{gateway_y + 45:.1f}" stroke="#4a5568" '
-            'stroke-width="1.5" marker-end="url(#arrow)"/>'
-        )
-    parts.append(
-        _box(
-            300,
-            gateway_y,
-            160,
-            90,
-            ["SignalVault", "guardrails, redaction", "encrypted audit trail"],
-            "#ebf8ff",
-            "#3182ce",
-        )
-    )
+        lines = [str(app["name"]), f"{app['keys']} active key(s)"]
+        parts.append(_box(20, y, 170, box_h - 14, lines, "#edf2f7", "#a0aec0"))
+        parts.append(_arrow(190, y + 24, 246, middle))
+    gateway = ["SignalVault", "guardrails, redaction", "encrypted audit trail"]
+    parts.append(_box(250, middle - 45, 150, 90, gateway, "#ebf8ff", "#3182ce"))
     for i, p in enumerate(providers):
         y = 34 + i * row_h
         dpa = f"DPA {p['dpa_reference'] or 'on file'}" if p["dpa"] else "NO DPA on file"
-        lines = [
-            f"{p['name']} ({p['processor']})",
-            f"{p['region']} · {dpa}",
-            "classes: " + ", ".join(p["allowed_classes"]),
-        ]
+        classes = p["allowed_classes"]
+        allowed = "every class" if len(classes) == 4 else ", ".join(classes) or "no class"
+        name = p["name"] if p["processor"] == p["name"] else f"{p['name']} ({p['processor']})"
+        lines = [name, f"{p['region']} · {dpa}", f"may receive: {allowed}"]
         fill, stroke = ("#f0fff4", "#38a169") if p["dpa"] else ("#fff5f5", "#e53e3e")
-        parts.append(_box(500, y, 245, box_h, lines, fill, stroke))
-        parts.append(
-            f'<line x1="460" y1="{gateway_y + 45:.1f}" x2="496" y2="{y + box_h / 2:.1f}" '
-            'stroke="#4a5568" stroke-width="1.5" marker-end="url(#arrow)"/>'
-        )
-        parts.append(
-            _text(478, y + box_h / 2 - 4, f"{p['calls']}", "middle", size=10, fill="#2d3748")
-        )
+        parts.append(_box(480, y, 265, box_h, lines, fill, stroke))
+        parts.append(_arrow(400, middle, 476, y + box_h / 2))
+        label_y = (middle + y + box_h / 2) / 2 - 6
+        parts.append(_text(438, label_y, f"{p['calls']} calls", "middle", size=10, fill="#2d3748"))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 (built from escaped parts and numbers)
+
+
+def _arrow(x1: float, y1: float, x2: float, y2: float) -> str:
+    return (
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#4a5568" '
+        'stroke-width="1.5" marker-end="url(#arrow)"/>'
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from jinja2 import Environment, StrictUndefined
+from markupsafe import Markup, escape
 
 from signalvault.evidence.report.charts import findings_chart, flow_diagram, traffic_chart
 from signalvault.evidence.report.template import TEMPLATE
@@ -18,7 +20,27 @@ def _environment() -> Environment:
         autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
     )
     env.filters["short"] = lambda value, n=16: str(value)[:n] if value else "—"
+    env.filters["value"] = _value
+    env.filters["commands"] = _commands
     return env
+
+
+def _value(value: Any) -> str:
+    """A figure or cell as a person reads it."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _commands(text: str) -> Markup:
+    """Escaped text with `backquoted` commands and settings set as code."""
+    parts = str(escape(text)).split("`")
+    html = "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    return Markup(html)  # noqa: S704 (every part was escaped above)
 
 
 def render_html(report: dict[str, Any]) -> str:

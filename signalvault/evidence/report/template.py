@@ -25,7 +25,7 @@ h4 { font-size: 14px; margin: 14px 0 6px; }
 .badge.met { background: var(--met); } .badge.gap { background: var(--gap); } .badge.not_applicable { background: var(--na); }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
-th { background: #f7fafc; font-weight: 600; }
+th { background: #f7fafc; font-weight: 600; white-space: nowrap; }
 .criterion { border: 1px solid var(--line); border-radius: 10px; padding: 14px 18px; margin: 14px 0; break-inside: avoid; }
 .criterion > header { display: flex; gap: 12px; align-items: baseline; }
 .criterion .id { font-weight: 700; min-width: 54px; }
@@ -82,7 +82,7 @@ footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
 <table>
   <tr><th>Criterion</th><th>Gap</th><th>Remedy</th></tr>
   {% for g in gaps %}
-  <tr><td>{{ g.criterion }}</td><td>{{ g.problem }}</td><td>{{ g.remedy }}</td></tr>
+  <tr><td><a href="#{{ g.criterion }}">{{ g.criterion }}</a></td><td>{{ g.problem | commands }}</td><td>{{ g.remedy | commands }}</td></tr>
   {% endfor %}
 </table>
 {% else %}
@@ -96,7 +96,7 @@ footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
   <div class="meta">{{ c.category | capitalize }}{% if c.note %} · {{ c.note }}{% endif %}</div>
   {% if c.gaps %}
   <ul class="gaps">
-    {% for g in c.gaps %}<li>{{ g.problem }} <span class="remedy">— remedy: {{ g.remedy }}</span></li>{% endfor %}
+    {% for g in c.gaps %}<li>{{ g.problem | commands }} <span class="remedy">— remedy: {{ g.remedy | commands }}</span></li>{% endfor %}
   </ul>
   {% endif %}
   {% for e in c.evidence %}
@@ -104,19 +104,19 @@ footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
     <h4>{{ e.title }}</h4>
     {% if e.figures %}
     <dl class="figures">
-      {% for name, value in e.figures.items() %}<dt>{{ name | replace("_", " ") }}</dt><dd>{{ value }}</dd>{% endfor %}
+      {% for name, value in e.figures.items() %}<dt>{{ name | replace("_", " ") }}</dt><dd>{{ value | value }}</dd>{% endfor %}
     </dl>
     {% endif %}
     {% if e.table and e.table.rows %}
     <table>
       <tr>{% for col in e.table.columns %}<th>{{ col }}</th>{% endfor %}</tr>
-      {% for row in e.table.rows[:25] %}<tr>{% for cell in row %}<td>{{ "—" if cell is none else cell }}</td>{% endfor %}</tr>{% endfor %}
+      {% for row in e.table.rows[:25] %}<tr>{% for cell in row %}<td>{{ cell | value }}</td>{% endfor %}</tr>{% endfor %}
     </table>
     {% if e.table.rows | length > 25 %}<p class="ids">{{ e.table.rows | length - 25 }} more rows in the JSON report.</p>{% endif %}
     {% elif e.table %}<p class="ids">No rows.</p>{% endif %}
     {% if e.record_ids %}<p class="ids">Records: {{ e.record_ids[:8] | join(", ") }}{% if e.record_ids | length > 8 %} and {{ e.record_ids | length - 8 }} more{% endif %}</p>{% endif %}
     <details class="provenance">
-      <summary>How this was produced: {{ e.row_count }} row(s), {{ e.produced_by.source }}, valid until {{ e.valid_until or "records are removed" }}</summary>
+      <summary>How this was produced: {{ e.row_count }} row(s), {{ e.produced_by.source }}, valid until {{ e.valid_until or ("the configuration changes" if e.produced_by.source == "configuration" else "records of the period are removed") }}</summary>
       <p>Query: <code>{{ e.produced_by.query }}</code></p>
       {% if e.produced_by.parameters %}<p>Parameters: <code>{{ e.produced_by.parameters | tojson }}</code></p>{% endif %}
       <p>Run at {{ e.generated_at }}{% if e.trail_range %}; trail seq {{ e.trail_range.first_seq }}&ndash;{{ e.trail_range.last_seq }}{% if e.trail_range.checkpoint %}, checkpoint tree size {{ e.trail_range.checkpoint.tree_size }}{% endif %}{% endif %}.</p>
