@@ -153,7 +153,8 @@ def screenshot(
             measures = page.evaluate(
                 """() => ({
                     overflow: document.documentElement.scrollWidth - window.innerWidth,
-                    svgs: [...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 300).length,
+                    svgs: [...document.querySelectorAll('svg')]
+                        .filter(s => s.getBoundingClientRect().width > 300).length,
                     criteria: document.querySelectorAll('article.criterion').length,
                     height: document.documentElement.scrollHeight,
                 })"""

@@ -4,6 +4,7 @@ key's declared class, whichever is highest; on every API, streamed or not, and o
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -127,9 +128,5 @@ def test_the_highest_class_wins_and_a_class_is_never_lowered():
     assert highest(["internal", None, "public", "confidential"]) == "confidential"
     classifier = Classifier(replace(ClassificationSettings(), default="public"))
 
-    class Seen:
-        key = None
-        classification = "restricted"
-        evaluations: list = []
-
-    assert classifier(Seen()) == "restricted"
+    seen = SimpleNamespace(key=None, classification="restricted", evaluations=[])
+    assert classifier(seen) == "restricted"

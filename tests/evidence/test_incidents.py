@@ -155,7 +155,7 @@ def test_breakers_opening_together_make_one_storm_alert():
 async def test_a_failed_verification_opens_a_critical_incident(settings, mock, tmp_path):
     config = tmp_path / "sv.toml"
     config.write_text(f'[store]\ndata_dir = "{settings.store.data_dir}"\n')
-    async with running_gateway(settings) as (app, client, key):
+    async with running_gateway(settings) as (_app, client, key):
         await client.post(PATHS["chat"], json=body("chat", "hello"), headers=auth(key))
     runner = CliRunner()
     assert runner.invoke(cli, ["audit", "seal", "--config", str(config)]).exit_code == 0
