@@ -160,8 +160,7 @@ class Interaction:
             "guardrails": self.guardrails_json(),
             "prompt_ct": None,
             "response_ct": None,
-            # Targets skipped before forwarding (e.g. a class they may not receive) are known
-            # now; a refused request keeps them, a forwarded one gets the full list at completion.
+            # Targets skipped before forwarding (by class): kept by a refused request's record.
             "attempts": orjson.dumps(self.attempts).decode() if self.attempts else None,
         }
 
@@ -190,8 +189,7 @@ class AuditTrail:
         # Told about every finished interaction (completed or rejected): metrics and alerts.
         self.observer = observer
         self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
-        # Gives each interaction its data class (SPEC §7c) before it is written and again when
-        # it completes (output findings can raise it); handed in by the app (evidence/).
+        # Gives each interaction its data class (SPEC §7c) when written and completed (app.py).
         self.classifier: Callable[[Interaction], str] | None = None
         self.event_classification = "internal"  # of event records that name no class
         self.spool: Spool | None = None  # where writes go while the store fails ([store] spool_dir)
