@@ -80,8 +80,8 @@ class IncidentSettings:
     )
     webhook_url: Secret | None = _setting(
         None,
-        "URL that receives incident events (opened, acknowledged, resolved); unset: the "
-        "`[alerts] webhook_url`. Signed with `[alerts] signing_secret`.",
+        "URL that receives incident events (opened, acknowledged, resolved), signed with "
+        "`[alerts] signing_secret`; unset: none are sent.",
     )
     webhook_format: str = _setting(
         "generic", "Shape of incident webhooks: `generic` JSON or `slack` (Block Kit blocks)."

@@ -25,9 +25,9 @@ class EvidenceHooks:
         self._alerts = alerts
         incidents = settings.incidents
         self._format = incidents.webhook_format
-        # Incident events go to their own URL when one is set, else to the alerts' webhook;
-        # either way signed with the alerts' signing secret.
-        self._sender = alerts
+        # Incident events go to a URL of their own (opt-in: an alert receiver never gets a shape
+        # it did not ask for), signed with the alerts' signing secret.
+        self._sender: Alerts | None = None
         if incidents.webhook_url is not None:
             self._sender = Alerts(
                 dataclasses.replace(settings.alerts, webhook_url=incidents.webhook_url)
@@ -44,10 +44,8 @@ class EvidenceHooks:
         return self.desk
 
     def notify(self, event: str, incident: Incident) -> None:
-        # On the alerts' own webhook, an incident is sent only if its kind's alerts are.
-        if self._sender is self._alerts and not self._alerts.sends(incident.kind):
-            return
-        self._sender.send(payload(self._format, event, incident))
+        if self._sender is not None:
+            self._sender.send(payload(self._format, event, incident))
 
     def observe(self, interaction: Interaction) -> None:
         """A finished interaction: a `classified_data` alert when its class calls for one."""
@@ -72,7 +70,7 @@ class EvidenceHooks:
     def stop(self) -> None:
         if self.desk is not None:
             self.desk.stop()
-        if self._sender is not self._alerts:
+        if self._sender is not None:
             self._sender.stop()
 
 

@@ -227,11 +227,10 @@ class Proxy:
                     "classification": classification,
                 }
             )
-        if allowed and refused:
-            interaction.provider, interaction.model_used = (
-                allowed[0].provider.name,
-                allowed[0].model,
-            )
+        if refused:  # the record names the provider it goes to, or none if it goes nowhere
+            first = allowed[0] if allowed else None
+            interaction.provider = first.provider.name if first else None
+            interaction.model_used = first.model if first else None
         return allowed
 
     def _settle(self, reservation: Reservation | None, interaction: Interaction) -> None:

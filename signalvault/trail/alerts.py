@@ -90,10 +90,6 @@ class Alerts:
     def is_enabled(self) -> bool:
         return bool(self._events())
 
-    def sends(self, kind: str) -> bool:
-        """Whether alerts of `kind` go to the webhook now."""
-        return kind in self._events()
-
     def _events(self) -> frozenset[str]:
         """The kinds sent now: none without a webhook URL."""
         if not self._url:

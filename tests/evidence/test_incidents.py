@@ -28,7 +28,7 @@ def alerting(settings, hook: Webhook, fmt: str = "generic"):
     return replace(
         settings,
         alerts=AlertSettings(webhook_url=Secret(hook.url), signing_secret=Secret(SIGNING)),
-        incidents=IncidentSettings(webhook_format=fmt),
+        incidents=IncidentSettings(webhook_url=Secret(hook.url), webhook_format=fmt),
     )
 
 

@@ -70,6 +70,7 @@ async def test_no_allowed_target_is_refused_in_openai_shape_and_never_forwarded(
         "classification_not_allowed",
     )
     assert record["classification"] == "confidential"
+    assert record["provider"] is None  # it went to no provider
     assert record["prompt_ct"] is None  # refused before it was recorded as forwarded content
     assert [a["provider"] for a in orjson.loads(record["attempts"])] == ["us", "eu"]
 

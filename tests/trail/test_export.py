@@ -523,7 +523,9 @@ def test_a_key_destroyed_during_an_export_is_erased_from_the_next_batch(services
             .where(data_keys.c.id == row["data_key_id"])
             .values(wrapped=None, destroyed_at=time.time())
         )
-    assert reader.read([row]) == [{"prompt": None, "response": None, "content_erased": True}]
+    assert reader.read([row]) == [
+        {"prompt": None, "response": None, "content_erased": True, "content_withheld": False}
+    ]
 
 
 def test_csv_cells_beyond_the_csv_modules_default_limit_still_count(tmp_path):
