@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SV := $(VENV)/bin/signalvault
 
-.PHONY: install demo test coverage check format bench eval clean
+.PHONY: install demo test coverage check format bench eval docs-images clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: install  ## scan speed, overhead vs peers, sustained load per store, trai
 
 eval: install  ## detector accuracy on ../shared/eval
 	$(PY) bench/eval.py $(EVAL_ARGS)
+
+docs-images: install  ## docs/img/report-soc2.png: the HTML report in headless Chromium (apt-get install chromium)
+	$(PY) -m tests.evidence.report_page docs/img/report-soc2.png
 
 clean:
 	rm -rf $(VENV) .signalvault .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache

@@ -24,6 +24,8 @@ from signalvault.config import Secret, Settings
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
 from signalvault.errors import StoreError
+from signalvault.evidence.hooks import EvidenceHooks
+from signalvault.evidence.register import record_changes
 from signalvault.gateway.asgi import Receive, Scope, Send, send_json
 from signalvault.gateway.limits import Limits, open_limiter
 from signalvault.gateway.live_screen import LiveScreen
@@ -112,6 +114,11 @@ class GatewayApp:
             on_dropped=self.metrics.count_dropped_alert,
             events=self._alert_events,
         )
+        # Classification, the provider register and incidents (SPEC §7c).
+        self.evidence = EvidenceHooks(settings, self.alerts)
+        self.upstream.on_breaker_open(self.evidence.storm.opened)
+        self._seal_task: asyncio.Task[None] | None = None
+        self._stop_sealing = asyncio.Event()
         token = settings.server.metrics_token
         self._metrics_auth = f"Bearer {token.reveal()}".encode() if token is not None else None
         self._spool: Spool | None = None
@@ -133,8 +140,7 @@ class GatewayApp:
         self.alerts.observe(interaction)
         if self.telemetry is not None:
             self.telemetry.observe(interaction)
-        self._seal_task: asyncio.Task[None] | None = None
-        self._stop_sealing = asyncio.Event()
+        self.evidence.observe(interaction)
 
     async def startup(self) -> None:
         if self.settings.telemetry.otlp_endpoint:
@@ -143,6 +149,15 @@ class GatewayApp:
             self.telemetry = open_span_export(self.settings, self.metrics.count_spans)
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
+        self.services.trail.classifier = self.evidence.classifier
+        self.evidence.attach(self.services.incidents)
+        await asyncio.to_thread(
+            record_changes,
+            self.services.store,
+            self.services.trail,
+            self.evidence.register,
+            "config",
+        )
         # Overrides loaded before the first request, off the event loop.
         await asyncio.to_thread(self.services.runtime.current)
         # Stored provider credentials unwrapped off the event loop before the first request.
@@ -181,6 +196,7 @@ class GatewayApp:
             max_body_bytes=self.settings.server.max_body_bytes,
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
+            register=self.evidence.register,
         )
         if self.settings.mcp_servers:
             from signalvault.gateway.mcp_endpoint import McpEndpoint
@@ -294,6 +310,8 @@ class GatewayApp:
             stranded = self.services.trail.complete_open(CANCELLED, "gateway_shutdown")
             if stranded:
                 log.warning("requests cut by shutdown", extra={"count": stranded})
+        # Alerts still queued become incidents before the store closes.
+        await asyncio.to_thread(self.evidence.stop)
         if self._replayer is not None:
             self._replayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

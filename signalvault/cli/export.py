@@ -57,6 +57,7 @@ def _exporter(settings: Settings) -> tuple[Exporter, Store]:
     from signalvault.console import cli_actor
     from signalvault.control.services import open_services
     from signalvault.crypto.envelope import load_master_key
+    from signalvault.evidence.classes import CLI_ROLE, Classifier
     from signalvault.trail.export.exporter import Exporter
     from signalvault.trail.signing import load_signer
 
@@ -67,7 +68,16 @@ def _exporter(settings: Settings) -> tuple[Exporter, Store]:
     except Exception:
         services.store.close()
         raise
-    return Exporter(services.store, services.trail, signer, cli_actor()), services.store
+    classifier = Classifier(settings.classification)
+    exporter = Exporter(
+        services.store,
+        services.trail,
+        signer,
+        cli_actor(),
+        # The CLI reads content as the owner: classes whose content_roles omit it are withheld.
+        readable=lambda row: classifier.may_read_content(CLI_ROLE, row.get("classification")),
+    )
+    return exporter, services.store
 
 
 def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) -> None:
@@ -119,6 +129,13 @@ def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) 
 @click.option("--outcome", default=None, help="Only this outcome (ok, blocked, rejected, ...).")
 @click.option("--rule", default=None, help="Only records in which this guardrail rule fired.")
 @click.option(
+    "--class",
+    "classification",
+    type=click.Choice(["public", "internal", "confidential", "restricted"]),
+    default=None,
+    help="Only records of this data class.",
+)
+@click.option(
     "--include-content",
     is_flag=True,
     help="Add decrypted prompts and responses (audited as a content read).",
@@ -137,6 +154,7 @@ def export(
     model: str | None,
     outcome: str | None,
     rule: str | None,
+    classification: str | None,
     include_content: bool,
 ) -> None:
     """Export audit records to a file, with a signed manifest beside it; or check an export.
@@ -147,6 +165,7 @@ def export(
     """
     if ctx.invoked_subcommand is not None:
         given = [fmt, out, since, until, project, key_id, end_user, model, outcome, rule]
+        given.append(classification)
         if any(value is not None for value in given) or include_content:
             raise click.UsageError(f"export options do not apply to `{ctx.invoked_subcommand}`")
         return
@@ -168,6 +187,7 @@ def export(
         model=model,
         outcome=outcome,
         rule=rule,
+        classification=classification,
     )
     _run(
         load_settings(config_file),

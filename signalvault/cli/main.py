@@ -14,6 +14,7 @@ from signalvault import __version__
 from signalvault.cli.accounts import init, users
 from signalvault.cli.audit import audit
 from signalvault.cli.export import export, subject_export
+from signalvault.cli.incidents import incidents
 from signalvault.cli.keys import keys
 from signalvault.cli.lifecycle import legal_hold, master_key, retention, subject
 from signalvault.cli.logs import logs
@@ -21,6 +22,8 @@ from signalvault.cli.options import CONFIG_OPTION, ErrorGroup
 from signalvault.cli.policies import policies
 from signalvault.cli.projects import projects
 from signalvault.cli.providers import providers
+from signalvault.cli.report import report
+from signalvault.cli.samples import sample, verify_sample
 from signalvault.cli.settings import settings as settings_commands
 from signalvault.config import load_settings
 
@@ -151,7 +154,11 @@ subject.add_command(subject_export)  # the data-subject group holds export and e
 cli.add_command(subject)
 cli.add_command(master_key)
 cli.add_command(export)
+audit.add_command(sample)
+audit.add_command(verify_sample)
 cli.add_command(audit)
+cli.add_command(incidents)
+cli.add_command(report)
 cli.add_command(init)
 cli.add_command(users)
 cli.add_command(policies)

@@ -15,6 +15,7 @@ from signalvault.agents.telemetry.ids import parse_traceparent
 from signalvault.errors import (
     AuthError,
     BadRequest,
+    ClassificationNotAllowed,
     Forbidden,
     HTTPError,
     MethodNotAllowed,
@@ -23,6 +24,7 @@ from signalvault.errors import (
     StoreError,
     StoreUnavailable,
 )
+from signalvault.evidence.register import CLASSIFICATION_NOT_ALLOWED, ProviderRegister
 from signalvault.gateway.asgi import Message, Receive, Scope, Send, send_error, send_json
 from signalvault.gateway.keyring import KeyRing
 from signalvault.gateway.limits import BYPASS, Limits, Reservation
@@ -70,6 +72,7 @@ class Proxy:
         limits: Limits | None = None,
         body_timeout_seconds: float = 30.0,
         reload_screen: Callable[[], Awaitable[Screen]] | None = None,
+        register: ProviderRegister | None = None,
     ) -> None:
         self._keyring = keyring
         self._trail = trail
@@ -83,6 +86,7 @@ class Proxy:
         self._max_body = max_body_bytes
         self._limits = limits
         self._body_timeout = body_timeout_seconds
+        self._register = register  # which providers may receive which data class (SPEC §7c)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -155,6 +159,15 @@ class Proxy:
             await self._reject(send, interaction, screened.blocked, screened.stored, BLOCKED)
             return
         body = screened.forward
+        targets = self._allowed_targets(interaction, targets)
+        if not targets:
+            refused = ClassificationNotAllowed(
+                f"Data of class `{interaction.classification}` may not be sent to any provider "
+                f"of the model `{interaction.model_requested}`.",
+                param="model",
+            )
+            await self._reject(send, interaction, refused, None)
+            return
         try:
             reservation = await self._reserve(interaction, payload)
         except HTTPError as exc:
@@ -198,6 +211,28 @@ class Proxy:
         if reservation.is_bypassed:
             interaction.evaluations.append(dict(BYPASS))
         return reservation
+
+    def _allowed_targets(self, interaction: Interaction, targets: list[Target]) -> list[Target]:
+        """The route's targets that may receive the request's data class; each one that may
+        not is noted on the record as a skipped attempt (it is never called)."""
+        classification = self._trail.classify(interaction)
+        if self._register is None:
+            return targets
+        allowed, refused = self._register.split(targets, classification)
+        for target in refused:
+            interaction.attempts.append(
+                {
+                    "provider": target.provider.name,
+                    "model": target.model,
+                    "skipped": CLASSIFICATION_NOT_ALLOWED,
+                    "classification": classification,
+                }
+            )
+        if refused:  # the record names the provider it goes to, or none if it goes nowhere
+            first = allowed[0] if allowed else None
+            interaction.provider = first.provider.name if first else None
+            interaction.model_used = first.model if first else None
+        return allowed
 
     def _settle(self, reservation: Reservation | None, interaction: Interaction) -> None:
         if reservation is not None and self._limits is not None:

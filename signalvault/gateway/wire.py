@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from signalvault.errors import GuardrailBlocked, HTTPError
+from signalvault.errors import ClassificationNotAllowed, GuardrailBlocked, HTTPError
 
 _OPENAI_TYPES = {
     401: "authentication_error",
@@ -34,14 +34,14 @@ def error_body(api: str, error: HTTPError) -> bytes:
     """The error as the calling SDK expects it."""
     status = error.status_code
     if family(api) == "anthropic":
-        if isinstance(error, GuardrailBlocked):
+        if isinstance(error, GuardrailBlocked | ClassificationNotAllowed):
             kind = error.code
         elif status >= 500:
             kind = "api_error"
         else:
             kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error")
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": error.message}})
-    if isinstance(error, GuardrailBlocked):
+    if isinstance(error, GuardrailBlocked | ClassificationNotAllowed):
         kind = error.code
     elif status >= 500:
         kind = "server_error"

@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from signalvault.console import iso
 from signalvault.crypto.envelope import Cipher, MasterKeys, new_key
 from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import CryptoError, StoreError
@@ -171,6 +170,8 @@ class Interaction:
             "guardrails": self.guardrails_json(),
             "prompt_ct": None,
             "response_ct": None,
+            # Targets skipped before forwarding (by class): kept by a refused request's record.
+            "attempts": orjson.dumps(self.attempts).decode() if self.attempts else None,
         }
 
     def guardrails_json(self) -> str | None:
@@ -198,6 +199,9 @@ class AuditTrail:
         # Told about every finished interaction (completed or rejected): metrics and alerts.
         self.observer = observer
         self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
+        # Gives each interaction its data class (SPEC §7c) when written and completed (app.py).
+        self.classifier: Callable[[Interaction], str] | None = None
+        self.event_classification = "internal"  # of event records that name no class
         self.spool: Spool | None = None  # where writes go while the store fails ([store] spool_dir)
 
     def _notify(self, interaction: Interaction) -> None:
@@ -256,8 +260,15 @@ class AuditTrail:
         if len(self._keys) > DATA_KEY_CACHE:
             self._keys.popitem(last=False)
 
+    def classify(self, interaction: Interaction) -> str | None:
+        """Set the interaction's data class from what is known of it now (never lowers it)."""
+        if self.classifier is not None:
+            interaction.classification = self.classifier(interaction)
+        return interaction.classification
+
     def _prepare(self, interaction: Interaction, prompt: bytes | None) -> list[WriteOp]:
         """The ops recording `interaction`; a new data key's insert, if any, comes first."""
+        self.classify(interaction)
         ops: list[WriteOp] = []
         row = interaction.metadata()
         if prompt is not None:
@@ -325,6 +336,7 @@ class AuditTrail:
 
     def complete(self, interaction: Interaction, response: bytes | None) -> None:
         """Queue the outcome of a forwarded request (after response, stream end or failure)."""
+        self.classify(interaction)
         values: dict[str, Any] = {
             "_id": interaction.id,
             "completed_at": time.time(),
@@ -344,6 +356,7 @@ class AuditTrail:
             "attempts": orjson.dumps(interaction.attempts).decode()
             if interaction.attempts
             else None,
+            "classification": interaction.classification,
         }
         if response is not None and interaction.cipher is not None:
             values["response_ct"] = interaction.cipher.encrypt(
@@ -383,10 +396,12 @@ class AuditTrail:
         end_user: str | None = None,
         outcome: str = OK,
         record_id: str | None = None,
+        classification: str | None = None,
     ) -> str:
         """Write a non-interaction record (admin action, content read, retention run, erasure
         receipt, ...) and return its id once committed. `details` is metadata, never content.
         `record_id` (from `new_record_id`) lets a caller announce the id before the record exists.
+        An event about one end user is `confidential` (personal data) unless a class is given.
 
         Raises:
             StoreError: it could not be committed (the caller should not proceed as if audited).
@@ -406,6 +421,8 @@ class AuditTrail:
             "tokens_estimated": False,
             "actor": actor,
             "details": orjson.dumps(details).decode(),
+            "classification": classification
+            or ("confidential" if end_user else self.event_classification),
         }
         self._store.write_later([WriteOp(INSERT_RECORD, row)])
         self._store.flush()
@@ -437,56 +454,3 @@ class AuditTrail:
         if row.get("response_ct"):
             response = cipher.decrypt(row["response_ct"], (row["id"] + ":response").encode())
         return prompt, response
-
-
-METADATA_FIELDS = (
-    "id",
-    "kind",
-    "project",
-    "key_id",
-    "environment",
-    "end_user",
-    "session_id",
-    "trace_id",
-    "run_id",
-    "parent_id",
-    "call_id",
-    "tool_name",
-    "classification",
-    "api",
-    "provider",
-    "model_requested",
-    "model_used",
-    "status_code",
-    "outcome",
-    "error_code",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "tokens_estimated",
-    "latency_ms",
-    "ttfb_ms",
-    "policy_version",
-)
-
-
-def record_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored record's metadata as JSON-ready values: never content, never ciphertext."""
-    result: dict[str, Any] = {
-        "time": iso(row["created_at"]),
-        "completed_at": iso(row.get("completed_at")),
-        "stream": bool(row.get("is_stream")),
-        "has_content": row.get("prompt_ct") is not None,
-    }
-    for name in METADATA_FIELDS:
-        value = row.get(name)
-        if name in ("latency_ms", "ttfb_ms") and value is not None:
-            value = round(value, 2)
-        result[name] = value
-    result["tokens_estimated"] = bool(result["tokens_estimated"])
-    result["guardrails"] = orjson.loads(row["guardrails"]) if row.get("guardrails") else []
-    result["attempts"] = orjson.loads(row["attempts"]) if row.get("attempts") else []
-    if row.get("kind", INTERACTION) != INTERACTION:
-        result["actor"] = row.get("actor")
-        result["details"] = orjson.loads(row["details"]) if row.get("details") else {}
-    return result

@@ -102,6 +102,10 @@ class Upstream:
         self._limits = {p.name: _limits(p) for p in providers}
         self._breakers = Breakers({p.name: _breaker_policy(p) for p in providers}, clock)
 
+    def on_breaker_open(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(name)` whenever a circuit breaker opens (on the event loop)."""
+        self._breakers.on_open = listener
+
     def breaker_states(self) -> dict[str, str]:
         """`closed`, `open` or `half_open` by provider name and by `provider:model`."""
         return self._breakers.states()

@@ -46,6 +46,7 @@ class ExportFilter:
     model: str | None = None
     outcome: str | None = None
     rule: str | None = None  # records in which this guardrail rule fired (outcome not `pass`)
+    classification: str | None = None  # records of this data class (SPEC §7c)
 
     def as_json(self) -> dict[str, Any]:
         """The filters that were set, as recorded in manifests and audit events."""
@@ -58,6 +59,7 @@ class ExportFilter:
             "model": self.model,
             "outcome": self.outcome,
             "rule": self.rule,
+            "classification": self.classification,
         }
         return {name: value for name, value in values.items() if value is not None}
 
