@@ -32,7 +32,7 @@ from signalvault.gateway.request_body import (
     STREAMING_APIS,
     WANTED_HEADERS,
     ClientGone,
-    parse_json_body,
+    parse_request,
     presented_key,
     read_body,
 )
@@ -140,7 +140,7 @@ class Proxy:
         screen = self._screen
         try:
             body = await read_body(receive, headers, self._max_body, self._body_timeout)
-            payload = parse_json_body(body, headers)
+            payload, body = parse_request(body, headers)
             targets = self._admit(interaction, payload, headers)
             screened = screen.request(interaction, payload, body, redactor)
         except ClientGone:

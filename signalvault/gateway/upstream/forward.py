@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import orjson
 
 from signalvault.config import ProviderSettings, Secret
 from signalvault.errors import (
@@ -25,6 +24,7 @@ from signalvault.errors import (
     StoreError,
     StoreUnavailable,
 )
+from signalvault.gateway import safe_json
 from signalvault.gateway.providers import Target
 from signalvault.gateway.upstream.breaker import Breaker, BreakerPolicy, Breakers, Clock, Permit
 from signalvault.gateway.upstream.retry import RetryPolicy, is_retryable_status, parse_retry_after
@@ -164,7 +164,7 @@ class Upstream:
         limits = self._limits[provider.name]
         breakers = self._breakers.for_target(provider.name, target.model)
         if target.model != payload.get("model"):
-            body = orjson.dumps({**payload, "model": target.model})
+            body = safe_json.dumps({**payload, "model": target.model})
         stored_key = None
         if self._credentials is not None:
             key = interaction.key
