@@ -181,7 +181,12 @@ class MockProvider:
         if answer is None and self._draw(self.options.fail_rate):
             answer = self._error(self._rng.choice(self.options.fail_codes), path, headers)
         if answer is None:
-            answer = self._answer(path, headers, body, request or {})
+            try:
+                answer = self._answer(path, headers, body, request or {})
+            except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+                # A field of the wrong shape (stream_options as a string, say): a real
+                # provider's validation answers 400, so the mock does too.
+                answer = self._error(400, path, headers, "a field has the wrong type")
         latency_ms = self.options.latency_ms + (faults.latency_ms if faults is not None else 0)
         if latency_ms > 0:
             await asyncio.sleep(latency_ms / 1000)
