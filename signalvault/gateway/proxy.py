@@ -89,11 +89,19 @@ class Proxy:
         async def tracked(message: Message) -> None:
             nonlocal started
             started = True
-            await send(message)
+            try:
+                await send(message)
+            except (OSError, RuntimeError) as exc:
+                # The connection is gone (uvicorn on uvloop raises here when it closed the
+                # socket, e.g. on garbage pipelined behind this request): the caller left.
+                raise ClientGone from exc
 
         current: list[Interaction] = []  # the request's interaction, once there is one
         try:
             await self._handle(scope, receive, tracked, current)
+        except ClientGone:
+            if current:  # the relay records a caller that left; anything still open is closed
+                self._trail.abandon(current[0])
         except Exception as exc:
             # A bug must not leak a traceback or content: log the type, answer in native shape.
             log.error("unexpected error in the proxy", extra={"error": type(exc).__name__})

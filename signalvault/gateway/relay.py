@@ -13,6 +13,7 @@ import aiohttp
 from signalvault.errors import HTTPError
 from signalvault.gateway import safe_json
 from signalvault.gateway.asgi import Receive, Send, send_error
+from signalvault.gateway.request_body import ClientGone
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.wire import StreamAssembler, native_error, prompt_text
@@ -78,14 +79,17 @@ class Relay:
             data, stored = screened.forward, screened.stored
         else:
             data = native_error(interaction.api, response.status, parsed) or data
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": response_headers(response, interaction.id, "application/json"),
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": response_headers(response, interaction.id, "application/json"),
+                }
+            )
+            await send({"type": "http.response.body", "body": data})
+        except ClientGone:
+            interaction.outcome = interaction.error_code = CANCELLED
         self._trail.complete(interaction, stored)
 
     async def _refuse_output(
@@ -149,6 +153,8 @@ class Relay:
             await send({"type": "http.response.body", "body": b""})
         except (aiohttp.ClientError, TimeoutError, ConnectionError, BrokenStream):
             outcome = STREAM_CUT
+        except ClientGone:
+            gone.set()
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -36,7 +36,8 @@ WANTED_HEADERS = frozenset(
 
 
 class ClientGone(Exception):
-    """The caller disconnected while its request body was being read."""
+    """The caller disconnected: while its request body was being read, or before its answer
+    could be written (the server's `send` failed)."""
 
 
 def presented_key(headers: dict[str, str]) -> str | None:
