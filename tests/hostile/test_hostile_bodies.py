@@ -7,9 +7,31 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.conftest import records
+from tests.conftest import make_settings, running_gateway
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def gateway(mock_provider, tmp_path_factory):
+    """One gateway for the module: each test reads the record of its own answer."""
+    settings = make_settings(tmp_path_factory.mktemp("bodies"), mock_provider[1])
+    async with running_gateway(settings) as running:
+        yield running
+
+
+def record_of(app, response) -> dict:
+    assert app.services is not None
+    app.services.store.flush()
+    row = app.services.store.get_record(response.headers["x-signalvault-request-id"])
+    assert row is not None
+    return row
+
 
 PII = "write to bob.smith@example.com"
 BODIES = {
@@ -38,10 +60,9 @@ def with_field(path: str, raw: bytes) -> bytes:
 
 @pytest.mark.parametrize("path", sorted(BODIES))
 @pytest.mark.parametrize("depth", [200, 300, 1000])
-async def test_personal_data_nested_hundreds_deep_gets_a_native_400(
-    client, gateway, api_key, mock, path, depth
-):
+async def test_personal_data_nested_hundreds_deep_gets_a_native_400(gateway, mock, path, depth):
     """Before: 500 internal_error (the redacted body could not be serialised again)."""
+    app, client, api_key = gateway
     response = await client.post(
         path,
         content=with_field(path, deep(depth)),
@@ -55,14 +76,14 @@ async def test_personal_data_nested_hundreds_deep_gets_a_native_400(
         assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     else:
         assert body["error"]["code"] == "invalid_request_error"
-    [record] = records(gateway)
-    assert record["id"] == response.headers["x-signalvault-request-id"]
+    record = record_of(app, response)
     assert (record["outcome"], record["status_code"]) == ("rejected", 400)
     assert record["prompt_ct"] is None  # content that never passed the guardrails is not kept
     assert mock.stats()["total"] == 0
 
 
-async def test_a_body_at_the_depth_limit_is_redacted_and_forwarded(client, gateway, api_key, mock):
+async def test_a_body_at_the_depth_limit_is_redacted_and_forwarded(gateway, mock):
+    app, client, api_key = gateway
     content = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":' + deep(120) + b"}]}"
     response = await client.post(
         "/v1/chat/completions",
@@ -72,5 +93,4 @@ async def test_a_body_at_the_depth_limit_is_redacted_and_forwarded(client, gatew
     assert response.status_code == 200, response.text
     [forwarded] = mock.recent_requests()
     assert "bob.smith" not in orjson.dumps(forwarded["body"]).decode()
-    [record] = records(gateway)
-    assert record["outcome"] == "ok"
+    assert record_of(app, response)["outcome"] == "ok"
