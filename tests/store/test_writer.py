@@ -12,10 +12,13 @@ from sqlalchemy.exc import OperationalError
 from signalvault.errors import StoreError
 from signalvault.store.sql import INSERT_RECORD
 from signalvault.store.writer import WriteOp
-from tests.store.test_store import row, sqlite_store  # noqa: F401 (the fixture)
+from signalvault.store.sqlite import SqliteStore
+from tests.store.test_store import row
 
 
-def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(sqlite_store, monkeypatch):
+def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, monkeypatch):
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
     writer = sqlite_store.writer
     lost: list[list[WriteOp]] = []
     writer.on_lost = lost.append
@@ -33,3 +36,5 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(sqlite_stor
     with pytest.raises(StoreError):
         asyncio.run(batch())
     assert lost == [[behind]]
+    monkeypatch.undo()
+    sqlite_store.close()
