@@ -11,8 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from signalvault.errors import StoreError
 from signalvault.store.sql import INSERT_RECORD
-from signalvault.store.writer import WriteOp
 from signalvault.store.sqlite import SqliteStore
+from signalvault.store.writer import WriteOp
 from tests.store.test_store import row
 
 
