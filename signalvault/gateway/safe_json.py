@@ -2,10 +2,11 @@
 what `dumps` could not write back, so re-emitting a parsed body (redacted, with its model
 changed, an SSE event rewritten) never fails half-way through a request.
 
-orjson reads 1024 levels of nesting but writes only 254, and Python code walking a parsed body
-recursively stops near 1000; `MAX_DEPTH` sits well below both, leaving room for the gateway to
-wrap parsed values into its own records. Strings are already safe: orjson accepts neither
-invalid UTF-8 nor lone surrogates, so every parsed string encodes again. Imports nothing from
+orjson reads 1024 levels of nesting but writes only 254; `MAX_DEPTH` sits a few levels below
+that, so the gateway may still wrap a parsed value into its own records (the logged form of a
+stream holds the provider's error object, say). Python code walking a parsed body recursively
+stays far from its recursion limit. Strings are already safe: orjson accepts neither invalid
+UTF-8 nor lone surrogates, so every parsed string encodes again. Imports nothing from
 signalvault.
 """
 
@@ -15,11 +16,9 @@ from typing import Any
 
 import orjson
 
-MAX_DEPTH = 128  # arrays and objects inside each other; real SDK requests stay far below
 _ENCODER_DEPTH = 254  # the most nested containers orjson.dumps writes
-# Wrapping a value in this many lists makes orjson's own depth check refuse values deeper than
-# MAX_DEPTH, so the limit is checked at C speed, by the same pass that writes the bytes.
-_PAD = _ENCODER_DEPTH - MAX_DEPTH
+_PAD = 4  # levels left for the gateway's own wrapping
+MAX_DEPTH = _ENCODER_DEPTH - _PAD  # arrays and objects inside each other; SDK requests use ~10
 
 
 class InvalidJSON(ValueError):
@@ -54,7 +53,7 @@ def loads_canonical(data: bytes) -> tuple[Any, bytes]:
 
 def dumps(value: Any) -> bytes:
     """Serialise a value from `loads` (edited or not: strings replaced, keys added, wrapped in
-    up to `_ENCODER_DEPTH - MAX_DEPTH` more levels). The one serialiser of re-emitted bodies."""
+    up to 4 more levels). The one serialiser of re-emitted bodies."""
     return orjson.dumps(value)
 
 
@@ -67,18 +66,10 @@ def _parse(data: bytes, *, canonical: bool) -> tuple[Any, bytes]:
         if "depth" in exc.msg:
             raise TooDeep(f"it nests deeper than {MAX_DEPTH} levels") from None
         raise InvalidJSON(f"{exc.msg} (position {exc.pos})") from None
-    # Fewer opening brackets than the limit, strings included, cannot nest too deep: the
-    # common case costs two byte counts and no second pass.
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
-        return value, orjson.dumps(value) if canonical else data
     try:
-        padded = orjson.dumps(_wrap(value))
+        # Inside _PAD more lists, orjson's own depth check refuses values deeper than MAX_DEPTH:
+        # the limit costs one pass at C speed, the pass that writes the canonical bytes.
+        padded = orjson.dumps([[[[value]]]])
     except orjson.JSONEncodeError:
         raise TooDeep(f"it nests deeper than {MAX_DEPTH} levels") from None
-    return value, padded[_PAD:-_PAD]
-
-
-def _wrap(value: Any) -> Any:
-    for _ in range(_PAD):
-        value = [value]
-    return value
+    return value, padded[_PAD:-_PAD] if canonical else data
