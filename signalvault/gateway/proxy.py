@@ -94,6 +94,9 @@ class Proxy:
             except (OSError, RuntimeError) as exc:
                 # The connection is gone (uvicorn on uvloop raises here when it closed the
                 # socket, e.g. on garbage pipelined behind this request): the caller left.
+                log.info(
+                    "the caller's connection closed first", extra={"error": type(exc).__name__}
+                )
                 raise ClientGone from exc
 
         current: list[Interaction] = []  # the request's interaction, once there is one
