@@ -66,6 +66,8 @@ def _parse(data: bytes, *, canonical: bool) -> tuple[Any, bytes]:
         if "depth" in exc.msg:
             raise TooDeep(f"it nests deeper than {MAX_DEPTH} levels") from None
         raise InvalidJSON(f"{exc.msg} (position {exc.pos})") from None
+    if len(data) <= 2 * MAX_DEPTH and not canonical:
+        return value, data  # too short to nest that deep: most SSE events cost nothing more
     try:
         # Inside _PAD more lists, orjson's own depth check refuses values deeper than MAX_DEPTH:
         # the limit costs one pass at C speed, the pass that writes the canonical bytes.

@@ -58,3 +58,10 @@ def test_a_key_sent_twice_is_written_once_with_the_value_that_was_read():
     value, canonical = safe_json.loads_canonical(b'{"m": "first", "x": 1, "m": "second"}')
     assert value == {"m": "second", "x": 1}
     assert canonical == b'{"m":"second","x":1}'
+
+
+def test_the_length_shortcut_holds_at_the_boundary():
+    """Text of up to 2 * MAX_DEPTH bytes skips the depth pass: it cannot nest deeper."""
+    assert safe_json.loads(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)
+    with pytest.raises(TooDeep):
+        safe_json.loads(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
