@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SV := $(VENV)/bin/signalvault
 
-.PHONY: install demo test coverage check format bench eval docs-images clean
+.PHONY: install demo test fuzz coverage check format bench eval docs-images clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: install  ## gateway + mock provider + sample traffic through the official 
 
 test: install  ## the whole suite (about 5 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: install  ## the hostile-input tests with many more generated requests and a new seed (~10 min)
+	FUZZ_PROFILE=fuzz $(PY) -m pytest tests/hostile -p no:cacheprovider -s $(PYTEST_ARGS)
 
 coverage: install  ## the whole suite under branch coverage (about twice as long as `make test`)
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
@@ -47,4 +50,4 @@ docs-images: install  ## docs/img/report-soc2.png: the HTML report in headless C
 	$(PY) -m tests.evidence.report_page docs/img/report-soc2.png
 
 clean:
-	rm -rf $(VENV) .signalvault .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .signalvault .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache .hypothesis

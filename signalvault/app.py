@@ -43,6 +43,7 @@ from signalvault.store.writer import GroupCommitWriter
 from signalvault.trail.alerts import Alerts
 from signalvault.trail.audit import CANCELLED, AuditTrail, Interaction
 from signalvault.trail.integrity.sealer import Sealer
+from signalvault.trail.rescue import Rescue
 from signalvault.trail.retention import scheduled_run
 from signalvault.trail.spool import Spool, replay_file
 
@@ -122,6 +123,7 @@ class GatewayApp:
         token = settings.server.metrics_token
         self._metrics_auth = f"Bearer {token.reveal()}".encode() if token is not None else None
         self._spool: Spool | None = None
+        self._rescue: Rescue | None = None  # write-behind ops of failed batches (trail/rescue.py)
         self._replayer: asyncio.Future[None] | None = None
         self._active = 0  # /v1 requests being handled
         self._idle = asyncio.Event()
@@ -166,6 +168,9 @@ class GatewayApp:
         writer = getattr(self.services.store, "writer", None)
         if isinstance(writer, GroupCommitWriter):
             writer.on_batch = self.metrics.observe_batch
+            trail = self.services.trail
+            self._rescue = Rescue(self.services.store, lambda: trail.spool)
+            writer.on_lost = self._rescue
             self.metrics.set_pending_source(lambda: writer.pending_ops)
         if self.alerts.is_enabled:
             self.alerts.start()
@@ -338,6 +343,8 @@ class GatewayApp:
             await self._seal_task  # lets a seal in progress finish
             self._seal_task = None
         if self.services is not None:
+            if self._rescue is not None:
+                await self._rescue.finish()
             with contextlib.suppress(StoreError):  # logged by the writer; the seal goes on
                 # Resolves once every write queued before it (completions) is committed.
                 await self.services.store.write_ahead([])

@@ -35,7 +35,7 @@ from signalvault.gateway.request_body import (
     STREAMING_APIS,
     WANTED_HEADERS,
     ClientGone,
-    parse_json_body,
+    parse_request,
     presented_key,
     read_body,
 )
@@ -94,11 +94,22 @@ class Proxy:
         async def tracked(message: Message) -> None:
             nonlocal started
             started = True
-            await send(message)
+            try:
+                await send(message)
+            except (OSError, RuntimeError) as exc:
+                # The connection is gone (uvicorn on uvloop raises here when it closed the
+                # socket, e.g. on garbage pipelined behind this request): the caller left.
+                log.info(
+                    "the caller's connection closed first", extra={"error": type(exc).__name__}
+                )
+                raise ClientGone from exc
 
         current: list[Interaction] = []  # the request's interaction, once there is one
         try:
             await self._handle(scope, receive, tracked, current)
+        except ClientGone:
+            if current:  # the relay records a caller that left; anything still open is closed
+                self._trail.abandon(current[0])
         except Exception as exc:
             # A bug must not leak a traceback or content: log the type, answer in native shape.
             log.error("unexpected error in the proxy", extra={"error": type(exc).__name__})
@@ -145,7 +156,7 @@ class Proxy:
         screen = self._screen
         try:
             body = await read_body(receive, headers, self._max_body, self._body_timeout)
-            payload = parse_json_body(body, headers)
+            payload, body = parse_request(body, headers)
             targets = self._admit(interaction, payload, headers)
             screened = screen.request(interaction, payload, body, redactor)
         except ClientGone:

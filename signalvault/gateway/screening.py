@@ -11,9 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from signalvault.errors import GuardrailBlocked, HTTPError
+from signalvault.gateway import safe_json
 from signalvault.gateway.stream_guard import StreamGuard
 from signalvault.gateway.wire import REQUEST_TEXT_FIELDS, RESPONSE_TEXT_FIELDS, Slot, text_slots
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
@@ -81,7 +80,7 @@ class Screen:
             # Placeholders the model repeated go back to their values for the caller only.
             for container, key in slots:
                 container[key] = redactor.restore(container[key])
-            screened.forward = orjson.dumps(payload)
+            screened.forward = safe_json.dumps(payload)
         return screened
 
     def texts(
@@ -178,12 +177,12 @@ class Screen:
             for (container, key), text in zip(slots, masked, strict=True):
                 container[key] = text
             return Screened(
-                body, orjson.dumps(payload), GuardrailBlocked(message, rules=rules, kinds=kinds)
+                body, safe_json.dumps(payload), GuardrailBlocked(message, rules=rules, kinds=kinds)
             )
         if verdict.texts is not None:
             for (container, key), text in zip(slots, verdict.texts, strict=True):
                 container[key] = text
-            body = orjson.dumps(payload)
+            body = safe_json.dumps(payload)
         return Screened(body, body)
 
 
