@@ -247,6 +247,7 @@ def main() -> int:
     two_cores = (os.cpu_count() or 1) >= 2 and not args.no_pin
     client_cpu, gateway_cpu = ("0", "1") if two_cores else (None, None)
     unique = not args.same
+    modes = [mode for mode in args.modes.split(",") if mode]
     mock_port, port = 18300, 18304
     results: dict[str, Any] = {"runs": [], "histogram": {}}
     with mock_provider(mock_port, client_cpu):
@@ -257,7 +258,7 @@ def main() -> int:
                     pid,
                     key,
                 ):
-                    for mode in args.modes.split(","):
+                    for mode in modes:
                         run = cpu_per_request(
                             pid, port, key, mode, args.conc, args.requests, unique
                         )
@@ -277,7 +278,7 @@ def main() -> int:
         f"{'unique' if unique else 'same'} prompts, {args.requests} requests each):"
     )
     for source in sources:
-        for mode in args.modes.split(","):
+        for mode in modes:
             runs = [r for r in results["runs"] if r["source"] == str(source) and r["mode"] == mode]
             cpu = statistics.median(r["cpu_us_per_request"] for r in runs)
             spread = f"[{min(r['cpu_us_per_request'] for r in runs):.0f}-"
