@@ -120,9 +120,16 @@ def mock_provider(port: int, cpu: str | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def gateway(
-    source: Path, mock_port: int, port: int, cpu: str | None, workers: int, env_extra: list[str]
+    source: Path,
+    mock_port: int,
+    port: int,
+    cpu: str | None,
+    workers: int,
+    env_extra: list[str],
+    wrapper: list[str] | None = None,
 ) -> Iterator[tuple[int, str]]:
-    """`signalvault serve` from checkout `source` in a fresh data dir: (pid, gateway key)."""
+    """`signalvault serve` from checkout `source` in a fresh data dir: (pid, gateway key).
+    `wrapper` runs it under another command (valgrind)."""
     with tempfile.TemporaryDirectory(prefix="svcost-") as tmp:
         config = Path(tmp) / "signalvault.toml"
         config.write_text(
@@ -143,8 +150,9 @@ def gateway(
             check=True,
         )
         key = json.loads(made.stdout)["secret"]
-        with started(pinned([*command, "serve"], cpu), env) as proc:
-            wait_http(port, "/readyz")
+        serve = [*(wrapper or []), *command, "serve"]
+        with started(pinned(serve, cpu), env) as proc:
+            wait_http(port, "/readyz", 60.0 if wrapper is None else 600.0)
             yield proc.pid, key
 
 
@@ -163,7 +171,6 @@ def load(port: int, key: str | None, mode: str, conc: int, requests: int, unique
 def cpu_per_request(
     pid: int, port: int, key: str, mode: str, conc: int, requests: int, unique: bool
 ) -> dict[str, Any]:
-    load(port, key, mode, conc, max(200, requests // 5), unique)  # warm-up: caches, pools, JIT-free
     pids = tree_pids(pid)
     before, started_at = cpu_seconds(pids), time.perf_counter()
     result = load(port, key, mode, conc, requests, unique)
@@ -179,24 +186,32 @@ def cpu_per_request(
     }
 
 
-def latencies(port: int, key: str | None, count: int, unique: bool) -> list[float]:
-    """Per-request latency (ms) of `count` sequential JSON requests on one keep-alive connection."""
+def latencies(targets: list[tuple[int, str | None]], count: int, unique: bool) -> list[list[float]]:
+    """Per-request latency (ms) of `count` sequential JSON requests to each target (port, key),
+    one keep-alive connection each, taking turns request by request: every target sees the
+    same moments of a busy machine, so their histograms compare."""
     body = (SHARED_BENCH / BODIES["json"]).read_bytes()
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    times = []
+    connections = []
+    for port, key in targets:
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        connections.append((http.client.HTTPConnection("127.0.0.1", port, timeout=30), headers))
+    times: list[list[float]] = [[] for _ in targets]
     for number in range(count):
         payload = body.replace(TICKET, b"Ticket #%d" % number, 1) if unique else body
-        started_at = time.perf_counter()
-        conn.request("POST", "/v1/chat/completions", payload, headers)
-        response = conn.getresponse()
-        response.read()
-        times.append((time.perf_counter() - started_at) * 1000)
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status} at c=1")
-    conn.close()
+        for turn in range(len(targets)):
+            index = (number + turn) % len(targets)  # who goes first rotates
+            conn, headers = connections[index]
+            started_at = time.perf_counter()
+            conn.request("POST", "/v1/chat/completions", payload, headers)
+            response = conn.getresponse()
+            response.read()
+            times[index].append((time.perf_counter() - started_at) * 1000)
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status} at c=1")
+    for conn, _ in connections:
+        conn.close()
     return times
 
 
@@ -213,7 +228,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def print_histogram(rows: dict[str, list[float]]) -> None:
-    names = list(rows)
+    names = [Path(name).name for name in rows]
+    rows = dict(zip(names, rows.values(), strict=True))
     print("\nc=1 latency histogram (requests per bucket, ms):")
     print(f"  {'<= ms':>7} " + " ".join(f"{n[:14]:>14}" for n in names))
     lower = 0.0
@@ -232,10 +248,10 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--source", action="append", type=Path, help="checkout(s) to compare")
-    parser.add_argument("--modes", default="json,stream")
+    parser.add_argument("--modes", default="json,stream", help="'' for the histogram alone")
     parser.add_argument("--conc", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=4000, help="measured requests per run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per source, alternated")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per measured run")
+    parser.add_argument("--rounds", type=int, default=5, help="measured runs per source and mode")
     parser.add_argument("--same", action="store_true", help="one repeated prompt (cache hits)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--histogram", type=int, default=3000, help="c=1 requests (0: none)")
@@ -248,51 +264,70 @@ def main() -> int:
     client_cpu, gateway_cpu = ("0", "1") if two_cores else (None, None)
     unique = not args.same
     modes = [mode for mode in args.modes.split(",") if mode]
-    mock_port, port = 18300, 18304
-    results: dict[str, Any] = {"runs": [], "histogram": {}}
-    with mock_provider(mock_port, client_cpu):
-        for round_number in range(args.rounds):
-            order = sources if round_number % 2 == 0 else sources[::-1]  # A B, B A, ...
-            for source in order:
-                with gateway(source, mock_port, port, gateway_cpu, args.workers, args.env) as (
-                    pid,
-                    key,
-                ):
-                    for mode in modes:
-                        run = cpu_per_request(
-                            pid, port, key, mode, args.conc, args.requests, unique
-                        )
-                        run.update(source=str(source), mode=mode, round=round_number)
-                        results["runs"].append(run)
-                        print(json.dumps(run), flush=True)
-                    if args.histogram and round_number == 0:
-                        latencies(port, key, 300, unique)  # warm-up
-                        results["histogram"][str(source)] = latencies(
-                            port, key, args.histogram, unique
-                        )
-                        results["rss_after_histogram_mib"] = rss_mib(tree_pids(pid))
+    mock_port = 18300
+    results: dict[str, Any] = {
+        "runs": [],
+        "histogram": {},
+        "args": vars(args) | {"source": [str(s) for s in sources]},
+    }
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock_provider(mock_port, client_cpu))
+        # Every source's gateway runs at once (idle but for the one under load): runs of the
+        # sources alternate in small turns, so a busy moment of the machine hits all alike.
+        gateways = [
+            (
+                source,
+                18304 + i,
+                *stack.enter_context(
+                    gateway(source, mock_port, 18304 + i, gateway_cpu, args.workers, args.env)
+                ),
+            )
+            for i, source in enumerate(sources)
+        ]
+        for mode in modes:
+            for _, port, _, key in gateways:  # warm-up: caches, pools, first-use imports
+                load(port, key, mode, args.conc, max(200, args.requests // 4), unique)
+            for round_number in range(args.rounds):
+                turn = gateways if round_number % 2 == 0 else gateways[::-1]
+                for source, port, pid, key in turn:
+                    run = cpu_per_request(pid, port, key, mode, args.conc, args.requests, unique)
+                    run.update(source=str(source), mode=mode, round=round_number)
+                    results["runs"].append(run)
+                    print(json.dumps(run), flush=True)
         if args.histogram:
-            results["histogram"]["direct"] = latencies(mock_port, None, args.histogram, unique)
+            targets = [(port, key) for _, port, _, key in gateways] + [(mock_port, None)]
+            latencies(targets, 300, unique)  # warm-up
+            measured = latencies(targets, args.histogram, unique)
+            for (source, *_), times in zip(gateways, measured, strict=False):
+                results["histogram"][str(source)] = times
+            results["histogram"]["direct"] = measured[-1]
+        results["rss_mib"] = {str(s): rss_mib(tree_pids(pid)) for s, _, pid, _ in gateways}
+    print_report(results, sources, modes, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, default=str))
+    return 0
+
+
+def print_report(
+    results: dict[str, Any], sources: list[Path], modes: list[str], args: argparse.Namespace
+) -> None:
     print(
         f"\nCPU per request, median of {args.rounds} runs (c={args.conc}, "
-        f"{'unique' if unique else 'same'} prompts, {args.requests} requests each):"
+        f"{'same' if args.same else 'unique'} prompts, {args.requests} requests each):"
     )
     for source in sources:
         for mode in modes:
             runs = [r for r in results["runs"] if r["source"] == str(source) and r["mode"] == mode]
-            cpu = statistics.median(r["cpu_us_per_request"] for r in runs)
-            spread = f"[{min(r['cpu_us_per_request'] for r in runs):.0f}-"
-            spread += f"{max(r['cpu_us_per_request'] for r in runs):.0f}]"
-            rss = max(r["rss_mib"] for r in runs)
+            cpu = sorted(r["cpu_us_per_request"] for r in runs)
+            rps = statistics.median(r["rps"] for r in runs)
             print(
-                f"  {source.name or source!s:20} {mode:6} {cpu:7.0f} us/req {spread:13} "
-                f"RSS {rss:.0f} MiB"
+                f"  {source.name:20} {mode:6} {statistics.median(cpu):7.0f} us/req "
+                f"[{cpu[0]:.0f}-{cpu[-1]:.0f}]  {rps:6.0f} req/s (pinned, machine shared)"
             )
-    if args.histogram:
+    for source, rss in results["rss_mib"].items():
+        print(f"  RSS after the runs: {Path(source).name} {rss:.0f} MiB")
+    if results["histogram"]:
         print_histogram(results["histogram"])
-    if args.json:
-        args.json.write_text(json.dumps(results))
-    return 0
 
 
 if __name__ == "__main__":
