@@ -4,10 +4,8 @@ Callers that need durability (the write-ahead audit record) await a future that 
 the commit; the others (outcome updates, last-used times) are queued and forgotten. Batches are
 gathered on the event loop and committed by one commit thread, one batch at a time, so the fsync
 never holds the loop and the thread is woken once per batch, not per request: a writer thread
-woken per request fought the loop for the GIL and cost ~250 µs more per request. On SQLite the
-batch's statements run on the loop (CPU work on pages in memory) and only the commit goes to the
-thread; on PostgreSQL both do (they wait for the network). A lock held by another process is
-retried on later loop turns until `busy_timeout` has passed.
+woken per request fought the loop for the GIL and cost ~250 µs more per request. A lock held by
+another process is retried on later loop turns until `busy_timeout` has passed.
 """
 
 from __future__ import annotations
@@ -145,25 +143,7 @@ class GroupCommitWriter:
             del self._pending[: len(batch)]
             self._in_flight = batch
         ops = [op for ops, _ in batch for op in ops]
-        executor = self._commit_thread()
-        if self._is_sqlite:
-            # The statements run here, on the loop; only the commit (its fsync) goes to the
-            # thread. Run in the thread, sqlite3 let go of the GIL around every row's step, and
-            # each hand-back waited for the loop: GIL convoys per row instead of one per batch.
-            # The connection stays locked for this process until the thread commits.
-            self._execute_lock.acquire()
-            started = time.perf_counter()
-            try:
-                self._apply(ops)
-            except BaseException as exc:
-                self._execute_lock.release()
-                failed: asyncio.Future[float] = loop.create_future()
-                failed.set_exception(exc)
-                self._on_committed(loop, batch, ops, failed)
-                return
-            done = loop.run_in_executor(executor, self._commit_and_release, started)
-        else:
-            done = loop.run_in_executor(executor, self._execute_locked, ops)
+        done = loop.run_in_executor(self._commit_thread(), self._execute_locked, ops)
         done.add_done_callback(lambda result: self._on_committed(loop, batch, ops, result))
 
     def _on_committed(
@@ -237,17 +217,8 @@ class GroupCommitWriter:
         """Run one transaction; returns its duration in seconds."""
         with self._execute_lock:
             started = time.perf_counter()
-            self._apply(ops)
-            self._commit()
+            self._execute(ops)
             return time.perf_counter() - started
-
-    def _commit_and_release(self, started: float) -> float:
-        """Commit the transaction `_on_turn_end` applied, then unlock the connection."""
-        try:
-            self._commit()
-            return time.perf_counter() - started
-        finally:
-            self._execute_lock.release()
 
     def _commit_pending(self) -> None:
         """Commit the oldest batch now, waiting (sleeping) for other processes' locks up to
@@ -274,11 +245,10 @@ class GroupCommitWriter:
                 time.sleep(RETRY_SECONDS)
         self._settle(batch, ops, exc, seconds)
 
-    def _apply(self, ops: list[WriteOp]) -> None:
-        """Run `ops` in a transaction on the writer's own DBAPI connection, left open for
-        `_commit` (rolled back if a statement fails). SQLAlchemy compiles each statement once;
-        rows go straight to the driver's executemany (SQLAlchemy's per-row work would cost more
-        than the write itself)."""
+    def _execute(self, ops: list[WriteOp]) -> None:
+        """One transaction on the writer's own DBAPI connection. SQLAlchemy compiles each statement
+        once; rows go straight to the driver's executemany (SQLAlchemy's per-row work would cost
+        more than the write itself)."""
         if self._connection is not None and _has_unread_input(self._connection):
             # An idle server connection has nothing to say unless the server closed it (restart,
             # outage, idle timeout): replace it now instead of failing the batch on it.
@@ -303,20 +273,13 @@ class GroupCommitWriter:
                 unmatched = options.get("unmatched_log")  # e.g. completions of sealed records
                 if unmatched and 0 <= cursor.rowcount < len(rows):
                     log.warning("%d %s", len(rows) - cursor.rowcount, unmatched)
+            self._connection.commit()
         except BaseException:
             with contextlib.suppress(Exception):
                 self._connection.rollback()
             raise
         finally:
             cursor.close()
-
-    def _commit(self) -> None:
-        try:
-            self._connection.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._connection.rollback()
-            raise
 
     def _compiled(self, statement: Any) -> tuple[str, tuple[str, ...] | None]:
         """SQL text for the engine's driver, and the parameter order if it is positional."""

@@ -38,7 +38,7 @@ class Outage:
 
     def __init__(self, app, monkeypatch) -> None:
         writer = app.services.store.writer
-        real = writer._apply
+        real = writer._execute
         self.is_down = True
 
         def execute(ops):
@@ -46,7 +46,7 @@ class Outage:
                 raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
             return real(ops)
 
-        monkeypatch.setattr(writer, "_apply", execute)
+        monkeypatch.setattr(writer, "_execute", execute)
 
     def end(self) -> None:
         self.is_down = False
