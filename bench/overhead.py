@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_BENCH = ROOT.parent / "shared" / "bench"
+# Beside the checkout, or at the workplace's fixed place for a checkout elsewhere (worktrees, CI).
+SHARED_BENCH = next(
+    (p for p in (ROOT.parent / "shared" / "bench", Path("/work/shared/bench")) if p.is_dir()),
+    ROOT.parent / "shared" / "bench",
+)
 RESULTS = ROOT / "bench" / "results"
 TARGETS = "direct,signalvault,portkey,litellm-fast"
 
@@ -95,7 +99,7 @@ def print_report(run: dict[str, Any]) -> None:
         ratios = ", ".join(
             f"{peer} {ours / value:.2f}x"
             for peer, row in sorted(by_target.items())
-            if peer != "signalvault" and (value := _median(row, "rps"))
+            if peer not in ("signalvault", "direct") and (value := _median(row, "rps"))
         )
         print(f"  {mode:6} c={conc:<3} {ours:8.0f} req/s   {ratios}")
 
