@@ -98,8 +98,12 @@ def pinned(argv: list[str], cpu: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def started(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def started(
+    argv: list[str], env: dict[str, str], cwd: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         yield proc
     finally:
@@ -144,16 +148,19 @@ def gateway(
         env = {**os.environ, "SIGNALVAULT_CONFIG": str(config), "PYTHONPATH": str(source)}
         env.update(item.split("=", 1) for item in env_extra)  # type: ignore[misc]
         command = [sys.executable, "-m", "signalvault"]
+        # Run from the temporary directory: `python -m` puts the working directory first on
+        # sys.path, where a checkout would shadow the one PYTHONPATH names.
         made = subprocess.run(
             [*command, "keys", "create", "--name", "bench", "--env", "dev", "--json"],
             env=env,
+            cwd=tmp,
             capture_output=True,
             text=True,
             check=True,
         )
         key = json.loads(made.stdout)["secret"]
         serve = [*(wrapper or []), *command, "serve"]
-        with started(pinned(serve, cpu), env) as proc:
+        with started(pinned(serve, cpu), env, cwd=tmp) as proc:
             wait_http(port, "/readyz", 60.0 if wrapper is None else 600.0)
             yield proc.pid, key
 
