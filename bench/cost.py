@@ -331,7 +331,7 @@ def print_report(
             rps = statistics.median(r["rps"] for r in runs)
             print(
                 f"  {source.name:20} {mode:6} {statistics.median(cpu):7.0f} us/req "
-                f"[{cpu[0]:.0f}-{cpu[-1]:.0f}]  {rps:6.0f} req/s (pinned, machine shared)"
+                f"[{cpu[0]:.0f}-{cpu[-1]:.0f}]  {rps:6.0f} req/s"
             )
     for source, rss in results["rss_mib"].items():
         print(f"  RSS after the runs: {Path(source).name} {rss:.0f} MiB")
