@@ -52,6 +52,14 @@ def take_lease(conn: Connection, name: str, holder: str, now: float, until: floa
     return True
 
 
+def may_take_lease(conn: Connection, name: str, holder: str, now: float) -> bool:
+    """Whether `take_lease` could succeed now (a read only: the take itself decides)."""
+    row = conn.execute(
+        select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)
+    ).first()
+    return row is None or row.holder == holder or row.expires_at < now
+
+
 def release_lease(conn: Connection, name: str, holder: str) -> None:
     conn.execute(
         update(leases)

@@ -477,10 +477,10 @@ def test_a_record_completed_while_its_seal_is_prepared_is_sealed_as_stored(servi
     calls = []
 
     def clock() -> float:
-        # Called once choosing the records, once after reading them (leaves hashed next), then
-        # in the write transaction: the completion lands between the last two.
+        # Called once choosing the records, once before reading and hashing them, then as the
+        # write transaction begins: the completion lands after the leaves were hashed.
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:
             interaction.outcome, interaction.status_code = OK, 200
             services.trail.complete(interaction, b"late response")
             services.store.flush()

@@ -120,9 +120,12 @@ class Sealer:
         engine = self._store.engine
         try:
             with engine.connect() as conn:
+                now = self._clock()
+                if not q.may_take_lease(conn, q.SEALER_LEASE, self.holder, now):
+                    return None  # another process seals: no work prepared in vain
                 frontier, prev = _frontier(conn)
                 read = q.unsealed_rows(conn, ids)
-                prepared = _prepare(signer, frontier, prev, read, self._clock()) if read else None
+                prepared = _prepare(signer, frontier, prev, read, now) if read else None
             with engine.begin() as conn:
                 now = self._clock()
                 if not q.take_lease(
