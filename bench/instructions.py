@@ -4,7 +4,8 @@ Runs `signalvault serve` under `valgrind --tool=callgrind` with instrumentation 
 startup and a warm-up, switches it on (`callgrind_control -i on`) for a fixed number of requests
 (new prompts, concurrency 4), dumps, and divides the instruction count of the whole process
 (every thread: commit, sealer) by the requests served. Valgrind runs it ~50x slower, so a run
-takes a few minutes; the count moves by about 1% between runs of the same code.
+takes a few minutes. Runs of the same code differ by up to ~4% (how many seals and collections
+fall inside the window), so compare changes bigger than that, or repeat.
 
     python bench/instructions.py                       # this checkout, JSON
     python bench/instructions.py --source /tmp/base --source . --mode stream
