@@ -5,7 +5,9 @@
 
 On PostgreSQL the tables go to a new schema that is dropped afterwards. Each of `--callers`
 coroutines awaits one write-ahead insert (a record with 1 KiB of ciphertext) after another for
-`--seconds`; prints records committed per second and the mean batch size.
+`--seconds`; prints records committed per second, the mean batch size and the process's CPU
+time per record. `--work-us N` has each caller spend N us of CPU on the event loop before each
+write, as a request does: the writer's thread then competes with a busy loop for the GIL.
 """
 
 from __future__ import annotations
@@ -42,13 +44,16 @@ def record() -> dict[str, object]:
     return values
 
 
-async def load(store: SqlStore, callers: int, seconds: float) -> int:
+async def load(store: SqlStore, callers: int, seconds: float, work_us: float) -> int:
     deadline = time.monotonic() + seconds
     done = 0
 
     async def caller() -> None:
         nonlocal done
         while time.monotonic() < deadline:
+            busy_until = time.thread_time() + work_us / 1e6
+            while time.thread_time() < busy_until:
+                pass
             await store.write_ahead([WriteOp(INSERT_RECORD, record())])
             done += 1
 
@@ -56,16 +61,17 @@ async def load(store: SqlStore, callers: int, seconds: float) -> int:
     return done
 
 
-def run(store: SqlStore, callers: int, seconds: float) -> None:
+def run(store: SqlStore, callers: int, seconds: float, work_us: float) -> None:
     store.open()
     try:
-        started = time.monotonic()
-        done = asyncio.run(load(store, callers, seconds))
-        elapsed = time.monotonic() - started
+        started, cpu = time.monotonic(), time.process_time()
+        done = asyncio.run(load(store, callers, seconds, work_us))
+        elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
         batches = max(store.writer.batches, 1)
         print(
             f"{done / elapsed:,.0f} records/s with {callers} callers, "
-            f"{done / batches:.1f} records per commit ({batches} commits)"
+            f"{done / batches:.1f} records per commit ({batches} commits), "
+            f"CPU {cpu / done * 1e6:.0f} us per record ({work_us:g} us of it the callers' work)"
         )
     finally:
         store.close()
@@ -79,10 +85,11 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--callers", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--work-us", type=float, default=0.0, help="CPU per caller per write")
     args = parser.parse_args()
     if args.store == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
-            run(SqliteStore(Path(tmp) / "bench.db"), args.callers, args.seconds)
+            run(SqliteStore(Path(tmp) / "bench.db"), args.callers, args.seconds, args.work_us)
         return
     url = make_url(args.url).set(drivername="postgresql+psycopg")
     schema = f"bench_{secrets.token_hex(4)}"
@@ -91,7 +98,7 @@ def main() -> None:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     try:
         scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
-        run(PostgresStore(scoped), args.callers, args.seconds)
+        run(PostgresStore(scoped), args.callers, args.seconds, args.work_us)
     finally:
         with admin.engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))

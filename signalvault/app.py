@@ -128,6 +128,8 @@ class GatewayApp:
         self._active = 0  # /v1 requests being handled
         self._idle = asyncio.Event()
         self._idle.set()
+        # Called once startup is complete, before the first request (server.py tunes the GC).
+        self.on_started: Callable[[], None] | None = None
 
     def _alert_events(self) -> tuple[str, ...]:
         """The alert kinds in force: run-time overrides once the store is open."""
@@ -225,6 +227,8 @@ class GatewayApp:
         self._stop_sealing = asyncio.Event()
         self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
         log.info("gateway started", extra={"providers": sorted(self.router.providers)})
+        if self.on_started is not None:
+            self.on_started()
 
     async def _open_spool(self, directory: Path) -> None:
         assert self.services is not None

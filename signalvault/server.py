@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import signal
 import threading
@@ -18,7 +19,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from signalvault.app import create_app
+from signalvault.app import GatewayApp, create_app
 from signalvault.config import ServerSettings, Settings, load_settings
 from signalvault.control.services import open_services
 from signalvault.errors import ConfigError
@@ -166,11 +167,33 @@ def preflight(settings: Settings) -> None:
     open_services(settings).store.close()
 
 
+# Young-generation collections every 10,000 net allocations instead of 700: a request allocates
+# hundreds of short-lived objects, nearly all freed by reference counting, so most collections
+# found nothing to free and cost ~15 us per request.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def settle_heap() -> None:
+    """After startup, before the first request: move everything loaded so far (modules, detector
+    tables, the admin API) out of the collector's sight with `gc.freeze()`. A full collection
+    otherwise walked those objects and held every request for ~100 ms (measured at c=16)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def served_app(settings: Settings) -> GatewayApp:
+    """The gateway as a server runs it: its heap settled once startup is complete."""
+    app = create_app(settings)
+    app.on_started = settle_heap
+    return app
+
+
 def worker_app() -> object:
     """uvicorn factory for multi-worker mode: each worker process loads the settings itself."""
     settings = load_settings()  # SIGNALVAULT_CONFIG names the file, set by `serve`
     configure_logging(settings.logging)
-    return create_app(settings)
+    return served_app(settings)
 
 
 def serve(
@@ -209,7 +232,7 @@ def serve(
         # uvicorn handles SIGTERM (graceful shutdown) and then raises it again for the handler
         # it found installed; a no-op one makes a clean SIGTERM shutdown exit 0, not -15.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(served_app(settings), **common)
 
 
 class BackgroundServer:

@@ -52,6 +52,14 @@ def take_lease(conn: Connection, name: str, holder: str, now: float, until: floa
     return True
 
 
+def may_take_lease(conn: Connection, name: str, holder: str, now: float) -> bool:
+    """Whether `take_lease` could succeed now (a read only: the take itself decides)."""
+    row = conn.execute(
+        select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)
+    ).first()
+    return row is None or row.holder == holder or row.expires_at < now
+
+
 def release_lease(conn: Connection, name: str, holder: str) -> None:
     conn.execute(
         update(leases)
@@ -84,24 +92,57 @@ def sealable_ids(conn: Connection, stale_before: float, limit: int) -> list[str]
     return [row.id for row in conn.execute(query)]
 
 
-def unsealed_records(conn: Connection, ids: Sequence[str]) -> list[Any]:
-    """Those of `ids` still unsealed, whole rows in (created_at, id) order, locked against a
-    concurrent change in PostgreSQL until the transaction ends."""
+def unsealed_rows(
+    conn: Connection, ids: Sequence[str], *, lock: bool = False
+) -> list[tuple[Any, ...]]:
+    """Those of `ids` still unsealed, as driver tuples in table column order, in (created_at, id)
+    order; with `lock`, locked against a concurrent change in PostgreSQL until the transaction
+    ends. Read through the driver: SQLAlchemy's per-row processing cost more than the query."""
     if not ids:
         return []
+    query = select(audit_records).where(_t.id.in_(ids))
+    sql, params = _driver_statement(conn, query.with_for_update() if lock else query)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     # `seq IS NULL` is checked here, not in SQL: SQLite would scan the seq index's NULLs.
-    query = select(audit_records).where(_t.id.in_(ids)).with_for_update()
-    rows = [row for row in conn.execute(query) if row.seq is None]
-    return sorted(rows, key=lambda row: (row.created_at, row.id))
+    seq_at, created_at, id_at = COLUMN_INDEX["seq"], COLUMN_INDEX["created_at"], COLUMN_INDEX["id"]
+    fresh = [tuple(row) for row in rows if row[seq_at] is None]
+    return sorted(fresh, key=lambda row: (row[created_at], row[id_at]))
 
 
 def assign_seals(conn: Connection, seals: Sequence[dict[str, Any]]) -> bool:
     """Set seq and leaf_hash of unsealed records ({_id, seq, leaf_hash}); False if any record was
-    sealed or removed meanwhile (where the driver reports executemany row counts)."""
-    result = conn.execute(ASSIGN_SEAL, list(seals))
-    if conn.dialect.supports_sane_multi_rowcount:
-        return result.rowcount == len(seals)
-    return True
+    sealed or removed meanwhile. One driver executemany (SQLAlchemy's per-row bind processing
+    was most of a seal's time under the write lock)."""
+    sql, names = _driver_sql(conn, ASSIGN_SEAL)
+    rows: list[Any] = list(seals)
+    if names is not None:
+        rows = [tuple(seal[name] for name in names) for seal in seals]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return cursor.rowcount < 0 or cursor.rowcount == len(rows)
+    finally:
+        cursor.close()
+
+
+def _driver_sql(conn: Connection, statement: Any) -> tuple[str, tuple[str, ...] | None]:
+    """`statement` as SQL for the connection's driver, and its parameter order if positional."""
+    compiled = statement.compile(dialect=conn.dialect)
+    return str(compiled), tuple(compiled.positiontup) if compiled.positional else None
+
+
+def _driver_statement(conn: Connection, statement: Any) -> tuple[str, Any]:
+    """`statement` as SQL for the driver with its bound values (IN lists expanded)."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    values = compiled.params
+    if compiled.positional:
+        return str(compiled), tuple(values[name] for name in compiled.positiontup)
+    return str(compiled), values
 
 
 def insert_checkpoint(conn: Connection, values: dict[str, Any]) -> None:

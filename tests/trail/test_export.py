@@ -496,6 +496,21 @@ def test_fast_renderer_matches_the_reference_exactly(services):
         assert list(render(row).items()) == list(stored_metadata(row).items())
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+def test_batch_renderer_encodes_exactly_as_the_reference(services, fmt):
+    """The metadata export passes stored JSON through instead of parsing it: the file's bytes
+    must be those the reference rendering gives, for every kind of record."""
+    from signalvault.trail.export.batch import BatchRenderer
+    from signalvault.trail.export.formats import encoder
+    from signalvault.trail.export.query import ExportFilter, iter_batches
+
+    [(names, rows)] = list(iter_batches(services.store, ExportFilter(), with_content=False))
+    fast = BatchRenderer(names, fmt)
+    assert fast.is_exact
+    reference = [stored_metadata(dict(zip(names, row, strict=True))) for row in rows]
+    assert encoder(fmt, False).encode(fast.render(rows)) == encoder(fmt, False).encode(reference)
+
+
 def test_fast_iso_matches_console_iso():
     import random
 

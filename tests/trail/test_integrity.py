@@ -461,6 +461,39 @@ def test_a_late_completion_of_a_sealed_record_is_dropped(services, settings, cap
     assert verify(services, settings).is_intact
 
 
+def test_a_record_completed_while_its_seal_is_prepared_is_sealed_as_stored(services, settings):
+    """The sealer hashes leaves before it takes the write lock; a record that changes in between
+    (here a late completion of a stale in-flight record) is hashed again under the lock."""
+
+    async def begin() -> Interaction:
+        interaction = Interaction(api="chat", model_requested="gpt-4o")
+        await services.trail.begin(interaction, b"slow prompt")
+        await services.store.write_ahead([])
+        return interaction
+
+    interaction = asyncio.run(begin())
+    services.store.flush()
+    future = time.time() + settings.audit.seal_after_seconds + 1
+    calls = []
+
+    def clock() -> float:
+        # Called once choosing the records, once before reading and hashing them, then as the
+        # write transaction begins: the completion lands after the leaves were hashed.
+        calls.append(1)
+        if len(calls) == 3:
+            interaction.outcome, interaction.status_code = OK, 200
+            services.trail.complete(interaction, b"late response")
+            services.store.flush()
+        return future
+
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    assert Sealer(services.store, master_key, settings.audit, clock=clock).seal().sealed == 1
+    row = services.store.get_record(interaction.id)
+    assert row["outcome"] == "ok"
+    assert row["leaf_hash"] == record_leaf(row)
+    assert verify(services, settings).is_intact
+
+
 def test_racing_sealers_on_two_stores_keep_one_chain(services, settings):
     master_key = load_master_key(settings.crypto, settings.store.data_dir)
     other = SqliteStore(settings.store.data_dir / DATABASE_FILE)

@@ -21,12 +21,13 @@ from signalvault.errors import ConfigError, StoreError
 from signalvault.store import Store
 from signalvault.trail.audit import AuditTrail
 from signalvault.trail.export import manifest as manifests
+from signalvault.trail.export.batch import BatchRenderer
 from signalvault.trail.export.content import ContentReader, Readable
-from signalvault.trail.export.formats import FORMATS, encoder
+from signalvault.trail.export.formats import FORMATS, Encoder, encoder
 from signalvault.trail.export.query import (
-    BATCH,
     CONTENT_BATCH,
     ExportFilter,
+    iter_batches,
     iter_rows,
     subject_data_keys,
 )
@@ -59,6 +60,21 @@ class Tally:
         if row.get("policy_version") is not None:
             self.policy_versions.add(row["policy_version"])
         self.kinds[row["kind"]] += 1
+
+    def add_batch(self, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """`add` for a batch of rows selected as `names`."""
+        created_at, version_at, kind_at = (
+            names.index("created_at"),
+            names.index("policy_version"),
+            names.index("kind"),
+        )
+        created = [row[created_at] for row in rows]
+        self.count += len(rows)
+        first, last = min(created), max(created)
+        self.first = first if self.first is None else min(self.first, first)
+        self.last = last if self.last is None else max(self.last, last)
+        self.policy_versions.update(v for row in rows if (v := row[version_at]) is not None)
+        self.kinds.update(row[kind_at] for row in rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,19 +248,43 @@ def export_chunks(
     """An export's bytes, one batch of records at a time (memory stays flat), counting the
     records into `tally` as they pass."""
     codec = encoder(fmt, include_content)
-    render = MetadataRenderer()
-    content = ContentReader(store, trail, readable) if include_content else None
     yield codec.header()
-    rows = iter_rows(store, where, with_content=include_content)
-    for batch in _batches(rows, CONTENT_BATCH if include_content else BATCH):
+    if include_content:
+        yield from _with_content(store, trail, codec, where, tally, readable)
+    else:
+        fast: BatchRenderer | None = None
+        render = MetadataRenderer()
+        for names, rows in iter_batches(store, where, with_content=False):
+            tally.add_batch(names, rows)
+            if fast is None:
+                fast = BatchRenderer(names, fmt)
+            if fast.is_exact:
+                yield codec.encode(fast.render(rows))
+            else:
+                yield codec.encode(
+                    [_render(render, dict(zip(names, r, strict=True))) for r in rows]
+                )
+    yield codec.footer()
+
+
+def _with_content(
+    store: Store,
+    trail: AuditTrail,
+    codec: Encoder,
+    where: ExportFilter,
+    tally: Tally,
+    readable: Readable | None,
+) -> Iterator[bytes]:
+    render = MetadataRenderer()
+    content = ContentReader(store, trail, readable)
+    rows = iter_rows(store, where, with_content=True)
+    for batch in _batches(rows, CONTENT_BATCH):
         for row in batch:
             tally.add(row)
         records = [_render(render, row) for row in batch]
-        if content is not None:
-            for record, text in zip(records, content.read(batch), strict=True):
-                record.update(text)
+        for record, text in zip(records, content.read(batch), strict=True):
+            record.update(text)
         yield codec.encode(records)
-    yield codec.footer()
 
 
 def _render(render: MetadataRenderer, row: dict[str, Any]) -> dict[str, Any]:

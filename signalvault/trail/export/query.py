@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, select
@@ -119,8 +119,18 @@ def has_rule_fired(row: dict[str, Any], rule: str) -> bool:
 def iter_rows(
     store: Store, where: ExportFilter, *, with_content: bool, batch: int | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Matching records, oldest id first, as stored. Without `with_content` the ciphertext
-    columns are not read; `has_content` says whether the record has any.
+    """Matching records, oldest id first, as stored dicts (see `iter_batches`)."""
+    for names, rows in iter_batches(store, where, with_content=with_content, batch=batch):
+        for row in rows:
+            yield dict(zip(names, row, strict=True))
+
+
+def iter_batches(
+    store: Store, where: ExportFilter, *, with_content: bool, batch: int | None = None
+) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+    """Matching records, oldest id first, as stored: batches of driver tuples with their column
+    names. Without `with_content` the ciphertext columns are not read; `has_content` says
+    whether the record has any.
 
     Bounded by the newest id when the export starts, so records written meanwhile (including
     the export's own audit event) are left for the next export instead of chasing a live trail.
@@ -146,21 +156,30 @@ def iter_rows(
                     .order_by(t.id)
                     .limit(batch)
                 )
-                rows = _fetch(conn, query)
-                for row in rows:
-                    if where.rule is None or has_rule_fired(row, where.rule):
-                        yield row
-                if len(rows) < batch:
+                names, rows = _fetch(conn, query)
+                if not rows:
                     return
-                cursor = rows[-1]["id"]
+                id_at, fetched = names.index("id"), len(rows)
+                cursor = rows[-1][id_at]
+                if where.rule is not None:
+                    guardrails_at = names.index("guardrails")
+                    rows = [r for r in rows if _fired(r[id_at], r[guardrails_at], where.rule)]
+                if rows:
+                    yield names, rows
+                if fetched < batch:
+                    return
     except SQLAlchemyError as exc:
         raise StoreError(f"the store failed during the export: {describe_error(exc)}") from None
 
 
-def _fetch(conn: Connection, query: Select[Any]) -> list[dict[str, Any]]:
-    """Rows as dicts straight from the driver's cursor: SQLAlchemy's result rows cost about as
-    much as everything else an export does per record. Only plain column types are selected
-    (booleans come back as 0/1 from SQLite; callers apply bool())."""
+def _fired(record_id: str, guardrails: str | None, rule: str) -> bool:
+    return has_rule_fired({"id": record_id, "guardrails": guardrails}, rule)
+
+
+def _fetch(conn: Connection, query: Select[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(column names, rows) straight from the driver's cursor: SQLAlchemy's result rows cost
+    about as much as everything else an export does per record. Only plain column types are
+    selected (booleans come back as 0/1 from SQLite; callers apply bool())."""
     compiled = query.compile(dialect=conn.dialect)
     params: Any = compiled.params
     if compiled.positional:
@@ -169,7 +188,7 @@ def _fetch(conn: Connection, query: Select[Any]) -> list[dict[str, Any]]:
     try:
         cursor.execute(str(compiled), params)
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return names, cast("list[tuple[Any, ...]]", cursor.fetchall())
     except conn.dialect.loaded_dbapi.Error as exc:
         raise StoreError(f"the store failed during the export: {describe_error(exc)}") from None
     finally:

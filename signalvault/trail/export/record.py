@@ -48,7 +48,8 @@ def columns(include_content: bool) -> tuple[str, ...]:
     return names + CONTENT_FIELDS if include_content else names
 
 
-_PROBES: tuple[dict[str, Any], ...] = (
+# Rows the fast renderers check themselves against `stored_metadata` on.
+PROBES: tuple[dict[str, Any], ...] = (
     {
         **dict.fromkeys(EMPTY_ROW, "x"),
         **dict.fromkeys(("status_code", "prompt_tokens", "total_tokens", "seq"), 7),
@@ -78,7 +79,7 @@ class MetadataRenderer:
     def __init__(self) -> None:
         self._seconds: dict[int, str] = {}  # "YYYY-MM-DDTHH:MM:SS" per epoch second
         self._is_exact = True
-        self._is_exact = all(self(dict(p)) == stored_metadata(dict(p)) for p in _PROBES)
+        self._is_exact = all(self(dict(p)) == stored_metadata(dict(p)) for p in PROBES)
 
     @property
     def is_exact(self) -> bool:

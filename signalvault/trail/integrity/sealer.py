@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -35,6 +35,7 @@ SEAL_BATCH = 2000
 IDS_PER_ROUND = 50_000  # records chosen per sorted read (a few MB of ids)
 MIN_LEASE_SECONDS = 30.0
 _SEQ = COLUMN_INDEX["seq"]
+_ID = COLUMN_INDEX["id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,48 +110,47 @@ class Sealer:
         self, signer: Signer, ids: list[str]
     ) -> tuple[int, int, Checkpoint | None] | None:
         """One transaction sealing the records `ids` still unsealed: (records sealed, tree size,
-        new checkpoint or None), or None if another process holds the lease (nothing done)."""
+        new checkpoint or None), or None if another process holds the lease (nothing done).
+
+        The leaves and the signed checkpoint are computed first, outside the write transaction:
+        in SQLite it holds the write lock, and every request's write-ahead record waited for
+        the whole seal (stalls of 100-240 ms at c=1). Inside, the rows are read again and the
+        work is used only if nothing changed meanwhile (else it is redone under the lock).
+        """
         engine = self._store.engine
         try:
+            with engine.connect() as conn:
+                now = self._clock()
+                if not q.may_take_lease(conn, q.SEALER_LEASE, self.holder, now):
+                    return None  # another process seals: no work prepared in vain
+                frontier, prev = _frontier(conn)
+                read = q.unsealed_rows(conn, ids)
+                prepared = _prepare(signer, frontier, prev, read, now) if read else None
             with engine.begin() as conn:
                 now = self._clock()
                 if not q.take_lease(
                     conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds
                 ):
                     return None
-                last = q.last_checkpoint(conn)
-                frontier, prev = Frontier(), None
-                if last is not None:
-                    frontier = Frontier.from_bytes(last.tree_size, last.frontier)
-                    prev = body_digest(last.body)
-                    if frontier.root() != last.root_hash:
-                        raise StoreError(
-                            "the last checkpoint's stored frontier does not match its root: "
-                            "sealing stopped (run `signalvault audit verify`)"
-                        )
-                rows = q.unsealed_records(conn, ids)
+                frontier, prev = _frontier(conn)
+                rows = q.unsealed_rows(conn, ids, lock=True)
                 if not rows:
                     return 0, frontier.size, None
-                seals = []
-                for row in rows:
-                    values = list(row)  # table column order, as `leaf_data_of_values` takes
-                    values[_SEQ] = frontier.size
-                    leaf = leaf_hash(leaf_data_of_values(values))
-                    seals.append({"_id": row.id, "seq": frontier.size, "leaf_hash": leaf})
-                    frontier.append(leaf)
-                if not q.assign_seals(conn, seals):
+                if prepared is None or not prepared.extends(frontier.size, prev, rows):
+                    prepared = _prepare(signer, frontier, prev, rows, now)
+                if not q.assign_seals(conn, prepared.seals):
                     raise StoreError("a record changed while it was being sealed (rolled back)")
-                checkpoint = sign_checkpoint(signer, frontier.size, frontier.root(), prev, now)
+                checkpoint = prepared.checkpoint
                 q.insert_checkpoint(
                     conn,
                     {
                         "tree_size": checkpoint.tree_size,
                         "root_hash": checkpoint.root,
-                        "created_at": now,
+                        "created_at": checkpoint.time,
                         "body": checkpoint.body,
                         "signature": checkpoint.signature,
                         "signing_key_id": checkpoint.key_id,
-                        "frontier": frontier.to_bytes(),
+                        "frontier": prepared.frontier,
                     },
                 )
         except IntegrityError:
@@ -176,6 +176,55 @@ class Sealer:
         """Release the lease and deliver queued webhook copies (bounded wait)."""
         self.release()
         self._sinks.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Seals and the signed checkpoint for `rows` appended to the tree of `base_size` leaves."""
+
+    base_size: int
+    prev: str | None
+    rows: list[tuple[Any, ...]]
+    seals: list[dict[str, Any]]
+    checkpoint: Checkpoint
+    frontier: bytes
+
+    def extends(self, size: int, prev: str | None, rows: list[tuple[Any, ...]]) -> bool:
+        """Whether this work still holds: same tree, and the rows exactly as they were read."""
+        return self.base_size == size and self.prev == prev and self.rows == rows
+
+
+def _frontier(conn: Any) -> tuple[Frontier, str | None]:
+    """The tree as the last checkpoint left it, and that checkpoint's digest."""
+    last = q.last_checkpoint(conn)
+    if last is None:
+        return Frontier(), None
+    frontier = Frontier.from_bytes(last.tree_size, last.frontier)
+    if frontier.root() != last.root_hash:
+        raise StoreError(
+            "the last checkpoint's stored frontier does not match its root: "
+            "sealing stopped (run `signalvault audit verify`)"
+        )
+    return frontier, body_digest(last.body)
+
+
+def _prepare(
+    signer: Signer,
+    base: Frontier,
+    prev: str | None,
+    rows: list[tuple[Any, ...]],
+    now: float,
+) -> _Prepared:
+    frontier = base.copy()
+    seals = []
+    for row in rows:
+        values = list(row)  # table column order, as `leaf_data_of_values` takes
+        values[_SEQ] = frontier.size
+        leaf = leaf_hash(leaf_data_of_values(values))
+        seals.append({"_id": row[_ID], "seq": frontier.size, "leaf_hash": leaf})
+        frontier.append(leaf)
+    checkpoint = sign_checkpoint(signer, frontier.size, frontier.root(), prev, now)
+    return _Prepared(base.size, prev, rows, seals, checkpoint, frontier.to_bytes())
 
 
 class HasSealer(Protocol):

@@ -1,0 +1,82 @@
+"""Instructions per request of the gateway under callgrind: repeatable on a busy machine.
+
+Runs `signalvault serve` under `valgrind --tool=callgrind` with instrumentation off through
+startup and a warm-up, switches it on (`callgrind_control -i on`) for a fixed number of requests
+(new prompts, concurrency 4), dumps, and divides the instruction count of the whole process
+(every thread: commit, sealer) by the requests served. Valgrind runs it ~50x slower, so a run
+takes a few minutes. Runs of the same code differ by up to ~4% (how many seals and collections
+fall inside the window), so compare changes bigger than that, or repeat.
+
+    python bench/instructions.py                       # this checkout, JSON
+    python bench/instructions.py --source /tmp/base --source . --mode stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cost import ROOT, gateway, load, mock_provider
+
+
+def count(source: Path, mode: str, requests: int, mock_port: int, port: int) -> dict[str, float]:
+    """Instructions per request for one checkout."""
+    with tempfile.TemporaryDirectory(prefix="svcg-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        wrapper = [
+            "valgrind",
+            "--tool=callgrind",
+            "--collect-atstart=yes",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+        ]
+        with gateway(source, mock_port, port, None, 1, [], wrapper=wrapper) as (pid, key):
+            load(port, key, mode, 4, 300, unique=True)  # warm-up, not instrumented
+            subprocess.run(
+                ["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True
+            )
+            result = load(port, key, mode, 4, requests, unique=True)
+            subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+            subprocess.run(
+                ["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True
+            )
+            time.sleep(1)
+        totals = [
+            int(line.split()[1])
+            for dump in Path(tmp).glob("callgrind.out*")
+            for line in dump.read_text(errors="replace").splitlines()
+            if line.startswith("totals:")
+        ]
+    served = result["ok"]
+    return {"instructions": sum(totals), "served": served, "per_request": sum(totals) / served}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--source", action="append", type=Path, help="checkout(s) to compare")
+    parser.add_argument("--mode", default="json", choices=("json", "stream"))
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    with mock_provider(18600, None):
+        for source in [s.resolve() for s in (args.source or [ROOT])]:
+            found = count(source, args.mode, args.requests, 18600, 18604)
+            print(
+                f"{source.name:20} {args.mode:6} {found['per_request'] / 1e6:6.3f} M instructions"
+                f"/request ({found['served']} requests)",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
