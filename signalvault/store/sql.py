@@ -29,6 +29,8 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
+    tuple_,
     union_all,
     update,
 )
@@ -106,16 +108,49 @@ class RecordFilter:
     project: str | None = None
     since: float | None = None
     until: float | None = None
-    before_id: str | None = None  # cursor: records strictly older than this id
-    # Only records in these projects or of these keys (None: no such narrowing). Lets a caller
-    # that may see little of the trail have SQL skip the rest instead of reading past it.
-    within: Within | None = None
+    before_id: str | None = None  # cursor: records listed after this one (older)
+    # Only records this reader may see (None: no narrowing), as SQL, so a reader who may see
+    # little of the trail has SQL skip the rest instead of reading past it.
+    readable: Readable | None = None
+    classification: str | None = None
+    kinds: tuple[str, ...] | None = None  # record kinds (interaction, admin, login, ...)
+    # A prefilter on the stored JSON: records whose guardrail evaluations name this rule. The
+    # caller checks that the rule fired (`outcome` not `pass`) on the parsed evaluations.
+    rule: str | None = None
+    # Window: only records listed at or before this one (a bound on how far one page reads).
+    floor_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Within:
+class Readable:
+    """Which records a reader may see: `authz.may_read_record` as one SQL condition.
+
+    In `projects` the reader sees every record, in `own_projects` only those of `key_ids` (the
+    keys it created), in `blind_projects` none; in any other project (and for records without
+    one) its global role decides: `everywhere` (all), `own_everywhere` (its keys' only), or none.
+    """
+
+    everywhere: bool = False
+    own_everywhere: bool = False
     projects: frozenset[str] = frozenset()
+    own_projects: frozenset[str] = frozenset()
+    blind_projects: frozenset[str] = frozenset()
     key_ids: frozenset[str] = frozenset()
+
+    def condition(self) -> ColumnElement[bool]:
+        t = audit_records.c
+        own = t.key_id.in_(sorted(self.key_ids))
+        named = sorted(self.projects | self.own_projects | self.blind_projects)
+        global_rule: ColumnElement[bool] = (
+            true() if self.everywhere else own if self.own_everywhere else false()
+        )
+        elsewhere = or_(t.project.is_(None), t.project.not_in(named)) if named else true()
+        return or_(
+            false(),
+            t.project.in_(sorted(self.projects)),
+            and_(t.project.in_(sorted(self.own_projects)), own),
+            and_(elsewhere, global_rule),
+        )
 
 
 class RecordSelection(Protocol):
@@ -156,6 +191,14 @@ def record_conditions(where: RecordSelection) -> list[ColumnElement[bool]]:
     if where.until is not None:
         conditions.append(t.created_at < where.until)
     return conditions
+
+
+def rule_prefilter(rule: str) -> ColumnElement[bool]:
+    """Records whose stored guardrail JSON names `rule` (as Interaction.guardrails_json writes
+    it: compact orjson); callers check the parsed evaluations exactly."""
+    fragment = '"rule":' + orjson.dumps(rule).decode()
+    escaped = fragment.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return audit_records.c.guardrails.like(f"%{escaped}%", escape="/")
 
 
 @contextlib.contextmanager
@@ -443,23 +486,59 @@ class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries, SettingQuerie
 
     # -- audit records --------------------------------------------------------------------------
     def list_records(self, where: RecordFilter, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first, metadata and ciphertext columns as stored."""
+        """Newest first (by time, then id), metadata and ciphertext columns as stored."""
+        t = audit_records.c
+        with self._connect() as conn:
+            query = (
+                select(audit_records)
+                .where(and_(True, *self._listing(conn, where)))
+                .order_by(t.created_at.desc(), t.id.desc())
+                .limit(limit)
+            )
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def record_at_offset(self, where: RecordFilter, offset: int) -> str | None:
+        """The id of the record `offset` places further down the listing `where` gives (None:
+        the listing ends before): the floor of a bounded scan (`RecordFilter.floor_id`)."""
+        t = audit_records.c
+        with self._connect() as conn:
+            query = (
+                select(t.id)
+                .where(and_(True, *self._listing(conn, where)))
+                .order_by(t.created_at.desc(), t.id.desc())
+                .offset(offset)
+                .limit(1)
+            )
+            found = conn.execute(query).scalar()
+        return None if found is None else str(found)
+
+    def _listing(self, conn: Connection, where: RecordFilter) -> list[ColumnElement[bool]]:
+        """The conditions of a listing: filters, the reader's scope, and the keyset window
+        (time then id, so the (column, created_at) indexes serve every filter in order)."""
         t = audit_records.c
         conditions = record_conditions(where)
+        if where.classification is not None:
+            conditions.append(t.classification == where.classification)
+        if where.kinds is not None:
+            conditions.append(t.kind.in_(where.kinds))
+        if where.rule is not None:
+            conditions.append(rule_prefilter(where.rule))
+        if where.readable is not None:
+            conditions.append(where.readable.condition())
         if where.before_id is not None:
-            conditions.append(t.id < where.before_id)
-        if where.within is not None:
-            conditions.append(
-                or_(
-                    false(),
-                    t.project.in_(sorted(where.within.projects)),
-                    t.key_id.in_(sorted(where.within.key_ids)),
-                )
-            )
-        query = select(audit_records).where(and_(True, *conditions))
-        query = query.order_by(t.id.desc()).limit(limit)
-        with self._connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            conditions.append(self._keyset(conn, where.before_id, below=True))
+        if where.floor_id is not None:
+            conditions.append(self._keyset(conn, where.floor_id, below=False))
+        return conditions
+
+    def _keyset(self, conn: Connection, record_id: str, *, below: bool) -> ColumnElement[bool]:
+        """Records listed after `record_id` (below) or up to and including it (not below)."""
+        t = audit_records.c
+        moment = conn.execute(select(t.created_at).where(t.id == record_id)).scalar()
+        if moment is None:  # an id that is not (or no longer) stored: ids sort by time too
+            return t.id < record_id if below else t.id >= record_id
+        position = tuple_(t.created_at, t.id)
+        return position < (moment, record_id) if below else position >= (moment, record_id)
 
     def get_record(self, record_id: str) -> dict[str, Any] | None:
         with self._connect() as conn:
