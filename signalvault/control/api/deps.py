@@ -260,7 +260,8 @@ def admit(
     if principal is None:
         raise AuthError("sign in or send a personal API token", code="unauthorized")
     is_change = principal.via == "session" and method not in SAFE_METHODS
-    if is_change and (session_cookie is None or not accounts.check_csrf(session_cookie, csrf_token)):
+    has_csrf = session_cookie is not None and accounts.check_csrf(session_cookie, csrf_token)
+    if is_change and not has_csrf:
         raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
     # Whatever the role: a generated password is known to whoever handed it over, so until
     # its holder chooses one the account may only change it (or log out).
