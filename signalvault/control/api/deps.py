@@ -260,8 +260,7 @@ def admit(
     if principal is None:
         raise AuthError("sign in or send a personal API token", code="unauthorized")
     is_change = principal.via == "session" and method not in SAFE_METHODS
-    has_csrf = session_cookie is not None and accounts.check_csrf(session_cookie, csrf_token)
-    if is_change and not has_csrf:
+    if is_change and not _has_csrf(accounts, session_cookie, csrf_token):
         raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
     # Whatever the role: a generated password is known to whoever handed it over, so until
     # its holder chooses one the account may only change it (or log out).
@@ -274,6 +273,10 @@ def admit(
     if not authz.has_anywhere(principal, permission):
         raise Forbidden("your role does not allow this", code="forbidden")
     return principal
+
+
+def _has_csrf(accounts: Authenticator, session_cookie: str | None, token: str | None) -> bool:
+    return session_cookie is not None and accounts.check_csrf(session_cookie, token)
 
 
 def principal(request: Request) -> Principal:
