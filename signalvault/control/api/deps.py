@@ -10,8 +10,8 @@ with `authz.require`, against the project the action touches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from fastapi import Request
@@ -20,8 +20,10 @@ from signalvault.config import Settings
 from signalvault.control.accounts.principal import Authenticator, Principal
 from signalvault.control.api import authz
 from signalvault.control.credentials import ProviderCredentials
+from signalvault.control.traffic import TrafficCache
 from signalvault.errors import AuthError, Forbidden
 from signalvault.gateway.keyring import KeyRing
+from signalvault.gateway.tokens import TokenCounter
 from signalvault.store import Store
 from signalvault.store.account_queries import Account, ApiToken
 from signalvault.trail.audit import AuditTrail
@@ -287,9 +289,13 @@ def principal(request: Request) -> Principal:
     return found
 
 
+def no_breakers() -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The services routes use (set on the app at creation)."""
+    """The services routes use (set on the app at creation; the dashboard shares it)."""
 
     store: Store
     keyring: KeyRing
@@ -297,6 +303,10 @@ class Context:
     settings: Settings
     accounts: AccountService
     credentials: ProviderCredentials
+    # The circuit breaker state per provider (the gateway's upstream; none outside a server).
+    breakers: Callable[[], dict[str, str]] = no_breakers
+    traffic: TrafficCache = field(default_factory=TrafficCache)  # finished overview buckets
+    tokens: TokenCounter = field(default_factory=TokenCounter)  # for the guardrail playground
 
 
 def context(request: Request) -> Context:
