@@ -31,6 +31,7 @@ def environment() -> jinja2.Environment:
     env.filters["number"] = number
     env.filters["ms"] = milliseconds
     env.filters["pretty_json"] = pretty_json
+    env.filters["readable"] = readable
     env.globals["version"] = __version__
     env.globals["csrf_field"] = CSRF_FIELD
     return env
@@ -70,6 +71,15 @@ def milliseconds(value: float | None) -> str:
 def pretty_json(value: Any) -> str:
     """JSON for a `<pre>` block (escaped by the template like any text)."""
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def readable(text: str) -> str:
+    """Content as stored (a request or response body): indented when it is JSON, as is
+    otherwise. Still text: the template escapes it."""
+    try:
+        return pretty_json(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return text
 
 
 def page(
