@@ -44,7 +44,12 @@ SHOTS = os.environ.get("SIGNALVAULT_SCREENSHOTS")
 
 
 def _pages(site: Site) -> list[str]:
-    return [*PAGES, f"/logs/{site.records['canary']}", f"/logs/{site.records['xss']}", "/guardrails/1"]
+    return [
+        *PAGES,
+        f"/logs/{site.records['canary']}",
+        f"/logs/{site.records['xss']}",
+        "/guardrails/1",
+    ]
 
 
 def test_every_page_stays_on_origin_and_passes_axe(page: Any, site: Site, axe_source: str) -> None:
