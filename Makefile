@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SV := $(VENV)/bin/signalvault
 
-.PHONY: install demo test coverage check format bench eval clean
+.PHONY: install demo test coverage check format bench eval screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: install  ## scan speed, overhead vs peers, sustained load per store, trai
 	$(PY) bench/sustained.py $(SUSTAINED_BENCH_ARGS)
 	$(PY) bench/verify_speed.py $(VERIFY_BENCH_ARGS)
 	$(PY) bench/export_speed.py $(EXPORT_BENCH_ARGS)
+
+screenshots: install  ## the dashboard pictures in docs/screenshots/, from its browser tests
+	SIGNALVAULT_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/dashboard/test_every_page.py -q
 
 eval: install  ## detector accuracy on ../shared/eval
 	$(PY) bench/eval.py $(EVAL_ARGS)

@@ -26,6 +26,7 @@ OUTCOMES = ("ok", "blocked", "provider_error", "rate_limited", "rejected", "unau
 OUTCOME_WEIGHTS = (920, 20, 20, 15, 15, 10)
 CLASSES = ("internal", "confidential", "restricted", "public")
 CLASS_WEIGHTS = (78, 15, 3, 4)
+ATTEMPTS = '[{"provider":"openai","model":"gpt-4o-mini","at_ms":1.0,"ms":400,"status":200}]'
 KEYS = tuple(f"key_{i:016x}" for i in range(24))
 REDACTED = [
     {
@@ -111,7 +112,7 @@ def interaction(moment: float, rng: random.Random) -> dict[str, Any]:
         "guardrails": orjson.dumps(guardrails).decode(),
         "prompt_ct": os.urandom(300),
         "response_ct": os.urandom(600) if completion else None,
-        "attempts": '[{"provider":"openai","model":"gpt-4o-mini","at_ms":1.0,"ms":400,"status":200}]',
+        "attempts": ATTEMPTS,
         "classification": rng.choices(CLASSES, CLASS_WEIGHTS)[0],
     }
 
