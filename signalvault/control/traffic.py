@@ -122,34 +122,34 @@ def overview(
         return seen[(project, key_id)]
 
     series: list[dict[str, Any]] = []
-    outcomes: dict[str, list[int]] = {}
+    outcomes: dict[str, int] = {}
     models: dict[str, list[int]] = {}
     projects: dict[str, list[int]] = {}
     findings: dict[str, int] = {}
     latency = [0] * (len(LATENCY_BINS) + 1)
     for index, bucket in enumerate(buckets(store, cache, span, moment)):
         point = dict.fromkeys(("requests", "blocked", "errors", "redacted", "tokens"), 0)
-        for (project, key_id, model, outcome), tally in bucket.tallies.items():
+        for (project, key_id), tally in bucket.tallies.items():
             if not visible(project, key_id):
                 continue
             point["requests"] += tally.requests
             point["tokens"] += tally.tokens
-            point["blocked"] += tally.requests if outcome == "blocked" else 0
-            point["errors"] += tally.requests if outcome in ERRORS else 0
-            for table, name in (
-                (outcomes, outcome),
-                (models, model or "(none)"),
-                (projects, project or "(none)"),
-            ):
-                row = table.setdefault(name, [0, 0])
-                row[0] += tally.requests
-                row[1] += tally.tokens
-            latency = [a + b for a, b in zip(latency, tally.latency, strict=True)]
-        for scope, kinds in bucket.findings.items():
-            if visible(*scope):
-                for kind, number in kinds.items():
-                    findings[kind] = findings.get(kind, 0) + number
-        point["redacted"] = sum(n for scope, n in bucket.redacted.items() if visible(*scope))
+            point["redacted"] += tally.redacted
+            point["blocked"] += tally.outcomes.get("blocked", 0)
+            point["errors"] += sum(n for o, n in tally.outcomes.items() if o in ERRORS)
+            for outcome, number in tally.outcomes.items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + number
+            for model, (number, used) in tally.models.items():
+                row = models.setdefault(model, [0, 0])
+                row[0] += number
+                row[1] += used
+            row = projects.setdefault(project or "(none)", [0, 0])
+            row[0] += tally.requests
+            row[1] += tally.tokens
+            for kind, number in tally.findings.items():
+                findings[kind] = findings.get(kind, 0) + number
+            for bin_index, number in enumerate(tally.latency):
+                latency[bin_index] += number
         series.append({"start": iso(span.first + index * span.size), **point})
     totals = {
         name: sum(p[name] for p in series)
@@ -169,7 +169,9 @@ def overview(
             "p99_ms": percentile(latency, 0.99),
         },
         "series": series,
-        "outcomes": _ranked(outcomes, "outcome"),
+        "outcomes": [
+            {"outcome": k, "requests": v} for k, v in sorted(outcomes.items(), key=lambda i: -i[1])
+        ],
         "findings": sorted(
             ({"type": k, "count": v} for k, v in findings.items()), key=lambda f: -f["count"]
         ),

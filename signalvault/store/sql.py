@@ -193,12 +193,22 @@ def record_conditions(where: RecordSelection) -> list[ColumnElement[bool]]:
     return conditions
 
 
+FIRED = ("blocked", "redacted", "logged", "error")  # every evaluation outcome but `pass`
+
+
+def _like(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
 def rule_prefilter(rule: str) -> ColumnElement[bool]:
-    """Records whose stored guardrail JSON names `rule` (as Interaction.guardrails_json writes
-    it: compact orjson); callers check the parsed evaluations exactly."""
-    fragment = '"rule":' + orjson.dumps(rule).decode()
-    escaped = fragment.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return audit_records.c.guardrails.like(f"%{escaped}%", escape="/")
+    """Records whose stored guardrail JSON has an evaluation of `rule` followed by an outcome
+    other than `pass`, as Interaction.guardrails_json writes evaluations (compact orjson, `rule`
+    first, `outcome` after it). A superset (the outcome may belong to a later evaluation):
+    callers check the parsed evaluations exactly."""
+    name = _like('"rule":' + orjson.dumps(rule).decode() + ",")
+    outcomes = [_like(f'"outcome":"{outcome}"') for outcome in FIRED]
+    column = audit_records.c.guardrails
+    return or_(*(column.like(f"%{name}%{outcome}%", escape="/") for outcome in outcomes))
 
 
 @contextlib.contextmanager

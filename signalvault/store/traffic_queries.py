@@ -21,23 +21,25 @@ FIRED = ("blocked", "redacted", "logged", "error")
 
 @dataclass(slots=True)
 class Tally:
-    """What one time bucket holds for one (project, key, model, outcome)."""
+    """What one time bucket holds for one (project, key): the unit a reader may or may not see."""
 
     requests: int = 0
     tokens: int = 0
+    redacted: int = 0  # records in which a guardrail redacted something
+    outcomes: dict[str, int] = field(default_factory=dict)  # requests by outcome
+    models: dict[str, list[int]] = field(default_factory=dict)  # model -> [requests, tokens]
+    findings: dict[str, int] = field(default_factory=dict)  # finding type -> count
     latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BINS) + 1))
+
+
+Scope = tuple[str | None, str | None]  # (project, key_id)
 
 
 @dataclass(slots=True)
 class Bucket:
-    """One time bucket: tallies by (project, key_id, model, outcome); guardrail findings by
-    (project, key_id) and then by finding type; records with a redaction by (project, key_id)."""
+    """One time bucket: a tally per (project, key_id)."""
 
-    tallies: dict[tuple[str | None, str | None, str | None, str], Tally] = field(
-        default_factory=dict
-    )
-    findings: dict[tuple[str | None, str | None], dict[str, int]] = field(default_factory=dict)
-    redacted: dict[tuple[str | None, str | None], int] = field(default_factory=dict)
+    tallies: dict[Scope, Tally] = field(default_factory=dict)
 
 
 def _latency_bin() -> Any:
@@ -76,30 +78,32 @@ def traffic_buckets(engine: Engine, start: float, size: float, count: int) -> li
         for row in conn.execute(grouped):
             if not 0 <= row.b < count:
                 continue
-            key = (row.project, row.key_id, row.model, row.outcome)
-            tally = buckets[row.b].tallies.setdefault(key, Tally())
+            tally = buckets[row.b].tallies.setdefault((row.project, row.key_id), Tally())
             tally.requests += row.n
             tally.tokens += int(row.tokens)
+            tally.outcomes[row.outcome] = tally.outcomes.get(row.outcome, 0) + row.n
+            usage = tally.models.setdefault(row.model or "(none)", [0, 0])
+            usage[0] += row.n
+            usage[1] += int(row.tokens)
             if row.lbin >= 0:
                 tally.latency[row.lbin] += row.n
         for row in conn.execute(fired):
             if 0 <= row.b < count:
-                _add_findings(buckets[row.b], (row.project, row.key_id), row.guardrails)
+                scope = (row.project, row.key_id)
+                _add_findings(buckets[row.b].tallies.setdefault(scope, Tally()), row.guardrails)
     return buckets
 
 
-def _add_findings(bucket: Bucket, scope: tuple[str | None, str | None], raw: str) -> None:
+def _add_findings(tally: Tally, raw: str) -> None:
     try:
         evaluations = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return  # a damaged record is reported by verification, not by a chart
-    kinds = bucket.findings.setdefault(scope, {})
     redacted = False
     for evaluation in evaluations:
         if evaluation.get("outcome") in (None, "pass"):
             continue
         redacted = redacted or evaluation.get("outcome") == "redacted"
         for kind, number in (evaluation.get("kinds") or {}).items():
-            kinds[kind] = kinds.get(kind, 0) + int(number)
-    if redacted:
-        bucket.redacted[scope] = bucket.redacted.get(scope, 0) + 1
+            tally.findings[kind] = tally.findings.get(kind, 0) + int(number)
+    tally.redacted += redacted

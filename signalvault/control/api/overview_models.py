@@ -41,7 +41,6 @@ class Usage(BaseModel):
 class OutcomeCount(BaseModel):
     outcome: str
     requests: int
-    tokens: int
 
 
 class FindingCount(BaseModel):
