@@ -145,10 +145,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, mock_provider: Any) -> Iterat
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(site: Site) -> Iterator[Any]:
-    """Started after the site: the gateway's provider calls stalled when Playwright's event
-    loop was running first (seen on this machine; the order costs nothing)."""
+    """One Chromium per test module: Playwright's sync API keeps an event loop running in the
+    main thread while it is open, which async tests elsewhere in the suite cannot share. Started
+    after the site: the gateway's provider calls stalled when Playwright's loop ran first."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing (CI=true: apt-get install chromium)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.dashboard.conftest import (
     CANARY,
@@ -134,12 +135,12 @@ def test_attack_payloads_render_as_text_everywhere(page: Any, site: Site) -> Non
         page.mouse.move(600, 400)  # hover over whatever an onmouseover break-out would set up
         assert page.evaluate("() => window.__xss") is None, path
     page.goto(f"{site.base}/logs/{record}")
-    assert page.get_by_text(XSS_USER, exact=True).first.is_visible()
+    expect(page.get_by_text(XSS_USER, exact=True).first).to_be_visible()
     page.get_by_role("button", name="Reveal content").click()
     assert PAYLOADS["script"] in page.locator("pre.content").first.inner_text()
     page.goto(site.base + "/keys")
-    assert page.get_by_role("cell").filter(has_text=XSS_KEY_NAME).first.is_visible()
-    assert page.get_by_role("cell").filter(has_text=XSS_PROJECT).first.is_visible()
+    expect(page.get_by_role("cell").filter(has_text=XSS_KEY_NAME).first).to_be_visible()
+    expect(page.get_by_role("cell").filter(has_text=XSS_PROJECT).first).to_be_visible()
     page.goto(site.base + "/")
     assert page.locator("svg text").filter(has_text="p<svg").count() >= 1
     assert page.evaluate("() => window.__xss") is None

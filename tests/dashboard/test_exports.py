@@ -28,6 +28,6 @@ def test_auditor_starts_downloads_and_verifies_an_export(
     status.wait_for()
     assert "SHA-256 matches the signed manifest" in status.inner_text()
     page.get_by_role("link", name="See the manifest and its signature").click()
-    assert page.get_by_text("valid Ed25519 signature").is_visible()
+    expect(page.get_by_text("valid Ed25519 signature")).to_be_visible()
     page.get_by_label("Check a downloaded file against this manifest").set_input_files(saved)
     expect(page.get_by_text("The file matches the signed manifest")).to_be_visible()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from playwright.sync_api import expect
 
 from tests.dashboard.conftest import Site, sign_in
 
@@ -38,9 +39,9 @@ def test_admin_proposes_and_security_approves(browser: Any, page: Any, site: Sit
     try:
         sign_in(reviewer, site, "security")
         reviewer.goto(f"{site.base}/guardrails/{version}")
-        assert reviewer.get_by_text("no-codewords: added").is_visible()
+        expect(reviewer.get_by_text("no-codewords: added")).to_be_visible()
         reviewer.get_by_role("button", name=f"Approve version {version}").click()
-        assert reviewer.get_by_text("Approved: the gateway applies it").is_visible()
+        expect(reviewer.get_by_text("Approved: the gateway applies it")).to_be_visible()
     finally:
         reviewer.context.close()
     page.reload()
@@ -54,8 +55,8 @@ def test_playground_shows_what_would_be_redacted(page: Any, site: Site) -> None:
     page.get_by_label("Text to check").fill("Write to jane.doe@example.com soon")
     page.get_by_role("button", name="Check").click()
     result = page.get_by_role("region", name="Result")
-    assert result.get_by_text("would be redacted").is_visible()
-    assert result.get_by_text("Write to [EMAIL_1] soon").is_visible()
+    expect(result.get_by_text("would be redacted")).to_be_visible()
+    expect(result.get_by_text("Write to [EMAIL_1] soon")).to_be_visible()
     site.services().store.flush()
     after = site.services().store.count_records()
     assert after == before + 1  # the viewer's sign-in; the check itself stored nothing

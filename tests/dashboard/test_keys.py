@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.dashboard.conftest import Site, sign_in
 
 
@@ -20,18 +22,18 @@ def test_developer_creates_rotates_and_revokes_a_key(page: Any, site: Site, watc
     assert secret.startswith("sv-dev-")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.get_by_role("button", name="Copy").click()
-    assert page.get_by_role("status").filter(has_text="Copied").is_visible()
+    expect(page.get_by_role("status").filter(has_text="Copied")).to_be_visible()
     page.get_by_role("link", name="Back to the keys").click()
     assert secret not in page.content()  # shown once
 
     page.get_by_label("Grace period for my-notebook").select_option("3600")
     page.get_by_role("button", name="Rotate key my-notebook").click()
     rotated = page.get_by_label("Secret of key my-notebook").input_value()
-    assert rotated != secret and page.get_by_text("works until").is_visible()
+    expect(rotated != secret and page.get_by_text("works until")).to_be_visible()
     page.get_by_role("link", name="Back to the keys").click()
 
     watch.confirm = True
     page.get_by_role("button", name="Revoke key my-notebook").click()
-    assert page.get_by_text("The key is revoked").is_visible()
+    expect(page.get_by_text("The key is revoked")).to_be_visible()
     row = page.get_by_role("row").filter(has_text="my-notebook")
-    assert row.get_by_text("revoked").is_visible()
+    expect(row.get_by_text("revoked")).to_be_visible()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from playwright.sync_api import expect
 
 from tests.dashboard.conftest import CANARY, Site, sign_in
 
@@ -18,8 +19,8 @@ def test_security_filters_the_logs_and_opens_a_record(page: Any, site: Site) -> 
     rows = page.get_by_role("region", name="Records").get_by_role("row")
     assert rows.count() == 2  # the header and alice's one request
     page.get_by_role("link", name=f"Record {site.records['canary']}").click()
-    assert page.get_by_role("heading", name=f"Record {site.records['canary']}").is_visible()
-    assert page.get_by_role("heading", name="Guardrail evaluations").is_visible()
+    expect(page.get_by_role("heading", name=f"Record {site.records['canary']}")).to_be_visible()
+    expect(page.get_by_role("heading", name="Guardrail evaluations")).to_be_visible()
     assert (
         page.get_by_role("region", name="Provider attempts")
         .get_by_role("cell", name="openai")
@@ -38,7 +39,7 @@ def test_auditor_reveals_content_and_the_read_is_recorded(page: Any, site: Site)
     page.get_by_label("Reason (optional)").fill("ticket SEC-42")
     page.get_by_role("button", name="Reveal content").click()
     prompt = page.locator("pre.content").first
-    assert CANARY in prompt.inner_text() and prompt.is_visible()
+    expect(CANARY in prompt.inner_text() and prompt).to_be_visible()
     assert page.url == f"{site.base}/logs/{record}/content"  # content is never at a GET URL
     reads = [
         orjson.loads(r["details"])
@@ -47,7 +48,7 @@ def test_auditor_reveals_content_and_the_read_is_recorded(page: Any, site: Site)
     ]
     assert {"record": record, "reason": "ticket SEC-42"} in reads
     page.get_by_role("link", name="Audit log").click()
-    assert page.get_by_role("cell", name="account:auditor@example.com").first.is_visible()
+    expect(page.get_by_role("cell", name="account:auditor@example.com").first).to_be_visible()
 
 
 def _kinds(*kinds: str) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.dashboard.conftest import Site, sign_in
 
 
@@ -21,5 +23,5 @@ def test_owner_erases_a_subject_after_typing_the_id_again(page: Any, site: Site)
     page.get_by_label("Type the end user id again to confirm").fill("erasable-user")
     page.get_by_role("button", name="Erase end user").click()
     receipt = page.get_by_role("status", name="Erasure receipt")
-    assert receipt.get_by_role("heading", name="Erased").is_visible()
+    expect(receipt.get_by_role("heading", name="Erased")).to_be_visible()
     assert site.services().store.get_record(site.records["pii"])["tombstoned_at"] is not None
