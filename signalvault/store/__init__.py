@@ -17,8 +17,8 @@ from signalvault.errors import ConfigError
 from signalvault.store.credential_queries import CredentialStore
 from signalvault.store.lifecycle import LifecycleStore
 from signalvault.store.policy_queries import PolicyStore
+from signalvault.store.record_queries import RecordFilter
 from signalvault.store.setting_queries import SettingStore
-from signalvault.store.sql import RecordFilter
 from signalvault.store.writer import WriteOp
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, Integer, and_, case, cast, func, literal, or_, select
 
+from signalvault.store.record_queries import FIRED
 from signalvault.store.schema import audit_records
 
 INTERACTION = "interaction"
 # Upper bounds (ms) of the latency histogram bins; the last bin is open-ended.
 LATENCY_BINS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
-FIRED = ("blocked", "redacted", "logged", "error")
 
 
 @dataclass(slots=True)

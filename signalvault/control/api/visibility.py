@@ -7,7 +7,7 @@ from __future__ import annotations
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
 from signalvault.store import Store
-from signalvault.store.sql import Readable
+from signalvault.store.record_queries import Readable
 
 
 def own_key_ids(store: Store, who: Principal) -> frozenset[str]:

@@ -20,8 +20,9 @@ from signalvault.console import iso
 from signalvault.crypto.gateway_keys import parse_duration
 from signalvault.errors import ConfigError, StoreError
 from signalvault.store import Store
+from signalvault.store.record_queries import record_conditions, rule_prefilter
 from signalvault.store.schema import audit_records, data_keys
-from signalvault.store.sql import SqlStore, record_conditions, rule_prefilter
+from signalvault.store.sql import SqlStore
 from signalvault.store.writer import describe_error
 
 # Rows per query: enough to amortise the round trip, few enough to keep memory flat (rows with
