@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SV := $(VENV)/bin/signalvault
 
-.PHONY: install demo test fuzz coverage check format bench eval docs-images clean
+.PHONY: install demo test fuzz coverage check format bench eval docs-images screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: install  ## scan speed, overhead vs peers (new prompts), CPU per request 
 	$(PY) bench/sustained.py $(SUSTAINED_BENCH_ARGS)
 	$(PY) bench/verify_speed.py $(VERIFY_BENCH_ARGS)
 	$(PY) bench/export_speed.py $(EXPORT_BENCH_ARGS)
+
+screenshots: install  ## the dashboard pictures in docs/screenshots/, from its browser tests
+	SIGNALVAULT_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/dashboard/test_every_page.py -q
 
 eval: install  ## detector accuracy on ../shared/eval
 	$(PY) bench/eval.py $(EVAL_ARGS)

@@ -49,6 +49,7 @@ from signalvault.trail.spool import Spool, replay_file
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from starlette.types import ASGIApp
 
     from signalvault.agents.telemetry.exporter import SpanExport
     from signalvault.control.api.deps import AccountService
@@ -95,6 +96,7 @@ class GatewayApp:
         # refuses every request.
         self.accounts = accounts
         self._admin: FastAPI | None = None
+        self._dashboard: ASGIApp | None = None
         self.router = Router(settings)  # checks provider credentials before anything starts
         self.upstream = Upstream(
             settings.providers, self._client, credentials=self._stored_credential
@@ -222,7 +224,13 @@ class GatewayApp:
         from signalvault.control.api import create_admin_api  # FastAPI loads only for a server
 
         accounts = None if self.accounts is None else self.accounts(self.services)
-        self._admin = create_admin_api(self.services, self.settings, accounts)
+        self._admin = create_admin_api(
+            self.services, self.settings, accounts, self.upstream.breaker_states
+        )
+        from signalvault.dashboard.site import create_dashboard  # Jinja loads only for a server
+
+        # The same context (store, accounts, sessions, caches) as the admin API.
+        self._dashboard = create_dashboard(self._admin.state.context)
         self._retention = asyncio.create_task(self._retention_loop())
         self._stop_sealing = asyncio.Event()
         self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
@@ -354,6 +362,7 @@ class GatewayApp:
                 await self.services.store.write_ahead([])
             await asyncio.to_thread(self._final_seal, self.services)
             self._admin = None
+            self._dashboard = None
             # Flushes queued outcome updates before the store closes.
             await asyncio.to_thread(self.services.store.close)
             self.services = None
@@ -403,6 +412,8 @@ class GatewayApp:
                 await _json(send, 200, {"status": "ok"})
             elif path == "/readyz":
                 await self._ready(send)
+            elif self._dashboard is not None:
+                await self._dashboard(scope, receive, send)
             else:
                 await _json(send, 404, _error("not found", "not_found"))
         elif kind == "lifespan":

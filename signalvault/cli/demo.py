@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from signalvault.app import create_app
+from signalvault.cli import demo_traffic
 from signalvault.config import ProviderSettings, Secret, Settings, StoreSettings
 from signalvault.console import format_table
 from signalvault.control.services import open_services
@@ -35,8 +36,23 @@ COLUMNS = [
 ]
 
 
-def demo_settings(mock_port: int, data_dir: Path = DEMO_DATA_DIR) -> Settings:
+def demo_settings(
+    mock_port: int, data_dir: Path = DEMO_DATA_DIR, flaky_port: int | None = None
+) -> Settings:
     base_url = f"http://127.0.0.1:{mock_port}/v1"
+    flaky = (
+        ()
+        if flaky_port is None
+        else (
+            ProviderSettings(
+                name="mock-legacy",
+                kind="openai",
+                base_url=f"http://127.0.0.1:{flaky_port}/v1",
+                models=("gpt-3.5*",),
+                api_key=Secret("mock-key"),
+            ),
+        )
+    )
     return Settings(
         store=StoreSettings(data_dir=data_dir),
         providers=(
@@ -54,6 +70,7 @@ def demo_settings(mock_port: int, data_dir: Path = DEMO_DATA_DIR) -> Settings:
                 models=("claude-*",),
                 api_key=Secret("mock-key"),
             ),
+            *flaky,
         ),
     )
 
@@ -64,13 +81,19 @@ def run_demo(port: int, wait: bool, data_dir: Path = DEMO_DATA_DIR) -> None:
         import openai
     except ImportError:
         raise ConfigError("the demo needs the SDKs: pip install 'signalvault[demo]'") from None
-    from signalvault.mock_provider import MockProvider
+    from signalvault.mock_provider import MockOptions, MockProvider
 
-    mock = BackgroundServer(MockProvider()).start()
-    settings = demo_settings(mock.port, data_dir)
+    mock = BackgroundServer(MockProvider(MockOptions(latency_ms=40))).start()
+    # A provider that fails a third of its calls, so the overview shows errors and retries.
+    flaky = BackgroundServer(MockProvider(MockOptions(latency_ms=120, fail_rate=0.35))).start()
+    settings = demo_settings(mock.port, data_dir, flaky.port)
     services = open_services(settings)
-    _, secret = services.keyring.create(name="demo", environment="dev", created_by="demo")
-    services.store.close()
+    try:
+        _, secret = services.keyring.create(name="demo", environment="dev", created_by="demo")
+        more_keys = demo_traffic.create_keys(services)
+        owner, password = demo_traffic.demo_owner(services, settings)
+    finally:
+        services.store.close()
     app = create_app(settings)
     gateway = BackgroundServer(app, port=port).start()
     started = time.time()
@@ -123,8 +146,10 @@ def run_demo(port: int, wait: bool, data_dir: Path = DEMO_DATA_DIR) -> None:
         assert app.services is not None
         app.services.store.flush()  # outcome updates are queued just after each response
         _summary(settings, started)
+        demo_traffic.send(base, more_keys)
         click.echo(f"\nGateway: {base}/v1  (OpenAI SDK base_url; Anthropic SDK base_url={base})")
         click.echo(f"Demo key: {secret}")
+        click.echo(f"Dashboard: {base}/  (sign in as {owner} with password {password})")
         click.echo(
             f"Audit store: {data_dir}/ (see `SIGNALVAULT_DATA_DIR={data_dir} signalvault logs`)"
         )
@@ -137,6 +162,7 @@ def run_demo(port: int, wait: bool, data_dir: Path = DEMO_DATA_DIR) -> None:
     finally:
         gateway.stop()
         mock.stop()
+        flaky.stop()
 
 
 def _summary(settings: Settings, since: float) -> None:

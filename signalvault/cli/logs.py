@@ -57,7 +57,7 @@ def logs(
                 model=model,
                 outcome=outcome,
                 classification=classification,
-                kind=kind,
+                kinds=None if kind is None else (kind,),
             ),
             limit,
         )

@@ -152,7 +152,7 @@ def record_changes(store: Store, trail: AuditTrail, register: ProviderRegister, 
     after), so a change made in the config file is audited at the next start. True if recorded."""
     after = register.as_json()
     before: list[dict[str, Any]] | None = None
-    for row in store.list_records(RecordFilter(kind=REGISTER_EVENT), limit=1):
+    for row in store.list_records(RecordFilter(kinds=(REGISTER_EVENT,)), limit=1):
         before = orjson.loads(row["details"]).get("after")
     if before == after:
         return False

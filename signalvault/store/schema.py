@@ -81,6 +81,12 @@ audit_records = Table(
     Index("ix_audit_records_end_user", "end_user", "created_at"),
     Index("ix_audit_records_run_id", "run_id", "created_at"),
     Index("ix_audit_records_call_id", "call_id"),
+    # Migration 0011: one per filter of the listings, which run newest first by created_at.
+    Index("ix_audit_records_project", "project", "created_at"),
+    Index("ix_audit_records_outcome", "outcome", "created_at"),
+    Index("ix_audit_records_classification", "classification", "created_at"),
+    Index("ix_audit_records_kind", "kind", "created_at"),
+    Index("ix_audit_records_model_requested", "model_requested", "created_at"),
 )
 
 data_keys = Table(

@@ -244,3 +244,13 @@ def count_unsealed_before(conn: Connection, before: float) -> int:
         ).scalar()
         or 0
     )
+
+
+def recent_checkpoints(engine: Engine, before: int | None, limit: int) -> list[Any]:
+    """Checkpoints newest first (tree size, root, time, signing key), below tree size `before`."""
+    c = checkpoints.c
+    query = select(c.tree_size, c.root_hash, c.created_at, c.signing_key_id, c.body)
+    if before is not None:
+        query = query.where(c.tree_size < before)
+    with engine.connect() as conn:
+        return list(conn.execute(query.order_by(c.tree_size.desc()).limit(limit)))

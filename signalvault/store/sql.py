@@ -8,22 +8,19 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
     Float,
     and_,
     bindparam,
     cast,
-    false,
     func,
     null,
     or_,
@@ -39,6 +36,7 @@ from signalvault.errors import StoreError
 from signalvault.store.credential_queries import CredentialQueries
 from signalvault.store.lifecycle import LifecycleQueries
 from signalvault.store.policy_queries import PolicyQueries
+from signalvault.store.record_queries import RecordQueries
 from signalvault.store.schema import (
     audit_records,
     data_keys,
@@ -96,74 +94,6 @@ TOUCH_KEY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RecordFilter:
-    """Filters for listing audit records; None means any."""
-
-    key_id: str | None = None
-    end_user: str | None = None
-    model: str | None = None
-    outcome: str | None = None
-    project: str | None = None
-    since: float | None = None
-    until: float | None = None
-    classification: str | None = None
-    kind: str | None = None  # records of this kind only (interaction, an event's kind)
-    before_id: str | None = None  # cursor: records strictly older than this id
-    # Only records in these projects or of these keys (None: no such narrowing). Lets a caller
-    # that may see little of the trail have SQL skip the rest instead of reading past it.
-    within: Within | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Within:
-    projects: frozenset[str] = frozenset()
-    key_ids: frozenset[str] = frozenset()
-
-
-class RecordSelection(Protocol):
-    """The metadata filters shared by listings and exports; None means any."""
-
-    @property
-    def key_id(self) -> str | None: ...
-    @property
-    def end_user(self) -> str | None: ...
-    @property
-    def model(self) -> str | None: ...
-    @property
-    def outcome(self) -> str | None: ...
-    @property
-    def project(self) -> str | None: ...
-    @property
-    def since(self) -> float | None: ...
-    @property
-    def until(self) -> float | None: ...
-    @property
-    def classification(self) -> str | None: ...
-
-
-def record_conditions(where: RecordSelection) -> list[ColumnElement[bool]]:
-    """SQL conditions for the filters that are set (time range `since` <= t < `until`)."""
-    t = audit_records.c
-    conditions: list[ColumnElement[bool]] = []
-    for column, value in (
-        (t.key_id, where.key_id),
-        (t.end_user, where.end_user),
-        (t.outcome, where.outcome),
-        (t.project, where.project),
-        (t.classification, where.classification),
-    ):
-        if value is not None:
-            conditions.append(column == value)
-    if where.model is not None:
-        conditions.append((t.model_requested == where.model) | (t.model_used == where.model))
-    if where.since is not None:
-        conditions.append(t.created_at >= where.since)
-    if where.until is not None:
-        conditions.append(t.created_at < where.until)
-    return conditions
-
-
 @contextlib.contextmanager
 def connect(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
     """A connection (a transaction if `write`); driver failures become StoreError.
@@ -203,7 +133,7 @@ def key_from_row(row: Any) -> GatewayKey:
     )
 
 
-class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries, SettingQueries):
+class SqlStore(RecordQueries, LifecycleQueries, PolicyQueries, CredentialQueries, SettingQueries):
     """Audit records, keys and wrapped secrets in one SQL database."""
 
     def __init__(self, engine: Engine, batch_max: int = 512, busy_timeout: float = 5.0) -> None:
@@ -446,34 +376,3 @@ class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries, SettingQuerie
                 select(policies.c.version, policies.c.rules).where(policies.c.status == "active")
             ).first()
         return None if row is None else (row.version, row.rules)
-
-    # -- audit records --------------------------------------------------------------------------
-    def list_records(self, where: RecordFilter, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first, metadata and ciphertext columns as stored."""
-        t = audit_records.c
-        conditions = record_conditions(where)
-        if where.before_id is not None:
-            conditions.append(t.id < where.before_id)
-        if where.kind is not None:
-            conditions.append(t.kind == where.kind)
-        if where.within is not None:
-            conditions.append(
-                or_(
-                    false(),
-                    t.project.in_(sorted(where.within.projects)),
-                    t.key_id.in_(sorted(where.within.key_ids)),
-                )
-            )
-        query = select(audit_records).where(and_(True, *conditions))
-        query = query.order_by(t.id.desc()).limit(limit)
-        with self._connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
-
-    def get_record(self, record_id: str) -> dict[str, Any] | None:
-        with self._connect() as conn:
-            row = conn.execute(select(audit_records).where(audit_records.c.id == record_id)).first()
-        return None if row is None else dict(row._mapping)
-
-    def count_records(self) -> int:
-        with self._connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(audit_records)).scalar() or 0)

@@ -326,6 +326,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("GET", "/api/projects/{name:path}"): ("project", ALL),
     ("PATCH", "/api/projects/{name:path}"): ("project", frozenset({"owner", "admin"})),
     ("POST", "/api/audit/verify"): ("global", frozenset({"owner", "auditor"})),
+    ("GET", "/api/audit/checkpoints"): ("global", ALL - {"developer"}),
+    ("GET", "/api/overview"): ("any", ALL),
+    ("POST", "/api/policies/playground"): ("global", ALL - {"developer"}),
     ("GET", "/api/export"): ("project", frozenset({"owner", "auditor"})),
     ("GET", "/api/exports/{export_id}/manifest"): ("project", frozenset({"owner", "auditor"})),
     ("GET", "/api/retention"): ("any", frozenset({"owner", "admin", "auditor"})),
@@ -491,6 +494,12 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
         {"description": f"matrix {secrets.token_hex(4)}"},
     ),
     ("POST", "/api/audit/verify"): lambda w, c: ("/api/audit/verify", None),
+    ("GET", "/api/audit/checkpoints"): lambda w, c: ("/api/audit/checkpoints", None),
+    ("GET", "/api/overview"): lambda w, c: ("/api/overview?period=1h", None),
+    ("POST", "/api/policies/playground"): lambda w, c: (
+        "/api/policies/playground",
+        {"rules": _rules(), "text": "mail jane@example.com"},
+    ),
     ("GET", "/api/export"): lambda w, c: ("/api/export?project=alpha", None),
     ("GET", "/api/exports/{export_id}/manifest"): lambda w, c: (
         f"/api/exports/{c['export']}/manifest",
@@ -861,7 +870,7 @@ async def test_without_an_account_service_everyone_is_refused(settings: Any, moc
 # Routes whose changes the fake account service makes here: the real service's audit records
 # are checked in tests/test_admin_api_accounts.py and tests/test_accounts.py.
 FAKE_ACCOUNT_ROUTES = ("/api/auth/", "/api/tokens", "/api/accounts")
-READ_ONLY_POSTS = {("POST", "/api/audit/verify")}
+READ_ONLY_POSTS = {("POST", "/api/policies/playground")}  # judges a text; stores nothing
 
 
 async def test_every_state_change_leaves_an_audit_record_naming_its_actor(world: World) -> None:

@@ -110,7 +110,7 @@ async def test_a_changed_register_is_recorded_with_before_and_after(settings, mo
         app.services.store.flush()
         from signalvault.store import RecordFilter
 
-        rows = app.services.store.list_records(RecordFilter(kind="provider_register"), limit=10)
+        rows = app.services.store.list_records(RecordFilter(kinds=("provider_register",)), limit=10)
     assert len(rows) == 2  # the first register, then the change (not one per start)
     details = orjson.loads(rows[0]["details"])
     assert details["changed"] == ["eu"]

@@ -119,7 +119,7 @@ async def test_content_is_included_on_request_and_the_sample_is_recorded(
 
     services = open_services(settings)
     try:
-        [event] = services.store.list_records(RecordFilter(kind="audit_sample"), limit=5)
+        [event] = services.store.list_records(RecordFilter(kinds=("audit_sample",)), limit=5)
     finally:
         services.store.close()
     details = orjson.loads(event["details"])

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
@@ -23,12 +24,13 @@ from signalvault.control.api import (
     key_routes,
     lifecycle_routes,
     log_routes,
+    overview_routes,
     project_routes,
     report_routes,
     settings_routes,
     trail_routes,
 )
-from signalvault.control.api.deps import AccountService, Context, NoAccounts, guard
+from signalvault.control.api.deps import AccountService, Context, NoAccounts, guard, no_breakers
 from signalvault.control.api.models import ErrorBody
 
 if TYPE_CHECKING:
@@ -56,9 +58,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def create_admin_api(
-    services: Services, settings: Settings, accounts: AccountService | None = None
+    services: Services,
+    settings: Settings,
+    accounts: AccountService | None = None,
+    breakers: Callable[[], dict[str, str]] | None = None,
 ) -> FastAPI:
-    """The admin API over running services; without an account service it refuses everyone."""
+    """The admin API over running services; without an account service it refuses everyone.
+    `breakers` gives the gateway's circuit breaker states (the overview shows them)."""
     app = FastAPI(
         title="SignalVault admin API",
         version=__version__,
@@ -77,6 +83,7 @@ def create_admin_api(
         accounts=accounts if accounts is not None else NoAccounts(),
         credentials=services.credentials,
         incidents=services.incidents,
+        breakers=breakers or no_breakers,
     )
     for module in (
         auth_routes,
@@ -90,6 +97,7 @@ def create_admin_api(
         project_routes,
         incident_routes,
         report_routes,
+        overview_routes,
     ):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from signalvault.console import iso
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
-from signalvault.control.api.deps import SESSION_COOKIE, Context, client_address, context, principal
+from signalvault.control.api.deps import (
+    SESSION_COOKIE,
+    SESSION_COOKIE_PATH,
+    Context,
+    client_address,
+    context,
+    principal,
+)
 from signalvault.control.api.models import (
     Done,
     LoginRequest,
@@ -34,11 +41,17 @@ Ident = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-
 
 @router.post("/api/auth/login", response_model=LoginResponse)
 def login(body: LoginRequest, request: Request, response: Response, api: Ctx) -> LoginResponse:
-    """Start a session: the cookie is HttpOnly, Secure and SameSite=Strict; send the returned
+    """Start a session: the cookie (path /, shared with the dashboard) is HttpOnly, Secure and
+    SameSite=Strict; send the returned
     `csrf_token` as `X-CSRF-Token` on every state-changing request made with it."""
     session = api.accounts.login(body.email, body.password, client_address(request))
     response.set_cookie(
-        SESSION_COOKIE, session.secret, path="/api", secure=True, httponly=True, samesite="strict"
+        SESSION_COOKIE,
+        session.secret,
+        path=SESSION_COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="strict",
     )
     return LoginResponse(
         csrf_token=session.csrf_token, must_change_password=session.must_change_password
@@ -50,7 +63,7 @@ def logout(request: Request, response: Response, api: Ctx, who: Who) -> Done:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie is not None:
         api.accounts.logout(cookie)
-    response.delete_cookie(SESSION_COOKIE, path="/api", secure=True, httponly=True)
+    response.delete_cookie(SESSION_COOKIE, path=SESSION_COOKIE_PATH, secure=True, httponly=True)
     return Done()
 
 

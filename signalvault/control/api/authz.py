@@ -24,6 +24,9 @@ PERMISSION_ROLES: dict[str, frozenset[str]] = {
     "keys.read": frozenset({"owner", "admin", "auditor", "developer", "viewer"}),
     "keys.write": frozenset({"owner", "admin", "developer"}),
     "audit.verify": frozenset({"owner", "auditor"}),
+    # Seals and checkpoints: sizes and hashes of the whole trail, no record in them; not for
+    # developers, who see only their own traffic.
+    "integrity.read": frozenset({"owner", "admin", "security", "auditor", "viewer"}),
     "export": frozenset({"owner", "auditor"}),
     "retention.read": frozenset({"owner", "admin", "auditor"}),
     "retention.write": frozenset({"owner", "admin"}),
@@ -87,6 +90,10 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/projects/{name:path}"): "projects.read",
     ("PATCH", "/api/projects/{name:path}"): "projects.write",
     ("POST", "/api/audit/verify"): "audit.verify",
+    ("GET", "/api/audit/checkpoints"): "integrity.read",
+    ("GET", "/api/overview"): "logs.read",
+    # Runs a draft on the caller's own text; nothing is stored, so reading policies suffices.
+    ("POST", "/api/policies/playground"): "policies.read",
     ("GET", "/api/export"): "export",
     ("GET", "/api/exports/{export_id}/manifest"): "export",
     ("GET", "/api/retention"): "retention.read",

@@ -10,8 +10,8 @@ with `authz.require`, against the project the action touches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from fastapi import Request
@@ -20,14 +20,18 @@ from signalvault.config import Settings
 from signalvault.control.accounts.principal import Authenticator, Principal
 from signalvault.control.api import authz
 from signalvault.control.credentials import ProviderCredentials
+from signalvault.control.traffic import TrafficCache
 from signalvault.errors import AuthError, Forbidden
 from signalvault.evidence.incidents import IncidentBook
 from signalvault.gateway.keyring import KeyRing
+from signalvault.gateway.tokens import TokenCounter
 from signalvault.store import Store
 from signalvault.store.account_queries import Account, ApiToken
 from signalvault.trail.audit import AuditTrail
 
 SESSION_COOKIE = "sv_session"
+# The whole origin: the dashboard at / signs in with the same sessions as the API under /api/.
+SESSION_COOKIE_PATH = "/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -222,22 +226,48 @@ def guard(request: Request) -> None:
         raise Forbidden("this endpoint has no access rule", code="forbidden")
     if permission == authz.PUBLIC:
         return
-    accounts = context(request).accounts.authenticator
-    cookie = request.cookies.get(SESSION_COOKIE)
-    principal = accounts.authenticate(
-        request.headers.get("authorization"), cookie, client_address(request)
+    request.state.principal = admit(
+        context(request).accounts.authenticator,
+        request.method,
+        permission,
+        authorization=request.headers.get("authorization"),
+        session_cookie=request.cookies.get(SESSION_COOKIE),
+        csrf_token=request.headers.get("x-csrf-token"),
+        address=client_address(request),
+        is_open_before_password_change=authz.is_open_before_password_change(
+            request.method, template
+        ),
     )
+
+
+def admit(
+    accounts: Authenticator,
+    method: str,
+    permission: str,
+    *,
+    authorization: str | None,
+    session_cookie: str | None,
+    csrf_token: str | None,
+    address: str | None,
+    is_open_before_password_change: bool = False,
+) -> Principal:
+    """Who may use something that needs `permission` (not PUBLIC): the admin API's routes and
+    the dashboard's pages both ask here, so a page refuses exactly whom its API route refuses.
+
+    Raises:
+        AuthError: no credentials, or bad ones. Forbidden: a state change from a session
+            without its CSRF token (`csrf_failed`), a one-time password still to change
+            (`password_change_required`), or a role that holds the permission nowhere.
+    """
+    principal = accounts.authenticate(authorization, session_cookie, address)
     if principal is None:
         raise AuthError("sign in or send a personal API token", code="unauthorized")
-    if principal.via == "session" and request.method not in SAFE_METHODS:
-        csrf = request.headers.get("x-csrf-token")
-        if cookie is None or not accounts.check_csrf(cookie, csrf):
-            raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
+    is_change = principal.via == "session" and method not in SAFE_METHODS
+    if is_change and not _has_csrf(accounts, session_cookie, csrf_token):
+        raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
     # Whatever the role: a generated password is known to whoever handed it over, so until
     # its holder chooses one the account may only change it (or log out).
-    if principal.must_change_password and not authz.is_open_before_password_change(
-        request.method, template
-    ):
+    if principal.must_change_password and not is_open_before_password_change:
         raise Forbidden(
             "this account still has its one-time password: change it first with "
             "POST /api/auth/password",
@@ -245,7 +275,11 @@ def guard(request: Request) -> None:
         )
     if not authz.has_anywhere(principal, permission):
         raise Forbidden("your role does not allow this", code="forbidden")
-    request.state.principal = principal
+    return principal
+
+
+def _has_csrf(accounts: Authenticator, session_cookie: str | None, token: str | None) -> bool:
+    return session_cookie is not None and accounts.check_csrf(session_cookie, token)
 
 
 def principal(request: Request) -> Principal:
@@ -256,9 +290,13 @@ def principal(request: Request) -> Principal:
     return found
 
 
+def no_breakers() -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The services routes use (set on the app at creation)."""
+    """The services routes use (set on the app at creation; the dashboard shares it)."""
 
     store: Store
     keyring: KeyRing
@@ -267,6 +305,10 @@ class Context:
     accounts: AccountService
     credentials: ProviderCredentials
     incidents: IncidentBook | None = None
+    # The circuit breaker state per provider (the gateway's upstream; none outside a server).
+    breakers: Callable[[], dict[str, str]] = no_breakers
+    traffic: TrafficCache = field(default_factory=TrafficCache)  # finished overview buckets
+    tokens: TokenCounter = field(default_factory=TokenCounter)  # for the guardrail playground
 
 
 def context(request: Request) -> Context:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -12,45 +12,23 @@ from signalvault.control.api import authz
 from signalvault.control.api.content_classes import require_class
 from signalvault.control.api.deps import Context, context, principal
 from signalvault.control.api.trail_models import LogDetail, LogPage, LogRecord
+from signalvault.control.api.visibility import own_key_ids, readable
 from signalvault.errors import CryptoError, NotFound
 from signalvault.store import RecordFilter, Store
-from signalvault.store.sql import Within
-from signalvault.trail.export.query import parse_moment
+from signalvault.trail.export.query import has_rule_fired, parse_moment
 from signalvault.trail.record_json import record_json
 
 router = APIRouter(tags=["logs"])
 Ctx = Annotated[Context, Depends(context)]
 Who = Annotated[Principal, Depends(principal)]
 SCAN_BATCH = 200
-# Rows one page request may read while skipping records the caller may not see (few: SQL already
-# narrows to the caller's projects and keys); a short page then carries a cursor to continue from.
+# Rows one page request may read while skipping records it does not list (evaluations of the
+# `rule` that passed, and, as a safety net, rows the per-row check refuses); a short page then
+# carries a cursor to continue from, so a page costs the same whatever the trail's size.
 MAX_SCAN = 5000
 CONTENT_READ = "content_read"
-
-
-def own_key_ids(store: Store, who: Principal) -> frozenset[str]:
-    """Ids of the keys the principal created (only needed where its role is own-only)."""
-    if not any(role in authz.OWN_ONLY_ROLES for role in who.roles.values()):
-        return frozenset()
-    return frozenset(k.id for k in store.list_keys() if k.created_by == who.actor)
-
-
-def _narrowed(who: Principal, where: RecordFilter, own: frozenset[str]) -> RecordFilter:
-    """Have SQL skip what the principal can never see. Without a global role that reads every
-    project, it sees only projects where its role does, and records of its own keys (where its
-    role is own-only): a superset of what `authz.may_read_record` admits, checked per row after.
-    """
-    global_role = who.roles.get(None)
-    if authz.role_allows(who, "logs.read", None) and global_role not in authz.OWN_ONLY_ROLES:
-        return where
-    projects = frozenset(
-        project
-        for project, role in who.roles.items()
-        if project is not None
-        and role in authz.PERMISSION_ROLES["logs.read"]
-        and role not in authz.OWN_ONLY_ROLES
-    )
-    return replace(where, within=Within(projects=projects, key_ids=own))
+MAX_REASON = 500
+Classification = Literal["public", "internal", "confidential", "restricted"]
 
 
 @router.get("/api/logs", response_model=LogPage)
@@ -62,17 +40,22 @@ def list_logs(
     end_user: str | None = None,
     model: str | None = None,
     outcome: str | None = None,
-    classification: Annotated[
-        str | None, Query(description="public, internal, confidential or restricted")
+    classification: Classification | None = None,
+    rule: Annotated[
+        str | None, Query(max_length=200, description="A guardrail rule that fired")
     ] = None,
-    kind: Annotated[str | None, Query(description="interaction, or an event's kind")] = None,
+    kind: Annotated[
+        str | None,
+        Query(max_length=2000, description="Record kinds, comma-separated (e.g. interaction)"),
+    ] = None,
     since: Annotated[str | None, Query(description="ISO-8601 time or an age like 7d")] = None,
     until: Annotated[str | None, Query(description="ISO-8601 time or an age like 1h")] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> LogPage:
     """Records newest first, only those the caller may see. Follow `next_cursor` until null (a
-    page can be short when many records in between are not visible to the caller)."""
+    page can be short, or even empty, when the records it looked through did not match)."""
+    own = own_key_ids(api.store, who)
     where = RecordFilter(
         key_id=key_id,
         end_user=end_user,
@@ -80,13 +63,18 @@ def list_logs(
         outcome=outcome,
         project=project,
         classification=classification,
-        kind=kind,
+        kinds=None if kind is None else tuple(k.strip() for k in kind.split(",") if k.strip()),
+        rule=rule,
         since=None if since is None else parse_moment(since),
         until=None if until is None else parse_moment(until),
         before_id=cursor,
+        readable=readable(who, own),
     )
-    own = own_key_ids(api.store, who)
-    where = _narrowed(who, where, own)
+    floor = None
+    if rule is not None:
+        # The rule is checked on each row's evaluations (no index can): read a bounded window.
+        floor = api.store.record_at_offset(replace(where, rule=None), MAX_SCAN)
+        where = replace(where, floor_id=floor)
     found: list[dict[str, Any]] = []
     scanned = 0
     position = cursor
@@ -95,12 +83,14 @@ def list_logs(
         for row in batch:
             position = row["id"]
             scanned += 1
-            if authz.may_read_record(who, row["project"], row["key_id"], own):
+            if (rule is None or has_rule_fired(row, rule)) and authz.may_read_record(
+                who, row["project"], row["key_id"], own
+            ):
                 found.append(row)
                 if len(found) == limit:
                     return _page(found, position)
         if len(batch) < SCAN_BATCH:
-            return _page(found, None)
+            return _page(found, floor)
     return _page(found, position)
 
 
@@ -114,9 +104,14 @@ def get_log(
     api: Ctx,
     who: Who,
     content: Annotated[bool, Query(description="Decrypted prompt and response (audited)")] = False,
+    reason: Annotated[
+        str | None,
+        Query(max_length=MAX_REASON, description="Why the content is read (kept with the read)"),
+    ] = None,
 ) -> LogDetail:
     """One record's metadata; with `content=true` also its decrypted prompt and response, for
-    roles that may read content. Each such read is recorded in the trail before it is answered."""
+    roles that may read content. Each such read is recorded in the trail before it is answered,
+    with `reason` when one is given."""
     row = api.store.get_record(record_id)
     if row is None or not authz.may_read_record(
         who, row["project"], row["key_id"], own_key_ids(api.store, who)
@@ -128,7 +123,10 @@ def get_log(
     authz.require(who, "logs.content", row["project"])
     require_class(api, who, row)
     # Fail closed: if the trail cannot take the read, the content is not returned.
-    api.trail.record_event(CONTENT_READ, who.actor, {"record": record_id}, project=row["project"])
+    details: dict[str, Any] = {"record": record_id}
+    if reason is not None and reason.strip():
+        details["reason"] = reason.strip()
+    api.trail.record_event(CONTENT_READ, who.actor, details, project=row["project"])
     if row.get("tombstoned_at") is not None:
         detail.content_erased = True
         return detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -19,6 +20,7 @@ from signalvault.trail.erasure import erase_subject
 from signalvault.trail.export.exporter import AUDIT_EXPORT, CONTENT_EXPORT, SUBJECT_EXPORT
 from signalvault.trail.export.query import ExportFilter, parse_moment, subject_data_keys
 from signalvault.trail.export.streamed import MANIFEST_EVENT, stream_export
+from signalvault.trail.integrity.status import record_verification
 from signalvault.trail.integrity.verify import verify_trail
 from signalvault.trail.signing import load_signer
 
@@ -36,9 +38,18 @@ STREAMED: dict[int | str, dict[str, Any]] = {
 
 @router.post("/api/audit/verify", response_model=VerifyResult)
 def verify(api: Ctx, who: Who) -> VerifyResult:
-    """Check the whole trail against its signed checkpoints (the same check as `audit verify`)."""
+    """Check the whole trail against its signed checkpoints (the same check as `audit verify`);
+    the run and its outcome are recorded in the trail (`audit_verified`)."""
+    return run_verification(api, who, via="api")
+
+
+def run_verification(
+    api: Context, who: Principal, *, via: str, progress: Callable[[int, int], None] | None = None
+) -> VerifyResult:
+    """A verification as the route runs it; `progress(done, total)` is called per batch."""
     authz.require(who, "audit.verify", None)
-    report = verify_trail(api.store, api.trail.master_keys, api.settings.audit)
+    report = verify_trail(api.store, api.trail.master_keys, api.settings.audit, progress=progress)
+    record_verification(api.trail, who.actor, report, via)
     if not report.is_intact:
         raise_alert(api.incidents, "verification_failed", verification_details(report.as_json()))
     return VerifyResult(**report.as_json())

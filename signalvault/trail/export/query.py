@@ -20,8 +20,9 @@ from signalvault.console import iso
 from signalvault.crypto.gateway_keys import parse_duration
 from signalvault.errors import ConfigError, StoreError
 from signalvault.store import Store
+from signalvault.store.record_queries import record_conditions, rule_prefilter
 from signalvault.store.schema import audit_records, data_keys
-from signalvault.store.sql import SqlStore, record_conditions
+from signalvault.store.sql import SqlStore
 from signalvault.store.writer import describe_error
 
 # Rows per query: enough to amortise the round trip, few enough to keep memory flat (rows with
@@ -92,14 +93,10 @@ def _sql_store(store: Store) -> SqlStore:
 
 
 def _conditions(where: ExportFilter) -> list[ColumnElement[bool]]:
-    t = audit_records.c
     conditions = record_conditions(where)
     if where.rule is not None:
-        # Prefilter on the JSON text as Interaction.guardrails_json writes it (compact orjson);
-        # `has_rule_fired` then checks the parsed evaluations exactly.
-        fragment = '"rule":' + orjson.dumps(where.rule).decode()
-        escaped = fragment.replace("/", "//").replace("%", "/%").replace("_", "/_")
-        conditions.append(t.guardrails.like(f"%{escaped}%", escape="/"))
+        # A prefilter on the JSON text; `has_rule_fired` then checks the evaluations exactly.
+        conditions.append(rule_prefilter(where.rule))
     return conditions
 
 

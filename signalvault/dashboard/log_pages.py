@@ -1,0 +1,116 @@
+"""Logs: the records `GET /api/logs` lists for the viewer (same filters, same cursor), a record's
+metadata as `GET /api/logs/{id}` answers it, and its content only through an explicit, posted
+action that the API records (with the reason given) before the content is shown."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from signalvault.control.api import log_routes
+from signalvault.control.api.trail_models import LogDetail
+from signalvault.dashboard.render import page
+from signalvault.dashboard.viewer import Viewer, field, look, read_form
+from signalvault.trail.audit import OUTCOMES
+
+FILTERS = (
+    "since",
+    "until",
+    "project",
+    "key_id",
+    "end_user",
+    "model",
+    "outcome",
+    "rule",
+    "classification",
+    "kind",
+)
+CLASSES = ("public", "internal", "confidential", "restricted")
+KINDS = ("interaction", "tool_call", "tool_result", "mcp_call", "span", "admin", "content_read")
+PAGE_SIZE = 50
+MAX_FILTER = 200  # longer values are not names, ids or times: refused like the API's limits
+
+
+def filters_of(request: Request) -> dict[str, str]:
+    """The filters set in the query string, each bounded."""
+    found = {}
+    for name in FILTERS:
+        value = request.query_params.get(name, "").strip()
+        if value:
+            found[name] = value[:MAX_FILTER]
+    if found.get("classification") not in (None, *CLASSES):
+        del found["classification"]
+    return found
+
+
+async def logs(request: Request) -> Response:
+    viewer = await look(request, "GET", "/api/logs")
+    filters = filters_of(request)
+    cursor = request.query_params.get("cursor") or None
+    listing = await viewer.call(
+        log_routes.list_logs,
+        cursor=None if cursor is None else cursor[:100],
+        limit=PAGE_SIZE,
+        **{name: filters.get(name) for name in FILTERS},
+    )
+    next_url = None
+    if listing.next_cursor is not None:
+        next_url = "/logs?" + urlencode({**filters, "cursor": listing.next_cursor})
+    return page(
+        request,
+        "logs.html",
+        viewer,
+        records=listing.data,
+        filters=filters,
+        next_url=next_url,
+        is_first_page=cursor is None,
+        outcomes=OUTCOMES,
+        classes=CLASSES,
+        kinds=KINDS,
+    )
+
+
+async def record(request: Request) -> Response:
+    viewer = await look(request, "GET", "/api/logs/{record_id}")
+    found = await viewer.call(
+        log_routes.get_log, request.path_params["record_id"][:100], content=False
+    )
+    return _record_page(request, viewer, found, revealed=False)
+
+
+async def reveal(request: Request) -> Response:
+    """Decrypted content: a posted action (CSRF-checked), recorded by the API before it answers."""
+    form = await read_form(request)
+    viewer = await look(request, "GET", "/api/logs/{record_id}", form)
+    reason = field(form, "reason")
+    found = await viewer.call(
+        log_routes.get_log,
+        request.path_params["record_id"][:100],
+        content=True,
+        reason=None if reason is None else reason[: log_routes.MAX_REASON],
+    )
+    return _record_page(request, viewer, found, revealed=True)
+
+
+def _record_page(request: Request, viewer: Viewer, found: LogDetail, revealed: bool) -> Response:
+    fired: list[dict[str, Any]] = [e for e in found.guardrails if e.get("outcome") != "pass"]
+    return page(
+        request,
+        "record.html",
+        viewer,
+        record=found,
+        fired=fired,
+        revealed=revealed,
+        may_read_content=viewer.may_in("logs.content", found.project),
+    )
+
+
+routes = [
+    Route("/logs", logs, methods=["GET"]),
+    Route("/logs/{record_id}", record, methods=["GET"]),
+    Route("/logs/{record_id}/content", reveal, methods=["POST"]),
+]

@@ -1,0 +1,1 @@
+"""Dashboard tests: server-side checks in process, journeys in Chromium."""
