@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from signalvault.agents.capture import ToolEvents
 from signalvault.config import Secret, Settings
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
@@ -169,6 +170,7 @@ class GatewayApp:
             max_body_bytes=self.settings.server.max_body_bytes,
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
+            agents=ToolEvents(self.services.trail, self.services.store),
         )
         self._stopping.clear()
         self._wake = asyncio.Event()

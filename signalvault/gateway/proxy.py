@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from signalvault.agents.capture import AgentTurn, ToolEvents
+from signalvault.agents.run_ids import run_id_of
 from signalvault.errors import (
     AuthError,
     BadRequest,
@@ -38,6 +40,7 @@ from signalvault.gateway.request_body import (
 )
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
+from signalvault.gateway.tool_side import ToolSide
 from signalvault.gateway.upstream import Upstream, UpstreamFailed
 from signalvault.gateway.wire import end_user, family, trace_id
 from signalvault.guardrails.engine import Redactor
@@ -69,6 +72,7 @@ class Proxy:
         limits: Limits | None = None,
         body_timeout_seconds: float = 30.0,
         reload_screen: Callable[[], Awaitable[Screen]] | None = None,
+        agents: ToolEvents | None = None,
     ) -> None:
         self._keyring = keyring
         self._trail = trail
@@ -82,6 +86,8 @@ class Proxy:
         self._max_body = max_body_bytes
         self._limits = limits
         self._body_timeout = body_timeout_seconds
+        # Tool calls and results as events of agent runs (SPEC §7b); None: not recorded.
+        self._agents = agents
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -138,22 +144,38 @@ class Proxy:
         if self._reload_screen is not None:
             self._screen = await self._reload_screen()
         screen = self._screen
+        turn: AgentTurn | None = None
         try:
             body = await read_body(receive, headers, self._max_body, self._body_timeout)
             payload = parse_json_body(body, headers)
             targets = self._admit(interaction, payload, headers)
+            if self._agents is not None:
+                turn = self._agents.open(interaction, payload)
+                refusal = self._admit_agent(interaction, turn, screen)
+                if refusal is not None:
+                    await self._reject(send, interaction, refusal, None, BLOCKED, turn)
+                    return
             screened = screen.request(interaction, payload, body, redactor)
         except ClientGone:
             return
         except HTTPError as exc:
             # Content that never passed the guardrails is not kept, not even encrypted.
-            await self._reject(send, interaction, exc, None)
+            await self._reject(send, interaction, exc, None, REJECTED, turn)
             return
         if screened.blocked is not None:
             # The trail keeps the attempt with every finding masked; the provider never sees it.
-            await self._reject(send, interaction, screened.blocked, screened.stored, BLOCKED)
+            await self._reject(send, interaction, screened.blocked, screened.stored, BLOCKED, turn)
             return
         body = screened.forward
+        if turn is not None and turn.results and self._agents is not None:
+            blocked, changed = self._agents.screen_results(
+                turn, screen.tools, screen.context(interaction), screened.slots, screened.verdict
+            )
+            if blocked is not None:
+                await self._reject(send, interaction, blocked, screened.stored, BLOCKED, turn)
+                return
+            if changed:  # spotlighted: the provider gets (and the trail keeps) the marked text
+                body = orjson.dumps(payload)
         try:
             reservation = await self._reserve(interaction, payload)
         except HTTPError as exc:
@@ -168,6 +190,13 @@ class Proxy:
             self._settle(reservation, interaction)
             await send_error(send, api, _store_down(), interaction.id)
             return
+        tools = None
+        if turn is not None and self._agents is not None:
+            self._agents.record_results(turn)
+            self._agents.count_model_call(interaction)
+            tools = ToolSide(self._agents, turn, screen.tools, screen.context(interaction))
+        elif self._agents is not None:
+            self._agents.count_model_call(interaction)
         try:
             await self._forward(
                 send,
@@ -180,6 +209,7 @@ class Proxy:
                 headers,
                 redactor,
                 screen,
+                tools,
             )
         finally:  # JSON, stream, provider error or cancellation: usage is known (or 0) by now
             self._settle(reservation, interaction)
@@ -198,6 +228,16 @@ class Proxy:
             interaction.evaluations.append(dict(BYPASS))
         return reservation
 
+    def _admit_agent(
+        self, interaction: Interaction, turn: AgentTurn | None, screen: Screen
+    ) -> HTTPError | None:
+        """Tool allowlists on the offered tools and the run's limits, before anything else."""
+        agents, policy = self._agents, screen.tools
+        interaction.policy_version = screen.policy_version
+        if agents is None or not policy.has_rules or (turn is None and interaction.run_id is None):
+            return None
+        return agents.admit(interaction, turn, policy, screen.context(interaction))
+
     def _settle(self, reservation: Reservation | None, interaction: Interaction) -> None:
         if reservation is not None and self._limits is not None:
             self._limits.settle(reservation, interaction.total_tokens())
@@ -215,6 +255,9 @@ class Proxy:
         interaction.session_id = session[:256] if session else None
         interaction.trace_id = trace_id(headers.get("traceparent"))
         key = interaction.key
+        interaction.run_id = run_id_of(
+            key.project if key else None, interaction.session_id, interaction.trace_id
+        )
         if key is not None and not key.allows_model(model):
             raise Forbidden(f"This API key may not use the model `{model}`.", param="model")
         targets = self._router.route(family(interaction.api), model)
@@ -229,6 +272,7 @@ class Proxy:
         error: HTTPError,
         body: bytes | None,
         outcome: str = REJECTED,
+        turn: AgentTurn | None = None,
     ) -> None:
         interaction.status_code = error.status_code
         interaction.outcome = outcome
@@ -236,6 +280,8 @@ class Proxy:
         # A store failure here changes nothing for the caller: nothing was forwarded.
         with contextlib.suppress(StoreError):
             await self._trail.record_rejected(interaction, body)
+            if turn is not None and self._agents is not None:
+                self._agents.record_results(turn)
         await send_error(send, interaction.api, error, interaction.id)
 
     async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
@@ -264,6 +310,7 @@ class Proxy:
         headers: dict[str, str],
         redactor: Redactor,
         screen: Screen,
+        tools: ToolSide | None,
     ) -> None:
         # Retries and fallbacks all happen inside `call`, before anything reaches the caller.
         try:
@@ -278,10 +325,10 @@ class Proxy:
             interaction.status_code = response.status
             if answer.is_stream:
                 await self._relay.stream(
-                    send, receive, interaction, response, payload, redactor, screen
+                    send, receive, interaction, response, payload, redactor, screen, tools
                 )
             else:
-                await self._relay.body(send, interaction, response, redactor, screen)
+                await self._relay.body(send, interaction, response, redactor, screen, tools)
         finally:
             answer.settle(failed=interaction.outcome == STREAM_CUT)
             response.release()

@@ -15,6 +15,7 @@ from signalvault.errors import HTTPError
 from signalvault.gateway.asgi import Receive, Send, send_error
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
+from signalvault.gateway.tool_side import ToolSide
 from signalvault.gateway.wire import StreamAssembler, prompt_text
 from signalvault.gateway.wire import usage as usage_of
 from signalvault.guardrails.engine import Redactor
@@ -46,6 +47,7 @@ class Relay:
         response: aiohttp.ClientResponse,
         redactor: Redactor,
         screen: Screen,
+        tools: ToolSide | None = None,
     ) -> None:
         data = await response.read()
         interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
@@ -59,6 +61,7 @@ class Relay:
         if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
             interaction.model_used = parsed["model"]
         stored = data
+        calls = tools.calls_in(interaction, parsed) if tools is not None else []
         if response.status < 400:
             try:
                 screened = screen.response(interaction, parsed, data, redactor)
@@ -69,7 +72,16 @@ class Relay:
                 await self._refuse_output(
                     send, interaction, screened.blocked, BLOCKED, screened.stored
                 )
+                if tools is not None and calls:
+                    tools.judge_response(interaction, calls, screened)
+                    tools.record(interaction, calls)
                 return
+            if tools is not None and calls:
+                refusal = tools.judge_response(interaction, calls, screened)
+                if refusal is not None:
+                    await self._refuse_output(send, interaction, refusal, BLOCKED, screened.stored)
+                    tools.record(interaction, calls)
+                    return
             data, stored = screened.forward, screened.stored
         await send(
             {
@@ -80,6 +92,8 @@ class Relay:
         )
         await send({"type": "http.response.body", "body": data})
         self._trail.complete(interaction, stored)
+        if tools is not None and calls and response.status < 400:
+            tools.record(interaction, calls)
 
     async def _refuse_output(
         self,
@@ -105,9 +119,11 @@ class Relay:
         payload: dict[str, Any],
         redactor: Redactor,
         screen: Screen,
+        tools: ToolSide | None = None,
     ) -> None:
         assembler = StreamAssembler(interaction.api)
-        guard = screen.stream(interaction, redactor)
+        judge = tools.stream_judge(assembler) if tools is not None else None
+        guard = screen.stream(interaction, redactor, judge)
         gone = asyncio.Event()
 
         async def _watch_disconnect() -> None:
@@ -146,22 +162,31 @@ class Relay:
                 await watcher
             if gone.is_set():
                 outcome = CANCELLED
-            elif guard is not None and guard.blocked is not None:
+            elif guard is not None and (guard.blocked is not None or guard.refused is not None):
                 outcome = BLOCKED
             elif guard is not None and guard.is_aborted:
                 outcome = PROVIDER_ERROR  # the guardrail engine failed and the mode is closed
             elif outcome == OK and not assembler.is_complete:
                 outcome = STREAM_CUT
+            logged = None
             if guard is None:
+                arguments = ["".join(a) for _, a in sorted(assembler.tool_arguments.items())]
                 with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
-                    screen.log_stream(interaction, "".join(assembler.text), redactor)
+                    logged = screen.log_stream(
+                        interaction, "".join(assembler.text), redactor, arguments
+                    )
             else:
                 interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
                 # Log what the guard let through (redacted, never restored), not the raw text.
                 assembler.text = [guard.stored_text()]
                 args = guard.stored_arguments()
                 assembler.tool_arguments = {i: [a] for i, a in args.items()}
-            self._finish_stream(interaction, assembler, payload, outcome)
+            refused = guard.refused if guard is not None else None
+            self._finish_stream(
+                interaction, assembler, payload, outcome, refused.code if refused else None
+            )
+            if tools is not None and interaction.status_code == 200:
+                tools.finish_stream(interaction, assembler, guard, logged)
 
     def _finish_stream(
         self,
@@ -169,9 +194,12 @@ class Relay:
         assembler: StreamAssembler,
         payload: dict[str, Any],
         outcome: str,
+        error_code: str | None = None,
     ) -> None:
         interaction.outcome = outcome
-        if outcome == BLOCKED:
+        if error_code is not None:
+            interaction.error_code = error_code
+        elif outcome == BLOCKED:
             interaction.error_code = "guardrail_violation"
         elif outcome != OK:
             interaction.error_code = outcome

@@ -103,6 +103,10 @@ class Interaction:
     session_id: str | None = None
     trace_id: str | None = None
     run_id: str | None = None  # the agent run this call belongs to (SPEC §7b)
+    parent_id: str | None = None  # the event this one hangs under in its run's tree
+    call_id: str | None = None  # tool events: the provider's id of the call
+    tool_name: str | None = None  # tool events: the tool's name
+    details: dict[str, Any] | None = None  # agent events: metadata as JSON, never content
     classification: str | None = None  # public, internal, confidential, restricted (SPEC §7c)
     model_requested: str | None = None
     is_stream: bool = False
@@ -140,6 +144,10 @@ class Interaction:
             "session_id": self.session_id,
             "trace_id": self.trace_id,
             "run_id": self.run_id,
+            "parent_id": self.parent_id,
+            "call_id": self.call_id,
+            "tool_name": self.tool_name,
+            "details": None if self.details is None else orjson.dumps(self.details).decode(),
             "classification": self.classification,
             "api": self.api,
             "provider": self.provider,
@@ -361,6 +369,22 @@ class AuditTrail:
             interaction.error_code = error_code
             self.complete(interaction, None)
         return len(stranded)
+
+    def record_linked(
+        self, event: Interaction, content: bytes | None, source: Interaction | None = None
+    ) -> None:
+        """Queue an agent event (a tool call or result) found in the interaction `source`: its
+        content encrypted under the data key `source`'s content used (the same end user), so an
+        erasure of that user makes both unreadable. Not awaited: the interaction that carried it
+        is recorded (written ahead, or rejected) with the same content already.
+        """
+        row = event.metadata()
+        row["completed_at"] = event.created_at
+        cipher = None if source is None else source.cipher
+        if content is not None and cipher is not None and source is not None:
+            row["data_key_id"] = source.data_key_id
+            row["prompt_ct"] = cipher.encrypt(content, (event.id + ":prompt").encode())
+        self._write_later([WriteOp(INSERT_RECORD, row)])
 
     def record_event(
         self,
