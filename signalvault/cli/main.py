@@ -22,6 +22,7 @@ from signalvault.cli.policies import policies
 from signalvault.cli.projects import projects
 from signalvault.cli.providers import providers
 from signalvault.cli.settings import settings as settings_commands
+from signalvault.cli.traces import traces
 from signalvault.config import load_settings
 
 
@@ -128,6 +129,7 @@ cli.add_command(policies)
 cli.add_command(providers)
 cli.add_command(projects)
 cli.add_command(settings_commands)
+cli.add_command(traces)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from signalvault.control.api import (
     log_routes,
     project_routes,
     settings_routes,
+    trace_routes,
     trail_routes,
 )
 from signalvault.control.api.deps import AccountService, Context, NoAccounts, guard
@@ -78,6 +79,7 @@ def create_admin_api(
     for module in (
         auth_routes,
         log_routes,
+        trace_routes,
         key_routes,
         trail_routes,
         lifecycle_routes,

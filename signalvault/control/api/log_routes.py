@@ -35,13 +35,17 @@ def own_key_ids(store: Store, who: Principal) -> frozenset[str]:
 
 
 def _narrowed(who: Principal, where: RecordFilter, own: frozenset[str]) -> RecordFilter:
+    return replace(where, within=narrowed_within(who, own))
+
+
+def narrowed_within(who: Principal, own: frozenset[str]) -> Within | None:
     """Have SQL skip what the principal can never see. Without a global role that reads every
     project, it sees only projects where its role does, and records of its own keys (where its
     role is own-only): a superset of what `authz.may_read_record` admits, checked per row after.
-    """
+    None: no narrowing."""
     global_role = who.roles.get(None)
     if authz.role_allows(who, "logs.read", None) and global_role not in authz.OWN_ONLY_ROLES:
-        return where
+        return None
     projects = frozenset(
         project
         for project, role in who.roles.items()
@@ -49,7 +53,7 @@ def _narrowed(who: Principal, where: RecordFilter, own: frozenset[str]) -> Recor
         and role in authz.PERMISSION_ROLES["logs.read"]
         and role not in authz.OWN_ONLY_ROLES
     )
-    return replace(where, within=Within(projects=projects, key_ids=own))
+    return Within(projects=projects, key_ids=own)
 
 
 @router.get("/api/logs", response_model=LogPage)

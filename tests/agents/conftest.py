@@ -1,0 +1,33 @@
+"""Fixtures for agent tests: the official SDKs pointed at an in-process gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from signalvault.app import GatewayApp
+
+
+@pytest.fixture
+async def sdk_http(gateway: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client
+
+
+@pytest.fixture
+def oai(sdk_http: httpx.AsyncClient, api_key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url="http://gateway/v1", http_client=sdk_http, max_retries=0
+    )
+
+
+@pytest.fixture
+def claude(sdk_http: httpx.AsyncClient, api_key: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        api_key=api_key, base_url="http://gateway", http_client=sdk_http, max_retries=0
+    )
