@@ -118,6 +118,7 @@ def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) 
 @click.option("--model", default=None, help="Only this model (requested or used).")
 @click.option("--outcome", default=None, help="Only this outcome (ok, blocked, rejected, ...).")
 @click.option("--rule", default=None, help="Only records in which this guardrail rule fired.")
+@click.option("--run", "run_id", default=None, help="Only the records of this agent run.")
 @click.option(
     "--include-content",
     is_flag=True,
@@ -137,6 +138,7 @@ def export(
     model: str | None,
     outcome: str | None,
     rule: str | None,
+    run_id: str | None,
     include_content: bool,
 ) -> None:
     """Export audit records to a file, with a signed manifest beside it; or check an export.
@@ -146,7 +148,7 @@ def export(
     signalvault export verify trail.jsonl
     """
     if ctx.invoked_subcommand is not None:
-        given = [fmt, out, since, until, project, key_id, end_user, model, outcome, rule]
+        given = [fmt, out, since, until, project, key_id, end_user, model, outcome, rule, run_id]
         if any(value is not None for value in given) or include_content:
             raise click.UsageError(f"export options do not apply to `{ctx.invoked_subcommand}`")
         return
@@ -168,6 +170,7 @@ def export(
         model=model,
         outcome=outcome,
         rule=rule,
+        run_id=run_id,
     )
     _run(
         load_settings(config_file),

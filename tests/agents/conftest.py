@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import anthropic
 import httpx
+import httpx2  # the anthropic SDK's own fork of httpx
 import openai
 import pytest
 
@@ -27,7 +28,9 @@ def oai(sdk_http: httpx.AsyncClient, api_key: str) -> openai.AsyncOpenAI:
 
 
 @pytest.fixture
-def claude(sdk_http: httpx.AsyncClient, api_key: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        api_key=api_key, base_url="http://gateway", http_client=sdk_http, max_retries=0
-    )
+async def claude(gateway: GatewayApp, api_key: str) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    transport = httpx2.ASGITransport(app=gateway)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield anthropic.AsyncAnthropic(
+            api_key=api_key, base_url="http://gateway", http_client=client, max_retries=0
+        )

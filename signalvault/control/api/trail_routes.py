@@ -87,6 +87,7 @@ def export(
     model: str | None = None,
     outcome: str | None = None,
     rule: str | None = None,
+    run: Annotated[str | None, Query(description="Only the records of this agent run")] = None,
     since: Annotated[str | None, Query(description="ISO-8601 time or an age like 7d")] = None,
     until: Annotated[str | None, Query(description="ISO-8601 time or an age like 1h")] = None,
 ) -> StreamingResponse:
@@ -105,6 +106,7 @@ def export(
         model=model,
         outcome=outcome,
         rule=rule,
+        run_id=run,
     )
     audit_id = None
     if include_content:

@@ -46,6 +46,7 @@ class ExportFilter:
     model: str | None = None
     outcome: str | None = None
     rule: str | None = None  # records in which this guardrail rule fired (outcome not `pass`)
+    run_id: str | None = None  # the records of one agent run (SPEC §7b)
 
     def as_json(self) -> dict[str, Any]:
         """The filters that were set, as recorded in manifests and audit events."""
@@ -58,6 +59,7 @@ class ExportFilter:
             "model": self.model,
             "outcome": self.outcome,
             "rule": self.rule,
+            "run": self.run_id,
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -92,6 +94,8 @@ def _sql_store(store: Store) -> SqlStore:
 def _conditions(where: ExportFilter) -> list[ColumnElement[bool]]:
     t = audit_records.c
     conditions = record_conditions(where)
+    if where.run_id is not None:
+        conditions.append(t.run_id == where.run_id)
     if where.rule is not None:
         # Prefilter on the JSON text as Interaction.guardrails_json writes it (compact orjson);
         # `has_rule_fired` then checks the parsed evaluations exactly.
