@@ -8,8 +8,8 @@ import httpx
 import orjson
 import pytest
 
-from signalvault.agents.runs import run_detail, run_rows
 from signalvault.agents.run_ids import run_id_of
+from signalvault.agents.runs import run_detail, run_rows
 from signalvault.app import GatewayApp
 from tests.agents.loops import LOOPS, ask
 from tests.conftest import records
