@@ -148,7 +148,9 @@ def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
         options = item.get("options", {})
         if not isinstance(options, Mapping):
             raise ConfigError(f"{where}: options must be a table")
-        bad = set(options) - OPTIONS[detector]
+        # `spotlight` takes how to mark: delimit (default) or datamark (agents/spotlight.py).
+        allowed = OPTIONS[detector] | ({"mode"} if action == "spotlight" else set())
+        bad = set(options) - allowed
         if bad:
             raise ConfigError(
                 f"{where}: unknown option(s) for {detector}: {', '.join(sorted(bad))}"
@@ -160,6 +162,8 @@ def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
             raise ConfigError(f"{where}: {detector} findings cannot be redacted; use block or log")
         if action == "spotlight" and direction != TOOL_RESULT:
             raise ConfigError(f"{where}: spotlight marks tool results; use direction tool_result")
+        if options.get("mode", "delimit") not in ("delimit", "datamark"):
+            raise ConfigError(f"{where}: mode must be delimit or datamark")
         _check_agent_options(where, detector, options)
         rules.append(Rule(name, detector, action, directions, scope, dict(options)))
     return tuple(rules)

@@ -20,11 +20,19 @@ async def sdk_http(gateway: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def openai_for(http: httpx.AsyncClient, key: str) -> openai.AsyncOpenAI:
+    """The openai SDK over an in-process gateway's client (`http`), with a gateway key."""
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=str(http.base_url).rstrip("/") + "/v1",
+        http_client=http,
+        max_retries=0,
+    )
+
+
 @pytest.fixture
 def oai(sdk_http: httpx.AsyncClient, api_key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        api_key=api_key, base_url="http://gateway/v1", http_client=sdk_http, max_retries=0
-    )
+    return openai_for(sdk_http, api_key)
 
 
 @pytest.fixture
