@@ -67,6 +67,7 @@ class ToolEvents:
 
     def __init__(self, trail: AuditTrail, store: Store) -> None:
         self._trail = trail
+        self.store = store
         engine = store.engine
         self.calls = CallIndex(lambda project, ids: tool_events(engine, project, ids))
         self.runs = RunCounts(lambda run_id: run_counts(engine, run_id))

@@ -13,6 +13,7 @@ import orjson
 
 from signalvault.agents.capture import AgentTurn, ToolEvents
 from signalvault.agents.run_ids import run_id_of
+from signalvault.agents.span_ingest import SpanIngest
 from signalvault.errors import (
     AuthError,
     BadRequest,
@@ -41,6 +42,8 @@ from signalvault.gateway.request_body import (
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.tool_side import ToolSide
+from signalvault.gateway.trace_intake import PATH as TRACES_PATH
+from signalvault.gateway.trace_intake import TraceIntake
 from signalvault.gateway.upstream import Upstream, UpstreamFailed
 from signalvault.gateway.wire import end_user, family, trace_id
 from signalvault.guardrails.engine import Redactor
@@ -88,6 +91,16 @@ class Proxy:
         self._body_timeout = body_timeout_seconds
         # Tool calls and results as events of agent runs (SPEC §7b); None: not recorded.
         self._agents = agents
+        self._traces = (
+            None
+            if agents is None
+            else TraceIntake(
+                keyring,
+                SpanIngest(trail, agents.store, agents.calls),
+                max_body_bytes,
+                body_timeout_seconds,
+            )
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -120,6 +133,9 @@ class Proxy:
         }
         if path == "/v1/models":
             await self._models(scope, headers, send)
+            return
+        if path == TRACES_PATH and self._traces is not None:
+            await self._traces(scope, receive, send, headers)
             return
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:

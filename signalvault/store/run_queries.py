@@ -42,6 +42,22 @@ def run_counts(engine: Engine, run_id: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def run_of_trace(engine: Engine, project: str | None, trace_id: str) -> str | None:
+    """The run a record of this trace (in this project) joined, if any: a trace seen first
+    under a session belongs to the session's run."""
+    t = audit_records.c
+    same_project = t.project.is_(None) if project is None else t.project == project
+    query = (
+        select(t.run_id)
+        .where(t.trace_id == trace_id, same_project, t.run_id.is_not(None))
+        .order_by(t.created_at)
+        .limit(1)
+    )
+    with connect(engine) as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
 @dataclass(frozen=True, slots=True)
 class RunFilter:
     session: str | None = None

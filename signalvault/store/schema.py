@@ -81,6 +81,8 @@ audit_records = Table(
     Index("ix_audit_records_end_user", "end_user", "created_at"),
     Index("ix_audit_records_run_id", "run_id", "created_at"),
     Index("ix_audit_records_call_id", "call_id"),
+    # Added in migration 0009: spans ingested over OTLP join the run of their trace.
+    Index("ix_audit_records_trace_id", "trace_id", "created_at"),
 )
 
 data_keys = Table(

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -385,6 +385,36 @@ class AuditTrail:
             row["data_key_id"] = source.data_key_id
             row["prompt_ct"] = cipher.encrypt(content, (event.id + ":prompt").encode())
         self._write_later([WriteOp(INSERT_RECORD, row)])
+
+    async def record_batch(
+        self, events: Sequence[tuple[Interaction, bytes | None, float | None]]
+    ) -> None:
+        """Record finished events from outside the gateway (ingested spans) in one commit:
+        (event, content to encrypt under its end user's data key, latency in ms).
+
+        Raises:
+            StoreError: nothing was committed.
+        """
+        ops: list[WriteOp] = []
+        new: dict[str, tuple[str, Cipher]] = {}  # data keys this batch creates, by subject
+        for event, content, latency_ms in events:
+            subject = event.end_user or ""
+            row = event.metadata()
+            if content is not None:
+                entry = new.get(subject)
+                if entry is None:
+                    before = len(ops)
+                    entry = self._data_key(subject, ops)
+                    if len(ops) > before:
+                        new[subject] = entry
+                row["data_key_id"] = entry[0]
+                row["prompt_ct"] = entry[1].encrypt(content, (event.id + ":prompt").encode())
+            ended = event.created_at + (latency_ms or 0.0) / 1000.0
+            row.update(completed_at=ended, latency_ms=latency_ms)
+            ops.append(WriteOp(INSERT_RECORD, row))
+        await self._write_ahead(ops)
+        for subject, entry in new.items():
+            self._remember(subject, entry)
 
     def record_event(
         self,
