@@ -9,8 +9,6 @@ from typing import Any
 
 from signalvault.guardrails.engine import Evaluation, Verdict
 
-# A rule that found nothing in an event passed it, whatever it did elsewhere in the request.
-PASS = "pass"  # noqa: S105 (an outcome, not a password)
 _STRENGTH = {"pass": 0, "logged": 1, "spotlighted": 1, "redacted": 2, "blocked": 3, "error": 4}
 
 Hit = tuple[str, str]  # (rule, finding kind)
@@ -30,22 +28,25 @@ def hits_by_segment(verdict: Verdict) -> dict[int, list[Hit]]:
 def summarize(
     evaluations: Sequence[Evaluation], hits: Iterable[Hit], direction: str | None = None
 ) -> list[dict[str, Any]]:
-    """One evaluation per rule, as an event's own: the rule's outcome where it found something
-    in the event, `pass` where it did not."""
+    """The rules that found something in the event, one entry each with the rule's outcome and
+    the kinds found there. Rules that found nothing are left out: the model call's record lists
+    every rule that ran (and each event row is sealed and kept, so it stays small)."""
     kinds: dict[str, dict[str, int]] = {}
     for rule, kind in hits:
         counts = kinds.setdefault(rule, {})
         counts[kind] = counts.get(kind, 0) + 1
     summary = []
     for e in evaluations:
-        mine = kinds.get(e.rule, {})
+        mine = kinds.get(e.rule)
+        if not mine:
+            continue
         summary.append(
             {
                 "rule": e.rule,
                 "detector": e.detector,
                 "direction": direction or e.direction,
                 "action": e.action,
-                "outcome": e.outcome if mine else PASS,
+                "outcome": e.outcome,
                 "kinds": mine,
             }
         )

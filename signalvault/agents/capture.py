@@ -35,11 +35,22 @@ from signalvault.agents.tool_policy import (
 )
 from signalvault.errors import Forbidden, GuardrailBlocked, HTTPError
 from signalvault.guardrails.engine import Context, Evaluation, Verdict
+from signalvault.guardrails.policy import TOOL_RESULT as TOOL_RESULT_DIRECTION
+from signalvault.guardrails.policy import Rule
 from signalvault.store import Store
 from signalvault.store.run_queries import run_counts, tool_events
-from signalvault.trail.audit import BLOCKED, OK, TOOL_CALL, TOOL_RESULT, AuditTrail, Interaction
+from signalvault.trail.audit import (
+    BLOCKED,
+    OK,
+    TOOL_CALL,
+    TOOL_RESULT,
+    AuditTrail,
+    Interaction,
+    Linked,
+)
 
 UNMATCHED = "unmatched"  # a result answering no call the gateway saw (history the client wrote)
+SPOTLIGHTED = "spotlighted"
 MODEL_CALLS = "MODEL_CALLS_OVER_LIMIT"
 TOOL_CALLS = "TOOL_CALLS_OVER_LIMIT"
 
@@ -202,20 +213,17 @@ class ToolEvents:
                 f"found {', '.join(kinds)}."
             )
             return GuardrailBlocked(message, rules=rules, kinds=kinds), False
-        changed = False
-        for mode in policy.spotlight_modes(context)[:1]:
-            spotlight = Spotlight(mode)
-            for result in turn.results:
-                changed = spotlight.apply(result.node, result_field(result.node)) or changed
-        return None, changed
+        return None, _spotlight(turn, policy.spotlight_rules(context))
 
-    def record_results(self, turn: AgentTurn) -> None:
-        """Queue the turn's tool_result events (after its interaction was recorded)."""
-        interaction = turn.interaction
+    def result_events(self, turn: AgentTurn | None) -> list[Linked]:
+        """The turn's tool_result events with their content, to be recorded with the request."""
+        if turn is None:
+            return []
+        linked: list[Linked] = []
         for result, event in zip(turn.results, turn.events, strict=True):
-            event.policy_version = interaction.policy_version
-            content = _result_content(result)
-            self._trail.record_linked(event, content.encode(), interaction)
+            event.policy_version = turn.interaction.policy_version
+            linked.append((event, _result_content(result).encode()))
+        return linked
 
     def count_model_call(self, interaction: Interaction) -> None:
         if interaction.run_id is not None:
@@ -242,14 +250,16 @@ class ToolEvents:
             )
         return judged, error
 
-    def record_calls(
+    def call_events(
         self,
         interaction: Interaction,
         calls: Sequence[ToolCall],
         evaluations: Sequence[list[dict[str, Any]]],
-    ) -> None:
-        """Queue one tool_call event per call under the model call (after it completed)."""
+    ) -> list[Linked]:
+        """One tool_call event per call under the model call, with its arguments, to be
+        recorded with the model call's outcome."""
         project = interaction.key.project if interaction.key else None
+        linked: list[Linked] = []
         for call, summary in zip(calls, evaluations, strict=True):
             event = self._event(interaction, TOOL_CALL, call.call_id)
             event.parent_id = interaction.id
@@ -260,7 +270,7 @@ class ToolEvents:
                 BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome
             )
             event.details = {"position": call.position, "arguments_bytes": len(call.arguments)}
-            self._trail.record_linked(event, call.arguments.encode(), interaction)
+            linked.append((event, call.arguments.encode()))
             if call.call_id:
                 self.calls.remember(
                     project,
@@ -269,6 +279,32 @@ class ToolEvents:
                 )
         if interaction.run_id is not None:
             self.runs.add(interaction.run_id, tool_calls=len(calls))
+        return linked
+
+
+def _spotlight(turn: AgentTurn, rules: list[Rule]) -> bool:
+    """Mark every new result as data (the first rule's mode), found something or not, and record
+    the action on each result and on the model call; True if the payload changed."""
+    if not rules:
+        return False
+    spotlight = Spotlight(str(rules[0].options.get("mode", "delimit")))
+    changed = False
+    for result in turn.results:
+        changed = spotlight.apply(result.node, result_field(result.node)) or changed
+    names = {rule.name for rule in rules}
+    for event in turn.events:
+        found = {e["rule"]: e for e in event.evaluations if e["rule"] in names}
+        for rule in rules:
+            entry = found.get(rule.name)
+            if entry is None:
+                entry = {"rule": rule.name, "detector": rule.detector, "kinds": {}}
+                entry.update(direction=TOOL_RESULT_DIRECTION, action="spotlight")
+                event.evaluations.append(entry)
+            entry["outcome"] = SPOTLIGHTED
+    for entry in turn.interaction.evaluations:
+        if entry["rule"] in names and entry["direction"] == TOOL_RESULT_DIRECTION:
+            entry["outcome"] = SPOTLIGHTED
+    return changed
 
 
 def _reached(options: Any, counts: list[int]) -> str | None:

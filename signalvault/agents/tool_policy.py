@@ -134,10 +134,10 @@ class ToolPolicy:
             return Verdict()
         return self._engine.scan(texts, TOOL_RESULT, context, Redactor())
 
-    def spotlight_modes(self, context: Context) -> list[str]:
-        """The spotlighting the applying `spotlight` rules ask for (they mark every result)."""
+    def spotlight_rules(self, context: Context) -> list[Rule]:
+        """The applying `spotlight` rules (they mark every result; the first one's mode wins)."""
         return [
-            str(r.options.get("mode", "delimit"))
+            r
             for r in self._applying(self._results, TOOL_RESULT, context)
             if r.action == "spotlight"
         ]

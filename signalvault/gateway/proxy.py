@@ -199,20 +199,19 @@ class Proxy:
             await self._reject(send, interaction, exc, None, outcome)
             return
 
+        linked = self._agents.result_events(turn) if self._agents is not None else []
         try:
-            await self._trail.begin(interaction, body)
+            await self._trail.begin(interaction, body, linked)
         except StoreError:
             # Fail closed: nothing is forwarded that was not first recorded.
             self._settle(reservation, interaction)
             await send_error(send, api, _store_down(), interaction.id)
             return
         tools = None
-        if turn is not None and self._agents is not None:
-            self._agents.record_results(turn)
+        if self._agents is not None:
             self._agents.count_model_call(interaction)
-            tools = ToolSide(self._agents, turn, screen.tools, screen.context(interaction))
-        elif self._agents is not None:
-            self._agents.count_model_call(interaction)
+            if turn is not None:
+                tools = ToolSide(self._agents, turn, screen.tools, screen.context(interaction))
         try:
             await self._forward(
                 send,
@@ -294,10 +293,9 @@ class Proxy:
         interaction.outcome = outcome
         interaction.error_code = error.code
         # A store failure here changes nothing for the caller: nothing was forwarded.
+        linked = self._agents.result_events(turn) if self._agents is not None else []
         with contextlib.suppress(StoreError):
-            await self._trail.record_rejected(interaction, body)
-            if turn is not None and self._agents is not None:
-                self._agents.record_results(turn)
+            await self._trail.record_rejected(interaction, body, linked)
         await send_error(send, interaction.api, error, interaction.id)
 
     async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:

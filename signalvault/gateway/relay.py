@@ -27,6 +27,7 @@ from signalvault.trail.audit import (
     STREAM_CUT,
     AuditTrail,
     Interaction,
+    Linked,
 )
 
 # Provider response headers worth passing back (request ids for support tickets, rate limits).
@@ -69,18 +70,21 @@ class Relay:
                 await self._refuse_output(send, interaction, exc, PROVIDER_ERROR, None)
                 return
             if screened.blocked is not None:
-                await self._refuse_output(
-                    send, interaction, screened.blocked, BLOCKED, screened.stored
-                )
+                linked = []
                 if tools is not None and calls:
                     tools.judge_response(interaction, calls, screened)
-                    tools.record(interaction, calls)
+                    linked = tools.linked(interaction, calls)
+                await self._refuse_output(
+                    send, interaction, screened.blocked, BLOCKED, screened.stored, linked
+                )
                 return
             if tools is not None and calls:
                 refusal = tools.judge_response(interaction, calls, screened)
                 if refusal is not None:
-                    await self._refuse_output(send, interaction, refusal, BLOCKED, screened.stored)
-                    tools.record(interaction, calls)
+                    linked = tools.linked(interaction, calls)
+                    await self._refuse_output(
+                        send, interaction, refusal, BLOCKED, screened.stored, linked
+                    )
                     return
             data, stored = screened.forward, screened.stored
         await send(
@@ -91,9 +95,8 @@ class Relay:
             }
         )
         await send({"type": "http.response.body", "body": data})
-        self._trail.complete(interaction, stored)
-        if tools is not None and calls and response.status < 400:
-            tools.record(interaction, calls)
+        linked = tools.linked(interaction, calls) if tools is not None and calls else []
+        self._trail.complete(interaction, stored, linked if response.status < 400 else ())
 
     async def _refuse_output(
         self,
@@ -102,12 +105,13 @@ class Relay:
         error: HTTPError,
         outcome: str,
         stored: bytes | None,
+        linked: list[Linked] | None = None,
     ) -> None:
         """The provider answered, but the answer may not reach the caller."""
         interaction.outcome = outcome
         interaction.status_code = error.status_code
         interaction.error_code = error.code
-        self._trail.complete(interaction, stored)
+        self._trail.complete(interaction, stored, linked or ())
         await send_error(send, interaction.api, error, interaction.id)
 
     async def stream(
@@ -182,11 +186,13 @@ class Relay:
                 args = guard.stored_arguments()
                 assembler.tool_arguments = {i: [a] for i, a in args.items()}
             refused = guard.refused if guard is not None else None
-            self._finish_stream(
-                interaction, assembler, payload, outcome, refused.code if refused else None
-            )
+            interaction.outcome = outcome  # tool_call events take the model call's outcome
+            linked = []
             if tools is not None and interaction.status_code == 200:
-                tools.finish_stream(interaction, assembler, guard, logged)
+                linked = tools.finish_stream(interaction, assembler, guard, logged)
+            self._finish_stream(
+                interaction, assembler, payload, outcome, refused.code if refused else None, linked
+            )
 
     def _finish_stream(
         self,
@@ -195,6 +201,7 @@ class Relay:
         payload: dict[str, Any],
         outcome: str,
         error_code: str | None = None,
+        linked: list[Linked] | None = None,
     ) -> None:
         interaction.outcome = outcome
         if error_code is not None:
@@ -212,9 +219,13 @@ class Relay:
             if interaction.prompt_tokens is None:
                 interaction.prompt_tokens = self._tokens.count(prompt_text(payload), model)
             if interaction.completion_tokens is None:
-                interaction.completion_tokens = self._tokens.count("".join(assembler.text), model)
+                # Tool-call arguments are generated tokens too (budgets must see them).
+                generated = "".join(assembler.text) + "".join(
+                    "".join(parts) for parts in assembler.tool_arguments.values()
+                )
+                interaction.completion_tokens = self._tokens.count(generated, model)
             interaction.tokens_estimated = True
-        self._trail.complete(interaction, assembler.assembled())
+        self._trail.complete(interaction, assembler.assembled(), linked or ())
 
 
 def response_headers(

@@ -28,7 +28,7 @@ from signalvault.gateway.screening import Screened
 from signalvault.gateway.stream_guard import ArgumentJudge, StreamGuard
 from signalvault.gateway.wire import StreamAssembler
 from signalvault.guardrails.engine import Context, Evaluation, Verdict
-from signalvault.trail.audit import Interaction
+from signalvault.trail.audit import Interaction, Linked
 
 
 @dataclass(slots=True)
@@ -72,12 +72,13 @@ class ToolSide:
             mine = [h for s in segments_of(call.holders, screened.slots) for h in hits.get(s, ())]
             self._shares[call.position] = summarize(verdict.evaluations, mine)
 
-    def record(self, interaction: Interaction, calls: list[ToolCall]) -> None:
+    def linked(self, interaction: Interaction, calls: list[ToolCall]) -> list[Linked]:
+        """The calls' tool_call events, for the model call's completion to record."""
         summaries = [
             self._shares.get(c.position, []) + own_evaluations(self._judged.get(c.position, []))
             for c in calls
         ]
-        self.events.record_calls(interaction, calls, summaries)
+        return self.events.call_events(interaction, calls, summaries)
 
     # -- streams ------------------------------------------------------------------------------
     def stream_judge(self, assembler: StreamAssembler) -> ArgumentJudge | None:
@@ -101,9 +102,9 @@ class ToolSide:
         assembler: StreamAssembler,
         guard: StreamGuard | None,
         logged: Verdict | None,
-    ) -> None:
-        """Record the stream's calls once the model call completed (judging any the guard did
-        not), with their share of the output scan."""
+    ) -> list[Linked]:
+        """The stream's calls as tool_call events (judging any the guard did not), with their
+        share of the output scan, for the model call's completion to record."""
         positions = sorted(set(assembler.tool_heads) | set(assembler.tool_arguments))
         calls = []
         for position in positions:
@@ -118,7 +119,7 @@ class ToolSide:
                 )
             )
         if not calls:
-            return
+            return []
         late = [c for c in calls if c.position not in self._judged]
         if late:
             judged, _ = self.events.judge_calls(late, self.policy, self.context)
@@ -135,7 +136,7 @@ class ToolSide:
             for number, position in enumerate(sorted(assembler.tool_arguments)):
                 found = by_segment.get(number + 1, [])
                 self._shares[position] = summarize(logged.evaluations, found)
-        self.record(interaction, calls)
+        return self.linked(interaction, calls)
 
 
 def _loads(data: bytes) -> Any:

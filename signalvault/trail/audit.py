@@ -61,6 +61,7 @@ INTERACTION = "interaction"
 # Agent events (SPEC §7b), recorded as records of their own kind in the same trail.
 TOOL_CALL, TOOL_RESULT, MCP_CALL, SPAN = "tool_call", "tool_result", "mcp_call", "span"
 EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
+Linked = tuple["Interaction", bytes | None]  # an agent event and its content (to encrypt)
 
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
 
@@ -265,26 +266,35 @@ class AuditTrail:
         ops.append(WriteOp(INSERT_RECORD, row))
         return ops
 
-    async def begin(self, interaction: Interaction, prompt: bytes | None) -> None:
-        """Write the record (outcome unknown) and return once it is durable.
+    async def begin(
+        self, interaction: Interaction, prompt: bytes | None, linked: Sequence[Linked] = ()
+    ) -> None:
+        """Write the record (outcome unknown), and the agent events `linked` to it, and return
+        once they are durable.
 
         Raises:
             StoreError: the record could not be committed; the caller must not forward.
         """
         ops = self._prepare(interaction, prompt)
+        ops += self._linked(interaction, linked)
         await self._write_ahead(ops)
         self._open[interaction.id] = interaction
         self._remember_new_key(interaction, ops)
 
-    async def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
-        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks).
+    async def record_rejected(
+        self, interaction: Interaction, prompt: bytes | None, linked: Sequence[Linked] = ()
+    ) -> None:
+        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks), and
+        the agent events `linked` to it.
 
         Waits for the commit only when a new data key is part of it.
         """
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
+        has_new_key = len(ops) > 1
+        ops += self._linked(interaction, linked)
         self._notify(interaction)
-        if len(ops) == 1:
+        if not has_new_key:
             self._write_later(ops)
             return
         await self._write_ahead(ops)
@@ -320,8 +330,11 @@ class AuditTrail:
                 interaction.end_user or "", (interaction.data_key_id, interaction.cipher)
             )
 
-    def complete(self, interaction: Interaction, response: bytes | None) -> None:
-        """Queue the outcome of a forwarded request (after response, stream end or failure)."""
+    def complete(
+        self, interaction: Interaction, response: bytes | None, linked: Sequence[Linked] = ()
+    ) -> None:
+        """Queue the outcome of a forwarded request (after response, stream end or failure),
+        with the agent events `linked` to it (the tool calls its answer asked for)."""
         values: dict[str, Any] = {
             "_id": interaction.id,
             "completed_at": time.time(),
@@ -347,7 +360,7 @@ class AuditTrail:
                 response, (interaction.id + ":response").encode()
             )
         assert set(values) == {"_id", *COMPLETE_FIELDS}
-        self._write_later([WriteOp(COMPLETE_RECORD, values)])
+        self._write_later([WriteOp(COMPLETE_RECORD, values), *self._linked(interaction, linked)])
         self._open.pop(interaction.id, None)
         self._notify(interaction)
 
@@ -370,21 +383,20 @@ class AuditTrail:
             self.complete(interaction, None)
         return len(stranded)
 
-    def record_linked(
-        self, event: Interaction, content: bytes | None, source: Interaction | None = None
-    ) -> None:
-        """Queue an agent event (a tool call or result) found in the interaction `source`: its
-        content encrypted under the data key `source`'s content used (the same end user), so an
-        erasure of that user makes both unreadable. Not awaited: the interaction that carried it
-        is recorded (written ahead, or rejected) with the same content already.
-        """
-        row = event.metadata()
-        row["completed_at"] = event.created_at
-        cipher = None if source is None else source.cipher
-        if content is not None and cipher is not None and source is not None:
-            row["data_key_id"] = source.data_key_id
-            row["prompt_ct"] = cipher.encrypt(content, (event.id + ":prompt").encode())
-        self._write_later([WriteOp(INSERT_RECORD, row)])
+    def _linked(self, source: Interaction, linked: Sequence[Linked]) -> list[WriteOp]:
+        """Rows of agent events found in `source` (tool calls, tool results), their content
+        encrypted under the data key `source`'s content used (the same end user), so an erasure
+        of that user makes both unreadable. They join `source`'s own write: no extra commit."""
+        ops = []
+        for event, content in linked:
+            row = event.metadata()
+            row["completed_at"] = event.created_at
+            cipher = source.cipher
+            if content is not None and cipher is not None:
+                row["data_key_id"] = source.data_key_id
+                row["prompt_ct"] = cipher.encrypt(content, (event.id + ":prompt").encode())
+            ops.append(WriteOp(INSERT_RECORD, row))
+        return ops
 
     async def record_batch(
         self, events: Sequence[tuple[Interaction, bytes | None, float | None]]

@@ -19,6 +19,20 @@ pytestmark = pytest.mark.anyio
 API_MODES = [(api, stream) for api in LOOPS for stream in (False, True)]
 
 
+@pytest.fixture
+def settings(settings):  # type: ignore[no-untyped-def]
+    """The default policy plus a rule that logs a place name in answers (tool calls included)."""
+    from dataclasses import replace
+
+    from signalvault.config import GuardrailSettings
+    from signalvault.guardrails.policy import DEFAULT_RULES
+
+    places = {"name": "places", "detector": "custom", "action": "log", "direction": "output",
+              "options": {"keywords": ["Zanzibar"]}}  # fmt: skip
+    rules = (*(rule.as_dict() for rule in DEFAULT_RULES), places)
+    return replace(settings, guardrails=GuardrailSettings(rules=rules))
+
+
 def client_for(api: str, oai: Any, claude: Any) -> Any:
     return claude if api == "messages" else oai
 
@@ -43,13 +57,15 @@ async def test_a_two_step_tool_loop_is_one_run_of_four_events(
     api, stream, oai, claude, gateway, api_key, mock
 ):
     session = f"loop-{api}-{stream}"
+    result = "sunny, 21C; mail bob@example.com"
     step = await LOOPS[api](
         client_for(api, oai, claude),
         stream=stream,
-        result="sunny, 21C",
+        result=result,
         headers={"X-SignalVault-Session": session, "X-SignalVault-User": "alice"},
+        prompt=ask(city="Zanzibar"),
     )
-    assert step.reply == "Tool results: sunny, 21C"
+    assert step.reply.startswith("Tool results: sunny, 21C; mail ")
 
     first_record = next(r for r in records(gateway) if r["kind"] == "interaction")
     run = run_of(gateway, run_id_of(first_record["project"], session, None))
@@ -70,11 +86,20 @@ async def test_a_two_step_tool_loop_is_one_run_of_four_events(
     assert call["tool_name"] == result["tool_name"] == "get_weather"
     assert call["flags"] == result["flags"] == []
     assert result["details"]["answered_after_ms"] >= 0
-    assert {g["rule"] for g in call["guardrails"]} >= {"secrets", "pii-output"}
-    assert {g["rule"] for g in result["guardrails"]} >= {"secrets", "pii-input"}
-    # Arguments and results are content: kept encrypted, readable with the key.
-    assert orjson.loads(decrypted(gateway, call["id"])) == {"city": "Paris"}
-    assert decrypted(gateway, result["id"]) == "sunny, 21C"
+    # Each event carries the findings in its own text: the place in the arguments (output,
+    # logged) and the e-mail address in the result (input, redacted before the provider).
+    (found,) = call["guardrails"]
+    assert (found["rule"], found["outcome"], found["kinds"]) == ("places", "logged", {"PLACES": 1})
+    (found,) = result["guardrails"]
+    assert (found["rule"], found["outcome"], found["kinds"]) == (
+        "pii-input",
+        "redacted",
+        {"EMAIL": 1},
+    )
+    # Arguments and results are content: kept encrypted (as the provider got them), readable
+    # with the key.
+    assert orjson.loads(decrypted(gateway, call["id"])) == {"city": "Zanzibar"}
+    assert decrypted(gateway, result["id"]) == "sunny, 21C; mail [EMAIL_1]"
 
 
 async def test_a_loop_without_session_or_trace_is_joined_by_its_call_ids(oai, gateway):
