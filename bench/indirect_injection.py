@@ -68,7 +68,9 @@ def _social(name: str, count: int) -> list[str]:
 
 def halves(bipia: Path) -> dict[str, tuple[list[str], list[str]]]:
     """{half: (planted documents, clean documents)} for `tune` and `untouched`."""
-    contexts = [json.loads(line)["text"] for line in (bipia / "clean.jsonl").read_text().splitlines()]
+    contexts = [
+        json.loads(line)["text"] for line in (bipia / "clean.jsonl").read_text().splitlines()
+    ]
     result = {}
     for half, attack_file, social_file, parity in (
         ("tune", "attacks_train.json", "pii-wnut17-emerging-entities-train.jsonl", 0),
@@ -103,7 +105,9 @@ def detector(name: str) -> Detect:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bipia", type=Path, default=Path("/tmp/bipia"))
-    parser.add_argument("--detector", choices=("indirect", "direct", "embedding"), default="indirect")
+    parser.add_argument(
+        "--detector", choices=("indirect", "direct", "embedding"), default="indirect"
+    )
     parser.add_argument("--show-misses", type=int, default=0)
     args = parser.parse_args()
     detect = detector(args.detector)
