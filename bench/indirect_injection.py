@@ -104,7 +104,7 @@ def detector(name: str) -> Detect:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bipia", type=Path, default=Path("/tmp/bipia"))
+    parser.add_argument("--bipia", type=Path, default=Path("/tmp/bipia"))  # noqa: S108 (read-only data)
     parser.add_argument(
         "--detector", choices=("indirect", "direct", "embedding"), default="indirect"
     )
