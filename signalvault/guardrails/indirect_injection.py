@@ -31,11 +31,16 @@ _SHAPE = (
     r"|structure|present|return|output|print|say|tell|state|claim)"
 )
 _RULES: tuple[tuple[str, float, str], ...] = (
-    # "Add X to your reply", "Encode your response in Base64", "In your answer, mention ..."
-    (STEERING, 0.8, rf"\b{_SHAPE}\b[^.!?\n]{{0,100}}?\byour\s+{_ANSWER}\b"),
-    (STEERING, 0.8, rf"\b(?:in|into|to|within|throughout|for)\s+your\s+{_ANSWER}\b"),
+    # "Add X to your reply", "Modify your answer to ...": one sentence (a dot inside a URL or
+    # a "!" closing a quotation does not end it).
+    (
+        STEERING,
+        0.8,
+        rf"\b{_SHAPE}\b(?:[^.!?\n]|[.!?](?=[\w\"'])){{0,100}}?\byour\s+{_ANSWER}\b",
+    ),
+    # Only opening a sentence: "thanks for your reply", "as you said in your answer" are mail.
+    (STEERING, 0.8, rf"(?:^|[\n.!?]\s*)(?:in|within|throughout)\s+your\s+{_ANSWER}\b"),
     (STEERING, 0.8, rf"\byour\s+{_ANSWER}(?:'s)?\s+(?:words|letters|characters|order)\b"),
-    (STEERING, 0.7, r"\b(?:reply|respond|answer)\s+(?:only\s+)?(?:in|with|using|by)\b"),
     (STEERING, 0.6, rf"\byour\s+{_ANSWER}\s+(?:must|should|has\s+to|needs\s+to|shall)\b"),
     # Speaking to the reader as a model.
     (
@@ -111,6 +116,8 @@ class IndirectInjectionDetector:
                 seen.add(pattern.key)
                 misses[kind] = misses.get(kind, 1.0) * (1.0 - weight)
             start, end = match.span()
+            while start < end and lowered[start] in " \t\r\n.!?:,;":  # the anchor, not the text
+                start += 1
             if kind not in best or weight > best[kind][0]:
                 best[kind] = (weight, start, end)
         for kind, (_, start, end) in best.items():
