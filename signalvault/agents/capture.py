@@ -46,8 +46,8 @@ from signalvault.trail.audit import (
     TOOL_RESULT,
     AuditTrail,
     Interaction,
-    Linked,
 )
+from signalvault.trail.linked import Linked
 
 UNMATCHED = "unmatched"  # a result answering no call the gateway saw (history the client wrote)
 SPOTLIGHTED = "spotlighted"
@@ -96,12 +96,13 @@ class ToolEvents:
         ids = [r.call_id for r in results if r.call_id]
         known = self.calls.find(project, ids) if ids else {}
         now = time.time()
+        answered: list[KnownCall] = []
         for result in results:
             call = known.get(result.call_id) if result.call_id else None
+            if interaction.run_id is None and call is not None and call.run_id:
+                interaction.run_id = call.run_id  # history sent again still names its run
             if call is not None and call.is_answered:
                 continue  # history: recorded when it was first sent
-            if interaction.run_id is None and call is not None and call.run_id:
-                interaction.run_id = call.run_id
             event = self._event(interaction, TOOL_RESULT, result.call_id)
             event.details = {"result_bytes": len(result.content.encode())}
             if call is None or call.record_id is None:
@@ -113,23 +114,23 @@ class ToolEvents:
             turn.results.append(result)
             turn.events.append(event)
             if result.call_id:
-                self.calls.remember(
-                    project,
-                    result.call_id,
-                    KnownCall(
-                        call.record_id if call else None,
-                        None,
-                        call.created_at if call else now,
-                        event.tool_name,
-                        True,
-                    ),
+                entry = KnownCall(
+                    call.record_id if call else None,
+                    None,
+                    call.created_at if call else now,
+                    event.tool_name,
+                    True,
                 )
+                self.calls.remember(project, result.call_id, entry)
+                answered.append(entry)
         if interaction.run_id is None:
             # No session, no trace, no earlier call: a run of its own, which the calls the model
             # asks for now (and the results answering them) will join.
             interaction.run_id = run_of_record(interaction.id)
         for event in turn.events:
             event.run_id = interaction.run_id
+        for entry in answered:
+            entry.run_id = interaction.run_id
         if turn.events:
             interaction.parent_id = turn.events[-1].id
         return turn

@@ -27,8 +27,8 @@ from signalvault.trail.audit import (
     STREAM_CUT,
     AuditTrail,
     Interaction,
-    Linked,
 )
+from signalvault.trail.linked import Linked
 
 # Provider response headers worth passing back (request ids for support tickets, rate limits).
 _PASS_BACK = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")

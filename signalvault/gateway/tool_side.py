@@ -28,7 +28,8 @@ from signalvault.gateway.screening import Screened
 from signalvault.gateway.stream_guard import ArgumentJudge, StreamGuard
 from signalvault.gateway.wire import StreamAssembler
 from signalvault.guardrails.engine import Context, Evaluation, Verdict
-from signalvault.trail.audit import Interaction, Linked
+from signalvault.trail.audit import Interaction
+from signalvault.trail.linked import Linked
 
 
 @dataclass(slots=True)

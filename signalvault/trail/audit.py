@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -30,6 +29,8 @@ from signalvault.store.sql import (
     RECORD_COLUMNS,
 )
 from signalvault.store.writer import WriteOp
+from signalvault.trail.linked import Linked, linked_ops
+from signalvault.trail.record_ids import new_record_id as new_record_id  # re-exported
 from signalvault.trail.spool import Spool
 
 # Outcomes. A record is written as `unknown` before forwarding, so a crash leaves `unknown`.
@@ -61,33 +62,10 @@ INTERACTION = "interaction"
 # Agent events (SPEC §7b), recorded as records of their own kind in the same trail.
 TOOL_CALL, TOOL_RESULT, MCP_CALL, SPAN = "tool_call", "tool_result", "mcp_call", "span"
 EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
-Linked = tuple["Interaction", bytes | None]  # an agent event and its content (to encrypt)
 
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
 
 log = logging.getLogger("signalvault.audit")
-
-
-_last_id = 0  # the 122 non-version bits of this process's newest record id
-_id_lock = threading.Lock()
-
-
-def new_record_id() -> str:
-    """A UUIDv7: time-ordered, so ids sort by creation and serve as a pagination cursor.
-
-    Strictly increasing within a process (RFC 9562 §6.2): in the same millisecond, random bits
-    alone would order records at random, so a listing could show an event before its cause.
-    """
-    global _last_id
-    millis = time.time_ns() // 1_000_000
-    candidate = (millis << 74) | (int.from_bytes(os.urandom(10), "big") >> 6)
-    with _id_lock:
-        bits = _last_id = max(candidate, _last_id + 1)
-    # 48 bits of time, version 7, 12 bits, variant 0b10, 62 bits.
-    value = ((bits >> 74) << 80) | (0x7 << 76) | (((bits >> 62) & 0xFFF) << 64)
-    value |= (0b10 << 62) | (bits & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(slots=True)
@@ -269,30 +247,23 @@ class AuditTrail:
     async def begin(
         self, interaction: Interaction, prompt: bytes | None, linked: Sequence[Linked] = ()
     ) -> None:
-        """Write the record (outcome unknown), and the agent events `linked` to it, and return
-        once they are durable.
-
-        Raises:
-            StoreError: the record could not be committed; the caller must not forward.
-        """
+        """Write the record (outcome unknown) and the agent events `linked` to it; return once
+        durable. StoreError: not committed, the caller must not forward."""
         ops = self._prepare(interaction, prompt)
-        ops += self._linked(interaction, linked)
-        await self._write_ahead(ops)
+        own = len(ops)
+        await self._write_ahead(ops + linked_ops(interaction, linked))
         self._open[interaction.id] = interaction
-        self._remember_new_key(interaction, ops)
+        self._remember_new_key(interaction, ops[:own])
 
     async def record_rejected(
         self, interaction: Interaction, prompt: bytes | None, linked: Sequence[Linked] = ()
     ) -> None:
-        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks), and
-        the agent events `linked` to it.
-
-        Waits for the commit only when a new data key is part of it.
-        """
+        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks), with
+        the agent events `linked` to it. Waits for the commit only when a new data key is in it."""
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
         has_new_key = len(ops) > 1
-        ops += self._linked(interaction, linked)
+        ops += linked_ops(interaction, linked)
         self._notify(interaction)
         if not has_new_key:
             self._write_later(ops)
@@ -360,7 +331,7 @@ class AuditTrail:
                 response, (interaction.id + ":response").encode()
             )
         assert set(values) == {"_id", *COMPLETE_FIELDS}
-        self._write_later([WriteOp(COMPLETE_RECORD, values), *self._linked(interaction, linked)])
+        self._write_later([WriteOp(COMPLETE_RECORD, values), *linked_ops(interaction, linked)])
         self._open.pop(interaction.id, None)
         self._notify(interaction)
 
@@ -383,50 +354,28 @@ class AuditTrail:
             self.complete(interaction, None)
         return len(stranded)
 
-    def _linked(self, source: Interaction, linked: Sequence[Linked]) -> list[WriteOp]:
-        """Rows of agent events found in `source` (tool calls, tool results), their content
-        encrypted under the data key `source`'s content used (the same end user), so an erasure
-        of that user makes both unreadable. They join `source`'s own write: no extra commit."""
-        ops = []
-        for event, content in linked:
-            row = event.metadata()
-            row["completed_at"] = event.created_at
-            cipher = source.cipher
-            if content is not None and cipher is not None:
-                row["data_key_id"] = source.data_key_id
-                row["prompt_ct"] = cipher.encrypt(content, (event.id + ":prompt").encode())
-            ops.append(WriteOp(INSERT_RECORD, row))
-        return ops
-
     async def record_batch(
         self, events: Sequence[tuple[Interaction, bytes | None, float | None]]
     ) -> None:
-        """Record finished events from outside the gateway (ingested spans) in one commit:
-        (event, content to encrypt under its end user's data key, latency in ms).
-
-        Raises:
-            StoreError: nothing was committed.
-        """
+        """Commit finished events from outside the gateway (ingested spans) at once: (event,
+        content to encrypt under its end user's data key, latency ms). StoreError: nothing was."""
         ops: list[WriteOp] = []
-        new: dict[str, tuple[str, Cipher]] = {}  # data keys this batch creates, by subject
+        keyed: dict[str, Interaction] = {}  # per end user, the event whose data key the rest use
         for event, content, latency_ms in events:
-            subject = event.end_user or ""
-            row = event.metadata()
-            if content is not None:
-                entry = new.get(subject)
-                if entry is None:
-                    before = len(ops)
-                    entry = self._data_key(subject, ops)
-                    if len(ops) > before:
-                        new[subject] = entry
-                row["data_key_id"] = entry[0]
-                row["prompt_ct"] = entry[1].encrypt(content, (event.id + ":prompt").encode())
+            first = keyed.get(event.end_user or "")
+            if first is not None and content is not None:
+                prepared = linked_ops(first, [(event, content)])
+            else:
+                prepared = self._prepare(event, content)
+                if content is not None:
+                    keyed[event.end_user or ""] = event
             ended = event.created_at + (latency_ms or 0.0) / 1000.0
-            row.update(completed_at=ended, latency_ms=latency_ms)
-            ops.append(WriteOp(INSERT_RECORD, row))
+            prepared[-1].params.update(completed_at=ended, latency_ms=latency_ms)
+            ops += prepared
         await self._write_ahead(ops)
-        for subject, entry in new.items():
-            self._remember(subject, entry)
+        for subject, event in keyed.items():
+            if event.data_key_id and event.cipher:
+                self._remember(subject, (event.data_key_id, event.cipher))
 
     def record_event(
         self,
