@@ -196,10 +196,13 @@ class ToolEvents:
         texts = [r.content for r in turn.results]
         judged = policy.judge_results(texts, context)
         own = hits_by_segment(judged)
-        general = hits_by_segment(verdict) if verdict is not None else {}
+        # Attribution walks the result's JSON: only worth it when the scan found something.
+        general = hits_by_segment(verdict) if verdict is not None and verdict.findings else {}
         for index, (result, event) in enumerate(zip(turn.results, turn.events, strict=True)):
-            hits = [h for s in segments_of(result.holders, slots) for h in general.get(s, ())]
-            summary = summarize(verdict.evaluations, hits) if verdict is not None else []
+            summary = []
+            if general and verdict is not None:
+                mine = [h for s in segments_of(result.holders(), slots) for h in general.get(s, ())]
+                summary = summarize(verdict.evaluations, mine)
             summary += summarize(judged.evaluations, own.get(index, ()))
             event.evaluations = summary
             if any(e["outcome"] == "blocked" for e in summary):

@@ -26,18 +26,24 @@ class ToolCall:
     name: str | None
     arguments: str
     position: int  # choice/output/content-block index, as stream channels number them
-    holders: frozenset[int] = frozenset()  # id() of the containers holding its argument text
+    node: Any = None  # the JSON holding its arguments (None for a streamed call)
+
+    def holders(self) -> frozenset[int]:
+        """id() of the containers holding its argument text (for attributing findings)."""
+        return frozenset(_ids(self.node))
 
 
 @dataclass(slots=True)
 class ToolResult:
-    """One tool result a request sends back; `holders` hold its text (for attribution and for
-    spotlighting in place)."""
+    """One tool result a request sends back, in the message / item / block carrying it."""
 
     call_id: str | None
     content: str
-    holders: frozenset[int] = frozenset()
-    node: dict[str, Any] = field(default_factory=dict)  # the message / item / block carrying it
+    node: dict[str, Any] = field(default_factory=dict)
+
+    def holders(self) -> frozenset[int]:
+        """id() of the containers holding its text (for attributing findings)."""
+        return frozenset(_ids(self.node))
 
 
 def _clip(value: Any, size: int) -> str | None:
@@ -101,7 +107,7 @@ def calls_in_response(api: str, payload: Any) -> list[ToolCall]:
                         _clip(function.get("name"), MAX_NAME),
                         arguments if isinstance(arguments, str) else "",
                         len(calls),
-                        frozenset(_ids(function)),
+                        function,
                     )
                 )
     elif api == "responses":
@@ -114,7 +120,7 @@ def calls_in_response(api: str, payload: Any) -> list[ToolCall]:
                         _clip(item.get("name"), MAX_NAME),
                         arguments if isinstance(arguments, str) else "",
                         index,
-                        frozenset(_ids(item)),
+                        item,
                     )
                 )
     elif api == "messages":
@@ -126,7 +132,7 @@ def calls_in_response(api: str, payload: Any) -> list[ToolCall]:
                         _clip(block.get("name"), MAX_NAME),
                         orjson.dumps(block.get("input", {})).decode(),
                         index,
-                        frozenset(_ids(block)),
+                        block,
                     )
                 )
     return calls
@@ -147,7 +153,6 @@ def results_in_request(api: str, payload: dict[str, Any]) -> list[ToolResult]:
                     ToolResult(
                         _clip(item.get("call_id"), MAX_CALL_ID),
                         _text(output),
-                        frozenset([id(item), *_ids(output)]),
                         item,
                     )
                 )
@@ -162,7 +167,6 @@ def results_in_request(api: str, payload: dict[str, Any]) -> list[ToolResult]:
                 ToolResult(
                     _clip(message.get("tool_call_id"), MAX_CALL_ID),
                     _text(content),
-                    frozenset([id(message), *_ids(content)]),
                     message,
                 )
             )
@@ -174,7 +178,6 @@ def results_in_request(api: str, payload: dict[str, Any]) -> list[ToolResult]:
                         ToolResult(
                             _clip(block.get("tool_use_id"), MAX_CALL_ID),
                             _text(inner),
-                            frozenset([id(block), *_ids(inner)]),
                             block,
                         )
                     )

@@ -66,11 +66,12 @@ class ToolSide:
     def _attribute_json(self, calls: list[ToolCall], screened: Screened) -> None:
         self._shares = {}
         verdict = screened.verdict
-        if verdict is None:
+        if verdict is None or not verdict.findings:
             return
         hits = hits_by_segment(verdict)
         for call in calls:
-            mine = [h for s in segments_of(call.holders, screened.slots) for h in hits.get(s, ())]
+            holders = call.holders()
+            mine = [h for s in segments_of(holders, screened.slots) for h in hits.get(s, ())]
             self._shares[call.position] = summarize(verdict.evaluations, mine)
 
     def linked(self, interaction: Interaction, calls: list[ToolCall]) -> list[Linked]:
