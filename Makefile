@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SV := $(VENV)/bin/signalvault
 
-.PHONY: install demo test coverage check format bench eval clean
+.PHONY: install demo test fuzz coverage check format bench eval docs-images clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,18 +20,21 @@ demo: install  ## gateway + mock provider + sample traffic through the official 
 test: install  ## the whole suite (about 5 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+fuzz: install  ## the hostile-input tests with many more generated requests and a new seed (~10 min)
+	FUZZ_PROFILE=fuzz $(PY) -m pytest tests/hostile -p no:cacheprovider -s $(PYTEST_ARGS)
+
 coverage: install  ## the whole suite under branch coverage (about twice as long as `make test`)
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 check: install  ## formatting, lint, types, the package layers (.importlinter)
-	$(VENV)/bin/ruff format --check signalvault tests bench
-	$(VENV)/bin/ruff check signalvault tests bench
+	$(VENV)/bin/ruff format --check signalvault tests bench training
+	$(VENV)/bin/ruff check signalvault tests bench training
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
 format: install
-	$(VENV)/bin/ruff format signalvault tests bench
-	$(VENV)/bin/ruff check --fix signalvault tests bench
+	$(VENV)/bin/ruff format signalvault tests bench training
+	$(VENV)/bin/ruff check --fix signalvault tests bench training
 
 bench: install  ## scan speed, overhead vs peers, sustained load per store, trail export and verify speed
 	$(PY) bench/scan_speed.py
@@ -43,5 +46,8 @@ bench: install  ## scan speed, overhead vs peers, sustained load per store, trai
 eval: install  ## detector accuracy on ../shared/eval
 	$(PY) bench/eval.py $(EVAL_ARGS)
 
+docs-images: install  ## docs/img/report-soc2.png: the HTML report in headless Chromium (apt-get install chromium)
+	$(PY) -m tests.evidence.report_page docs/img/report-soc2.png
+
 clean:
-	rm -rf $(VENV) .signalvault .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .signalvault .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,11 +1,13 @@
 """Detector accuracy on the shared labelled sets (../shared/eval), scored by that folder's score.py.
 
     python bench/eval.py [--data DIR] [--only GLOB] [--lenient-generic] [--show-errors N] [--json]
-                         [--no-cross]
+                         [--no-cross] [--no-heldout] [--splits tune,untouched]
 
 Spans (pii-*, secrets-*) go through score.py; injection-* records are whole-text labels, scored here
 as precision / recall / false-positive rate. "FAstrict" counts any finding on a gold-free record,
 ignoring labels_complete_for. Neither the data nor score.py is copied into the repo.
+Then the held-out sets of bench/heldout.py (generated into a temporary folder) are scored the same
+way, per split: `tune` (looked at while tuning) and `untouched` (never tuned on).
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from signalvault.guardrails.finding import Finding
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+# Beside the checkout (../shared), else the workplace's fixed place (worktrees, CI clones).
+_DATA_CANDIDATES = (
+    Path(__file__).resolve().parents[2] / "shared" / "eval",
+    Path("/work/shared/eval"),
+)
+DEFAULT_DATA = next((p for p in _DATA_CANDIDATES if p.is_dir()), _DATA_CANDIDATES[0])
 Detect = Callable[[str], list[Finding]]
 
 
@@ -180,6 +187,28 @@ def _cross_check(data: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _eval_heldout(score: ModuleType, args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    """Generate and score bench/heldout.py's sets, one folder per split."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    heldout = importlib.import_module("heldout")
+    rows = []
+    detectors: dict[str, Detect | None] = {}
+    for split in args.splits.split(","):
+        for path in heldout.write(split, tmp / split, args.data):
+            if not fnmatch.fnmatch(path.name, args.only):
+                continue
+            family = path.name.split("-", 1)[0]
+            if family not in detectors:
+                detectors[family] = _detector(path.name)
+            detect = detectors[family]
+            if detect is None:
+                continue
+            if not args.json:
+                print(f"\n=== {path.name} (held-out, {split}) ===")
+            rows.append(_eval_spans(score, path, detect, tmp, args))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -190,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show-errors", type=int, default=0, help="list N misses and false alarms")
     ap.add_argument("--json", action="store_true", help="print the summary rows as JSON")
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-family check")
+    ap.add_argument("--no-heldout", action="store_true", help="skip bench/heldout.py's sets")
+    ap.add_argument("--splits", default="tune,untouched", help="held-out splits to score")
     args = ap.parse_args(argv)
     if not (args.data / "score.py").exists():
         raise SystemExit(f"{args.data} has no score.py; pass --data DIR")
@@ -208,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(_eval_labels(path, detect, args))
             else:
                 rows.append(_eval_spans(score, path, detect, Path(tmp), args))
+        if not args.no_heldout:
+            rows.extend(_eval_heldout(score, args, Path(tmp)))
     cross = [] if args.no_cross or args.only != "*" else _cross_check(args.data, args)
     if args.json:
         print(json.dumps({"files": rows, "cross_check": cross}, indent=1))

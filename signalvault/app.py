@@ -13,7 +13,7 @@ import hmac
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from signalvault.config import Secret, Settings
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
 from signalvault.errors import StoreError
+from signalvault.evidence.hooks import EvidenceHooks
+from signalvault.evidence.register import record_changes
 from signalvault.gateway.asgi import Receive, Scope, Send, send_json
 from signalvault.gateway.limits import Limits, open_limiter
 from signalvault.gateway.live_screen import LiveScreen
@@ -40,15 +42,18 @@ from signalvault.store import Store
 from signalvault.store.policy_queries import PolicyVersion
 from signalvault.store.writer import GroupCommitWriter
 from signalvault.trail.alerts import Alerts
-from signalvault.trail.audit import CANCELLED, AuditTrail, Interaction
+from signalvault.trail.audit import CANCELLED, TOOL_CALL, TOOL_RESULT, AuditTrail, Interaction
 from signalvault.trail.integrity.sealer import Sealer
+from signalvault.trail.rescue import Rescue
 from signalvault.trail.retention import scheduled_run
 from signalvault.trail.spool import Spool, replay_file
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from signalvault.agents.telemetry.exporter import SpanExport
     from signalvault.control.api.deps import AccountService
+    from signalvault.gateway.mcp_endpoint import McpEndpoint
 
 log = logging.getLogger("signalvault.app")
 # At shutdown, how long requests the server cancelled (past its grace period) get to record
@@ -57,6 +62,7 @@ CANCELLED_DRAIN_SECONDS = 5.0
 SPOOL_RETRY_SECONDS = 0.5  # replay retry delay while the store still fails, doubling
 SPOOL_RETRY_MAX_SECONDS = 10.0
 AccountsFactory = Callable[[Services], "AccountService"]
+MCP_PREFIX = "/mcp/"  # gateway/mcp_endpoint.py serves it; the MCP SDK loads only when configured
 
 
 def load_screen(
@@ -97,6 +103,8 @@ class GatewayApp:
         self.services: Services | None = None
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
+        self._mcp: McpEndpoint | None = None  # /mcp/<name>, when [[mcp_servers]] are configured
+        self.telemetry: SpanExport | None = None  # OTLP export, when [telemetry] names a collector
         self._limits: Limits | None = None
         self._retention: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
@@ -108,9 +116,15 @@ class GatewayApp:
             on_dropped=self.metrics.count_dropped_alert,
             events=self._alert_events,
         )
+        # Classification, the provider register and incidents (SPEC §7c).
+        self.evidence = EvidenceHooks(settings, self.alerts)
+        self.upstream.on_breaker_open(self.evidence.storm.opened)
+        self._seal_task: asyncio.Task[None] | None = None
+        self._stop_sealing = asyncio.Event()
         token = settings.server.metrics_token
         self._metrics_auth = f"Bearer {token.reveal()}".encode() if token is not None else None
         self._spool: Spool | None = None
+        self._rescue: Rescue | None = None  # write-behind ops of failed batches (trail/rescue.py)
         self._replayer: asyncio.Future[None] | None = None
         self._active = 0  # /v1 requests being handled
         self._idle = asyncio.Event()
@@ -123,15 +137,33 @@ class GatewayApp:
         return self.services.runtime.alert_events()
 
     def _observe(self, interaction: Interaction) -> None:
-        """The audit trail's observer: every finished interaction feeds metrics and alerts."""
-        self.metrics.observe(interaction)
-        self.alerts.observe(interaction)
-        self._seal_task: asyncio.Task[None] | None = None
-        self._stop_sealing = asyncio.Event()
+        """The audit trail's observer: every finished interaction (model call, MCP call, agent
+        event) feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span.
+        Tool calls and results are counted and alerted on with the model call that carried
+        them (its record holds their guardrail results too): they only become spans."""
+        if interaction.kind not in (TOOL_CALL, TOOL_RESULT):
+            self.metrics.observe(interaction)
+            self.alerts.observe(interaction)
+            self.evidence.observe(interaction)
+        if self.telemetry is not None:
+            self.telemetry.observe(interaction)
 
     async def startup(self) -> None:
+        if self.settings.telemetry.otlp_endpoint:
+            from signalvault.agents.telemetry.exporter import open_span_export
+
+            self.telemetry = open_span_export(self.settings, self.metrics.count_spans)
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
+        self.services.trail.classifier = self.evidence.classifier
+        self.evidence.attach(self.services.incidents)
+        await asyncio.to_thread(
+            record_changes,
+            self.services.store,
+            self.services.trail,
+            self.evidence.register,
+            "config",
+        )
         # Overrides loaded before the first request, off the event loop.
         await asyncio.to_thread(self.services.runtime.current)
         # Stored provider credentials unwrapped off the event loop before the first request.
@@ -140,6 +172,9 @@ class GatewayApp:
         writer = getattr(self.services.store, "writer", None)
         if isinstance(writer, GroupCommitWriter):
             writer.on_batch = self.metrics.observe_batch
+            trail = self.services.trail
+            self._rescue = Rescue(self.services.store, lambda: trail.spool)
+            writer.on_lost = self._rescue
             self.metrics.set_pending_source(lambda: writer.pending_ops)
         if self.alerts.is_enabled:
             self.alerts.start()
@@ -171,7 +206,20 @@ class GatewayApp:
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
             agents=ToolEvents(self.services.trail, self.services.store),
+            register=self.evidence.register,
         )
+        if self.settings.mcp_servers:
+            from signalvault.gateway.mcp_endpoint import McpEndpoint
+
+            telemetry = self.telemetry
+            self._mcp = McpEndpoint.build(
+                self.settings,
+                self.services.keyring,
+                self.services.trail,
+                live.current,
+                telemetry.keep_content if telemetry and telemetry.captures_content else None,
+            )
+            await self._mcp.start()
         self._stopping.clear()
         self._wake = asyncio.Event()
         from signalvault.control.api import create_admin_api  # FastAPI loads only for a server
@@ -265,10 +313,15 @@ class GatewayApp:
             await asyncio.wait_for(self._idle.wait(), CANCELLED_DRAIN_SECONDS)
         except TimeoutError:
             log.error("requests still running at shutdown", extra={"count": self._active})
+        if self._mcp is not None:
+            await self._mcp.stop()  # upstream MCP connections and processes
+            self._mcp = None
         if self.services is not None:
             stranded = self.services.trail.complete_open(CANCELLED, "gateway_shutdown")
             if stranded:
                 log.warning("requests cut by shutdown", extra={"count": stranded})
+        # Alerts still queued become incidents before the store closes.
+        await asyncio.to_thread(self.evidence.stop)
         if self._replayer is not None:
             self._replayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -295,6 +348,8 @@ class GatewayApp:
             await self._seal_task  # lets a seal in progress finish
             self._seal_task = None
         if self.services is not None:
+            if self._rescue is not None:
+                await self._rescue.finish()
             with contextlib.suppress(StoreError):  # logged by the writer; the seal goes on
                 # Resolves once every write queued before it (completions) is committed.
                 await self.services.store.write_ahead([])
@@ -312,6 +367,9 @@ class GatewayApp:
             self._spool.close()
             self._spool = None
         await asyncio.to_thread(self.alerts.stop)
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.shutdown)  # bounded: shutdown_timeout_seconds
+            self.telemetry = None
         log.info("gateway stopped")
 
     def _stored_credential(self, provider: str, environment: str | None) -> Secret | None:
@@ -328,11 +386,12 @@ class GatewayApp:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
-            if path.startswith("/v1/") and self._proxy is not None:
+            handler = self._data_plane(path)
+            if handler is not None:
                 self._active += 1
                 self._idle.clear()
                 try:
-                    await self._proxy(scope, receive, send)
+                    await handler(scope, receive, send)
                 finally:
                     self._active -= 1
                     if not self._active:
@@ -349,6 +408,14 @@ class GatewayApp:
                 await _json(send, 404, _error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    def _data_plane(self, path: str) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
+        """The handler of a /v1 or /mcp request (counted for the shutdown drain), else None."""
+        if path.startswith("/v1/"):
+            return self._proxy
+        if path.startswith(MCP_PREFIX):
+            return self._mcp
+        return None
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):

@@ -10,6 +10,7 @@
         │   └── GuardrailBlocked 400 guardrail_violation (carries finding kinds, never values)
         ├── AuthError            401
         ├── Forbidden            403
+        │   └── ClassificationNotAllowed 403 (no candidate provider may receive the data class)
         ├── NotFound             404
         ├── Conflict             409 conflict (the current state refuses it: exists, already done)
         ├── MethodNotAllowed     405
@@ -85,6 +86,12 @@ class AuthError(HTTPError):
 class Forbidden(HTTPError):
     status_code = 403
     code = "model_not_allowed"
+
+
+class ClassificationNotAllowed(Forbidden):
+    """No candidate provider may receive data of the request's class (SPEC §7c)."""
+
+    code = "classification_not_allowed"
 
 
 class NotFound(HTTPError):

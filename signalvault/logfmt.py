@@ -34,8 +34,20 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+# Protocol libraries that log the messages they carry (MCP tool arguments and results) at debug
+# level, and may quote them in warnings: their records keep their level and origin, not their text.
+QUOTING_LIBRARIES = ("mcp", "sse_starlette", "httpx2")
+
+
+def _withhold_quoted_text(record: logging.LogRecord) -> bool:
+    if record.name.partition(".")[0] in QUOTING_LIBRARIES:
+        record.msg, record.args = "log text withheld (it may quote MCP content)", ()
+    return True
+
+
 def configure_logging(settings: LoggingSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_withhold_quoted_text)
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -49,3 +61,6 @@ def configure_logging(settings: LoggingSettings) -> None:
     # The audit trail is the access log; uvicorn's per-request line (also in worker processes,
     # where its access_log flag does not reach) would only add cost.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # One warning per span dropped or export retried would flood the log while a collector is
+    # down; signalvault.telemetry logs the change once and /metrics counts the spans.
+    logging.getLogger("opentelemetry").setLevel(logging.ERROR)

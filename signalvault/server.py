@@ -160,7 +160,7 @@ def http_protocol(settings: ServerSettings) -> Any:
 
 def preflight(settings: Settings) -> None:
     """Fail fast with a clear message: providers, credentials, master key, store migrations."""
-    if not settings.providers:
+    if not settings.providers and not settings.mcp_servers:  # an MCP-only gateway is one too
         raise ConfigError(NO_PROVIDERS)
     Router(settings)
     open_services(settings).store.close()

@@ -100,9 +100,12 @@ def records(gateway: GatewayApp) -> list[dict]:
 
 
 def is_policy_bootstrap(row: dict) -> bool:
-    """The `policy_activated` record of version 1, written at a fresh store's first start."""
+    """A record every fresh store starts with: the `policy_activated` record of version 1, and
+    the provider register as configured (`provider_register`, recorded when it changes)."""
     import orjson
 
+    if row["kind"] == "provider_register":
+        return True
     return row["kind"] == "policy_activated" and orjson.loads(row["details"])["how"] == "bootstrap"
 
 

@@ -75,6 +75,8 @@ def verify(
             export=export,
             progress=_progress if sys.stderr.isatty() and not as_json else None,
         )
+        if not report.is_intact:
+            _alert(settings, services, report.as_json())
     finally:
         if out is not None:
             out.close()
@@ -89,6 +91,15 @@ def verify(
         sys.exit(EXIT_TAMPERED)
     if report.status == "suspicious":
         sys.exit(EXIT_SUSPICIOUS)
+
+
+def _alert(settings: Any, services: Any, report: dict[str, Any]) -> None:
+    """A failed verification raises the `verification_failed` alert and incident."""
+    from signalvault.evidence.hooks import delivering
+    from signalvault.evidence.incidents import raise_alert, verification_details
+
+    with delivering(settings, services.incidents) as book:
+        raise_alert(book, "verification_failed", verification_details(report))
 
 
 def _progress(done: int, total: int) -> None:

@@ -17,7 +17,7 @@ from signalvault.control.services import open_services
 from signalvault.errors import ConfigError
 from signalvault.server import BackgroundServer
 from signalvault.store import RecordFilter
-from signalvault.trail.audit import record_json
+from signalvault.trail.record_json import record_json
 
 DEMO_DATA_DIR = Path(".signalvault-demo")
 COLUMNS = [

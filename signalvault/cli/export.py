@@ -57,6 +57,7 @@ def _exporter(settings: Settings) -> tuple[Exporter, Store]:
     from signalvault.console import cli_actor
     from signalvault.control.services import open_services
     from signalvault.crypto.envelope import load_master_key
+    from signalvault.evidence.classes import CLI_ROLE, Classifier
     from signalvault.trail.export.exporter import Exporter
     from signalvault.trail.signing import load_signer
 
@@ -67,7 +68,16 @@ def _exporter(settings: Settings) -> tuple[Exporter, Store]:
     except Exception:
         services.store.close()
         raise
-    return Exporter(services.store, services.trail, signer, cli_actor()), services.store
+    classifier = Classifier(settings.classification)
+    exporter = Exporter(
+        services.store,
+        services.trail,
+        signer,
+        cli_actor(),
+        # The CLI reads content as the owner: classes whose content_roles omit it are withheld.
+        readable=lambda row: classifier.may_read_content(CLI_ROLE, row.get("classification")),
+    )
+    return exporter, services.store
 
 
 def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) -> None:
@@ -120,6 +130,13 @@ def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) 
 @click.option("--rule", default=None, help="Only records in which this guardrail rule fired.")
 @click.option("--run", "run_id", default=None, help="Only the records of this agent run.")
 @click.option(
+    "--class",
+    "classification",
+    type=click.Choice(["public", "internal", "confidential", "restricted"]),
+    default=None,
+    help="Only records of this data class.",
+)
+@click.option(
     "--include-content",
     is_flag=True,
     help="Add decrypted prompts and responses (audited as a content read).",
@@ -138,6 +155,7 @@ def export(
     model: str | None,
     outcome: str | None,
     rule: str | None,
+    classification: str | None,
     run_id: str | None,
     include_content: bool,
 ) -> None:
@@ -148,7 +166,8 @@ def export(
     signalvault export verify trail.jsonl
     """
     if ctx.invoked_subcommand is not None:
-        given = [fmt, out, since, until, project, key_id, end_user, model, outcome, rule, run_id]
+        given = [fmt, out, since, until, project, key_id, end_user, model, outcome, rule]
+        given += [classification, run_id]
         if any(value is not None for value in given) or include_content:
             raise click.UsageError(f"export options do not apply to `{ctx.invoked_subcommand}`")
         return
@@ -170,6 +189,7 @@ def export(
         model=model,
         outcome=outcome,
         rule=rule,
+        classification=classification,
         run_id=run_id,
     )
     _run(

@@ -26,6 +26,14 @@ from signalvault.console import format_table
 @click.option("--user", "end_user", default=None, help="Only this end user.")
 @click.option("--model", default=None, help="Only this model (requested or used).")
 @click.option("--outcome", default=None, help="Only this outcome (ok, blocked, rejected, ...).")
+@click.option(
+    "--class",
+    "classification",
+    type=click.Choice(["public", "internal", "confidential", "restricted"]),
+    default=None,
+    help="Only records of this data class.",
+)
+@click.option("--kind", default=None, help="Only records of this kind (interaction, an event).")
 def logs(
     config_file: Path | None,
     limit: int,
@@ -34,14 +42,24 @@ def logs(
     end_user: str | None,
     model: str | None,
     outcome: str | None,
+    classification: str | None,
+    kind: str | None,
 ) -> None:
     """Recent audit records, newest first (metadata only, never content)."""
     from signalvault.store import RecordFilter
-    from signalvault.trail.audit import record_json
+    from signalvault.trail.record_json import record_json
 
     with opened(load_settings(config_file)) as services:
         rows = services.store.list_records(
-            RecordFilter(key_id=key_id, end_user=end_user, model=model, outcome=outcome), limit
+            RecordFilter(
+                key_id=key_id,
+                end_user=end_user,
+                model=model,
+                outcome=outcome,
+                classification=classification,
+                kind=kind,
+            ),
+            limit,
         )
     records = [record_json(row) for row in rows]
     if as_json:
@@ -60,6 +78,7 @@ def logs(
                 "model_requested",
                 "status_code",
                 "outcome",
+                "classification",
                 "total_tokens",
                 "latency_ms",
                 "stream",

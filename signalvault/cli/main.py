@@ -1,5 +1,5 @@
-"""The `signalvault` command: the root group with serve, mock-provider and demo; every other
-command group lives in a module of its own and is added here.
+"""The `signalvault` command: the root group with serve, mock-provider, mock-mcp and demo; every
+other command group lives in a module of its own and is added here.
 
 Errors a user can cause end as one line on stderr and a non-zero exit, never a traceback.
 """
@@ -14,6 +14,7 @@ from signalvault import __version__
 from signalvault.cli.accounts import init, users
 from signalvault.cli.audit import audit
 from signalvault.cli.export import export, subject_export
+from signalvault.cli.incidents import incidents
 from signalvault.cli.keys import keys
 from signalvault.cli.lifecycle import legal_hold, master_key, retention, subject
 from signalvault.cli.logs import logs
@@ -21,6 +22,8 @@ from signalvault.cli.options import CONFIG_OPTION, ErrorGroup
 from signalvault.cli.policies import policies
 from signalvault.cli.projects import projects
 from signalvault.cli.providers import providers
+from signalvault.cli.report import report
+from signalvault.cli.samples import sample, verify_sample
 from signalvault.cli.settings import settings as settings_commands
 from signalvault.cli.traces import traces
 from signalvault.config import load_settings
@@ -52,6 +55,36 @@ def serve(
 
     settings = load_settings(config_file)
     run_server(settings, config_file, host=host, port=port, workers=workers)
+
+
+@cli.command("mock-mcp")
+@click.option(
+    "--transport",
+    type=click.Choice(["http", "stdio"]),
+    default="http",
+    show_default=True,
+    help="Streamable HTTP at /mcp, or standard input and output (a gateway starts it itself).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address (http).")
+@click.option("--port", type=int, default=8791, show_default=True, help="Listen port (http).")
+@click.option(
+    "--calls-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append each call received as a JSON line (how tests see into a stdio server).",
+)
+def mock_mcp(transport: str, host: str, port: int, calls_file: Path | None) -> None:
+    """Run a local MCP server with tools echo, fetch_document and fail (GET /stats counts calls)."""
+    from signalvault.mock_provider.mcp_server import MockMcp, run_stdio
+
+    if transport == "stdio":
+        run_stdio(calls_file)
+        return
+    import uvicorn
+
+    click.echo(f"mock MCP server on http://{host}:{port}/mcp (Ctrl-C stops)", err=True)
+    app = MockMcp(calls_file).http_app()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @cli.command("mock-provider")
@@ -122,7 +155,11 @@ subject.add_command(subject_export)  # the data-subject group holds export and e
 cli.add_command(subject)
 cli.add_command(master_key)
 cli.add_command(export)
+audit.add_command(sample)
+audit.add_command(verify_sample)
 cli.add_command(audit)
+cli.add_command(incidents)
+cli.add_command(report)
 cli.add_command(init)
 cli.add_command(users)
 cli.add_command(policies)

@@ -1,6 +1,15 @@
 """Settings: value types per section (sections.py), `Secret` (secret.py), and the one loader of
 TOML and `SIGNALVAULT_*` variables (loader.py). Imports only errors."""
 
+from signalvault.config.agent_sections import McpServerSettings, TelemetrySettings
+from signalvault.config.evidence_sections import (
+    CLASSES,
+    INCIDENT_SEVERITIES,
+    LAWFUL_BASES,
+    ClassificationSettings,
+    IncidentSettings,
+    PrivacySettings,
+)
 from signalvault.config.loader import (
     DEFAULT_CONFIG_FILE,
     ENV_ALIASES,
@@ -33,8 +42,11 @@ from signalvault.config.sections import (
 
 __all__ = [
     "ALERT_KINDS",
+    "CLASSES",
     "DEFAULT_CONFIG_FILE",
     "ENV_ALIASES",
+    "INCIDENT_SEVERITIES",
+    "LAWFUL_BASES",
     "LISTS",
     "PROVIDER_KINDS",
     "SECTIONS",
@@ -43,10 +55,14 @@ __all__ = [
     "AccountSettings",
     "AlertSettings",
     "AuditSettings",
+    "ClassificationSettings",
     "CryptoSettings",
     "GuardrailSettings",
+    "IncidentSettings",
     "LimitsSettings",
     "LoggingSettings",
+    "McpServerSettings",
+    "PrivacySettings",
     "ProviderSettings",
     "RetentionSettings",
     "RouteSettings",
@@ -54,6 +70,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StoreSettings",
+    "TelemetrySettings",
     "config_path",
     "env_name",
     "load_settings",

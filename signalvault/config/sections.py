@@ -9,6 +9,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from signalvault.config.agent_sections import McpServerSettings, TelemetrySettings
+from signalvault.config.evidence_sections import (
+    CLASSES,
+    ClassificationSettings,
+    IncidentSettings,
+    PrivacySettings,
+)
 from signalvault.config.secret import Secret
 
 PROVIDER_KINDS = ("openai", "anthropic", "openai-compatible")
@@ -18,6 +25,9 @@ ALERT_KINDS = (
     "prompt_injection",
     "guardrail_bypass",
     "verification_failed",
+    "pii_output",
+    "classified_data",
+    "breaker_storm",
 )
 
 
@@ -213,6 +223,13 @@ class RetentionSettings:
     batch_pause_ms: float = _setting(
         50.0, "Pause between batches, leaving the database to the gateway's own writes."
     )
+    classes: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata={
+            "help": "Most days records of a class are kept (`{restricted = 30}`), whatever their "
+            "project's days; 0 or unnamed: no limit by class."
+        },
+    )
     archive_dir: Path | None = _setting(
         None,
         "Directory where expired records are appended (JSON Lines, content still encrypted) "
@@ -325,6 +342,34 @@ class ProviderSettings:
     breaker_half_open_probes: int = _setting(
         1, "Calls let through at once after the cooldown; a success closes, a failure reopens."
     )
+    # The provider register (SPEC §7c): what an auditor asks about each processor.
+    dpa: bool = _setting(False, "A data processing agreement with this provider is on file.")
+    dpa_reference: str = _setting("", "Where the DPA is kept (contract number, document link).")
+    dpa_signed: str = _setting("", "Date the DPA was signed (YYYY-MM-DD).")
+    dpa_review: str = _setting("", "Date the DPA is next due for review (YYYY-MM-DD).")
+    region: str = _setting("", "Where the provider processes the data (e.g. `eu-west-1`, `US`).")
+    processor: str = _setting(
+        "",
+        "The legal processor, when not the provider itself: for a model hosted by a cloud "
+        "(Azure OpenAI, Bedrock, Vertex) the cloud is the processor.",
+    )
+    sub_processors: tuple[str, ...] = _setting(
+        (), "The processor's sub-processors that may see the data."
+    )
+    retention_terms: str = _setting(
+        "", "What the provider keeps and for how long (e.g. `30 days for abuse monitoring`)."
+    )
+    zero_data_retention: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata={
+            "help": 'Zero data retention as granted, not a flag: `{scope = "organisation" | '
+            '"project", granted_to = "org-...", evidence = "ticket or letter", '
+            'excluded_endpoints = "/v1/files, /v1/batches"}`; empty: none.'
+        },
+    )
+    allowed_classes: tuple[str, ...] = _setting(
+        CLASSES, "Classes this provider may receive; a request of another class skips it."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,8 +392,13 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    classification: ClassificationSettings = field(default_factory=ClassificationSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
     providers: tuple[ProviderSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
+    mcp_servers: tuple[McpServerSettings, ...] = ()
     # Where `load_settings` found each value it did not default: dotted name ("limits.user_rpm",
     # "providers.0.api_key") -> "file" or "env". Empty for Settings built in code.
     sources: Mapping[str, str] = field(
@@ -367,5 +417,13 @@ SECTIONS: dict[str, type[Any]] = {
     "retention": RetentionSettings,
     "alerts": AlertSettings,
     "accounts": AccountSettings,
+    "telemetry": TelemetrySettings,
+    "classification": ClassificationSettings,
+    "privacy": PrivacySettings,
+    "incidents": IncidentSettings,
 }
-LISTS: dict[str, type[Any]] = {"providers": ProviderSettings, "routes": RouteSettings}
+LISTS: dict[str, type[Any]] = {
+    "providers": ProviderSettings,
+    "routes": RouteSettings,
+    "mcp_servers": McpServerSettings,
+}

@@ -3,6 +3,15 @@ combinations); each failure is one `ConfigError` line naming the setting."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from signalvault.config.agent_sections import validate_agents
+from signalvault.config.evidence_sections import (
+    CLASSES,
+    INCIDENT_SEVERITIES,
+    LAWFUL_BASES,
+    WEBHOOK_FORMATS,
+)
 from signalvault.config.sections import (
     ALERT_KINDS,
     PROVIDER_KINDS,
@@ -52,6 +61,7 @@ def validate(settings: Settings) -> None:
         if not provider.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"provider {provider.name!r}: base_url must start with http(s)://")
         _validate_resilience(provider)
+        _validate_register(provider)
     if len(set(names)) != len(names):
         raise ConfigError("[[providers]]: provider names must be unique")
     for route in settings.routes:
@@ -60,6 +70,7 @@ def validate(settings: Settings) -> None:
         for target in route.targets:
             if target.split(":", 1)[0] not in names:
                 raise ConfigError(f"route {route.model!r}: unknown provider in target {target!r}")
+    validate_agents(settings.mcp_servers, settings.telemetry)
     if settings.store.sqlite_synchronous not in ("full", "normal"):
         raise ConfigError("[store] sqlite_synchronous must be `full` or `normal`")
     if settings.guardrails.stream_holdback_chars < 1:
@@ -74,9 +85,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError("[server] workers must be at least 1")
     _validate_limits(settings)
     _validate_accounts(settings.accounts)
+    _validate_evidence(settings)
     retention = settings.retention
     if retention.days < 0 or any(days < 0 for days in retention.projects.values()):
         raise ConfigError("[retention] days must be 0 (keep) or more")
+    _check_classes("[retention] classes", retention.classes)
+    if any(days < 0 for days in retention.classes.values()):
+        raise ConfigError("[retention] classes: days must be 0 (no limit) or more")
     if retention.batch_size < 1 or retention.interval_seconds <= 0:
         raise ConfigError("[retention] batch_size and interval_seconds must be positive")
     if settings.store.spool_max_bytes <= 0:
@@ -163,3 +178,87 @@ def _validate_accounts(accounts: AccountSettings) -> None:
         )
     if accounts.password_memory_kib < 19456:
         raise ConfigError("[accounts] password_memory_kib must be at least 19456 (19 MiB)")
+
+
+ZDR_FIELDS = frozenset({"scope", "granted_to", "evidence", "excluded_endpoints", "granted_on"})
+
+
+def _check_classes(where: str, names: object) -> None:
+    unknown = sorted(set(names) - set(CLASSES))  # type: ignore[call-overload]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown class(es) {', '.join(unknown)}; known: {', '.join(CLASSES)}"
+        )
+
+
+def _check_date(where: str, value: str) -> None:
+    if value:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be a date YYYY-MM-DD, not {value!r}") from None
+
+
+def _validate_register(provider: ProviderSettings) -> None:
+    where = f"provider {provider.name!r}"
+    _check_classes(f"{where}: allowed_classes", provider.allowed_classes)
+    _check_date(f"{where}: dpa_signed", provider.dpa_signed)
+    _check_date(f"{where}: dpa_review", provider.dpa_review)
+    zdr = provider.zero_data_retention
+    if zdr:
+        unknown = sorted(set(zdr) - ZDR_FIELDS)
+        if unknown:
+            raise ConfigError(
+                f"{where}: zero_data_retention: unknown field(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(ZDR_FIELDS))}"
+            )
+        if zdr.get("scope") not in ("organisation", "project"):
+            raise ConfigError(
+                f'{where}: zero_data_retention needs scope = "organisation" or "project"'
+            )
+        if not zdr.get("evidence"):
+            raise ConfigError(
+                f"{where}: zero_data_retention needs `evidence` (the provider's confirmation)"
+            )
+        _check_date(f"{where}: zero_data_retention granted_on", zdr.get("granted_on", ""))
+
+
+def _validate_evidence(settings: Settings) -> None:
+    classification = settings.classification
+    _check_classes("[classification] default", [classification.default])
+    _check_classes("[classification] projects", classification.projects.values())
+    _check_classes("[classification] keys", classification.keys.values())
+    _check_classes("[classification] content_roles", classification.content_roles)
+    _check_classes("[classification] alert_classes", classification.alert_classes)
+    roles = {"owner", "admin", "security", "auditor", "developer", "viewer"}
+    for name, allowed in classification.content_roles.items():
+        unknown = sorted(set(allowed) - roles)
+        if unknown:
+            raise ConfigError(
+                f"[classification] content_roles.{name}: unknown role(s) {', '.join(unknown)}"
+            )
+    privacy = settings.privacy
+    bases = [*privacy.lawful_basis.values()]
+    if privacy.default_lawful_basis:
+        bases.append(privacy.default_lawful_basis)
+    unknown = sorted(set(bases) - set(LAWFUL_BASES))
+    if unknown:
+        raise ConfigError(
+            f"[privacy] unknown lawful basis {', '.join(unknown)}; known: {', '.join(LAWFUL_BASES)}"
+        )
+    incidents = settings.incidents
+    wrong = sorted(set(incidents.severities.values()) - set(INCIDENT_SEVERITIES))
+    if wrong:
+        raise ConfigError(
+            f"[incidents] severities: unknown severity {', '.join(wrong)}; "
+            f"known: {', '.join(INCIDENT_SEVERITIES)}"
+        )
+    if incidents.webhook_format not in WEBHOOK_FORMATS:
+        raise ConfigError("[incidents] webhook_format must be `generic` or `slack`")
+    url = incidents.webhook_url.reveal() if incidents.webhook_url is not None else ""
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError("[incidents] webhook_url must start with http(s)://")
+    if incidents.storm_threshold < 1 or incidents.storm_window_seconds <= 0:
+        raise ConfigError(
+            "[incidents] storm_threshold must be at least 1, storm_window_seconds positive"
+        )

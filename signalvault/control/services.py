@@ -10,6 +10,7 @@ from signalvault.config import Settings
 from signalvault.control.credentials import ProviderCredentials
 from signalvault.control.runtime_settings import RuntimeSettings
 from signalvault.crypto.master_key import open_key_source
+from signalvault.evidence.incidents import IncidentBook
 from signalvault.gateway.keyring import KeyRing, load_pepper
 from signalvault.store import Store, open_store
 from signalvault.trail.audit import AuditTrail
@@ -29,6 +30,7 @@ class Services:
     sealer: Sealer
     credentials: ProviderCredentials
     runtime: RuntimeSettings  # the settings with run-time overrides, kept current
+    incidents: IncidentBook  # incidents raised from alerts (SPEC §7c)
 
 
 def open_services(settings: Settings) -> Services:
@@ -50,6 +52,7 @@ def open_services(settings: Settings) -> Services:
         Sealer(store, master_key, settings.audit),
         ProviderCredentials(store, master_key, trail, providers),
         RuntimeSettings(store, settings),
+        IncidentBook(store, trail, settings.incidents),
     )
 
 

@@ -249,6 +249,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self._spans = Counter(
+            "signalvault_telemetry_spans",
+            "OpenTelemetry spans by outcome: exported, failed (the collector refused or did not "
+            "answer) or dropped (the export queue was full).",
+            ["outcome"],
+            registry=r,
+        )
         self._breakers = _BreakerCollector()
         r.register(self._breakers)
         self._scan_cache = _ScanCacheCollector()
@@ -273,6 +280,10 @@ class Metrics:
 
     def count_dropped_alert(self, reason: str) -> None:
         self._alerts_dropped.labels(reason).inc()
+
+    def count_spans(self, outcome: str, spans: int) -> None:
+        """The span exporter's counter (called from its thread and the event loop)."""
+        self._spans.labels(outcome).inc(spans)
 
     def observe(self, interaction: Interaction) -> None:
         """Count one finished interaction (the audit trail's observer calls this)."""

@@ -14,9 +14,11 @@ import orjson
 from signalvault.agents.capture import AgentTurn, ToolEvents
 from signalvault.agents.run_ids import run_id_of
 from signalvault.agents.span_ingest import SpanIngest
+from signalvault.agents.telemetry.ids import parse_traceparent
 from signalvault.errors import (
     AuthError,
     BadRequest,
+    ClassificationNotAllowed,
     Forbidden,
     HTTPError,
     MethodNotAllowed,
@@ -25,6 +27,8 @@ from signalvault.errors import (
     StoreError,
     StoreUnavailable,
 )
+from signalvault.evidence.register import CLASSIFICATION_NOT_ALLOWED, ProviderRegister
+from signalvault.gateway import safe_json
 from signalvault.gateway.asgi import Message, Receive, Scope, Send, send_error, send_json
 from signalvault.gateway.keyring import KeyRing
 from signalvault.gateway.limits import BYPASS, Limits, Reservation
@@ -35,7 +39,7 @@ from signalvault.gateway.request_body import (
     STREAMING_APIS,
     WANTED_HEADERS,
     ClientGone,
-    parse_json_body,
+    parse_request,
     presented_key,
     read_body,
 )
@@ -45,7 +49,7 @@ from signalvault.gateway.tool_side import ToolSide
 from signalvault.gateway.trace_intake import PATH as TRACES_PATH
 from signalvault.gateway.trace_intake import TraceIntake
 from signalvault.gateway.upstream import Upstream, UpstreamFailed
-from signalvault.gateway.wire import end_user, family, trace_id
+from signalvault.gateway.wire import end_user, family
 from signalvault.guardrails.engine import Redactor
 from signalvault.trail.audit import (
     BLOCKED,
@@ -76,6 +80,7 @@ class Proxy:
         body_timeout_seconds: float = 30.0,
         reload_screen: Callable[[], Awaitable[Screen]] | None = None,
         agents: ToolEvents | None = None,
+        register: ProviderRegister | None = None,
     ) -> None:
         self._keyring = keyring
         self._trail = trail
@@ -101,6 +106,7 @@ class Proxy:
                 body_timeout_seconds,
             )
         )
+        self._register = register  # which providers may receive which data class (SPEC §7c)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -108,11 +114,22 @@ class Proxy:
         async def tracked(message: Message) -> None:
             nonlocal started
             started = True
-            await send(message)
+            try:
+                await send(message)
+            except (OSError, RuntimeError) as exc:
+                # The connection is gone (uvicorn on uvloop raises here when it closed the
+                # socket, e.g. on garbage pipelined behind this request): the caller left.
+                log.info(
+                    "the caller's connection closed first", extra={"error": type(exc).__name__}
+                )
+                raise ClientGone from exc
 
         current: list[Interaction] = []  # the request's interaction, once there is one
         try:
             await self._handle(scope, receive, tracked, current)
+        except ClientGone:
+            if current:  # the relay records a caller that left; anything still open is closed
+                self._trail.abandon(current[0])
         except Exception as exc:
             # A bug must not leak a traceback or content: log the type, answer in native shape.
             log.error("unexpected error in the proxy", extra={"error": type(exc).__name__})
@@ -163,7 +180,7 @@ class Proxy:
         turn: AgentTurn | None = None
         try:
             body = await read_body(receive, headers, self._max_body, self._body_timeout)
-            payload = parse_json_body(body, headers)
+            payload, body = parse_request(body, headers)
             targets = self._admit(interaction, payload, headers)
             if self._agents is not None:
                 turn = self._agents.open(interaction, payload)
@@ -191,7 +208,16 @@ class Proxy:
                 await self._reject(send, interaction, blocked, screened.stored, BLOCKED, turn)
                 return
             if changed:  # spotlighted: the provider gets (and the trail keeps) the marked text
-                body = orjson.dumps(payload)
+                body = safe_json.dumps(payload)
+        targets = self._allowed_targets(interaction, targets)
+        if not targets:
+            refused = ClassificationNotAllowed(
+                f"Data of class `{interaction.classification}` may not be sent to any provider "
+                f"of the model `{interaction.model_requested}`.",
+                param="model",
+            )
+            await self._reject(send, interaction, refused, None)
+            return
         try:
             reservation = await self._reserve(interaction, payload)
         except HTTPError as exc:
@@ -253,6 +279,28 @@ class Proxy:
             return None
         return agents.admit(interaction, turn, policy, screen.context(interaction))
 
+    def _allowed_targets(self, interaction: Interaction, targets: list[Target]) -> list[Target]:
+        """The route's targets that may receive the request's data class; each one that may
+        not is noted on the record as a skipped attempt (it is never called)."""
+        classification = self._trail.classify(interaction)
+        if self._register is None:
+            return targets
+        allowed, refused = self._register.split(targets, classification)
+        for target in refused:
+            interaction.attempts.append(
+                {
+                    "provider": target.provider.name,
+                    "model": target.model,
+                    "skipped": CLASSIFICATION_NOT_ALLOWED,
+                    "classification": classification,
+                }
+            )
+        if refused:  # the record names the provider it goes to, or none if it goes nowhere
+            first = allowed[0] if allowed else None
+            interaction.provider = first.provider.name if first else None
+            interaction.model_used = first.model if first else None
+        return allowed
+
     def _settle(self, reservation: Reservation | None, interaction: Interaction) -> None:
         if reservation is not None and self._limits is not None:
             self._limits.settle(reservation, interaction.total_tokens())
@@ -268,7 +316,9 @@ class Proxy:
         interaction.end_user = end_user(headers.get("x-signalvault-user"), payload)
         session = headers.get("x-signalvault-session")
         interaction.session_id = session[:256] if session else None
-        interaction.trace_id = trace_id(headers.get("traceparent"))
+        trace = parse_traceparent(headers.get("traceparent"))
+        if trace is not None:  # the caller's span becomes the parent of this record's span
+            interaction.trace_id, interaction.parent_span = trace
         key = interaction.key
         interaction.run_id = run_id_of(
             key.project if key else None, interaction.session_id, interaction.trace_id

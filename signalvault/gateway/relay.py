@@ -9,14 +9,15 @@ import contextlib
 from typing import Any
 
 import aiohttp
-import orjson
 
 from signalvault.errors import HTTPError
+from signalvault.gateway import safe_json
 from signalvault.gateway.asgi import Receive, Send, send_error
+from signalvault.gateway.request_body import ClientGone
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.tool_side import ToolSide
-from signalvault.gateway.wire import StreamAssembler, prompt_text
+from signalvault.gateway.wire import StreamAssembler, native_error, prompt_text
 from signalvault.gateway.wire import usage as usage_of
 from signalvault.guardrails.engine import Redactor
 from signalvault.trail.audit import (
@@ -32,6 +33,10 @@ from signalvault.trail.linked import Linked
 
 # Provider response headers worth passing back (request ids for support tickets, rate limits).
 _PASS_BACK = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
+
+
+class BrokenStream(Exception):
+    """The provider sent an event the gateway cannot read; the stream is cut before it."""
 
 
 class Relay:
@@ -55,8 +60,9 @@ class Relay:
         if response.status >= 400:
             interaction.error_code = f"provider_{response.status}"
         try:
-            parsed = orjson.loads(data) if data else None
-        except orjson.JSONDecodeError:
+            # A success was read once already (`Upstream` refuses anything but a JSON object).
+            parsed = safe_json.loads(data) if data else None
+        except safe_json.InvalidJSON:
             parsed = None
         interaction.prompt_tokens, interaction.completion_tokens = usage_of(interaction.api, parsed)
         if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
@@ -87,14 +93,19 @@ class Relay:
                     )
                     return
             data, stored = screened.forward, screened.stored
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": response_headers(response, interaction.id, "application/json"),
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        else:
+            data = native_error(interaction.api, response.status, parsed) or data
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": response_headers(response, interaction.id, "application/json"),
+                }
+            )
+            await send({"type": "http.response.body", "body": data})
+        except ClientGone:
+            interaction.outcome = interaction.error_code = CANCELLED
         linked = tools.linked(interaction, calls) if tools is not None and calls else []
         self._trail.complete(interaction, stored, linked if response.status < 400 else ())
 
@@ -148,6 +159,8 @@ class Relay:
             )
             async for chunk in response.content.iter_any():
                 assembler.feed(chunk)
+                if assembler.is_broken:
+                    raise BrokenStream  # before any byte of this chunk reaches the caller
                 out = chunk if guard is None else screen.feed(guard, interaction, chunk)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -158,8 +171,10 @@ class Relay:
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError, ConnectionError):
+        except (aiohttp.ClientError, TimeoutError, ConnectionError, BrokenStream):
             outcome = STREAM_CUT
+        except ClientGone:
+            gone.set()
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -231,11 +246,15 @@ class Relay:
 def response_headers(
     response: aiohttp.ClientResponse, request_id: str, default_type: str
 ) -> list[tuple[bytes, bytes]]:
+    is_stream = default_type == "text/event-stream"
+    # A JSON answer goes out as the JSON the gateway read or rebuilt, whatever the provider
+    # called it; a stream keeps the provider's type (it was checked to be text/event-stream).
+    content_type = response.headers.get("content-type", default_type) if is_stream else default_type
     headers = [
-        (b"content-type", response.headers.get("content-type", default_type).encode("latin-1")),
+        (b"content-type", content_type.encode("latin-1")),
         (b"x-signalvault-request-id", request_id.encode()),
     ]
-    if default_type == "text/event-stream":
+    if is_stream:
         headers.append((b"cache-control", b"no-cache"))
     for name in _PASS_BACK:
         value = response.headers.get(name)

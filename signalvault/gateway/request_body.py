@@ -1,14 +1,14 @@
 """What the data plane accepts: its endpoints, the caller headers it reads, the gateway key a
-caller presents, and a request body read within its limits and parsed as one JSON object."""
+caller presents, and a request body read within its limits and parsed as one JSON object (within
+`safe_json`'s limits, so everything later re-emitted from it can be written)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-import orjson
-
 from signalvault.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMedia
+from signalvault.gateway import safe_json
 from signalvault.gateway.asgi import Receive
 
 # Request path -> (api name, upstream endpoint after the version segment).
@@ -36,7 +36,8 @@ WANTED_HEADERS = frozenset(
 
 
 class ClientGone(Exception):
-    """The caller disconnected while its request body was being read."""
+    """The caller disconnected: while its request body was being read, or before its answer
+    could be written (the server's `send` failed)."""
 
 
 def presented_key(headers: dict[str, str]) -> str | None:
@@ -80,6 +81,22 @@ async def read_body(
 
 
 def parse_json_body(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """The body as a JSON object.
+
+    Raises:
+        UnsupportedMedia: not sent as `application/json` (415).
+        BadRequest: not UTF-8, not JSON, nested too deep, or not an object (400).
+    """
+    return parse_request(body, headers)[0]
+
+
+def parse_request(body: bytes, headers: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+    """The body as a JSON object, and its canonical bytes: what is screened, recorded and
+    forwarded, so a provider never reads something else than the guardrails did.
+
+    Raises:
+        UnsupportedMedia, BadRequest: as `parse_json_body`.
+    """
     content_type = headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMedia("Send the request body as `Content-Type: application/json`.")
@@ -88,11 +105,13 @@ def parse_json_body(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise BadRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        payload, canonical = safe_json.loads_canonical(body)
+    except safe_json.TooDeep:
         raise BadRequest(
-            f"The request body is not valid JSON: {exc.msg} (position {exc.pos})."
+            f"The request body nests arrays and objects more than {safe_json.MAX_DEPTH} deep."
         ) from None
+    except safe_json.InvalidJSON as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(payload, dict):
         raise BadRequest("The request body must be a JSON object.")
-    return payload
+    return payload, canonical

@@ -11,10 +11,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from signalvault.agents.tool_policy import ToolPolicy
 from signalvault.errors import GuardrailBlocked, HTTPError
+from signalvault.gateway import safe_json
 from signalvault.gateway.stream_guard import ArgumentJudge, StreamGuard
 from signalvault.gateway.wire import REQUEST_TEXT_FIELDS, RESPONSE_TEXT_FIELDS, Slot, text_slots
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
@@ -91,8 +90,18 @@ class Screen:
             # Placeholders the model repeated go back to their values for the caller only.
             for container, key in slots:
                 container[key] = redactor.restore(container[key])
-            screened.forward = orjson.dumps(payload)
+            screened.forward = safe_json.dumps(payload)
         return screened
+
+    def texts(
+        self, interaction: Interaction, slots: list[Slot], direction: str, what: str
+    ) -> GuardrailBlocked | None:
+        """Screen the strings of another protocol's payload in place (an MCP call's arguments
+        or result): redacted where a rule redacts; on a block every finding is masked (what the
+        trail keeps) and the block returned."""
+        interaction.policy_version = self.policy_version
+        verdict = self._scan(interaction, slots, direction, _context(interaction, None), Redactor())
+        return self._apply(verdict, slots, {}, b"", what).blocked
 
     def stream(
         self,
@@ -193,7 +202,7 @@ class Screen:
                 container[key] = text
             return Screened(
                 body,
-                orjson.dumps(payload),
+                safe_json.dumps(payload),
                 GuardrailBlocked(message, rules=rules, kinds=kinds),
                 slots,
                 verdict,
@@ -201,7 +210,7 @@ class Screen:
         if verdict.texts is not None:
             for (container, key), text in zip(slots, verdict.texts, strict=True):
                 container[key] = text
-            body = orjson.dumps(payload)
+            body = safe_json.dumps(payload)
         return Screened(body, body, None, slots, verdict)
 
 

@@ -1,7 +1,7 @@
 """Server-sent events as the three streaming APIs send them: whole events out of a byte stream,
 where each event carries generated text, and re-encoding an event whose text was changed.
 
-Imports nothing from signalvault; knows JSON shapes, not guardrails.
+Imports only gateway.safe_json; knows JSON shapes, not guardrails.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from signalvault.gateway import safe_json
 
 # ("t", ...) is generated text, ("a", ...) tool-call arguments (JSON text); the rest of the key
 # is the choice / output / content-block position the text belongs to.
@@ -43,7 +43,7 @@ class Event:
         for line in self.raw.splitlines():
             if line.startswith(b"data:"):
                 if not any(kept.startswith(b"data:") for kept in lines):
-                    lines.append(b"data: " + orjson.dumps(self.data))
+                    lines.append(b"data: " + safe_json.dumps(self.data))
             elif line:
                 lines.append(line)
         return newline.join(lines) + newline + newline
@@ -89,8 +89,8 @@ def parse_event(api: str, raw: bytes) -> Event:
     payload: Any = None
     if data and data != b"[DONE]":
         try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            payload = safe_json.loads(data)
+        except safe_json.InvalidJSON:
             payload = None
     event = Event(raw, payload)
     if isinstance(payload, dict):

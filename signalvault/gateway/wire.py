@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from signalvault.errors import GuardrailBlocked, HTTPError
+from signalvault.errors import ClassificationNotAllowed, GuardrailBlocked, HTTPError
+from signalvault.gateway import safe_json
 
 _OPENAI_TYPES = {
     401: "authentication_error",
@@ -24,6 +25,7 @@ _ANTHROPIC_TYPES = {
 }
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 MAX_ATTRIBUTION = 256
+MAX_PROVIDER_MESSAGE = 2000  # characters of a provider's error message kept when rebuilt
 
 
 def family(api: str) -> str:
@@ -34,14 +36,14 @@ def error_body(api: str, error: HTTPError) -> bytes:
     """The error as the calling SDK expects it."""
     status = error.status_code
     if family(api) == "anthropic":
-        if isinstance(error, GuardrailBlocked):
+        if isinstance(error, GuardrailBlocked | ClassificationNotAllowed):
             kind = error.code
         elif status >= 500:
             kind = "api_error"
         else:
             kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error")
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": error.message}})
-    if isinstance(error, GuardrailBlocked):
+    if isinstance(error, GuardrailBlocked | ClassificationNotAllowed):
         kind = error.code
     elif status >= 500:
         kind = "server_error"
@@ -57,6 +59,31 @@ def error_body(api: str, error: HTTPError) -> bytes:
             }
         }
     )
+
+
+def native_error(api: str, status: int, payload: Any) -> bytes | None:
+    """A provider's error answer rebuilt in the caller's shape, or None when it already has it
+    (an Anthropic error on an OpenAI route, HTML from a proxy, an empty body: SPEC §3 wants the
+    caller's own shape). The provider's message is kept; its status is the caller's."""
+    if _is_native_error(api, payload):
+        return None
+    message = f"The provider answered HTTP {status} without an error the gateway could read."
+    inner = payload.get("error") if isinstance(payload, dict) else None
+    found = inner.get("message") if isinstance(inner, dict) else None
+    if isinstance(found, str) and found:
+        message = found[:MAX_PROVIDER_MESSAGE]
+    error = HTTPError(message, code=f"provider_{status}")
+    error.status_code = status
+    return error_body(api, error)
+
+
+def _is_native_error(api: str, payload: Any) -> bool:
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+        return False
+    inner = payload["error"]
+    if family(api) == "anthropic":
+        return payload.get("type") == "error" and isinstance(inner.get("type"), str)
+    return payload.get("type") != "error" and isinstance(inner.get("message"), str)
 
 
 def end_user(header: str | None, payload: dict[str, Any]) -> str | None:
@@ -139,6 +166,7 @@ class StreamAssembler:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.is_complete = False
+        self.is_broken = False  # an event whose data is not JSON the gateway can read
         self.error: Any = None
 
     def feed(self, chunk: bytes) -> None:
@@ -164,8 +192,10 @@ class StreamAssembler:
             self.is_complete = True
             return
         try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            event = safe_json.loads(data)
+        except safe_json.InvalidJSON:
+            # Unreadable for the output guardrails too: the relay cuts the stream here.
+            self.is_broken = True
             return
         if isinstance(event, dict):
             {"messages": self._anthropic, "responses": self._responses}.get(self.api, self._chat)(
@@ -257,7 +287,7 @@ class StreamAssembler:
             }
         if self.error is not None:
             result["error"] = self.error
-        return orjson.dumps(result)
+        return safe_json.dumps(result)
 
 
 # Keys whose values are structure, identifiers or binary payloads, not text a person wrote.

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.pii_address import AddressRules
 from signalvault.guardrails.pii_checks import Candidate
-from signalvault.guardrails.pii_names import NameRules
+from signalvault.guardrails.pii_national import NATIONAL_KINDS
 from signalvault.guardrails.pii_numbers import scan_numbers
 from signalvault.guardrails.pii_patterns import PatternRules
+from signalvault.guardrails.pii_person import PersonDetector
 
 PII_TYPES: frozenset[str] = frozenset(
     {
@@ -27,22 +28,33 @@ PII_TYPES: frozenset[str] = frozenset(
         "US_PASSPORT",
         "US_DRIVER_LICENSE",
         "US_BANK_ACCOUNT",
-        "UK_NHS",
+        # Identifiers with letters (pii_ids); digit-only ones come from pii_national's table.
         "UK_NINO",
-        "CA_SIN",
-        "IN_AADHAAR",
         "IN_PAN",
         "ES_NIF",
         "ES_NIE",
         "IT_FISCAL_CODE",
-        "DE_TAX_ID",
-        "AU_TFN",
-        "AU_MEDICARE",
         "SG_NRIC",
-        "KR_RRN",
+        "FI_HETU",
+        "MX_CURP",
     }
+    | NATIONAL_KINDS
 )
 _STRUCTURED = PII_TYPES - {"PERSON", "ADDRESS"}
+
+
+def _outside(person: Candidate, spans: list[tuple[int, int]]) -> Candidate | None:
+    """The part of a name span outside every address span (None if nothing is left)."""
+    kind, start, end, score = person
+    for s, e in spans:
+        if s < end and start < e:
+            if start < s:
+                end = s
+            elif end > e:
+                start = e
+            else:
+                return None
+    return (kind, start, end, score) if end > start else None
 
 
 class PiiDetector:
@@ -64,7 +76,7 @@ class PiiDetector:
         self._threshold = threshold
         self._allow = frozenset(value.strip() for value in allow)
         self._patterns = PatternRules() if self._types & _STRUCTURED else None
-        self._names = NameRules() if "PERSON" in self._types else None
+        self._names = PersonDetector() if "PERSON" in self._types else None
         self._addresses = AddressRules() if "ADDRESS" in self._types else None
 
     def __call__(self, text: str) -> list[Finding]:
@@ -77,10 +89,10 @@ class PiiDetector:
         if self._addresses is not None:
             places = self._addresses.scan(text)
             candidates.extend(places)
-            # Streets are often named after people ("Rua João Pessoa"): inside an address, the
-            # address reading wins.
+            # Streets are often named after people ("Rua João Pessoa"): where a name and an
+            # address overlap, the address reading wins.
             spans = [(s, e) for _, s, e, score in places if score >= self._threshold]
-            people = [p for p in people if not any(s <= p[1] and p[2] <= e for s, e in spans)]
+            people = [p for p in (_outside(p, spans) for p in people) if p is not None]
         candidates.extend(people)
         return self._resolve(text, candidates)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from signalvault.guardrails.pii_checks import Candidate
+from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 
 # Street types written before the name (Romance languages) and after it (English and others).
 _PREFIX_TYPES = (
@@ -47,6 +47,10 @@ _UNIT_WORDS = frozenset(
         "psc", "cmr", "usns", "uss", "usnv"
     ]
 )  # fmt: skip
+_PART_SCORE = 0.45  # a unit alone ("room 700") is part of an address, not one
+_PART_UNITS = frozenset(
+    ["apt", "apartment", "suite", "ste", "unit", "flat", "room", "rm", "floor", "fl"]
+)
 _MILITARY = frozenset({"apo aa", "apo ae", "apo ap", "fpo aa", "fpo ae", "fpo ap", "dpo aa",
                        "dpo ae", "dpo ap"})  # fmt: skip
 _LOWER_WORD = re.compile(r"[a-z]+")
@@ -104,7 +108,7 @@ class AddressRules:
         return [("ADDRESS", s, e, score) for s, e, score in _merge(text, spans)]
 
     def _anchor_spans(self, text: str) -> Iterator[tuple[int, int, float]]:
-        lowered_text = not any(ch.isupper() for ch in text)
+        lowered_text = is_lower_case(text)
         skip_to = 0
         for number in _DIGITS.finditer(text):
             n_start, n_end = number.span()
@@ -115,7 +119,11 @@ class AddressRules:
             before = text[max(0, n_start - 48) : n_start]
             unit = _unit_start(before)
             if unit >= 0:
-                yield n_start - len(before) + unit, n_end, 0.7
+                # A box (PO Box, PSC, APO) is a postal address by itself; "room 700, floor 10"
+                # is only part of one, reported when it joins a street or city line.
+                word = before[unit:].split(maxsplit=1)[0].lower().rstrip(".#,")
+                score = _PART_SCORE if word in _PART_UNITS else 0.7
+                yield n_start - len(before) + unit, n_end, score
                 continue
             if n_end - n_start == 5:
                 state = _STATE_ZIP_BEFORE.search(before)
@@ -215,13 +223,16 @@ def _merge(text: str, spans: list[tuple[int, int, float]]) -> list[tuple[int, in
     """Grow each span over its place tail and following block lines, then join neighbours."""
     grown: list[tuple[int, int, float]] = []
     for start, end, score in sorted(spans):
-        if score < 0.5:
+        if score < 0.5 and score != _PART_SCORE:
             grown.append((start, end, score))
             continue
+        anchor_end = end
         tail = _SAME_LINE_TAIL.match(text, end)
         if tail and not _ends_sentence(text, end):
             end = tail.end()
         end = _grow_block(text, end)
+        if score == _PART_SCORE and end > anchor_end:
+            score = 0.7  # "Suite 824\n Äksi\n Costa Rica 89215": the unit opens an address
         grown.append((start, end, score))
     merged: list[tuple[int, int, float]] = []
     for start, end, score in grown:

@@ -1,6 +1,7 @@
 """Identifiers that mix letters and digits: IBAN, UK NINO, Indian PAN, Spanish NIF/NIE,
-Singapore NRIC, Italian codice fiscale. Each is tried only where a digit run touches a letter,
-so no regex scans the whole text for them; check characters come from `pii_checks`.
+Singapore NRIC, Italian codice fiscale, Finnish HETU, Mexican CURP. Each is tried only where a
+digit run touches a letter, so no regex scans the whole text for them; check characters come
+from python-stdnum (`pii_national.stdnum_check`) or, where it has none, `pii_checks`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from signalvault.guardrails.pii_checks import (
     IBAN_LENGTHS,
     Candidate,
     context_near,
-    es_nif_ok,
     iban_ok,
-    it_fiscal_code_ok,
     sg_nric_ok,
 )
+from signalvault.guardrails.pii_national import stdnum_check
 
 _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 _PAN_WORDS = re.compile(r"\b(?:pan|permanent account|income tax)\b", re.IGNORECASE)
+_PAN_OK = stdnum_check("in_.pan")
 _NINO_WORDS = re.compile(r"\b(?:nino|national insurance|ni)\b", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[\s\-]")
 
@@ -47,9 +48,11 @@ def _iban(text: str, match: re.Match[str]) -> Candidate | None:
     return ("IBAN", start, end, 0.95) if iban_ok(_compact(text[start:end])) else None
 
 
-def _checked(kind: str, check: Callable[[str], bool], score: float) -> _Confirm:
+def _checked(kind: str, check: Callable[[str], bool], score: float, raw: bool = False) -> _Confirm:
+    """Confirm with `check` on the value without separators (or as written, when `raw`)."""
+
     def confirm(text: str, match: re.Match[str]) -> Candidate | None:
-        if not check(_compact(match.group())):
+        if not check(match.group() if raw else _compact(match.group())):
             return None
         return kind, match.start(), match.end(), score
 
@@ -61,6 +64,8 @@ def _labelled(kind: str, words: re.Pattern[str], plain: float, labelled: float) 
 
     def confirm(text: str, match: re.Match[str]) -> Candidate | None:
         if kind == "UK_NINO" and match.group()[:2] in _NINO_BAD_PREFIXES:
+            return None
+        if kind == "IN_PAN" and not _PAN_OK(match.group()):
             return None
         start, end = match.span()
         return kind, start, end, labelled if context_near(text, start, end, words) else plain
@@ -85,17 +90,37 @@ _RULES: list[tuple[int, tuple[int, ...], re.Pattern[str], _Confirm]] = [
         re.compile(r"[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]"),
         _labelled("IN_PAN", _PAN_WORDS, 0.7, 0.95),
     ),
-    (8, (0,), re.compile(r"\d{8}-?[A-Z]"), _checked("ES_NIF", es_nif_ok, 0.85)),
-    (7, (1, 2), re.compile(r"[XYZ]-?\d{7}-?[A-Z]"), _checked("ES_NIE", es_nif_ok, 0.9)),
+    (8, (0,), re.compile(r"\d{8}-?[A-Z]"), _checked("ES_NIF", stdnum_check("es.dni"), 0.85)),
+    (
+        7,
+        (1, 2),
+        re.compile(r"[XYZ]-?\d{7}-?[A-Z]"),
+        _checked("ES_NIE", stdnum_check("es.nie"), 0.9),
+    ),
     (7, (1,), re.compile(r"[STFG]\d{7}[A-Z]"), _checked("SG_NRIC", sg_nric_ok, 0.9)),
     (
         2,
         (6,),
         re.compile(r"[A-Z]{6}[0-9L-V]{2}[ABCDEHLMPRST][0-9L-V]{2}[A-Z][0-9L-V]{3}[A-Z]"),
-        _checked("IT_FISCAL_CODE", it_fiscal_code_ok, 0.95),
+        _checked("IT_FISCAL_CODE", stdnum_check("it.codicefiscale"), 0.95),
+    ),
+    # Finnish HETU: DDMMYY, century sign (- + A, or since 2023 B-F and U-Y), 3 digits, check.
+    (
+        6,
+        (0,),
+        re.compile(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"),
+        _checked("FI_HETU", stdnum_check("fi.hetu"), 0.85, raw=True),
+    ),
+    # Mexican CURP: 4 letters, birth date, sex, state, 3 consonants, homonym char, check digit.
+    (
+        6,
+        (4,),
+        re.compile(r"[A-Z]{4}\d{6}[HMX][A-Z]{5}[0-9A-Z]\d"),
+        _checked("MX_CURP", stdnum_check("mx.curp"), 0.85),
     ),
 ]
 _LEADING_DIGITS = re.compile(r"\d+")
+_HETU_SIGNS = frozenset("+ABCDEFUVWXY")
 
 
 def touches_letters(text: str, start: int, end: int) -> bool:
@@ -114,11 +139,14 @@ def touches_letters(text: str, start: int, end: int) -> bool:
         )
     if before == " ":  # "AB 12 34 56 C"
         prefix = text[max(0, start - 3) : start - 1]
-        return len(prefix) == 2 and prefix.isalpha() and prefix.isupper()
-    if before == "-":  # "X-1234567-L"
-        return text[start - 2 : start - 1] in ("X", "Y", "Z")
+        if len(prefix) == 2 and prefix.isalpha() and prefix.isupper():
+            return True
+    elif before == "-" and text[start - 2 : start - 1] in ("X", "Y", "Z"):  # "X-1234567-L"
+        return True
     after = text[end : end + 2]
-    # "12345678Z", "12345678-Z": a Spanish NIF
+    # "12345678Z", "12345678-Z": a Spanish NIF; "131052A308T", "131052-308T": a Finnish HETU
+    if end - start == 6 and after[:1] in _HETU_SIGNS:
+        return True
     return end - start >= 8 and (after[:1].isupper() or (after[:1] == "-" and after[1:].isupper()))
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 
-from signalvault.guardrails.pii_checks import Candidate
+from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
 _PARTICLES = frozenset(
@@ -60,11 +61,16 @@ _SPEECH = frozenset(["says", "said"])
 _QUOTE_ENDS = frozenset(",!?\"'\u201d\u2019")
 
 
-def _glued(text: str, start: int, end: int) -> bool:
-    """True if the letters at start:end touch a digit or underscore (part of a larger token)."""
+def glued(text: str, start: int, end: int) -> bool:
+    """True if the letters at start:end are part of a larger token: they touch a digit, an
+    underscore or "@", or a dot joins them to more letters (`jane.doe@`, `os.environ`)."""
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
-    return before.isdigit() or before == "_" or after.isdigit() or after == "_"
+    if before.isdigit() or before in "_@" or after.isdigit() or after in "_@":
+        return True
+    if after == "." and text[end + 1 : end + 2].isalpha() and end - start > 1:
+        return True  # "jane.doe", but "J.R.R. Tolkien" keeps its initials
+    return before == "." and text[start - 2 : start - 1].isalpha() and end - start > 1
 
 
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -144,53 +150,132 @@ def _census(name: str) -> frozenset[str]:
         return frozenset(line.split()[0].lower() for line in lines if line.strip())
 
 
+NameToken = tuple[int, int, str]  # start, end, word (a trailing possessive 's removed)
+_UPPER = "".join(sorted({ch for ch in map(chr, range(0x10000)) if ch.isupper()}))
+# A capitalised word. Whether it starts a token (no letter, nor letter + apostrophe or hyphen,
+# right before it) is checked in Python: look-behinds in the regex cost 6x the whole scan.
+_CAPITALISED = re.compile("[" + re.escape(_UPPER) + r"][^\W\d_]*(?:['\u2019\-][^\W\d_]+)*")
+_EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>*\u201c\u201d\u2018\u2019"
+
+
+def _is_token_char(ch: str) -> bool:
+    return ch.isalpha() or ch in "'\u2019-"
+
+
+def _follows_token(text: str, start: int) -> bool:
+    """Whether the letter at `start` continues a token ("dO'Neil", "mary-Jane")."""
+    before = text[start - 1]
+    return before.isalpha() or (before in "'\u2019-" and text[start - 2 : start - 1].isalpha())
+
+
+def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[NameToken]:
+    """The tokens that may be (part of) a name, in order: capitalised ones, and lower-case ones
+    the lexicon knows as names. Found by regex and set intersection, so the Python loop runs
+    over candidates only, not over every word of the text.
+    """
+    lower_ok = lexicon.lower_ok_lowered if lowered_text else lexicon.lower_ok
+    spans = [] if lowered_text else [m.span() for m in _CAPITALISED.finditer(text)]
+    spans = [(s, e) for s, e in spans if not (s and _follows_token(text, s))]
+    # Lower-case names: whitespace-split words, edge punctuation stripped, against the set
+    # (a regex tokenizer over the whole text cost more than everything else here).
+    known = lower_ok.intersection({w.strip(_EDGE_PUNCTUATION) for w in text.split()})
+    if known:
+        # Few texts hold a lower-case name; find each one's occurrences as a whole token.
+        for word in known:
+            at = text.find(word)
+            while at != -1:
+                end = at + len(word)
+                if not (at and _is_token_char(text[at - 1])) and not (
+                    end < len(text) and _is_token_char(text[end])
+                ):
+                    spans.append((at, end))
+                at = text.find(word, end)
+        spans.sort()
+    out: list[NameToken] = []
+    for start, end in spans:
+        if glued(text, start, end):
+            continue  # letters inside an identifier or hex id (`3f2eda91`), not a name
+        word = text[start:end]
+        if word[-2:] in ("'s", "\u2019s"):
+            word, end = word[:-2], end - 2
+        out.append((start, end, word))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class NameLexicon:
+    """The word lists PERSON detection reads (rules and model alike), loaded once."""
+
+    ambiguous: frozenset[str]
+    not_names: frozenset[str]
+    first: frozenset[str]
+    common_first: frozenset[str]
+    last: frozenset[str]
+    english: frozenset[str]
+    proper: frozenset[str]
+    countries: frozenset[str]
+    lower_ok: frozenset[str]  # names written in lower case in mixed-case text
+    lower_ok_lowered: frozenset[str]  # the same in all-lower-case text
+
+
+def load_lexicon() -> NameLexicon:
+    data = "signalvault.guardrails.data"
+    ambiguous = frozenset(_package_words(data, "pii_ambiguous_names.txt"))
+    not_names = frozenset(_package_words(data, "pii_not_names.txt")) - ambiguous
+    first = _first_names() - not_names - ambiguous
+    last = _census("dist.all.last") - not_names
+    common_first = _census("dist.male.first") | _census("dist.female.first")
+    english, proper = _vocabulary()
+    # Lower case in mixed-case text: common first names and words that BPE mostly sees
+    # capitalised ("trump", "obama") still read as names.
+    well_known = (common_first | {w for w in proper if len(w) > 3}) - ambiguous
+    never = english | not_names
+    return NameLexicon(
+        ambiguous=ambiguous,
+        not_names=not_names,
+        first=first,
+        common_first=common_first,
+        last=last,
+        english=english,
+        proper=proper,
+        countries=_country_names(),
+        lower_ok=frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES),
+        lower_ok_lowered=frozenset({w for w in (first | last) - never if len(w) > 2} | _PARTICLES),
+    )
+
+
 class NameRules:
     """Scores runs of name-like tokens; gazetteers load once per instance."""
 
-    def __init__(self) -> None:
-        data = "signalvault.guardrails.data"
-        self._ambiguous = frozenset(_package_words(data, "pii_ambiguous_names.txt"))
-        self._not_names = frozenset(_package_words(data, "pii_not_names.txt")) - self._ambiguous
-        self._first = _first_names() - self._not_names - self._ambiguous
-        self._last = _census("dist.all.last") - self._not_names
-        common_first = _census("dist.male.first") | _census("dist.female.first")
-        self._english, self._proper = _vocabulary()
+    def __init__(self, lexicon: NameLexicon | None = None) -> None:
+        lex = lexicon or load_lexicon()
+        self.lexicon = lex
+        self._ambiguous = lex.ambiguous
+        self._not_names = lex.not_names
+        self._first = lex.first
+        self._last = lex.last
+        self._english, self._proper = lex.english, lex.proper
         # An everyday word opening a sentence before a name is a verb or a greeting ("Ask Maria"),
         # unless the census knows it as a first name ("Max Verstappen").
-        self._openers = self._english - common_first - self._ambiguous
-        self._countries = _country_names()
-        surnames_or_first = self._first | self._last
-        # Lower case in mixed-case text: common first names and words that BPE mostly sees
-        # capitalised ("trump", "obama") still read as names.
-        well_known = (common_first | {w for w in self._proper if len(w) > 3}) - self._ambiguous
-        never = self._english | self._not_names
-        self._lower_ok = {w for w in well_known - never if len(w) > 2} | _PARTICLES
-        self._lower_ok_lowered = {w for w in surnames_or_first - never if len(w) > 2} | _PARTICLES
+        self._openers = self._english - lex.common_first - self._ambiguous
+        self._countries = lex.countries
+        self._lower_ok = lex.lower_ok
+        self._lower_ok_lowered = lex.lower_ok_lowered
         self._never_alone = self._not_names | _TITLES | _PARTICLES
 
-    def scan(self, text: str) -> list[Candidate]:
-        """PERSON candidates in `text`."""
-        lowered_text = not any(ch.isupper() for ch in text)
+    def scan(
+        self, text: str, tokens: list[NameToken] | None = None, lowered_text: bool | None = None
+    ) -> list[Candidate]:
+        """PERSON candidates in `text` (`tokens`: its `name_tokens`, when already found)."""
+        if lowered_text is None:
+            lowered_text = is_lower_case(text)
         german = len(_GERMAN.intersection(text.lower().split())) >= 3
-        # In all-lower-case text capitalisation says nothing, so the gazetteers decide; elsewhere
-        # (chat is often typed in lower case) only well-known names qualify in lower case.
-        lower_ok = self._lower_ok_lowered if lowered_text else self._lower_ok
+        if tokens is None:
+            tokens = name_tokens(text, self.lexicon, lowered_text)
         found: list[Candidate] = []
         run: list[tuple[int, int, str]] = []
         prev_end = -1
-        for match in _TOKEN.finditer(text):
-            word = match.group()
-            ok = (len(word) > 1 or word.isupper()) if word[0].isupper() else word in lower_ok
-            if ok and _glued(text, *match.span()):
-                ok = False  # letters inside an identifier or hex id (`3f2eda91`), not a name
-            if not ok:
-                if run:
-                    self._score_run(found, text, run, lowered_text, german)
-                    run = []
-                continue
-            start, end = match.span()
-            if word[-2:] in ("'s", "\u2019s"):
-                word, end = word[:-2], end - 2
+        for start, end, word in tokens:
             if run:
                 gap = text[prev_end:start]
                 if gap not in (" ", "-") and (gap != ". " or len(word) < 2):
@@ -309,3 +394,11 @@ def _is_speaker_tag(before: str, verb: str) -> bool:
     """Whether `before` ends in a quotation, `verb` and spaces ('"Go," said ')."""
     head = before.rstrip(" ").lower()
     return head.endswith(verb) and head[: -len(verb)].rstrip()[-1:] in _QUOTE_ENDS
+
+
+# Shared with the statistical model (pii_person), which reads the same cue classes as features.
+TOKEN = _TOKEN
+TITLES = _TITLES
+STRONG_CUES = _STRONG_CUES
+PERSON_CUES = _PERSON_CUES
+WEAK_CUES = _CUES

@@ -12,19 +12,13 @@ import phonenumbers
 
 from signalvault.guardrails.pii_checks import (
     Candidate,
-    au_medicare_ok,
-    au_tfn_ok,
     card_brand_ok,
     context_near,
-    de_tax_id_ok,
-    kr_rrn_ok,
     luhn_ok,
-    nhs_ok,
-    sin_ok,
     ssn_ok,
-    verhoeff_ok,
 )
 from signalvault.guardrails.pii_ids import scan_lettered, touches_letters
+from signalvault.guardrails.pii_national import score_national
 
 __all__ = ["Candidate", "scan_numbers"]
 
@@ -38,6 +32,8 @@ _NOT_SEPARATOR = re.compile(r"[\d+()]")
 _NOT_DIGIT = re.compile(r"\D")
 _EXTENSION = re.compile(r" ?(?:x|ext\.?) ?\d{1,6}$", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_IP_SUFFIX = re.compile(r"(?::\d{1,5}|/\d{1,2})(?![\w:/]|\.\d)")
+_CNPJ = re.compile(r"\d{2}\.?\d{3}\.?\d{3}/\d{4}-?\d{2}(?![\w/])")
 _DATE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.](?:\d{2}|\d{4})")
 
 
@@ -71,36 +67,6 @@ _UNIT_BEFORE = re.compile(
     r"(?<![a-z])(?:apt|apartment|suite|unit|box|floor|room|flat)\.?\W*$", re.IGNORECASE
 )
 _VERSION_WORDS = _words(r"v", r"version", r"release", r"build", r"ver\.?", r"rev")
-_ID_WORDS: dict[str, re.Pattern[str]] = {
-    "UK_NHS": _words(r"nhs", r"national health"),
-    "CA_SIN": _words(r"sin", r"social insurance", r"nas"),
-    "IN_AADHAAR": _words(r"aadhaa?r", r"uidai", r"uid"),
-    "DE_TAX_ID": _words(r"steuer[- ]?id\w*", r"steuerliche", r"idnr", r"tax id\w*", r"tin"),
-    "AU_TFN": _words(r"tfn", r"tax file"),
-    "AU_MEDICARE": _words(r"medicare"),
-    "KR_RRN": _words(r"rrn", r"resident registration", r"주민등록번호", r"주민번호"),
-}
-# Shapes (digit-group lengths) under which each identifier is written; () means "no separators".
-_ID_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
-    "UK_NHS": ((3, 3, 4), (10,)),
-    "CA_SIN": ((3, 3, 3), (9,)),
-    "IN_AADHAAR": ((4, 4, 4), (12,)),
-    "DE_TAX_ID": ((11,), (2, 3, 3, 3), (3, 3, 3, 2)),
-    "AU_TFN": ((3, 3, 3), (9,)),
-    "AU_MEDICARE": ((4, 5, 1), (4, 5, 1, 1), (10,), (11,)),
-    "KR_RRN": ((6, 7),),
-}
-_ID_CHECKS = {
-    "UK_NHS": nhs_ok,
-    "CA_SIN": sin_ok,
-    "IN_AADHAAR": lambda d: d[0] not in "01" and verhoeff_ok(d),
-    "DE_TAX_ID": de_tax_id_ok,
-    "AU_TFN": au_tfn_ok,
-    "AU_MEDICARE": au_medicare_ok,
-    "KR_RRN": kr_rrn_ok,
-}
-# Without a label, only these shapes are distinctive enough to report on the check digit alone.
-_ID_SCORE_UNLABELLED = {"IN_AADHAAR": 0.55, "KR_RRN": 0.6}
 _NANP = re.compile(r"(?:1[ .\-]?)?\(?\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}")
 
 
@@ -120,7 +86,21 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
         end = start + len(raw)
         if touches_letters(text, start, end):
             yield from scan_lettered(text, start)
+        if text[end : end + 1] == "/" and (cnpj := _CNPJ.match(text, start)) is not None:
+            yield from _classify(text, cnpj.group().replace("/", "."), start, cnpj.end())
+            continue
+        if len(raw) == 17 and text[end : end + 1] in "Xx" and raw.isdigit():
+            # A Chinese resident ID whose check character is X (10).
+            if _bounded(text, start, end + 1):
+                other = _cues(text, start, end).get("other", 99) <= 24
+                yield from score_national(
+                    text, start, end + 1, raw + "X", (18,), set(), other.__bool__
+                )
+            continue
         if (not raw[-1:].isdigit() and not raw.endswith(")")) or not _bounded(text, start, end):
+            suffix = _IP_SUFFIX.match(text, end) if _IPV4.fullmatch(raw) else None
+            if suffix and _bounded(text, start, -1) and not _is_network(raw, suffix.group()):
+                yield from _ipv4(text, raw, start, end)  # "10.0.0.7:8080", "10.0.0.7/32"
             continue
         if len(raw) < 7 and raw.count(".") != 3:
             continue
@@ -128,16 +108,29 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
 
 
 def _bounded(text: str, start: int, end: int) -> bool:
-    """Keep runs out of words, UUIDs, hashes, times ("12:30"), versions and amounts."""
+    """Keep runs out of words, UUIDs, hashes, times ("12:30"), versions and amounts.
+
+    `end` -1 checks the start only.
+    """
     if start and (text[start - 1].isalnum() or text[start - 1] in "_.-/:@+#$€£"):
         return False
-    if end < len(text):
+    if 0 <= end < len(text):
         after = text[end]
         if after.isalnum() or after in "_@":
             return False
         if after in ".-/:" and text[end + 1 : end + 2].isdigit():
             return False
     return True
+
+
+def _is_network(address: str, suffix: str) -> bool:
+    """ "10.0.0.0/8" names a range of hosts, not one: its host bits are zero."""
+    if not suffix.startswith("/"):
+        return False
+    try:
+        return int(suffix[1:]) < 32 and bool(ipaddress.IPv4Network(address + suffix))
+    except ValueError:
+        return False  # host bits set: "10.0.0.7/24" is a host written with its netmask
 
 
 def _cues(text: str, start: int, end: int) -> dict[str, int]:
@@ -182,6 +175,9 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
             memo.append(_cues(text, start, end))
         return memo[0]
 
+    def cues_near(distance: int) -> dict[str, int]:
+        return {k: v for k, v in cues().items() if v <= distance}
+
     if 12 <= len(digits) <= 19 and not ext:
         yield from _cards(main, start, groups, cues)
     if len(digits) == 9 and shape in ((3, 2, 4), (9,)) and ssn_ok(digits):
@@ -191,12 +187,10 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
         else:
             score = 0.95 if labelled else (0.7 if len(seps) == 1 else 0.4)
         yield "US_SSN", start, start + len(main), score
-    for kind, shapes in _ID_SHAPES.items():
-        if shape in shapes and not ext and _ID_CHECKS[kind](digits):
-            if context_near(text, start, end, _ID_WORDS[kind]):
-                yield kind, start, end, 0.9
-            elif len(shape) > 1 and kind in _ID_SCORE_UNLABELLED:
-                yield kind, start, end, _ID_SCORE_UNLABELLED[kind]
+    if not ext:
+        yield from score_national(
+            text, start, start + len(main), digits, shape, seps, lambda: "other" in cues_near(24)
+        )
     if 6 <= len(digits) <= 15:
         score = _phone_score(text, raw, main, start, shape, seps, cues)
         if score:
@@ -204,9 +198,12 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
 
 
 def _ipv4(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
+    """An IPv4 address; loopback and unspecified (0.0.0.0) addresses name no host: they stay."""
     try:
-        ipaddress.IPv4Address(raw)
+        address = ipaddress.IPv4Address(raw)
     except ValueError:
+        return
+    if address.is_loopback or address.is_unspecified:
         return
     # "version 1.2.3.4" is a release, not a host.
     score = 0.3 if context_near(text, start, end, _VERSION_WORDS, before=12) else 0.9

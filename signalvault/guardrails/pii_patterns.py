@@ -1,12 +1,13 @@
 """Pattern-shaped PII: e-mail (from each "@"), then IPv6 and keyword-anchored values (passport,
-licence, DOB, bank) in one `PatternSet` pass, confirmed by `ipaddress` or by their keyword.
+licence, DOB, bank; label before or after the value) in one `PatternSet` pass, confirmed by
+`ipaddress` or by their keyword.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from signalvault.guardrails.pii_checks import Candidate
 from signalvault.guardrails.scanner import Pattern, PatternSet
@@ -23,31 +24,29 @@ _DATE = (
 # Between a label and its value: "number is", "no.:", "#", a few words at most, no digits.
 _FILLER = r"[^\n\d]{0,28}?"
 
-_PATTERNS: dict[str, tuple[str, bool]] = {
-    # key: (regex, ignore_case); group 1, when present, is the value to report.
-    "IPV6": (
-        # Three colons at least: clock times ("10:05:07") never reach `re`; "::1" and
-        # "fe80::1" (loopback, link-local) are not anyone's address anyway.
-        r"(?<![\w:.])(?:[0-9a-f]{1,4}:|::)(?:[0-9a-f]{0,4}:){2,6}[0-9a-f]{0,4}"
-        r"(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?![\w:])",
-        True,
-    ),
-    "US_PASSPORT": (rf"passport{_FILLER}(?<![\w])([a-z]?\d{{8,9}})(?![\w])", True),
+# Keyword-anchored kinds: (label, value). Numbers without a check digit are personal only when
+# labelled, before the value ("passport no. X") or after it ("X is my passport number").
+_KEYWORDED: dict[str, tuple[str, str]] = {
+    "US_PASSPORT": (r"passport", r"[a-z]{0,2}\d{7,9}"),
     "US_DRIVER_LICENSE": (
-        rf"(?:driver'?s?|driving)\W{{0,2}}licen[cs]e{_FILLER}(?<![\w])([a-z]{{0,3}}\d[a-z0-9\-]{{3,18}})(?![\w])",
-        True,
+        r"(?:driver'?s?|driving)\W{0,2}licen[cs]e|\bdl\b#?",
+        r"[a-z]{0,3}\d[a-z0-9\-]{3,18}",
     ),
     "US_BANK_ACCOUNT": (
-        rf"(?:bank|checking|savings|acct|account)(?:\s+account)?(?:\s+(?:number|no\.?|num|#))"
-        rf"{_FILLER}(?<![\w])(\d[\d \-]{{6,22}}\d)(?![\w])",
-        True,
+        r"(?:bank|checking|savings|acct|account)(?:\s+account)?(?:\s+(?:number|no\.?|num|#))",
+        r"\d[\d \-]{6,22}\d",
     ),
-    "DATE_OF_BIRTH": (
-        rf"(?:born|birth|dob|d\.o\.b|b-?day|birthday){_FILLER}(?<![\w])({_DATE})(?![\w])",
-        True,
-    ),
+    "DATE_OF_BIRTH": (r"born|birth|dob|d\.o\.b|b-?day|birthday", _DATE),
 }
-# US SSA mod-97-free fields only: numbers that lack any check digit get their score from the label.
+# "X is my passport number", "X, the account number": a few short words, no digits.
+_LINK = r"[\s,:]+(?:(?:is|was|as|are|the|a|an|my|your|his|her|their|our|valid|correct)\s+){0,4}"
+# key: (regex, ignore_case); group 1 is the value to report.
+_PATTERNS: dict[str, tuple[str, bool]] = {}
+for _kind, (_label, _value) in _KEYWORDED.items():
+    _PATTERNS[_kind] = (rf"(?:{_label}){_FILLER}(?<![\w])({_value})(?![\w])", True)
+    if _kind != "DATE_OF_BIRTH":  # "born" follows dates only in other senses
+        _PATTERNS[_kind + ":after"] = (rf"(?<![\w])({_value})(?![\w]){_LINK}(?:{_label})", True)
+# Numbers that lack any check digit get their score from the label.
 _KEYWORD_SCORES = {
     "US_PASSPORT": 0.85,
     "US_DRIVER_LICENSE": 0.85,
@@ -86,18 +85,75 @@ def _compact(value: str) -> str:
 
 
 def _ipv6(text: str, start: int, value: str) -> Candidate | None:
-    if sum(1 for part in value.split(":") if part) < 2:
+    """The longest valid IPv6 address the candidate starts with (RFC 4291 and 5952 spellings).
+
+    Loopback (::1) and unspecified (::) addresses name no host and no person; they stay. A bare
+    pair of short groups ("1::2", a Python slice) is code, not an address.
+    """
+    value = value.rstrip(".-")  # sentence punctuation: "... from fe80::1%eth0."
+    if not _valid_ipv6(value):
+        value = value.rstrip(":")  # "fe80::1: unreachable"
+        if not _valid_ipv6(value):
+            return None
+    address = ipaddress.IPv6Address(value)
+    if address.is_loopback or address.is_unspecified:
         return None
-    try:
-        ipaddress.IPv6Address(value)
-    except ValueError:
+    groups = [g for g in value.split("%")[0].split(":") if g]
+    if len(groups) < 3 and "." not in value and max(len(g) for g in groups) < 3:
         return None
     return "IP_ADDRESS", start, start + len(value), 0.9
 
 
-_CONFIRM: dict[str, Callable[[str, int, str], Candidate | None]] = {
-    "IPV6": _ipv6,
-}
+def _valid_ipv6(value: str) -> bool:
+    # Eight groups take seven colons (six before a dotted IPv4 tail) unless "::" elides some:
+    # clock times ("10:05:07") and MAC addresses leave before `ipaddress` is asked.
+    colons = value.split("%", 1)[0].count(":")
+    if "::" not in value and colons not in (6, 7):
+        return False
+    if colons < 2 or value[-1] in ".%":
+        return False
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_IPV6_CHARS = _HEX | frozenset(":.")
+_ZONE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _ipv6_candidates(text: str) -> Iterator[Candidate]:
+    """A permissive IPv6 candidate around each colon that joins hex groups (hex, colons, the
+    dots of an embedded IPv4, a zone id); `ipaddress` decides. Found from `str.find`: a regex
+    over every position of the text cost more than the rest of the PII patterns together.
+    """
+    n = len(text)
+    at = text.find(":")
+    while at != -1:
+        before = text[at - 1] if at else ""
+        after = text[at + 1] if at + 1 < n else ""
+        if (before in _HEX or before == ":") and (after in _HEX or after == ":"):
+            start = at
+            while start > 0 and text[start - 1] in _IPV6_CHARS:
+                start -= 1
+            end = at
+            while end < n and text[end] in _IPV6_CHARS:
+                end += 1
+            if end < n and text[end] == "%":  # zone id: fe80::1%eth0, %25 in URLs (RFC 6874)
+                zone_end = end + 1
+                while zone_end < n and text[zone_end] in _ZONE_CHARS and zone_end - end < 20:
+                    zone_end += 1
+                end = zone_end
+            bounded = not (start and (text[start - 1].isalnum() or text[start - 1] in "_%"))
+            if bounded and not (end < n and (text[end].isalnum() or text[end] == "_")):
+                found = _ipv6(text, start, text[start:end])
+                if found is not None:
+                    yield found
+            at = text.find(":", max(end, at + 1))
+            continue
+        at = text.find(":", at + 1)
 
 
 class PatternRules:
@@ -109,14 +165,10 @@ class PatternRules:
     def scan(self, text: str) -> Iterator[Candidate]:
         """Confirmed candidates (kind, start, end, score) for every pattern hit in `text`."""
         yield from _emails(text)
+        yield from _ipv6_candidates(text)
         for pattern, match in self._set.finditer(text):
-            key = pattern.key
-            if key in _KEYWORD_SCORES:
-                start, end = match.span(1)
-                if key == "US_BANK_ACCOUNT" and not 8 <= len(_compact(match.group(1))) <= 17:
-                    continue
-                yield key, start, end, _KEYWORD_SCORES[key]
+            key = pattern.key.removesuffix(":after")
+            start, end = match.span(1)
+            if key == "US_BANK_ACCOUNT" and not 8 <= len(_compact(match.group(1))) <= 17:
                 continue
-            found = _CONFIRM[key](text, match.start(), match.group())
-            if found is not None:
-                yield found
+            yield key, start, end, _KEYWORD_SCORES[key]

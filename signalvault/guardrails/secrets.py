@@ -14,6 +14,7 @@ import tiktoken
 from signalvault.guardrails import secrets_checks as chk
 from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.scanner import Pattern, PatternSet
+from signalvault.guardrails.secrets_assigned import assigned_secrets
 from signalvault.guardrails.secrets_catalogue import FORMATS, SecretFormat
 
 SECRET_TYPES: frozenset[str] = frozenset(
@@ -128,8 +129,15 @@ class SecretsDetector:
                 aws_ids.append(finding)
         if aws_ids and "AWS_SECRET_ACCESS_KEY" in self._kinds:
             found.extend(_paired_aws_secrets(text, aws_ids))
+        lowered = _ascii_lower(text)
+        covered = [(f.start, f.end) for f in found]  # known formats, judged already
         if "GENERIC_SECRET" in self._kinds:
-            found.extend(_keyword_tokens(text, _keyword_ends(text), self._is_generated))
+            found.extend(_keyword_tokens(text, _keyword_ends(lowered), self._is_generated))
+        if self._kinds & {"GENERIC_SECRET", "PASSWORD"}:
+            for kind, start, end, score in assigned_secrets(
+                text, lowered, self._is_generated, covered
+            ):
+                found.append(Finding(kind, start, end, score, "secrets"))
         return self._select(text, found)
 
     def _is_generated(self, value: str) -> bool:
@@ -191,15 +199,18 @@ def _paired_aws_secrets(text: str, ids: list[Finding]) -> list[Finding]:
     return out
 
 
-def _keyword_ends(text: str) -> list[int]:
+def _ascii_lower(text: str) -> str:
+    """`text` lower-cased with its offsets kept (a few characters, "İ", grow under str.lower)."""
+    lowered = text.lower()
+    return lowered if len(lowered) == len(text) else text.translate(_ASCII_LOWER)
+
+
+def _keyword_ends(lowered: str) -> list[int]:
     """Offsets just past each credential keyword (and the rest of its identifier).
 
     `str.find` on the lower-cased text is ~30x faster than an `re` alternation of the keywords.
     """
-    lowered = text.lower()
-    if len(lowered) != len(text):
-        # A few characters ("İ") grow when lower-cased; offsets must hold, so lower ASCII only.
-        lowered = text.translate(_ASCII_LOWER)
+    text = lowered
     ends: list[int] = []
     for word in _WORDS:
         at = lowered.find(word)
@@ -252,12 +263,28 @@ def _keyword_tokens(
             if not _is_generic_secret(value) or not is_generated(value):
                 continue
             start = text.find(value, m.start())
+            if _in_hash(text, start, start + len(value)):
+                continue  # a piece of a stored bcrypt/argon2 hash, not a secret
             if _HEX.fullmatch(value) and _DIGEST_WORDS.search(text, max(0, kw_end - 80), hi):
                 continue  # git SHAs and sha256 digests sit next to "token" in build logs
             if _UUID.fullmatch(value) and start - kw_end > 24:
                 continue  # a UUID is a credential only when assigned straight to the keyword
             out.append(Finding("GENERIC_SECRET", start, start + len(value), 0.7, "secrets"))
     return out
+
+
+_VALUE_EDGE = frozenset(" \t\r\n'\"`")
+
+
+def _in_hash(text: str, start: int, end: int) -> bool:
+    """Whether [start, end) lies in a stored password hash (`$2b$12$...`, `{SSHA}...`).
+
+    The hash's own "=", "," and "$" ("$argon2id$v=19$m=65536,t=3,p=4$...") do not end it.
+    """
+    lo = start
+    while lo > 0 and lo > start - 80 and text[lo - 1] not in _VALUE_EDGE:
+        lo -= 1
+    return any(text[i] in "${" and chk.is_hash(text[i:]) for i in range(lo, start + 1))
 
 
 def _is_generic_secret(value: str) -> bool:

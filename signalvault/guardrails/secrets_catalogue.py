@@ -352,7 +352,8 @@ FORMATS: tuple[SecretFormat, ...] = (
     SecretFormat(
         "dsn-password",
         "PASSWORD",
-        r"(?i)(?:^|[;?&\s])(?:password|pwd)=(?P<s>[^;&\s'\"<]{3,128})",
+        # "&" ends the value only where a URL query goes on ("&user=x"); passwords contain "&".
+        r"(?i)(?:^|[;?&\s])(?:password|pwd)=(?P<s>(?:[^;&\s'\"<]|&(?![\w.\-]+=)){3,128})",
         chk.is_password,
         0.85,
         is_sample=chk.is_sample_password,

@@ -15,7 +15,40 @@ from collections import Counter
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SAMPLE_PASSWORDS = frozenset(
-    {"pass", "passwd", "password", "pwd", "secret", "tiger", "changeme", "test", "example"}
+    {
+        "pass",
+        "passwd",
+        "password",
+        "pwd",
+        "secret",
+        "tiger",
+        "changeme",
+        "test",
+        "example",
+        "changeit",
+        "admin",
+        "root",
+        "letmein",
+        "qwerty",
+        "123456",
+        "12345678",
+        "password1",
+        "passw0rd",
+        "p@ssw0rd",
+        "p@ssword",
+        "welcome",
+        "default",
+        "dummy",
+        "foobar",
+        "secret123",
+        "password123",
+        "testing",
+        "sample",
+        "none",
+        "null",
+        "undefined",
+        "hunter2",
+    }
 )
 
 # Words that only occur in documentation, templates and redacted samples, in lower or upper case
@@ -42,6 +75,14 @@ _PLACEHOLDER_WORDS = (
     "%s",
     "abcdefghij",
     "1234567890",
+    "replace_me",
+    "replace-me",
+    "changeit",
+    "todo",
+    "tbd",
+    "fixme",
+    "_here",
+    "-here",
 )
 _PLACEHOLDER = re.compile(
     "|".join(
@@ -120,12 +161,40 @@ def is_private_key_block(value: str) -> bool:
     return len(material) >= 16 and not is_placeholder(material)
 
 
+# Values that point at a secret kept elsewhere: ${VAR}, $VAR, %VAR%, {{ .Values.x }}, %(x)s,
+# <password>, !vault ..., vault:..., arn:..., secretRef.
+_REFERENCE = re.compile(
+    r"\$\{[^}]*\}?|\$\(|\$[A-Za-z_][A-Za-z0-9_]*$|%[A-Za-z_][\w.]*%|%\(\w+\)s|\{\{|\{%|"
+    r"<[^<>]*>?$|![A-Za-z]|(?:vault|arn|secretsmanager|ssm|env|file|op|sm|awssm|gcpsm):",
+)
+# Stored password hashes of known formats: what a database keeps instead of the password.
+_HASH = re.compile(
+    r"\$(?:2[abxy]?|1|5|6|y|gy|7|argon2(?:id|i|d)|scrypt|pbkdf2(?:-sha\d+)?|sha1|md5)\$\S{8,}"
+    r"|(?:pbkdf2_sha\d+|bcrypt(?:_sha256)?|argon2|sha1|md5|scrypt)\$\S{8,}"
+    r"|\{(?:SSHA|SHA|SSHA256|SSHA512|CRYPT|MD5|SMD5|PBKDF2[\w-]*)\}\S{8,}"
+    r"|(?:sha1|sha256|sha384|sha512|md5):[0-9a-fA-F]{32,}",
+    re.IGNORECASE,
+)
+
+
+def is_reference(value: str) -> bool:
+    """True for values that name a secret kept elsewhere (`${DB_PASSWORD}`, `%TOKEN%`)."""
+    return _REFERENCE.match(value) is not None
+
+
+def is_hash(value: str) -> bool:
+    """True for stored hashes of known formats (bcrypt, argon2, crypt, LDAP, Django)."""
+    return _HASH.match(value) is not None
+
+
 def is_password(value: str) -> bool:
     """Passwords have no charset rule; drop templates, masks, env references and code."""
     if len(value) < 3 or value.startswith(("$", "%", "{", "<", "*")):
         return False
     if any(c in value for c in "()[]") or value.endswith(","):
         return False  # `password=auth[1])`, `pwd=pwd,`: a keyword argument, not a value
+    if is_reference(value) or is_hash(value) or is_placeholder(value):
+        return False
     lowered = value.lower()
     return not any(word in lowered for word in ("xxxx", "****", "<", "${", "{{", "your"))
 

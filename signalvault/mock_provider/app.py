@@ -22,7 +22,7 @@ import orjson
 import uvicorn
 
 from signalvault.errors import ConfigError
-from signalvault.mock_provider import anthropic_wire, openai_wire
+from signalvault.mock_provider import anthropic_wire, misbehave, openai_wire
 from signalvault.mock_provider.faults import Faults, read_faults
 from signalvault.mock_provider.tools import plan_tools
 from signalvault.mock_provider.turn import JSON, Turn, compose_turn, last_user_text, missing_field
@@ -177,10 +177,17 @@ class MockProvider:
         if answer is None and faults is not None and self._is_marked_failure(faults, body):
             status = faults.status or 503
             answer = self._error(status, path, headers, retry_after=faults.retry_after)
+        if answer is None and faults is not None and faults.foreign_error is not None:
+            answer = self._error(faults.foreign_error, path, headers, is_foreign=True)
         if answer is None and self._draw(self.options.fail_rate):
             answer = self._error(self._rng.choice(self.options.fail_codes), path, headers)
         if answer is None:
-            answer = self._answer(path, headers, body, request or {})
+            try:
+                answer = self._answer(path, headers, body, request or {})
+            except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+                # A field of the wrong shape (stream_options as a string, say): a real
+                # provider's validation answers 400, so the mock does too.
+                answer = self._error(400, path, headers, "a field has the wrong type")
         latency_ms = self.options.latency_ms + (faults.latency_ms if faults is not None else 0)
         if latency_ms > 0:
             await asyncio.sleep(latency_ms / 1000)
@@ -189,6 +196,11 @@ class MockProvider:
         self._by_status[status_key] = self._by_status.get(status_key, 0) + 1
         if answer.events is not None and faults is not None and faults.stall_after is not None:
             await _stall(send, receive, answer, faults.stall_after)
+            return
+        if faults is not None and faults.misbehaves:
+            await misbehave.respond(
+                send, receive, answer.status, answer.body, answer.events, faults
+            )
             return
         is_cut = answer.events is not None and self._draw(self.options.cut_rate)
         await _respond(send, answer, self.options.chunk_delay_ms / 1000, is_cut)
@@ -250,12 +262,14 @@ class MockProvider:
         headers: dict[str, str],
         message: str | None = None,
         retry_after: str | None = None,
+        is_foreign: bool = False,
     ) -> _Answer:
+        """An error in the caller's API shape (`is_foreign`: in the other API's shape)."""
         message = message or f"mock provider failure ({status})"
         if retry_after is None and status == 429:
             retry_after = str(self.options.retry_after_s)
         extra = [(b"retry-after", retry_after.encode("latin-1"))] if retry_after else []
-        if _is_anthropic(path, headers):
+        if _is_anthropic(path, headers) != is_foreign:
             request_id = f"req_mock{self._total:06d}"
             return _json(status, anthropic_wire.error_body(status, message, request_id), extra)
         return _json(status, openai_wire.error_body(status, message), extra)

@@ -8,6 +8,18 @@ Markers (several may be combined):
     [[mock:hang]]              never answer, until the client gives up
     [[mock:latency_ms=200]]    wait this long before the response head
     [[mock:stall_after=2]]     stream: send 2 events, then nothing until the client gives up
+
+A hostile provider (answered by `misbehave.py`; several may be combined):
+    [[mock:malformed]]         a JSON answer cut off half-way; in a stream, one event's JSON
+    [[mock:undecodable]]          bytes that are not UTF-8 inside the answer's text
+    [[mock:deep=500]]          the answer carries an extra field nested 500 arrays deep
+    [[mock:content_type=text/html]]  this Content-Type instead of the right one
+    [[mock:foreign_error=400]] this error status, in the other API's error shape
+    [[mock:chunk_bytes=3]]     stream: written 3 bytes at a time (events and characters split)
+    [[mock:cut_after=2]]       stream: 2 events, then the connection closes mid-body
+    [[mock:endless]]           the answer starts and never ends (a byte of padding every 10 ms)
+    [[mock:length_lie]]        Content-Length far smaller than the body (`WireFaultServer` only)
+    [[mock:reset_after=2]]     stream: 2 events, then a TCP reset (`WireFaultServer` only)
 """
 
 from __future__ import annotations
@@ -17,7 +29,10 @@ import re
 from dataclasses import dataclass
 
 _MARKER = re.compile(rb"\[\[mock:([a-z_]+)(?:=([^\]]*))?\]\]")
-_KNOWN = frozenset({"fail", "fail_first", "retry_after", "hang", "latency_ms", "stall_after"})
+_COUNTS: tuple[str, ...] = ("fail", "fail_first", "stall_after", "deep", "foreign_error")
+_COUNTS += ("chunk_bytes", "cut_after", "reset_after")
+_FLAGS = ("hang", "malformed", "undecodable", "endless", "length_lie")
+_KNOWN = frozenset({*_COUNTS, *_FLAGS, "retry_after", "latency_ms", "content_type"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +43,29 @@ class Faults:
     is_hang: bool = False
     latency_ms: float = 0.0
     stall_after: int | None = None
+    is_malformed: bool = False
+    is_undecodable: bool = False
+    deep: int | None = None
+    content_type: str | None = None
+    foreign_error: int | None = None
+    chunk_bytes: int | None = None
+    cut_after: int | None = None
+    is_endless: bool = False
+    is_length_lie: bool = False
+    reset_after: int | None = None
+
+    @property
+    def misbehaves(self) -> bool:
+        """True when the answer itself must be broken (see `misbehave.py`)."""
+        return (
+            self.is_malformed
+            or self.is_undecodable
+            or self.deep is not None
+            or self.content_type is not None
+            or self.chunk_bytes is not None
+            or self.cut_after is not None
+            or self.is_endless
+        )
 
     @property
     def status(self) -> int | None:
@@ -53,23 +91,32 @@ def read_faults(body: bytes) -> Faults | None:
     if not values:
         return None
     try:
-        fail = int(values["fail"]) if "fail" in values else None
-        fail_first = int(values["fail_first"]) if "fail_first" in values else None
-        stall_after = int(values["stall_after"]) if "stall_after" in values else None
+        counts = {name: int(values[name]) for name in _COUNTS if name in values}
         latency_ms = float(values.get("latency_ms", "0"))
     except ValueError:
-        raise ValueError(
-            "mock marker: fail, fail_first, stall_after and latency_ms take numbers"
-        ) from None
-    if fail is not None and not 400 <= fail <= 599:
-        raise ValueError("mock marker: fail must be an HTTP error status (400-599)")
-    if min(fail_first or 0, stall_after or 0) < 0 or not 0 <= latency_ms < math.inf:
+        raise ValueError(f"mock marker: {', '.join(_COUNTS)} and latency_ms take numbers") from None
+    for name in ("fail", "foreign_error"):
+        if name in counts and not 400 <= counts[name] <= 599:
+            raise ValueError(f"mock marker: {name} must be an HTTP error status (400-599)")
+    if min(counts.values(), default=0) < 0 or not 0 <= latency_ms < math.inf:
         raise ValueError("mock marker: counts and delays must be >= 0")
+    if counts.get("chunk_bytes") == 0:
+        raise ValueError("mock marker: chunk_bytes must be at least 1")
     return Faults(
-        fail=fail,
-        fail_first=fail_first,
+        fail=counts.get("fail"),
+        fail_first=counts.get("fail_first"),
         retry_after=values.get("retry_after") or None,
         is_hang="hang" in values,
         latency_ms=latency_ms,
-        stall_after=stall_after,
+        stall_after=counts.get("stall_after"),
+        is_malformed="malformed" in values,
+        is_undecodable="undecodable" in values,
+        deep=counts.get("deep"),
+        content_type=values.get("content_type") or None,
+        foreign_error=counts.get("foreign_error"),
+        chunk_bytes=counts.get("chunk_bytes"),
+        cut_after=counts.get("cut_after"),
+        is_endless="endless" in values,
+        is_length_lie="length_lie" in values,
+        reset_after=counts.get("reset_after"),
     )

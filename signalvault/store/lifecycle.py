@@ -60,6 +60,9 @@ class Cutoffs:
     default: float | None
     projects: dict[str, float | None] = field(default_factory=dict)
     expiring_kinds: tuple[str, ...] = ("interaction",)
+    # Per data class: records of the class created before it have expired, whatever their
+    # project keeps (a class limit is a maximum, SPEC §7c).
+    classes: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,11 @@ def _is_expired(cutoffs: Cutoffs) -> ColumnElement[bool] | None:
         named = list(cutoffs.projects)
         others = or_(t.project.is_(None), t.project.not_in(named)) if named else true()
         parts.append(and_(others, t.created_at < cutoffs.default))
+    parts.extend(
+        and_(t.classification == name, t.created_at < cutoff)
+        for name, cutoff in cutoffs.classes.items()
+        if cutoff is not None
+    )
     if not parts:
         return None
     return and_(t.tombstoned_at.is_(None), t.kind.in_(cutoffs.expiring_kinds), or_(*parts))

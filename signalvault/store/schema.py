@@ -319,3 +319,36 @@ projects = Table(
     Column("updated_at", Float),
     Column("updated_by", String(256)),
 )
+
+# Incidents (SPEC §7c, migration 0010): alerts of one kind and scope open or join one; people
+# acknowledge and resolve it with a note. Times of acknowledgement and resolution give the
+# response times the report measures.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("scope", String(256), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # open | acknowledged | resolved
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("summary", Text),  # JSON metadata of the latest alert (never content)
+    Column("acknowledged_at", Float),
+    Column("acknowledged_by", String(256)),
+    Column("ack_note", Text),
+    Column("resolved_at", Float),
+    Column("resolved_by", String(256)),
+    Column("resolution_note", Text),
+    Index("ix_incidents_open", "kind", "scope", "status"),
+    Index("ix_incidents_first_seen", "first_seen"),
+)
+# The records an incident's alerts came from (a record id may be absent: a failed verification).
+incident_records = Table(
+    "incident_records",
+    metadata,
+    Column("incident_id", String(36), primary_key=True),
+    Column("record_id", String(36), primary_key=True),
+    Column("at", Float, nullable=False),
+)

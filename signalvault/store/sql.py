@@ -73,6 +73,7 @@ COMPLETE_FIELDS = (
     "response_ct",
     "guardrails",
     "attempts",
+    "classification",  # output findings can raise it (SPEC §7c)
 )
 # A sealed record never changes: a completion arriving after the sealer gave up waiting
 # ([audit] seal_after_seconds) matches no row and is dropped; the writer logs how many.
@@ -106,6 +107,8 @@ class RecordFilter:
     project: str | None = None
     since: float | None = None
     until: float | None = None
+    classification: str | None = None
+    kind: str | None = None  # records of this kind only (interaction, an event's kind)
     before_id: str | None = None  # cursor: records strictly older than this id
     # Only records in these projects or of these keys (None: no such narrowing). Lets a caller
     # that may see little of the trail have SQL skip the rest instead of reading past it.
@@ -135,6 +138,8 @@ class RecordSelection(Protocol):
     def since(self) -> float | None: ...
     @property
     def until(self) -> float | None: ...
+    @property
+    def classification(self) -> str | None: ...
 
 
 def record_conditions(where: RecordSelection) -> list[ColumnElement[bool]]:
@@ -146,6 +151,7 @@ def record_conditions(where: RecordSelection) -> list[ColumnElement[bool]]:
         (t.end_user, where.end_user),
         (t.outcome, where.outcome),
         (t.project, where.project),
+        (t.classification, where.classification),
     ):
         if value is not None:
             conditions.append(column == value)
@@ -448,6 +454,8 @@ class SqlStore(LifecycleQueries, PolicyQueries, CredentialQueries, SettingQuerie
         conditions = record_conditions(where)
         if where.before_id is not None:
             conditions.append(t.id < where.before_id)
+        if where.kind is not None:
+            conditions.append(t.kind == where.kind)
         if where.within is not None:
             conditions.append(
                 or_(

@@ -64,6 +64,9 @@ class GroupCommitWriter:
         self.failed_batches = 0
         # Called once per settled batch with (operations, commit seconds, committed?): metrics.
         self.on_batch: Callable[[int, float, bool], None] | None = None
+        # Called with the write-behind operations (no one waits for them) of a batch that failed,
+        # so they can be kept elsewhere (the trail's spool); unset, they are logged as lost.
+        self.on_lost: Callable[[list[WriteOp]], None] | None = None
 
     @property
     def pending_ops(self) -> int:
@@ -205,8 +208,12 @@ class GroupCommitWriter:
                 _resolve(future, error)
             else:  # flush() from another thread (demo, tests): futures belong to their loop
                 future.get_loop().call_soon_threadsafe(_resolve, future, error)
-        if error is not None and all(future is None for _, future in batch):
-            log.error("queued audit writes were lost: %d operation(s)", len(ops))
+        orphans = [op for ops, future in batch if future is None for op in ops]
+        if error is not None and orphans:
+            if self.on_lost is not None:
+                self.on_lost(orphans)
+            else:
+                log.error("queued audit writes were lost: %d operation(s)", len(orphans))
 
     def _commit_thread(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._executor is None:

@@ -33,12 +33,15 @@ log = logging.getLogger("signalvault.alerts")
 
 BACKOFF_SECONDS = 0.5  # first retry delay, doubled after each failed attempt
 MAX_DELAY_SECONDS = 30.0
-# Guardrail evaluation -> alert kind: (detector or None for any, outcomes that raise it).
-_GUARDRAIL_KINDS: tuple[tuple[str, str | None, frozenset[str]], ...] = (
-    ("secrets_blocked", "secrets", frozenset({"blocked"})),
-    ("pii_blocked", "pii", frozenset({"blocked"})),
-    ("prompt_injection", "prompt_injection", frozenset({"logged", "redacted", "blocked"})),
-    ("guardrail_bypass", None, frozenset({"bypassed"})),
+_FOUND = frozenset({"logged", "redacted", "blocked"})
+# Guardrail evaluation -> alert kind: (detector or None for any, outcomes that raise it,
+# direction or None for both).
+_GUARDRAIL_KINDS: tuple[tuple[str, str | None, frozenset[str], str | None], ...] = (
+    ("secrets_blocked", "secrets", frozenset({"blocked"}), None),
+    ("pii_blocked", "pii", frozenset({"blocked"}), None),
+    ("pii_output", "pii", _FOUND, "output"),  # personal data in a response: a possible leak
+    ("prompt_injection", "prompt_injection", _FOUND, None),
+    ("guardrail_bypass", None, frozenset({"bypassed"}), None),
 )
 _STOP = object()
 
@@ -58,9 +61,12 @@ class Alerts:
         on_sent: Callable[[str], None] | None = None,
         on_dropped: Callable[[str], None] | None = None,
         events: Callable[[], tuple[str, ...]] | None = None,
+        listener: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """`events`: the alert kinds in force now (a run-time override of `settings.events`);
-        without a webhook URL nothing is ever sent, whatever they are."""
+        without a webhook URL nothing is ever sent, whatever they are. `listener` is told of
+        every alert raised, of any kind, sent or not (incidents, wired in the app)."""
+        self.listener = listener
         self._url = settings.webhook_url.reveal() if settings.webhook_url is not None else ""
         if self._url and not self._url.startswith(("http://", "https://")):
             raise ConfigError("[alerts] webhook_url must start with http(s)://")
@@ -105,7 +111,8 @@ class Alerts:
     ) -> bool:
         """Queue one alert (from any thread); False if its kind is not sent or it was dropped.
         `details` must be metadata only: it is posted as it is."""
-        if kind not in self._events():
+        is_sent = kind in self._events()
+        if not is_sent and self.listener is None:
             return False
         event = {
             "kind": kind,
@@ -115,26 +122,42 @@ class Alerts:
             "project": project,
             **details,
         }
+        if self.listener is not None:
+            try:
+                self.listener(event)
+            except Exception as exc:  # incidents must never fail a request or an alert
+                log.error("alert listener failed", extra={"error": type(exc).__name__})
+        if not is_sent:
+            return False
+        return self.send(event)
+
+    def send(self, payload: dict[str, Any]) -> bool:
+        """Queue a prepared payload (with a `kind`) for the webhook, whatever the configured
+        kinds (incident events); False without a webhook URL or when the queue is full."""
+        if not self._url:
+            return False
         self._ensure_started()
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(payload)
         except queue.Full:
-            self._drop(kind, "queue_full")
+            self._drop(str(payload.get("kind")), "queue_full")
             return False
         return True
 
     def observe(self, interaction: Interaction) -> None:
         """Raise the alerts a finished interaction calls for (the audit trail's observer)."""
         events = self._events()
-        if not events or not interaction.evaluations:
+        if (not events and self.listener is None) or not interaction.evaluations:
             return
-        for kind, detector, outcomes in _GUARDRAIL_KINDS:
-            if kind not in events:
+        for kind, detector, outcomes, direction in _GUARDRAIL_KINDS:
+            if kind not in events and self.listener is None:
                 continue
             matched = [
                 e
                 for e in interaction.evaluations
-                if e["outcome"] in outcomes and (detector is None or e["detector"] == detector)
+                if e["outcome"] in outcomes
+                and (detector is None or e["detector"] == detector)
+                and (direction is None or e["direction"] == direction)
             ]
             if matched:
                 findings: dict[str, int] = {}
@@ -178,7 +201,7 @@ class Alerts:
                 break
             if event is not _STOP:
                 left += 1
-                self._drop(event["kind"], "shutdown")
+                self._drop(str(event.get("kind", "incident")), "shutdown")
         if left:
             log.warning("alerts not delivered at shutdown", extra={"count": left})
         self._thread = None
@@ -229,11 +252,14 @@ class Alerts:
                 reason = exc.reason
                 break
             if self._on_sent is not None:
-                self._on_sent(event["kind"])
+                self._on_sent(str(event.get("kind", "incident")))
             return
         # The URL may carry a token: it is never logged.
-        log.error("alert delivery failed", extra={"kind": event["kind"], "error": reason})
-        self._drop(event["kind"], "failed")
+        log.error(
+            "alert delivery failed",
+            extra={"kind": str(event.get("kind", "incident")), "error": reason},
+        )
+        self._drop(str(event.get("kind", "incident")), "failed")
 
     def _post(self, body: bytes) -> None:
         headers = {"content-type": "application/json", "user-agent": f"signalvault/{__version__}"}

@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from signalvault.console import iso
 from signalvault.crypto.envelope import Cipher, MasterKeys, new_key
 from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import CryptoError, StoreError
@@ -44,6 +43,7 @@ CANCELLED = "cancelled"
 STREAM_CUT = "stream_cut"
 RATE_LIMITED = "rate_limited"
 GATEWAY_ERROR = "gateway_error"  # a bug in the gateway ended the request (logged by type only)
+TOOL_ERROR = "tool_error"  # an MCP tool answered, reporting its own failure (`isError`)
 OUTCOMES = (
     UNKNOWN,
     OK,
@@ -55,6 +55,7 @@ OUTCOMES = (
     STREAM_CUT,
     RATE_LIMITED,
     GATEWAY_ERROR,
+    TOOL_ERROR,
 )
 
 # Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
@@ -82,10 +83,11 @@ class Interaction:
     session_id: str | None = None
     trace_id: str | None = None
     run_id: str | None = None  # the agent run this call belongs to (SPEC §7b)
-    parent_id: str | None = None  # the event this one hangs under in its run's tree
-    call_id: str | None = None  # tool events: the provider's id of the call
-    tool_name: str | None = None  # tool events: the tool's name
-    details: dict[str, Any] | None = None  # agent events: metadata as JSON, never content
+    parent_id: str | None = None  # the record this event follows from (SPEC §7b)
+    call_id: str | None = None  # a tool call's id, linking a call to its result
+    tool_name: str | None = None  # the tool (or MCP prompt) an agent event is about
+    parent_span: str | None = None  # the caller's traceparent span id (not stored: OTel export)
+    details: dict[str, Any] | None = None  # metadata of an agent event (never content)
     classification: str | None = None  # public, internal, confidential, restricted (SPEC §7c)
     model_requested: str | None = None
     is_stream: bool = False
@@ -126,7 +128,7 @@ class Interaction:
             "parent_id": self.parent_id,
             "call_id": self.call_id,
             "tool_name": self.tool_name,
-            "details": None if self.details is None else orjson.dumps(self.details).decode(),
+            "details": orjson.dumps(self.details).decode() if self.details else None,
             "classification": self.classification,
             "api": self.api,
             "provider": self.provider,
@@ -147,6 +149,8 @@ class Interaction:
             "guardrails": self.guardrails_json(),
             "prompt_ct": None,
             "response_ct": None,
+            # Targets skipped before forwarding (by class): kept by a refused request's record.
+            "attempts": orjson.dumps(self.attempts).decode() if self.attempts else None,
         }
 
     def guardrails_json(self) -> str | None:
@@ -174,6 +178,9 @@ class AuditTrail:
         # Told about every finished interaction (completed or rejected): metrics and alerts.
         self.observer = observer
         self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
+        # Gives each interaction its data class (SPEC §7c) when written and completed (app.py).
+        self.classifier: Callable[[Interaction], str] | None = None
+        self.event_classification = "internal"  # of event records that name no class
         self.spool: Spool | None = None  # where writes go while the store fails ([store] spool_dir)
 
     def _notify(self, interaction: Interaction) -> None:
@@ -183,6 +190,11 @@ class AuditTrail:
             self.observer(interaction)
         except Exception as exc:  # metrics or alerts must never fail a request
             log.error("audit observer failed", extra={"error": type(exc).__name__})
+
+    def _notify_linked(self, linked: Sequence[Linked]) -> None:
+        for event, _ in linked:  # agent events are finished records too (OTel export)
+            if isinstance(event, Interaction):
+                self._notify(event)
 
     @property
     def master_keys(self) -> MasterKeys:
@@ -232,8 +244,15 @@ class AuditTrail:
         if len(self._keys) > DATA_KEY_CACHE:
             self._keys.popitem(last=False)
 
+    def classify(self, interaction: Interaction) -> str | None:
+        """Set the interaction's data class from what is known of it now (never lowers it)."""
+        if self.classifier is not None:
+            interaction.classification = self.classifier(interaction)
+        return interaction.classification
+
     def _prepare(self, interaction: Interaction, prompt: bytes | None) -> list[WriteOp]:
         """The ops recording `interaction`; a new data key's insert, if any, comes first."""
+        self.classify(interaction)
         ops: list[WriteOp] = []
         row = interaction.metadata()
         if prompt is not None:
@@ -254,6 +273,7 @@ class AuditTrail:
         await self._write_ahead(ops + linked_ops(interaction, linked))
         self._open[interaction.id] = interaction
         self._remember_new_key(interaction, ops[:own])
+        self._notify_linked(linked)
 
     async def record_rejected(
         self, interaction: Interaction, prompt: bytes | None, linked: Sequence[Linked] = ()
@@ -265,6 +285,7 @@ class AuditTrail:
         has_new_key = len(ops) > 1
         ops += linked_ops(interaction, linked)
         self._notify(interaction)
+        self._notify_linked(linked)
         if not has_new_key:
             self._write_later(ops)
             return
@@ -306,6 +327,7 @@ class AuditTrail:
     ) -> None:
         """Queue the outcome of a forwarded request (after response, stream end or failure),
         with the agent events `linked` to it (the tool calls its answer asked for)."""
+        self.classify(interaction)
         values: dict[str, Any] = {
             "_id": interaction.id,
             "completed_at": time.time(),
@@ -325,6 +347,7 @@ class AuditTrail:
             "attempts": orjson.dumps(interaction.attempts).decode()
             if interaction.attempts
             else None,
+            "classification": interaction.classification,
         }
         if response is not None and interaction.cipher is not None:
             values["response_ct"] = interaction.cipher.encrypt(
@@ -334,6 +357,7 @@ class AuditTrail:
         self._write_later([WriteOp(COMPLETE_RECORD, values), *linked_ops(interaction, linked)])
         self._open.pop(interaction.id, None)
         self._notify(interaction)
+        self._notify_linked(linked)
 
     def abandon(self, interaction: Interaction) -> None:
         """Complete an interaction whose handling failed unexpectedly, if it was written ahead
@@ -387,10 +411,12 @@ class AuditTrail:
         end_user: str | None = None,
         outcome: str = OK,
         record_id: str | None = None,
+        classification: str | None = None,
     ) -> str:
         """Write a non-interaction record (admin action, content read, retention run, erasure
         receipt, ...) and return its id once committed. `details` is metadata, never content.
         `record_id` (from `new_record_id`) lets a caller announce the id before the record exists.
+        An event about one end user is `confidential` (personal data) unless a class is given.
 
         Raises:
             StoreError: it could not be committed (the caller should not proceed as if audited).
@@ -410,6 +436,8 @@ class AuditTrail:
             "tokens_estimated": False,
             "actor": actor,
             "details": orjson.dumps(details).decode(),
+            "classification": classification
+            or ("confidential" if end_user else self.event_classification),
         }
         self._store.write_later([WriteOp(INSERT_RECORD, row)])
         self._store.flush()
@@ -441,56 +469,3 @@ class AuditTrail:
         if row.get("response_ct"):
             response = cipher.decrypt(row["response_ct"], (row["id"] + ":response").encode())
         return prompt, response
-
-
-METADATA_FIELDS = (
-    "id",
-    "kind",
-    "project",
-    "key_id",
-    "environment",
-    "end_user",
-    "session_id",
-    "trace_id",
-    "run_id",
-    "parent_id",
-    "call_id",
-    "tool_name",
-    "classification",
-    "api",
-    "provider",
-    "model_requested",
-    "model_used",
-    "status_code",
-    "outcome",
-    "error_code",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "tokens_estimated",
-    "latency_ms",
-    "ttfb_ms",
-    "policy_version",
-)
-
-
-def record_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored record's metadata as JSON-ready values: never content, never ciphertext."""
-    result: dict[str, Any] = {
-        "time": iso(row["created_at"]),
-        "completed_at": iso(row.get("completed_at")),
-        "stream": bool(row.get("is_stream")),
-        "has_content": row.get("prompt_ct") is not None,
-    }
-    for name in METADATA_FIELDS:
-        value = row.get(name)
-        if name in ("latency_ms", "ttfb_ms") and value is not None:
-            value = round(value, 2)
-        result[name] = value
-    result["tokens_estimated"] = bool(result["tokens_estimated"])
-    result["guardrails"] = orjson.loads(row["guardrails"]) if row.get("guardrails") else []
-    result["attempts"] = orjson.loads(row["attempts"]) if row.get("attempts") else []
-    if row.get("kind", INTERACTION) != INTERACTION:
-        result["actor"] = row.get("actor")
-        result["details"] = orjson.loads(row["details"]) if row.get("details") else {}
-    return result

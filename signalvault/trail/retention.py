@@ -20,7 +20,8 @@ from signalvault.config import RetentionSettings
 from signalvault.errors import ConfigError
 from signalvault.store import Store
 from signalvault.store.lifecycle import Cutoffs
-from signalvault.trail.audit import AuditTrail, record_json
+from signalvault.trail.audit import AuditTrail
+from signalvault.trail.record_json import record_json
 
 EVENT_KIND = "retention_run"
 PROJECT_DAYS_SETTING = "retention.projects"  # run-time overrides, JSON {project: days}
@@ -28,12 +29,13 @@ PROJECT_DAYS_SETTING = "retention.projects"  # run-time overrides, JSON {project
 # records (email and address; failures an attacker can multiply). Every other kind is evidence of
 # how the deployment was run and changed (admin actions, content reads, exports, erasures, runs
 # like this one), holds no content and is kept whatever the retention; a new kind is kept unless
-# it is added here. Agent events (tool calls and results, ingested spans) hold content and
-# expire with the interactions they belong to.
+# it is added here. Agent events (tool calls and results, MCP calls, ingested spans) hold
+# content and expire with the interactions they belong to.
 EXPIRING_KINDS = (
     "interaction",
     "tool_call",
     "tool_result",
+    "mcp_call",
     "span",
     "login",
     "login_failed",
@@ -51,14 +53,20 @@ DEFAULT_DAYS_SETTING = "retention.days"
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
-    """Days to keep records: a default and per-project overrides; 0 keeps forever."""
+    """Days to keep records: a default and per-project overrides (0 keeps forever), and at most
+    so many days per data class whatever the project keeps (0: no limit by class)."""
 
     default_days: int
     projects: Mapping[str, int] = field(default_factory=dict)
+    classes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def is_active(self) -> bool:
-        return self.default_days > 0 or any(days > 0 for days in self.projects.values())
+        return (
+            self.default_days > 0
+            or any(days > 0 for days in self.projects.values())
+            or any(days > 0 for days in self.classes.values())
+        )
 
     def cutoffs(self, now: float) -> Cutoffs:
         def cutoff(days: int) -> float | None:
@@ -68,6 +76,7 @@ class RetentionPolicy:
             default=cutoff(self.default_days),
             projects={name: cutoff(days) for name, days in self.projects.items()},
             expiring_kinds=EXPIRING_KINDS,
+            classes={name: cutoff(days) for name, days in self.classes.items()},
         )
 
 
@@ -81,7 +90,7 @@ def load_policy(store: Store, settings: RetentionSettings) -> RetentionPolicy:
     stored = store.get_setting(PROJECT_DAYS_SETTING)
     if stored is not None:
         projects.update({str(k): int(v) for k, v in orjson.loads(stored).items()})
-    return RetentionPolicy(default, projects)
+    return RetentionPolicy(default, projects, dict(settings.classes))
 
 
 def set_project_days(

@@ -154,7 +154,7 @@ class Spool:
                     log.info("audit spool replayed into the store")
                     return
                 raise StoreError("the audit spool has an unreadable entry")
-            await _commit(store, [op for _, ops in entries for op in ops])
+            await commit_once(store, [op for _, ops in entries for op in ops])
             self._replayed = entries[-1][0]
 
 
@@ -166,7 +166,7 @@ async def replay_file(store: Store, path: Path) -> int:
     """
     offset = count = 0
     while entries := _read(path, offset, REPLAY_BATCH):
-        await _commit(store, [op for _, ops in entries for op in ops])
+        await commit_once(store, [op for _, ops in entries for op in ops])
         offset, count = entries[-1][0], count + len(entries)
     if path.stat().st_size > offset:
         log.warning("audit spool file ends in a torn entry (never acknowledged); ignored")
@@ -174,7 +174,7 @@ async def replay_file(store: Store, path: Path) -> int:
     return count
 
 
-async def _commit(store: Store, ops: list[WriteOp]) -> None:
+async def commit_once(store: Store, ops: list[WriteOp]) -> None:
     """Write `ops`, leaving out inserts whose row exists (replayed before a crash)."""
     fresh = await asyncio.to_thread(_not_yet_stored, store, ops)
     if fresh:

@@ -1,4 +1,5 @@
-"""Fixtures for agent tests: the official SDKs pointed at an in-process gateway."""
+"""Fixtures for agent tests: the official SDKs pointed at an in-process gateway, and the mock
+MCP server (mcp_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import openai
 import pytest
 
 from signalvault.app import GatewayApp
+from tests.agents.mcp_fixtures import mock_mcp, mock_mcp_server
+
+__all__ = ["mock_mcp", "mock_mcp_server"]
 
 
 @pytest.fixture

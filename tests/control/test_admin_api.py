@@ -355,6 +355,17 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("DELETE", "/api/subjects/{user}"): ("global", frozenset({"owner", "admin"})),
     ("GET", "/api/settings"): ("global", frozenset({"owner", "admin", "security", "auditor"})),
     ("PATCH", "/api/settings"): ("global", frozenset({"owner", "admin"})),
+    ("GET", "/api/incidents"): ("global", ALL - {"developer"}),
+    ("GET", "/api/incidents/{incident_id}"): ("global", ALL - {"developer"}),
+    ("POST", "/api/incidents/{incident_id}/ack"): (
+        "global",
+        frozenset({"owner", "admin", "security"}),
+    ),
+    ("POST", "/api/incidents/{incident_id}/resolve"): (
+        "global",
+        frozenset({"owner", "admin", "security"}),
+    ),
+    ("GET", "/api/reports/soc2"): ("global", frozenset({"owner", "admin", "security", "auditor"})),
 }
 
 Request = tuple[str, dict[str, Any] | None]  # url, JSON body
@@ -405,6 +416,12 @@ def _rules() -> list[dict[str, Any]]:
 def _account(world: World) -> str:
     email = f"{secrets.token_hex(4)}@example.com"
     return world.accounts.create_account(email, {"alpha": "viewer"}, "test")[0].id
+
+
+def _incident(world: World) -> str:
+    """A fresh open incident (a kind of its own, so it joins no other)."""
+    event = {"kind": f"matrix_{secrets.token_hex(4)}", "project": "alpha", "request_id": None}
+    return world.services.incidents.note(event)[0].id
 
 
 def _alpha(world: World) -> str:
@@ -509,6 +526,17 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ("DELETE", "/api/legal-holds/{hold_id}"): lambda w, c: (f"/api/legal-holds/{_hold(w)}", None),
     ("GET", "/api/subjects/{user}"): lambda w, c: ("/api/subjects/user-1", None),
     ("DELETE", "/api/subjects/{user}"): lambda w, c: ("/api/subjects/nobody", None),
+    ("GET", "/api/incidents"): lambda w, c: ("/api/incidents", None),
+    ("GET", "/api/incidents/{incident_id}"): lambda w, c: (f"/api/incidents/{_incident(w)}", None),
+    ("POST", "/api/incidents/{incident_id}/ack"): lambda w, c: (
+        f"/api/incidents/{_incident(w)}/ack",
+        {"note": "looking"},
+    ),
+    ("POST", "/api/incidents/{incident_id}/resolve"): lambda w, c: (
+        f"/api/incidents/{_incident(w)}/resolve",
+        {"note": "done"},
+    ),
+    ("GET", "/api/reports/soc2"): lambda w, c: ("/api/reports/soc2?since=1d", None),
     ("GET", "/api/settings"): lambda w, c: ("/api/settings", None),
     ("PATCH", "/api/settings"): lambda w, c: (
         "/api/settings",

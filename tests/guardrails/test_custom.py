@@ -25,7 +25,8 @@ def spans(detector, text):
         ([], ["project x"], "Project X ships; project xyz does not", ["Project X"]),
         ([r"\bcodename \w+"], ["Zephyr"], "codename Zephyr is secret", ["codename Zephyr"]),
         ([r"a*"], [], "bbb", []),  # empty matches mark nothing
-        ([r"caf\u00e9"], [], "un café noir", ["café"]),  # a rule Hyperscan rejects still runs
+        ([r"caf\u00e9"], [], "un café noir", ["café"]),  # Python's \u escape is understood
+        ([r"(?i)ticket\s+#?\d+\Z"], [], "see Ticket #42", ["Ticket #42"]),
     ],
 )
 def test_matches_patterns_and_whole_word_keywords(patterns, keywords, text, expected):
@@ -57,3 +58,23 @@ def test_needs_a_name_and_something_to_match():
         CustomDetector(" ", keywords=["x"])
     with pytest.raises(ValueError, match="at least one"):
         CustomDetector("empty", keywords=["  "])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"(?<!\w)secret", "look-around"),
+        (r"(?=x)y", "look-around"),
+        (r"(a)\1", "back-references"),
+        (r"(?:x{1000}){1000}", "repetition"),
+    ],
+)
+def test_patterns_the_linear_time_engine_cannot_run_are_refused_with_the_reason(pattern, reason):
+    with pytest.raises(ValueError, match=rf"'deny'.*pattern #1.*RE2.*{reason}"):
+        CustomDetector("deny", [pattern])
+
+
+def test_a_catastrophic_backtracking_pattern_runs_in_linear_time():
+    """`(a+)+$` takes 2^n steps under a backtracking engine; under RE2 this returns at once."""
+    detector = CustomDetector("rule", [r"(a+)+$", r"(x+x+)+y"])
+    assert detector("a" * 5000 + "!" + "x" * 5000) == []

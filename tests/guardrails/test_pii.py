@@ -8,21 +8,7 @@ import pytest
 
 from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.pii import PII_TYPES, PiiDetector
-from signalvault.guardrails.pii_checks import (
-    aadhaar_ok,
-    au_medicare_ok,
-    au_tfn_ok,
-    de_tax_id_ok,
-    es_nif_ok,
-    iban_ok,
-    it_fiscal_code_ok,
-    kr_rrn_ok,
-    luhn_ok,
-    nhs_ok,
-    sg_nric_ok,
-    sin_ok,
-    ssn_ok,
-)
+from signalvault.guardrails.pii_checks import iban_ok, luhn_ok, sg_nric_ok, ssn_ok
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +65,27 @@ POSITIVES = [
     ("Medicare card 2123 45670 1", "AU_MEDICARE", "2123 45670 1"),
     ("NRIC S1234567D", "SG_NRIC", "S1234567D"),
     ("주민등록번호 900101-1234568", "KR_RRN", "900101-1234568"),
+    # National identifiers validated by python-stdnum: label, or a grouping few numbers share.
+    ("ITIN 912-71-1234 on the W-7", "US_ITIN", "912-71-1234"),
+    ("routing number 021000021 for the wire", "ABA_ROUTING", "021000021"),
+    ("PESEL 44051401359", "PL_PESEL", "44051401359"),
+    ("mijn BSN is 111222333", "NL_BSN", "111222333"),
+    ("her CPF 390.533.447-05 is on file", "BR_CPF", "390.533.447-05"),
+    ("fornecedor 11.222.333/0001-81, pagamento", "BR_CNPJ", "11.222.333/0001-81"),
+    ("ABN 51 824 753 556", "AU_ABN", "51 824 753 556"),
+    ("ACN 004 085 616", "AU_ACN", "004 085 616"),
+    ("SA ID 8001015009087", "ZA_ID", "8001015009087"),
+    ("personnummer 811228-9874", "SE_PERSONNUMMER", "811228-9874"),
+    ("henkilötunnus 131052-308T", "FI_HETU", "131052-308T"),
+    ("CPR-nummer 211062-5629", "DK_CPR", "211062-5629"),
+    ("fødselsnummer 15108695088", "NO_FNR", "15108695088"),
+    ("numéro de sécurité sociale 2 95 10 99 126 111 93", "FR_NIR", "2 95 10 99 126 111 93"),
+    ("AHV-Nr. 756.9217.0769.85", "CH_AHV", "756.9217.0769.85"),
+    ("身份证号 11010519491231002X", "CN_RIC", "11010519491231002X"),
+    ("CURP: BOXW310820HNERXN09", "MX_CURP", "BOXW310820HNERXN09"),
+    ("Teudat Zehut 039337423", "IL_ID", "039337423"),
+    ("rijksregisternummer 85.07.30-033.28", "BE_NN", "85.07.30-033.28"),
+    ("Thai ID 1-8675-65088-99-5", "TH_PIN", "1-8675-65088-99-5"),
 ]
 
 
@@ -120,6 +127,14 @@ NEGATIVES = [
     ("request id CANARY-3f2eda91c0b24e7d8a1b2c3d4e5f6a7b", "PERSON"),  # letters in a hex id
     ("trace f04bc95d26584ec7baba138950a72893 done", "PERSON"),
     ("set maria_enabled = true", "PERSON"),  # part of an identifier
+    # A check digit alone is weak evidence: numbers that pass one by chance stay untouched.
+    ("Invoice 390.533.447-05 is overdue", "BR_CPF"),
+    ("Order #111222333 shipped today", "NL_BSN"),
+    ("Meeting moved to room 714, floor 5.", "ADDRESS"),  # a unit alone is no address
+    ("bind to 0.0.0.0 and 127.0.0.1:8080", "IP_ADDRESS"),  # unspecified and loopback
+    ("x[1::2] and std::vector", "IP_ADDRESS"),  # code, not IPv6
+    ("MAC 00:1a:2b:3c:4d:5e at 10:05:07", "IP_ADDRESS"),
+    ("route 10.0.0.0/8 via the gateway", "IP_ADDRESS"),  # a network, not a host
 ]
 
 
@@ -175,26 +190,8 @@ CHECKS = [
     (ssn_ok, "078051120", False),  # the Woolworth wallet card number
     (iban_ok, "GB82WEST12345698765432", True),
     (iban_ok, "GB82WEST1234569876543", False),  # wrong length for GB
-    (aadhaar_ok, "234567890124", True),
-    (aadhaar_ok, "134567890124", False),  # never starts with 1
-    (nhs_ok, "9434765919", True),
-    (nhs_ok, "0000000000", False),
-    (sin_ok, "130692544", True),
-    (sin_ok, "046454286", False),  # 0 is never assigned (sample numbers),
-    (de_tax_id_ok, "86095742719", True),
-    (de_tax_id_ok, "86095742718", False),
-    (au_tfn_ok, "123456782", True),
-    (au_tfn_ok, "123456789", False),
-    (au_medicare_ok, "2123456701", True),
-    (au_medicare_ok, "2123456791", False),
-    (es_nif_ok, "X1234567L", True),
-    (es_nif_ok, "Y1234567L", False),
     (sg_nric_ok, "S1234567D", True),
     (sg_nric_ok, "S1234567A", False),
-    (it_fiscal_code_ok, "RSSMRA85T10A562S", True),
-    (it_fiscal_code_ok, "RSSMRA85T10A562T", False),
-    (kr_rrn_ok, "9001011234568", True),
-    (kr_rrn_ok, "9013011234568", False),  # month 13
 ]
 
 
@@ -250,6 +247,34 @@ def test_types_filter_reports_only_requested_kinds() -> None:
 def test_unknown_type_is_rejected() -> None:
     with pytest.raises(ValueError, match="NOT_A_TYPE"):
         PiiDetector(types=["EMAIL", "NOT_A_TYPE"])
+
+
+IP_FORMS = [
+    "2001:db8::8a2e:370:7334",
+    "2001:0db8:0000:0000:0000:ff00:0042:8329",
+    "::ffff:192.0.2.128",
+    "64:ff9b::198.51.100.7",
+    "0000:0000:0000:0000:0000:ffff:203.0.113.9",
+    "fe80::1ff:fe23:4567:890a%eth0",
+    "FE80::A%25en0",
+    "2001:db8::",
+]
+
+
+@pytest.mark.parametrize("address", IP_FORMS)
+def test_every_ipv6_spelling_is_redacted_whole(detector: PiiDetector, address: str) -> None:
+    text = f"traffic from {address}. Block it"
+    assert kinds_of(detector(text), text) == [("IP_ADDRESS", address)]
+
+
+@pytest.mark.parametrize("text", ["ssh 10.0.0.7:8080 now", "host 10.0.0.7/24 is up"])
+def test_ipv4_with_port_or_netmask_is_found(detector: PiiDetector, text: str) -> None:
+    assert ("IP_ADDRESS", "10.0.0.7") in kinds_of(detector(text), text)
+
+
+def test_unlabelled_bare_number_passing_a_check_is_not_reported(detector: PiiDetector) -> None:
+    """111222333 passes the Dutch BSN 11-test; without a label it is just a number."""
+    assert detector("The total was 111222333 units") == []
 
 
 def test_every_kind_is_documented_in_pii_types() -> None:

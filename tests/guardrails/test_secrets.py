@@ -299,3 +299,76 @@ def test_findings_are_sorted_and_do_not_overlap():
     found = SecretsDetector()(text)
     assert len(found) >= 40
     assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+
+
+PASSWORD_VALUE = "Tr0ub4dor&" + rnd(6, seed=11)
+TOKEN_VALUE = rnd(32, seed=12)
+# Every style code and config write an assignment in; the value must be found and reported.
+ASSIGNED = [
+    'db_password = "{p}"',
+    "DB_PASSWORD={p}",
+    "password: {p}",
+    "password: '{p}'",
+    '{{"password": "{p}", "host": "db"}}',
+    "<password>{p}</password>",
+    '<add key="DbPassword" value="{p}" />',
+    "[mysql]\nuser = app\npassword = {p}",
+    "'password' => '{p}',",
+    'password := "{p}"',
+    'props.setProperty("password", "{p}");',
+    'export DB_PASS="{p}"',
+    "mysqldump --password={p} orders",
+    "./deploy.sh --password {p} --region eu",
+    "$env:DB_PASSWORD = '{p}'",
+    "Server=db;User Id=app;Password={p};",
+    "my password is {p} for the staging box",
+    'config = {{"api_key": "{t}"}}',
+    "API_TOKEN={t}",
+    "client_secret: {t}",
+    "curl -H 'Authorization: Bearer {t}' https://api.internal",
+    "const apiKey = '{t}';",
+]
+
+
+@pytest.mark.parametrize("template", ASSIGNED)
+def test_reports_values_assigned_to_credential_names(template):
+    text = template.format(p=PASSWORD_VALUE, t=TOKEN_VALUE)
+    value = PASSWORD_VALUE if "{p}" in template else TOKEN_VALUE
+    start = text.index(value)
+    found = SecretsDetector()(text)
+    assert any(f.start <= start and start + len(value) <= f.end for f in found), found
+
+
+# Near misses: a reference, placeholder, mask, type, sample or stored hash is not a secret.
+NEAR_MISSES = [
+    "password = os.environ['DB_PASSWORD']",
+    "DB_PASSWORD=${DB_PASSWORD}",
+    "password: ${{ secrets.DB_PASSWORD }}",
+    "const token = process.env.API_TOKEN;",
+    'password := os.Getenv("DB_PASSWORD")',
+    "password: {{ .Values.db.password }}",
+    "<password>${DB_PASSWORD}</password>",
+    "password = settings.DATABASE_PASSWORD",
+    "password = getpass.getpass()",
+    "password: !vault secret/data/app#password",
+    "DB_PASSWORD=%DB_PASSWORD%",
+    "password = '<your-password>'",
+    "API_KEY=YOUR_API_KEY",
+    "password: changeme",
+    "password = '********'",
+    "api_key: xxxxxxxxxxxxxxxxxxxx",
+    "password = None",
+    "def connect(password: str | None = None) -> None:",
+    "token_expiry = 3600",
+    "password_min_length = 12",
+    "max_tokens: 4096",
+    "password_hash = '$2b$12$" + rnd(53, B62 + "./", seed=13) + "'",
+    "hash: $argon2id$v=19$m=65536,t=3,p=4$" + rnd(22, seed=14) + "$" + rnd(43, seed=15),
+    "if not password:\n    raise ValueError('password is required')",
+    "the password is incorrect, please try again",
+]
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_near_miss_assignments_are_not_reported(text):
+    assert SecretsDetector()(text) == []

@@ -265,7 +265,7 @@ def test_store_that_does_not_answer_raises_store_error(tmp_path):
 def test_an_event_record_is_committed_with_its_actor_and_details(backend):
     from signalvault.config import Settings
     from signalvault.control.services import open_services
-    from signalvault.trail.audit import record_json
+    from signalvault.trail.record_json import record_json
 
     services = open_services(Settings(store=backend))
     try:

@@ -20,10 +20,10 @@ from signalvault.control.services import open_services
 from signalvault.crypto.envelope import load_master_key
 from signalvault.store import RecordFilter
 from signalvault.store.schema import audit_records, data_keys
-from signalvault.trail.audit import record_json
 from signalvault.trail.export.manifest import canonical
 from signalvault.trail.export.query import parse_moment
 from signalvault.trail.export.record import MetadataRenderer, stored_metadata
+from signalvault.trail.record_json import record_json
 from signalvault.trail.signing import load_signer, public_key_id, verify_signature
 from tests.conftest import make_settings, running_gateway
 
@@ -523,7 +523,9 @@ def test_a_key_destroyed_during_an_export_is_erased_from_the_next_batch(services
             .where(data_keys.c.id == row["data_key_id"])
             .values(wrapped=None, destroyed_at=time.time())
         )
-    assert reader.read([row]) == [{"prompt": None, "response": None, "content_erased": True}]
+    assert reader.read([row]) == [
+        {"prompt": None, "response": None, "content_erased": True, "content_withheld": False}
+    ]
 
 
 def test_csv_cells_beyond_the_csv_modules_default_limit_still_count(tmp_path):

@@ -19,10 +19,12 @@ from signalvault.control.api import (
     authz,
     config_routes,
     errors,
+    incident_routes,
     key_routes,
     lifecycle_routes,
     log_routes,
     project_routes,
+    report_routes,
     settings_routes,
     trace_routes,
     trail_routes,
@@ -75,6 +77,7 @@ def create_admin_api(
         settings=settings,
         accounts=accounts if accounts is not None else NoAccounts(),
         credentials=services.credentials,
+        incidents=services.incidents,
     )
     for module in (
         auth_routes,
@@ -87,6 +90,8 @@ def create_admin_api(
         settings_routes,
         account_routes,
         project_routes,
+        incident_routes,
+        report_routes,
     ):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)

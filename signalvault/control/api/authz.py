@@ -46,6 +46,10 @@ PERMISSION_ROLES: dict[str, frozenset[str]] = {
     # The effective configuration names internal hosts: not for developers and viewers.
     "settings.read": frozenset({"owner", "admin", "security", "auditor"}),
     "settings.write": frozenset({"owner", "admin"}),
+    # Incidents and the evidence report hold metadata only (never content).
+    "incidents.read": frozenset({"owner", "admin", "security", "auditor", "viewer"}),
+    "incidents.write": frozenset({"owner", "admin", "security"}),
+    "reports": frozenset({"owner", "admin", "security", "auditor"}),
     SIGNED_IN: frozenset({"owner", "admin", "security", "auditor", "developer", "viewer"}),
 }
 OWN_ONLY_ROLES = frozenset({"developer"})
@@ -95,6 +99,11 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/legal-holds/{hold_id}"): "holds.write",
     ("GET", "/api/subjects/{user}"): "subjects.export",
     ("DELETE", "/api/subjects/{user}"): "subjects.erase",
+    ("GET", "/api/incidents"): "incidents.read",
+    ("GET", "/api/incidents/{incident_id}"): "incidents.read",
+    ("POST", "/api/incidents/{incident_id}/ack"): "incidents.write",
+    ("POST", "/api/incidents/{incident_id}/resolve"): "incidents.write",
+    ("GET", "/api/reports/soc2"): "reports",
     ("GET", "/api/settings"): "settings.read",
     ("PATCH", "/api/settings"): "settings.write",
 }

@@ -21,6 +21,7 @@ from signalvault.control.accounts.principal import Authenticator, Principal
 from signalvault.control.api import authz
 from signalvault.control.credentials import ProviderCredentials
 from signalvault.errors import AuthError, Forbidden
+from signalvault.evidence.incidents import IncidentBook
 from signalvault.gateway.keyring import KeyRing
 from signalvault.store import Store
 from signalvault.store.account_queries import Account, ApiToken
@@ -265,6 +266,7 @@ class Context:
     settings: Settings
     accounts: AccountService
     credentials: ProviderCredentials
+    incidents: IncidentBook | None = None
 
 
 def context(request: Request) -> Context:

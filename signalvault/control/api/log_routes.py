@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Query
 
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
+from signalvault.control.api.content_classes import require_class
 from signalvault.control.api.deps import Context, context, principal
 from signalvault.control.api.trail_models import LogDetail, LogPage, LogRecord
 from signalvault.errors import CryptoError, NotFound
 from signalvault.store import RecordFilter, Store
 from signalvault.store.sql import Within
-from signalvault.trail.audit import record_json
 from signalvault.trail.export.query import parse_moment
+from signalvault.trail.record_json import record_json
 
 router = APIRouter(tags=["logs"])
 Ctx = Annotated[Context, Depends(context)]
@@ -65,6 +66,10 @@ def list_logs(
     end_user: str | None = None,
     model: str | None = None,
     outcome: str | None = None,
+    classification: Annotated[
+        str | None, Query(description="public, internal, confidential or restricted")
+    ] = None,
+    kind: Annotated[str | None, Query(description="interaction, or an event's kind")] = None,
     since: Annotated[str | None, Query(description="ISO-8601 time or an age like 7d")] = None,
     until: Annotated[str | None, Query(description="ISO-8601 time or an age like 1h")] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -78,6 +83,8 @@ def list_logs(
         model=model,
         outcome=outcome,
         project=project,
+        classification=classification,
+        kind=kind,
         since=None if since is None else parse_moment(since),
         until=None if until is None else parse_moment(until),
         before_id=cursor,
@@ -123,6 +130,7 @@ def get_log(
     if not content:
         return detail
     authz.require(who, "logs.content", row["project"])
+    require_class(api, who, row)
     # Fail closed: if the trail cannot take the read, the content is not returned.
     api.trail.record_event(CONTENT_READ, who.actor, {"record": record_id}, project=row["project"])
     if row.get("tombstoned_at") is not None:

@@ -10,9 +10,11 @@ from fastapi.responses import StreamingResponse
 
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
+from signalvault.control.api.content_classes import readable_by
 from signalvault.control.api.deps import Context, context, principal
 from signalvault.control.api.trail_models import ErasureReceipt, ExportManifest, VerifyResult
 from signalvault.errors import NotFound
+from signalvault.evidence.incidents import raise_alert, verification_details
 from signalvault.trail.erasure import erase_subject
 from signalvault.trail.export.exporter import AUDIT_EXPORT, CONTENT_EXPORT, SUBJECT_EXPORT
 from signalvault.trail.export.query import ExportFilter, parse_moment, subject_data_keys
@@ -37,6 +39,8 @@ def verify(api: Ctx, who: Who) -> VerifyResult:
     """Check the whole trail against its signed checkpoints (the same check as `audit verify`)."""
     authz.require(who, "audit.verify", None)
     report = verify_trail(api.store, api.trail.master_keys, api.settings.audit)
+    if not report.is_intact:
+        raise_alert(api.incidents, "verification_failed", verification_details(report.as_json()))
     return VerifyResult(**report.as_json())
 
 
@@ -64,6 +68,7 @@ def _streamed(
         include_content=include_content,
         audit_record_id=audit_record_id,
         extra=extra,
+        readable=readable_by(api, who) if include_content else None,
     )
     return StreamingResponse(
         started.chunks,
@@ -87,6 +92,9 @@ def export(
     model: str | None = None,
     outcome: str | None = None,
     rule: str | None = None,
+    classification: Annotated[
+        str | None, Query(description="public, internal, confidential or restricted")
+    ] = None,
     run: Annotated[str | None, Query(description="Only the records of this agent run")] = None,
     since: Annotated[str | None, Query(description="ISO-8601 time or an age like 7d")] = None,
     until: Annotated[str | None, Query(description="ISO-8601 time or an age like 1h")] = None,
@@ -106,6 +114,7 @@ def export(
         model=model,
         outcome=outcome,
         rule=rule,
+        classification=classification,
         run_id=run,
     )
     audit_id = None

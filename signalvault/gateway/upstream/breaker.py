@@ -73,8 +73,15 @@ class Breaker:
     are ignored, so a slow call from before the breaker opened cannot close it.
     """
 
-    def __init__(self, name: str, policy: BreakerPolicy, clock: Clock) -> None:
+    def __init__(
+        self,
+        name: str,
+        policy: BreakerPolicy,
+        clock: Clock,
+        on_open: Callable[[str], None] | None = None,
+    ) -> None:
         self.name = name
+        self._on_open = on_open  # told each time this breaker opens (incidents: breaker storms)
         self._policy = policy
         self._clock = clock
         self._window = _Window(policy.window_seconds)
@@ -149,6 +156,8 @@ class Breaker:
         self._window.clear()
         if state == OPEN:
             self._opened_at = self._clock()
+            if self._on_open is not None:
+                self._on_open(self.name)
 
 
 class Breakers:
@@ -157,20 +166,27 @@ class Breakers:
     def __init__(self, policies: dict[str, BreakerPolicy], clock: Clock) -> None:
         self._policies = policies
         self._clock = clock
-        self._providers = {name: Breaker(name, p, clock) for name, p in policies.items()}
+        self.on_open: Callable[[str], None] | None = None  # set by the app (breaker storms)
+        self._providers = {
+            name: Breaker(name, p, clock, self._opened) for name, p in policies.items()
+        }
         self._deployments: OrderedDict[str, Breaker] = OrderedDict()
 
     def for_target(self, provider: str, model: str) -> tuple[Breaker, Breaker]:
         name = f"{provider}:{model}"
         deployment = self._deployments.get(name)
         if deployment is None:
-            deployment = Breaker(name, self._policies[provider], self._clock)
+            deployment = Breaker(name, self._policies[provider], self._clock, self._opened)
             self._deployments[name] = deployment
             if len(self._deployments) > _MAX_DEPLOYMENTS:
                 self._deployments.popitem(last=False)
         else:
             self._deployments.move_to_end(name)
         return self._providers[provider], deployment
+
+    def _opened(self, name: str) -> None:
+        if self.on_open is not None:
+            self.on_open(name)
 
     def states(self) -> dict[str, str]:
         """State of every breaker by name: provider names, then `provider:model` deployments."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import orjson
 
+from signalvault.agents.telemetry.ids import traceparent_of
 from signalvault.config import ProviderSettings, Secret
 from signalvault.errors import (
     HTTPError,
@@ -25,6 +25,7 @@ from signalvault.errors import (
     StoreError,
     StoreUnavailable,
 )
+from signalvault.gateway import safe_json
 from signalvault.gateway.providers import Target
 from signalvault.gateway.upstream.breaker import Breaker, BreakerPolicy, Breakers, Clock, Permit
 from signalvault.gateway.upstream.retry import RetryPolicy, is_retryable_status, parse_retry_after
@@ -32,6 +33,7 @@ from signalvault.trail.audit import Interaction
 
 log = logging.getLogger("signalvault.upstream")
 BREAKER_OPEN = "breaker_open"
+INVALID_ANSWER = "invalid_answer"  # a success whose body is not a JSON object
 # (provider name, the gateway key's environment) -> the stored credential to use, if any.
 CredentialLookup = Callable[[str, str | None], Secret | None]
 
@@ -101,6 +103,10 @@ class Upstream:
         self._limits = {p.name: _limits(p) for p in providers}
         self._breakers = Breakers({p.name: _breaker_policy(p) for p in providers}, clock)
 
+    def on_breaker_open(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(name)` whenever a circuit breaker opens (on the event loop)."""
+        self._breakers.on_open = listener
+
     def breaker_states(self) -> dict[str, str]:
         """`closed`, `open` or `half_open` by provider name and by `provider:model`."""
         return self._breakers.states()
@@ -164,7 +170,7 @@ class Upstream:
         limits = self._limits[provider.name]
         breakers = self._breakers.for_target(provider.name, target.model)
         if target.model != payload.get("model"):
-            body = orjson.dumps({**payload, "model": target.model})
+            body = safe_json.dumps({**payload, "model": target.model})
         stored_key = None
         if self._credentials is not None:
             key = interaction.key
@@ -176,6 +182,8 @@ class Upstream:
                     StoreUnavailable("The provider credential store does not answer; try again.")
                 ) from None
         url, upstream_headers = provider.url(endpoint), provider.headers(headers, stored_key)
+        # The provider's spans, if it makes any, become children of this record's span.
+        upstream_headers["traceparent"] = traceparent_of(interaction)
         first_try = self._clock()
         failure: _Failure | None = None
         retries = 0
@@ -247,7 +255,8 @@ class Upstream:
         headers: dict[str, str],
     ) -> aiohttp.ClientResponse | str:
         """One HTTP call: the response (body read, unless it is a stream to relay), or the
-        kind of error that ended it."""
+        kind of error that ended it. A success must be a JSON object the gateway can screen and
+        re-emit (see `safe_json`): anything else is an `invalid_answer`, retried like an error."""
         try:
             response = await self._session().post(
                 url, data=body, headers=headers, timeout=limits.timeout
@@ -259,11 +268,23 @@ class Upstream:
         if _is_stream(interaction, response):
             return response
         try:
-            await response.read()  # cached on the response: the relay reads it from there
+            data = await response.read()  # cached on the response: the relay reads it from there
         except (aiohttp.ClientError, TimeoutError) as exc:
             response.close()
             return _error_kind(exc, before_head=False)
+        if response.status < 300 and not _is_json_object(data):
+            # Malformed, truncated (a Content-Length that lied), not UTF-8 or nested too deep:
+            # relayed, it would pass the output guardrails unread.
+            response.close()
+            return INVALID_ANSWER
         return response
+
+
+def _is_json_object(data: bytes) -> bool:
+    try:
+        return isinstance(safe_json.loads(data), dict)
+    except safe_json.InvalidJSON:
+        return False
 
 
 def _is_stream(interaction: Interaction, response: aiohttp.ClientResponse) -> bool:
@@ -301,6 +322,8 @@ def _error_kind(exc: BaseException, *, before_head: bool) -> str:
 def _error_for(kind: str) -> HTTPError:
     if kind.endswith("timeout"):
         return ProviderTimeout("The provider did not answer in time.")
+    if kind == INVALID_ANSWER:
+        return ProviderError("The provider's answer was not a readable JSON object.")
     return ProviderError("The provider could not be reached.")
 
 

@@ -21,7 +21,7 @@ from signalvault.errors import ConfigError, StoreError
 from signalvault.store import Store
 from signalvault.trail.audit import AuditTrail
 from signalvault.trail.export import manifest as manifests
-from signalvault.trail.export.content import ContentReader
+from signalvault.trail.export.content import ContentReader, Readable
 from signalvault.trail.export.formats import FORMATS, encoder
 from signalvault.trail.export.query import (
     BATCH,
@@ -79,6 +79,7 @@ class Exporter:
     trail: AuditTrail
     signer: Signer
     actor: str
+    readable: Readable | None = None  # content of records the actor may not read is withheld
 
     def export(
         self,
@@ -136,7 +137,10 @@ class Exporter:
         tally = Tally()
         manifest_file = manifests.manifest_path(target)
         with AtomicFile(target) as out:
-            for chunk in export_chunks(self.store, self.trail, fmt, where, include_content, tally):
+            chunks = export_chunks(
+                self.store, self.trail, fmt, where, include_content, tally, self.readable
+            )
+            for chunk in chunks:
                 out.write(chunk)
                 if progress is not None:
                     progress(tally.count)
@@ -223,12 +227,13 @@ def export_chunks(
     where: ExportFilter,
     include_content: bool,
     tally: Tally,
+    readable: Readable | None = None,
 ) -> Iterator[bytes]:
     """An export's bytes, one batch of records at a time (memory stays flat), counting the
     records into `tally` as they pass."""
     codec = encoder(fmt, include_content)
     render = MetadataRenderer()
-    content = ContentReader(store, trail) if include_content else None
+    content = ContentReader(store, trail, readable) if include_content else None
     yield codec.header()
     rows = iter_rows(store, where, with_content=include_content)
     for batch in _batches(rows, CONTENT_BATCH if include_content else BATCH):

@@ -46,6 +46,7 @@ class ExportFilter:
     model: str | None = None
     outcome: str | None = None
     rule: str | None = None  # records in which this guardrail rule fired (outcome not `pass`)
+    classification: str | None = None  # records of this data class (SPEC §7c)
     run_id: str | None = None  # the records of one agent run (SPEC §7b)
 
     def as_json(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class ExportFilter:
             "model": self.model,
             "outcome": self.outcome,
             "rule": self.rule,
+            "classification": self.classification,
             "run": self.run_id,
         }
         return {name: value for name, value in values.items() if value is not None}

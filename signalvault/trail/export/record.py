@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 
 from signalvault.console import iso
-from signalvault.trail.audit import EMPTY_ROW, INTERACTION, METADATA_FIELDS, record_json
+from signalvault.trail.audit import EMPTY_ROW, INTERACTION
+from signalvault.trail.record_json import METADATA_FIELDS, record_json
 
-CONTENT_FIELDS = ("prompt", "response", "content_erased")
+CONTENT_FIELDS = ("prompt", "response", "content_erased", "content_withheld")
 
 
 def has_content(row: dict[str, Any]) -> bool:

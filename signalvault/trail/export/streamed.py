@@ -17,6 +17,7 @@ from typing import Any
 from signalvault.store import Store
 from signalvault.trail.audit import AuditTrail, new_record_id
 from signalvault.trail.export import manifest as manifests
+from signalvault.trail.export.content import Readable
 from signalvault.trail.export.exporter import Digest, Tally, export_chunks, manifest_fields
 from signalvault.trail.export.query import ExportFilter
 from signalvault.trail.signing import Signer
@@ -45,6 +46,7 @@ def stream_export(
     include_content: bool,
     audit_record_id: str | None,
     extra: dict[str, Any] | None = None,
+    readable: Readable | None = None,
 ) -> StreamedExport:
     """Start an export; nothing is read until the chunks are iterated."""
     # A UUIDv7 taken now: the manifest record is written when the stream ends, but its id (and
@@ -56,7 +58,7 @@ def stream_export(
         digest = hashlib.sha256()
         size = 0
         held: bytes | None = None
-        for chunk in export_chunks(store, trail, fmt, where, include_content, tally):
+        for chunk in export_chunks(store, trail, fmt, where, include_content, tally, readable):
             digest.update(chunk)
             size += len(chunk)
             if held is not None:

@@ -1,7 +1,7 @@
 """records: index on trace_id, so spans ingested over OTLP find the run of their trace
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0010 (main took 0010 first; the lead may renumber)
 Create Date: 2026-12-06
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009"
-down_revision = "0008"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,238 @@
+"""National identifiers written as digits: one table row per identifier (canonical kind, the digit
+groupings its country writes, python-stdnum's validator, label words), and the scoring of a
+digit run against the rows whose grouping it has. Lettered identifiers live in `pii_ids`.
+
+A check digit on a bare number is weak evidence (one order number in ten passes a mod-10
+check), so a value is reported on its own only in a grouping its country uses and few other
+numbers do (`123.456.789-09` for a CPF); otherwise a label ("CPF", "NHS number") must be near.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from signalvault.guardrails.pii_checks import Candidate, context_near
+
+Check = Callable[[str], bool]
+
+LABELLED = 0.9
+_OTHER_PENALTY = 0.4
+# A label after the value sits further away than one before it: "... 214035797 is a valid BSN".
+_AFTER = 40
+
+
+def _words(*words: str) -> re.Pattern[str]:
+    # Letters on either side end a word; "id" must not match inside "paid", "sin" in "using".
+    return re.compile(r"(?<![^\W\d_])(?:" + "|".join(words) + r")(?![^\W\d_])", re.IGNORECASE)
+
+
+def stdnum_check(module: str) -> Check:
+    """python-stdnum's `is_valid` for `module`, imported on first use (most rules never fire).
+
+    Validators raise on some malformed input instead of answering False; that is a no.
+    """
+    validate: list[Check] = []
+
+    def check(value: str) -> bool:
+        if not validate:
+            validate.append(importlib.import_module(f"stdnum.{module}").is_valid)
+        try:
+            return bool(validate[0](value))
+        except Exception:  # any failure to validate means "not this identifier"
+            return False
+
+    return check
+
+
+def _birth_date_ok(yymmdd: str) -> bool:
+    try:
+        datetime.date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6]))
+    except ValueError:
+        return False
+    return True
+
+
+def _kr_rrn(digits: str) -> bool:
+    """Korean RRN: a birth date and a sex/century digit; numbers issued since October 2020 carry
+    no check digit, so the check digit only raises the score (see `NationalId.strict`)."""
+    return len(digits) == 13 and digits[6] in "12345678" and _birth_date_ok(digits[:6])
+
+
+def _cn_ric(digits: str) -> bool:
+    """Chinese resident ID: birth date in positions 7-14 and ISO 7064 mod 11-2 (X for 10).
+
+    stdnum's own validator also looks the birth place up in a 3 MB table; the check character
+    and date are evidence enough, and the table would cost every gateway its memory.
+    """
+    if len(digits) != 18 or not digits[:17].isdigit():
+        return False
+    try:
+        datetime.date(int(digits[6:10]), int(digits[10:12]), int(digits[12:14]))
+    except ValueError:
+        return False
+    weights = [pow(2, 17 - i, 11) for i in range(17)]
+    total = sum(int(d) * w for d, w in zip(digits[:17], weights, strict=True))
+    return "10X98765432"[total % 11] == digits[17].upper()
+
+
+@dataclass(frozen=True, slots=True)
+class NationalId:
+    """One identifier written with digits only (a trailing X aside).
+
+    `shapes`: digit-group lengths people write it in; `distinctive`: (shape, separators) pairs
+    unusual enough to report without a label, at `grouped_score`; `bare_score`: a valid value
+    in any other accepted shape with no label (below 0.5 is "not reported by default").
+    `strict`: an optional stronger check (a check digit some numbers lack) worth +0.1.
+    """
+
+    kind: str
+    shapes: tuple[tuple[int, ...], ...]
+    check: Check
+    words: re.Pattern[str]
+    distinctive: tuple[tuple[tuple[int, ...], str], ...] = ()
+    grouped_score: float = 0.7
+    bare_score: float = 0.3
+    strict: Check | None = None
+
+
+# "ID number", "national identity number": generic labels that name no country.
+_GENERIC = (
+    r"national (?:id|identity|identification)(?: (?:number|no\.?|card))?",
+    r"(?:personal|citizen|identity|identification) (?:id|number|no\.?|code)",
+    r"id (?:number|no\.?|card)",
+    r"id#",
+)
+
+
+def _table() -> tuple[NationalId, ...]:
+    def w(*words: str) -> re.Pattern[str]:
+        return _words(*words, *_GENERIC)
+
+    return (
+        NationalId("US_ITIN", ((3, 2, 4), (9,)), stdnum_check("us.itin"),
+                   w("itin", "taxpayer identification", "individual taxpayer", "tin"),
+                   (((3, 2, 4), "-"),), 0.65),
+        NationalId("ABA_ROUTING", ((9,), (4, 4, 1)), stdnum_check("us.rtn"),
+                   _words("routing", "aba", "rtn", "routing transit", "transit number")),
+        NationalId("UK_NHS", ((3, 3, 4), (10,)), stdnum_check("gb.nhs"),
+                   w("nhs", "national health", "health service", "health and care"),
+                   (((3, 3, 4), " "),), 0.45),
+        NationalId("CA_SIN", ((3, 3, 3), (9,)), stdnum_check("ca.sin"),
+                   w("sin", "social insurance", "nas", "assurance sociale")),
+        NationalId("IN_AADHAAR", ((4, 4, 4), (12,)), stdnum_check("in_.aadhaar"),
+                   w("aadhaa?r", "uidai", "uid", "आधार"), (((4, 4, 4), " -"),), 0.55),
+        NationalId("DE_TAX_ID", ((11,), (2, 3, 3, 3), (3, 3, 3, 2)), stdnum_check("de.idnr"),
+                   w(r"steuer[- ]?id\w*", r"steuerliche", r"identifikationsnummer", r"idnr",
+                     r"tax id\w*", r"tin", r"steuernummer"),
+                   (((2, 3, 3, 3), " "),), 0.6),
+        NationalId("PL_PESEL", ((11,),), stdnum_check("pl.pesel"), w("pesel"), bare_score=0.4),
+        NationalId("NL_BSN", ((9,), (4, 2, 3), (3, 3, 3)), stdnum_check("nl.bsn"),
+                   w("bsn", "burgerservicenummer", "sofi(?:nummer)?", "citizen service number")),
+        NationalId("BR_CPF", ((3, 3, 3, 2), (11,), (9, 2)), stdnum_check("br.cpf"),
+                   w("cpf", "cadastro de pessoas"), (((3, 3, 3, 2), ".-"),), 0.85),
+        NationalId("BR_CNPJ", ((2, 3, 3, 4, 2), (14,)), stdnum_check("br.cnpj"),
+                   w("cnpj", "cadastro nacional"), (((2, 3, 3, 4, 2), "./-"),), 0.85),
+        NationalId("AU_TFN", ((3, 3, 3), (9,), (3, 3, 2), (8,)), stdnum_check("au.tfn"),
+                   w("tfn", "tax file")),
+        NationalId("AU_ABN", ((2, 3, 3, 3), (11,)), stdnum_check("au.abn"),
+                   w("abn", "australian business", "business number"), (((2, 3, 3, 3), " "),)),
+        NationalId("AU_ACN", ((3, 3, 3), (9,)), stdnum_check("au.acn"),
+                   w("acn", "australian company", "company number")),
+        NationalId("AU_MEDICARE", ((4, 5, 1), (4, 5, 1, 1), (10,), (11,)), _au_medicare,
+                   w("medicare"), (((4, 5, 1), " "), ((4, 5, 1, 1), " ")), 0.6),
+        NationalId("ZA_ID", ((13,), (6, 4, 3), (6, 4, 2, 1)), stdnum_check("za.idnr"),
+                   w(r"sa id", r"rsa id", r"south african id\w*", r"identity number"),
+                   bare_score=0.4),
+        NationalId("KR_RRN", ((6, 7), (13,)), _kr_rrn,
+                   w("rrn", "resident registration", "주민등록번호", "주민번호"),
+                   (((6, 7), "-"),), 0.6, strict=stdnum_check("kr.rrn")),
+        NationalId("SE_PERSONNUMMER", ((6, 4), (8, 4)), _se_personnummer,
+                   w("personnummer", "person(?:al)? (?:identity )?number", "personnr"),
+                   (((6, 4), "-+"), ((8, 4), "-+")), 0.55),
+        NationalId("FI_HETU", ((6, 4),), lambda d: _HETU_CHECK(d[:6] + "-" + d[6:]),
+                   w("henkilötunnus", "hetu", "sotu", "personal identity code"),
+                   (((6, 4), "-"),), 0.55),
+        NationalId("DK_CPR", ((6, 4), (10,)), stdnum_check("dk.cpr"),
+                   w(r"cpr(?:-?n(?:umme)?r)?", r"personnummer", r"civil registration")),
+        NationalId("NO_FNR", ((11,), (6, 5)), stdnum_check("no.fodselsnummer"),
+                   w("fødselsnummer", "fodselsnummer", "personnummer", "birth number",
+                     "national identity number"),
+                   (((6, 5), " "),), 0.6, 0.45),
+        NationalId("FR_NIR", ((15,), (13, 2), (1, 2, 2, 2, 3, 3, 2)), stdnum_check("fr.nir"),
+                   w("nir", "insee", "sécurité sociale", "securite sociale", "sécu", "secu",
+                     "social security", "carte vitale"),
+                   (((1, 2, 2, 2, 3, 3, 2), " "), ((13, 2), " ")), 0.8, 0.5),
+        NationalId("CH_AHV", ((3, 4, 4, 2), (13,)), stdnum_check("ch.ssn"),
+                   w("ahv", "avs", "ahv-n(?:umme)?r", "sozialversicherungsnummer",
+                     "social security"),
+                   (((3, 4, 4, 2), "."),), 0.85),
+        NationalId("CN_RIC", ((18,), (6, 8, 4)), _cn_ric,
+                   w("身份证(?:号(?:码)?)?", "resident id", "id card", "ric", "citizen id"),
+                   (((6, 8, 4), " "),), 0.7, 0.6),
+        NationalId("IL_ID", ((9,),), stdnum_check("il.idnr"),
+                   w("teudat zehut", "israeli id", "תעודת זהות", "ת\\.ז")),
+        NationalId("BE_NN", ((2, 2, 2, 3, 2), (11,), (6, 3, 2)), stdnum_check("be.nn"),
+                   w("rijksregisternummer", "national number", "numéro national",
+                     "registre national", "insz", "niss", "rrn"),
+                   (((2, 2, 2, 3, 2), ".-"),), 0.8),
+        NationalId("TH_PIN", ((1, 4, 5, 2, 1), (13,)), stdnum_check("th.pin"),
+                   w("thai id", "เลขประจำตัวประชาชน", "citizen id"),
+                   (((1, 4, 5, 2, 1), "- "),), 0.8),
+    )  # fmt: skip
+
+
+def _au_medicare(digits: str) -> bool:
+    """Australian Medicare card: first digit 2-6, weighted check in position 9, issue digit."""
+    if len(digits) not in (10, 11) or digits[0] not in "23456" or digits[9] == "0":
+        return False
+    weights = (1, 3, 7, 9, 1, 3, 7, 9)
+    return sum(int(d) * w for d, w in zip(digits[:8], weights, strict=True)) % 10 == int(digits[8])
+
+
+_SE_CHECK = stdnum_check("se.personnummer")
+_HETU_CHECK = stdnum_check("fi.hetu")
+
+
+def _se_personnummer(digits: str) -> bool:
+    """Swedish personnummer (YYMMDD or YYYYMMDD, then four digits, Luhn)."""
+    return _SE_CHECK(digits[:-4] + "-" + digits[-4:])
+
+
+NATIONAL_IDS: tuple[NationalId, ...] = _table()
+BY_SHAPE: dict[tuple[int, ...], tuple[NationalId, ...]] = {}
+for _row in NATIONAL_IDS:
+    for _shape in _row.shapes:
+        BY_SHAPE[_shape] = (*BY_SHAPE.get(_shape, ()), _row)
+NATIONAL_KINDS: frozenset[str] = frozenset(row.kind for row in NATIONAL_IDS)
+
+
+def score_national(
+    text: str,
+    start: int,
+    end: int,
+    digits: str,
+    shape: tuple[int, ...],
+    seps: set[str],
+    other_cue: Callable[[], bool],
+) -> list[Candidate]:
+    """Readings of the digit run [start, end) as each identifier written in `shape`."""
+    found: list[Candidate] = []
+    for row in BY_SHAPE.get(shape, ()):
+        if not row.check(digits):
+            continue
+        if context_near(text, start, end, row.words, after=_AFTER):
+            found.append((row.kind, start, end, LABELLED))
+            continue
+        score = row.bare_score
+        if any(s == shape and seps and seps <= set(allowed) for s, allowed in row.distinctive):
+            score = row.grouped_score
+        if row.strict is not None and row.strict(digits):
+            score += 0.1
+        if other_cue():
+            score -= _OTHER_PENALTY  # "invoice 123.456.789-09": a number that passes by chance
+        found.append((row.kind, start, end, round(score, 2)))
+    return found

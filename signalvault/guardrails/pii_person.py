@@ -1,0 +1,371 @@
+"""PERSON from a compact statistical model: logistic regression over the features of each
+name-like token (the word, its shape and suffix, gazetteer membership, the words and cue
+classes around it), with weights trained by training/train_person.py and shipped in data/.
+
+Only tokens that could be a name are scored (capitalised, or a known name in lower case), so
+the cost grows with candidates, not text length. Pure Python, offline; no model download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from signalvault.guardrails.pii_checks import Candidate, is_lower_case
+from signalvault.guardrails.pii_names import (
+    PERSON_CUES,
+    STRONG_CUES,
+    TITLES,
+    WEAK_CUES,
+    NameLexicon,
+    NameRules,
+    load_lexicon,
+    name_tokens,
+)
+
+MODEL_FILE = "pii_person_model.json.gz"
+_SENTENCE_END = frozenset(".!?\n")
+OWN_GATE = -3.0  # own-word score below which context is not read (see PersonModel)
+_JOINS = frozenset([" ", "-", ". "])  # between the tokens of one name: "Mary-Jane", "J. Smith"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    start: int
+    end: int
+    word: str  # as written, a trailing possessive 's removed
+    lower: str
+
+
+_WORD_JOINS = frozenset("'\u2019-")
+
+
+def _before(text: str, start: int) -> tuple[int, int, str] | None:
+    """The word ending at most three characters before `start` (manual scan: a regex search
+    per candidate cost more than scoring it)."""
+    end = start
+    while end > 0 and start - end < 3 and not text[end - 1].isalpha():
+        end -= 1
+    if end == 0 or not text[end - 1].isalpha():
+        return None
+    begin = end - 1
+    while begin > 0 and (
+        text[begin - 1].isalpha()
+        or (text[begin - 1] in _WORD_JOINS and text[begin - 2 : begin - 1].isalpha())
+    ):
+        begin -= 1
+    return begin, end, text[begin:end]
+
+
+def _after(text: str, end: int) -> tuple[int, int, str] | None:
+    """The word starting at most three characters after `end` (a trailing 's removed)."""
+    n = len(text)
+    begin = end
+    while begin < n and begin - end < 3 and not text[begin].isalpha():
+        begin += 1
+    if begin >= n or not text[begin].isalpha():
+        return None
+    stop = begin + 1
+    while stop < n and (
+        text[stop].isalpha() or (text[stop] in _WORD_JOINS and text[stop + 1 : stop + 2].isalpha())
+    ):
+        stop += 1
+    word = text[begin:stop]
+    if word[-2:] in ("'s", "\u2019s") and len(word) > 3:
+        word, stop = word[:-2], stop - 2
+    return begin, stop, word
+
+
+def _shape(word: str) -> str:
+    if word.istitle():
+        return "Xx" if len(word) > 1 else "X"
+    if word.isupper():
+        return "XX"
+    if word.islower():
+        return "x"
+    return "xX"
+
+
+def _sentence_initial(text: str, start: int) -> bool:
+    at = start - 1
+    while at >= 0 and text[at] in " \t\"'\u201c\u2018(":
+        at -= 1
+    return at < 0 or text[at] in _SENTENCE_END
+
+
+class PersonFeatures:
+    """Feature strings of one candidate token in context; shared by training and inference.
+
+    Features split in two: the word's own (cached per word: most names recur) and its context.
+    """
+
+    def __init__(self, lexicon: NameLexicon) -> None:
+        self.lexicon = lexicon
+        self._gazetteers: dict[str, str] = {}
+        self._words: dict[str, tuple[str, str, str]] = {}
+
+    def word(self, word: str) -> tuple[str, str, str]:
+        """(lower case, shape, gazetteer classes) of a word as written; cached, bounded."""
+        known = self._words.get(word)
+        if known is None:
+            lower = word.lower()
+            known = (lower, _shape(word), self.gazetteer(lower))
+            if len(self._words) > 50_000:
+                self._words.clear()  # a long-running gateway sees unbounded words
+            self._words[word] = known
+        return known
+
+    def candidates(self, text: str, lowered_text: bool) -> list[Token]:
+        """Tokens that may be (part of) a name; @handles are not (the WNUT-17 convention)."""
+        return [
+            Token(start, end, word, word.lower())
+            for start, end, word in name_tokens(text, self.lexicon, lowered_text)
+            if not (start and text[start - 1] == "@")
+        ]
+
+    def gazetteer(self, lower: str) -> str:
+        known = self._gazetteers.get(lower)
+        if known is not None:
+            return known
+        lex = self.lexicon
+        flags = [
+            name
+            for name, words in (
+                ("first", lex.first),
+                ("cfirst", lex.common_first),
+                ("last", lex.last),
+                ("eng", lex.english),
+                ("proper", lex.proper),
+                ("not", lex.not_names),
+                ("amb", lex.ambiguous),
+                ("country", lex.countries),
+                ("title", TITLES),
+            )
+            if lower in words
+        ]
+        known = "+".join(flags) or "none"
+        if len(self._gazetteers) > 50_000:
+            self._gazetteers.clear()  # bounded: a long-running gateway sees unbounded words
+        self._gazetteers[lower] = known
+        return known
+
+    def own(self, token: Token) -> list[str]:
+        """The features of the word itself, whatever its context."""
+        lower, shape, gaz = self.word(token.word)
+        return ["b", "w=" + lower, "s3=" + lower[-3:], "sh=" + shape, "g=" + gaz,
+                "gs=" + gaz + "|" + shape]  # fmt: skip
+
+    def context(self, text: str, token: Token, lowered_text: bool, rule: float) -> list[str]:
+        """The features of the token's place: sentence position, neighbours, cues, rules."""
+        _, shape, gaz = self.word(token.word)
+        feats = ["i=" + str(_sentence_initial(text, token.start)) + "|" + shape + "|" + gaz]
+        if lowered_text:
+            feats.append("lowtext|" + gaz)
+        if rule >= 0:
+            bucket = str(min(9, int(rule * 10)))
+            feats.append("r=" + bucket)
+            feats.append("r=" + bucket + "|" + shape)
+        else:
+            feats.append("r=none")
+        if text[max(0, token.start - 1) : token.start] == "#":
+            feats.append("hash")
+        if text[token.end : token.end + 2] in ("'s", "\u2019s"):
+            feats.append("poss")
+        before = _before(text, token.start)
+        if before is None or "\n" in text[before[1] : token.start]:
+            feats.append("p=<s>")
+        else:
+            b_start, b_end, b_word = before
+            b_lower, b_shape, b_gaz = self.word(b_word)
+            gap = text[b_end : token.start].strip()
+            feats.append("p=" + b_lower)
+            feats.append("psh=" + b_shape + "|" + shape)
+            feats.append("pg=" + b_gaz + "|" + gaz)
+            if gap:
+                feats.append("pgap=" + gap[:1])
+            head = text[max(0, b_start - 20) : b_start].split()
+            pair = (head[-1].lower() + " " + b_lower) if head else b_lower
+            if b_lower in STRONG_CUES or pair in STRONG_CUES:
+                feats.append("pc=strong")
+            elif b_lower in PERSON_CUES or pair in PERSON_CUES:
+                feats.append("pc=person")
+            elif b_lower in WEAK_CUES or pair in WEAK_CUES:
+                feats.append("pc=weak")
+        after = _after(text, token.end)
+        if after is None or "\n" in text[token.end : after[0]]:
+            feats.append("n=</s>")
+        else:
+            a_lower, a_shape, a_gaz = self.word(after[2])
+            gap = text[token.end : after[0]].strip()
+            feats.append("n=" + a_lower)
+            feats.append("nsh=" + shape + "|" + a_shape)
+            feats.append("ng=" + gaz + "|" + a_gaz)
+            if gap:
+                feats.append("ngap=" + gap[:1])
+        return feats
+
+
+class PersonModel:
+    """Scores name-like tokens with the shipped weights and joins positive ones into spans."""
+
+    def __init__(self, lexicon: NameLexicon, weights: dict[str, float] | None = None) -> None:
+        self.features = PersonFeatures(lexicon)
+        if weights is None:
+            weights, self.meta = load_weights()
+        else:
+            self.meta = {}
+        self._weights = weights
+        self._own: dict[str, float] = {}  # word as written -> the sum of its own weights
+
+    def token_scores(
+        self,
+        text: str,
+        rules: Sequence[Candidate] = (),
+        tokens: list[Token] | None = None,
+        lowered_text: bool | None = None,
+    ) -> list[tuple[Token, float]]:
+        """(token, probability of being part of a name) for every candidate token."""
+        if lowered_text is None:
+            lowered_text = is_lower_case(text)
+        if tokens is None:
+            tokens = self.features.candidates(text, lowered_text)
+        weights = self._weights
+        rules_at = rule_scores(rules, tokens)
+        out = []
+        for token, rule in zip(tokens, rules_at, strict=True):
+            z = self._own.get(token.word)
+            if z is None:
+                z = sum(weights.get(f, 0.0) for f in self.features.own(token))
+                if len(self._own) > 50_000:
+                    self._own.clear()
+                self._own[token.word] = z
+            if z < OWN_GATE and rule < 0.5:
+                # The word alone rules itself out ("GET", "INFO", "Kubernetes") and no rule
+                # says otherwise: its context is not read (half the candidates in tweets,
+                out.append((token, 0.0))
+                continue
+            for feature in self.features.context(text, token, lowered_text, rule):
+                z += weights.get(feature, 0.0)
+            out.append((token, 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))))
+        return out
+
+    def scan(self, text: str, rules: Sequence[Candidate] = ()) -> list[Candidate]:
+        """PERSON spans of the model alone (`rules`: the rules' candidates, read as features)."""
+        return self.spans(text, self.token_scores(text, rules))
+
+    def spans(
+        self, text: str, scores: list[tuple[Token, float]], floor: float = 0.3
+    ) -> list[Candidate]:
+        """Runs of tokens scoring `floor` or more, at the best token's score."""
+        found: list[Candidate] = []
+        run: list[tuple[Token, float]] = []
+        for token, score in scores:
+            if score < floor:
+                continue
+            if run and text[run[-1][0].end : token.start] not in _JOINS:
+                found.append(_span(text, run))
+                run = []
+            run.append((token, score))
+        if run:
+            found.append(_span(text, run))
+        return [c for c in found if c[3] >= floor]
+
+
+def rule_scores(rules: Sequence[Candidate], tokens: Sequence[Token]) -> list[float]:
+    """For each token, the best score of a rule span holding it (-1.0 where none does).
+
+    Both lists are in text order and rule spans do not overlap, so one pass does it.
+    """
+    out = []
+    at = 0
+    for token in tokens:
+        while at < len(rules) and rules[at][2] <= token.start:
+            at += 1
+        best = -1.0
+        j = at
+        while j < len(rules) and rules[j][1] < token.end:
+            if rules[j][1] <= token.start and token.end <= rules[j][2]:
+                best = max(best, rules[j][3])
+            j += 1
+        out.append(best)
+    return out
+
+
+_TITLE_BEFORE = re.compile(r"(?:^|(?<=\W))([A-Z][a-z]{1,3})\.? $")
+
+
+def _span(text: str, run: list[tuple[Token, float]]) -> Candidate:
+    start, end = run[0][0].start, run[-1][0].end
+    score = max(s for _, s in run)
+    # A title stays with the name it introduces ("Dr. Aiko Tanaka").
+    title = _TITLE_BEFORE.search(text, max(0, start - 6), start)
+    if title and title.group(1).lower() in TITLES:
+        start = title.start(1)
+    return "PERSON", start, end, round(score, 3)
+
+
+def load_weights() -> tuple[dict[str, float], dict[str, object]]:
+    """The shipped weights and their provenance (data, licences, training settings)."""
+    path = resources.files("signalvault.guardrails.data").joinpath(MODEL_FILE)
+    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
+        model = json.load(handle)
+    return {k: float(v) for k, v in model["weights"].items()}, model["meta"]
+
+
+class PersonDetector:
+    """PERSON from the rules and the model together, the combination measured best on text
+    neither was tuned on (see docs/guardrails.md): the model's spans, plus the rules' spans the
+    model does not contradict. The rules know formal cues and address blocks; the model knows
+    informal text and weighs every signal at once.
+    """
+
+    MODEL_THRESHOLD = 0.5  # a model span is reported from this token probability
+    VETO = 0.15  # a rule span whose tokens all score below this is demoted under the threshold
+
+    def __init__(self, lexicon: NameLexicon | None = None) -> None:
+        lexicon = lexicon or load_lexicon()
+        self.lexicon = lexicon
+        self.rules = NameRules(lexicon)
+        self.model = PersonModel(lexicon)
+
+    def scan(self, text: str) -> list[Candidate]:
+        lowered_text = is_lower_case(text)
+        tokens = name_tokens(text, self.lexicon, lowered_text)
+        if not tokens:
+            return []
+        ruled = self.rules.scan(text, tokens, lowered_text)
+        candidates = [
+            Token(s, e, w, w.lower()) for s, e, w in tokens if not (s and text[s - 1] == "@")
+        ]
+        scores = self.model.token_scores(text, ruled, candidates, lowered_text)
+        found = self.model.spans(text, scores)
+        at = 0
+        for kind, start, end, score in ruled:
+            while at < len(scores) and scores[at][0].start < start:
+                at += 1
+            best = 0.0
+            j = at
+            while j < len(scores) and scores[j][0].end <= end:
+                best = max(best, scores[j][1])
+                j += 1
+            if score >= 0.5 and best < self.VETO:
+                score = min(score, 0.4)  # the model reads this as no name
+            found.append((kind, start, end, score))
+        return _union(found)
+
+
+def _union(found: list[Candidate]) -> list[Candidate]:
+    """Overlapping PERSON spans become one, at the best score: no part of a name is left out."""
+    merged: list[Candidate] = []
+    for kind, start, end, score in sorted(found, key=lambda c: (c[1], -c[2])):
+        if merged and start < merged[-1][2]:
+            _, s, e, sc = merged[-1]
+            merged[-1] = (kind, s, max(e, end), max(sc, score))
+        else:
+            merged.append((kind, start, end, score))
+    return merged

@@ -1,0 +1,40 @@
+"""GroupCommitWriter when a batch fails: the callers waiting for it get StoreError, and the
+write-behind operations riding in it (nobody waits for those) go to `on_lost`, never silently
+away."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from signalvault.errors import StoreError
+from signalvault.store.sql import INSERT_RECORD
+from signalvault.store.sqlite import SqliteStore
+from signalvault.store.writer import WriteOp
+from tests.store.test_store import row
+
+
+def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, monkeypatch):
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    writer = sqlite_store.writer
+    lost: list[list[WriteOp]] = []
+    writer.on_lost = lost.append
+
+    def fail(ops):
+        raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(writer, "_execute", fail)
+    behind = WriteOp(INSERT_RECORD, row("later"))
+
+    async def batch() -> None:
+        sqlite_store.write_later([behind])
+        await sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("waited"))])
+
+    with pytest.raises(StoreError):
+        asyncio.run(batch())
+    assert lost == [[behind]]
+    monkeypatch.undo()
+    sqlite_store.close()

@@ -1,0 +1,185 @@
+"""Train the PERSON model shipped in signalvault/guardrails/data/pii_person_model.json.gz.
+
+    .venv/bin/python training/train_person.py [--data /work/shared/eval] [--out PATH] [--check]
+
+Reproducible: pure Python (no training library), a fixed seed and fixed data files give the
+same weights byte for byte. Data, licences and the @handle convention: training/README.md.
+`--check` retrains and fails if the result differs from the shipped file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "training"))
+
+import synthetic  # noqa: E402
+
+from signalvault.guardrails.pii_names import NameRules, load_lexicon  # noqa: E402
+from signalvault.guardrails.pii_person import (  # noqa: E402
+    MODEL_FILE,
+    PersonFeatures,
+    rule_scores,
+)
+
+TRAIN_FILES = {
+    # file: which records train (the rest are for tuning or measurement only)
+    "pii-wnut17-emerging-entities-train.jsonl": None,
+    "pii-broad-twitter-corpus.jsonl": "train",
+}
+TUNE_SPLIT = "dev"  # Broad Twitter Corpus: the authors' dev split tunes the decision threshold
+LEXICAL = ("w=", "p=", "n=", "s3=")
+SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02}
+SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
+DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
+
+Example = tuple[list[str], int]
+
+
+def person_spans(rec: dict[str, Any]) -> list[tuple[int, int]]:
+    """Gold PERSON spans, @handles left out: we follow WNUT-17, which does not label them."""
+    text = rec["text"]
+    return [
+        (e["start"], e["end"])
+        for e in rec["entities"]
+        if e["type"] == "PERSON"
+        and not e["value"].lstrip().startswith("@")
+        and not text[max(0, e["start"] - 2) : e["start"]].strip().endswith("@")
+    ]
+
+
+def records(data: Path, file: str, split: str | None) -> Iterator[dict[str, Any]]:
+    with (data / file).open(encoding="utf-8") as lines:
+        for line in lines:
+            rec = json.loads(line)
+            if split is None or rec.get("meta", {}).get("btc_recommended_split") == split:
+                yield rec
+
+
+def examples(
+    feats: PersonFeatures, rules: NameRules, recs: Iterator[dict[str, Any]]
+) -> Iterator[Example]:
+    for rec in recs:
+        text = rec["text"]
+        spans = person_spans(rec)
+        lowered = not any(ch.isupper() for ch in text)
+        tokens = feats.candidates(text, lowered)
+        for token, rule in zip(tokens, rule_scores(rules.scan(text), tokens), strict=True):
+            label = int(any(s < token.end and token.start < e for s, e in spans))
+            yield feats.own(token) + feats.context(text, token, lowered, rule), label
+
+
+def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
+    """Logistic regression by AdaGrad with L2, in a fixed order per epoch."""
+    counts = Counter(f for feats, _ in data for f in set(feats))
+    keep = {f for f, n in counts.items() if n >= settings["min_count"] or not f.startswith(LEXICAL)}
+    rows = [([f for f in feats if f in keep], y) for feats, y in data]
+    weights: dict[str, float] = {}
+    squares: dict[str, float] = {}
+    order = list(range(len(rows)))
+    rng = random.Random(settings["seed"])
+    for _ in range(settings["epochs"]):
+        rng.shuffle(order)
+        for index in order:
+            feats, y = rows[index]
+            z = sum(weights.get(f, 0.0) for f in feats)
+            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+            grad = p - y
+            for f in feats:
+                w = weights.get(f, 0.0)
+                g = grad + settings["l2"] * w
+                squares[f] = squares.get(f, 0.0) + g * g
+                weights[f] = w - settings["rate"] * g / math.sqrt(squares[f])
+    return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
+
+
+def faker_version() -> str:
+    from importlib.metadata import version
+
+    return version("faker")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(data: Path) -> dict[str, Any]:
+    lexicon = load_lexicon()
+    feats, rules = PersonFeatures(lexicon), NameRules(lexicon)
+    train_rows: list[Example] = []
+    for file, split in TRAIN_FILES.items():
+        train_rows.extend(examples(feats, rules, records(data, file, split)))
+    train_rows.extend(examples(feats, rules, synthetic.records(SYNTHETIC)))
+    weights = train(train_rows, SETTINGS)
+    meta = {
+        "what": "PERSON token classifier for signalvault/guardrails/pii_person.py",
+        "trained_by": "training/train_person.py",
+        "settings": SETTINGS,
+        "examples": len(train_rows),
+        "positives": sum(y for _, y in train_rows),
+        "data": {
+            **{
+                file: {"records": split or "all", "sha256": digest(data / file)}
+                for file, split in TRAIN_FILES.items()
+            },
+            "training/synthetic.py": {"records": SYNTHETIC, "faker": faker_version()},
+        },
+        "licences": {
+            "pii-wnut17-emerging-entities-train.jsonl": "CC-BY-4.0, Derczynski et al., "
+            "'Results of the WNUT2017 Shared Task on Novel and Emerging Entity Recognition' "
+            "(github.com/leondz/emerging_entities_17)",
+            "pii-broad-twitter-corpus.jsonl": "CC-BY-4.0, Derczynski, Bontcheva and Roberts, "
+            "'Broad Twitter Corpus: A Diverse Named Entity Recognition Resource', COLING 2016 "
+            "(github.com/GateNLP/broad_twitter_corpus)",
+        },
+        "handles": "@handles are not PERSON (WNUT-17 convention); BTC handle spans are dropped",
+    }
+    return {"meta": meta, "weights": weights}
+
+
+def write(model: dict[str, Any], out: Path) -> None:
+    payload = json.dumps(model, sort_keys=True, separators=(",", ":")).encode()
+    # mtime=0 and no file name: the same model gives the same bytes.
+    with out.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(payload)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # Faker draws some values by iterating sets: string hashing must not vary between runs.
+        os.execve(
+            sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
+        )
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--check", action="store_true", help="fail if retraining changes the file")
+    args = ap.parse_args(argv)
+    model = build(args.data)
+    if args.check:
+        tmp = args.out.with_suffix(".check")
+        write(model, tmp)
+        same = tmp.read_bytes() == args.out.read_bytes()
+        tmp.unlink()
+        print("identical" if same else "DIFFERENT from the shipped model")
+        return 0 if same else 1
+    write(model, args.out)
+    print(f"{args.out}: {len(model['weights'])} weights from {model['meta']['examples']} examples")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
