@@ -13,8 +13,10 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
+from signalvault.guardrails.custom import compile_pattern
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
 from signalvault.guardrails.policy import RUN, TOOL_CALL, TOOL_RESULT, Rule
 
@@ -33,7 +35,7 @@ def _matches(name: str | None, globs: Iterable[str]) -> bool:
 class _ArgumentRule:
     rule: Rule
     tools: tuple[str, ...]
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[Any, ...]  # RE2: linear time on whatever a model writes
     keywords: tuple[str, ...]
     hosts: tuple[str, ...]
 
@@ -81,7 +83,10 @@ class ToolPolicy:
             _ArgumentRule(
                 r,
                 tuple(r.options.get("tools", ("*",))),
-                tuple(re.compile(p, re.IGNORECASE) for p in r.options.get("patterns", ())),
+                tuple(
+                    compile_pattern(p, True, f"rule {r.name!r} pattern #{n + 1}")
+                    for n, p in enumerate(r.options.get("patterns", ()))
+                ),
                 tuple(k.lower() for k in r.options.get("keywords", ())),
                 tuple(r.options.get("allowed_hosts", ())),
             )

@@ -183,6 +183,14 @@ def _check_agent_options(where: str, detector: str, options: Mapping[str, Any]) 
         options.get(n) for n in ("patterns", "keywords", "allowed_hosts")
     ):
         raise ConfigError(f"{where}: tool_arguments needs patterns, keywords or allowed_hosts")
+    if detector == "tool_arguments":
+        from signalvault.guardrails.custom import compile_pattern  # RE2, as custom rules
+
+        for number, regex in enumerate(options.get("patterns", ())):
+            try:
+                compile_pattern(regex, True, f"{where}: pattern #{number + 1}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     if detector == "run_limit":
         limits = [options.get(n) for n in ("max_model_calls", "max_tool_calls")]
         if not any(v is not None for v in limits) or any(

@@ -176,6 +176,8 @@ async def test_spotlight_marks_every_tool_result_before_the_model_sees_it(settin
          "patterns, keywords or allowed_hosts"),
         ({"detector": "run_limit", "action": "block", "options": {"max_model_calls": 0}},
          "integers >= 1"),
+        ({"detector": "tool_arguments", "action": "block", "options": {"patterns": ["(?=x)y"]}},
+         "RE2"),
         ({"detector": "pii", "action": "spotlight"}, "use direction tool_result"),
         ({"detector": "indirect_injection", "action": "redact", "direction": "tool_result"},
          "cannot be redacted"),
