@@ -226,6 +226,7 @@ class ToolEvents:
         linked: list[Linked] = []
         for result, event in zip(turn.results, turn.events, strict=True):
             event.policy_version = turn.interaction.policy_version
+            event.classification = self._trail.classify(turn.interaction)  # the request's class
             linked.append((event, _result_content(result).encode()))
         return linked
 
@@ -270,6 +271,7 @@ class ToolEvents:
             event.tool_name = call.name
             event.evaluations = list(summary)
             event.policy_version = interaction.policy_version
+            event.classification = self._trail.classify(interaction)  # the answer's class
             event.outcome = (
                 BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome
             )
