@@ -9,39 +9,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import logging
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
 
+from signalvault.agents.capture import ToolEvents
 from signalvault.config import Secret, Settings
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
 from signalvault.errors import StoreError
 from signalvault.evidence.hooks import EvidenceHooks
 from signalvault.evidence.register import record_changes
-from signalvault.gateway.asgi import Receive, Scope, Send, send_json
+from signalvault.gateway import probes
+from signalvault.gateway.asgi import Receive, Scope, Send
 from signalvault.gateway.limits import Limits, open_limiter
 from signalvault.gateway.live_screen import LiveScreen
-from signalvault.gateway.metrics import CONTENT_TYPE, Metrics
+from signalvault.gateway.metrics import Metrics
 from signalvault.gateway.providers import Router, new_client_session
 from signalvault.gateway.proxy import Proxy
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
-from signalvault.gateway.upstream import OPEN, Upstream
+from signalvault.gateway.upstream import Upstream
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import Policy
 from signalvault.store import Store
 from signalvault.store.policy_queries import PolicyVersion
 from signalvault.store.writer import GroupCommitWriter
 from signalvault.trail.alerts import Alerts
-from signalvault.trail.audit import CANCELLED, AuditTrail, Interaction
+from signalvault.trail.audit import CANCELLED, TOOL_CALL, TOOL_RESULT, AuditTrail, Interaction
 from signalvault.trail.integrity.sealer import Sealer
 from signalvault.trail.rescue import Rescue
 from signalvault.trail.retention import scheduled_run
@@ -141,12 +141,15 @@ class GatewayApp:
 
     def _observe(self, interaction: Interaction) -> None:
         """The audit trail's observer: every finished interaction (model call, MCP call, agent
-        event) feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span."""
-        self.metrics.observe(interaction)
-        self.alerts.observe(interaction)
+        event) feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span.
+        Tool calls and results are counted and alerted on with the model call that carried
+        them (its record holds their guardrail results too): they only become spans."""
+        if interaction.kind not in (TOOL_CALL, TOOL_RESULT):
+            self.metrics.observe(interaction)
+            self.alerts.observe(interaction)
+            self.evidence.observe(interaction)
         if self.telemetry is not None:
             self.telemetry.observe(interaction)
-        self.evidence.observe(interaction)
 
     async def startup(self) -> None:
         if self.settings.telemetry.otlp_endpoint:
@@ -205,6 +208,7 @@ class GatewayApp:
             max_body_bytes=self.settings.server.max_body_bytes,
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
+            agents=ToolEvents(self.services.trail, self.services.store),
             register=self.evidence.register,
         )
         if self.settings.mcp_servers:
@@ -407,15 +411,21 @@ class GatewayApp:
             elif path.startswith("/api/") and self._admin is not None:
                 await self._admin(scope, receive, send)
             elif path == "/metrics":
-                await self._metrics(scope, send)
+                await probes.metrics(scope, send, self.metrics, self._metrics_auth)
             elif path == "/healthz":
-                await _json(send, 200, {"status": "ok"})
+                await probes.json_answer(send, 200, {"status": "ok"})
             elif path == "/readyz":
-                await self._ready(send)
+                services = self.services
+                await probes.readiness(
+                    send,
+                    None if services is None else services.store.ping,
+                    self.router.providers,
+                    self.upstream.breaker_states(),
+                )
             elif self._dashboard is not None:
                 await self._dashboard(scope, receive, send)
             else:
-                await _json(send, 404, _error("not found", "not_found"))
+                await probes.json_answer(send, 404, probes.error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -426,49 +436,6 @@ class GatewayApp:
         if path.startswith(MCP_PREFIX):
             return self._mcp
         return None
-
-    async def _metrics(self, scope: Scope, send: Send) -> None:
-        if scope["method"] not in ("GET", "HEAD"):
-            await _json(
-                send, 405, _error("GET only", "method_not_allowed"), [(b"allow", b"GET, HEAD")]
-            )
-            return
-        if self._metrics_auth is not None:
-            presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-            if not hmac.compare_digest(presented, self._metrics_auth):
-                await _json(
-                    send,
-                    401,
-                    _error("a valid metrics bearer token is required", "unauthorized"),
-                    [(b"www-authenticate", b"Bearer")],
-                )
-                return
-        body = self.metrics.render()
-        headers = [
-            (b"content-type", CONTENT_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send(
-            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
-        )
-
-    async def _ready(self, send: Send) -> None:
-        checks: dict[str, str] = {}
-        try:
-            if self.services is None:
-                raise StoreError("not started")
-            await asyncio.to_thread(self.services.store.ping)
-            checks["store"] = "ok"
-        except StoreError:
-            checks["store"] = "unavailable"
-        checks["providers"] = "ok" if self.router.providers else "none configured"
-        breakers = self.upstream.breaker_states()
-        if self.router.providers and all(breakers[name] == OPEN for name in self.router.providers):
-            checks["providers"] = "every circuit breaker open"
-        ready = all(value == "ok" for value in checks.values())
-        body = {"status": "ready" if ready else "not ready", **checks, "breakers": breakers}
-        await _json(send, 200 if ready else 503, body)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -484,19 +451,6 @@ class GatewayApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _error(message: str, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "code": code}}
-
-
-async def _json(
-    send: Send,
-    status: int,
-    body: dict[str, Any],
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    await send_json(send, status, orjson.dumps(body), None, extra)
 
 
 def account_service(settings: Settings) -> AccountsFactory:

@@ -10,6 +10,7 @@ import hashlib
 
 SESSION_PREFIX = "s-"
 TRACE_PREFIX = "t-"
+RECORD_PREFIX = "r-"  # a run started by a model call with neither session nor trace
 
 
 def run_id_of(project: str | None, session_id: str | None, trace_id: str | None) -> str | None:
@@ -25,3 +26,9 @@ def run_id_of(project: str | None, session_id: str | None, trace_id: str | None)
     if trace_id:
         return TRACE_PREFIX + trace_id
     return None
+
+
+def run_of_record(record_id: str) -> str:
+    """The run a model call with neither session nor trace starts when it offers tools: the
+    calls its answer asks for, and the requests answering them, join it (runs by call ids)."""
+    return RECORD_PREFIX + record_id

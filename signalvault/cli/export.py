@@ -128,6 +128,7 @@ def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) 
 @click.option("--model", default=None, help="Only this model (requested or used).")
 @click.option("--outcome", default=None, help="Only this outcome (ok, blocked, rejected, ...).")
 @click.option("--rule", default=None, help="Only records in which this guardrail rule fired.")
+@click.option("--run", "run_id", default=None, help="Only the records of this agent run.")
 @click.option(
     "--class",
     "classification",
@@ -155,6 +156,7 @@ def export(
     outcome: str | None,
     rule: str | None,
     classification: str | None,
+    run_id: str | None,
     include_content: bool,
 ) -> None:
     """Export audit records to a file, with a signed manifest beside it; or check an export.
@@ -165,7 +167,7 @@ def export(
     """
     if ctx.invoked_subcommand is not None:
         given = [fmt, out, since, until, project, key_id, end_user, model, outcome, rule]
-        given.append(classification)
+        given += [classification, run_id]
         if any(value is not None for value in given) or include_content:
             raise click.UsageError(f"export options do not apply to `{ctx.invoked_subcommand}`")
         return
@@ -188,6 +190,7 @@ def export(
         outcome=outcome,
         rule=rule,
         classification=classification,
+        run_id=run_id,
     )
     _run(
         load_settings(config_file),

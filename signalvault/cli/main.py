@@ -25,6 +25,7 @@ from signalvault.cli.providers import providers
 from signalvault.cli.report import report
 from signalvault.cli.samples import sample, verify_sample
 from signalvault.cli.settings import settings as settings_commands
+from signalvault.cli.traces import traces
 from signalvault.config import load_settings
 
 
@@ -165,6 +166,7 @@ cli.add_command(policies)
 cli.add_command(providers)
 cli.add_command(projects)
 cli.add_command(settings_commands)
+cli.add_command(traces)
 
 
 def main() -> None:

@@ -11,6 +11,9 @@ from typing import Any
 
 import orjson
 
+from signalvault.agents.capture import AgentTurn, ToolEvents
+from signalvault.agents.run_ids import run_id_of
+from signalvault.agents.span_ingest import SpanIngest
 from signalvault.agents.telemetry.ids import parse_traceparent
 from signalvault.errors import (
     AuthError,
@@ -25,6 +28,7 @@ from signalvault.errors import (
     StoreUnavailable,
 )
 from signalvault.evidence.register import CLASSIFICATION_NOT_ALLOWED, ProviderRegister
+from signalvault.gateway import safe_json
 from signalvault.gateway.asgi import Message, Receive, Scope, Send, send_error, send_json
 from signalvault.gateway.keyring import KeyRing
 from signalvault.gateway.limits import BYPASS, Limits, Reservation
@@ -41,6 +45,9 @@ from signalvault.gateway.request_body import (
 )
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
+from signalvault.gateway.tool_side import ToolSide
+from signalvault.gateway.trace_intake import PATH as TRACES_PATH
+from signalvault.gateway.trace_intake import TraceIntake
 from signalvault.gateway.upstream import Upstream, UpstreamFailed
 from signalvault.gateway.wire import end_user, family
 from signalvault.guardrails.engine import Redactor
@@ -72,6 +79,7 @@ class Proxy:
         limits: Limits | None = None,
         body_timeout_seconds: float = 30.0,
         reload_screen: Callable[[], Awaitable[Screen]] | None = None,
+        agents: ToolEvents | None = None,
         register: ProviderRegister | None = None,
     ) -> None:
         self._keyring = keyring
@@ -86,6 +94,18 @@ class Proxy:
         self._max_body = max_body_bytes
         self._limits = limits
         self._body_timeout = body_timeout_seconds
+        # Tool calls and results as events of agent runs (SPEC §7b); None: not recorded.
+        self._agents = agents
+        self._traces = (
+            None
+            if agents is None
+            else TraceIntake(
+                keyring,
+                SpanIngest(trail, agents.store, agents.calls),
+                max_body_bytes,
+                body_timeout_seconds,
+            )
+        )
         self._register = register  # which providers may receive which data class (SPEC §7c)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,6 +151,9 @@ class Proxy:
         if path == "/v1/models":
             await self._models(scope, headers, send)
             return
+        if path == TRACES_PATH and self._traces is not None:
+            await self._traces(scope, receive, send, headers)
+            return
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:
             await send_error(send, "chat", NotFound(f"Unknown endpoint {path}"), None)
@@ -154,22 +177,38 @@ class Proxy:
         if self._reload_screen is not None:
             self._screen = await self._reload_screen()
         screen = self._screen
+        turn: AgentTurn | None = None
         try:
             body = await read_body(receive, headers, self._max_body, self._body_timeout)
             payload, body = parse_request(body, headers)
             targets = self._admit(interaction, payload, headers)
+            if self._agents is not None:
+                turn = self._agents.open(interaction, payload)
+                refusal = self._admit_agent(interaction, turn, screen)
+                if refusal is not None:
+                    await self._reject(send, interaction, refusal, None, BLOCKED, turn)
+                    return
             screened = screen.request(interaction, payload, body, redactor)
         except ClientGone:
             return
         except HTTPError as exc:
             # Content that never passed the guardrails is not kept, not even encrypted.
-            await self._reject(send, interaction, exc, None)
+            await self._reject(send, interaction, exc, None, REJECTED, turn)
             return
         if screened.blocked is not None:
             # The trail keeps the attempt with every finding masked; the provider never sees it.
-            await self._reject(send, interaction, screened.blocked, screened.stored, BLOCKED)
+            await self._reject(send, interaction, screened.blocked, screened.stored, BLOCKED, turn)
             return
         body = screened.forward
+        if turn is not None and turn.results and self._agents is not None:
+            blocked, changed = self._agents.screen_results(
+                turn, screen.tools, screen.context(interaction), screened.slots, screened.verdict
+            )
+            if blocked is not None:
+                await self._reject(send, interaction, blocked, screened.stored, BLOCKED, turn)
+                return
+            if changed:  # spotlighted: the provider gets (and the trail keeps) the marked text
+                body = safe_json.dumps(payload)
         targets = self._allowed_targets(interaction, targets)
         if not targets:
             refused = ClassificationNotAllowed(
@@ -186,13 +225,19 @@ class Proxy:
             await self._reject(send, interaction, exc, None, outcome)
             return
 
+        linked = self._agents.result_events(turn) if self._agents is not None else []
         try:
-            await self._trail.begin(interaction, body)
+            await self._trail.begin(interaction, body, linked)
         except StoreError:
             # Fail closed: nothing is forwarded that was not first recorded.
             self._settle(reservation, interaction)
             await send_error(send, api, _store_down(), interaction.id)
             return
+        tools = None
+        if self._agents is not None:
+            self._agents.count_model_call(interaction)
+            if turn is not None:
+                tools = ToolSide(self._agents, turn, screen.tools, screen.context(interaction))
         try:
             await self._forward(
                 send,
@@ -205,6 +250,7 @@ class Proxy:
                 headers,
                 redactor,
                 screen,
+                tools,
             )
         finally:  # JSON, stream, provider error or cancellation: usage is known (or 0) by now
             self._settle(reservation, interaction)
@@ -222,6 +268,16 @@ class Proxy:
         if reservation.is_bypassed:
             interaction.evaluations.append(dict(BYPASS))
         return reservation
+
+    def _admit_agent(
+        self, interaction: Interaction, turn: AgentTurn | None, screen: Screen
+    ) -> HTTPError | None:
+        """Tool allowlists on the offered tools and the run's limits, before anything else."""
+        agents, policy = self._agents, screen.tools
+        interaction.policy_version = screen.policy_version
+        if agents is None or not policy.has_rules or (turn is None and interaction.run_id is None):
+            return None
+        return agents.admit(interaction, turn, policy, screen.context(interaction))
 
     def _allowed_targets(self, interaction: Interaction, targets: list[Target]) -> list[Target]:
         """The route's targets that may receive the request's data class; each one that may
@@ -264,6 +320,9 @@ class Proxy:
         if trace is not None:  # the caller's span becomes the parent of this record's span
             interaction.trace_id, interaction.parent_span = trace
         key = interaction.key
+        interaction.run_id = run_id_of(
+            key.project if key else None, interaction.session_id, interaction.trace_id
+        )
         if key is not None and not key.allows_model(model):
             raise Forbidden(f"This API key may not use the model `{model}`.", param="model")
         targets = self._router.route(family(interaction.api), model)
@@ -278,13 +337,15 @@ class Proxy:
         error: HTTPError,
         body: bytes | None,
         outcome: str = REJECTED,
+        turn: AgentTurn | None = None,
     ) -> None:
         interaction.status_code = error.status_code
         interaction.outcome = outcome
         interaction.error_code = error.code
         # A store failure here changes nothing for the caller: nothing was forwarded.
+        linked = self._agents.result_events(turn) if self._agents is not None else []
         with contextlib.suppress(StoreError):
-            await self._trail.record_rejected(interaction, body)
+            await self._trail.record_rejected(interaction, body, linked)
         await send_error(send, interaction.api, error, interaction.id)
 
     async def _models(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
@@ -313,6 +374,7 @@ class Proxy:
         headers: dict[str, str],
         redactor: Redactor,
         screen: Screen,
+        tools: ToolSide | None,
     ) -> None:
         # Retries and fallbacks all happen inside `call`, before anything reaches the caller.
         try:
@@ -327,10 +389,10 @@ class Proxy:
             interaction.status_code = response.status
             if answer.is_stream:
                 await self._relay.stream(
-                    send, receive, interaction, response, payload, redactor, screen
+                    send, receive, interaction, response, payload, redactor, screen, tools
                 )
             else:
-                await self._relay.body(send, interaction, response, redactor, screen)
+                await self._relay.body(send, interaction, response, redactor, screen, tools)
         finally:
             answer.settle(failed=interaction.outcome == STREAM_CUT)
             response.release()

@@ -16,6 +16,7 @@ from signalvault.gateway.asgi import Receive, Send, send_error
 from signalvault.gateway.request_body import ClientGone
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
+from signalvault.gateway.tool_side import ToolSide
 from signalvault.gateway.wire import StreamAssembler, native_error, prompt_text
 from signalvault.gateway.wire import usage as usage_of
 from signalvault.guardrails.engine import Redactor
@@ -28,6 +29,7 @@ from signalvault.trail.audit import (
     AuditTrail,
     Interaction,
 )
+from signalvault.trail.linked import Linked
 
 # Provider response headers worth passing back (request ids for support tickets, rate limits).
 _PASS_BACK = ("x-request-id", "request-id", "retry-after", "openai-processing-ms")
@@ -51,6 +53,7 @@ class Relay:
         response: aiohttp.ClientResponse,
         redactor: Redactor,
         screen: Screen,
+        tools: ToolSide | None = None,
     ) -> None:
         data = await response.read()
         interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
@@ -65,6 +68,7 @@ class Relay:
         if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
             interaction.model_used = parsed["model"]
         stored = data
+        calls = tools.calls_in(interaction, parsed) if tools is not None else []
         if response.status < 400:
             try:
                 screened = screen.response(interaction, parsed, data, redactor)
@@ -72,10 +76,22 @@ class Relay:
                 await self._refuse_output(send, interaction, exc, PROVIDER_ERROR, None)
                 return
             if screened.blocked is not None:
+                linked = []
+                if tools is not None and calls:
+                    tools.judge_response(interaction, calls, screened)
+                    linked = tools.linked(interaction, calls)
                 await self._refuse_output(
-                    send, interaction, screened.blocked, BLOCKED, screened.stored
+                    send, interaction, screened.blocked, BLOCKED, screened.stored, linked
                 )
                 return
+            if tools is not None and calls:
+                refusal = tools.judge_response(interaction, calls, screened)
+                if refusal is not None:
+                    linked = tools.linked(interaction, calls)
+                    await self._refuse_output(
+                        send, interaction, refusal, BLOCKED, screened.stored, linked
+                    )
+                    return
             data, stored = screened.forward, screened.stored
         else:
             data = native_error(interaction.api, response.status, parsed) or data
@@ -90,7 +106,8 @@ class Relay:
             await send({"type": "http.response.body", "body": data})
         except ClientGone:
             interaction.outcome = interaction.error_code = CANCELLED
-        self._trail.complete(interaction, stored)
+        linked = tools.linked(interaction, calls) if tools is not None and calls else []
+        self._trail.complete(interaction, stored, linked if response.status < 400 else ())
 
     async def _refuse_output(
         self,
@@ -99,12 +116,13 @@ class Relay:
         error: HTTPError,
         outcome: str,
         stored: bytes | None,
+        linked: list[Linked] | None = None,
     ) -> None:
         """The provider answered, but the answer may not reach the caller."""
         interaction.outcome = outcome
         interaction.status_code = error.status_code
         interaction.error_code = error.code
-        self._trail.complete(interaction, stored)
+        self._trail.complete(interaction, stored, linked or ())
         await send_error(send, interaction.api, error, interaction.id)
 
     async def stream(
@@ -116,9 +134,11 @@ class Relay:
         payload: dict[str, Any],
         redactor: Redactor,
         screen: Screen,
+        tools: ToolSide | None = None,
     ) -> None:
         assembler = StreamAssembler(interaction.api)
-        guard = screen.stream(interaction, redactor)
+        judge = tools.stream_judge(assembler) if tools is not None else None
+        guard = screen.stream(interaction, redactor, judge)
         gone = asyncio.Event()
 
         async def _watch_disconnect() -> None:
@@ -161,22 +181,33 @@ class Relay:
                 await watcher
             if gone.is_set():
                 outcome = CANCELLED
-            elif guard is not None and guard.blocked is not None:
+            elif guard is not None and (guard.blocked is not None or guard.refused is not None):
                 outcome = BLOCKED
             elif guard is not None and guard.is_aborted:
                 outcome = PROVIDER_ERROR  # the guardrail engine failed and the mode is closed
             elif outcome == OK and not assembler.is_complete:
                 outcome = STREAM_CUT
+            logged = None
             if guard is None:
+                arguments = ["".join(a) for _, a in sorted(assembler.tool_arguments.items())]
                 with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
-                    screen.log_stream(interaction, "".join(assembler.text), redactor)
+                    logged = screen.log_stream(
+                        interaction, "".join(assembler.text), redactor, arguments
+                    )
             else:
                 interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
                 # Log what the guard let through (redacted, never restored), not the raw text.
                 assembler.text = [guard.stored_text()]
                 args = guard.stored_arguments()
                 assembler.tool_arguments = {i: [a] for i, a in args.items()}
-            self._finish_stream(interaction, assembler, payload, outcome)
+            refused = guard.refused if guard is not None else None
+            interaction.outcome = outcome  # tool_call events take the model call's outcome
+            linked = []
+            if tools is not None and interaction.status_code == 200:
+                linked = tools.finish_stream(interaction, assembler, guard, logged)
+            self._finish_stream(
+                interaction, assembler, payload, outcome, refused.code if refused else None, linked
+            )
 
     def _finish_stream(
         self,
@@ -184,9 +215,13 @@ class Relay:
         assembler: StreamAssembler,
         payload: dict[str, Any],
         outcome: str,
+        error_code: str | None = None,
+        linked: list[Linked] | None = None,
     ) -> None:
         interaction.outcome = outcome
-        if outcome == BLOCKED:
+        if error_code is not None:
+            interaction.error_code = error_code
+        elif outcome == BLOCKED:
             interaction.error_code = "guardrail_violation"
         elif outcome != OK:
             interaction.error_code = outcome
@@ -199,9 +234,13 @@ class Relay:
             if interaction.prompt_tokens is None:
                 interaction.prompt_tokens = self._tokens.count(prompt_text(payload), model)
             if interaction.completion_tokens is None:
-                interaction.completion_tokens = self._tokens.count("".join(assembler.text), model)
+                # Tool-call arguments are generated tokens too (budgets must see them).
+                generated = "".join(assembler.text) + "".join(
+                    "".join(parts) for parts in assembler.tool_arguments.values()
+                )
+                interaction.completion_tokens = self._tokens.count(generated, model)
             interaction.tokens_estimated = True
-        self._trail.complete(interaction, assembler.assembled())
+        self._trail.complete(interaction, assembler.assembled(), linked or ())
 
 
 def response_headers(

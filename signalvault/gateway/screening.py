@@ -8,12 +8,13 @@ with every finding replaced by its placeholder.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from signalvault.agents.tool_policy import ToolPolicy
 from signalvault.errors import GuardrailBlocked, HTTPError
 from signalvault.gateway import safe_json
-from signalvault.gateway.stream_guard import StreamGuard
+from signalvault.gateway.stream_guard import ArgumentJudge, StreamGuard
 from signalvault.gateway.wire import REQUEST_TEXT_FIELDS, RESPONSE_TEXT_FIELDS, Slot, text_slots
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
 from signalvault.trail.audit import Interaction
@@ -33,12 +34,17 @@ class Screened:
     forward: bytes  # what continues (to the provider, or to the caller)
     stored: bytes  # what the audit trail keeps
     blocked: GuardrailBlocked | None = None
+    # The scan: which texts (slots) it judged and what it found, for attributing findings to
+    # tool calls and results (signalvault.agents.attribution).
+    slots: list[Slot] = field(default_factory=list)
+    verdict: Verdict | None = None
 
 
 class Screen:
     def __init__(self, engine: Engine, failure_mode: str, holdback: int = 256) -> None:
         self.engine = engine
         self.policy_version = engine.policy.version
+        self.tools = ToolPolicy(engine)  # the policy's agent rules (tool calls, results, runs)
         self._is_fail_open = failure_mode == "open"
         self._holdback = holdback
 
@@ -64,6 +70,10 @@ class Screen:
             interaction, slots, "input", self._input_context(interaction, payload), redactor
         )
         return self._apply(verdict, slots, payload, body, "The request")
+
+    def context(self, interaction: Interaction) -> Context:
+        """What rules of this request depend on besides text (key, project, model)."""
+        return _context(interaction, interaction.model_requested)
 
     def response(
         self, interaction: Interaction, payload: Any, body: bytes, redactor: Redactor
@@ -93,22 +103,36 @@ class Screen:
         verdict = self._scan(interaction, slots, direction, _context(interaction, None), Redactor())
         return self._apply(verdict, slots, {}, b"", what).blocked
 
-    def stream(self, interaction: Interaction, redactor: Redactor) -> StreamGuard | None:
+    def stream(
+        self,
+        interaction: Interaction,
+        redactor: Redactor,
+        judge_arguments: ArgumentJudge | None = None,
+    ) -> StreamGuard | None:
         """A guard for one streamed response (hold-back, in-stream redaction or block), or None
-        when every output rule only logs and nothing needs restoring: then the stream passes
-        untouched, with no hold-back delay, and `log_stream` records the findings at its end."""
+        when every output rule only logs, nothing needs restoring and no tool call needs judging
+        before it leaves: then the stream passes untouched, with no hold-back delay, and
+        `log_stream` records the findings at its end."""
         context = self._output_context(interaction)
         rules = self.engine.rules_for("output", context)
-        if not redactor.originals and all(rule.action == "log" for rule in rules):
+        if (
+            not redactor.originals
+            and judge_arguments is None
+            and all(rule.action == "log" for rule in rules)
+        ):
             return None
-        return StreamGuard(interaction.api, self.engine, context, redactor, self._holdback)
-
-    def log_stream(self, interaction: Interaction, text: str, redactor: Redactor) -> None:
-        """Record the log-only output rules' findings on a stream that passed untouched."""
-        holder = [text]
-        self._scan(
-            interaction, [(holder, 0)], "output", self._output_context(interaction), redactor
+        return StreamGuard(
+            interaction.api, self.engine, context, redactor, self._holdback, judge_arguments
         )
+
+    def log_stream(
+        self, interaction: Interaction, text: str, redactor: Redactor, arguments: list[str]
+    ) -> Verdict:
+        """Record the log-only output rules' findings on a stream that passed untouched: its
+        text (segment 0) and each tool call's arguments (segments 1, 2, ...)."""
+        holder = [text, *arguments]
+        slots: list[Slot] = [(holder, i) for i in range(len(holder))]
+        return self._scan(interaction, slots, "output", self._output_context(interaction), redactor)
 
     def feed(self, guard: StreamGuard, interaction: Interaction, chunk: bytes | None) -> bytes:
         """Screen one provider chunk (None: the stream ended); applies the failure mode."""
@@ -177,13 +201,17 @@ class Screen:
             for (container, key), text in zip(slots, masked, strict=True):
                 container[key] = text
             return Screened(
-                body, safe_json.dumps(payload), GuardrailBlocked(message, rules=rules, kinds=kinds)
+                body,
+                safe_json.dumps(payload),
+                GuardrailBlocked(message, rules=rules, kinds=kinds),
+                slots,
+                verdict,
             )
         if verdict.texts is not None:
             for (container, key), text in zip(slots, verdict.texts, strict=True):
                 container[key] = text
             body = safe_json.dumps(payload)
-        return Screened(body, body)
+        return Screened(body, body, None, slots, verdict)
 
 
 def _context(interaction: Interaction, model: str | None, max_output: int | None = None) -> Context:

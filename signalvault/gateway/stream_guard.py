@@ -5,6 +5,7 @@ part of it leaves. Imports guardrails, errors, wire and sse; knows no HTTP."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,9 @@ from signalvault.gateway.wire import error_body
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
 
 _OUTCOMES = {"block": "blocked", "redact": "redacted", "log": "logged"}
+# Judges one tool call's complete arguments (by the index StreamAssembler uses) before any of
+# them leave: the refusal of the stream, or None (signalvault.agents tool policies).
+ArgumentJudge = Callable[[int, str], HTTPError | None]
 _STRENGTH = {"pass": 0, "logged": 1, "redacted": 2, "blocked": 3}
 
 
@@ -24,7 +28,9 @@ class _Channel:
 
     def __init__(self, ordinal: int, key: ChannelKey) -> None:
         self.ordinal = ordinal
+        self.key = key
         self.is_json = key[0] == "a"
+        self.is_judged = False  # tool arguments: judged whole by the ArgumentJudge
         self.text = ""  # the provider's text from offset `base` on; older text is dropped
         self.base = 0
         self.total = 0  # characters received
@@ -67,9 +73,19 @@ class StreamGuard:
     characters of generated text so a finding split across chunks is caught before it leaves."""
 
     def __init__(
-        self, api: str, engine: Engine, context: Context, redactor: Redactor, holdback: int = 256
+        self,
+        api: str,
+        engine: Engine,
+        context: Context,
+        redactor: Redactor,
+        holdback: int = 256,
+        judge_arguments: ArgumentJudge | None = None,
     ) -> None:
         self.blocked: GuardrailBlocked | None = None
+        self.refused: HTTPError | None = None  # a tool call the ArgumentJudge refused
+        # (rule, kind) of findings in each tool call's arguments, by the assembler's index.
+        self.argument_hits: dict[int, list[tuple[str, str]]] = {}
+        self._judge = judge_arguments
         self._api = api
         self._engine = engine
         self._context = context
@@ -138,8 +154,8 @@ class StreamGuard:
 
     @property
     def is_stopped(self) -> bool:
-        """Blocked or aborted: nothing more may reach the client."""
-        return self.blocked is not None or self.is_aborted
+        """Blocked, refused or aborted: nothing more may reach the client."""
+        return self.blocked is not None or self.refused is not None or self.is_aborted
 
     @property
     def evaluations(self) -> list[Evaluation]:
@@ -194,7 +210,33 @@ class StreamGuard:
         if self.blocked is not None:
             self._is_finished = True
             return self._error_event(self.blocked)
+        if self._judge is not None:
+            self._judge_closed_arguments()
+            if self.refused is not None:
+                self._is_finished = True
+                for _, pieces in self._queue:  # kept (encrypted) as received, never sent
+                    for piece, start, end in pieces:
+                        self._keep(
+                            piece.channel, self._render(self._channels[piece.channel], start, end)
+                        )
+                self._queue.clear()
+                return self._error_event(self.refused)
         return self._release()
+
+    def _judge_closed_arguments(self) -> None:
+        for channel in self._channels.values():
+            if (
+                channel.is_json
+                and not channel.is_judged
+                and channel.is_closed
+                and channel.scanned == channel.total
+                and not channel.growing
+            ):
+                channel.is_judged = True
+                # Held whole until closed, so nothing of it was trimmed yet.
+                refusal = self._judge(int(channel.key[-1]), channel.text) if self._judge else None
+                if refusal is not None and self.refused is None:
+                    self.refused = refusal
 
     def _scan(self, dirty: list[_Channel]) -> None:
         windows: list[tuple[_Channel, int]] = []
@@ -238,6 +280,9 @@ class StreamGuard:
                 if tally.is_new(ordinal, finding.kind, start, end):
                     tally.kinds[finding.kind] = tally.kinds.get(finding.kind, 0) + 1
                     tally.spans.append((ordinal, start, end))
+                    if ordinal >= 0 and channel.is_json:
+                        hits = self.argument_hits.setdefault(int(channel.key[-1]), [])
+                        hits.append((evaluation.rule, finding.kind))
                 if _STRENGTH[_OUTCOMES[action]] > _STRENGTH[tally.outcome]:
                     tally.outcome = _OUTCOMES[action]
                 if action == "block":
@@ -291,6 +336,8 @@ class StreamGuard:
 
     def _is_ready(self, piece: Piece, end: int) -> bool:
         channel = self._channels[piece.channel]
+        if channel.is_json and self._judge is not None and not channel.is_judged:
+            return False  # a tool call leaves whole, once judged
         if channel.is_closed and channel.scanned == channel.total:
             return True
         return end <= min(channel.scanned - self._holdback, channel.limit())

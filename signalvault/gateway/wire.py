@@ -160,6 +160,7 @@ class StreamAssembler:
         self._buffer = b""
         self.text: list[str] = []
         self.tool_arguments: dict[int, list[str]] = {}
+        self.tool_heads: dict[int, tuple[Any, Any]] = {}  # index -> (call id, tool name)
         self.model: str | None = None
         self.finish_reason: str | None = None
         self.prompt_tokens: int | None = None
@@ -210,7 +211,10 @@ class StreamAssembler:
             if isinstance(delta.get("content"), str):
                 self.text.append(delta["content"])
             for call in delta.get("tool_calls") or ():
-                arguments = (call.get("function") or {}).get("arguments")
+                function = call.get("function") or {}
+                arguments = function.get("arguments")
+                if "id" in call or "name" in function:
+                    self.tool_heads[call.get("index", 0)] = (call.get("id"), function.get("name"))
                 if isinstance(arguments, str):
                     self.tool_arguments.setdefault(call.get("index", 0), []).append(arguments)
             if choice.get("finish_reason"):
@@ -232,6 +236,11 @@ class StreamAssembler:
             self.finish_reason = response.get("status")
             self.prompt_tokens, self.completion_tokens = usage("responses", response)
             self.is_complete = True
+        elif kind == "response.output_item.added":
+            item = event.get("item") or {}
+            if item.get("type") == "function_call":
+                index = event.get("output_index", 0)
+                self.tool_heads[index] = (item.get("call_id"), item.get("name"))
         elif kind == "response.created":
             self.model = (event.get("response") or {}).get("model") or self.model
         elif kind == "error":
@@ -246,6 +255,10 @@ class StreamAssembler:
             elif delta.get("type") == "input_json_delta":
                 index = event.get("index", 0)
                 self.tool_arguments.setdefault(index, []).append(delta.get("partial_json", ""))
+        elif kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") in ("tool_use", "server_tool_use"):
+                self.tool_heads[event.get("index", 0)] = (block.get("id"), block.get("name"))
         elif kind == "message_start":
             message = event.get("message") or {}
             self.model = message.get("model") or self.model

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from signalvault.guardrails.finding import Finding
-from signalvault.guardrails.policy import Policy, Rule
+from signalvault.guardrails.policy import AGENT_DETECTORS, Policy, Rule
 from signalvault.guardrails.scan_cache import ScanCache
 
 # Context windows for the default token limit; unknown models get no default limit.
@@ -32,6 +32,11 @@ CONTEXT_WINDOWS: tuple[tuple[str, int], ...] = (
     ("claude-*", 200_000),
     ("text-embedding-*", 8_192),
 )
+
+
+# What a rule's action makes of a finding. `spotlight` marks tool results as data (the caller,
+# signalvault.agents, does the marking); like `log` it lets the text through.
+_OUTCOMES = {"block": "blocked", "redact": "redacted", "log": "logged", "spotlight": "spotlighted"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,10 @@ def _build_detector(rule: Rule) -> TextDetector:
         from signalvault.guardrails.injection import InjectionDetector
 
         return InjectionDetector(threshold=float(options.get("threshold", 0.5)))
+    if rule.detector == "indirect_injection":
+        from signalvault.guardrails.indirect_injection import IndirectInjectionDetector
+
+        return IndirectInjectionDetector(threshold=float(options.get("threshold", 0.5)))
     from signalvault.guardrails.custom import CustomDetector
 
     return CustomDetector(
@@ -161,7 +170,10 @@ class Engine:
         built: dict[bytes, TextDetector] = {}
         self._detectors: dict[str, TextDetector] = {}
         for rule in policy.rules:
-            if rule.detector in ("token_limit", "model_allowlist"):
+            # Agent rules judge tools and runs, not text (signalvault.agents.tool_policy).
+            if rule.detector in ("token_limit", "model_allowlist") or rule.detector in (
+                AGENT_DETECTORS
+            ):
                 continue
             signature = orjson.dumps(
                 [rule.detector, rule.name if rule.detector == "custom" else "", rule.options],
@@ -201,7 +213,7 @@ class Engine:
                 kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
             outcome = "pass"
             if found:
-                outcome = {"block": "blocked", "redact": "redacted", "log": "logged"}[rule.action]
+                outcome = _OUTCOMES[rule.action]
                 if rule.action == "block":
                     verdict.decision = "block"
                 elif rule.action == "redact":

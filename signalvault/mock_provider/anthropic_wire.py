@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from signalvault.mock_provider.tools import argument_pieces
 from signalvault.mock_provider.turn import JSON, Turn, named_event
 
 MODELS = ("claude-haiku-4-5", "claude-sonnet-4-6")
@@ -52,31 +53,60 @@ def message_body(turn: Turn, *, is_start: bool = False) -> JSON:
         "type": "message",
         "role": "assistant",
         "model": turn.model,
-        "content": [] if is_start else [{"type": "text", "text": turn.reply}],
-        "stop_reason": None if is_start else "end_turn",
+        "content": [] if is_start else _content(turn),
+        "stop_reason": None if is_start else _stop_reason(turn),
         "stop_sequence": None,
         "usage": usage,
     }
 
 
+def _content(turn: Turn) -> list[JSON]:
+    if turn.tool_calls:
+        return [
+            {"type": "tool_use", "id": c.call_id, "name": c.name, "input": c.input}
+            for c in turn.tool_calls
+        ]
+    return [{"type": "text", "text": turn.reply}]
+
+
+def _stop_reason(turn: Turn) -> str:
+    return "tool_use" if turn.tool_calls else "end_turn"
+
+
 def message_events(turn: Turn) -> list[bytes]:
-    """message_start, content_block_start, ping, deltas, content_block_stop, message_delta, stop."""
+    """message_start, then per content block (the text, or each tool_use) its start, deltas
+    (`text_delta` or `input_json_delta`) and stop, message_delta, message_stop."""
     final_delta = {
-        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "delta": {"stop_reason": _stop_reason(turn), "stop_sequence": None},
         "usage": {"output_tokens": turn.completion_tokens},
     }
     steps: list[tuple[str, JSON]] = [
         ("message_start", {"message": message_body(turn, is_start=True)}),
-        ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
-        ("ping", {}),
     ]
-    steps += [
-        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
-        for piece in turn.pieces
-    ]
-    steps += [
-        ("content_block_stop", {"index": 0}),
-        ("message_delta", final_delta),
-        ("message_stop", {}),
-    ]
+    if turn.tool_calls:
+        for index, call in enumerate(turn.tool_calls):
+            block = {"type": "tool_use", "id": call.call_id, "name": call.name, "input": {}}
+            steps.append(("content_block_start", {"index": index, "content_block": block}))
+            if index == 0:
+                steps.append(("ping", {}))
+            steps += [
+                (
+                    "content_block_delta",
+                    {"index": index, "delta": {"type": "input_json_delta", "partial_json": p}},
+                )
+                for p in argument_pieces(call.arguments, turn.chunks)
+            ]
+            steps.append(("content_block_stop", {"index": index}))
+    else:
+        text_block = {"type": "text", "text": ""}
+        steps += [
+            ("content_block_start", {"index": 0, "content_block": text_block}),
+            ("ping", {}),
+        ]
+        steps += [
+            ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+            for piece in turn.pieces
+        ]
+        steps.append(("content_block_stop", {"index": 0}))
+    steps += [("message_delta", final_delta), ("message_stop", {})]
     return [named_event(name, {"type": name, **data}) for name, data in steps]

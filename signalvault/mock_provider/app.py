@@ -24,6 +24,7 @@ import uvicorn
 from signalvault.errors import ConfigError
 from signalvault.mock_provider import anthropic_wire, misbehave, openai_wire
 from signalvault.mock_provider.faults import Faults, read_faults
+from signalvault.mock_provider.tools import plan_tools
 from signalvault.mock_provider.turn import JSON, Turn, compose_turn, last_user_text, missing_field
 
 Scope = MutableMapping[str, Any]
@@ -284,11 +285,11 @@ class MockProvider:
             return _json(200, self._embeddings(request, body))
         is_stream = request.get("stream") is True
         if kind == "responses":
-            turn = self._turn(request, body, request.get("input"))
+            turn = self._turn(kind, request, body, request.get("input"))
             if is_stream:
                 return _sse(openai_wire.responses_events(turn, request))
             return _json(200, openai_wire.response_object(turn, request, "completed"))
-        turn = self._turn(request, body, request["messages"])
+        turn = self._turn(kind, request, body, request["messages"])
         if kind == "chat" and is_stream:
             include_usage = (request.get("stream_options") or {}).get("include_usage") is True
             return _sse(openai_wire.chat_events(turn, include_usage))
@@ -298,10 +299,21 @@ class MockProvider:
             return _sse(anthropic_wire.message_events(turn))
         return _json(200, anthropic_wire.message_body(turn))
 
-    def _turn(self, request: JSON, body: bytes, messages: Any) -> Turn:
+    def _turn(self, kind: str | None, request: JSON, body: bytes, messages: Any) -> Turn:
         self._seq += 1
         text = last_user_text(messages)
-        return compose_turn(self._seq, request["model"], body, text, self.options.chunks)
+        plan = plan_tools(kind or "", request, text, self._seq)
+        if plan is None:
+            return compose_turn(self._seq, request["model"], body, text, self.options.chunks)
+        return compose_turn(
+            self._seq,
+            request["model"],
+            body,
+            text,
+            self.options.chunks,
+            reply=plan.results_reply,
+            tool_calls=plan.calls,
+        )
 
     def _embeddings(self, request: JSON, body: bytes) -> JSON:
         dim: int = request.get("dimensions") or openai_wire.EMBEDDING_DIM

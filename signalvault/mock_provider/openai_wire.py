@@ -9,6 +9,7 @@ import base64
 import math
 import struct
 
+from signalvault.mock_provider.tools import MockToolCall, argument_pieces
 from signalvault.mock_provider.turn import JSON, Turn, data_event, named_event
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o3-mini", "text-embedding-3-small")
@@ -80,8 +81,33 @@ def _chat_head(turn: Turn, kind: str) -> JSON:
 
 def chat_body(turn: Turn) -> JSON:
     message: JSON = {"role": "assistant", "content": turn.reply, "refusal": None, "annotations": []}
-    choice: JSON = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    finish = "stop"
+    if turn.tool_calls:
+        message["content"] = None
+        message["tool_calls"] = [
+            {"id": c.call_id, "type": "function", "function": _function(c, c.arguments)}
+            for c in turn.tool_calls
+        ]
+        finish = "tool_calls"
+    choice: JSON = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
     return {**_chat_head(turn, "chat.completion"), "choices": [choice], "usage": _chat_usage(turn)}
+
+
+def _function(call: MockToolCall, arguments: str) -> JSON:
+    return {"name": call.name, "arguments": arguments}
+
+
+def _chat_tool_deltas(turn: Turn) -> list[JSON]:
+    """Per call: a delta naming it with empty arguments, then the arguments in pieces."""
+    deltas: list[JSON] = []
+    for index, call in enumerate(turn.tool_calls):
+        head = {"index": index, "id": call.call_id, "type": "function"}
+        deltas.append({"tool_calls": [{**head, "function": _function(call, "")}]})
+        deltas += [
+            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            for piece in argument_pieces(call.arguments, turn.chunks)
+        ]
+    return deltas
 
 
 def chat_events(turn: Turn, include_usage: bool) -> list[bytes]:
@@ -90,11 +116,16 @@ def chat_events(turn: Turn, include_usage: bool) -> list[bytes]:
     if include_usage:
         head["usage"] = None  # like the real API: null on every chunk, then one usage chunk
     deltas: list[JSON] = [{"role": "assistant", "content": "", "refusal": None}]
-    deltas += [{"content": piece} for piece in turn.pieces]
+    if turn.tool_calls:
+        deltas[0]["content"] = None
+        deltas += _chat_tool_deltas(turn)
+    else:
+        deltas += [{"content": piece} for piece in turn.pieces]
     choices: list[JSON] = [
         {"index": 0, "delta": d, "logprobs": None, "finish_reason": None} for d in deltas
     ]
-    choices.append({"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"})
+    finish = "tool_calls" if turn.tool_calls else "stop"
+    choices.append({"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish})
     events = [data_event({**head, "choices": [choice]}) for choice in choices]
     if include_usage:
         events.append(data_event({**head, "choices": [], "usage": _chat_usage(turn)}))
@@ -115,6 +146,27 @@ def _output_message(turn: Turn, status: str, content: list[JSON]) -> JSON:
         "role": "assistant",
         "content": content,
     }
+
+
+def _function_call_item(turn: Turn, index: int, status: str, arguments: str) -> JSON:
+    call = turn.tool_calls[index]
+    return {
+        "id": f"fc_mock{turn.seq:06d}_{index}",
+        "type": "function_call",
+        "status": status,
+        "call_id": call.call_id,
+        "name": call.name,
+        "arguments": arguments,
+    }
+
+
+def _response_output(turn: Turn, status: str) -> list[JSON]:
+    if turn.tool_calls:
+        return [
+            _function_call_item(turn, i, status, call.arguments)
+            for i, call in enumerate(turn.tool_calls)
+        ]
+    return [_output_message(turn, status, [_text_part(turn.reply)])]
 
 
 def response_object(turn: Turn, request: JSON, status: str) -> JSON:
@@ -138,7 +190,7 @@ def response_object(turn: Turn, request: JSON, status: str) -> JSON:
         "max_output_tokens": request.get("max_output_tokens"),
         "metadata": request.get("metadata") or {},
         "model": turn.model,
-        "output": [_output_message(turn, status, [_text_part(turn.reply)])] if is_done else [],
+        "output": _response_output(turn, status) if is_done else [],
         "parallel_tool_calls": True,
         "previous_response_id": request.get("previous_response_id"),
         "store": request.get("store", True),
@@ -154,15 +206,46 @@ def response_object(turn: Turn, request: JSON, status: str) -> JSON:
 
 
 def responses_events(turn: Turn, request: JSON) -> list[bytes]:
-    """The Responses event sequence for one text message, numbered by `sequence_number`."""
-    where = {"item_id": f"msg_mock{turn.seq:06d}", "output_index": 0, "content_index": 0}
+    """The Responses event sequence for one text message (or the turn's function calls),
+    numbered by `sequence_number`."""
     pending = response_object(turn, request, "in_progress")
+    steps: list[tuple[str, JSON]] = [
+        ("response.created", {"response": pending}),
+        ("response.in_progress", {"response": pending}),
+    ]
+    steps += _function_call_steps(turn) if turn.tool_calls else _message_steps(turn)
+    steps.append(("response.completed", {"response": response_object(turn, request, "completed")}))
+    # No `data: [DONE]` here: the Responses stream ends with response.completed.
+    return [
+        named_event(name, {"type": name, "sequence_number": n, **data})
+        for n, (name, data) in enumerate(steps)
+    ]
+
+
+def _function_call_steps(turn: Turn) -> list[tuple[str, JSON]]:
+    steps: list[tuple[str, JSON]] = []
+    for index, call in enumerate(turn.tool_calls):
+        where = {"item_id": f"fc_mock{turn.seq:06d}_{index}", "output_index": index}
+        added = _function_call_item(turn, index, "in_progress", "")
+        steps.append(("response.output_item.added", {"output_index": index, "item": added}))
+        steps += [
+            ("response.function_call_arguments.delta", {**where, "delta": piece})
+            for piece in argument_pieces(call.arguments, turn.chunks)
+        ]
+        steps.append(
+            ("response.function_call_arguments.done", {**where, "arguments": call.arguments})
+        )
+        done = _function_call_item(turn, index, "completed", call.arguments)
+        steps.append(("response.output_item.done", {"output_index": index, "item": done}))
+    return steps
+
+
+def _message_steps(turn: Turn) -> list[tuple[str, JSON]]:
+    where = {"item_id": f"msg_mock{turn.seq:06d}", "output_index": 0, "content_index": 0}
     part = _text_part(turn.reply)
     item_added = {"output_index": 0, "item": _output_message(turn, "in_progress", [])}
     item_done = {"output_index": 0, "item": _output_message(turn, "completed", [part])}
     steps: list[tuple[str, JSON]] = [
-        ("response.created", {"response": pending}),
-        ("response.in_progress", {"response": pending}),
         ("response.output_item.added", item_added),
         ("response.content_part.added", {**where, "part": _text_part("")}),
     ]
@@ -173,10 +256,5 @@ def responses_events(turn: Turn, request: JSON) -> list[bytes]:
         ("response.output_text.done", {**where, "text": turn.reply, "logprobs": []}),
         ("response.content_part.done", {**where, "part": part}),
         ("response.output_item.done", item_done),
-        ("response.completed", {"response": response_object(turn, request, "completed")}),
     ]
-    # No `data: [DONE]` here: the Responses stream ends with response.completed.
-    return [
-        named_event(name, {"type": name, "sequence_number": n, **data})
-        for n, (name, data) in enumerate(steps)
-    ]
+    return steps

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from signalvault.mock_provider.tools import MockToolCall
+
 JSON = dict[str, Any]
 
 # Lets a test choose the provider's answer, e.g. a secret the gateway must catch in the output.
@@ -33,6 +35,7 @@ class Turn:
     chunks: int
     prompt_tokens: int
     completion_tokens: int
+    tool_calls: tuple[MockToolCall, ...] = ()  # when set, the answer asks for these tools
 
     @property
     def pieces(self) -> list[str]:
@@ -41,10 +44,23 @@ class Turn:
         return [self.reply[i * size // count : (i + 1) * size // count] for i in range(count)]
 
 
-def compose_turn(seq: int, model: str, body: bytes, user_text: str, chunks: int) -> Turn:
-    """Echo `user_text` as "You said: ...", or answer the `[[mock:reply=...]]` text exactly."""
-    marker = _REPLY_MARKER.search(user_text)
-    reply = marker.group(1) if marker else f"You said: {user_text}"
+def compose_turn(
+    seq: int,
+    model: str,
+    body: bytes,
+    user_text: str,
+    chunks: int,
+    *,
+    reply: str | None = None,
+    tool_calls: tuple[MockToolCall, ...] = (),
+) -> Turn:
+    """Echo `user_text` as "You said: ...", or answer the `[[mock:reply=...]]` text exactly
+    (or `reply`, or nothing but `tool_calls`)."""
+    if reply is None:
+        marker = _REPLY_MARKER.search(user_text)
+        reply = marker.group(1) if marker else f"You said: {user_text}"
+    if tool_calls:
+        reply = ""
     return Turn(
         seq=seq,
         model=model,
@@ -52,7 +68,8 @@ def compose_turn(seq: int, model: str, body: bytes, user_text: str, chunks: int)
         reply=reply,
         chunks=chunks,
         prompt_tokens=max(1, len(body) // 4),
-        completion_tokens=len(reply.split()),
+        completion_tokens=len(reply.split()) + sum(len(c.arguments) // 4 + 1 for c in tool_calls),
+        tool_calls=tool_calls,
     )
 
 

@@ -87,6 +87,8 @@ audit_records = Table(
     Index("ix_audit_records_classification", "classification", "created_at"),
     Index("ix_audit_records_kind", "kind", "created_at"),
     Index("ix_audit_records_model_requested", "model_requested", "created_at"),
+    # Added in migration 0009: spans ingested over OTLP join the run of their trace.
+    Index("ix_audit_records_trace_id", "trace_id", "created_at"),
 )
 
 data_keys = Table(

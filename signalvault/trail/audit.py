@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,8 @@ from signalvault.store.sql import (
     RECORD_COLUMNS,
 )
 from signalvault.store.writer import WriteOp
+from signalvault.trail.linked import Linked, linked_ops
+from signalvault.trail.record_ids import new_record_id as new_record_id  # re-exported
 from signalvault.trail.spool import Spool
 
 # Outcomes. A record is written as `unknown` before forwarding, so a crash leaves `unknown`.
@@ -66,28 +67,6 @@ EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
 
 log = logging.getLogger("signalvault.audit")
-
-
-_last_id = 0  # the 122 non-version bits of this process's newest record id
-_id_lock = threading.Lock()
-
-
-def new_record_id() -> str:
-    """A UUIDv7: time-ordered, so ids sort by creation and serve as a pagination cursor.
-
-    Strictly increasing within a process (RFC 9562 §6.2): in the same millisecond, random bits
-    alone would order records at random, so a listing could show an event before its cause.
-    """
-    global _last_id
-    millis = time.time_ns() // 1_000_000
-    candidate = (millis << 74) | (int.from_bytes(os.urandom(10), "big") >> 6)
-    with _id_lock:
-        bits = _last_id = max(candidate, _last_id + 1)
-    # 48 bits of time, version 7, 12 bits, variant 0b10, 62 bits.
-    value = ((bits >> 74) << 80) | (0x7 << 76) | (((bits >> 62) & 0xFFF) << 64)
-    value |= (0b10 << 62) | (bits & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(slots=True)
@@ -212,6 +191,11 @@ class AuditTrail:
         except Exception as exc:  # metrics or alerts must never fail a request
             log.error("audit observer failed", extra={"error": type(exc).__name__})
 
+    def _notify_linked(self, linked: Sequence[Linked]) -> None:
+        for event, _ in linked:  # agent events are finished records too (OTel export)
+            if isinstance(event, Interaction):
+                self._notify(event)
+
     @property
     def master_keys(self) -> MasterKeys:
         return self._master_key
@@ -279,26 +263,30 @@ class AuditTrail:
         ops.append(WriteOp(INSERT_RECORD, row))
         return ops
 
-    async def begin(self, interaction: Interaction, prompt: bytes | None) -> None:
-        """Write the record (outcome unknown) and return once it is durable.
-
-        Raises:
-            StoreError: the record could not be committed; the caller must not forward.
-        """
+    async def begin(
+        self, interaction: Interaction, prompt: bytes | None, linked: Sequence[Linked] = ()
+    ) -> None:
+        """Write the record (outcome unknown) and the agent events `linked` to it; return once
+        durable. StoreError: not committed, the caller must not forward."""
         ops = self._prepare(interaction, prompt)
-        await self._write_ahead(ops)
+        own = len(ops)
+        await self._write_ahead(ops + linked_ops(interaction, linked))
         self._open[interaction.id] = interaction
-        self._remember_new_key(interaction, ops)
+        self._remember_new_key(interaction, ops[:own])
+        self._notify_linked(linked)
 
-    async def record_rejected(self, interaction: Interaction, prompt: bytes | None) -> None:
-        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks).
-
-        Waits for the commit only when a new data key is part of it.
-        """
+    async def record_rejected(
+        self, interaction: Interaction, prompt: bytes | None, linked: Sequence[Linked] = ()
+    ) -> None:
+        """Record an attempt that ended before forwarding (bad input, auth, limits, blocks), with
+        the agent events `linked` to it. Waits for the commit only when a new data key is in it."""
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
+        has_new_key = len(ops) > 1
+        ops += linked_ops(interaction, linked)
         self._notify(interaction)
-        if len(ops) == 1:
+        self._notify_linked(linked)
+        if not has_new_key:
             self._write_later(ops)
             return
         await self._write_ahead(ops)
@@ -334,8 +322,11 @@ class AuditTrail:
                 interaction.end_user or "", (interaction.data_key_id, interaction.cipher)
             )
 
-    def complete(self, interaction: Interaction, response: bytes | None) -> None:
-        """Queue the outcome of a forwarded request (after response, stream end or failure)."""
+    def complete(
+        self, interaction: Interaction, response: bytes | None, linked: Sequence[Linked] = ()
+    ) -> None:
+        """Queue the outcome of a forwarded request (after response, stream end or failure),
+        with the agent events `linked` to it (the tool calls its answer asked for)."""
         self.classify(interaction)
         values: dict[str, Any] = {
             "_id": interaction.id,
@@ -363,9 +354,10 @@ class AuditTrail:
                 response, (interaction.id + ":response").encode()
             )
         assert set(values) == {"_id", *COMPLETE_FIELDS}
-        self._write_later([WriteOp(COMPLETE_RECORD, values)])
+        self._write_later([WriteOp(COMPLETE_RECORD, values), *linked_ops(interaction, linked)])
         self._open.pop(interaction.id, None)
         self._notify(interaction)
+        self._notify_linked(linked)
 
     def abandon(self, interaction: Interaction) -> None:
         """Complete an interaction whose handling failed unexpectedly, if it was written ahead
@@ -385,6 +377,29 @@ class AuditTrail:
             interaction.error_code = error_code
             self.complete(interaction, None)
         return len(stranded)
+
+    async def record_batch(
+        self, events: Sequence[tuple[Interaction, bytes | None, float | None]]
+    ) -> None:
+        """Commit finished events from outside the gateway (ingested spans) at once: (event,
+        content to encrypt under its end user's data key, latency ms). StoreError: nothing was."""
+        ops: list[WriteOp] = []
+        keyed: dict[str, Interaction] = {}  # per end user, the event whose data key the rest use
+        for event, content, latency_ms in events:
+            first = keyed.get(event.end_user or "")
+            if first is not None and content is not None:
+                prepared = linked_ops(first, [(event, content)])
+            else:
+                prepared = self._prepare(event, content)
+                if content is not None:
+                    keyed[event.end_user or ""] = event
+            ended = event.created_at + (latency_ms or 0.0) / 1000.0
+            prepared[-1].params.update(completed_at=ended, latency_ms=latency_ms)
+            ops += prepared
+        await self._write_ahead(ops)
+        for subject, event in keyed.items():
+            if event.data_key_id and event.cipher:
+                self._remember(subject, (event.data_key_id, event.cipher))
 
     def record_event(
         self,

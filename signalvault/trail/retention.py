@@ -29,9 +29,14 @@ PROJECT_DAYS_SETTING = "retention.projects"  # run-time overrides, JSON {project
 # records (email and address; failures an attacker can multiply). Every other kind is evidence of
 # how the deployment was run and changed (admin actions, content reads, exports, erasures, runs
 # like this one), holds no content and is kept whatever the retention; a new kind is kept unless
-# it is added here.
+# it is added here. Agent events (tool calls and results, MCP calls, ingested spans) hold
+# content and expire with the interactions they belong to.
 EXPIRING_KINDS = (
     "interaction",
+    "tool_call",
+    "tool_result",
+    "mcp_call",
+    "span",
     "login",
     "login_failed",
     "login_locked",

@@ -173,3 +173,24 @@ def test_a_tool_call_event_hangs_under_its_model_call():
     assert span.parent is not None and f"{span.parent.span_id:016x}" == span_id_of(model_call.id)
     assert span.context.trace_id == int(trace_id_of(model_call), 16)  # the run's trace
     assert counted == [("exported", 1)]
+
+
+async def test_a_tool_loops_calls_and_results_become_spans_without_content(
+    tmp_path, mock_provider, mock, receiver
+):
+    from tests.agents.conftest import openai_for
+    from tests.agents.loops import LOOPS
+
+    settings = replace(
+        make_settings(tmp_path, mock_provider[1]), telemetry=telemetry(receiver.endpoint)
+    )
+    async with running_gateway(settings) as (_, client, key):
+        headers = {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"}
+        step = await LOOPS["chat"](
+            openai_for(client, key), stream=False, result=CANARY, headers=headers
+        )
+        receiver.wait_for(lambda: len(receiver.spans) >= 4)
+    tools = [s for s in receiver.spans if attributes(s).get("gen_ai.tool.call.id") == step.call_id]
+    assert sorted(attributes(s)["signalvault.event"] for s in tools) == ["tool_call", "tool_result"]
+    assert all(s.trace_id.hex() == TRACE for s in tools)
+    assert all(CANARY not in str(attributes(s)) for s in receiver.spans)

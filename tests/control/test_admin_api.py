@@ -255,6 +255,22 @@ class World:
         assert response.status_code == 200, response.text
         return response.headers["x-signalvault-request-id"]
 
+    async def chat_in_session(self, key_name: str, text: str, session: str) -> str:
+        """The run id of a chat sent with a session (SPEC §7b)."""
+        response = await self.client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
+            headers={
+                "Authorization": f"Bearer {self.keys[key_name]}",
+                "X-SignalVault-Session": session,
+            },
+        )
+        assert response.status_code == 200, response.text
+        self.services.store.flush()
+        record = self.services.store.get_record(response.headers["x-signalvault-request-id"])
+        assert record is not None and record["run_id"]
+        return str(record["run_id"])
+
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         self.services.store.flush()
         rows = self.services.store.list_records(RecordFilter(), limit=10_000)
@@ -301,6 +317,8 @@ EXPECTED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("DELETE", "/api/tokens/{token_id}"): ("any", ALL),
     ("GET", "/api/logs"): ("any", ALL),
     ("GET", "/api/logs/{record_id}"): ("project", ALL),
+    ("GET", "/api/traces"): ("any", ALL),
+    ("GET", "/api/traces/{run_id}"): ("project", ALL),
     ("GET", "/api/keys"): ("any", READ_KEYS),
     ("POST", "/api/keys"): ("project", frozenset({"owner", "admin", "developer"})),
     ("GET", "/api/keys/{key_id}"): ("project", READ_KEYS),
@@ -439,6 +457,8 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
     ),
     ("GET", "/api/logs"): lambda w, c: ("/api/logs", None),
     ("GET", "/api/logs/{record_id}"): lambda w, c: (f"/api/logs/{c['record']}", None),
+    ("GET", "/api/traces"): lambda w, c: ("/api/traces", None),
+    ("GET", "/api/traces/{run_id}"): lambda w, c: (f"/api/traces/{c['run']}", None),
     ("GET", "/api/keys"): lambda w, c: ("/api/keys", None),
     ("POST", "/api/keys"): lambda w, c: (
         "/api/keys",
@@ -535,8 +555,9 @@ REQUESTS: dict[tuple[str, str], Callable[[World, dict[str, str]], Request]] = {
 
 
 async def targets(world: World) -> dict[str, str]:
-    """Ids REQUESTS needs that only traffic can make: a record and a finished export."""
+    """Ids REQUESTS needs that only traffic can make: a record, a run and a finished export."""
     context = {"record": await world.chat("dev-alpha", "hello from alpha")}
+    context["run"] = await world.chat_in_session("dev-alpha", "a run in alpha", "matrix-run")
     exported = await world.client.get(
         "/api/export?project=alpha", headers=world.token(person("owner", "global"))
     )

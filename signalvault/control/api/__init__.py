@@ -28,6 +28,7 @@ from signalvault.control.api import (
     project_routes,
     report_routes,
     settings_routes,
+    trace_routes,
     trail_routes,
 )
 from signalvault.control.api.deps import AccountService, Context, NoAccounts, guard, no_breakers
@@ -88,6 +89,7 @@ def create_admin_api(
     for module in (
         auth_routes,
         log_routes,
+        trace_routes,
         key_routes,
         trail_routes,
         lifecycle_routes,

@@ -67,6 +67,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/tokens/{token_id}"): SIGNED_IN,  # idem
     ("GET", "/api/logs"): "logs.read",
     ("GET", "/api/logs/{record_id}"): "logs.read",
+    # Agent runs are records too: the same metadata and content rules as /api/logs.
+    ("GET", "/api/traces"): "logs.read",
+    ("GET", "/api/traces/{run_id}"): "logs.read",
     ("GET", "/api/keys"): "keys.read",
     ("POST", "/api/keys"): "keys.write",
     ("GET", "/api/keys/{key_id}"): "keys.read",

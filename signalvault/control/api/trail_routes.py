@@ -106,6 +106,7 @@ def export(
     classification: Annotated[
         str | None, Query(description="public, internal, confidential or restricted")
     ] = None,
+    run: Annotated[str | None, Query(description="Only the records of this agent run")] = None,
     since: Annotated[str | None, Query(description="ISO-8601 time or an age like 7d")] = None,
     until: Annotated[str | None, Query(description="ISO-8601 time or an age like 1h")] = None,
 ) -> StreamingResponse:
@@ -125,6 +126,7 @@ def export(
         outcome=outcome,
         rule=rule,
         classification=classification,
+        run_id=run,
     )
     audit_id = None
     if include_content:

@@ -48,6 +48,7 @@ class ExportFilter:
     outcome: str | None = None
     rule: str | None = None  # records in which this guardrail rule fired (outcome not `pass`)
     classification: str | None = None  # records of this data class (SPEC §7c)
+    run_id: str | None = None  # the records of one agent run (SPEC §7b)
 
     def as_json(self) -> dict[str, Any]:
         """The filters that were set, as recorded in manifests and audit events."""
@@ -61,6 +62,7 @@ class ExportFilter:
             "outcome": self.outcome,
             "rule": self.rule,
             "classification": self.classification,
+            "run": self.run_id,
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -94,6 +96,8 @@ def _sql_store(store: Store) -> SqlStore:
 
 def _conditions(where: ExportFilter) -> list[ColumnElement[bool]]:
     conditions = record_conditions(where)
+    if where.run_id is not None:
+        conditions.append(audit_records.c.run_id == where.run_id)
     if where.rule is not None:
         # A prefilter on the JSON text; `has_rule_fired` then checks the evaluations exactly.
         conditions.append(rule_prefilter(where.rule))

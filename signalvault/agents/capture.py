@@ -1,0 +1,328 @@
+"""Tool calls and results as events of a run (SPEC §7b), for the gateway to call per request.
+
+A request that offers tools or sends results back opens an `AgentTurn`: its new results become
+`tool_result` events linked to the calls they answer (or flagged when they answer none), and the
+model call joins its run (session, else trace, else through those calls). A response's calls
+become `tool_call` events under the model call. Events are queued behind the interaction record
+(write-later): the interaction, written first, already holds the same content. Tool arguments
+and results are content: encrypted under the end user's data key, like the prompt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from signalvault.agents.attribution import hits_by_segment, merge_into, segments_of, summarize
+from signalvault.agents.call_index import CallIndex, KnownCall, RunCounts
+from signalvault.agents.run_ids import run_of_record
+from signalvault.agents.spotlight import Spotlight, result_field
+from signalvault.agents.tool_calls import (
+    ToolCall,
+    ToolResult,
+    may_carry_results,
+    offered_tools,
+    results_in_request,
+)
+from signalvault.agents.tool_policy import (
+    NOT_ALLOWED,
+    ToolPolicy,
+    run_limit_evaluation,
+)
+from signalvault.errors import Forbidden, GuardrailBlocked, HTTPError
+from signalvault.guardrails.engine import Context, Evaluation, Verdict
+from signalvault.guardrails.policy import TOOL_RESULT as TOOL_RESULT_DIRECTION
+from signalvault.guardrails.policy import Rule
+from signalvault.store import Store
+from signalvault.store.run_queries import run_counts, tool_events
+from signalvault.trail.audit import (
+    BLOCKED,
+    OK,
+    TOOL_CALL,
+    TOOL_RESULT,
+    AuditTrail,
+    Interaction,
+)
+from signalvault.trail.linked import Linked
+
+UNMATCHED = "unmatched"  # a result answering no call the gateway saw (history the client wrote)
+SPOTLIGHTED = "spotlighted"
+MODEL_CALLS = "MODEL_CALLS_OVER_LIMIT"
+TOOL_CALLS = "TOOL_CALLS_OVER_LIMIT"
+
+
+class ToolNotAllowed(Forbidden):
+    code = "tool_not_allowed"
+
+
+class RunLimitExceeded(Forbidden):
+    code = "run_limit_exceeded"
+
+
+@dataclass(slots=True)
+class AgentTurn:
+    """What one request has to do with tools: offered names, new results and their events."""
+
+    interaction: Interaction
+    offered: list[str]
+    results: list[ToolResult] = field(default_factory=list)
+    events: list[Interaction] = field(default_factory=list)  # one tool_result per new result
+
+
+class ToolEvents:
+    """The per-process service: opens turns, judges tool rules, records tool events."""
+
+    def __init__(self, trail: AuditTrail, store: Store) -> None:
+        self._trail = trail
+        self.store = store
+        engine = store.engine
+        self.calls = CallIndex(lambda project, ids: tool_events(engine, project, ids))
+        self.runs = RunCounts(lambda run_id: run_counts(engine, run_id))
+
+    # -- requests -----------------------------------------------------------------------------
+    def open(self, interaction: Interaction, payload: dict[str, Any]) -> AgentTurn | None:
+        """The request's tool side, or None when it offers no tools and sends no results."""
+        api = interaction.api
+        results = results_in_request(api, payload) if may_carry_results(api, payload) else []
+        offered = offered_tools(payload)
+        if not results and not offered:
+            return None
+        turn = AgentTurn(interaction, offered)
+        project = interaction.key.project if interaction.key else None
+        ids = [r.call_id for r in results if r.call_id]
+        known = self.calls.find(project, ids) if ids else {}
+        now = time.time()
+        answered: list[KnownCall] = []
+        for result in results:
+            call = known.get(result.call_id) if result.call_id else None
+            if interaction.run_id is None and call is not None and call.run_id:
+                interaction.run_id = call.run_id  # history sent again still names its run
+            if call is not None and call.is_answered:
+                continue  # history: recorded when it was first sent
+            event = self._event(interaction, TOOL_RESULT, result.call_id)
+            event.details = {"result_bytes": len(result.content.encode())}
+            if call is None or call.record_id is None:
+                event.details["flags"] = [UNMATCHED]
+            else:
+                event.parent_id = call.record_id
+                event.tool_name = call.tool_name
+                event.details["answered_after_ms"] = round((now - call.created_at) * 1000, 1)
+            turn.results.append(result)
+            turn.events.append(event)
+            if result.call_id:
+                entry = KnownCall(
+                    call.record_id if call else None,
+                    None,
+                    call.created_at if call else now,
+                    event.tool_name,
+                    True,
+                )
+                self.calls.remember(project, result.call_id, entry)
+                answered.append(entry)
+        if interaction.run_id is None:
+            # No session, no trace, no earlier call: a run of its own, which the calls the model
+            # asks for now (and the results answering them) will join.
+            interaction.run_id = run_of_record(interaction.id)
+        for event in turn.events:
+            event.run_id = interaction.run_id
+        for entry in answered:
+            entry.run_id = interaction.run_id
+        if turn.events:
+            interaction.parent_id = turn.events[-1].id
+        return turn
+
+    def _event(self, interaction: Interaction, kind: str, call_id: str | None) -> Interaction:
+        return Interaction(
+            api=interaction.api,
+            kind=kind,
+            key=interaction.key,
+            end_user=interaction.end_user,
+            session_id=interaction.session_id,
+            trace_id=interaction.trace_id,
+            run_id=interaction.run_id,
+            call_id=call_id,
+            model_requested=interaction.model_requested,
+            provider=interaction.provider,
+            policy_version=interaction.policy_version,
+            outcome=OK,
+        )
+
+    def admit(
+        self, interaction: Interaction, turn: AgentTurn | None, policy: ToolPolicy, context: Context
+    ) -> HTTPError | None:
+        """Tool allowlists on the offered tools and the run's limits: the refusal, or None."""
+        evaluations: list[Evaluation] = []
+        error: HTTPError | None = None
+        if turn is not None and turn.offered:
+            evaluations += policy.judge_offered(turn.offered, context)
+            if any(e.outcome == "blocked" for e in evaluations):
+                error = ToolNotAllowed(
+                    "This API key may not offer the model one or more of the tools in `tools`.",
+                    param="tools",
+                )
+        run_id = interaction.run_id
+        if error is None and run_id is not None:
+            rules = policy.limit_rules(context)
+            if rules:
+                counts = self.runs.get(run_id)
+                for rule in rules:
+                    reached = _reached(rule.options, counts)
+                    evaluations.append(run_limit_evaluation(rule, reached))
+                    if reached and rule.action == "block" and error is None:
+                        error = RunLimitExceeded(
+                            f"This agent run reached its limit of "
+                            f"{'model calls' if reached == MODEL_CALLS else 'tool calls'} "
+                            f"(guardrail rule {rule.name}); start a new run."
+                        )
+        interaction.evaluations.extend(e.as_dict() for e in evaluations)
+        return error
+
+    def screen_results(
+        self,
+        turn: AgentTurn,
+        policy: ToolPolicy,
+        context: Context,
+        slots: Sequence[tuple[Any, Any]],
+        verdict: Verdict | None,
+    ) -> tuple[GuardrailBlocked | None, bool]:
+        """The tool_result rules over the new results, each result's own guardrail results on
+        its event, and spotlighting. Returns (the block, if any; whether the payload changed)."""
+        if not turn.results:
+            return None, False
+        texts = [r.content for r in turn.results]
+        judged = policy.judge_results(texts, context)
+        own = hits_by_segment(judged)
+        # Attribution walks the result's JSON: only worth it when the scan found something.
+        general = hits_by_segment(verdict) if verdict is not None and verdict.findings else {}
+        for index, (result, event) in enumerate(zip(turn.results, turn.events, strict=True)):
+            summary = []
+            if general and verdict is not None:
+                mine = [h for s in segments_of(result.holders(), slots) for h in general.get(s, ())]
+                summary = summarize(verdict.evaluations, mine)
+            summary += summarize(judged.evaluations, own.get(index, ()))
+            event.evaluations = summary
+            if any(e["outcome"] == "blocked" for e in summary):
+                event.outcome = BLOCKED
+        merge_into(turn.interaction.evaluations, judged.evaluations)
+        blocked = judged.blocked_by
+        if blocked:
+            rules = sorted({e.rule for e in blocked})
+            kinds = sorted({k for e in blocked for k in e.kinds})
+            message = (
+                f"A tool result was blocked by guardrail rule(s) {', '.join(rules)}: "
+                f"found {', '.join(kinds)}."
+            )
+            return GuardrailBlocked(message, rules=rules, kinds=kinds), False
+        return None, _spotlight(turn, policy.spotlight_rules(context))
+
+    def result_events(self, turn: AgentTurn | None) -> list[Linked]:
+        """The turn's tool_result events with their content, to be recorded with the request."""
+        if turn is None:
+            return []
+        linked: list[Linked] = []
+        for result, event in zip(turn.results, turn.events, strict=True):
+            event.policy_version = turn.interaction.policy_version
+            event.classification = self._trail.classify(turn.interaction)  # the request's class
+            linked.append((event, _result_content(result).encode()))
+        return linked
+
+    def count_model_call(self, interaction: Interaction) -> None:
+        if interaction.run_id is not None:
+            self.runs.add(interaction.run_id, model_calls=1)
+
+    # -- responses ----------------------------------------------------------------------------
+    def judge_calls(
+        self, calls: Sequence[ToolCall], policy: ToolPolicy, context: Context
+    ) -> tuple[list[list[Evaluation]], HTTPError | None]:
+        """Each call's tool-policy evaluations, and the refusal of the response if one blocks."""
+        judged = [policy.judge_call(c.name, c.arguments, context) for c in calls]
+        error: HTTPError | None = None
+        blocked = [e for evaluations in judged for e in evaluations if e.outcome == "blocked"]
+        if any(NOT_ALLOWED in e.kinds for e in blocked):
+            error = ToolNotAllowed("The model asked for a tool this API key may not call.")
+        elif blocked:
+            rules = sorted({e.rule for e in blocked})
+            kinds = sorted({k for e in blocked for k in e.kinds})
+            error = GuardrailBlocked(
+                f"A tool call was blocked by guardrail rule(s) {', '.join(rules)}: found "
+                f"{', '.join(kinds)}.",
+                rules=rules,
+                kinds=kinds,
+            )
+        return judged, error
+
+    def call_events(
+        self,
+        interaction: Interaction,
+        calls: Sequence[ToolCall],
+        evaluations: Sequence[list[dict[str, Any]]],
+    ) -> list[Linked]:
+        """One tool_call event per call under the model call, with its arguments, to be
+        recorded with the model call's outcome."""
+        project = interaction.key.project if interaction.key else None
+        linked: list[Linked] = []
+        for call, summary in zip(calls, evaluations, strict=True):
+            event = self._event(interaction, TOOL_CALL, call.call_id)
+            event.parent_id = interaction.id
+            event.tool_name = call.name
+            event.evaluations = list(summary)
+            event.policy_version = interaction.policy_version
+            event.classification = self._trail.classify(interaction)  # the answer's class
+            event.outcome = (
+                BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome
+            )
+            event.details = {"position": call.position, "arguments_bytes": len(call.arguments)}
+            linked.append((event, call.arguments.encode()))
+            if call.call_id:
+                self.calls.remember(
+                    project,
+                    call.call_id,
+                    KnownCall(event.id, interaction.run_id, event.created_at, call.name),
+                )
+        if interaction.run_id is not None:
+            self.runs.add(interaction.run_id, tool_calls=len(calls))
+        return linked
+
+
+def _spotlight(turn: AgentTurn, rules: list[Rule]) -> bool:
+    """Mark every new result as data (the first rule's mode), found something or not, and record
+    the action on each result and on the model call; True if the payload changed."""
+    if not rules:
+        return False
+    spotlight = Spotlight(str(rules[0].options.get("mode", "delimit")))
+    changed = False
+    for result in turn.results:
+        changed = spotlight.apply(result.node, result_field(result.node)) or changed
+    names = {rule.name for rule in rules}
+    for event in turn.events:
+        found = {e["rule"]: e for e in event.evaluations if e["rule"] in names}
+        for rule in rules:
+            entry = found.get(rule.name)
+            if entry is None:
+                entry = {"rule": rule.name, "detector": rule.detector, "kinds": {}}
+                entry.update(direction=TOOL_RESULT_DIRECTION, action="spotlight")
+                event.evaluations.append(entry)
+            entry["outcome"] = SPOTLIGHTED
+    for entry in turn.interaction.evaluations:
+        if entry["rule"] in names and entry["direction"] == TOOL_RESULT_DIRECTION:
+            entry["outcome"] = SPOTLIGHTED
+    return changed
+
+
+def _reached(options: Any, counts: list[int]) -> str | None:
+    max_models, max_tools = options.get("max_model_calls"), options.get("max_tool_calls")
+    if max_models is not None and counts[0] >= max_models:
+        return MODEL_CALLS
+    if max_tools is not None and counts[1] > max_tools:
+        return TOOL_CALLS
+    return None
+
+
+def _result_content(result: ToolResult) -> str:
+    """The result as the provider got it (redacted, spotlighted): its text, else its JSON."""
+    value = result.node.get(result_field(result.node))
+    return value if isinstance(value, str) else orjson.dumps(value).decode()

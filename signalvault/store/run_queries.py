@@ -1,0 +1,119 @@
+"""Agent runs in the audit trail (SPEC §7b): tool events by call id, run counters, run listings
+and one run's records. Reads only; the trail writes the records. Used by signalvault.agents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
+
+from signalvault.store.record_queries import Readable
+from signalvault.store.schema import audit_records
+from signalvault.store.sql import connect
+
+TOOL_KINDS = ("tool_call", "tool_result")
+
+
+def tool_events(
+    engine: Engine, project: str | None, call_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Tool calls and results with these call ids in one project, oldest first."""
+    t = audit_records.c
+    same_project = t.project.is_(None) if project is None else t.project == project
+    query = (
+        select(t.id, t.kind, t.run_id, t.created_at, t.tool_name, t.call_id)
+        .where(t.call_id.in_(list(call_ids)), t.kind.in_(TOOL_KINDS), same_project)
+        .order_by(t.created_at)
+    )
+    with connect(engine) as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def run_counts(engine: Engine, run_id: str) -> tuple[int, int]:
+    """(model calls, tool calls) recorded in a run so far."""
+    t = audit_records.c
+    query = select(
+        func.coalesce(func.sum(case((t.kind == "interaction", 1), else_=0)), 0),
+        func.coalesce(func.sum(case((t.kind == "tool_call", 1), else_=0)), 0),
+    ).where(t.run_id == run_id)
+    with connect(engine) as conn:
+        row = conn.execute(query).one()
+    return int(row[0]), int(row[1])
+
+
+def run_of_trace(engine: Engine, project: str | None, trace_id: str) -> str | None:
+    """The run a record of this trace (in this project) joined, if any: a trace seen first
+    under a session belongs to the session's run."""
+    t = audit_records.c
+    same_project = t.project.is_(None) if project is None else t.project == project
+    query = (
+        select(t.run_id)
+        .where(t.trace_id == trace_id, same_project, t.run_id.is_not(None))
+        .order_by(t.created_at)
+        .limit(1)
+    )
+    with connect(engine) as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    session: str | None = None
+    end_user: str | None = None
+    project: str | None = None
+    before: tuple[float, str] | None = None  # cursor: runs that started before (time, id)
+    # Only records this reader may see (None: no narrowing), as SQL.
+    readable: Readable | None = None
+
+
+def list_runs(engine: Engine, where: RunFilter, limit: int) -> list[dict[str, Any]]:
+    """Runs newest first: id, session, trace, end user, project, key, start, end, counts."""
+    t = audit_records.c
+    conditions: list[ColumnElement[bool]] = [t.run_id.is_not(None), t.tombstoned_at.is_(None)]
+    if where.session is not None:
+        conditions.append(t.session_id == where.session)
+    if where.end_user is not None:
+        conditions.append(t.end_user == where.end_user)
+    if where.project is not None:
+        conditions.append(t.project == where.project)
+    if where.readable is not None:
+        conditions.append(where.readable.condition())
+    started = func.min(t.created_at)
+    query = (
+        select(
+            t.run_id.label("id"),
+            func.max(t.session_id).label("session"),
+            func.max(t.trace_id).label("trace_id"),
+            func.max(t.end_user).label("end_user"),
+            func.max(t.project).label("project"),
+            func.max(t.key_id).label("key_id"),
+            started.label("started_at"),
+            func.max(func.coalesce(t.completed_at, t.created_at)).label("ended_at"),
+            func.sum(case((t.kind == "interaction", 1), else_=0)).label("model_calls"),
+            func.sum(case((t.kind == "tool_call", 1), else_=0)).label("tool_calls"),
+            func.sum(case((t.outcome == "blocked", 1), else_=0)).label("blocked"),
+            func.sum(case((t.outcome.in_(("ok", "unknown")), 0), else_=1)).label("failed"),
+            func.sum(case((t.outcome == "unknown", 1), else_=0)).label("open"),
+        )
+        .where(and_(*conditions))
+        .group_by(t.run_id)
+    )
+    if where.before is not None:
+        at, run_id = where.before
+        query = query.having(or_(started < at, and_(started == at, t.run_id < run_id)))
+    query = query.order_by(started.desc(), t.run_id.desc()).limit(limit)
+    with connect(engine) as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def run_records(engine: Engine, run_id: str, limit: int) -> list[dict[str, Any]]:
+    """A run's records (ciphertext included), oldest first."""
+    t = audit_records.c
+    query = (
+        select(audit_records).where(t.run_id == run_id).order_by(t.created_at, t.id).limit(limit)
+    )
+    with connect(engine) as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
