@@ -8,7 +8,7 @@ import hmac
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -60,8 +60,12 @@ class Webhook:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[dict]:
+        return self.wait_until(lambda bodies: len(bodies) >= count, timeout)
+
+    def wait_until(self, done: Callable[[list[dict]], bool], timeout: float = 10.0) -> list[dict]:
+        """The bodies received once `done(bodies)` holds (or the timeout passed)."""
         with self.received:
-            self.received.wait_for(lambda: len(self.bodies) >= count, timeout)
+            self.received.wait_for(lambda: done([orjson.loads(b) for b in self.bodies]), timeout)
         return [orjson.loads(b) for b in self.bodies]
 
 
