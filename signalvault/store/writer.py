@@ -46,10 +46,10 @@ class GroupCommitWriter:
         self._engine = engine
         self._batch_max = batch_max
         self._busy_timeout = busy_timeout
-        self._busy_since: float | None = None  # first failed attempt of the current batch
         self._in_flight: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]] | None = None
+        self._in_flight_job: concurrent.futures.Future[float] | None = None  # its commit
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._execute_lock = threading.Lock()  # one transaction at a time on the connection
+        self._execute_lock = threading.RLock()  # one transaction at a time on the connection
         self._pending: list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]] = []
         self._scheduled = False
         self._lock = threading.Lock()  # flush() may come from another thread (demo, tests)
@@ -109,17 +109,17 @@ class GroupCommitWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Commit everything queued now (CLI, shutdown, tests), and wait for a batch already
-        handed to the commit thread: the thread runs jobs in order, so a no-op queued behind it
-        finishes after it (waiting on the connection lock alone missed a batch handed over but
-        not yet started)."""
+        """Commit everything queued now (CLI, shutdown, tests), and wait for the batch already
+        handed to the commit thread. The batch and its job are taken under one lock, so a batch
+        taken from the queue is always one flush sees (a no-op queued behind the thread's jobs
+        missed a batch taken but not yet submitted)."""
         with self._lock:
+            job = self._in_flight_job
             while self._pending:
                 self._commit_pending()
-        executor = self._executor
-        if executor is not None:
-            with contextlib.suppress(RuntimeError):  # shut down meanwhile: nothing in flight
-                executor.submit(_no_op).result()
+        if job is not None:
+            # Its outcome (a failure included) is settled by the loop that submitted it.
+            concurrent.futures.wait([job])
 
     def _enqueue(
         self,
@@ -145,8 +145,10 @@ class GroupCommitWriter:
             batch = self._pending[: self._batch_max]
             del self._pending[: len(batch)]
             self._in_flight = batch
-        ops = [op for ops, _ in batch for op in ops]
-        done = loop.run_in_executor(self._commit_thread(), self._execute_locked, ops)
+            ops = [op for ops, _ in batch for op in ops]
+            job = self._commit_thread().submit(self._execute_locked, ops)
+            self._in_flight_job = job
+        done = asyncio.wrap_future(job, loop=loop)
         done.add_done_callback(lambda result: self._on_committed(loop, batch, ops, result))
 
     def _on_committed(
@@ -159,21 +161,7 @@ class GroupCommitWriter:
         exc = result.exception()
         with self._lock:
             self._in_flight = None
-            if exc is not None:
-                self._discard_connection()
-                now = time.monotonic()
-                self._busy_since = self._busy_since or now
-                if (
-                    self._is_sqlite
-                    and _is_busy(exc)
-                    and now - self._busy_since < self._busy_timeout
-                ):
-                    # Locked by another process: retry shortly, the loop keeps serving.
-                    self._pending[:0] = batch
-                    self._scheduled = True
-                    loop.call_later(RETRY_SECONDS, self._on_turn_end)
-                    return
-            self._busy_since = None
+            self._in_flight_job = None
         self._settle(batch, ops, exc, 0.0 if exc is not None else result.result())
         with self._lock:
             if self._pending and not self._scheduled:
@@ -221,35 +209,38 @@ class GroupCommitWriter:
         return self._executor
 
     def _execute_locked(self, ops: list[WriteOp]) -> float:
-        """Run one transaction; returns its duration in seconds."""
+        """Run one transaction, in the commit thread or a flushing caller's; returns its
+        duration in seconds. A lock held by another connection or process (SQLite: the sealer,
+        the CLI) is waited out here, retrying, up to `busy_timeout`, so a batch's outcome is
+        final when this returns (a flush waiting for it sees it committed or failed)."""
         with self._execute_lock:
-            started = time.perf_counter()
-            self._execute(ops)
-            return time.perf_counter() - started
+            started = time.monotonic()
+            while True:
+                began = time.perf_counter()
+                try:
+                    self._execute(ops)
+                    return time.perf_counter() - began
+                except (SQLAlchemyError, self._dbapi_error) as error:
+                    self._discard_connection()
+                    if (
+                        not (self._is_sqlite and _is_busy(error))
+                        or time.monotonic() - started >= self._busy_timeout
+                    ):
+                        raise
+                time.sleep(RETRY_SECONDS)
 
     def _commit_pending(self) -> None:
-        """Commit the oldest batch now, waiting (sleeping) for other processes' locks up to
-        `busy_timeout`: the synchronous path for the CLI, shutdown and tests."""
+        """Commit the oldest batch now: the synchronous path for the CLI, shutdown and tests."""
         batch = self._pending[: self._batch_max]
         del self._pending[: len(batch)]
         ops = [op for ops, _ in batch for op in ops]
-        started = time.monotonic()
         exc: BaseException | None = None
         seconds = 0.0
-        while ops:
+        if ops:
             try:
                 seconds = self._execute_locked(ops)
-                exc = None
-                break
             except (SQLAlchemyError, self._dbapi_error) as error:
-                self._discard_connection()
                 exc = error
-                if (
-                    not (self._is_sqlite and _is_busy(error))
-                    or time.monotonic() - started >= self._busy_timeout
-                ):
-                    break
-                time.sleep(RETRY_SECONDS)
         self._settle(batch, ops, exc, seconds)
 
     def _execute(self, ops: list[WriteOp]) -> None:
@@ -340,10 +331,6 @@ def _has_unread_input(connection: Any) -> bool:
     except Exception:  # closed, or no usable socket: replace it
         return True
     return bool(readable)
-
-
-def _no_op() -> None:
-    pass
 
 
 def _is_busy(exc: BaseException) -> bool:
