@@ -214,6 +214,7 @@ class NameLexicon:
     english: frozenset[str]
     proper: frozenset[str]
     countries: frozenset[str]
+    places: frozenset[str]  # heads of place and organisation names ("Gardens", "Spectator")
     lower_ok: frozenset[str]  # names written in lower case in mixed-case text
     lower_ok_lowered: frozenset[str]  # the same in all-lower-case text
 
@@ -239,6 +240,7 @@ def load_lexicon() -> NameLexicon:
         english=english,
         proper=proper,
         countries=_country_names(),
+        places=frozenset(_package_words(data, "pii_place_words.txt")),
         lower_ok=frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES),
         lower_ok_lowered=frozenset({w for w in (first | last) - never if len(w) > 2} | _PARTICLES),
     )

@@ -144,6 +144,7 @@ class PersonFeatures:
                 ("not", lex.not_names),
                 ("amb", lex.ambiguous),
                 ("country", lex.countries),
+                ("place", lex.places),
                 ("title", TITLES),
             )
             if lower in words
