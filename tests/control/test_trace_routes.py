@@ -114,3 +114,14 @@ async def test_runs_page_with_a_cursor(world: World) -> None:
     assert len(seen) == len(set(seen)) >= 3
     bad = await world.client.get("/api/traces?cursor=nonsense", headers=owner)
     assert bad.status_code == 400
+
+
+async def test_runs_filter_by_start_time_and_refuse_a_bad_time(world: World) -> None:
+    run_id = await tool_loop(world, "dev-alpha", "traces-period")
+    owner = world.token(person("owner", "global"))
+    recent = await world.client.get("/api/traces", params={"since": "1h"}, headers=owner)
+    assert run_id in {r["id"] for r in recent.json()["data"]}
+    older = await world.client.get("/api/traces", params={"until": "1h"}, headers=owner)
+    assert older.status_code == 200 and older.json()["data"] == []
+    bad = await world.client.get("/api/traces", params={"since": "yesterday"}, headers=owner)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request_error"
