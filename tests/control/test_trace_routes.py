@@ -85,7 +85,8 @@ async def test_tool_content_is_read_only_by_content_roles_and_each_read_is_recor
     for role in ROLES:
         before = len(world.records("content_read"))
         response = await world.client.get(
-            f"/api/traces/{run_id}?content=true", headers=world.token(person(role, "own"))
+            f"/api/traces/{run_id}?content=true&reason=INC-{role}",
+            headers=world.token(person(role, "own")),
         )
         reads = world.records("content_read")
         if role in ("owner", "auditor"):
@@ -96,6 +97,7 @@ async def test_tool_content_is_read_only_by_content_roles_and_each_read_is_recor
             assert len(reads) == before + 1
             details = orjson.loads(reads[0]["details"])
             assert details["run"] == run_id and len(details["records"]) == 2
+            assert details["reason"] == f"INC-{role}"
         else:
             assert response.status_code in (403, 404)
             assert len(reads) == before

@@ -23,7 +23,7 @@ from signalvault.agents.runs import (
 from signalvault.control.accounts.principal import Principal
 from signalvault.control.api import authz
 from signalvault.control.api.deps import Context, context, principal
-from signalvault.control.api.log_routes import CONTENT_READ
+from signalvault.control.api.log_routes import CONTENT_READ, MAX_REASON
 from signalvault.control.api.visibility import own_key_ids, readable
 from signalvault.crypto.envelope import Cipher
 from signalvault.errors import BadRequest, ConfigError, CryptoError, NotFound
@@ -163,9 +163,14 @@ def get_trace(
     content: Annotated[
         bool, Query(description="Decrypted tool arguments and results (audited)")
     ] = False,
+    reason: Annotated[
+        str | None,
+        Query(max_length=MAX_REASON, description="Why the content is read (kept with the read)"),
+    ] = None,
 ) -> TraceDetail:
     """One run with its events in time order, each after the event it answers; with
-    `content=true` also the tool calls' arguments and the results, recorded as a content read."""
+    `content=true` also the tool calls' arguments and the results, recorded as a content read
+    (with `reason` when one is given)."""
     rows = visible_run_rows(api, who, run_id)
     detail = TraceDetail(**run_detail(rows))
     if not content:
@@ -174,12 +179,10 @@ def get_trace(
     for project in {row["project"] for row in readable}:
         authz.require(who, "logs.content", project)
     # Fail closed: if the trail cannot take the read, no content is returned.
-    api.trail.record_event(
-        CONTENT_READ,
-        who.actor,
-        {"run": run_id, "records": [row["id"] for row in readable]},
-        project=rows[0]["project"],
-    )
+    read: dict[str, Any] = {"run": run_id, "records": [row["id"] for row in readable]}
+    if reason is not None and reason.strip():
+        read["reason"] = reason.strip()
+    api.trail.record_event(CONTENT_READ, who.actor, read, project=rows[0]["project"])
     by_id = {row["id"]: row for row in readable}
     keys: dict[str, Cipher] = {}
     for event in detail.events:
