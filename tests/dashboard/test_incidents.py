@@ -61,7 +61,7 @@ def test_security_acknowledges_and_resolves_an_incident(page: Any, site: Site) -
 
 
 def test_a_scope_naming_an_attacker_project_is_text(page: Any, site: Site) -> None:
-    incident_id, kind = _incident(site, site.records["xss"], project=XSS_PROJECT)
+    incident_id, _ = _incident(site, site.records["xss"], project=XSS_PROJECT)
     sign_in(page, site, "auditor")
     for path in ("/incidents", f"/incidents/{incident_id}"):
         page.goto(site.base + path)
