@@ -7,6 +7,7 @@ report the page shows."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
@@ -55,7 +56,8 @@ async def generate(request: Request) -> Response:
         return found
 
     job = jobs.start(viewer.who.account_id, KIND, work)
-    return RedirectResponse(f"/report/{job.id}", status_code=303)
+    period = urlencode({"since": since, "until": until or ""})
+    return RedirectResponse(f"/report/{job.id}?{period}", status_code=303)
 
 
 async def report(request: Request) -> Response:
@@ -68,8 +70,8 @@ async def report(request: Request) -> Response:
         job=job,
         report=done,
         classes=None if done is None else _classes(done),
-        since="30d",
-        until="",
+        since=request.query_params.get("since", "30d")[:MAX_MOMENT],
+        until=request.query_params.get("until", "")[:MAX_MOMENT],
     )
 
 

@@ -5,6 +5,7 @@ through a posted reveal that the API records (with the reason given) before they
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,7 +53,7 @@ async def runs(request: Request) -> Response:
         request,
         "runs.html",
         viewer,
-        runs=found,
+        runs=[{**r, "took": _took(r), "ended_utc": _utc(r["ended_at"])} for r in found],
         filters=filters,
         next_url=next_url,
         is_first_page=cursor is None,
@@ -81,6 +82,20 @@ async def reveal(request: Request) -> Response:
     )
     rows = await viewer.call(trace_routes.visible_run_rows, run_id=run_id)
     return _run_page(request, viewer, rows, revealed={e.id: e for e in detail.events})
+
+
+def _took(run: dict[str, Any]) -> float | None:
+    """Seconds from the run's first record to its last."""
+    try:
+        start = dt.datetime.fromisoformat(str(run["started_at"]).replace("Z", "+00:00"))
+        end = dt.datetime.fromisoformat(str(run["ended_at"]).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def _utc(moment: str | None) -> str:
+    return "" if not moment else moment[:19].replace("T", " ") + " UTC"
 
 
 def _run_page(

@@ -73,9 +73,16 @@ def _pages(site: Site) -> list[str]:
 def _an_incident(site: Site) -> str:
     """An incident of the site (an alert about the attacker's record), opened once."""
     book = site.services().incidents
-    found, _ = book.note(
-        {"kind": "secrets_blocked", "project": "checkout", "request_id": site.records["canary"]}
-    )
+    alert = {
+        "kind": "secrets_blocked",
+        "project": "checkout",
+        "request_id": site.records["canary"],
+        "api": "chat",
+        "outcome": "blocked",
+        "rules": ["secrets"],
+        "findings": {"AWS_ACCESS_KEY_ID": 1},
+    }
+    found, _ = book.note(alert)
     return found.id
 
 
@@ -88,7 +95,8 @@ def test_every_page_stays_on_origin_and_passes_axe(page: Any, site: Site, axe_so
         found = axe_violations(page, axe_source)
         if found:
             problems[path] = found
-        if SHOTS and (path in PAGES or path in shot_names(site)):
+        # The report's picture is taken with a report on it (test_report.py).
+        if SHOTS and path != "/report" and (path in PAGES or path in shot_names(site)):
             name = path.strip("/").replace("/", "-") or "overview"
             name = shot_names(site).get(path, name)
             page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
@@ -98,7 +106,8 @@ def test_every_page_stays_on_origin_and_passes_axe(page: Any, site: Site, axe_so
 def test_pages_work_at_phone_width(page: Any, site: Site, axe_source: str) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, site, "owner")
-    for path in ("/", "/logs", "/keys"):
+    run = f"/runs/{site.agents.runs['weather-agent']}"
+    for path in ("/", "/logs", "/keys", "/runs", run, "/incidents", "/report"):
         page.goto(site.base + path)
         width = page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= 390, f"{path} scrolls sideways at phone width ({width}px)"

@@ -29,8 +29,8 @@ def test_the_run_tree_shows_each_event_under_the_one_it_answers(page: Any, site:
     runs = page.get_by_role("region", name="Runs")
     row = runs.get_by_role("row").filter(has=page.get_by_role("link", name=f"Run {run['id']}"))
     expect(row.get_by_role("cell", name="checkout", exact=True)).to_be_visible()
-    assert row.get_by_role("cell").nth(5).inner_text() == "2"  # model calls
-    assert row.get_by_role("cell").nth(6).inner_text() == "1"  # tool calls
+    assert row.get_by_role("cell").nth(5).inner_text() == "2 / 1"  # model calls / tool calls
+    assert row.get_by_role("cell").nth(6).inner_text() == "0 / 0"  # blocked / flagged
     row.get_by_role("link", name=f"Run {run['id']}").click()
     expect(page.get_by_role("heading", name=f"Run {run['id']}")).to_be_visible()
 
@@ -71,7 +71,7 @@ def test_unanswered_calls_and_forged_results_are_flagged(page: Any, site: Site) 
     row = page.get_by_role("row").filter(
         has=page.get_by_role("link", name=f"Run {site.agents.runs['forged-agent']}")
     )
-    assert row.get_by_role("cell").nth(8).inner_text() != "0"  # flagged
+    assert row.get_by_role("cell").nth(6).inner_text() == "0 / 1"  # blocked / flagged
 
 
 def test_auditor_reveals_tool_arguments_and_results_and_the_read_is_recorded(
