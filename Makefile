@@ -45,7 +45,8 @@ bench: install  ## scan speed, overhead vs peers (new prompts), CPU per request 
 	$(PY) bench/export_speed.py $(EXPORT_BENCH_ARGS)
 
 screenshots: install  ## the dashboard pictures in docs/screenshots/, from its browser tests
-	SIGNALVAULT_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/dashboard/test_every_page.py -q
+	SIGNALVAULT_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/dashboard/test_every_page.py \
+		tests/dashboard/test_report.py -q
 
 eval: install  ## detector accuracy on ../shared/eval
 	$(PY) bench/eval.py $(EVAL_ARGS)

@@ -37,7 +37,8 @@ class RunSummary(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class RunPage:
-    # RunSummary plus `project`, `key_id` (for access checks) and `cursor` (continues after it)
+    # RunSummary plus `project`, `key_id` (for access checks), `blocked` and `flagged` (records
+    # blocked; flagged by capture or by a guardrail that logged or redacted) and `cursor`
     runs: list[dict[str, Any]]
     next_cursor: str | None
 
@@ -52,6 +53,8 @@ def runs_page(store: Store, where: RunFilter, limit: int) -> RunPage:
             **summary(row),
             "project": row["project"],
             "key_id": row["key_id"],
+            "blocked": int(row["blocked"] or 0),
+            "flagged": int(row["flagged"] or 0),
             "cursor": f"{row['started_at']!r}/{row['id']}",
         }
         for row in rows

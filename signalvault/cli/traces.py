@@ -11,6 +11,8 @@ from signalvault.cli.options import CONFIG_OPTION, ErrorGroup, opened
 from signalvault.config import load_settings
 from signalvault.console import format_table
 
+EXTRA = ("project", "key_id", "blocked", "flagged", "cursor")  # not in SPEC §7b's shape
+
 
 @click.group(cls=ErrorGroup)
 def traces() -> None:
@@ -34,10 +36,7 @@ def list_traces(
 
     with opened(load_settings(config_file)) as services:
         page = runs_page(services.store, RunFilter(session=session, end_user=end_user), limit)
-    runs = [
-        {k: v for k, v in run.items() if k not in ("project", "key_id", "cursor")}
-        for run in page.runs
-    ]
+    runs = [{k: v for k, v in run.items() if k not in EXTRA} for run in page.runs]
     if as_json:
         click.echo(orjson.dumps(runs).decode())
         return

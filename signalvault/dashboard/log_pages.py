@@ -11,10 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from signalvault.control.api import log_routes
+from signalvault.agents.runs import run_detail
+from signalvault.control.api import log_routes, trace_routes
 from signalvault.control.api.trail_models import LogDetail
 from signalvault.dashboard.render import page
 from signalvault.dashboard.viewer import Viewer, field, look, read_form
+from signalvault.errors import NotFound
 from signalvault.trail.audit import OUTCOMES
 
 FILTERS = (
@@ -32,6 +34,7 @@ FILTERS = (
 CLASSES = ("public", "internal", "confidential", "restricted")
 KINDS = ("interaction", "tool_call", "tool_result", "mcp_call", "span", "admin", "content_read")
 PAGE_SIZE = 50
+TOOL_EVENTS = ("tool_call", "tool_result", "span", "mcp_call")
 MAX_FILTER = 200  # longer values are not names, ids or times: refused like the API's limits
 
 
@@ -79,7 +82,7 @@ async def record(request: Request) -> Response:
     found = await viewer.call(
         log_routes.get_log, request.path_params["record_id"][:100], content=False
     )
-    return _record_page(request, viewer, found, revealed=False)
+    return await _record_page(request, viewer, found, revealed=False)
 
 
 async def reveal(request: Request) -> Response:
@@ -93,10 +96,24 @@ async def reveal(request: Request) -> Response:
         content=True,
         reason=None if reason is None else reason[: log_routes.MAX_REASON],
     )
-    return _record_page(request, viewer, found, revealed=True)
+    return await _record_page(request, viewer, found, revealed=True)
 
 
-def _record_page(request: Request, viewer: Viewer, found: LogDetail, revealed: bool) -> Response:
+async def _run_tools(viewer: Viewer, run_id: str | None) -> list[dict[str, Any]]:
+    """The tool calls and results of the record's run this viewer may see (metadata only), as
+    the run's page shows them."""
+    if run_id is None:
+        return []
+    try:
+        rows = await viewer.call(trace_routes.visible_run_rows, run_id=run_id)
+    except NotFound:
+        return []
+    return [e for e in run_detail(rows)["events"] if e["type"] in TOOL_EVENTS]
+
+
+async def _record_page(
+    request: Request, viewer: Viewer, found: LogDetail, revealed: bool
+) -> Response:
     fired: list[dict[str, Any]] = [e for e in found.guardrails if e.get("outcome") != "pass"]
     return page(
         request,
@@ -106,6 +123,7 @@ def _record_page(request: Request, viewer: Viewer, found: LogDetail, revealed: b
         fired=fired,
         revealed=revealed,
         may_read_content=viewer.may_in("logs.content", found.project),
+        run_tools=await _run_tools(viewer, found.run_id),
     )
 
 

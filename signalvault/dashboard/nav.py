@@ -1,6 +1,6 @@
 """The navigation: each entry names the permissions of the API routes its page mirrors, and is
-shown to accounts holding one of them somewhere. To add a page (agent runs, incidents, the
-evidence report), add its entry here and its routes in `site.py`."""
+shown to accounts holding one of them somewhere (globally, for pages whose routes check the
+permission without a project). To add a page, add its entry here and its routes in `site.py`."""
 
 from __future__ import annotations
 
@@ -15,11 +15,16 @@ class NavEntry:
     label: str
     path: str
     permissions: tuple[str, ...]  # any of these
+    globally: bool = False  # held by the global role (the route checks it without a project)
 
 
 NAV: tuple[NavEntry, ...] = (
     NavEntry("Overview", "/", ("logs.read",)),
     NavEntry("Logs", "/logs", ("logs.read",)),
+    NavEntry("Agent runs", "/runs", ("logs.read",)),
+    # Incidents and the report are global: their routes check the permission without a project.
+    NavEntry("Incidents", "/incidents", ("incidents.read",), globally=True),
+    NavEntry("Evidence report", "/report", ("reports",), globally=True),
     NavEntry("Guardrails", "/guardrails", ("policies.read",)),
     NavEntry("Keys", "/keys", ("keys.read",)),
     NavEntry("Accounts", "/accounts", ("accounts",)),
@@ -36,4 +41,10 @@ NAV: tuple[NavEntry, ...] = (
 
 def visible_entries(who: Principal) -> list[NavEntry]:
     """The entries whose permission the account holds in some project or globally."""
-    return [e for e in NAV if any(authz.has_anywhere(who, p) for p in e.permissions)]
+    return [e for e in NAV if any(_holds(who, p, e.globally) for p in e.permissions)]
+
+
+def _holds(who: Principal, permission: str, globally: bool) -> bool:
+    if globally:
+        return authz.role_allows(who, permission, None)
+    return authz.has_anywhere(who, permission)

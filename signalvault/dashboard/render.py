@@ -31,6 +31,7 @@ def environment() -> jinja2.Environment:
     env.filters["number"] = number
     env.filters["ms"] = milliseconds
     env.filters["pretty_json"] = pretty_json
+    env.filters["duration"] = duration
     env.filters["readable"] = readable
     env.globals["version"] = __version__
     env.globals["csrf_field"] = CSRF_FIELD
@@ -66,6 +67,21 @@ def number(value: float | int | None) -> str:
 
 def milliseconds(value: float | None) -> str:
     return "\u2013" if value is None else f"{value:,.0f} ms"
+
+
+def duration(seconds: float | None) -> str:
+    """A span of time people read at a glance: 45 s, 12 min, 3 h 20 min, 2 d 4 h."""
+    if seconds is None:
+        return "\u2013"
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
+    if hours == 0:
+        return f"{minutes} min"
+    if days == 0:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
 
 
 def pretty_json(value: Any) -> str:

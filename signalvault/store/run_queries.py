@@ -65,6 +65,8 @@ class RunFilter:
     end_user: str | None = None
     project: str | None = None
     before: tuple[float, str] | None = None  # cursor: runs that started before (time, id)
+    started_since: float | None = None  # runs that started at or after (epoch seconds)
+    started_until: float | None = None  # runs that started before
     # Only records this reader may see (None: no narrowing), as SQL.
     readable: Readable | None = None
 
@@ -97,6 +99,7 @@ def list_runs(engine: Engine, where: RunFilter, limit: int) -> list[dict[str, An
             func.sum(case((t.outcome == "blocked", 1), else_=0)).label("blocked"),
             func.sum(case((t.outcome.in_(("ok", "unknown")), 0), else_=1)).label("failed"),
             func.sum(case((t.outcome == "unknown", 1), else_=0)).label("open"),
+            func.sum(case((_flagged(), 1), else_=0)).label("flagged"),
         )
         .where(and_(*conditions))
         .group_by(t.run_id)
@@ -104,9 +107,24 @@ def list_runs(engine: Engine, where: RunFilter, limit: int) -> list[dict[str, An
     if where.before is not None:
         at, run_id = where.before
         query = query.having(or_(started < at, and_(started == at, t.run_id < run_id)))
+    if where.started_since is not None:
+        query = query.having(started >= where.started_since)
+    if where.started_until is not None:
+        query = query.having(started < where.started_until)
     query = query.order_by(started.desc(), t.run_id.desc()).limit(limit)
     with connect(engine) as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _flagged() -> ColumnElement[bool]:
+    """A record capture flagged (a result answering no call it saw) or whose guardrails logged or
+    redacted something without blocking, as the compact JSON the trail writes says."""
+    t = audit_records.c
+    return or_(
+        t.details.like('%"flags":[%'),
+        t.guardrails.like('%"outcome":"logged"%'),
+        t.guardrails.like('%"outcome":"redacted"%'),
+    )
 
 
 def run_records(engine: Engine, run_id: str, limit: int) -> list[dict[str, Any]]:

@@ -85,7 +85,8 @@ async def test_tool_content_is_read_only_by_content_roles_and_each_read_is_recor
     for role in ROLES:
         before = len(world.records("content_read"))
         response = await world.client.get(
-            f"/api/traces/{run_id}?content=true", headers=world.token(person(role, "own"))
+            f"/api/traces/{run_id}?content=true&reason=INC-{role}",
+            headers=world.token(person(role, "own")),
         )
         reads = world.records("content_read")
         if role in ("owner", "auditor"):
@@ -96,6 +97,7 @@ async def test_tool_content_is_read_only_by_content_roles_and_each_read_is_recor
             assert len(reads) == before + 1
             details = orjson.loads(reads[0]["details"])
             assert details["run"] == run_id and len(details["records"]) == 2
+            assert details["reason"] == f"INC-{role}"
         else:
             assert response.status_code in (403, 404)
             assert len(reads) == before
@@ -114,3 +116,14 @@ async def test_runs_page_with_a_cursor(world: World) -> None:
     assert len(seen) == len(set(seen)) >= 3
     bad = await world.client.get("/api/traces?cursor=nonsense", headers=owner)
     assert bad.status_code == 400
+
+
+async def test_runs_filter_by_start_time_and_refuse_a_bad_time(world: World) -> None:
+    run_id = await tool_loop(world, "dev-alpha", "traces-period")
+    owner = world.token(person("owner", "global"))
+    recent = await world.client.get("/api/traces", params={"since": "1h"}, headers=owner)
+    assert run_id in {r["id"] for r in recent.json()["data"]}
+    older = await world.client.get("/api/traces", params={"until": "1h"}, headers=owner)
+    assert older.status_code == 200 and older.json()["data"] == []
+    bad = await world.client.get("/api/traces", params={"since": "yesterday"}, headers=owner)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request_error"

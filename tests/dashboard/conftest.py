@@ -22,6 +22,7 @@ from signalvault.config import AccountSettings, Settings
 from signalvault.control.services import open_accounts
 from signalvault.server import BackgroundServer
 from tests.conftest import make_settings
+from tests.dashboard.agent_traffic import AgentRuns, run_agents
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,6 +49,7 @@ XSS_USER = "u" + PAYLOADS["breakout"] + PAYLOADS["img"]
 XSS_PROJECT = "p" + PAYLOADS["svg"]
 XSS_KEY_NAME = "k" + PAYLOADS["script"] + PAYLOADS["url"]
 XSS_PROMPT = " ".join(PAYLOADS.values())
+XSS_TOOL = "t" + PAYLOADS["img"] + PAYLOADS["breakout"]  # a tool name an agent framework sent
 AXE_VERSION = "4.10.3"
 EVERYDAY = (
     "Summarise the refund policy.",
@@ -71,6 +73,7 @@ class Site:
     app: GatewayApp
     records: dict[str, str] = field(default_factory=dict)  # name -> record id
     keys: dict[str, str] = field(default_factory=dict)  # name -> key id
+    agents: AgentRuns = field(default_factory=AgentRuns)  # run ids by name
 
     def services(self) -> Any:
         assert self.app.services is not None
@@ -140,9 +143,22 @@ def site(tmp_path_factory: pytest.TempPathFactory, mock_provider: Any) -> Iterat
     # Everyday traffic, so the overview (and its screenshot) has something to show.
     for n, text in enumerate(EVERYDAY * 4):
         _chat(found, (owner_secret, dev_secret)[n % 2], text, ("bob", "carol", "dave")[n % 3])
+    found.agents, found.records["agent"] = run_agents(
+        found.base, owner_secret, XSS_PROMPT, XSS_TOOL
+    )
     services.store.flush()
+    for name in ("weather-agent", "stalled-agent", "forged-agent"):
+        found.agents.runs[name] = _run_of_session(found, name)
     yield found
     server.stop()
+
+
+def _run_of_session(site: Site, session: str) -> str:
+    from signalvault.agents.runs import runs_page
+    from signalvault.store.run_queries import RunFilter
+
+    (run,) = runs_page(site.services().store, RunFilter(session=session), 5).runs
+    return str(run["id"])
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.dashboard.agent_traffic import ARGUMENT_CANARY, RESULT_CANARY
 from tests.dashboard.conftest import (
     CANARY,
     PAYLOADS,
@@ -26,6 +27,9 @@ from tests.dashboard.conftest import (
 PAGES = (
     "/",
     "/logs",
+    "/runs",
+    "/incidents",
+    "/report",
     "/guardrails",
     "/guardrails/new",
     "/guardrails/playground",
@@ -44,13 +48,42 @@ PAGES = (
 SHOTS = os.environ.get("SIGNALVAULT_SCREENSHOTS")
 
 
+def shot_names(site: Site) -> dict[str, str]:
+    """Detail pages with a screenshot of their own, by the name of their file."""
+    return {
+        f"/logs/{site.records['canary']}": "record",
+        f"/runs/{site.agents.runs['weather-agent']}": "run",
+        f"/incidents/{_an_incident(site)}": "incident",
+    }
+
+
 def _pages(site: Site) -> list[str]:
     return [
         *PAGES,
         f"/logs/{site.records['canary']}",
         f"/logs/{site.records['xss']}",
+        f"/logs/{site.records['agent']}",
+        f"/runs/{site.agents.runs['weather-agent']}",
+        f"/runs/{site.agents.runs['forged-agent']}",
+        f"/incidents/{_an_incident(site)}",
         "/guardrails/1",
     ]
+
+
+def _an_incident(site: Site) -> str:
+    """An incident of the site (an alert about the attacker's record), opened once."""
+    book = site.services().incidents
+    alert = {
+        "kind": "secrets_blocked",
+        "project": "checkout",
+        "request_id": site.records["canary"],
+        "api": "chat",
+        "outcome": "blocked",
+        "rules": ["secrets"],
+        "findings": {"AWS_ACCESS_KEY_ID": 1},
+    }
+    found, _ = book.note(alert)
+    return found.id
 
 
 def test_every_page_stays_on_origin_and_passes_axe(page: Any, site: Site, axe_source: str) -> None:
@@ -62,9 +95,10 @@ def test_every_page_stays_on_origin_and_passes_axe(page: Any, site: Site, axe_so
         found = axe_violations(page, axe_source)
         if found:
             problems[path] = found
-        if SHOTS and (path in PAGES or path.endswith(site.records["canary"])):
+        # The report's picture is taken with a report on it (test_report.py).
+        if SHOTS and path != "/report" and (path in PAGES or path in shot_names(site)):
             name = path.strip("/").replace("/", "-") or "overview"
-            name = "record" if path.endswith(site.records["canary"]) else name
+            name = shot_names(site).get(path, name)
             page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
     assert problems == {}
 
@@ -72,7 +106,8 @@ def test_every_page_stays_on_origin_and_passes_axe(page: Any, site: Site, axe_so
 def test_pages_work_at_phone_width(page: Any, site: Site, axe_source: str) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, site, "owner")
-    for path in ("/", "/logs", "/keys"):
+    run = f"/runs/{site.agents.runs['weather-agent']}"
+    for path in ("/", "/logs", "/keys", "/runs", run, "/incidents", "/report"):
         page.goto(site.base + path)
         width = page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= 390, f"{path} scrolls sideways at phone width ({width}px)"
@@ -88,6 +123,7 @@ def test_deep_links_without_a_session_show_no_data(page: Any, site: Site) -> Non
         assert response.status == 200 and page.url.startswith(site.base + "/login"), path
         html = page.content()
         assert CANARY not in html and "alice" not in html and "checkout" not in html, path
+        assert "get_weather" not in html and "secrets_blocked" not in html, path
 
 
 @pytest.mark.parametrize("role", ["viewer", "developer"])
@@ -95,8 +131,11 @@ def test_viewers_and_developers_never_see_content(page: Any, site: Site, role: s
     sign_in(page, site, role)
     for path in _pages(site):
         page.goto(site.base + path)
-        assert CANARY not in page.content(), path
+        html = page.content()
+        assert CANARY not in html and ARGUMENT_CANARY not in html, path
+        assert RESULT_CANARY not in html, path
         assert page.get_by_role("button", name="Reveal content").count() == 0, path
+        assert page.get_by_role("button", name="Reveal tool arguments and results").count() == 0
     # Posting the reveal form anyway (the CSRF token is the session's own) is refused.
     token = page.context.cookies()
     csrf = next(c["value"] for c in token if c["name"] == "sv_csrf")
@@ -129,7 +168,9 @@ def test_attack_payloads_render_as_text_everywhere(page: Any, site: Site) -> Non
     charts, the alerts page and the audit log; none runs, each reads as the text it is."""
     sign_in(page, site, "owner")
     record = site.records["xss"]
-    for path in ("/", "/logs", f"/logs/{record}", "/keys", "/alerts", "/audit-log"):
+    run = site.agents.runs["weather-agent"]
+    pages = ("/", "/logs", f"/logs/{record}", "/keys", "/alerts", "/audit-log", "/runs")
+    for path in (*pages, f"/runs/{run}", f"/logs/{site.records['agent']}"):
         page.goto(site.base + path)
         page.mouse.move(5, 5)
         page.mouse.move(600, 400)  # hover over whatever an onmouseover break-out would set up
