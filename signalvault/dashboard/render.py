@@ -70,9 +70,12 @@ def milliseconds(value: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """A span of time people read at a glance: 45 s, 12 min, 3 h 20 min, 2 d 4 h."""
+    """A span of time people read at a glance: 340 ms, 45 s, 12 min, 3 h 20 min, 2 d 4 h."""
     if seconds is None:
         return "\u2013"
+    millis = max(0, round(seconds * 1000))
+    if millis < 1000:  # an agent run often takes less than a second
+        return f"{millis} ms"
     whole = max(0, round(seconds))
     if whole < 60:
         return f"{whole} s"
