@@ -1,4 +1,4 @@
-"""How the dashboard writes times spans people read at a glance."""
+"""How the dashboard writes time spans people read at a glance."""
 
 from __future__ import annotations
 
