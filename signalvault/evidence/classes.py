@@ -30,9 +30,11 @@ def rank(name: str | None) -> int:
 
 def highest(names: Iterable[str | None]) -> str | None:
     best: str | None = None
-    for name in names:
-        if rank(name) > rank(best):
-            best = name
+    best_rank = -1
+    for name in names:  # runs several times per request: one rank lookup per name
+        name_rank = _RANK.get(name or "", -1)
+        if name_rank > best_rank:
+            best, best_rank = name, name_rank
     return best
 
 
