@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from signalvault.agents.attribution import hits_by_segment, merge_into, segments_of, summarize
-from signalvault.agents.call_index import CallIndex, KnownCall, RunCounts
-from signalvault.agents.run_ids import run_of_record
+from signalvault.agents.call_index import CallIndex, KnownCall, LatestCalls, RunCounts
+from signalvault.agents.run_ids import run_id_of, run_of_record
 from signalvault.agents.spotlight import Spotlight, result_field
 from signalvault.agents.tool_calls import (
     ToolCall,
@@ -38,7 +38,7 @@ from signalvault.guardrails.engine import Context, Evaluation, Verdict
 from signalvault.guardrails.policy import TOOL_RESULT as TOOL_RESULT_DIRECTION
 from signalvault.guardrails.policy import Rule
 from signalvault.store import Store
-from signalvault.store.run_queries import run_counts, tool_events
+from signalvault.store.run_queries import latest_tool_call, run_counts, run_of_trace, tool_events
 from signalvault.trail.audit import (
     BLOCKED,
     OK,
@@ -82,6 +82,19 @@ class ToolEvents:
         engine = store.engine
         self.calls = CallIndex(lambda project, ids: tool_events(engine, project, ids))
         self.runs = RunCounts(lambda run_id: run_counts(engine, run_id))
+        self.latest = LatestCalls(lambda run_id, name: latest_tool_call(engine, run_id, name))
+
+    def run_of(
+        self, project: str | None, session_id: str | None, trace_id: str | None
+    ) -> str | None:
+        """The run of a request made outside a model call (an MCP call): its session's, else
+        the run its trace joined first (a trace seen under a session is the session's run),
+        else its trace's own."""
+        if not session_id and trace_id:
+            found = run_of_trace(self.store.engine, project, trace_id)
+            if found is not None:
+                return found
+        return run_id_of(project, session_id, trace_id)
 
     # -- requests -----------------------------------------------------------------------------
     def open(self, interaction: Interaction, payload: dict[str, Any]) -> AgentTurn | None:
@@ -277,6 +290,8 @@ class ToolEvents:
             )
             event.details = {"position": call.position, "arguments_bytes": len(call.arguments)}
             linked.append((event, call.arguments.encode()))
+            if interaction.run_id is not None and call.name:
+                self.latest.remember(interaction.run_id, call.name, event.id)
             if call.call_id:
                 self.calls.remember(
                     project,
