@@ -233,13 +233,13 @@ class ToolEvents:
         return None, _spotlight(turn, policy.spotlight_rules(context))
 
     def result_events(self, turn: AgentTurn | None) -> list[Linked]:
-        """The turn's tool_result events with their content, to be recorded with the request."""
+        """The turn's tool_result events with their content, to be recorded with the request
+        (of its class: the trail classifies the request as it writes it)."""
         if turn is None:
             return []
         linked: list[Linked] = []
         for result, event in zip(turn.results, turn.events, strict=True):
             event.policy_version = turn.interaction.policy_version
-            event.classification = self._trail.classify(turn.interaction)  # the request's class
             linked.append((event, _result_content(result).encode()))
         return linked
 
@@ -275,7 +275,7 @@ class ToolEvents:
         evaluations: Sequence[list[dict[str, Any]]],
     ) -> list[Linked]:
         """One tool_call event per call under the model call, with its arguments, to be
-        recorded with the model call's outcome."""
+        recorded with the model call's outcome (of the answer's class, set as it is written)."""
         project = interaction.key.project if interaction.key else None
         linked: list[Linked] = []
         for call, summary in zip(calls, evaluations, strict=True):
@@ -284,7 +284,6 @@ class ToolEvents:
             event.tool_name = call.name
             event.evaluations = list(summary)
             event.policy_version = interaction.policy_version
-            event.classification = self._trail.classify(interaction)  # the answer's class
             event.outcome = (
                 BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome
             )
