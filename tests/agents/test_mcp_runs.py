@@ -26,10 +26,44 @@ TOOLS: list[Any] = [
 ]
 
 
+def model_client(port: int, key: str) -> openai.AsyncOpenAI:
+    """The official OpenAI SDK against the gateway's socket (closed by the test: `async with`)."""
+    return openai.AsyncOpenAI(api_key=key, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+
+
 def run_of(app: GatewayApp, run_id: str) -> dict[str, Any]:
     assert app.services is not None
     app.services.store.flush()
     return run_detail(run_rows(app.services.store, run_id))
+
+
+async def agent_loop(
+    model: openai.AsyncOpenAI, mcp_url: str, key: str, session: dict[str, str]
+) -> None:
+    """The model asks for `echo`; the agent runs it through the gateway's MCP door (and, on its
+    own, a failing tool and an unknown one), then sends the result back to the model."""
+    messages: list[Any] = [
+        {"role": "user", "content": 'say hi [[mock:tool=echo {"text": "hi there"}]]'}
+    ]
+    first = await model.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, tools=TOOLS, extra_headers=session
+    )
+    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    # The agent carries the call out through the gateway's MCP door; its tools also call
+    # a failing tool and an unknown one (no model call asked for those).
+    async with mcp_client(mcp_url, key, session) as tools:
+        done = await tools.call_tool("echo", orjson.loads(call.function.arguments))
+        failed = await tools.call_tool("fail", {"text": "x"})
+        with pytest.raises(MCPError):
+            await tools.call_tool("no_such_tool", {})
+    assert failed.is_error is True
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": done.content[0].text},  # type: ignore[union-attr]
+    ]
+    await model.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, tools=TOOLS, extra_headers=session
+    )
 
 
 async def test_mcp_calls_join_the_run_of_the_model_calls_in_place(
@@ -39,31 +73,8 @@ async def test_mcp_calls_join_the_run_of_the_model_calls_in_place(
     settings = replace(make_settings(tmp_path, mock_provider[1]), mcp_servers=(server,))
     session = {"X-SignalVault-Session": "agent-run-1"}
     with serving(settings) as gateway:
-        model = openai.AsyncOpenAI(
-            api_key=gateway.key, base_url=f"http://127.0.0.1:{gateway.port}/v1", max_retries=0
-        )
-        messages: list[Any] = [
-            {"role": "user", "content": 'say hi [[mock:tool=echo {"text": "hi there"}]]'}
-        ]
-        first = await model.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, tools=TOOLS, extra_headers=session
-        )
-        call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
-        # The agent carries the call out through the gateway's MCP door; its tools also call
-        # a failing tool and an unknown one (no model call asked for those).
-        async with mcp_client(gateway.url(), gateway.key, session) as tools:
-            done = await tools.call_tool("echo", orjson.loads(call.function.arguments))
-            failed = await tools.call_tool("fail", {"text": "x"})
-            with pytest.raises(MCPError):
-                await tools.call_tool("no_such_tool", {})
-        assert failed.is_error is True
-        messages += [
-            first.choices[0].message.model_dump(exclude_none=True),
-            {"role": "tool", "tool_call_id": call.id, "content": done.content[0].text},  # type: ignore[union-attr]
-        ]
-        await model.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, tools=TOOLS, extra_headers=session
-        )
+        async with model_client(gateway.port, gateway.key) as model:
+            await agent_loop(model, gateway.url(), gateway.key, session)
         first_record = next(r for r in records(gateway.app) if r["kind"] == "interaction")
         run = run_of(gateway.app, first_record["run_id"])
 
@@ -105,14 +116,12 @@ async def test_an_mcp_call_with_only_the_trace_joins_the_session_run_of_that_tra
     settings = replace(make_settings(tmp_path, mock_provider[1]), mcp_servers=(server,))
     traceparent = {"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"}
     with serving(settings) as gateway:
-        model = openai.AsyncOpenAI(
-            api_key=gateway.key, base_url=f"http://127.0.0.1:{gateway.port}/v1", max_retries=0
-        )
-        await model.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=[{"role": "user", "content": "hello"}],
-            extra_headers={**traceparent, "X-SignalVault-Session": "s-42"},
-        )
+        async with model_client(gateway.port, gateway.key) as model:
+            await model.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hello"}],
+                extra_headers={**traceparent, "X-SignalVault-Session": "s-42"},
+            )
         async with mcp_client(gateway.url(), gateway.key, traceparent) as tools:
             await tools.call_tool("echo", {"text": "x"})
         rows = records(gateway.app)
