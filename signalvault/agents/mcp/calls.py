@@ -133,7 +133,12 @@ class McpCalls:
             MCPError: the JSON-RPC error the caller gets (refusal, block, server's own error).
         """
         screen = await self._current()  # one policy version for the whole call
-        interaction = self._interaction(caller, server, method, name)
+        try:
+            interaction = self._interaction(caller, server, method, name)
+        except StoreError:  # finding its run needs the store, as recording it does
+            raise MCPError(
+                STORE_UNAVAILABLE, "The audit store is unavailable; the call was not forwarded."
+            ) from None
         interaction.policy_version = screen.policy_version
         is_tool = method == "tools/call" and name is not None
         if is_tool:
@@ -199,6 +204,11 @@ class McpCalls:
     def _interaction(
         self, caller: Caller, server: UpstreamServer, method: str, name: str | None
     ) -> Interaction:
+        """The call's record, in its run and under the tool call it carries out.
+
+        Raises:
+            StoreError: the store could not say which run or call that is.
+        """
         key = caller.key
         interaction = Interaction(
             api=API,
