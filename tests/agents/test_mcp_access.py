@@ -57,6 +57,8 @@ def test_the_server_exposes_only_its_tools_globs_whatever_the_policy():
         ('[[mcp_servers]]\nname = "a"\ncommand = "x"\n[[mcp_servers]]\nname = "a"\ncommand = "y"\n',
          "unique"),
         ('[telemetry]\notlp_endpoint = "collector:4318"\n', "otlp_endpoint must start"),
+        ('[[mcp_servers]]\nname = "a"\ncommand = "y"\nkey_tools = {k = ["*"]}\n',
+         "unknown setting.*key_tools.*tool_allowlist"),
         ('[telemetry]\nbatch_size = 10\nqueue_size = 5\n', "batch_size must not exceed"),
     ],
 )  # fmt: skip
