@@ -36,7 +36,18 @@ from signalvault.config import ProviderSettings, Secret, Settings, StoreSettings
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
 ARGUMENTS = '{"city": "Paris", "unit": "celsius", "days": 3}'
-RESULT = "Sunny, 21C, light wind from the west; no rain expected in the next three days."
+# The two kinds must cost the same but for capture, so:
+# - no text of either kind may trip a guardrail: "Tool results: Sunny, ..." (the mock's tool loop
+#   answer) reads as a person's name to the PII detector, which made every tool pair raise a
+#   pii_output alert and open or join an incident (store writes of their own) that plain pairs,
+#   whose input was redacted instead, did not;
+# - the result must be long enough for the scan cache (scan_cache.MIN_CHARS, 128): the plain
+#   pair's counterpart (the result plus the reply marker) is, so it was scanned once and then
+#   served from the cache while the tool pair's shorter result was scanned on every pair.
+RESULT = (
+    "Clear skies, 21C, light wind from the west; no rain expected in the next three days. "
+    "Humidity 40%, visibility 10 km, air quality good, pollen count low."
+)
 
 
 def _free_port() -> int:
@@ -47,7 +58,8 @@ def _free_port() -> int:
 
 def _bodies(stream: bool, nonce: int) -> dict[str, list[bytes]]:
     """The two requests of each kind of pair, text for text of the same sizes, so scanning and
-    storing cost the same but for capture. A nonce keeps every text new (no scan-cache hits)."""
+    storing cost the same but for capture. A nonce keeps each question new; the rest is resent
+    as in a real conversation (the same for both kinds: see RESULT)."""
     tag = f"{nonce:08d}"
     ask = f"What is the weather in Paris, request {tag}? [[mock:tool=get_weather {ARGUMENTS}]]"
     answer = f"Tool results: {RESULT}"

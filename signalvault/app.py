@@ -197,6 +197,8 @@ class GatewayApp:
             usage=self.services.store.key_tokens_since,
             live=self.services.runtime.limits,
         )
+        # One per process: /v1 and /mcp calls share its call index, so they join the same runs.
+        agents = ToolEvents(self.services.trail, self.services.store)
         self._proxy = Proxy(
             keyring=self.services.keyring,
             trail=self.services.trail,
@@ -208,7 +210,7 @@ class GatewayApp:
             max_body_bytes=self.settings.server.max_body_bytes,
             limits=self._limits,
             body_timeout_seconds=self.settings.server.body_timeout_seconds,
-            agents=ToolEvents(self.services.trail, self.services.store),
+            agents=agents,
             register=self.evidence.register,
         )
         if self.settings.mcp_servers:
@@ -220,6 +222,7 @@ class GatewayApp:
                 self.services.keyring,
                 self.services.trail,
                 live.current,
+                agents,
                 telemetry.keep_content if telemetry and telemetry.captures_content else None,
             )
             await self._mcp.start()

@@ -103,3 +103,29 @@ class RunCounts:
         if counts is not None:  # unseeded runs are counted from the store when first needed
             counts[0] += model_calls
             counts[1] += tool_calls
+
+
+LatestCallLookup = Callable[[str, str], str | None]
+
+
+class LatestCalls:
+    """The latest tool_call record per run and tool name: the call an MCP `tools/call` of that
+    tool in that run carries out (MCP requests name no call id), so it sits under it in the run."""
+
+    def __init__(self, lookup: LatestCallLookup, size: int = RUNS_KEPT) -> None:
+        self._lookup = lookup
+        self._size = size
+        self._latest: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def remember(self, run_id: str, tool_name: str, record_id: str) -> None:
+        self._latest[(run_id, tool_name)] = record_id
+        self._latest.move_to_end((run_id, tool_name))
+        if len(self._latest) > self._size:
+            self._latest.popitem(last=False)
+
+    def find(self, run_id: str, tool_name: str) -> str | None:
+        """Memory first; then the store (a call made through another replica, or before a
+        restart), which may not hold a call recorded a moment ago (tool events are written
+        behind their model call)."""
+        found = self._latest.get((run_id, tool_name))
+        return found if found is not None else self._lookup(run_id, tool_name)

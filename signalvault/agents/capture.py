@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from signalvault.agents.attribution import hits_by_segment, merge_into, segments_of, summarize
-from signalvault.agents.call_index import CallIndex, KnownCall, RunCounts
-from signalvault.agents.run_ids import run_of_record
+from signalvault.agents.call_index import CallIndex, KnownCall, LatestCalls, RunCounts
+from signalvault.agents.run_ids import run_id_of, run_of_record
 from signalvault.agents.spotlight import Spotlight, result_field
 from signalvault.agents.tool_calls import (
     ToolCall,
@@ -38,7 +38,7 @@ from signalvault.guardrails.engine import Context, Evaluation, Verdict
 from signalvault.guardrails.policy import TOOL_RESULT as TOOL_RESULT_DIRECTION
 from signalvault.guardrails.policy import Rule
 from signalvault.store import Store
-from signalvault.store.run_queries import run_counts, tool_events
+from signalvault.store.run_queries import latest_tool_call, run_counts, run_of_trace, tool_events
 from signalvault.trail.audit import (
     BLOCKED,
     OK,
@@ -82,6 +82,19 @@ class ToolEvents:
         engine = store.engine
         self.calls = CallIndex(lambda project, ids: tool_events(engine, project, ids))
         self.runs = RunCounts(lambda run_id: run_counts(engine, run_id))
+        self.latest = LatestCalls(lambda run_id, name: latest_tool_call(engine, run_id, name))
+
+    def run_of(
+        self, project: str | None, session_id: str | None, trace_id: str | None
+    ) -> str | None:
+        """The run of a request made outside a model call (an MCP call): its session's, else
+        the run its trace joined first (a trace seen under a session is the session's run),
+        else its trace's own."""
+        if not session_id and trace_id:
+            found = run_of_trace(self.store.engine, project, trace_id)
+            if found is not None:
+                return found
+        return run_id_of(project, session_id, trace_id)
 
     # -- requests -----------------------------------------------------------------------------
     def open(self, interaction: Interaction, payload: dict[str, Any]) -> AgentTurn | None:
@@ -220,13 +233,13 @@ class ToolEvents:
         return None, _spotlight(turn, policy.spotlight_rules(context))
 
     def result_events(self, turn: AgentTurn | None) -> list[Linked]:
-        """The turn's tool_result events with their content, to be recorded with the request."""
+        """The turn's tool_result events with their content, to be recorded with the request
+        (of its class: the trail classifies the request as it writes it)."""
         if turn is None:
             return []
         linked: list[Linked] = []
         for result, event in zip(turn.results, turn.events, strict=True):
             event.policy_version = turn.interaction.policy_version
-            event.classification = self._trail.classify(turn.interaction)  # the request's class
             linked.append((event, _result_content(result).encode()))
         return linked
 
@@ -262,7 +275,7 @@ class ToolEvents:
         evaluations: Sequence[list[dict[str, Any]]],
     ) -> list[Linked]:
         """One tool_call event per call under the model call, with its arguments, to be
-        recorded with the model call's outcome."""
+        recorded with the model call's outcome (of the answer's class, set as it is written)."""
         project = interaction.key.project if interaction.key else None
         linked: list[Linked] = []
         for call, summary in zip(calls, evaluations, strict=True):
@@ -271,12 +284,13 @@ class ToolEvents:
             event.tool_name = call.name
             event.evaluations = list(summary)
             event.policy_version = interaction.policy_version
-            event.classification = self._trail.classify(interaction)  # the answer's class
             event.outcome = (
                 BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome
             )
             event.details = {"position": call.position, "arguments_bytes": len(call.arguments)}
             linked.append((event, call.arguments.encode()))
+            if interaction.run_id is not None and call.name:
+                self.latest.remember(interaction.run_id, call.name, event.id)
             if call.call_id:
                 self.calls.remember(
                     project,

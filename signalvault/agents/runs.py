@@ -6,6 +6,7 @@ business through `event_content`.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -15,7 +16,7 @@ from signalvault.console import iso
 from signalvault.crypto.envelope import Cipher
 from signalvault.store import Store
 from signalvault.store.run_queries import RunFilter, list_runs, run_records
-from signalvault.trail.audit import INTERACTION, TOOL_CALL, TOOL_RESULT, AuditTrail
+from signalvault.trail.audit import INTERACTION, MCP_CALL, TOOL_CALL, TOOL_RESULT, AuditTrail
 
 MODEL_CALL = "model_call"  # an interaction record, as an event of its run
 MAX_EVENTS = 5000  # events shown for one run (a runaway run can have many more)
@@ -119,7 +120,8 @@ def run_detail(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def events(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One event per record, in time order with every event after its parent (a result is
-    recorded as its request arrives, a moment after the model call it leads to began)."""
+    recorded as its request arrives, a moment after the model call it leads to began), so an
+    event outside the chain (an MCP call, a span) sits at its place in time."""
     answered = {r["call_id"] for r in rows if r["kind"] == TOOL_RESULT and r["call_id"]}
     by_id = {r["id"]: r for r in rows}
     children: dict[str | None, list[dict[str, Any]]] = {}
@@ -127,14 +129,14 @@ def events(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         parent = row["parent_id"] if row["parent_id"] in by_id else None
         children.setdefault(parent, []).append(row)
     ordered: list[dict[str, Any]] = []
-
-    def visit(parent: str | None, depth: int) -> None:
-        for row in sorted(children.get(parent, ()), key=lambda r: (r["created_at"], r["id"])):
-            ordered.append(event(row, depth, answered))
-            visit(row["id"], depth + 1)
-
-    # Roots in time order; a chain (call -> result -> next call) reads top to bottom.
-    visit(None, 0)
+    # The earliest event whose parent is already listed comes next.
+    ready = [(r["created_at"], r["id"], 0) for r in children.get(None, ())]
+    heapq.heapify(ready)
+    while ready:
+        _, record_id, depth = heapq.heappop(ready)
+        ordered.append(event(by_id[record_id], depth, answered))
+        for child in children.get(record_id, ()):
+            heapq.heappush(ready, (child["created_at"], child["id"], depth + 1))
     return ordered
 
 
@@ -143,7 +145,7 @@ def event(row: dict[str, Any], depth: int, answered: set[str]) -> dict[str, Any]
     flags = list(details.pop("flags", []))
     if row["kind"] == TOOL_CALL and row["call_id"] not in answered:
         flags.append(UNANSWERED)
-    return {
+    shown = {
         "id": row["id"],
         "type": _KINDS.get(row["kind"], row["kind"]),
         "at": iso(row["created_at"]),
@@ -158,6 +160,23 @@ def event(row: dict[str, Any], depth: int, answered: set[str]) -> dict[str, Any]
         "guardrails": orjson.loads(row["guardrails"]) if row.get("guardrails") else [],
         "details": details,
         "has_content": row.get("prompt_ct") is not None,
+    }
+    if row["kind"] == MCP_CALL:
+        shown["mcp"] = mcp_outcome(row)
+    return shown
+
+
+def mcp_outcome(row: dict[str, Any]) -> dict[str, Any]:
+    """An MCP call's three outcomes apart: the HTTP status of the exchange, the JSON-RPC error
+    (the server's, or the gateway's refusal), and the tool's own `isError`."""
+    attempts = orjson.loads(row["attempts"]) if row.get("attempts") else []
+    last = attempts[-1] if attempts else {}
+    error_code = row.get("error_code")
+    return {
+        "http_status": row.get("status_code"),
+        "jsonrpc_error": last.get("jsonrpc_error"),
+        "is_error": last.get("is_error"),
+        "error_code": error_code,
     }
 
 

@@ -113,11 +113,22 @@ class ToolPolicy:
 
     def judge_call(self, name: str | None, arguments: str, context: Context) -> list[Evaluation]:
         """The allowlists and argument rules on one call a model asked for."""
+        return self.judge_allowlist(name, context) + self.judge_arguments(name, arguments, context)
+
+    def judge_allowlist(self, name: str | None, context: Context) -> list[Evaluation]:
+        """The allowlists on one tool a model or an MCP client calls."""
         evaluations = []
         for rule in self._applying(self._allowlists, TOOL_CALL, context):
             started = time.perf_counter()
             kinds = {} if _matches(name, rule.options["tools"]) else {NOT_ALLOWED: 1}
             evaluations.append(_evaluation(rule, kinds, started))
+        return evaluations
+
+    def judge_arguments(
+        self, name: str | None, arguments: str, context: Context
+    ) -> list[Evaluation]:
+        """The argument rules on one call's arguments (JSON text)."""
+        evaluations = []
         for argument_rule in self._arguments:
             rule = argument_rule.rule
             if not rule.applies(TOOL_CALL, context.project, context.key_id):
@@ -127,6 +138,13 @@ class ToolPolicy:
             started = time.perf_counter()
             evaluations.append(_evaluation(rule, argument_rule.kinds(arguments), started))
         return evaluations
+
+    def refused(self, names: Sequence[str], context: Context) -> set[str]:
+        """The names a blocking allowlist refuses (an MCP server's `tools/list` hides them)."""
+        rules = [
+            r for r in self._applying(self._allowlists, TOOL_CALL, context) if r.action == "block"
+        ]
+        return {n for n in names for r in rules if not _matches(n, r.options["tools"])}
 
     def blocks_calls(self, context: Context) -> bool:
         """True if a tool-call rule that may block applies (calls must then be held whole)."""

@@ -75,6 +75,12 @@ def show_trace(config_file: Path | None, run_id: str, as_json: bool) -> None:
         extras = [f"call={event['call_id']}"] if event["call_id"] else []
         extras += [f"flags={','.join(event['flags'])}"] if event["flags"] else []
         extras += [f"rules={','.join(fired)}"] if fired else []
+        mcp = event.get("mcp")
+        if mcp:  # the three outcomes of an MCP call, apart
+            extras.append(
+                f"http={mcp['http_status']} jsonrpc_error={mcp['jsonrpc_error'] or '-'} "
+                f"is_error={str(mcp['is_error']).lower() if mcp['is_error'] is not None else '-'}"
+            )
         indent = "  " * event["depth"]
         click.echo(
             f"{event['at']}  {indent}{what}  [{event['outcome']}]  {event['id']}  "

@@ -37,13 +37,9 @@ class McpServerSettings:
         "HTTP headers sent to `url` with every request, e.g. the upstream's own credential."
     )
     tools: tuple[str, ...] = _setting(
-        ("*",), "Tools (globs) any gateway key may list and call through this server."
-    )
-    project_tools: Mapping[str, tuple[str, ...]] = _empty(
-        "Tools (globs) per project, replacing `tools` for that project's keys."
-    )
-    key_tools: Mapping[str, tuple[str, ...]] = _empty(
-        "Tools (globs) per gateway key id or name, replacing `tools` and `project_tools`."
+        ("*",),
+        "Tools (globs) of this server the gateway exposes at all; which of them a key may use "
+        "is the guardrail policy's `tool_allowlist`.",
     )
     timeout_seconds: float = _setting(
         60.0, "Longest wait for the upstream server to answer one request."

@@ -116,6 +116,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
+# Settings that moved elsewhere: the error names where.
+_MOVED = {
+    name: " (which tools a key or project may use is the guardrail policy's `tool_allowlist`, "
+    "scoped `key:<id>` or `project:<name>`; see docs/guardrails.md)"
+    for name in ("key_tools", "project_tools")
+}
+
+
 def _build(cls: type[Any], values: Any, where: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{where} must be a table")
@@ -123,7 +131,8 @@ def _build(cls: type[Any], values: Any, where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}")
+        hint = next((_MOVED[name] for name in sorted(unknown) if name in _MOVED), "")
+        raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}{hint}")
     kwargs = {
         name: _convert(hints[name], value, f"{where} {name}") for name, value in values.items()
     }

@@ -1,6 +1,7 @@
 """`/mcp/<name>`: the configured MCP servers over Streamable HTTP (SPEC §7b). This module is the
 HTTP door: the gateway key (401 and a JSON-RPC error without one), attribution headers, and the
-gateway's guardrails handed to agents/mcp, which serves the protocol and records every call.
+gateway's guardrails (the active Screen) handed to agents/mcp, which serves the protocol and
+records every call.
 """
 
 from __future__ import annotations
@@ -9,17 +10,18 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from signalvault.agents.mcp.calls import Caller, ContentSink, Guard, McpCalls, Slot
+from signalvault.agents.capture import ToolEvents
+from signalvault.agents.mcp.calls import Caller, ContentSink, McpCalls
 from signalvault.agents.mcp.servers import McpServers
 from signalvault.agents.telemetry.ids import parse_traceparent
 from signalvault.config import Settings
-from signalvault.errors import AuthError, GuardrailBlocked, StoreError
+from signalvault.errors import AuthError, StoreError
 from signalvault.gateway.asgi import Receive, Scope, Send, send_json
 from signalvault.gateway.keyring import KeyRing
 from signalvault.gateway.request_body import presented_key
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.wire import MAX_ATTRIBUTION
-from signalvault.trail.audit import AuditTrail, Interaction
+from signalvault.trail.audit import AuditTrail
 
 PREFIX = "/mcp/"  # app.py routes it here (MCP_PREFIX)
 _HEADERS = frozenset(
@@ -35,19 +37,6 @@ _HEADERS = frozenset(
 _UNAUTHORIZED, _NOT_FOUND, _UNAVAILABLE = -32001, -32601, -32005
 
 
-def screen_guard(current: Callable[[], Awaitable[Screen]]) -> Guard:
-    """The gateway's guardrails (the active policy, as for /v1) as agents/mcp's `Guard`."""
-
-    async def guard(
-        interaction: Interaction, slots: list[Slot], direction: str
-    ) -> GuardrailBlocked | None:
-        screen = await current()
-        what = "The MCP request" if direction == "input" else "The MCP result"
-        return screen.texts(interaction, slots, direction, what)
-
-    return guard
-
-
 class McpEndpoint:
     def __init__(self, keyring: KeyRing, servers: McpServers) -> None:
         self._keyring = keyring
@@ -60,9 +49,12 @@ class McpEndpoint:
         keyring: KeyRing,
         trail: AuditTrail,
         current: Callable[[], Awaitable[Screen]],
+        agents: ToolEvents,
         content: ContentSink | None = None,
     ) -> McpEndpoint:
-        calls = McpCalls(trail, screen_guard(current), content)
+        """`current`: the active guardrail screen, as for /v1 (its text rules and tool
+        policies); `agents`: the same tool-event service as /v1, so MCP calls join its runs."""
+        calls = McpCalls(trail, current, agents, content)
         servers = McpServers(settings.mcp_servers, calls, settings.server.max_body_bytes)
         return cls(keyring, servers)
 

@@ -43,6 +43,20 @@ def run_counts(engine: Engine, run_id: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def latest_tool_call(engine: Engine, run_id: str, tool_name: str) -> str | None:
+    """The id of the run's latest tool_call record for this tool, if any."""
+    t = audit_records.c
+    query = (
+        select(t.id)
+        .where(t.run_id == run_id, t.kind == "tool_call", t.tool_name == tool_name)
+        .order_by(t.created_at.desc())
+        .limit(1)
+    )
+    with connect(engine) as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
 def run_of_trace(engine: Engine, project: str | None, trace_id: str) -> str | None:
     """The run a record of this trace (in this project) joined, if any: a trace seen first
     under a session belongs to the session's run."""

@@ -27,6 +27,9 @@ class Event(Protocol):
     def cipher(self) -> Cipher | None: ...
     @property
     def data_key_id(self) -> str | None: ...
+
+    classification: str | None  # None: the class of the interaction it was found in
+
     def metadata(self) -> dict[str, Any]: ...
 
 
@@ -35,9 +38,14 @@ Linked = tuple[Event, bytes | None]  # an agent event and its content (to encryp
 
 def linked_ops(source: Event, linked: Sequence[Linked]) -> list[WriteOp]:
     """Insert operations for `linked`, encrypted with `source`'s data key (none if `source`
-    kept no content: the events then keep none either)."""
+    kept no content: the events then keep none either), of `source`'s class unless they name
+    one (the trail classifies `source` first)."""
     ops = []
     for event, content in linked:
+        if event.classification is None:
+            # The interaction's class, just set by the trail: classifying each event again
+            # would cost a capture as much as the rest of its bookkeeping.
+            event.classification = source.classification
         row = event.metadata()
         row["completed_at"] = event.created_at
         cipher = source.cipher

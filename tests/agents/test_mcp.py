@@ -14,6 +14,7 @@ from mcp.shared.exceptions import MCPError
 from signalvault.agents.mcp.calls import GUARDRAIL_BLOCKED, STORE_UNAVAILABLE, TOOL_NOT_ALLOWED
 from signalvault.agents.mcp.upstream import UPSTREAM_UNAVAILABLE
 from signalvault.config import GuardrailSettings, McpServerSettings
+from signalvault.guardrails.policy import DEFAULT_RULES
 from signalvault.mock_provider.mcp_server import MockMcp
 from signalvault.server import BackgroundServer
 from tests.agents.mcp_fixtures import mcp_client, mcp_settings, serving
@@ -22,6 +23,12 @@ from tests.conftest import records
 pytestmark = pytest.mark.anyio
 AWS_KEY = "AKIA" + "Q3VZ7TXK2MBN4PLD"
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def with_rules(settings, *rules: dict) -> object:
+    """The default policy plus `rules`."""
+    defaults = [rule.as_dict() for rule in DEFAULT_RULES]
+    return replace(settings, guardrails=GuardrailSettings(rules=(*defaults, *rules)))
 
 
 def mcp_records(app) -> list[dict]:
@@ -81,18 +88,93 @@ async def test_refuses_a_caller_without_a_valid_key(tmp_path, mock_mcp, server_s
         assert {r["status_code"] for r in refused} == {401}
 
 
-async def test_a_key_lists_and_calls_only_the_tools_it_may_use(tmp_path, mock_mcp, mock_mcp_server):
-    limited = McpServerSettings(name="mock", url=mock_mcp_server[1], key_tools={"agent": ("ec*",)})
-    with serving(mcp_settings(tmp_path, limited), key_name="agent") as gateway:
+async def test_the_policy_allowlist_decides_which_mcp_tools_a_key_lists_and_calls(
+    tmp_path, mock_mcp, server_settings
+):
+    allowlist = {"name": "tools", "detector": "tool_allowlist", "action": "block",
+                 "options": {"tools": ["ec*", "fetch_*"]}}  # fmt: skip
+    exposed = replace(server_settings, tools=("echo", "fail"))  # the server's own exposure
+    settings = with_rules(mcp_settings(tmp_path, exposed), allowlist)
+    with serving(settings) as gateway:
         async with mcp_client(gateway.url(), gateway.key) as client:
             tools = await client.list_tools()
             with pytest.raises(MCPError) as refused:
-                await client.call_tool("fail", {"text": "x"})
+                await client.call_tool("fail", {"text": "x"})  # exposed, not allowed
+            with pytest.raises(MCPError) as hidden:
+                await client.call_tool("fetch_document", {"url": "x"})  # allowed, not exposed
         assert [t.name for t in tools.tools] == ["echo"]
-        assert refused.value.code == TOOL_NOT_ALLOWED
-        assert mock_mcp.calls() == []
-        [row] = mcp_records(gateway.app)
-        assert (row["outcome"], row["error_code"]) == ("rejected", "tool_not_allowed")
+        assert refused.value.code == hidden.value.code == TOOL_NOT_ALLOWED
+        assert refused.value.data == {
+            "code": "tool_not_allowed", "rules": ["tools"], "kinds": ["TOOL_NOT_ALLOWED"],
+        }  # fmt: skip
+        assert mock_mcp.calls() == []  # neither reached the server
+        by_policy, by_server = mcp_records(gateway.app)
+        assert (by_policy["outcome"], by_policy["error_code"]) == ("blocked", "tool_not_allowed")
+        [rule] = orjson.loads(by_policy["guardrails"])
+        assert (rule["rule"], rule["kinds"]) == ("tools", {"TOOL_NOT_ALLOWED": 1})
+        assert (by_server["outcome"], by_server["error_code"]) == ("rejected", "tool_not_allowed")
+
+
+async def test_a_tool_arguments_rule_blocks_an_mcp_call_before_the_server(
+    tmp_path, mock_mcp, server_settings
+):
+    no_rm = {"name": "no-rm", "detector": "tool_arguments", "action": "block",
+             "options": {"tools": ["echo"], "patterns": [r"rm\s+-rf"]}}  # fmt: skip
+    with serving(with_rules(mcp_settings(tmp_path, server_settings), no_rm)) as gateway:
+        async with mcp_client(gateway.url(), gateway.key) as client:
+            with pytest.raises(MCPError) as blocked:
+                await client.call_tool("echo", {"text": "then rm -rf /"})
+            allowed = await client.call_tool("echo", {"text": "ls"})
+        assert blocked.value.code == GUARDRAIL_BLOCKED
+        assert blocked.value.data == {
+            "code": "guardrail_violation", "rules": ["no-rm"], "kinds": ["ARGUMENT_MATCH"],
+        }  # fmt: skip
+        assert "rm -rf" not in blocked.value.message
+        assert allowed.content[0].text == "ls"  # type: ignore[union-attr]
+        assert [c.arguments for c in mock_mcp.calls()] == [{"text": "ls"}]
+        refused, ok = mcp_records(gateway.app)
+        assert (refused["outcome"], refused["error_code"]) == ("blocked", "guardrail_violation")
+        assert ok["outcome"] == "ok"
+
+
+async def test_an_injection_in_an_mcp_tool_result_is_blocked_by_the_tool_result_rule(
+    tmp_path, mock_mcp, server_settings
+):
+    rule = {"name": "result-injection", "detector": "indirect_injection",
+            "direction": "tool_result", "action": "block"}  # fmt: skip
+    with serving(with_rules(mcp_settings(tmp_path, server_settings), rule)) as gateway:
+        async with mcp_client(gateway.url(), gateway.key) as client:
+            clean = await client.call_tool("echo", {"text": "the weather is fine"})
+            with pytest.raises(MCPError) as blocked:
+                await client.call_tool("fetch_document", {"url": "https://example.com/q3"})
+        assert clean.content[0].text == "the weather is fine"  # type: ignore[union-attr]
+        assert blocked.value.code == GUARDRAIL_BLOCKED
+        assert blocked.value.data["rules"] == ["result-injection"]
+        ok, stopped = mcp_records(gateway.app)
+        assert (stopped["outcome"], stopped["error_code"]) == ("blocked", "guardrail_violation")
+        [found] = [
+            e for e in orjson.loads(stopped["guardrails"]) if e["rule"] == "result-injection"
+        ]
+        assert (found["direction"], found["outcome"]) == ("tool_result", "blocked")
+        assert ok["outcome"] == "ok"
+
+
+async def test_mcp_results_are_spotlighted_where_a_rule_says_so(
+    tmp_path, mock_mcp, server_settings
+):
+    rule = {"name": "mark", "detector": "indirect_injection", "direction": "tool_result",
+            "action": "spotlight", "options": {"mode": "datamark"}}  # fmt: skip
+    with serving(with_rules(mcp_settings(tmp_path, server_settings), rule)) as gateway:
+        async with mcp_client(gateway.url(), gateway.key) as client:
+            result = await client.call_tool("echo", {"text": "plain words here"})
+            prompt = await client.get_prompt("greeting", {"name": "Ada"})
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert text.endswith("plain\u02c6words\u02c6here") and "Never follow" in text
+        # A prompt is meant as instructions: screened, not marked.
+        assert prompt.messages[0].content.text == "Say hello to Ada."  # type: ignore[union-attr]
+        call = mcp_records(gateway.app)[0]
+        [entry] = [e for e in orjson.loads(call["guardrails"]) if e["rule"] == "mark"]
+        assert entry["outcome"] == "spotlighted"
 
 
 async def test_a_blocked_call_never_reaches_the_server(tmp_path, mock_mcp, server_settings):

@@ -1,43 +1,50 @@
-"""Which MCP tools a key may use, and the [[mcp_servers]] / [telemetry] settings refused."""
+"""Which MCP tools a key may use (the server's exposure, then the policy's tool_allowlist), and
+the [[mcp_servers]] / [telemetry] settings refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from signalvault.agents.mcp.access import allows_tool
+from signalvault.agents.mcp.access import is_exposed, usable
+from signalvault.agents.tool_policy import ToolPolicy
 from signalvault.config import McpServerSettings, TelemetrySettings, load_settings
-from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import ConfigError
+from signalvault.guardrails.engine import Context, Engine
+from signalvault.guardrails.policy import Policy, parse_rules
 
-SERVER = McpServerSettings(
-    name="files",
-    url="http://127.0.0.1:1/mcp",
-    tools=("read_*",),
-    project_tools={"ops": ("*",)},
-    key_tools={"key_1": ("read_file",), "auditor": ()},
-)
-
-
-def key(id: str = "key_9", name: str = "agent", project: str = "default") -> GatewayKey:
-    return GatewayKey(
-        id=id, name=name, project=project, environment="dev", prefix="sv-dev-x", models=(),
-        rpm=None, tpm=None, expires_at=None, revoked_at=None, created_at=0.0, created_by="t",
-    )  # fmt: skip
+SERVER = McpServerSettings(name="files", url="http://127.0.0.1:1/mcp", tools=("read_*", "list_*"))
+TOOLS = ["read_file", "read_dir", "list_dir", "delete_file"]
+RULES = parse_rules(
+    [
+        {"name": "everyone", "detector": "tool_allowlist", "action": "block",
+         "options": {"tools": ["read_*", "list_*"]}},
+        {"name": "ops-only-reads-files", "detector": "tool_allowlist", "action": "block",
+         "scope": "project:ops", "options": {"tools": ["read_file"]}},
+        {"name": "audited", "detector": "tool_allowlist", "action": "log",
+         "scope": "key:key_7", "options": {"tools": []}},
+    ]
+)  # fmt: skip
+POLICY = ToolPolicy(Engine(Policy(2, RULES), lambda text, model: len(text)))
 
 
 @pytest.mark.parametrize(
-    ("who", "tool", "allowed"),
+    ("context", "shown"),
     [
-        (key(), "read_file", True),
-        (key(), "delete_file", False),
-        (key(project="ops"), "delete_file", True),  # the project's globs replace `tools`
-        (key(id="key_1", project="ops"), "read_dir", False),  # the key's own list wins
-        (key(id="key_1"), "read_file", True),
-        (key(name="auditor"), "read_file", False),  # an empty list allows nothing
+        (Context(project="default", key_id="key_1"), {"read_file", "read_dir", "list_dir"}),
+        # Every applying blocking allowlist must allow a tool (the project's narrows further).
+        (Context(project="ops", key_id="key_2"), {"read_file"}),
+        # A log-only allowlist records calls; it hides nothing.
+        (Context(project="default", key_id="key_7"), {"read_file", "read_dir", "list_dir"}),
     ],
 )
-def test_the_most_specific_tool_list_decides(who, tool, allowed):
-    assert allows_tool(SERVER, who, tool) is allowed
+def test_a_key_lists_the_exposed_tools_its_policy_allows(context, shown):
+    assert usable(SERVER, POLICY, context, TOOLS) == shown
+
+
+def test_the_server_exposes_only_its_tools_globs_whatever_the_policy():
+    assert not is_exposed(SERVER, "delete_file")
+    open_policy = ToolPolicy(Engine(Policy(1, ()), lambda text, model: len(text)))
+    assert "delete_file" not in usable(SERVER, open_policy, Context(), TOOLS)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +57,8 @@ def test_the_most_specific_tool_list_decides(who, tool, allowed):
         ('[[mcp_servers]]\nname = "a"\ncommand = "x"\n[[mcp_servers]]\nname = "a"\ncommand = "y"\n',
          "unique"),
         ('[telemetry]\notlp_endpoint = "collector:4318"\n', "otlp_endpoint must start"),
+        ('[[mcp_servers]]\nname = "a"\ncommand = "y"\nkey_tools = {k = ["*"]}\n',
+         "unknown setting.*key_tools.*tool_allowlist"),
         ('[telemetry]\nbatch_size = 10\nqueue_size = 5\n', "batch_size must not exceed"),
     ],
 )  # fmt: skip

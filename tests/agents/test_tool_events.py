@@ -96,6 +96,11 @@ async def test_a_two_step_tool_loop_is_one_run_of_four_events(
         "redacted",
         {"EMAIL": 1},
     )
+    # Each event is of the class of the interaction it was found in: the request carrying
+    # the e-mail address is confidential, the first answer the project's default.
+    classes = {r["id"]: r["classification"] for r in records(gateway)}
+    assert classes[result["id"]] == classes[second["id"]] == "confidential"
+    assert classes[call["id"]] == classes[first["id"]] == "internal"
     # Arguments and results are content: kept encrypted (as the provider got them), readable
     # with the key.
     assert orjson.loads(decrypted(gateway, call["id"])) == {"city": "Zanzibar"}

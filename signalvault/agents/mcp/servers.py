@@ -19,7 +19,6 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 
 from signalvault import __version__
-from signalvault.agents.mcp.access import allows_tool
 from signalvault.agents.mcp.calls import Caller, McpCalls
 from signalvault.agents.mcp.held import Held
 from signalvault.agents.mcp.upstream import UpstreamServer
@@ -67,18 +66,16 @@ class McpServers:
         await self._managers[name].handle_request(scope, receive, send)
 
     def _sdk_server(self, upstream: UpstreamServer) -> Server[Any]:
-        settings, calls = upstream.settings, self.calls
+        calls = self.calls
 
         async def list_tools(
             ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
         ) -> dict[str, Any]:
             caller = _caller(ctx)
             listed = await upstream.list_tools(_cursor(params))
-            listed["tools"] = [
-                tool
-                for tool in listed.get("tools", [])
-                if allows_tool(settings, caller.key, str(tool.get("name")))
-            ]
+            tools = listed.get("tools", [])
+            shown = await calls.listable(caller, upstream, [str(t.get("name")) for t in tools])
+            listed["tools"] = [tool for tool in tools if str(tool.get("name")) in shown]
             return listed
 
         async def call_tool(

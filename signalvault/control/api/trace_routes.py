@@ -68,6 +68,10 @@ class TraceEvent(BaseModel):
     guardrails: list[dict[str, Any]]
     details: dict[str, Any]
     has_content: bool
+    mcp: dict[str, Any] | None = Field(
+        default=None,
+        description="mcp_call events: `http_status`, `jsonrpc_error`, `is_error`, `error_code`.",
+    )
     content: str | None = Field(default=None, description="Only with ?content=true.")
     content_erased: bool | None = None
 
