@@ -14,6 +14,8 @@ from signalvault.store.schema import audit_records
 from signalvault.store.sql import connect
 
 TOOL_KINDS = ("tool_call", "tool_result")
+# MCP calls refused at the door (the tool not allowed, the run past its limit) were not tool calls.
+MCP_NOT_ADMITTED = ("tool_not_allowed", "run_limit_exceeded")
 
 
 def tool_events(
@@ -32,11 +34,18 @@ def tool_events(
 
 
 def run_counts(engine: Engine, run_id: str) -> tuple[int, int]:
-    """(model calls, tool calls) recorded in a run so far."""
+    """(model calls, tool calls) recorded in a run so far. A tool call is one the model asked
+    for, or an MCP `tools/call` admitted through the gateway that carries out none of those."""
     t = audit_records.c
+    direct_mcp = and_(
+        t.kind == "mcp_call",
+        t.tool_name.is_not(None),
+        t.parent_id.is_(None),
+        or_(t.error_code.is_(None), t.error_code.not_in(MCP_NOT_ADMITTED)),
+    )
     query = select(
         func.coalesce(func.sum(case((t.kind == "interaction", 1), else_=0)), 0),
-        func.coalesce(func.sum(case((t.kind == "tool_call", 1), else_=0)), 0),
+        func.coalesce(func.sum(case((t.kind == "tool_call", 1), (direct_mcp, 1), else_=0)), 0),
     ).where(t.run_id == run_id)
     with connect(engine) as conn:
         row = conn.execute(query).one()

@@ -11,7 +11,12 @@ import orjson
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from signalvault.agents.mcp.calls import GUARDRAIL_BLOCKED, STORE_UNAVAILABLE, TOOL_NOT_ALLOWED
+from signalvault.agents.mcp.calls import (
+    GUARDRAIL_BLOCKED,
+    RUN_LIMIT_EXCEEDED,
+    STORE_UNAVAILABLE,
+    TOOL_NOT_ALLOWED,
+)
 from signalvault.agents.mcp.upstream import UPSTREAM_UNAVAILABLE
 from signalvault.config import GuardrailSettings, McpServerSettings
 from signalvault.guardrails.policy import DEFAULT_RULES
@@ -135,6 +140,40 @@ async def test_a_tool_arguments_rule_blocks_an_mcp_call_before_the_server(
         refused, ok = mcp_records(gateway.app)
         assert (refused["outcome"], refused["error_code"]) == ("blocked", "guardrail_violation")
         assert ok["outcome"] == "ok"
+
+
+async def test_a_run_past_its_tool_call_limit_is_cut_off_at_the_mcp_door(
+    tmp_path, mock_mcp, server_settings
+):
+    """Tool calls an agent makes straight through MCP count toward its run's limit; past it the
+    call is refused before the server, and a restarted gateway counts from the store."""
+    limit = {"name": "runaway", "detector": "run_limit", "action": "block",
+             "options": {"max_tool_calls": 2}}  # fmt: skip
+    settings = with_rules(mcp_settings(tmp_path, server_settings), limit)
+    run = {"X-SignalVault-Session": "runaway-agent"}
+    with serving(settings) as gateway:
+        async with mcp_client(gateway.url(), gateway.key, run) as client:
+            for step in range(2):
+                await client.call_tool("echo", {"text": f"step {step}"})
+            with pytest.raises(MCPError) as cut:
+                await client.call_tool("echo", {"text": "step 2"})
+        async with mcp_client(gateway.url(), gateway.key) as client:  # no run: no limit
+            await client.call_tool("echo", {"text": "elsewhere"})
+    assert cut.value.code == RUN_LIMIT_EXCEEDED
+    assert cut.value.data == {
+        "code": "run_limit_exceeded", "rules": ["runaway"], "kinds": ["TOOL_CALLS_OVER_LIMIT"],
+    }  # fmt: skip
+    assert [c.arguments["text"] for c in mock_mcp.calls()] == ["step 0", "step 1", "elsewhere"]
+    with serving(settings) as restarted:  # counts come back from the store, not memory
+        async with mcp_client(restarted.url(), restarted.key, run) as client:
+            with pytest.raises(MCPError) as again:
+                await client.call_tool("echo", {"text": "step 3"})
+        rows = mcp_records(restarted.app)
+    assert again.value.code == RUN_LIMIT_EXCEEDED
+    assert len(mock_mcp.calls()) == 3
+    refused = [r for r in rows if r["error_code"] == "run_limit_exceeded"]
+    assert [r["outcome"] for r in refused] == ["blocked", "blocked"]
+    assert len({r["run_id"] for r in refused}) == 1
 
 
 async def test_an_injection_in_an_mcp_tool_result_is_blocked_by_the_tool_result_rule(

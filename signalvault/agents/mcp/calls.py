@@ -24,11 +24,11 @@ from typing import Any, Protocol
 import orjson
 from mcp.shared.exceptions import MCPError
 
-from signalvault.agents.capture import ToolEvents
+from signalvault.agents.capture import TOOL_CALLS, ToolEvents
 from signalvault.agents.mcp.access import is_exposed, usable
 from signalvault.agents.mcp.upstream import UpstreamServer, UpstreamUnavailable
 from signalvault.agents.spotlight import Spotlight
-from signalvault.agents.tool_policy import ToolPolicy
+from signalvault.agents.tool_policy import ToolPolicy, run_limit_evaluation
 from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import GuardrailBlocked, HTTPError, StoreError
 from signalvault.guardrails.engine import Context, Evaluation
@@ -50,6 +50,7 @@ API = "mcp"
 # JSON-RPC error codes the gateway answers with (implementation-defined server errors).
 GUARDRAIL_BLOCKED = -32001
 TOOL_NOT_ALLOWED = -32003
+RUN_LIMIT_EXCEEDED = -32004
 STORE_UNAVAILABLE = -32005
 GUARDRAIL_UNAVAILABLE = -32006
 # Keys whose values are not text a person or model wrote: never scanned.
@@ -241,6 +242,37 @@ class McpCalls:
         if any(e.outcome == "blocked" for e in judged):
             await self._refuse(interaction, BLOCKED, "tool_not_allowed", None)
             return MCPError(TOOL_NOT_ALLOWED, message, _data("tool_not_allowed", judged))
+        return await self._within_run_limit(screen, interaction)
+
+    async def _within_run_limit(
+        self, screen: Screening, interaction: Interaction
+    ) -> MCPError | None:
+        """The run's tool-call limit: a call carrying out no tool call the model asked for is one
+        more tool call of the run; one that does was counted when the model asked for it. Past
+        the limit the run is cut off on the tool side too (refused, recorded)."""
+        run_id = interaction.run_id
+        rules = [] if run_id is None else screen.tools.limit_rules(_context(interaction.key))
+        if run_id is None or not rules:
+            return None
+        counts = self._agents.runs.get(run_id)
+        extra = 1 if interaction.parent_id is None else 0
+        refused: list[Evaluation] = []
+        for rule in rules:
+            most = rule.options.get("max_tool_calls")
+            reached = TOOL_CALLS if most is not None and counts[1] + extra > most else None
+            evaluation = run_limit_evaluation(rule, reached)
+            interaction.evaluations.append(evaluation.as_dict())
+            if evaluation.outcome == "blocked":
+                refused.append(evaluation)
+        if refused:
+            await self._refuse(interaction, BLOCKED, "run_limit_exceeded", None)
+            return MCPError(
+                RUN_LIMIT_EXCEEDED,
+                f"This agent run reached its limit of tool calls (guardrail rule "
+                f"{refused[0].rule}); start a new run.",
+                _data("run_limit_exceeded", refused),
+            )
+        self._agents.runs.add(run_id, tool_calls=extra)
         return None
 
     def _judge_arguments(
