@@ -54,12 +54,13 @@ class EventReader:
 
     def __init__(self, api: str) -> None:
         self._api = api
-        self._buffer = b""
+        self._buffer = bytearray()  # appended in place: tiny chunks stay linear
 
     def feed(self, chunk: bytes) -> list[Event]:
-        buffer = self._buffer + chunk
         # A separator may straddle the previous chunk and this one, but lies no further back.
         search, start, events = max(0, len(self._buffer) - 3), 0, []
+        self._buffer += chunk
+        buffer = self._buffer
         while True:
             lf, crlf = buffer.find(b"\n\n", search), buffer.find(b"\r\n\r\n", search)
             if crlf != -1 and (lf == -1 or crlf < lf):
@@ -68,14 +69,15 @@ class EventReader:
                 end = lf + 2
             else:
                 break
-            events.append(parse_event(self._api, buffer[start:end]))
+            events.append(parse_event(self._api, bytes(buffer[start:end])))
             start = search = end
-        self._buffer = buffer[start:]
+        del buffer[:start]
         return events
 
     def rest(self) -> Event | None:
         """Bytes left when the stream ended without a final blank line, as one last event."""
-        raw, self._buffer = self._buffer, b""
+        raw = bytes(self._buffer)
+        self._buffer.clear()
         return parse_event(self._api, raw) if raw.strip() else None
 
 

@@ -25,6 +25,7 @@ _ANTHROPIC_TYPES = {
 }
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 MAX_ATTRIBUTION = 256
+DEFAULT_MAX_EVENT_BYTES = 8 << 20  # the default of a provider's `max_event_bytes`
 MAX_PROVIDER_MESSAGE = 2000  # characters of a provider's error message kept when rebuilt
 
 
@@ -155,9 +156,10 @@ def _collect(value: Any, parts: list[str]) -> None:
 class StreamAssembler:
     """Reads an SSE byte stream as it passes and rebuilds the response it carries."""
 
-    def __init__(self, api: str) -> None:
+    def __init__(self, api: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.api = api
-        self._buffer = b""
+        self._max_event = max_event_bytes
+        self._buffer = bytearray()  # appended in place: tiny chunks stay linear
         self.text: list[str] = []
         self.tool_arguments: dict[int, list[str]] = {}
         self.tool_heads: dict[int, tuple[Any, Any]] = {}  # index -> (call id, tool name)
@@ -166,21 +168,36 @@ class StreamAssembler:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.is_complete = False
-        self.is_broken = False  # an event whose data is not JSON the gateway can read
+        # An event whose data is not JSON the gateway can read, or one longer than
+        # `max_event_bytes` (never buffered whole: the relay cuts the stream before it).
+        self.is_broken = False
         self.error: Any = None
 
     def feed(self, chunk: bytes) -> None:
+        if self.is_broken:
+            return
+        # A separator may straddle the previous chunk and this one, but lies no further back.
+        search = max(0, len(self._buffer) - 3)
         self._buffer += chunk
+        too_long = False
         while True:
-            end = self._buffer.find(b"\n\n")
-            cr_end = self._buffer.find(b"\r\n\r\n")
+            end = self._buffer.find(b"\n\n", search)
+            cr_end = self._buffer.find(b"\r\n\r\n", search)
             if cr_end != -1 and (end == -1 or cr_end < end):
-                event, self._buffer = self._buffer[:cr_end], self._buffer[cr_end + 4 :]
+                event, rest = bytes(self._buffer[:cr_end]), cr_end + 4
             elif end != -1:
-                event, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+                event, rest = bytes(self._buffer[:end]), end + 2
             else:
-                return
+                break
+            del self._buffer[:rest]
+            search = 0
+            too_long = len(event) > self._max_event
+            if too_long:
+                break
             self._event(event)
+        if too_long or len(self._buffer) > self._max_event:
+            self.is_broken = True
+            self._buffer.clear()
 
     def _event(self, raw: bytes) -> None:
         data = b"\n".join(
