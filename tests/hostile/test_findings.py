@@ -1,0 +1,73 @@
+"""One regression test per finding of the fuzz runs on the agent entry points and the dashboard's
+forms (docs/operations.md, "Faults, as tested", lists them): each input here once got a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import make_settings, records, running_gateway
+
+pytestmark = pytest.mark.anyio
+
+SPAN = {"traceId": "a" * 32, "spanId": "b" * 16, "name": "execute_tool echo"}
+
+
+def otlp(span: dict[str, Any] | None = None, **resource_spans: Any) -> bytes:
+    scope_spans = [{"scope": {"name": "agent"}, "spans": [span or SPAN]}]
+    return orjson.dumps({"resourceSpans": [{"scopeSpans": scope_spans, **resource_spans}]})
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# Finding 1: OTLP/JSON fields of the wrong JSON type (an object where a list belongs, a string
+# where an object belongs) raised AttributeError / TypeError / ValueError in the parser: 500.
+WRONG_TYPES = {
+    "status-string": otlp({**SPAN, "status": "ok"}),
+    "status-list": otlp({**SPAN, "status": [2]}),
+    "events-object": otlp({**SPAN, "events": {"name": "x"}}),
+    "events-number": otlp({**SPAN, "events": 3}),
+    "double-not-a-number": otlp(
+        {**SPAN, "attributes": [{"key": "k", "value": {"doubleValue": "abc"}}]}
+    ),
+    "array-value-list": otlp({**SPAN, "attributes": [{"key": "k", "value": {"arrayValue": [1]}}]}),
+    "array-values-object": otlp(
+        {**SPAN, "attributes": [{"key": "k", "value": {"arrayValue": {"values": {"a": 1}}}}]}
+    ),
+    "kvlist-number": otlp({**SPAN, "attributes": [{"key": "k", "value": {"kvlistValue": 3}}]}),
+    "resource-list": otlp(resource=[1]),
+    "scope-string": orjson.dumps(
+        {"resourceSpans": [{"scopeSpans": [{"scope": "x", "spans": []}]}]}
+    ),
+    "spans-number": orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": 3}]}]}),
+}
+
+
+@pytest.mark.parametrize("body", list(WRONG_TYPES.values()), ids=list(WRONG_TYPES))
+async def test_an_otlp_field_of_the_wrong_type_is_a_400_and_records_nothing(tmp_path, body):
+    async with running_gateway(make_settings(tmp_path, "http://127.0.0.1:9/v1")) as (app, c, key):
+        response = await c.post(
+            "/v1/traces",
+            content=body,
+            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert [row for row in records(app) if row["kind"] == "span"] == []
+
+
+async def test_a_well_typed_span_is_still_recorded(tmp_path):
+    span = {**SPAN, "status": {"code": 1}, "events": [], "attributes": []}
+    async with running_gateway(make_settings(tmp_path, "http://127.0.0.1:9/v1")) as (app, c, key):
+        response = await c.post(
+            "/v1/traces",
+            content=otlp(span, resource={"attributes": []}),
+            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+        )
+        assert response.status_code == 200
+        assert len([row for row in records(app) if row["kind"] == "span"]) == 1
