@@ -3,6 +3,8 @@ forms (docs/operations.md, "Faults, as tested", lists them): each input here onc
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -71,3 +73,26 @@ async def test_a_well_typed_span_is_still_recorded(tmp_path):
         )
         assert response.status_code == 200
         assert len([row for row in records(app) if row["kind"] == "span"]) == 1
+
+
+# Finding 2: GET /mcp/<name> (the Streamable HTTP transport's standalone stream) opened an SSE
+# stream that never carried anything and never ended: the caller's connection was held until it
+# gave up (the fuzz saw each at the 30 s client timeout). The servers are stateless; it is 405.
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+async def test_mcp_takes_post_only(tmp_path, method):
+    from signalvault.config import McpServerSettings
+    from signalvault.mock_provider.mcp_server import MockMcp
+    from signalvault.server import BackgroundServer
+
+    mock = BackgroundServer(MockMcp().http_app()).start()
+    upstream = McpServerSettings(name="mock", url=f"http://127.0.0.1:{mock.port}/mcp")
+    settings = replace(make_settings(tmp_path, "http://127.0.0.1:9/v1"), mcp_servers=(upstream,))
+    try:
+        async with running_gateway(settings) as (_, c, key):
+            headers = {"authorization": f"Bearer {key}", "accept": "text/event-stream"}
+            response = await asyncio.wait_for(c.request(method, "/mcp/mock", headers=headers), 10)
+            assert response.status_code == 405
+            assert response.headers["allow"] == "POST"
+            assert response.json()["error"]["code"] == -32600
+    finally:
+        mock.stop()
