@@ -96,3 +96,39 @@ async def test_mcp_takes_post_only(tmp_path, method):
             assert response.json()["error"]["code"] == -32600
     finally:
         mock.stop()
+
+
+# Finding 3: the control plane read a chunked body whole, whatever its size: the admin API's JSON
+# without limit, the dashboard's forms up to 200 fields of 1 MB (only a `Content-Length` was
+# checked). Both now stop at `[server] max_body_bytes`, announced or not: 413 in their shape.
+LIMIT = 64 * 1024
+
+
+def _chunks(size: int, first: bytes) -> Any:
+    async def body() -> Any:
+        yield first
+        for _ in range(size // 65536 + 1):
+            yield b"a" * 65536
+
+    return body()
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "announced"])
+@pytest.mark.parametrize(
+    ("path", "content_type", "first"),
+    [
+        ("/api/auth/login", "application/json", b'{"email": "a@example.com", "password": "'),
+        ("/login", "application/x-www-form-urlencoded", b"email=a&password="),
+    ],
+)
+async def test_a_control_plane_body_over_the_limit_is_a_413(
+    tmp_path, path, content_type, first, chunked
+):
+    settings = make_settings(tmp_path, "http://127.0.0.1:9/v1")
+    settings = replace(settings, server=replace(settings.server, max_body_bytes=LIMIT))
+    async with running_gateway(settings) as (_, c, _key):
+        body = _chunks(LIMIT * 4, first) if chunked else first + b"a" * (LIMIT * 4)
+        response = await c.post(path, content=body, headers={"content-type": content_type})
+        assert response.status_code == 413
+        if path.startswith("/api/"):
+            assert response.json()["error"]["code"] == "request_too_large"
