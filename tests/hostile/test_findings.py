@@ -22,9 +22,21 @@ def otlp(span: dict[str, Any] | None = None, **resource_spans: Any) -> bytes:
     return orjson.dumps({"resourceSpans": [{"scopeSpans": scope_spans, **resource_spans}]})
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def gateway(tmp_path_factory) -> Any:
+    """One gateway for the OTLP cases (each checks the span records it added: none)."""
+    settings = make_settings(tmp_path_factory.mktemp("findings"), "http://127.0.0.1:9/v1")
+    async with running_gateway(settings) as running:
+        yield running
+
+
+def spans(app: Any) -> int:
+    return len([row for row in records(app) if row["kind"] == "span"])
 
 
 # Finding 1: OTLP/JSON fields of the wrong JSON type (an object where a list belongs, a string
@@ -51,28 +63,30 @@ WRONG_TYPES = {
 
 
 @pytest.mark.parametrize("body", list(WRONG_TYPES.values()), ids=list(WRONG_TYPES))
-async def test_an_otlp_field_of_the_wrong_type_is_a_400_and_records_nothing(tmp_path, body):
-    async with running_gateway(make_settings(tmp_path, "http://127.0.0.1:9/v1")) as (app, c, key):
-        response = await c.post(
-            "/v1/traces",
-            content=body,
-            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
-        )
-        assert response.status_code == 400, response.text
-        assert response.json()["error"]["type"] == "invalid_request_error"
-        assert [row for row in records(app) if row["kind"] == "span"] == []
+async def test_an_otlp_field_of_the_wrong_type_is_a_400_and_records_nothing(gateway, body):
+    app, c, key = gateway
+    before = spans(app)
+    response = await c.post(
+        "/v1/traces",
+        content=body,
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert spans(app) == before
 
 
-async def test_a_well_typed_span_is_still_recorded(tmp_path):
+async def test_a_well_typed_span_is_still_recorded(gateway):
+    app, c, key = gateway
+    before = spans(app)
     span = {**SPAN, "status": {"code": 1}, "events": [], "attributes": []}
-    async with running_gateway(make_settings(tmp_path, "http://127.0.0.1:9/v1")) as (app, c, key):
-        response = await c.post(
-            "/v1/traces",
-            content=otlp(span, resource={"attributes": []}),
-            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
-        )
-        assert response.status_code == 200
-        assert len([row for row in records(app) if row["kind"] == "span"]) == 1
+    response = await c.post(
+        "/v1/traces",
+        content=otlp(span, resource={"attributes": []}),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert spans(app) == before + 1
 
 
 # Finding 2: GET /mcp/<name> (the Streamable HTTP transport's standalone stream) opened an SSE

@@ -86,7 +86,8 @@ class Seen:
 
 @st.composite
 def mcp_requests(draw: st.DrawFn, key: str) -> HttpRequest:
-    request = draw(json_requests("/mcp/mock", mcp_bodies(), key))
+    # Params drawn from the SDK's types are odd enough as they are: half go unbroken.
+    request = draw(json_requests("/mcp/mock", mcp_bodies(), key, hostile_bodies=True))
     accept = draw(st.sampled_from([MCP_ACCEPT] * 6 + [b"application/json", b"text/html", None]))
     path = draw(st.sampled_from(["/mcp/mock"] * 8 + ["/mcp/nope", "/mcp/mock/x"]))
     headers = request.headers + (((b"accept", accept),) if accept else ())
@@ -138,12 +139,19 @@ def test_mcp_survives_hostile_requests(gateway):
         gateway,
         "/mcp/<name>",
         mcp_requests(gateway.key),
-        weight=0.8,
         check=lambda request, answers: check_mcp(gateway, seen, request, answers),
     )
     reached = gateway.mcp.stats()
     print(f"\nMCP calls that reached the server: {reached}")
     assert reached.get("tools/call:echo", 0) > 0  # the fuzz gets past the door, too
+    # Nothing reached the server unrecorded: each call it saw is a record of a forwarded call.
+    assert gateway.app.services is not None
+    gateway.app.services.store.flush()
+    rows = gateway.app.services.store.list_records(RecordFilter(kinds=("mcp_call",)), limit=10**6)
+    forwarded = [row for row in rows if row["outcome"] in ("ok", "tool_error", "provider_error")]
+    calls = sum(n for name, n in reached.items() if name.split(":")[0] in RECORDED_METHODS)
+    print(f"MCP calls forwarded per the records: {len(forwarded)}; seen by the server: {calls}")
+    assert calls <= len(forwarded)
 
 
 # --- POST /v1/traces -------------------------------------------------------------------------
@@ -199,7 +207,6 @@ def test_traces_survive_hostile_bodies(gateway):
         gateway,
         "/v1/traces",
         trace_requests(gateway.key),
-        weight=0.8,
         check=lambda request, answers: check_traces(gateway, seen, request, answers),
     )
 
@@ -217,4 +224,4 @@ def test_traces_survive_hostile_bodies(gateway):
 )
 def test_tool_call_paths_survive_hostile_bodies(gateway, path, bodies):
     requests = json_requests(path, bodies, gateway.key, deep=True, hostile_bodies=True)
-    fuzz(gateway, f"{path} (tools)", requests, weight=0.4)
+    fuzz(gateway, f"{path} (tools)", requests, weight=0.5)
