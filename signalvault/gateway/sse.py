@@ -100,6 +100,11 @@ def parse_event(api: str, raw: bytes) -> Event:
     return event
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or empty for anything else a provider put there."""
+    return value if isinstance(value, list) else []
+
+
 def _index(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
@@ -111,14 +116,14 @@ def _add(event: Event, container: Any, key: str, channel: ChannelKey, owner: Any
 
 
 def _chat(data: dict[str, Any], event: Event) -> None:
-    for choice in data.get("choices") or ():
+    for choice in _list(data.get("choices")):
         if not isinstance(choice, dict):
             continue
         index = _index(choice.get("index"))
         delta = choice.get("delta")
         if isinstance(delta, dict):
             _add(event, delta, "content", ("t", index), choice)
-            for call in delta.get("tool_calls") or ():
+            for call in _list(delta.get("tool_calls")):
                 if isinstance(call, dict):
                     channel = ("a", index, _index(call.get("index")))
                     _add(event, call.get("function"), "arguments", channel)
@@ -182,7 +187,7 @@ def _item_slots(item: Any, output: int) -> list[tuple[dict[str, Any], str, Chann
     if item.get("type") == "function_call" and isinstance(item.get("arguments"), str):
         return [(item, "arguments", ("a", output))]
     slots: list[tuple[dict[str, Any], str, ChannelKey]] = []
-    for index, part in enumerate(item.get("content") or ()):
+    for index, part in enumerate(_list(item.get("content"))):
         is_text = isinstance(part, dict) and part.get("type") == "output_text"
         if is_text and isinstance(part.get("text"), str):
             slots.append((part, "text", ("t", output, index)))

@@ -116,12 +116,9 @@ def usage(api: str, payload: Any) -> tuple[int | None, int | None]:
         return None, None
     if api in ("messages", "responses"):
         prompt, completion = used.get("input_tokens"), used.get("output_tokens")
-        if api == "messages":
-            prompt = (
-                (prompt or 0)
-                + (used.get("cache_read_input_tokens") or 0)
-                + (used.get("cache_creation_input_tokens") or 0)
-            )
+        if api == "messages":  # input tokens are split three ways; a non-number counts 0
+            names = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+            prompt = sum(n for n in (used.get(name) for name in names) if isinstance(n, int))
     else:
         prompt, completion = used.get("prompt_tokens"), used.get("completion_tokens")
     return (
@@ -219,70 +216,75 @@ class StreamAssembler:
                 event
             )
 
+    # The event handlers read provider JSON through `_obj`, `_arr`, `_str` and `_at`: a field of
+    # the wrong type counts as absent (a hostile provider must not crash the logger of record;
+    # what the caller receives is the output guardrails' business).
+
     def _chat(self, event: dict[str, Any]) -> None:
-        self.model = event.get("model") or self.model
+        self.model = _str(event.get("model")) or self.model
         if "error" in event:
             self.error = event["error"]
-        for choice in event.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
+        for choice in _arr(event.get("choices")):
+            choice = _obj(choice)
+            delta = _obj(choice.get("delta"))
+            if _str(delta.get("content")):
                 self.text.append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                function = call.get("function") or {}
-                arguments = function.get("arguments")
+            for call in _arr(delta.get("tool_calls")):
+                call = _obj(call)
+                function = _obj(call.get("function"))
+                arguments = _str(function.get("arguments"))
                 if "id" in call or "name" in function:
-                    self.tool_heads[call.get("index", 0)] = (call.get("id"), function.get("name"))
-                if isinstance(arguments, str):
-                    self.tool_arguments.setdefault(call.get("index", 0), []).append(arguments)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+                    self.tool_heads[_at(call.get("index"))] = (call.get("id"), function.get("name"))
+                if arguments is not None:
+                    self.tool_arguments.setdefault(_at(call.get("index")), []).append(arguments)
+            self.finish_reason = _str(choice.get("finish_reason")) or self.finish_reason
         if event.get("usage"):
             self.prompt_tokens, self.completion_tokens = usage("chat", event)
 
     def _responses(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
+        if kind == "response.output_text.delta" and _str(event.get("delta")):
             self.text.append(event["delta"])
         elif kind == "response.function_call_arguments.delta":
-            self.tool_arguments.setdefault(event.get("output_index", 0), []).append(
-                str(event.get("delta", ""))
-            )
+            delta = _str(event.get("delta")) or ""
+            self.tool_arguments.setdefault(_at(event.get("output_index")), []).append(delta)
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
-            response = event.get("response") or {}
-            self.model = response.get("model") or self.model
-            self.finish_reason = response.get("status")
+            response = _obj(event.get("response"))
+            self.model = _str(response.get("model")) or self.model
+            self.finish_reason = _str(response.get("status"))
             self.prompt_tokens, self.completion_tokens = usage("responses", response)
             self.is_complete = True
         elif kind == "response.output_item.added":
-            item = event.get("item") or {}
+            item = _obj(event.get("item"))
             if item.get("type") == "function_call":
-                index = event.get("output_index", 0)
+                index = _at(event.get("output_index"))
                 self.tool_heads[index] = (item.get("call_id"), item.get("name"))
         elif kind == "response.created":
-            self.model = (event.get("response") or {}).get("model") or self.model
+            self.model = _str(_obj(event.get("response")).get("model")) or self.model
         elif kind == "error":
             self.error = event
 
     def _anthropic(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "content_block_delta":
-            delta = event.get("delta") or {}
+            delta = _obj(event.get("delta"))
             if delta.get("type") == "text_delta":
-                self.text.append(delta.get("text", ""))
+                self.text.append(_str(delta.get("text")) or "")
             elif delta.get("type") == "input_json_delta":
-                index = event.get("index", 0)
-                self.tool_arguments.setdefault(index, []).append(delta.get("partial_json", ""))
+                arguments = _str(delta.get("partial_json")) or ""
+                self.tool_arguments.setdefault(_at(event.get("index")), []).append(arguments)
         elif kind == "content_block_start":
-            block = event.get("content_block") or {}
+            block = _obj(event.get("content_block"))
             if block.get("type") in ("tool_use", "server_tool_use"):
-                self.tool_heads[event.get("index", 0)] = (block.get("id"), block.get("name"))
+                self.tool_heads[_at(event.get("index"))] = (block.get("id"), block.get("name"))
         elif kind == "message_start":
-            message = event.get("message") or {}
-            self.model = message.get("model") or self.model
+            message = _obj(event.get("message"))
+            self.model = _str(message.get("model")) or self.model
             self.prompt_tokens, self.completion_tokens = usage("messages", message)
         elif kind == "message_delta":
-            self.finish_reason = (event.get("delta") or {}).get("stop_reason") or self.finish_reason
-            used = event.get("usage") or {}
+            stop = _str(_obj(event.get("delta")).get("stop_reason"))
+            self.finish_reason = stop or self.finish_reason
+            used = _obj(event.get("usage"))
             if isinstance(used.get("output_tokens"), int):
                 self.completion_tokens = used["output_tokens"]
         elif kind == "message_stop":
@@ -344,3 +346,20 @@ def _walk(container: Any, key: Any, slots: list[Slot]) -> None:
         for name in value:
             if name not in _NOT_TEXT:
                 _walk(value, name, slots)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _arr(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _at(value: Any) -> int:
+    """A choice / output / block index; anything but an int is the first."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -28,9 +28,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-async def gateway(tmp_path_factory) -> Any:
-    """One gateway for the OTLP cases (each checks the span records it added: none)."""
-    settings = make_settings(tmp_path_factory.mktemp("findings"), "http://127.0.0.1:9/v1")
+async def gateway(tmp_path_factory, mock_provider) -> Any:
+    """One gateway for the cases that change nothing they do not check themselves."""
+    settings = make_settings(tmp_path_factory.mktemp("findings"), mock_provider[1])
     async with running_gateway(settings) as running:
         yield running
 
@@ -146,3 +146,56 @@ async def test_a_control_plane_body_over_the_limit_is_a_413(
         assert response.status_code == 413
         if path.startswith("/api/"):
             assert response.json()["error"]["code"] == "request_too_large"
+
+
+# Finding 4 (fuzz profile, /v1/responses and /v1/messages): `tools` that is not an array (a
+# number) reached the tool capture, which iterated it: TypeError, 500. The readers of tool calls
+# and results take a field of the wrong type as absent; the provider judges the request.
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": [{"role": "user"}]}),
+        ("/v1/responses", {"model": "gpt-4o-mini", "input": "hello"}),
+        ("/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": []}),
+    ],
+)
+@pytest.mark.parametrize("tools", [3, 1.5, True, "get_weather"])
+async def test_tools_of_the_wrong_type_are_not_a_500(gateway, path, body, tools):
+    app, c, key = gateway
+    if path == "/v1/chat/completions":
+        body["messages"] = [{"role": "user", "content": "hi"}]
+    response = await c.post(
+        path, json={**body, "tools": tools}, headers={"authorization": f"Bearer {key}"}
+    )
+    assert response.status_code < 500, response.text
+    record_id = response.headers["x-signalvault-request-id"]
+    [row] = [row for row in records(app) if row["id"] == record_id]
+    assert row["status_code"] == response.status_code
+    assert row["outcome"] == ("ok" if response.status_code < 400 else row["outcome"])
+    assert row["outcome"] != "unknown"
+
+
+# Finding 5 (test_provider_readers.py): stream events of the wrong shape from a provider
+# (`"choices": 5`, a string where an object belongs, token counts as strings) raised in the
+# stream assembler, the logger of record, while the answer was already going out.
+HOSTILE_EVENTS = [
+    ("chat", {"choices": 5}),
+    ("chat", {"choices": ["x"], "model": {"name": "x"}}),
+    ("chat", {"choices": [{"delta": {"tool_calls": [{"index": {}, "function": "f"}]}}]}),
+    ("responses", {"type": "response.completed", "response": "done"}),
+    ("responses", {"type": "response.output_item.added", "item": [], "output_index": []}),
+    ("messages", {"type": "message_delta", "delta": "x", "usage": 3}),
+    ("messages", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": 7}}),
+    ("messages", {"type": "message_start", "message": {"usage": {"input_tokens": "5"}}}),
+]
+
+
+@pytest.mark.parametrize(("api", "event"), HOSTILE_EVENTS)
+def test_a_stream_event_of_the_wrong_shape_is_read_as_absent(api, event):
+    from signalvault.gateway.wire import StreamAssembler
+
+    assembler = StreamAssembler(api)
+    assembler.feed(b"data: " + orjson.dumps(event) + b"\n\n")
+    logged = orjson.loads(assembler.assembled())
+    assert logged["model"] is None and logged["content"] == ""
+    assert not assembler.is_broken  # readable JSON: the guardrails decide what passes
