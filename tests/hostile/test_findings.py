@@ -199,3 +199,28 @@ def test_a_stream_event_of_the_wrong_shape_is_read_as_absent(api, event):
     logged = orjson.loads(assembler.assembled())
     assert logged["model"] is None and logged["content"] == ""
     assert not assembler.is_broken  # readable JSON: the guardrails decide what passes
+
+
+# Finding 6 (make fuzz, /v1/responses streamed): `metadata` nested just inside the request limit
+# came back in the provider's `response.created` event one level deeper, past what the gateway
+# reads from a provider: the stream was cut for a request the gateway had accepted. Requests now
+# stop ECHO_MARGIN levels earlier than answers.
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_request_at_the_depth_limit_comes_back_readable(gateway, stream):
+    from signalvault.gateway.safe_json import REQUEST_DEPTH
+
+    app, c, key = gateway
+    metadata: Any = "x"
+    for _ in range(REQUEST_DEPTH - 2):  # the body and `metadata` take two levels
+        metadata = [metadata]
+    body = {"model": "gpt-4o-mini", "input": "hi", "stream": stream, "metadata": {"k": metadata}}
+    content = orjson.dumps(body)
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    response = await c.post("/v1/responses", content=content, headers=headers)
+    assert response.status_code == 200, response.text
+    row = [r for r in records(app) if r["id"] == response.headers["x-signalvault-request-id"]]
+    assert row[0]["outcome"] == "ok"
+    deeper = orjson.dumps({**body, "metadata": {"k": [metadata]}})
+    refused = await c.post("/v1/responses", content=deeper, headers=headers)
+    assert refused.status_code == 400
+    assert f"more than {REQUEST_DEPTH} deep" in refused.json()["error"]["message"]
