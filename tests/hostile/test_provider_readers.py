@@ -29,7 +29,7 @@ SHAPES = {
     "messages": (RawMessageStreamEvent, Message),
 }
 # Generating from the SDKs' large response unions costs more than reading them.
-EXAMPLES = {"hostile": 100, "fuzz": 1_500}[PROFILE]
+EXAMPLES = {"hostile": 50, "fuzz": 1_500}[PROFILE]
 
 
 @st.composite
