@@ -20,7 +20,7 @@ demo: install  ## gateway + mock provider + sample traffic through the official 
 test: install  ## the whole suite (about 5 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-fuzz: install  ## the hostile-input tests with many more generated requests and a new seed (~10 min)
+fuzz: install  ## the hostile-input tests with many more generated requests and a new seed (~20 min)
 	FUZZ_PROFILE=fuzz $(PY) -m pytest tests/hostile -p no:cacheprovider -s $(PYTEST_ARGS)
 
 coverage: install  ## the whole suite under branch coverage (about twice as long as `make test`)

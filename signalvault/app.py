@@ -20,6 +20,7 @@ import aiohttp
 
 from signalvault.agents.capture import ToolEvents
 from signalvault.config import Secret, Settings
+from signalvault.control.body_limit import within
 from signalvault.control.policies import PolicyService, stored_rules
 from signalvault.control.services import Services, open_accounts, open_services
 from signalvault.errors import StoreError
@@ -412,7 +413,7 @@ class GatewayApp:
                     if not self._active:
                         self._idle.set()
             elif path.startswith("/api/") and self._admin is not None:
-                await self._admin(scope, receive, send)
+                await within(self._admin, self._max_body(), scope, receive, send)
             elif path == "/metrics":
                 await probes.metrics(scope, send, self.metrics, self._metrics_auth)
             elif path == "/healthz":
@@ -426,11 +427,14 @@ class GatewayApp:
                     self.upstream.breaker_states(),
                 )
             elif self._dashboard is not None:
-                await self._dashboard(scope, receive, send)
+                await within(self._dashboard, self._max_body(), scope, receive, send)
             else:
                 await probes.json_answer(send, 404, probes.error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    def _max_body(self) -> int:
+        return self.settings.server.max_body_bytes
 
     def _data_plane(self, path: str) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
         """The handler of a /v1 or /mcp request (counted for the shutdown drain), else None."""

@@ -141,13 +141,13 @@ def _read(resource_spans: list[Any]) -> SpanBatch:
     for rs in resource_spans:
         if not isinstance(rs, dict):
             raise BadRequest("`resourceSpans` holds objects.")
-        resource = _attributes((rs.get("resource") or {}).get("attributes"))
+        resource = _attributes(_object(rs.get("resource"), "resource").get("attributes"))
         service = resource.get("service.name")
-        for ss in rs.get("scopeSpans") or ():
+        for ss in _list(rs.get("scopeSpans"), "scopeSpans"):
             if not isinstance(ss, dict):
                 raise BadRequest("`scopeSpans` holds objects.")
-            scope = (ss.get("scope") or {}).get("name")
-            for raw in ss.get("spans") or ():
+            scope = _object(ss.get("scope"), "scope").get("name")
+            for raw in _list(ss.get("spans"), "spans"):
                 if len(batch.spans) >= MAX_SPANS:
                     batch.rejected += 1
                     continue
@@ -166,7 +166,8 @@ def _span(raw: Any) -> Span:
     span_id = _hex_id(raw.get("spanId"), 16, "spanId")
     parent = raw.get("parentSpanId") or None
     kind = raw.get("kind", 0)
-    status = (raw.get("status") or {}).get("code", 0)
+    status_object = _object(raw.get("status"), "status")
+    status = status_object.get("code", 0)
     span = Span(
         trace_id,
         span_id,
@@ -178,10 +179,10 @@ def _span(raw: Any) -> Span:
         _enum(status, _STATUS, "STATUS_CODE_"),
     )
     _sort(span, _attributes(raw.get("attributes")))
-    message = (raw.get("status") or {}).get("message")
+    message = status_object.get("message")
     if isinstance(message, str) and message:
         span.content["status.message"] = message[:MAX_VALUE_CHARS]
-    for event in (raw.get("events") or ())[:MAX_EVENTS]:
+    for event in _list(raw.get("events"), "events")[:MAX_EVENTS]:
         if isinstance(event, dict):
             name = str(event.get("name") or "")[:MAX_NAME]
             span.events.append({"name": name, "at": _nanos(event.get("timeUnixNano"))})
@@ -247,19 +248,41 @@ def _value(raw: Any) -> Any:
     if "intValue" in raw:
         try:
             return int(raw["intValue"])  # int64 travels as a string in OTLP/JSON
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise BadRequest("An `intValue` is not an integer.") from None
     if "doubleValue" in raw:
         value = raw["doubleValue"]
-        return float(value) if isinstance(value, (int, float, str)) else None
+        try:  # a number, or "NaN" / "Infinity" as OTLP/JSON writes those
+            return float(value) if isinstance(value, (int, float, str)) else None
+        except ValueError:
+            raise BadRequest("A `doubleValue` is not a number.") from None
     if "arrayValue" in raw:
-        values = (raw["arrayValue"] or {}).get("values") or []
+        values = _list(_object(raw["arrayValue"], "arrayValue").get("values"), "values")
         return [_value(v) for v in values[:MAX_ATTRIBUTES]]
     if "kvlistValue" in raw:
-        return _attributes((raw["kvlistValue"] or {}).get("values"))
+        return _attributes(_object(raw["kvlistValue"], "kvlistValue").get("values"))
     if "bytesValue" in raw:
         return str(raw["bytesValue"])[:MAX_VALUE_CHARS]
     return None
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    """A field that OTLP/JSON defines as an object: absent or null is empty, anything else is
+    a bad request (never an attribute error half-way through a batch)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"`{name}` must be an object.")
+    return value
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    """A field that OTLP/JSON defines as an array: absent or null is empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest(f"`{name}` must be an array.")
+    return value
 
 
 def _hex_id(value: Any, size: int, name: str) -> str:
@@ -272,7 +295,7 @@ def _hex_id(value: Any, size: int, name: str) -> str:
 def _nanos(value: Any) -> float | None:
     try:
         nanos = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return nanos / 1e9 if nanos > 0 else None
 

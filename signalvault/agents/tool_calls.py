@@ -46,6 +46,12 @@ class ToolResult:
         return frozenset(_ids(self.node))
 
 
+def _list(value: Any) -> list[Any]:
+    """`value` when it is a JSON array, else empty: a caller or provider may send anything
+    where an array belongs (`"tools": 3`), and that is for the provider to refuse, not a crash."""
+    return value if isinstance(value, list) else []
+
+
 def _clip(value: Any, size: int) -> str | None:
     return value[:size] if isinstance(value, str) and value else None
 
@@ -74,7 +80,7 @@ def _text(value: Any) -> str:
 def offered_tools(payload: dict[str, Any]) -> list[str]:
     """Names of the tools a request offers the model (every API: `tools`)."""
     names = []
-    for tool in payload.get("tools") or ():
+    for tool in _list(payload.get("tools")):
         if not isinstance(tool, dict):
             continue
         function = tool.get("function")
@@ -92,11 +98,11 @@ def calls_in_response(api: str, payload: Any) -> list[ToolCall]:
         return []
     calls: list[ToolCall] = []
     if api == "chat":
-        for choice in payload.get("choices") or ():
+        for choice in _list(payload.get("choices")):
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 continue
-            for call in message.get("tool_calls") or ():
+            for call in _list(message.get("tool_calls")):
                 function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict):
                     continue
@@ -111,7 +117,7 @@ def calls_in_response(api: str, payload: Any) -> list[ToolCall]:
                     )
                 )
     elif api == "responses":
-        for index, item in enumerate(payload.get("output") or ()):
+        for index, item in enumerate(_list(payload.get("output"))):
             if isinstance(item, dict) and item.get("type") == "function_call":
                 arguments = item.get("arguments")
                 calls.append(
@@ -124,7 +130,7 @@ def calls_in_response(api: str, payload: Any) -> list[ToolCall]:
                     )
                 )
     elif api == "messages":
-        for index, block in enumerate(payload.get("content") or ()):
+        for index, block in enumerate(_list(payload.get("content"))):
             if isinstance(block, dict) and block.get("type") in ("tool_use", "server_tool_use"):
                 calls.append(
                     ToolCall(

@@ -314,6 +314,14 @@ class ProviderSettings:
     idle_timeout_seconds: float = _setting(
         120.0, "Longest silence allowed between chunks of a response body or stream."
     )
+    max_response_bytes: int = _setting(
+        32 << 20,
+        "Largest non-streamed answer read from this provider; a larger one is a 502, never "
+        "buffered whole.",
+    )
+    max_event_bytes: int = _setting(
+        8 << 20, "Largest single event of a stream from this provider; a larger one cuts it."
+    )
     max_retries: int = _setting(
         2, "Retries of this provider per request on 408/409/429/5xx, connection errors, timeouts."
     )

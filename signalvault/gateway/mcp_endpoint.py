@@ -34,7 +34,7 @@ _HEADERS = frozenset(
     }
 )
 # JSON-RPC codes of refusals before any MCP message is read.
-_UNAUTHORIZED, _NOT_FOUND, _UNAVAILABLE = -32001, -32601, -32005
+_UNAUTHORIZED, _NOT_FOUND, _UNAVAILABLE, _INVALID = -32001, -32601, -32005, -32600
 
 
 class McpEndpoint:
@@ -69,6 +69,13 @@ class McpEndpoint:
         name = scope["path"][len(PREFIX) :].rstrip("/")
         if name not in self._servers:
             await _error(send, 404, _NOT_FOUND, f"No MCP server is named {name[:64]!r}.")
+            return
+        if scope["method"] != "POST":
+            # The servers run stateless with JSON answers: no session to end (DELETE) and
+            # nothing ever sent on a standalone stream (GET), which would hold the caller's
+            # connection open for nothing. The MCP transport answers this 405.
+            allow = [(b"allow", b"POST")]
+            await _error(send, 405, _INVALID, "MCP over HTTP here takes POST only.", allow)
             return
         headers = {
             key.decode("latin-1"): value.decode("latin-1")

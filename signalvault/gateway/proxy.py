@@ -389,10 +389,20 @@ class Proxy:
             interaction.status_code = response.status
             if answer.is_stream:
                 await self._relay.stream(
-                    send, receive, interaction, response, payload, redactor, screen, tools
+                    send,
+                    receive,
+                    interaction,
+                    response,
+                    payload,
+                    redactor,
+                    screen,
+                    tools,
+                    answer.max_event_bytes,
                 )
             else:
-                await self._relay.body(send, interaction, response, redactor, screen, tools)
+                await self._relay.body(
+                    send, interaction, response, answer.body, redactor, screen, tools
+                )
         finally:
             answer.settle(failed=interaction.outcome == STREAM_CUT)
             response.release()

@@ -17,7 +17,12 @@ from signalvault.gateway.request_body import ClientGone
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.tool_side import ToolSide
-from signalvault.gateway.wire import StreamAssembler, native_error, prompt_text
+from signalvault.gateway.wire import (
+    DEFAULT_MAX_EVENT_BYTES,
+    StreamAssembler,
+    native_error,
+    prompt_text,
+)
 from signalvault.gateway.wire import usage as usage_of
 from signalvault.guardrails.engine import Redactor
 from signalvault.trail.audit import (
@@ -51,11 +56,12 @@ class Relay:
         send: Send,
         interaction: Interaction,
         response: aiohttp.ClientResponse,
+        data: bytes,
         redactor: Redactor,
         screen: Screen,
         tools: ToolSide | None = None,
     ) -> None:
-        data = await response.read()
+        """Relay `data`, the body `Upstream` read (within the provider's size cap)."""
         interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
         if response.status >= 400:
             interaction.error_code = f"provider_{response.status}"
@@ -135,8 +141,10 @@ class Relay:
         redactor: Redactor,
         screen: Screen,
         tools: ToolSide | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        assembler = StreamAssembler(interaction.api)
+        """Relay an SSE stream; an event over `max_event_bytes` cuts it (`stream_cut`)."""
+        assembler = StreamAssembler(interaction.api, max_event_bytes)
         judge = tools.stream_judge(assembler) if tools is not None else None
         guard = screen.stream(interaction, redactor, judge)
         gone = asyncio.Event()

@@ -105,10 +105,10 @@ def parse_request(body: bytes, headers: dict[str, str]) -> tuple[dict[str, Any],
     except UnicodeDecodeError as exc:
         raise BadRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        payload, canonical = safe_json.loads_canonical(body)
+        payload, canonical = safe_json.loads_canonical(body, safe_json.REQUEST_DEPTH)
     except safe_json.TooDeep:
         raise BadRequest(
-            f"The request body nests arrays and objects more than {safe_json.MAX_DEPTH} deep."
+            f"The request body nests arrays and objects more than {safe_json.REQUEST_DEPTH} deep."
         ) from None
     except safe_json.InvalidJSON as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None

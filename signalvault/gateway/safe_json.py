@@ -19,6 +19,11 @@ import orjson
 _ENCODER_DEPTH = 254  # the most nested containers orjson.dumps writes
 _PAD = 4  # levels left for the gateway's own wrapping
 MAX_DEPTH = _ENCODER_DEPTH - _PAD  # arrays and objects inside each other; SDK requests use ~10
+# A provider echoes request fields (`metadata`, `instructions`, `tools`) inside its answer, and a
+# stream event wraps that answer once more: a request nested right up to MAX_DEPTH came back too
+# deep to read, and its stream was cut (found by `make fuzz`). Requests stop this much earlier.
+ECHO_MARGIN = 8
+REQUEST_DEPTH = MAX_DEPTH - ECHO_MARGIN
 
 
 class InvalidJSON(ValueError):
@@ -40,15 +45,16 @@ def loads(data: bytes) -> Any:
     return value
 
 
-def loads_canonical(data: bytes) -> tuple[Any, bytes]:
-    """Parse as `loads`, and return the value with its canonical bytes (`dumps` of it): what a
+def loads_canonical(data: bytes, max_depth: int = MAX_DEPTH) -> tuple[Any, bytes]:
+    """Parse as `loads` (at most `max_depth` deep, MAX_DEPTH or less: REQUEST_DEPTH for a
+    caller's body), and return the value with its canonical bytes (`dumps` of it): what a
     provider receives, so every parser downstream reads exactly what the guardrails read
     (a key sent twice, say, is sent once: the value the gateway screened).
 
     Raises:
         InvalidJSON: as `loads`.
     """
-    return _parse(data, canonical=True)
+    return _parse(data, canonical=True, max_depth=max_depth)
 
 
 def dumps(value: Any) -> bytes:
@@ -57,21 +63,25 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def _parse(data: bytes, *, canonical: bool) -> tuple[Any, bytes]:
+def _parse(data: bytes, *, canonical: bool, max_depth: int = MAX_DEPTH) -> tuple[Any, bytes]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if "UTF-8" in exc.msg:
             raise InvalidJSON("it is not valid UTF-8") from None
         if "depth" in exc.msg:
-            raise TooDeep(f"it nests deeper than {MAX_DEPTH} levels") from None
+            raise TooDeep(f"it nests deeper than {max_depth} levels") from None
         raise InvalidJSON(f"{exc.msg} (position {exc.pos})") from None
-    if len(data) <= 2 * MAX_DEPTH and not canonical:
+    if len(data) <= 2 * max_depth and not canonical:
         return value, data  # too short to nest that deep: most SSE events cost nothing more
+    pad = _ENCODER_DEPTH - min(max_depth, MAX_DEPTH)
+    wrapped = value
+    for _ in range(pad):
+        wrapped = [wrapped]
     try:
-        # Inside _PAD more lists, orjson's own depth check refuses values deeper than MAX_DEPTH:
-        # the limit costs one pass at C speed, the pass that writes the canonical bytes.
-        padded = orjson.dumps([[[[value]]]])
+        # Inside `pad` more lists, orjson's own depth check refuses values deeper than
+        # max_depth: the limit costs one pass at C speed, the pass that writes the canonical bytes.
+        padded = orjson.dumps(wrapped)
     except orjson.JSONEncodeError:
-        raise TooDeep(f"it nests deeper than {MAX_DEPTH} levels") from None
-    return value, padded[_PAD:-_PAD] if canonical else data
+        raise TooDeep(f"it nests deeper than {max_depth} levels") from None
+    return value, padded[pad:-pad] if canonical else data

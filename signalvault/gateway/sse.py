@@ -54,12 +54,13 @@ class EventReader:
 
     def __init__(self, api: str) -> None:
         self._api = api
-        self._buffer = b""
+        self._buffer = bytearray()  # appended in place: tiny chunks stay linear
 
     def feed(self, chunk: bytes) -> list[Event]:
-        buffer = self._buffer + chunk
         # A separator may straddle the previous chunk and this one, but lies no further back.
         search, start, events = max(0, len(self._buffer) - 3), 0, []
+        self._buffer += chunk
+        buffer = self._buffer
         while True:
             lf, crlf = buffer.find(b"\n\n", search), buffer.find(b"\r\n\r\n", search)
             if crlf != -1 and (lf == -1 or crlf < lf):
@@ -68,14 +69,15 @@ class EventReader:
                 end = lf + 2
             else:
                 break
-            events.append(parse_event(self._api, buffer[start:end]))
+            events.append(parse_event(self._api, bytes(buffer[start:end])))
             start = search = end
-        self._buffer = buffer[start:]
+        del buffer[:start]
         return events
 
     def rest(self) -> Event | None:
         """Bytes left when the stream ended without a final blank line, as one last event."""
-        raw, self._buffer = self._buffer, b""
+        raw = bytes(self._buffer)
+        self._buffer.clear()
         return parse_event(self._api, raw) if raw.strip() else None
 
 
@@ -98,6 +100,11 @@ def parse_event(api: str, raw: bytes) -> Event:
     return event
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or empty for anything else a provider put there."""
+    return value if isinstance(value, list) else []
+
+
 def _index(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
@@ -109,14 +116,14 @@ def _add(event: Event, container: Any, key: str, channel: ChannelKey, owner: Any
 
 
 def _chat(data: dict[str, Any], event: Event) -> None:
-    for choice in data.get("choices") or ():
+    for choice in _list(data.get("choices")):
         if not isinstance(choice, dict):
             continue
         index = _index(choice.get("index"))
         delta = choice.get("delta")
         if isinstance(delta, dict):
             _add(event, delta, "content", ("t", index), choice)
-            for call in delta.get("tool_calls") or ():
+            for call in _list(delta.get("tool_calls")):
                 if isinstance(call, dict):
                     channel = ("a", index, _index(call.get("index")))
                     _add(event, call.get("function"), "arguments", channel)
@@ -180,7 +187,7 @@ def _item_slots(item: Any, output: int) -> list[tuple[dict[str, Any], str, Chann
     if item.get("type") == "function_call" and isinstance(item.get("arguments"), str):
         return [(item, "arguments", ("a", output))]
     slots: list[tuple[dict[str, Any], str, ChannelKey]] = []
-    for index, part in enumerate(item.get("content") or ()):
+    for index, part in enumerate(_list(item.get("content"))):
         is_text = isinstance(part, dict) and part.get("type") == "output_text"
         if is_text and isinstance(part.get("text"), str):
             slots.append((part, "text", ("t", output, index)))

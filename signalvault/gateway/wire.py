@@ -25,6 +25,7 @@ _ANTHROPIC_TYPES = {
 }
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 MAX_ATTRIBUTION = 256
+DEFAULT_MAX_EVENT_BYTES = 8 << 20  # the default of a provider's `max_event_bytes`
 MAX_PROVIDER_MESSAGE = 2000  # characters of a provider's error message kept when rebuilt
 
 
@@ -115,12 +116,9 @@ def usage(api: str, payload: Any) -> tuple[int | None, int | None]:
         return None, None
     if api in ("messages", "responses"):
         prompt, completion = used.get("input_tokens"), used.get("output_tokens")
-        if api == "messages":
-            prompt = (
-                (prompt or 0)
-                + (used.get("cache_read_input_tokens") or 0)
-                + (used.get("cache_creation_input_tokens") or 0)
-            )
+        if api == "messages":  # input tokens are split three ways; a non-number counts 0
+            names = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+            prompt = sum(n for n in (used.get(name) for name in names) if isinstance(n, int))
     else:
         prompt, completion = used.get("prompt_tokens"), used.get("completion_tokens")
     return (
@@ -155,9 +153,10 @@ def _collect(value: Any, parts: list[str]) -> None:
 class StreamAssembler:
     """Reads an SSE byte stream as it passes and rebuilds the response it carries."""
 
-    def __init__(self, api: str) -> None:
+    def __init__(self, api: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.api = api
-        self._buffer = b""
+        self._max_event = max_event_bytes
+        self._buffer = bytearray()  # appended in place: tiny chunks stay linear
         self.text: list[str] = []
         self.tool_arguments: dict[int, list[str]] = {}
         self.tool_heads: dict[int, tuple[Any, Any]] = {}  # index -> (call id, tool name)
@@ -166,21 +165,36 @@ class StreamAssembler:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.is_complete = False
-        self.is_broken = False  # an event whose data is not JSON the gateway can read
+        # An event whose data is not JSON the gateway can read, or one longer than
+        # `max_event_bytes` (never buffered whole: the relay cuts the stream before it).
+        self.is_broken = False
         self.error: Any = None
 
     def feed(self, chunk: bytes) -> None:
+        if self.is_broken:
+            return
+        # A separator may straddle the previous chunk and this one, but lies no further back.
+        search = max(0, len(self._buffer) - 3)
         self._buffer += chunk
+        too_long = False
         while True:
-            end = self._buffer.find(b"\n\n")
-            cr_end = self._buffer.find(b"\r\n\r\n")
+            end = self._buffer.find(b"\n\n", search)
+            cr_end = self._buffer.find(b"\r\n\r\n", search)
             if cr_end != -1 and (end == -1 or cr_end < end):
-                event, self._buffer = self._buffer[:cr_end], self._buffer[cr_end + 4 :]
+                event, rest = bytes(self._buffer[:cr_end]), cr_end + 4
             elif end != -1:
-                event, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+                event, rest = bytes(self._buffer[:end]), end + 2
             else:
-                return
+                break
+            del self._buffer[:rest]
+            search = 0
+            too_long = len(event) > self._max_event
+            if too_long:
+                break
             self._event(event)
+        if too_long or len(self._buffer) > self._max_event:
+            self.is_broken = True
+            self._buffer.clear()
 
     def _event(self, raw: bytes) -> None:
         data = b"\n".join(
@@ -202,70 +216,75 @@ class StreamAssembler:
                 event
             )
 
+    # The event handlers read provider JSON through `_obj`, `_arr`, `_str` and `_at`: a field of
+    # the wrong type counts as absent (a hostile provider must not crash the logger of record;
+    # what the caller receives is the output guardrails' business).
+
     def _chat(self, event: dict[str, Any]) -> None:
-        self.model = event.get("model") or self.model
+        self.model = _str(event.get("model")) or self.model
         if "error" in event:
             self.error = event["error"]
-        for choice in event.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
+        for choice in _arr(event.get("choices")):
+            choice = _obj(choice)
+            delta = _obj(choice.get("delta"))
+            if _str(delta.get("content")):
                 self.text.append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                function = call.get("function") or {}
-                arguments = function.get("arguments")
+            for call in _arr(delta.get("tool_calls")):
+                call = _obj(call)
+                function = _obj(call.get("function"))
+                arguments = _str(function.get("arguments"))
                 if "id" in call or "name" in function:
-                    self.tool_heads[call.get("index", 0)] = (call.get("id"), function.get("name"))
-                if isinstance(arguments, str):
-                    self.tool_arguments.setdefault(call.get("index", 0), []).append(arguments)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+                    self.tool_heads[_at(call.get("index"))] = (call.get("id"), function.get("name"))
+                if arguments is not None:
+                    self.tool_arguments.setdefault(_at(call.get("index")), []).append(arguments)
+            self.finish_reason = _str(choice.get("finish_reason")) or self.finish_reason
         if event.get("usage"):
             self.prompt_tokens, self.completion_tokens = usage("chat", event)
 
     def _responses(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
+        if kind == "response.output_text.delta" and _str(event.get("delta")):
             self.text.append(event["delta"])
         elif kind == "response.function_call_arguments.delta":
-            self.tool_arguments.setdefault(event.get("output_index", 0), []).append(
-                str(event.get("delta", ""))
-            )
+            delta = _str(event.get("delta")) or ""
+            self.tool_arguments.setdefault(_at(event.get("output_index")), []).append(delta)
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
-            response = event.get("response") or {}
-            self.model = response.get("model") or self.model
-            self.finish_reason = response.get("status")
+            response = _obj(event.get("response"))
+            self.model = _str(response.get("model")) or self.model
+            self.finish_reason = _str(response.get("status"))
             self.prompt_tokens, self.completion_tokens = usage("responses", response)
             self.is_complete = True
         elif kind == "response.output_item.added":
-            item = event.get("item") or {}
+            item = _obj(event.get("item"))
             if item.get("type") == "function_call":
-                index = event.get("output_index", 0)
+                index = _at(event.get("output_index"))
                 self.tool_heads[index] = (item.get("call_id"), item.get("name"))
         elif kind == "response.created":
-            self.model = (event.get("response") or {}).get("model") or self.model
+            self.model = _str(_obj(event.get("response")).get("model")) or self.model
         elif kind == "error":
             self.error = event
 
     def _anthropic(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "content_block_delta":
-            delta = event.get("delta") or {}
+            delta = _obj(event.get("delta"))
             if delta.get("type") == "text_delta":
-                self.text.append(delta.get("text", ""))
+                self.text.append(_str(delta.get("text")) or "")
             elif delta.get("type") == "input_json_delta":
-                index = event.get("index", 0)
-                self.tool_arguments.setdefault(index, []).append(delta.get("partial_json", ""))
+                arguments = _str(delta.get("partial_json")) or ""
+                self.tool_arguments.setdefault(_at(event.get("index")), []).append(arguments)
         elif kind == "content_block_start":
-            block = event.get("content_block") or {}
+            block = _obj(event.get("content_block"))
             if block.get("type") in ("tool_use", "server_tool_use"):
-                self.tool_heads[event.get("index", 0)] = (block.get("id"), block.get("name"))
+                self.tool_heads[_at(event.get("index"))] = (block.get("id"), block.get("name"))
         elif kind == "message_start":
-            message = event.get("message") or {}
-            self.model = message.get("model") or self.model
+            message = _obj(event.get("message"))
+            self.model = _str(message.get("model")) or self.model
             self.prompt_tokens, self.completion_tokens = usage("messages", message)
         elif kind == "message_delta":
-            self.finish_reason = (event.get("delta") or {}).get("stop_reason") or self.finish_reason
-            used = event.get("usage") or {}
+            stop = _str(_obj(event.get("delta")).get("stop_reason"))
+            self.finish_reason = stop or self.finish_reason
+            used = _obj(event.get("usage"))
             if isinstance(used.get("output_tokens"), int):
                 self.completion_tokens = used["output_tokens"]
         elif kind == "message_stop":
@@ -327,3 +346,20 @@ def _walk(container: Any, key: Any, slots: list[Slot]) -> None:
         for name in value:
             if name not in _NOT_TEXT:
                 _walk(value, name, slots)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _arr(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _at(value: Any) -> int:
+    """A choice / output / block index; anything but an int is the first."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -13,6 +13,8 @@ A hostile provider (answered by `misbehave.py`; several may be combined):
     [[mock:malformed]]         a JSON answer cut off half-way; in a stream, one event's JSON
     [[mock:undecodable]]          bytes that are not UTF-8 inside the answer's text
     [[mock:deep=500]]          the answer carries an extra field nested 500 arrays deep
+    [[mock:huge=9000000]]      the answer (in a stream, its middle event) carries an extra
+                               string field of this many bytes
     [[mock:content_type=text/html]]  this Content-Type instead of the right one
     [[mock:foreign_error=400]] this error status, in the other API's error shape
     [[mock:chunk_bytes=3]]     stream: written 3 bytes at a time (events and characters split)
@@ -29,7 +31,7 @@ import re
 from dataclasses import dataclass
 
 _MARKER = re.compile(rb"\[\[mock:([a-z_]+)(?:=([^\]]*))?\]\]")
-_COUNTS: tuple[str, ...] = ("fail", "fail_first", "stall_after", "deep", "foreign_error")
+_COUNTS: tuple[str, ...] = ("fail", "fail_first", "stall_after", "deep", "huge", "foreign_error")
 _COUNTS += ("chunk_bytes", "cut_after", "reset_after")
 _FLAGS = ("hang", "malformed", "undecodable", "endless", "length_lie")
 _KNOWN = frozenset({*_COUNTS, *_FLAGS, "retry_after", "latency_ms", "content_type"})
@@ -46,6 +48,7 @@ class Faults:
     is_malformed: bool = False
     is_undecodable: bool = False
     deep: int | None = None
+    huge: int | None = None
     content_type: str | None = None
     foreign_error: int | None = None
     chunk_bytes: int | None = None
@@ -61,6 +64,7 @@ class Faults:
             self.is_malformed
             or self.is_undecodable
             or self.deep is not None
+            or self.huge is not None
             or self.content_type is not None
             or self.chunk_bytes is not None
             or self.cut_after is not None
@@ -112,6 +116,7 @@ def read_faults(body: bytes) -> Faults | None:
         is_malformed="malformed" in values,
         is_undecodable="undecodable" in values,
         deep=counts.get("deep"),
+        huge=counts.get("huge"),
         content_type=values.get("content_type") or None,
         foreign_error=counts.get("foreign_error"),
         chunk_bytes=counts.get("chunk_bytes"),

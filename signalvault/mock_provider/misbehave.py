@@ -1,5 +1,5 @@
 """A hostile provider's answers: the answer the mock composed, broken as a request's fault markers
-ask (see faults.py): malformed or deeply nested JSON, bytes that are not UTF-8, a wrong
+ask (see faults.py): malformed, deeply nested or huge JSON, bytes that are not UTF-8, a wrong
 Content-Type, a stream split at odd byte offsets, cut short, or never ending.
 
 Works on bytes and ASGI messages; imports only mock_provider.faults.
@@ -27,6 +27,8 @@ def break_body(body: bytes, faults: Faults) -> bytes:
     """A JSON answer broken as `faults` say."""
     if faults.deep is not None and body.endswith(b"}"):
         body = body[:-1] + b',"x_deep":' + _nested(faults.deep) + b"}"
+    if faults.huge is not None and body.endswith(b"}"):
+        body = body[:-1] + b',"x_pad":"' + b"x" * faults.huge + b'"}'
     if faults.is_undecodable:
         body = _spoil(body)
     if faults.is_malformed:
@@ -41,6 +43,10 @@ def break_events(events: list[bytes], faults: Faults) -> list[bytes]:
     if faults.deep is not None:
         events[middle] = events[middle].replace(
             b"data: {", b'data: {"x_deep":' + _nested(faults.deep) + b",", 1
+        )
+    if faults.huge is not None:
+        events[middle] = events[middle].replace(
+            b"data: {", b'data: {"x_pad":"' + b"x" * faults.huge + b'",', 1
         )
     if faults.is_undecodable:
         events[middle] = _spoil(events[middle])

@@ -282,16 +282,19 @@ def fuzz(
     requests: st.SearchStrategy[HttpRequest],
     *,
     weight: float = 1.0,
+    check: Callable[[HttpRequest, list[Answer]], None] | None = None,
 ) -> int:
-    """Send generated requests to the gateway and hold each answer to the property; returns
-    how many were sent. `weight` scales the profile's `max_examples`."""
+    """Send generated requests to the gateway and hold each answer to the property (or to
+    `check`, which adds to it); returns how many were sent. `weight` scales the profile's
+    `max_examples`."""
     profile = settings.get_profile(PROFILE)
+    judge = check if check is not None else gateway.check
 
     @settings(profile, max_examples=max(1, int(profile.max_examples * weight)))
     @given(requests)
     def one(request: HttpRequest) -> None:
         gateway.sent[name] += 1
-        gateway.check(request, gateway.send(request))
+        judge(request, gateway.send(request))
 
     one()
     assert gateway.good_request_succeeds()

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from tests.hostile.harness import HttpRequest
 from tests.hostile.shapes import PII, json_values
 
-# Depths around the limits that matter: the gateway's (250), orjson's encoder (254) and
-# decoder (1024), and Python's recursion limit (1000).
+# Depths around the limits that matter: the gateway's for requests (242) and for what it reads
+# from providers (250), orjson's encoder (254) and decoder (1024), Python's recursion limit.
 DEPTHS = st.one_of(
-    st.sampled_from([2, 64, 249, 250, 251, 253, 254, 255, 256, 300, 999, 1023, 1024, 1025]),
+    st.sampled_from([2, 64, 241, 242, 243, 249, 250, 251, 254, 255, 300, 999, 1024, 1025]),
     st.integers(1, 1100),
 )
 INVALID_UTF8 = (
@@ -48,10 +48,12 @@ Path = list[Any]
 
 
 @st.composite
-def _path(draw: st.DrawFn, value: Any) -> Path:
-    """A random place inside `value`: a list of keys and indexes from the root."""
+def _path(draw: st.DrawFn, value: Any, deep: bool = False) -> Path:
+    """A random place inside `value`: a list of keys and indexes from the root; mostly near the
+    root, sometimes (`deep`: mostly) far down, where OTLP keeps its spans, seven levels deep."""
     path: Path = []
-    while isinstance(value, dict | list) and value and draw(st.integers(0, 3)) > 0:
+    odds = draw(st.sampled_from([12] if deep else [3, 3, 12]))
+    while isinstance(value, dict | list) and value and draw(st.integers(0, odds)) > 0:
         key = draw(st.sampled_from(list(value) if isinstance(value, dict) else range(len(value))))
         path.append(key)
         value = value[key]
@@ -79,14 +81,14 @@ def _nest(value: Any, depth: int, as_list: bool) -> Any:
 
 @st.composite
 def mutated_value(
-    draw: st.DrawFn, body: dict[str, Any], at_least: int = 0
+    draw: st.DrawFn, body: dict[str, Any], at_least: int = 0, deep: bool = False
 ) -> tuple[Any, list[str]]:
     """`body` with up to three structural mutations; returns it and their names."""
     value: Any = copy.deepcopy(body)
     applied: list[str] = []
     for _ in range(draw(st.integers(at_least, 3))):
         kind = draw(st.sampled_from(["swap", "drop", "extra", "deepen", "long", "pii"]))
-        path = draw(_path(value))
+        path = draw(_path(value, deep))
         target = _get(value, path)
         if kind == "swap":
             replacement = draw(json_values.filter(lambda v, t=target: type(v) is not type(t)))
@@ -233,12 +235,22 @@ def extra_headers(draw: st.DrawFn) -> list[tuple[bytes, bytes]]:
 
 @st.composite
 def json_requests(
-    draw: st.DrawFn, path: str, bodies: st.SearchStrategy[dict[str, Any]], key: str
+    draw: st.DrawFn,
+    path: str,
+    bodies: st.SearchStrategy[dict[str, Any]],
+    key: str,
+    deep: bool = False,
+    hostile_bodies: bool = False,
 ) -> HttpRequest:
     """POSTs of `bodies` to `path`, each broken in one layer: its JSON structure (most often,
-    so that many reach screening and forwarding), its bytes, or the HTTP request around it."""
-    layer = draw(st.sampled_from(["structure"] * 3 + ["bytes", "http"]))
-    value, applied = draw(mutated_value(draw(bodies), 0 if layer == "http" else 1))
+    so that many reach screening and forwarding), its bytes, or the HTTP request around it.
+    `deep`: structural mutations mostly far from the root. `hostile_bodies`: the bodies are
+    hostile already (tool calls with odd ids and arguments), so half go as they are."""
+    layers = ["structure"] * 3 + ["bytes", "http"] + (["as_is"] * 5 if hostile_bodies else [])
+    layer = draw(st.sampled_from(layers))
+    value, applied = draw(mutated_value(draw(bodies), 0 if layer == "http" else 1, deep))
+    if layer == "as_is":
+        value, applied = draw(bodies), []
     body, how = draw(encoded(value)) if layer == "bytes" else (dump(value), "plain")
     headers = [(b"authorization", b"Bearer " + key.encode())]
     content_type: bytes | None = b"application/json"

@@ -77,8 +77,9 @@ def shape_of(tp: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     if typing_extensions.is_typeddict(tp):
         return _typed_dict(tp, depth)
     if isinstance(tp, type) and hasattr(tp, "model_fields"):  # a pydantic model in a union
-        fields = {name: f.annotation for name, f in tp.model_fields.items()}
-        required = {name for name, f in tp.model_fields.items() if f.is_required()}
+        # On the wire a field goes by its alias (the mcp SDK's `protocolVersion`, `_meta`).
+        fields = {f.alias or name: f.annotation for name, f in tp.model_fields.items()}
+        required = {f.alias or name for name, f in tp.model_fields.items() if f.is_required()}
         return _object(fields, required, depth)
     if isinstance(tp, typing.TypeVar) or origin is not None:
         return json_values

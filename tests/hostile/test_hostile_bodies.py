@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from signalvault.gateway.safe_json import MAX_DEPTH
+from signalvault.gateway.safe_json import REQUEST_DEPTH
 from tests.conftest import make_settings, running_gateway
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +60,7 @@ def with_field(path: str, raw: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("path", sorted(BODIES))
-@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300, 1000])
+@pytest.mark.parametrize("depth", [REQUEST_DEPTH + 1, 300, 1000])
 async def test_personal_data_nested_hundreds_deep_gets_a_native_400(gateway, mock, path, depth):
     """Before: 500 internal_error (the redacted body could not be serialised again)."""
     app, client, api_key = gateway
@@ -72,7 +72,7 @@ async def test_personal_data_nested_hundreds_deep_gets_a_native_400(gateway, moc
     assert response.status_code == 400, response.text
     body = response.json()
     message = body["error"]["message"]
-    assert f"more than {MAX_DEPTH} deep" in message and "bob" not in message
+    assert f"more than {REQUEST_DEPTH} deep" in message and "bob" not in message
     if path == "/v1/messages":
         assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     else:
@@ -87,7 +87,7 @@ async def test_a_body_at_the_depth_limit_is_redacted_and_forwarded(gateway, mock
     app, client, api_key = gateway
     # The body's own object, the messages list and the message take three of the levels.
     content = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":'
-    content += deep(MAX_DEPTH - 3) + b"}]}"
+    content += deep(REQUEST_DEPTH - 3) + b"}]}"
     response = await client.post(
         "/v1/chat/completions",
         content=content,

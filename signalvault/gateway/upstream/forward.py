@@ -34,6 +34,8 @@ from signalvault.trail.audit import Interaction
 log = logging.getLogger("signalvault.upstream")
 BREAKER_OPEN = "breaker_open"
 INVALID_ANSWER = "invalid_answer"  # a success whose body is not a JSON object
+ANSWER_TOO_LARGE = "answer_too_large"  # a body over the provider's `max_response_bytes`
+_READ_SIZE = 1 << 16
 # (provider name, the gateway key's environment) -> the stored credential to use, if any.
 CredentialLookup = Callable[[str, str | None], Secret | None]
 
@@ -43,6 +45,8 @@ class _Limits:
     timeout: aiohttp.ClientTimeout  # sock_read is the first-byte timeout until the head arrives
     idle_seconds: float
     retry: RetryPolicy
+    max_body: int  # bytes of a non-streamed answer read at most
+    max_event: int  # bytes of one stream event held at most
 
 
 class UpstreamFailed(Exception):
@@ -61,6 +65,8 @@ class Answer:
     response: aiohttp.ClientResponse
     is_stream: bool
     permits: list[tuple[Breaker, Permit]] = field(default_factory=list)  # a stream's, unjudged
+    body: bytes = b""  # a non-streamed answer's body, read within `max_response_bytes`
+    max_event_bytes: int = 0  # a stream's: the longest event the relay may hold
 
     def settle(self, failed: bool) -> None:
         """Tell the breakers how a relayed stream ended (`failed`: cut or stalled). Idempotent."""
@@ -217,15 +223,18 @@ class Upstream:
                 note["error"] = result
                 failure = _Failure(error=_error_for(result))
             else:
-                note["status"] = result.status
-                if not is_retryable_status(result.status):
-                    if _is_stream(interaction, result):  # judged when the relay ends
-                        return Answer(target, result, True, permits)
+                response, data = result
+                note["status"] = response.status
+                if not is_retryable_status(response.status):
+                    if _is_stream(interaction, response):  # judged when the relay ends
+                        return Answer(
+                            target, response, True, permits, max_event_bytes=limits.max_event
+                        )
                     for breaker, permit in permits:
                         breaker.record(permit, False)
-                    return Answer(target, result, False)
-                retry_after = parse_retry_after(result.headers)
-                failure = _Failure(answer=Answer(target, result, False))
+                    return Answer(target, response, False, body=data)
+                retry_after = parse_retry_after(response.headers)
+                failure = _Failure(answer=Answer(target, response, False, body=data))
             for breaker, permit in permits:
                 breaker.record(permit, True)
             wait = limits.retry.next_wait(
@@ -253,10 +262,11 @@ class Upstream:
         url: str,
         body: bytes,
         headers: dict[str, str],
-    ) -> aiohttp.ClientResponse | str:
-        """One HTTP call: the response (body read, unless it is a stream to relay), or the
-        kind of error that ended it. A success must be a JSON object the gateway can screen and
-        re-emit (see `safe_json`): anything else is an `invalid_answer`, retried like an error."""
+    ) -> tuple[aiohttp.ClientResponse, bytes] | str:
+        """One HTTP call: the response and its body (empty for a stream to relay), or the kind
+        of error that ended it. A success must be a JSON object the gateway can screen and
+        re-emit (see `safe_json`): anything else is an `invalid_answer`, retried like an error.
+        A body over `max_response_bytes` is an `answer_too_large`, whatever its status."""
         try:
             response = await self._session().post(
                 url, data=body, headers=headers, timeout=limits.timeout
@@ -266,18 +276,37 @@ class Upstream:
         interaction.ttfb_ms = interaction.elapsed_ms()
         _use_idle_timeout(response, limits.idle_seconds)
         if _is_stream(interaction, response):
-            return response
+            return response, b""
         try:
-            data = await response.read()  # cached on the response: the relay reads it from there
+            data = await _read_within(response, limits.max_body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             response.close()
             return _error_kind(exc, before_head=False)
+        if data is None:
+            response.close()  # the rest is never read: memory stays bounded by the cap
+            return ANSWER_TOO_LARGE
         if response.status < 300 and not _is_json_object(data):
             # Malformed, truncated (a Content-Length that lied), not UTF-8 or nested too deep:
             # relayed, it would pass the output guardrails unread.
             response.close()
             return INVALID_ANSWER
-        return response
+        return response, data
+
+
+async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to be longer than `limit` bytes (by its
+    announced length, or by what arrived, whichever comes first)."""
+    announced = response.content_length
+    if announced is not None and announced > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(_READ_SIZE):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _is_json_object(data: bytes) -> bool:
@@ -324,6 +353,8 @@ def _error_for(kind: str) -> HTTPError:
         return ProviderTimeout("The provider did not answer in time.")
     if kind == INVALID_ANSWER:
         return ProviderError("The provider's answer was not a readable JSON object.")
+    if kind == ANSWER_TOO_LARGE:
+        return ProviderError("The provider's answer was larger than the gateway accepts.")
     return ProviderError("The provider could not be reached.")
 
 
@@ -336,6 +367,8 @@ def _limits(p: ProviderSettings) -> _Limits:
             sock_read=p.first_byte_timeout_seconds,
         ),
         idle_seconds=p.idle_timeout_seconds,
+        max_body=p.max_response_bytes,
+        max_event=p.max_event_bytes,
         retry=RetryPolicy(
             max_retries=p.max_retries,
             budget_seconds=p.retry_budget_seconds,
