@@ -245,9 +245,12 @@ def _all() -> Any:
 
 
 def fuzz_settings(tmp_path, provider_url: str) -> Settings:
-    """A small body limit, so very long strings also meet the 413 path."""
+    """A small body limit, so very long strings also meet the 413 path; a short body deadline,
+    so a body that never ends (a length or a chunk announced longer than sent) meets the 408
+    path in two seconds instead of holding the test for the default 30."""
     base = make_settings(tmp_path, provider_url)
-    return replace(base, server=ServerSettings(max_body_bytes=512 * 1024))
+    server = ServerSettings(max_body_bytes=512 * 1024, body_timeout_seconds=2.0)
+    return replace(base, server=server)
 
 
 @contextlib.contextmanager
