@@ -5,6 +5,7 @@ everyday words), capitalisation and cue words; our stop-lists are in data/. No m
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -219,6 +220,7 @@ class NameLexicon:
     lower_ok_lowered: frozenset[str]  # the same in all-lower-case text
 
 
+@functools.cache  # immutable and ~0.5 s to build: one per process, shared by every engine
 def load_lexicon() -> NameLexicon:
     data = "signalvault.guardrails.data"
     ambiguous = frozenset(_package_words(data, "pii_ambiguous_names.txt"))
