@@ -166,16 +166,20 @@ class Relay:
                 }
             )
             async for chunk in response.content.iter_any():
-                assembler.feed(chunk)
+                events = assembler.feed(chunk)  # the stream's one reader
                 if assembler.is_broken:
                     raise BrokenStream  # before any byte of this chunk reaches the caller
-                out = chunk if guard is None else screen.feed(guard, interaction, chunk)
+                out = (
+                    chunk
+                    if guard is None
+                    else screen.feed(guard, interaction, assembler, chunk, events)
+                )
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if guard is not None and guard.is_stopped:
                     break  # blocked or aborted: nothing more may reach the caller
             if guard is not None and not guard.is_stopped:
-                out = screen.feed(guard, interaction, None)
+                out = screen.feed(guard, interaction, assembler, None, [])
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             await send({"type": "http.response.body", "body": b""})

@@ -14,8 +14,15 @@ from typing import Any
 from signalvault.agents.tool_policy import ToolPolicy
 from signalvault.errors import GuardrailBlocked, HTTPError
 from signalvault.gateway import safe_json
+from signalvault.gateway.sse import Event
 from signalvault.gateway.stream_guard import ArgumentJudge, StreamGuard
-from signalvault.gateway.wire import REQUEST_TEXT_FIELDS, RESPONSE_TEXT_FIELDS, Slot, text_slots
+from signalvault.gateway.wire import (
+    REQUEST_TEXT_FIELDS,
+    RESPONSE_TEXT_FIELDS,
+    Slot,
+    StreamAssembler,
+    text_slots,
+)
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
 from signalvault.trail.audit import Interaction
 
@@ -134,10 +141,20 @@ class Screen:
         slots: list[Slot] = [(holder, i) for i in range(len(holder))]
         return self._scan(interaction, slots, "output", self._output_context(interaction), redactor)
 
-    def feed(self, guard: StreamGuard, interaction: Interaction, chunk: bytes | None) -> bytes:
-        """Screen one provider chunk (None: the stream ended); applies the failure mode."""
+    def feed(
+        self,
+        guard: StreamGuard,
+        interaction: Interaction,
+        assembler: StreamAssembler,
+        chunk: bytes | None,
+        events: list[Event],
+    ) -> bytes:
+        """Screen the events `assembler` read from one provider chunk (None: the stream ended,
+        its unterminated tail, if any, is read now); applies the failure mode."""
         try:
-            return guard.feed(chunk) if chunk is not None else guard.finish()
+            if chunk is None:
+                return guard.finish_with(assembler.rest())
+            return guard.take(chunk, events)
         except Exception as exc:
             log.error(
                 "guardrail engine failed on a stream",
@@ -150,7 +167,7 @@ class Screen:
             interaction.evaluations.append(
                 Evaluation("*", "engine", "output", "bypass", "bypassed", {}, (), 0.0).as_dict()
             )
-            return guard.bypass()
+            return guard.bypass_with(assembler.pending())
 
     def _output_context(self, interaction: Interaction) -> Context:
         return _context(interaction, interaction.model_used)

@@ -33,6 +33,8 @@ class Event:
     pieces: list[Piece] = field(default_factory=list)
     closes: list[ChannelKey] = field(default_factory=list)  # channel prefixes this event ends
     is_changed: bool = False
+    is_done: bool = False  # `data: [DONE]`: the stream says it is complete
+    is_invalid: bool = False  # data that is not JSON the gateway can read
 
     def encode(self) -> bytes:
         """The original bytes, or the event rebuilt around its re-serialised payload."""
@@ -50,29 +52,48 @@ class Event:
 
 
 class EventReader:
-    """Cuts a byte stream into whole events; a partial event waits for the rest of its bytes."""
+    """Cuts a byte stream into whole events; a partial event waits for the rest of its bytes.
 
-    def __init__(self, api: str) -> None:
+    With `max_event_bytes`, an event longer than that (its blank-line terminator aside) is never
+    buffered whole: reading stops before it and `too_long` is set.
+    """
+
+    def __init__(self, api: str, max_event_bytes: int | None = None) -> None:
         self._api = api
+        self._max_event = max_event_bytes
         self._buffer = bytearray()  # appended in place: tiny chunks stay linear
+        self.too_long = False
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if self.too_long:
+            return []
         # A separator may straddle the previous chunk and this one, but lies no further back.
         search, start, events = max(0, len(self._buffer) - 3), 0, []
         self._buffer += chunk
-        buffer = self._buffer
+        buffer, most = self._buffer, self._max_event
         while True:
             lf, crlf = buffer.find(b"\n\n", search), buffer.find(b"\r\n\r\n", search)
             if crlf != -1 and (lf == -1 or crlf < lf):
-                end = crlf + 4
+                body, end = crlf, crlf + 4
             elif lf != -1:
-                end = lf + 2
+                body, end = lf, lf + 2
             else:
+                break
+            if most is not None and body - start > most:
+                self.too_long = True
                 break
             events.append(parse_event(self._api, bytes(buffer[start:end])))
             start = search = end
-        del buffer[:start]
+        if self.too_long or (most is not None and len(buffer) - start > most):
+            self.too_long = True
+            buffer.clear()
+        else:
+            del buffer[:start]
         return events
+
+    def pending(self) -> bytes:
+        """The bytes of an event not yet whole, left in place."""
+        return bytes(self._buffer)
 
     def rest(self) -> Event | None:
         """Bytes left when the stream ended without a final blank line, as one last event."""
@@ -88,12 +109,15 @@ def parse_event(api: str, raw: bytes) -> Event:
             value = line[5:]
             data_lines.append(value[1:] if value.startswith(b" ") else value)
     data = b"\n".join(data_lines)
-    payload: Any = None
-    if data and data != b"[DONE]":
-        try:
-            payload = safe_json.loads(data)
-        except safe_json.InvalidJSON:
-            payload = None
+    bare = data.strip()
+    if not bare:  # a comment, a keep-alive, an event with no data
+        return Event(raw, None)
+    if bare == b"[DONE]":
+        return Event(raw, None, is_done=True)
+    try:
+        payload = safe_json.loads(data)
+    except safe_json.InvalidJSON:
+        return Event(raw, None, is_invalid=True)
     event = Event(raw, payload)
     if isinstance(payload, dict):
         {"messages": _anthropic, "responses": _responses}.get(api, _chat)(payload, event)

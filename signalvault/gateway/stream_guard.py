@@ -105,25 +105,37 @@ class StreamGuard:
         self.is_aborted = False  # ended by abort() (the engine failed, fail-closed)
 
     def feed(self, chunk: bytes) -> bytes:
-        """Raw provider bytes in; the whole events that may go to the client now out.
+        """Raw provider bytes in, cut into events by the guard's own reader; the whole events
+        that may go to the client now out. (The relay reads once and calls `take`.)
 
         Raises:
             Exception: whatever the guardrail engine raised; apply the failure mode (`abort`
                 when closed, `bypass` when open).
         """
+        return self.take(chunk, [] if self._is_bypassed else self._reader.feed(chunk))
+
+    def take(self, chunk: bytes, events: list[Event]) -> bytes:
+        """The events a reader cut from `chunk`; the whole events that may go out now.
+
+        Raises:
+            Exception: as `feed`.
+        """
         if self._is_bypassed:
             return chunk
         if self._is_finished:
             return b""
-        for event in self._reader.feed(chunk):
+        for event in events:
             self._admit(event)
         return self._advance()
 
     def finish(self) -> bytes:
         """The provider's stream ended: final scan, then everything still held."""
+        return self.finish_with(None if self._is_finished else self._reader.rest())
+
+    def finish_with(self, tail: Event | None) -> bytes:
+        """`finish` when another reader cut the stream (`tail`: its unterminated last event)."""
         if self._is_finished:
             return b""
-        tail = self._reader.rest()
         if tail is not None:
             self._admit(tail)
         for channel in self._channels.values():
@@ -144,11 +156,15 @@ class StreamGuard:
 
     def bypass(self) -> bytes:
         """Fail-open: what is held goes out unscreened; later chunks pass through unchanged."""
+        return self.bypass_with(self._reader.pending())
+
+    def bypass_with(self, pending: bytes) -> bytes:
+        """`bypass` when another reader cut the stream (`pending`: the bytes it holds of an event
+        not yet whole; they went to no one yet)."""
         if self._is_finished:
             return b""
         self._is_finished = self._is_bypassed = True
-        tail = self._reader.rest()
-        held = [event.raw for event, _ in self._queue] + ([tail.raw] if tail else [])
+        held = [event.raw for event, _ in self._queue] + [pending]
         self._queue.clear()
         return b"".join(held)
 

@@ -10,6 +10,7 @@ import orjson
 
 from signalvault.errors import ClassificationNotAllowed, GuardrailBlocked, HTTPError
 from signalvault.gateway import safe_json
+from signalvault.gateway.sse import Event, EventReader
 
 _OPENAI_TYPES = {
     401: "authentication_error",
@@ -155,8 +156,9 @@ class StreamAssembler:
 
     def __init__(self, api: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.api = api
-        self._max_event = max_event_bytes
-        self._buffer = bytearray()  # appended in place: tiny chunks stay linear
+        # The stream's one reader: the output guardrails take the events it parsed, so each
+        # event is cut and parsed once per stream.
+        self._reader = EventReader(api, max_event_bytes)
         self.text: list[str] = []
         self.tool_arguments: dict[int, list[str]] = {}
         self.tool_heads: dict[int, tuple[Any, Any]] = {}  # index -> (call id, tool name)
@@ -170,51 +172,34 @@ class StreamAssembler:
         self.is_broken = False
         self.error: Any = None
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Read a chunk: the whole events it completed, each already taken into the response."""
         if self.is_broken:
-            return
-        # A separator may straddle the previous chunk and this one, but lies no further back.
-        search = max(0, len(self._buffer) - 3)
-        self._buffer += chunk
-        too_long = False
-        while True:
-            end = self._buffer.find(b"\n\n", search)
-            cr_end = self._buffer.find(b"\r\n\r\n", search)
-            if cr_end != -1 and (end == -1 or cr_end < end):
-                event, rest = bytes(self._buffer[:cr_end]), cr_end + 4
-            elif end != -1:
-                event, rest = bytes(self._buffer[:end]), end + 2
-            else:
-                break
-            del self._buffer[:rest]
-            search = 0
-            too_long = len(event) > self._max_event
-            if too_long:
-                break
-            self._event(event)
-        if too_long or len(self._buffer) > self._max_event:
-            self.is_broken = True
-            self._buffer.clear()
-
-    def _event(self, raw: bytes) -> None:
-        data = b"\n".join(
-            line[5:].lstrip() for line in raw.splitlines() if line.startswith(b"data:")
+            return []
+        events = self._reader.feed(chunk)
+        handle = {"messages": self._anthropic, "responses": self._responses}.get(
+            self.api, self._chat
         )
-        if not data:
-            return
-        if data == b"[DONE]":
-            self.is_complete = True
-            return
-        try:
-            event = safe_json.loads(data)
-        except safe_json.InvalidJSON:
-            # Unreadable for the output guardrails too: the relay cuts the stream here.
+        for event in events:
+            if event.is_done:
+                self.is_complete = True
+            elif event.is_invalid:
+                # Unreadable for the output guardrails too: the relay cuts the stream here.
+                self.is_broken = True
+            elif isinstance(event.data, dict):
+                handle(event.data)
+        if self._reader.too_long:
             self.is_broken = True
-            return
-        if isinstance(event, dict):
-            {"messages": self._anthropic, "responses": self._responses}.get(self.api, self._chat)(
-                event
-            )
+        return events
+
+    def pending(self) -> bytes:
+        """The bytes of an event not yet whole (left in place)."""
+        return self._reader.pending()
+
+    def rest(self) -> Event | None:
+        """What is left when the stream ends without a final blank line, as one last event.
+        Not taken into the response (an unterminated event is not a complete one)."""
+        return self._reader.rest()
 
     # The event handlers read provider JSON through `_obj`, `_arr`, `_str` and `_at`: a field of
     # the wrong type counts as absent (a hostile provider must not crash the logger of record;
