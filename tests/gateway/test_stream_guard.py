@@ -378,3 +378,24 @@ def test_official_sdks_raise_on_the_error_event(engine, api):
                 seen.extend(client.responses.create(model="m", input="x", stream=True))
         assert raised.value.code == "guardrail_violation"
     assert AWS_KEY[:8] not in str(seen)
+
+
+def test_the_relay_path_parses_each_event_once_and_screens_as_the_guard_alone(engine, monkeypatch):
+    """The assembler reads the stream once; the guard takes its events. The bytes out are what
+    the guard reading the stream itself sends, and no event's JSON is parsed twice."""
+    from signalvault.gateway import safe_json
+
+    stream = chat(["Mail ", "bob@", "example.com", " about ", AWS_KEY[:6]], crlf=True)
+    alone = b"".join(run(guard(engine, "chat"), cut(stream, 7)))
+    parsed: list[bytes] = []
+    real_loads = safe_json.loads
+    monkeypatch.setattr(safe_json, "loads", lambda data: parsed.append(data) or real_loads(data))
+    assembler, shared = StreamAssembler("chat"), guard(engine, "chat")
+    out = b""
+    for chunk in cut(stream, 7):
+        out += shared.take(chunk, assembler.feed(chunk))
+    out += shared.finish_with(assembler.rest())
+    assert out == alone and b"[EMAIL_1]" in out and b"bob@" not in out
+    events_with_json = stream.count(b"data: {")
+    assert len(parsed) == events_with_json  # once each, by the one reader
+    assert assembler.is_complete and "".join(assembler.text).startswith("Mail bob@example.com")
