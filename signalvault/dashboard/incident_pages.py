@@ -5,6 +5,8 @@ permission, same audited change, CSRF-checked)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -13,7 +15,7 @@ from starlette.routing import Route
 
 from signalvault.control.api import incident_routes
 from signalvault.dashboard.render import page
-from signalvault.dashboard.viewer import field, look, read_form
+from signalvault.dashboard.viewer import field, look, query_filters, read_form
 from signalvault.evidence.incidents import MAX_NOTE, STATUSES
 
 FILTERS = ("status", "kind", "since", "until")
@@ -23,20 +25,9 @@ PAGE_SIZE = 200  # the API lists at most 500, newest first, without a cursor
 DONE = {"acknowledged": "Incident acknowledged.", "resolved": "Incident resolved."}
 
 
-def filters_of(request: Request) -> dict[str, str]:
-    found = {}
-    for name in FILTERS:
-        value = request.query_params.get(name, "").strip()
-        if value:
-            found[name] = value[:MAX_FILTER]
-    if found.get("status") not in (None, *STATUSES):
-        del found["status"]
-    return found
-
-
 async def incidents(request: Request) -> Response:
     viewer = await look(request, "GET", "/api/incidents")
-    filters = filters_of(request)
+    filters = query_filters(request, FILTERS, MAX_FILTER, {"status": STATUSES})
     listing = await viewer.call(
         incident_routes.list_incidents,
         status=filters.get("status"),
@@ -75,21 +66,21 @@ async def incident(request: Request) -> Response:
 
 
 async def acknowledge(request: Request) -> Response:
-    form = await read_form(request)
-    viewer = await look(request, "POST", "/api/incidents/{incident_id}/ack", form)
-    incident_id = request.path_params["incident_id"][:MAX_ID]
-    note = incident_routes.IncidentNote(note=field(form, "note") or "")
-    await viewer.call(incident_routes.acknowledge, incident_id, note)
-    return RedirectResponse(f"/incidents/{incident_id}?done=acknowledged", status_code=303)
+    return await _respond(request, "ack", incident_routes.acknowledge, "acknowledged")
 
 
 async def resolve(request: Request) -> Response:
+    return await _respond(request, "resolve", incident_routes.resolve, "resolved")
+
+
+async def _respond(request: Request, action: str, route: Callable[..., Any], done: str) -> Response:
+    """Acknowledge or resolve with the form's note, as the API's route for `action` does."""
     form = await read_form(request)
-    viewer = await look(request, "POST", "/api/incidents/{incident_id}/resolve", form)
+    viewer = await look(request, "POST", f"/api/incidents/{{incident_id}}/{action}", form)
     incident_id = request.path_params["incident_id"][:MAX_ID]
     note = incident_routes.IncidentNote(note=field(form, "note") or "")
-    await viewer.call(incident_routes.resolve, incident_id, note)
-    return RedirectResponse(f"/incidents/{incident_id}?done=resolved", status_code=303)
+    await viewer.call(route, incident_id, note)
+    return RedirectResponse(f"/incidents/{incident_id}?done={done}", status_code=303)
 
 
 routes = [

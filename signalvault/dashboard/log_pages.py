@@ -15,7 +15,7 @@ from signalvault.agents.runs import run_detail
 from signalvault.control.api import log_routes, trace_routes
 from signalvault.control.api.trail_models import LogDetail
 from signalvault.dashboard.render import page
-from signalvault.dashboard.viewer import Viewer, field, look, read_form
+from signalvault.dashboard.viewer import Viewer, field, look, query_filters, read_form
 from signalvault.errors import NotFound
 from signalvault.trail.audit import OUTCOMES
 
@@ -38,21 +38,9 @@ TOOL_EVENTS = ("tool_call", "tool_result", "span", "mcp_call")
 MAX_FILTER = 200  # longer values are not names, ids or times: refused like the API's limits
 
 
-def filters_of(request: Request) -> dict[str, str]:
-    """The filters set in the query string, each bounded."""
-    found = {}
-    for name in FILTERS:
-        value = request.query_params.get(name, "").strip()
-        if value:
-            found[name] = value[:MAX_FILTER]
-    if found.get("classification") not in (None, *CLASSES):
-        del found["classification"]
-    return found
-
-
 async def logs(request: Request) -> Response:
     viewer = await look(request, "GET", "/api/logs")
-    filters = filters_of(request)
+    filters = query_filters(request, FILTERS, MAX_FILTER, {"classification": CLASSES})
     cursor = request.query_params.get("cursor") or None
     listing = await viewer.call(
         log_routes.list_logs,

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from signalvault.agents.runs import UNANSWERED, run_detail
 from signalvault.control.api import log_routes, trace_routes
 from signalvault.dashboard.render import page
-from signalvault.dashboard.viewer import Viewer, field, look, read_form
+from signalvault.dashboard.viewer import Viewer, field, look, query_filters, read_form
 
 FILTERS = ("project", "since", "until")
 PAGE_SIZE = 50
@@ -24,18 +24,9 @@ MAX_FILTER = 64  # the API's bound on times; project names are shorter
 MAX_ID = 100
 
 
-def filters_of(request: Request) -> dict[str, str]:
-    found = {}
-    for name in FILTERS:
-        value = request.query_params.get(name, "").strip()
-        if value:
-            found[name] = value[:MAX_FILTER]
-    return found
-
-
 async def runs(request: Request) -> Response:
     viewer = await look(request, "GET", "/api/traces")
-    filters = filters_of(request)
+    filters = query_filters(request, FILTERS, MAX_FILTER)
     cursor = request.query_params.get("cursor") or None
     where = trace_routes.run_filter(
         None,

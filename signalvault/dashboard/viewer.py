@@ -133,6 +133,25 @@ def field(form: FormData, name: str) -> str | None:
     return value or None
 
 
+def query_filters(
+    request: Request,
+    names: tuple[str, ...],
+    max_length: int,
+    choices: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, str]:
+    """The listing filters set in the query string, each stripped and bounded; a filter with
+    `choices` is dropped when its value is not one of them."""
+    found = {}
+    for name in names:
+        value = request.query_params.get(name, "").strip()
+        if value:
+            found[name] = value[:max_length]
+    for name, allowed in (choices or {}).items():
+        if name in found and found[name] not in allowed:
+            del found[name]
+    return found
+
+
 def sign_in_url(request: Request) -> str:
     """The sign-in page, coming back to this page (a local path only) after."""
     target = request.url.path
