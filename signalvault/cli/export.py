@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from signalvault.cli.options import CONFIG_OPTION
+from signalvault.cli.options import CLASS_OPTION, CONFIG_OPTION
 from signalvault.config import Settings, load_settings
 from signalvault.errors import ConfigError, StoreError
 
@@ -129,13 +129,7 @@ def _run(settings: Settings, job: Callable[[Exporter, _Counter], ExportResult]) 
 @click.option("--outcome", default=None, help="Only this outcome (ok, blocked, rejected, ...).")
 @click.option("--rule", default=None, help="Only records in which this guardrail rule fired.")
 @click.option("--run", "run_id", default=None, help="Only the records of this agent run.")
-@click.option(
-    "--class",
-    "classification",
-    type=click.Choice(["public", "internal", "confidential", "restricted"]),
-    default=None,
-    help="Only records of this data class.",
-)
+@CLASS_OPTION
 @click.option(
     "--include-content",
     is_flag=True,

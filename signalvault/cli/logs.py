@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import orjson
 
-from signalvault.cli.options import CONFIG_OPTION, opened
+from signalvault.cli.options import CLASS_OPTION, CONFIG_OPTION, opened
 from signalvault.config import load_settings
 from signalvault.console import format_table
 
@@ -26,13 +26,7 @@ from signalvault.console import format_table
 @click.option("--user", "end_user", default=None, help="Only this end user.")
 @click.option("--model", default=None, help="Only this model (requested or used).")
 @click.option("--outcome", default=None, help="Only this outcome (ok, blocked, rejected, ...).")
-@click.option(
-    "--class",
-    "classification",
-    type=click.Choice(["public", "internal", "confidential", "restricted"]),
-    default=None,
-    help="Only records of this data class.",
-)
+@CLASS_OPTION
 @click.option("--kind", default=None, help="Only records of this kind (interaction, an event).")
 def logs(
     config_file: Path | None,

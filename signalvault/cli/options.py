@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from signalvault.config import Settings
+from signalvault.config import CLASSES, Settings
 from signalvault.errors import SignalVaultError
 
 if TYPE_CHECKING:
@@ -23,6 +23,14 @@ CONFIG_OPTION = click.option(
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="TOML config file (default: ./signalvault.toml if present, else built-in defaults).",
+)
+
+CLASS_OPTION = click.option(
+    "--class",
+    "classification",
+    type=click.Choice(CLASSES),
+    default=None,
+    help="Only records of this data class.",
 )
 
 

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from signalvault.config import CLASSES
 from signalvault.control.api import log_routes, trail_routes
-from signalvault.dashboard.log_pages import CLASSES
 from signalvault.dashboard.render import page
 from signalvault.dashboard.viewer import Viewer, field, look, read_form
 from signalvault.trail.audit import OUTCOMES

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from signalvault.agents.runs import run_detail
+from signalvault.config import CLASSES
 from signalvault.control.api import log_routes, trace_routes
 from signalvault.control.api.trail_models import LogDetail
 from signalvault.dashboard.render import page
@@ -31,7 +32,6 @@ FILTERS = (
     "classification",
     "kind",
 )
-CLASSES = ("public", "internal", "confidential", "restricted")
 KINDS = ("interaction", "tool_call", "tool_result", "mcp_call", "span", "admin", "content_read")
 PAGE_SIZE = 50
 TOOL_EVENTS = ("tool_call", "tool_result", "span", "mcp_call")
