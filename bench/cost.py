@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from sustained import process
 
 ROOT = Path(__file__).resolve().parents[1]
 # Beside the checkout, or at the workplace's fixed place for a checkout elsewhere (worktrees, CI).
@@ -98,28 +99,9 @@ def pinned(argv: list[str], cpu: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def started(
-    argv: list[str], env: dict[str, str], cwd: str | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@contextlib.contextmanager
 def mock_provider(port: int, cpu: str | None) -> Iterator[None]:
     argv = [sys.executable, str(SHARED_BENCH / "mock_upstream.py"), "--port", str(port)]
-    with started(pinned(argv, cpu), dict(os.environ)):
+    with process(pinned(argv, cpu), dict(os.environ)):
         wait_http(port, "/health")
         yield
 
@@ -160,7 +142,7 @@ def gateway(
         )
         key = json.loads(made.stdout)["secret"]
         serve = [*(wrapper or []), *command, "serve"]
-        with started(pinned(serve, cpu), env, cwd=tmp) as proc:
+        with process(pinned(serve, cpu), env, cwd=tmp) as proc:
             wait_http(port, "/readyz", 60.0 if wrapper is None else 600.0)
             yield proc.pid, key
 

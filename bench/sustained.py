@@ -57,8 +57,14 @@ def wait_http(url: str, seconds: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def process(
+    args: list[str], env: dict[str, str], cwd: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`args` running for the block, then stopped (SIGTERM, then SIGKILL after a minute). Its
+    output is discarded: an unread pipe would stall a process that logs once it fills."""
+    proc = subprocess.Popen(
+        args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         yield proc
     finally:
