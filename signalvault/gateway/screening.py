@@ -153,8 +153,8 @@ class Screen:
         its unterminated tail, if any, is read now); applies the failure mode."""
         try:
             if chunk is None:
-                return guard.finish_with(assembler.rest())
-            return guard.take(chunk, events)
+                return guard.finish(assembler.rest())
+            return guard.feed(chunk, events)
         except Exception as exc:
             log.error(
                 "guardrail engine failed on a stream",
@@ -167,7 +167,7 @@ class Screen:
             interaction.evaluations.append(
                 Evaluation("*", "engine", "output", "bypass", "bypassed", {}, (), 0.0).as_dict()
             )
-            return guard.bypass_with(assembler.pending())
+            return guard.bypass(assembler.pending())
 
     def _output_context(self, interaction: Interaction) -> Context:
         return _context(interaction, interaction.model_used)

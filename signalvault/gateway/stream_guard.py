@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from signalvault.errors import GuardrailBlocked, HTTPError
-from signalvault.gateway.sse import ChannelKey, Event, EventReader, Piece, full_text_slots
+from signalvault.gateway.sse import ChannelKey, Event, Piece, full_text_slots
 from signalvault.gateway.wire import error_body
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
 
@@ -92,7 +92,6 @@ class StreamGuard:
         self._redactor = redactor
         self._holdback = holdback
         self._batch = max(1, holdback // 4)
-        self._reader = EventReader(api)
         self._queue: deque[tuple[Event, list[tuple[Piece, int, int]]]] = deque()
         self._channels: dict[ChannelKey, _Channel] = {}
         self._tallies: dict[str, _Tally] = {}
@@ -104,21 +103,13 @@ class StreamGuard:
         self._is_bypassed = False
         self.is_aborted = False  # ended by abort() (the engine failed, fail-closed)
 
-    def feed(self, chunk: bytes) -> bytes:
-        """Raw provider bytes in, cut into events by the guard's own reader; the whole events
-        that may go to the client now out. (The relay reads once and calls `take`.)
+    def feed(self, chunk: bytes, events: list[Event]) -> bytes:
+        """The events the stream's reader (the relay's StreamAssembler) cut from `chunk`; the
+        whole events that may go to the client now out.
 
         Raises:
             Exception: whatever the guardrail engine raised; apply the failure mode (`abort`
                 when closed, `bypass` when open).
-        """
-        return self.take(chunk, [] if self._is_bypassed else self._reader.feed(chunk))
-
-    def take(self, chunk: bytes, events: list[Event]) -> bytes:
-        """The events a reader cut from `chunk`; the whole events that may go out now.
-
-        Raises:
-            Exception: as `feed`.
         """
         if self._is_bypassed:
             return chunk
@@ -128,12 +119,9 @@ class StreamGuard:
             self._admit(event)
         return self._advance()
 
-    def finish(self) -> bytes:
-        """The provider's stream ended: final scan, then everything still held."""
-        return self.finish_with(None if self._is_finished else self._reader.rest())
-
-    def finish_with(self, tail: Event | None) -> bytes:
-        """`finish` when another reader cut the stream (`tail`: its unterminated last event)."""
+    def finish(self, tail: Event | None) -> bytes:
+        """The provider's stream ended (`tail`: the reader's unterminated last event, if any):
+        final scan, then everything still held."""
         if self._is_finished:
             return b""
         if tail is not None:
@@ -154,13 +142,9 @@ class StreamGuard:
         self._queue.clear()
         return self._error_event(error)
 
-    def bypass(self) -> bytes:
-        """Fail-open: what is held goes out unscreened; later chunks pass through unchanged."""
-        return self.bypass_with(self._reader.pending())
-
-    def bypass_with(self, pending: bytes) -> bytes:
-        """`bypass` when another reader cut the stream (`pending`: the bytes it holds of an event
-        not yet whole; they went to no one yet)."""
+    def bypass(self, pending: bytes) -> bytes:
+        """Fail-open: what is held goes out unscreened, then `pending` (the bytes the reader holds
+        of an event not yet whole); later chunks pass through unchanged."""
         if self._is_finished:
             return b""
         self._is_finished = self._is_bypassed = True

@@ -36,8 +36,29 @@ def engine() -> Engine:
     return Engine(Policy(1, RULES), lambda text, model: len(text))
 
 
+class Reading:
+    """A guard with a reader in front, as the relay has it (its StreamAssembler): bytes in."""
+
+    def __init__(self, guard: StreamGuard, api: str) -> None:
+        self.guard, self.reader = guard, EventReader(api)
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.guard.feed(chunk, self.reader.feed(chunk))
+
+    def finish(self) -> bytes:
+        return self.guard.finish(self.reader.rest())
+
+    def bypass(self) -> bytes:
+        return self.guard.bypass(self.reader.pending())
+
+    def __getattr__(self, name: str):
+        return getattr(self.guard, name)
+
+
 def guard(engine, api, redactor=None, holdback=256):
-    return StreamGuard(api, engine, Context(model="m"), redactor or Redactor(), holdback)
+    return Reading(
+        StreamGuard(api, engine, Context(model="m"), redactor or Redactor(), holdback), api
+    )
 
 
 def chat(pieces, *, crlf=False):
@@ -341,7 +362,7 @@ def test_scan_window_stays_bounded_on_long_streams(engine):
 
     counting = Counting(engine)
     pieces = [f"sentence {n} of a long and harmless answer. " for n in range(400)]
-    g = StreamGuard("chat", counting, Context(), Redactor(), holdback=64)  # type: ignore[arg-type]
+    g = Reading(StreamGuard("chat", counting, Context(), Redactor(), 64), "chat")  # type: ignore[arg-type]
     out = b"".join(run(g, cut(chat(pieces), 200)))
     assert assembled("chat", out) == "".join(pieces)
     assert max(counting.sizes) <= 2 * 64 + 200 + 64 // 4
@@ -380,9 +401,9 @@ def test_official_sdks_raise_on_the_error_event(engine, api):
     assert AWS_KEY[:8] not in str(seen)
 
 
-def test_the_relay_path_parses_each_event_once_and_screens_as_the_guard_alone(engine, monkeypatch):
-    """The assembler reads the stream once; the guard takes its events. The bytes out are what
-    the guard reading the stream itself sends, and no event's JSON is parsed twice."""
+def test_the_relay_path_parses_each_event_once_and_screens_as_a_plain_reader(engine, monkeypatch):
+    """The assembler reads the stream once and the guard takes its events: the bytes out are
+    what the guard sends behind a plain EventReader, and no event's JSON is parsed twice."""
     from signalvault.gateway import safe_json
 
     stream = chat(["Mail ", "bob@", "example.com", " about ", AWS_KEY[:6]], crlf=True)
@@ -390,11 +411,11 @@ def test_the_relay_path_parses_each_event_once_and_screens_as_the_guard_alone(en
     parsed: list[bytes] = []
     real_loads = safe_json.loads
     monkeypatch.setattr(safe_json, "loads", lambda data: parsed.append(data) or real_loads(data))
-    assembler, shared = StreamAssembler("chat"), guard(engine, "chat")
+    assembler, shared = StreamAssembler("chat"), guard(engine, "chat").guard
     out = b""
     for chunk in cut(stream, 7):
-        out += shared.take(chunk, assembler.feed(chunk))
-    out += shared.finish_with(assembler.rest())
+        out += shared.feed(chunk, assembler.feed(chunk))
+    out += shared.finish(assembler.rest())
     assert out == alone and b"[EMAIL_1]" in out and b"bob@" not in out
     events_with_json = stream.count(b"data: {")
     assert len(parsed) == events_with_json  # once each, by the one reader
