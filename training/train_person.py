@@ -25,8 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import synthetic  # noqa: E402
+from heldout import is_fresh  # noqa: E402
 
 from signalvault.guardrails.pii_names import NameRules, load_lexicon  # noqa: E402
 from signalvault.guardrails.pii_person import (  # noqa: E402
@@ -62,9 +64,12 @@ def person_spans(rec: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def records(data: Path, file: str, split: str | None) -> Iterator[dict[str, Any]]:
+    """The training records of one file: its `split`, less bench/heldout.py's fresh slice."""
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
             rec = json.loads(line)
+            if is_fresh(rec["text"]):
+                continue  # held out for measurement (bench/heldout.py, split `fresh`)
             if split is None or rec.get("meta", {}).get("btc_recommended_split") == split:
                 yield rec
 
@@ -129,6 +134,7 @@ def build(data: Path) -> dict[str, Any]:
         "trained_by": "training/train_person.py",
         "settings": SETTINGS,
         "examples": len(train_rows),
+        "held_out": "records bench/heldout.is_fresh selects (split `fresh`)",
         "positives": sum(y for _, y in train_rows),
         "data": {
             **{
