@@ -397,7 +397,7 @@ class PersonDetector:
     """
 
     # A model span is reported from this token probability (chosen on the tune split and
-    # WNUT-17 dev): its score is shifted so that this point lands on the engine's 0.5.
+    # WNUT-17 dev): its score is shifted (_shift) so that this point lands on the engine's 0.5.
     MODEL_THRESHOLD = 0.4
     VETO = 0.15  # a rule span whose tokens score below this on average is demoted
 
@@ -417,9 +417,8 @@ class PersonDetector:
             Token(s, e, w, w.lower()) for s, e, w in tokens if not (s and text[s - 1] == "@")
         ]
         scores = self.model.token_scores(text, ruled, candidates, lowered_text)
-        shift = 0.5 - self.MODEL_THRESHOLD
         found = [
-            (kind, start, end, round(min(1.0, score + shift), 3))
+            (kind, start, end, _shift(score, self.MODEL_THRESHOLD))
             for kind, start, end, score in self.model.spans(text, scores)
         ]
         at = 0
@@ -438,6 +437,14 @@ class PersonDetector:
                 score = min(score, 0.4)  # the model reads this as no name
             found.append((kind, start, end, score))
         return _union(found)
+
+
+def _shift(probability: float, point: float) -> float:
+    """The probability with its odds divided by those of `point`: `point` lands on 0.5, the
+    order of scores is kept and they stay probabilities."""
+    p = min(max(probability, 1e-6), 1.0 - 1e-6)
+    z = math.log(p / (1.0 - p)) - math.log(point / (1.0 - point))
+    return round(1.0 / (1.0 + math.exp(-z)), 3)
 
 
 def _union(found: list[Candidate]) -> list[Candidate]:
