@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import operator
 import select
 import threading
 import time
@@ -55,7 +54,7 @@ class GroupCommitWriter:
         self._scheduled = False
         self._lock = threading.Lock()  # flush() may come from another thread (demo, tests)
         self._connection: Any = None  # the writer's own DBAPI connection
-        self._sql: dict[int, tuple[str, Callable[[Any], Any] | None]] = {}
+        self._sql: dict[int, tuple[str, tuple[str, ...] | None]] = {}
         dbapi = engine.dialect.dbapi
         self._dbapi_error: type[Exception] = dbapi.Error if dbapi is not None else Exception
         # Only SQLite has "busy" (another process's lock) to wait out; on PostgreSQL a failed
@@ -263,8 +262,11 @@ class GroupCommitWriter:
         cursor = self._connection.cursor()
         try:
             for statement, rows in _runs(ops):
-                sql, order = self._compiled(statement)
-                cursor.executemany(sql, rows if order is None else map(order, rows))
+                sql, names = self._compiled(statement)
+                if names is None:
+                    cursor.executemany(sql, rows)
+                else:
+                    cursor.executemany(sql, [tuple(row[n] for n in names) for row in rows])
                 options: dict[str, Any] = getattr(statement, "get_execution_options", dict)()
                 unmatched = options.get("unmatched_log")  # e.g. completions of sealed records
                 if unmatched and 0 <= cursor.rowcount < len(rows):
@@ -277,20 +279,13 @@ class GroupCommitWriter:
         finally:
             cursor.close()
 
-    def _compiled(self, statement: Any) -> tuple[str, Callable[[Any], Any] | None]:
-        """SQL text for the engine's driver, and, if its parameters are positional, what
-        takes them from a row in order: an itemgetter builds the tuple in C (a generator over
-        an audit row's ~45 columns cost more than SQLite's insert of the row)."""
+    def _compiled(self, statement: Any) -> tuple[str, tuple[str, ...] | None]:
+        """SQL text for the engine's driver, and the parameter order if it is positional."""
         found = self._sql.get(id(statement))
         if found is None:
             compiled = statement.compile(dialect=self._engine.dialect)
             names = tuple(compiled.positiontup) if compiled.positional else None
-            if names is None:
-                found = (str(compiled), None)
-            elif len(names) < 2:  # itemgetter of one name returns the value, not a tuple
-                found = (str(compiled), lambda row, names=names: tuple(row[n] for n in names))
-            else:
-                found = (str(compiled), operator.itemgetter(*names))
+            found = (str(compiled), names)
             self._sql[id(statement)] = found
         return found
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import OperationalError
 
 from signalvault.errors import StoreError
-from signalvault.store.schema import state
 from signalvault.store.sql import INSERT_RECORD
 from signalvault.store.sqlite import SqliteStore
 from signalvault.store.writer import WriteOp
@@ -39,33 +37,4 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
         asyncio.run(batch())
     assert lost == [[behind]]
     monkeypatch.undo()
-    sqlite_store.close()
-
-
-def test_each_statement_binds_its_rows_in_column_order_whatever_its_parameter_count(tmp_path):
-    """The writer takes positional parameters from each row by the compiled statement's order
-    (an itemgetter; one-parameter statements apart, since an itemgetter of one name returns the
-    value itself): every value lands in its own column."""
-    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
-    sqlite_store.open()
-    one = delete(state).where(state.c.name == bindparam("gone"))
-    two = insert(state)
-    values = {"end_user": "alice", "model_requested": "gpt-x", "prompt_ct": b"\x00ct", "seq": None}
-    asyncio.run(
-        sqlite_store.write_ahead(
-            [
-                WriteOp(two, {"name": "kept", "value": 7}),
-                WriteOp(two, {"name": "dropped", "value": 8}),
-                WriteOp(one, {"gone": "dropped"}),
-                WriteOp(INSERT_RECORD, row("r1", **values)),
-                WriteOp(INSERT_RECORD, row("r2", end_user="bob")),
-            ]
-        )
-    )
-    with sqlite_store.engine.connect() as conn:
-        assert conn.execute(select(state.c.name, state.c.value)).all() == [("kept", 7)]
-    first, second = sqlite_store.get_record("r1"), sqlite_store.get_record("r2")
-    assert first is not None and second is not None
-    assert {name: first[name] for name in values} == values
-    assert (second["end_user"], second["prompt_ct"], second["kind"]) == ("bob", None, "interaction")
     sqlite_store.close()
