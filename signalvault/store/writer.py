@@ -60,6 +60,8 @@ class GroupCommitWriter:
         # Only SQLite has "busy" (another process's lock) to wait out; on PostgreSQL a failed
         # batch fails at once, whatever words its driver message holds.
         self._is_sqlite = engine.dialect.name == "sqlite"
+        # Statements run once on each new connection of the writer (SQLite pragmas).
+        self.setup_sql: tuple[str, ...] = ()
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
         # Called once per settled batch with (operations, commit seconds, committed?): metrics.
@@ -255,10 +257,12 @@ class GroupCommitWriter:
             self._connection = None
         if self._connection is None:
             self._connection = self._engine.raw_connection()
-            if self._engine.dialect.name == "sqlite":
-                with contextlib.closing(self._connection.cursor()) as setup:
+            with contextlib.closing(self._connection.cursor()) as setup:
+                if self._is_sqlite:
                     # Wait for other processes' locks here (retrying), not inside SQLite.
                     setup.execute("PRAGMA busy_timeout=0")
+                for sql in self.setup_sql:
+                    setup.execute(sql)
         cursor = self._connection.cursor()
         try:
             for statement, rows in _runs(ops):
