@@ -5,6 +5,7 @@ same code serves SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,11 +18,30 @@ SEALER_LEASE = "sealer"
 _t = audit_records.c
 COLUMN_INDEX = {str(c.name): i for i, c in enumerate(audit_records.c)}
 
+# A record's seal is set only if its row is still exactly as the sealer read it: every column
+# but the seal's own is compared (IS: NULLs equal), so a record completed, tombstoned or changed
+# in any way since it was read matches no row and the batch is prepared again. This replaces
+# reading every row a second time inside the write transaction (SQLite's write lock).
+# (`id` by equality: PostgreSQL uses no index for IS NOT DISTINCT FROM.)
+_COMPARED = tuple(c for c in audit_records.c if c.name not in ("id", "seq", "leaf_hash"))
+_SEQ_AT, _LEAF_AT = len(audit_records.c), len(audit_records.c) + 1  # appended to each row
 ASSIGN_SEAL = (
     update(audit_records)
-    .where(and_(_t.id == bindparam("_id"), _t.seq.is_(None)))
+    .where(
+        and_(
+            _t.id == bindparam("was_id"),
+            _t.seq.is_(None),
+            *(c.is_not_distinct_from(bindparam(f"was_{c.name}")) for c in _COMPARED),
+        )
+    )
     .values(seq=bindparam("seq"), leaf_hash=bindparam("leaf_hash"))
 )
+_SOURCE = {
+    "seq": _SEQ_AT,
+    "leaf_hash": _LEAF_AT,
+    "was_id": COLUMN_INDEX["id"],
+    **{f"was_{c.name}": COLUMN_INDEX[str(c.name)] for c in _COMPARED},
+}
 
 
 def take_lease(conn: Connection, name: str, holder: str, now: float, until: float) -> bool:
@@ -114,18 +134,32 @@ def unsealed_rows(
     return sorted(fresh, key=lambda row: (row[created_at], row[id_at]))
 
 
-def assign_seals(conn: Connection, seals: Sequence[dict[str, Any]]) -> bool:
-    """Set seq and leaf_hash of unsealed records ({_id, seq, leaf_hash}); False if any record was
-    sealed or removed meanwhile. One driver executemany (SQLAlchemy's per-row bind processing
-    was most of a seal's time under the write lock)."""
+def assign_seals(
+    conn: Connection, rows: Sequence[tuple[Any, ...]], seals: Sequence[tuple[int, bytes]]
+) -> bool:
+    """Set seq and leaf_hash (`seals`, one per row) of the records `rows` (driver tuples in table
+    column order, as `unsealed_rows` returns them) if each is unsealed and unchanged since it was
+    read; False if any was sealed, removed or changed meanwhile (the caller rolls back). One
+    driver executemany (SQLAlchemy's per-row bind processing was most of a seal's time under
+    the write lock)."""
     sql, names = _driver_sql(conn, ASSIGN_SEAL)
-    rows: list[Any] = list(seals)
+    params: list[Any]
     if names is not None:
-        rows = [tuple(seal[name] for name in names) for seal in seals]
+        pick = operator.itemgetter(*(_SOURCE[name] for name in names))
+        params = [pick((*row, *seal)) for row, seal in zip(rows, seals, strict=True)]
+    else:
+        keys = tuple(_SOURCE)
+        pick = operator.itemgetter(*_SOURCE.values())
+        params = [
+            dict(zip(keys, pick((*row, *seal)), strict=True))
+            for row, seal in zip(rows, seals, strict=True)
+        ]
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(sql, rows)
-        return cursor.rowcount < 0 or cursor.rowcount == len(rows)
+        cursor.executemany(sql, params)
+        # Both drivers sum executemany's row counts (tests check it): a count they did not know
+        # (-1) would hide a change, so it fails too.
+        return cursor.rowcount == len(params)
     finally:
         cursor.close()
 

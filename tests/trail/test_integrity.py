@@ -752,3 +752,58 @@ def test_a_forged_checkpoint_claiming_a_huge_tree_is_reported_quickly(services, 
     report = verify(services, settings)
     assert report.first().kind == "removed" and report.tree_size == 10**12
     assert any("row differs from its signed body" in f.message for f in report.findings)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_record_changed_after_its_seal_was_prepared_is_sealed_as_stored(
+    request, settings, monkeypatch, backend
+):
+    """The seal's write transaction does not read the rows again: each seal is set only on a row
+    still exactly as read (any column), and a change in between (here `details`, written by
+    another connection) makes the sealer read and hash again under the lock."""
+    from signalvault.store import seal_queries
+    from signalvault.trail.audit import AuditTrail
+
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    if backend == "postgres":
+        store = request.getfixturevalue("pg_store")
+    else:
+        store = request.getfixturevalue("services").store
+    trail = AuditTrail(store, master_key)
+    ids = [trail.record_event("admin.test", "cli:test", {"n": i}) for i in range(5)]
+    locked_reads: list[int] = []
+    real_unsealed_rows = seal_queries.unsealed_rows
+
+    def unsealed_rows(conn, ids, *, lock=False):
+        if lock:
+            locked_reads.append(len(ids))
+        return real_unsealed_rows(conn, ids, lock=lock)
+
+    monkeypatch.setattr(seal_queries, "unsealed_rows", unsealed_rows)
+    first = Sealer(store, master_key, settings.audit)
+    assert first.seal().sealed == 5
+    first.release()
+    assert locked_reads == []  # nothing changed: no second read under the lock
+
+    more = [trail.record_event("admin.test", "cli:test", {"n": i}) for i in range(5, 9)]
+    calls = []
+
+    def clock() -> float:
+        # Called choosing the records, before reading and hashing them, then as the write
+        # transaction begins: the change lands after the leaves were hashed.
+        calls.append(1)
+        if len(calls) == 3:
+            with store.engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE audit_records SET details = '{\"n\": 99}' WHERE id = :id"),
+                    {"id": more[2]},
+                )
+        return time.time()
+
+    assert Sealer(store, master_key, settings.audit, clock=clock).seal().sealed == 4
+    assert locked_reads == [4]
+    for record_id in ids + more:
+        row = store.get_record(record_id)
+        assert row is not None and row["leaf_hash"] == record_leaf(row)
+    assert store.get_record(more[2])["details"] == '{"n": 99}'
+    assert verify_trail(store, master_key, settings.audit).is_intact

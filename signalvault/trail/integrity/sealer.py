@@ -35,7 +35,6 @@ SEAL_BATCH = 2000
 IDS_PER_ROUND = 50_000  # records chosen per sorted read (a few MB of ids)
 MIN_LEASE_SECONDS = 30.0
 _SEQ = COLUMN_INDEX["seq"]
-_ID = COLUMN_INDEX["id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +111,11 @@ class Sealer:
         """One transaction sealing the records `ids` still unsealed: (records sealed, tree size,
         new checkpoint or None), or None if another process holds the lease (nothing done).
 
-        The leaves and the signed checkpoint are computed first, outside the write transaction:
-        in SQLite it holds the write lock, and every request's write-ahead record waited for
-        the whole seal (stalls of 100-240 ms at c=1). Inside, the rows are read again and the
-        work is used only if nothing changed meanwhile (else it is redone under the lock).
+        The rows are read and the leaves and signed checkpoint computed first, outside the write
+        transaction: in SQLite it holds the write lock, which every request's write-ahead
+        record waits for. Inside, each seal is set only on a row still exactly as read (one
+        conditional UPDATE per record, no second read); if any changed meanwhile, the
+        transaction is rolled back and done again reading and preparing under the lock.
         """
         engine = self._store.engine
         try:
@@ -125,34 +125,11 @@ class Sealer:
                     return None  # another process seals: no work prepared in vain
                 frontier, prev = _frontier(conn)
                 read = q.unsealed_rows(conn, ids)
-                prepared = _prepare(signer, frontier, prev, read, now) if read else None
-            with engine.begin() as conn:
-                now = self._clock()
-                if not q.take_lease(
-                    conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds
-                ):
-                    return None
-                frontier, prev = _frontier(conn)
-                rows = q.unsealed_rows(conn, ids, lock=True)
-                if not rows:
-                    return 0, frontier.size, None
-                if prepared is None or not prepared.extends(frontier.size, prev, rows):
-                    prepared = _prepare(signer, frontier, prev, rows, now)
-                if not q.assign_seals(conn, prepared.seals):
-                    raise StoreError("a record changed while it was being sealed (rolled back)")
-                checkpoint = prepared.checkpoint
-                q.insert_checkpoint(
-                    conn,
-                    {
-                        "tree_size": checkpoint.tree_size,
-                        "root_hash": checkpoint.root,
-                        "created_at": checkpoint.time,
-                        "body": checkpoint.body,
-                        "signature": checkpoint.signature,
-                        "signing_key_id": checkpoint.key_id,
-                        "frontier": prepared.frontier,
-                    },
-                )
+            prepared = _prepare(signer, frontier, prev, read, now) if read else None
+            try:
+                return self._commit(signer, ids, prepared)
+            except _Changed:
+                return self._commit(signer, ids, None)
         except IntegrityError:
             # A seq or tree size already taken: another sealer won a race despite the lease,
             # or someone wrote seals by hand. Nothing of this batch was committed.
@@ -162,7 +139,42 @@ class Sealer:
             ) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"sealing failed: {describe_error(exc)}") from None
-        return len(rows), checkpoint.tree_size, checkpoint
+
+    def _commit(
+        self, signer: Signer, ids: list[str], prepared: _Prepared | None
+    ) -> tuple[int, int, Checkpoint | None] | None:
+        """The write transaction of `_seal_batch`; `prepared` None (or made on another tree)
+        reads and prepares under the lock. Raises _Changed if a prepared row changed."""
+        with self._store.engine.begin() as conn:
+            now = self._clock()
+            if not q.take_lease(conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds):
+                return None
+            frontier, prev = _frontier(conn)
+            is_locked_read = prepared is None or not prepared.extends(frontier.size, prev)
+            if is_locked_read:
+                rows = q.unsealed_rows(conn, ids, lock=True)
+                if not rows:
+                    return 0, frontier.size, None
+                prepared = _prepare(signer, frontier, prev, rows, now)
+            assert prepared is not None
+            if not q.assign_seals(conn, prepared.rows, prepared.seals):
+                if is_locked_read:  # rows read under the lock cannot have changed
+                    raise StoreError("a record changed while it was being sealed (rolled back)")
+                raise _Changed  # rolls the transaction back
+            checkpoint = prepared.checkpoint
+            q.insert_checkpoint(
+                conn,
+                {
+                    "tree_size": checkpoint.tree_size,
+                    "root_hash": checkpoint.root,
+                    "created_at": checkpoint.time,
+                    "body": checkpoint.body,
+                    "signature": checkpoint.signature,
+                    "signing_key_id": checkpoint.key_id,
+                    "frontier": prepared.frontier,
+                },
+            )
+        return len(prepared.rows), checkpoint.tree_size, checkpoint
 
     def release(self) -> None:
         """Give up the lease so another process can seal at once (best effort)."""
@@ -178,20 +190,26 @@ class Sealer:
         self._sinks.close()
 
 
+class _Changed(Exception):
+    """A record prepared for sealing changed before the write transaction set its seal."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """Seals and the signed checkpoint for `rows` appended to the tree of `base_size` leaves."""
+    """Seals (seq, leaf hash) of `rows` appended to the tree of `base_size` leaves, and the
+    signed checkpoint over them."""
 
     base_size: int
     prev: str | None
     rows: list[tuple[Any, ...]]
-    seals: list[dict[str, Any]]
+    seals: list[tuple[int, bytes]]
     checkpoint: Checkpoint
     frontier: bytes
 
-    def extends(self, size: int, prev: str | None, rows: list[tuple[Any, ...]]) -> bool:
-        """Whether this work still holds: same tree, and the rows exactly as they were read."""
-        return self.base_size == size and self.prev == prev and self.rows == rows
+    def extends(self, size: int, prev: str | None) -> bool:
+        """Whether this work still fits the tree (whether the rows do is checked as they are
+        sealed)."""
+        return self.base_size == size and self.prev == prev
 
 
 def _frontier(conn: Any) -> tuple[Frontier, str | None]:
@@ -221,7 +239,7 @@ def _prepare(
         values = list(row)  # table column order, as `leaf_data_of_values` takes
         values[_SEQ] = frontier.size
         leaf = leaf_hash(leaf_data_of_values(values))
-        seals.append({"_id": row[_ID], "seq": frontier.size, "leaf_hash": leaf})
+        seals.append((frontier.size, leaf))
         frontier.append(leaf)
     checkpoint = sign_checkpoint(signer, frontier.size, frontier.root(), prev, now)
     return _Prepared(base.size, prev, rows, seals, checkpoint, frontier.to_bytes())
