@@ -72,6 +72,32 @@ def take_lease(conn: Connection, name: str, holder: str, now: float, until: floa
     return True
 
 
+def keep_lease(conn: Connection, name: str, holder: str, until: float) -> bool:
+    """Renew lease `name` only if `holder` still holds it (expired or not): False once another
+    holder took it over, even if that one has let it expire since."""
+    kept = conn.execute(
+        update(leases)
+        .where(and_(leases.c.name == name, leases.c.holder == holder))
+        .values(expires_at=until)
+    )
+    return bool(kept.rowcount)
+
+
+def lease_is_live(conn: Connection, name: str, now: float) -> bool:
+    row = conn.execute(select(leases.c.expires_at).where(leases.c.name == name)).first()
+    return row is not None and row.expires_at >= now
+
+
+def release_numbered(conn: Connection, size: int) -> int:
+    """Unseal records numbered beyond the tree of `size` leaves (a seal that stopped between its
+    steps): they are sealed again like any unsealed record."""
+    return int(
+        conn.execute(
+            update(audit_records).where(_t.seq >= size).values(seq=None, leaf_hash=None)
+        ).rowcount
+    )
+
+
 def may_take_lease(conn: Connection, name: str, holder: str, now: float) -> bool:
     """Whether `take_lease` could succeed now (a read only: the take itself decides)."""
     row = conn.execute(

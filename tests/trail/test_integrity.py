@@ -807,3 +807,128 @@ def test_a_record_changed_after_its_seal_was_prepared_is_sealed_as_stored(
         assert row is not None and row["leaf_hash"] == record_leaf(row)
     assert store.get_record(more[2])["details"] == '{"n": 99}'
     assert verify_trail(store, master_key, settings.audit).is_intact
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request):
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_store")
+    return request.getfixturevalue("services").store
+
+
+def seqs_and_sizes(store) -> tuple[list[int], list[int]]:
+    with store.engine.connect() as conn:
+        seqs = [r[0] for r in conn.execute(text("SELECT seq FROM audit_records"))]
+        sizes = [r[0] for r in conn.execute(text("SELECT tree_size FROM checkpoints"))]
+    return sorted(seqs, key=lambda seq: -1 if seq is None else seq), sorted(sizes)
+
+
+def test_a_seal_writes_its_seals_in_short_steps_under_one_checkpoint(
+    any_store, settings, monkeypatch
+):
+    from signalvault.trail import integrity
+    from signalvault.trail.audit import AuditTrail
+
+    monkeypatch.setattr(integrity.sealer, "SEAL_STEP", 4)
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    trail = AuditTrail(any_store, master_key)
+    for i in range(11):
+        trail.record_event("admin.test", "cli:test", {"n": i})
+    steps: list[int] = []
+    real_assign = integrity.sealer.q.assign_seals
+
+    def assign_seals(conn, rows, seals):
+        steps.append(len(rows))
+        return real_assign(conn, rows, seals)
+
+    monkeypatch.setattr(integrity.sealer.q, "assign_seals", assign_seals)
+    assert Sealer(any_store, master_key, settings.audit).seal().sealed == 11
+    assert steps == [4, 4, 3]
+    assert seqs_and_sizes(any_store) == (list(range(11)), [11])
+    assert verify_trail(any_store, master_key, settings.audit).is_intact
+
+
+def test_records_numbered_by_a_seal_that_stopped_are_sealed_again(any_store, settings, monkeypatch):
+    """A seal that stops between its steps (crash, lease lost) leaves records numbered beyond
+    the last checkpoint: verify counts them as being sealed while the lease is live and reports
+    them `inserted` once it is not; the next seal unseals and seals them under a checkpoint."""
+    from signalvault.trail import integrity
+    from signalvault.trail.audit import AuditTrail
+
+    monkeypatch.setattr(integrity.sealer, "SEAL_STEP", 3)
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    trail = AuditTrail(any_store, master_key)
+    for i in range(4):
+        trail.record_event("admin.test", "cli:test", {"n": i})
+    first = Sealer(any_store, master_key, settings.audit)
+    assert first.seal().sealed == 4
+    for i in range(4, 12):
+        trail.record_event("admin.test", "cli:test", {"n": i})
+    real_assign = integrity.sealer.q.assign_seals
+    done: list[int] = []
+
+    def stop_after_one_step(conn, rows, seals):
+        if done:
+            raise RuntimeError("the process died")
+        done.append(len(rows))
+        return real_assign(conn, rows, seals)
+
+    monkeypatch.setattr(integrity.sealer.q, "assign_seals", stop_after_one_step)
+    with pytest.raises(RuntimeError):
+        first.seal()
+    monkeypatch.setattr(integrity.sealer.q, "assign_seals", real_assign)
+    assert seqs_and_sizes(any_store) == ([None] * 5 + list(range(7)), [4])
+    report = verify_trail(any_store, master_key, settings.audit)
+    assert report.is_intact and report.sealed_during_run == 3  # the lease is still live
+
+    first.release()
+    report = verify_trail(any_store, master_key, settings.audit)
+    assert [f.kind for f in report.findings] == ["inserted"] * 3
+
+    # Another process takes the lease over and seals everything, numbered ones included.
+    later = Sealer(any_store, master_key, settings.audit)
+    assert later.seal().sealed == 5  # those not numbered; the 3 are unsealed first
+    assert later.seal().sealed == 3
+    assert seqs_and_sizes(any_store)[0] == list(range(12))
+    report = verify_trail(any_store, master_key, settings.audit)
+    assert report.is_intact and report.unsealed == 0
+
+
+def test_a_record_changed_between_steps_is_sealed_as_stored(any_store, settings, monkeypatch):
+    from signalvault.trail import integrity
+    from signalvault.trail.audit import AuditTrail
+
+    monkeypatch.setattr(integrity.sealer, "SEAL_STEP", 2)
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    trail = AuditTrail(any_store, master_key)
+    ids = [trail.record_event("admin.test", "cli:test", {"n": i}) for i in range(6)]
+    real_assign = integrity.sealer.q.assign_seals
+    steps: list[int] = []
+
+    def assign_seals(conn, rows, seals):
+        steps.append(len(rows))
+        return real_assign(conn, rows, seals)
+
+    calls = []
+
+    def clock() -> float:
+        # Called choosing the records, reading them, then as each step's transaction begins:
+        # the record changes after two steps were committed.
+        calls.append(1)
+        if len(calls) == 5:
+            with any_store.engine.begin() as other:
+                other.execute(
+                    text("UPDATE audit_records SET actor = 'cli:other' WHERE id = :id"),
+                    {"id": ids[5]},
+                )
+        return time.time()
+
+    monkeypatch.setattr(integrity.sealer.q, "assign_seals", assign_seals)
+    assert Sealer(any_store, master_key, settings.audit, clock=clock).seal().sealed == 6
+    assert steps == [2, 2, 2, 6]  # the third step found a record changed: all redone, locked
+    assert seqs_and_sizes(any_store) == (list(range(6)), [6])
+    for record_id in ids:
+        row = any_store.get_record(record_id)
+        assert row["leaf_hash"] == record_leaf(row)
+    assert any_store.get_record(ids[5])["actor"] == "cli:other"
+    assert verify_trail(any_store, master_key, settings.audit).is_intact

@@ -1,8 +1,9 @@
 """The sealer: commits finished audit records to the Merkle tree under a signed checkpoint.
 
 Gateway processes insert records without coordinating; one process at a time holds the
-`sealer` lease and, in one transaction per batch, numbers the sealable records after the last
-checkpoint, stores their leaf hashes and inserts the next checkpoint. Imports no HTTP code.
+`sealer` lease and, per batch, numbers the sealable records after the last checkpoint, stores
+their leaf hashes (in short write transactions) and inserts the next checkpoint. Imports no
+HTTP code.
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ from signalvault.trail.signing import Signer, load_signer
 
 log = logging.getLogger("signalvault.integrity")
 
-# Records per transaction: bounds how long a seal holds SQLite's write lock (gateway writes wait).
+# Records per checkpoint.
 SEAL_BATCH = 2000
+# Records numbered per write transaction, and the pause after each: setting a seal rewrites the
+# whole row (~50 us each in SQLite, commit included), so one transaction for 2,000 held the write
+# lock 70-170 ms while every request's write-ahead record waited. The pause is longer than the
+# group-commit writer's retry interval, so its batches get the lock between steps.
+SEAL_STEP = 100
+STEP_PAUSE_SECONDS = 0.003
 IDS_PER_ROUND = 50_000  # records chosen per sorted read (a few MB of ids)
 MIN_LEASE_SECONDS = 30.0
 _SEQ = COLUMN_INDEX["seq"]
@@ -108,14 +115,14 @@ class Sealer:
     def _seal_batch(
         self, signer: Signer, ids: list[str]
     ) -> tuple[int, int, Checkpoint | None] | None:
-        """One transaction sealing the records `ids` still unsealed: (records sealed, tree size,
-        new checkpoint or None), or None if another process holds the lease (nothing done).
+        """Seal the records `ids` still unsealed under one new checkpoint: (records sealed, tree
+        size, new checkpoint or None), or None if another process holds the lease.
 
-        The rows are read and the leaves and signed checkpoint computed first, outside the write
-        transaction: in SQLite it holds the write lock, which every request's write-ahead
-        record waits for. Inside, each seal is set only on a row still exactly as read (one
-        conditional UPDATE per record, no second read); if any changed meanwhile, the
-        transaction is rolled back and done again reading and preparing under the lock.
+        The rows are read and the leaves and signed checkpoint computed first, outside any write
+        transaction: in SQLite it holds the write lock, which every request's write-ahead record
+        waits for. Then the seals are written in short steps (`_commit_in_steps`), each set only
+        on a row still exactly as read; if any changed meanwhile, the batch is done again in one
+        transaction reading and hashing under the lock.
         """
         engine = self._store.engine
         try:
@@ -125,11 +132,13 @@ class Sealer:
                     return None  # another process seals: no work prepared in vain
                 frontier, prev = _frontier(conn)
                 read = q.unsealed_rows(conn, ids)
-            prepared = _prepare(signer, frontier, prev, read, now) if read else None
+            if not read:
+                return self._commit_locked(signer, ids)
+            prepared = _prepare(signer, frontier, prev, read, now)
             try:
-                return self._commit(signer, ids, prepared)
+                return self._commit_in_steps(prepared)
             except _Changed:
-                return self._commit(signer, ids, None)
+                return self._commit_locked(signer, ids)
         except IntegrityError:
             # A seq or tree size already taken: another sealer won a race despite the lease,
             # or someone wrote seals by hand. Nothing of this batch was committed.
@@ -140,41 +149,56 @@ class Sealer:
         except SQLAlchemyError as exc:
             raise StoreError(f"sealing failed: {describe_error(exc)}") from None
 
-    def _commit(
-        self, signer: Signer, ids: list[str], prepared: _Prepared | None
+    def _commit_in_steps(self, prepared: _Prepared) -> tuple[int, int, Checkpoint | None] | None:
+        """Number the prepared records `SEAL_STEP` at a time, one short write transaction each,
+        the last one also inserting the checkpoint. Records numbered by earlier steps sit beyond
+        the last checkpoint until it is inserted; if the seal stops in between (crash, lease
+        lost), the next seal unseals them first (`release_numbered`). Raises _Changed if the
+        tree moved or a record changed since it was read (redo under the lock)."""
+        rows, seals = prepared.rows, prepared.seals
+        for start in range(0, len(rows), SEAL_STEP):
+            if start:
+                time.sleep(STEP_PAUSE_SECONDS)  # the writer's batches go first
+            is_last = start + SEAL_STEP >= len(rows)
+            with self._store.engine.begin() as conn:
+                now = self._clock()
+                until = now + self.lease_seconds
+                if start == 0:
+                    if not q.take_lease(conn, q.SEALER_LEASE, self.holder, now, until):
+                        return None
+                elif not q.keep_lease(conn, q.SEALER_LEASE, self.holder, until):
+                    return None  # taken over: the new holder unseals what was numbered here
+                frontier, prev = _frontier(conn)
+                if not prepared.extends(frontier.size, prev):
+                    raise _Changed
+                if start == 0:
+                    q.release_numbered(conn, frontier.size)
+                step = slice(start, start + SEAL_STEP)
+                if not q.assign_seals(conn, rows[step], seals[step]):
+                    raise _Changed  # rolls this step back; `_commit_locked` unseals the others
+                if is_last:
+                    _insert_checkpoint(conn, prepared)
+        return len(rows), prepared.checkpoint.tree_size, prepared.checkpoint
+
+    def _commit_locked(
+        self, signer: Signer, ids: list[str]
     ) -> tuple[int, int, Checkpoint | None] | None:
-        """The write transaction of `_seal_batch`; `prepared` None (or made on another tree)
-        reads and prepares under the lock. Raises _Changed if a prepared row changed."""
+        """One write transaction reading, hashing and sealing `ids` under the lock: when
+        nothing was read beforehand, or what was read changed before it was sealed."""
         with self._store.engine.begin() as conn:
             now = self._clock()
             if not q.take_lease(conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds):
                 return None
             frontier, prev = _frontier(conn)
-            is_locked_read = prepared is None or not prepared.extends(frontier.size, prev)
-            if is_locked_read:
-                rows = q.unsealed_rows(conn, ids, lock=True)
-                if not rows:
-                    return 0, frontier.size, None
-                prepared = _prepare(signer, frontier, prev, rows, now)
-            assert prepared is not None
+            q.release_numbered(conn, frontier.size)
+            rows = q.unsealed_rows(conn, ids, lock=True)
+            if not rows:
+                return 0, frontier.size, None
+            prepared = _prepare(signer, frontier, prev, rows, now)
             if not q.assign_seals(conn, prepared.rows, prepared.seals):
-                if is_locked_read:  # rows read under the lock cannot have changed
-                    raise StoreError("a record changed while it was being sealed (rolled back)")
-                raise _Changed  # rolls the transaction back
-            checkpoint = prepared.checkpoint
-            q.insert_checkpoint(
-                conn,
-                {
-                    "tree_size": checkpoint.tree_size,
-                    "root_hash": checkpoint.root,
-                    "created_at": checkpoint.time,
-                    "body": checkpoint.body,
-                    "signature": checkpoint.signature,
-                    "signing_key_id": checkpoint.key_id,
-                    "frontier": prepared.frontier,
-                },
-            )
-        return len(prepared.rows), checkpoint.tree_size, checkpoint
+                raise StoreError("a record changed while it was being sealed (rolled back)")
+            _insert_checkpoint(conn, prepared)
+        return len(rows), prepared.checkpoint.tree_size, prepared.checkpoint
 
     def release(self) -> None:
         """Give up the lease so another process can seal at once (best effort)."""
@@ -210,6 +234,22 @@ class _Prepared:
         """Whether this work still fits the tree (whether the rows do is checked as they are
         sealed)."""
         return self.base_size == size and self.prev == prev
+
+
+def _insert_checkpoint(conn: Any, prepared: _Prepared) -> None:
+    checkpoint = prepared.checkpoint
+    q.insert_checkpoint(
+        conn,
+        {
+            "tree_size": checkpoint.tree_size,
+            "root_hash": checkpoint.root,
+            "created_at": checkpoint.time,
+            "body": checkpoint.body,
+            "signature": checkpoint.signature,
+            "signing_key_id": checkpoint.key_id,
+            "frontier": prepared.frontier,
+        },
+    )
 
 
 def _frontier(conn: Any) -> tuple[Frontier, str | None]:
