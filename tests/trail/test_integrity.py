@@ -835,15 +835,23 @@ def test_a_seal_writes_its_seals_in_short_steps_under_one_checkpoint(
     for i in range(11):
         trail.record_event("admin.test", "cli:test", {"n": i})
     steps: list[int] = []
-    real_assign = integrity.sealer.q.assign_seals
+    real_assign = integrity.sealer.q.SealAssigner.__call__
 
-    def assign_seals(conn, rows, seals):
+    syncs: list[int] = []
+
+    def assign_seals(self, conn, rows, seals):
         steps.append(len(rows))
-        return real_assign(conn, rows, seals)
+        if conn.dialect.name == "sqlite":
+            syncs.append(conn.connection.cursor().execute("PRAGMA synchronous").fetchone()[0])
+        return real_assign(self, conn, rows, seals)
 
-    monkeypatch.setattr(integrity.sealer.q, "assign_seals", assign_seals)
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", assign_seals)
     assert Sealer(any_store, master_key, settings.audit).seal().sealed == 11
     assert steps == [4, 4, 3]
+    if syncs:  # SQLite: only the checkpoint's commit is fsynced; pooled connections restored
+        assert syncs == [1, 1, 2]
+        with any_store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     assert seqs_and_sizes(any_store) == (list(range(11)), [11])
     assert verify_trail(any_store, master_key, settings.audit).is_intact
 
@@ -864,19 +872,19 @@ def test_records_numbered_by_a_seal_that_stopped_are_sealed_again(any_store, set
     assert first.seal().sealed == 4
     for i in range(4, 12):
         trail.record_event("admin.test", "cli:test", {"n": i})
-    real_assign = integrity.sealer.q.assign_seals
+    real_assign = integrity.sealer.q.SealAssigner.__call__
     done: list[int] = []
 
-    def stop_after_one_step(conn, rows, seals):
+    def stop_after_one_step(self, conn, rows, seals):
         if done:
             raise RuntimeError("the process died")
         done.append(len(rows))
-        return real_assign(conn, rows, seals)
+        return real_assign(self, conn, rows, seals)
 
-    monkeypatch.setattr(integrity.sealer.q, "assign_seals", stop_after_one_step)
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", stop_after_one_step)
     with pytest.raises(RuntimeError):
         first.seal()
-    monkeypatch.setattr(integrity.sealer.q, "assign_seals", real_assign)
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", real_assign)
     assert seqs_and_sizes(any_store) == ([None] * 5 + list(range(7)), [4])
     report = verify_trail(any_store, master_key, settings.audit)
     assert report.is_intact and report.sealed_during_run == 3  # the lease is still live
@@ -902,12 +910,12 @@ def test_a_record_changed_between_steps_is_sealed_as_stored(any_store, settings,
     master_key = load_master_key(settings.crypto, settings.store.data_dir)
     trail = AuditTrail(any_store, master_key)
     ids = [trail.record_event("admin.test", "cli:test", {"n": i}) for i in range(6)]
-    real_assign = integrity.sealer.q.assign_seals
+    real_assign = integrity.sealer.q.SealAssigner.__call__
     steps: list[int] = []
 
-    def assign_seals(conn, rows, seals):
+    def assign_seals(self, conn, rows, seals):
         steps.append(len(rows))
-        return real_assign(conn, rows, seals)
+        return real_assign(self, conn, rows, seals)
 
     calls = []
 
@@ -923,7 +931,7 @@ def test_a_record_changed_between_steps_is_sealed_as_stored(any_store, settings,
                 )
         return time.time()
 
-    monkeypatch.setattr(integrity.sealer.q, "assign_seals", assign_seals)
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", assign_seals)
     assert Sealer(any_store, master_key, settings.audit, clock=clock).seal().sealed == 6
     assert steps == [2, 2, 2, 6]  # the third step found a record changed: all redone, locked
     assert seqs_and_sizes(any_store) == (list(range(6)), [6])

@@ -8,6 +8,7 @@ HTTP code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -75,6 +76,7 @@ class Sealer:
         self._signer: Signer | None = None
         self._sinks = CheckpointSinks(settings)
         self.holder = uuid.uuid4().hex
+        self._assign_seals = q.SealAssigner()
         self.lease_seconds = max(MIN_LEASE_SECONDS, 3 * settings.seal_interval_seconds)
 
     def seal(self) -> SealResult:
@@ -160,7 +162,11 @@ class Sealer:
             if start:
                 time.sleep(STEP_PAUSE_SECONDS)  # the writer's batches go first
             is_last = start + SEAL_STEP >= len(rows)
-            with self._store.engine.begin() as conn:
+            with contextlib.ExitStack() as stack:
+                conn = stack.enter_context(self._store.engine.connect())
+                if not is_last:  # no durability needed before the checkpoint's commit
+                    stack.enter_context(q.unsynced_commits(conn))
+                stack.enter_context(conn.begin())
                 now = self._clock()
                 until = now + self.lease_seconds
                 if start == 0:
@@ -174,7 +180,7 @@ class Sealer:
                 if start == 0:
                     q.release_numbered(conn, frontier.size)
                 step = slice(start, start + SEAL_STEP)
-                if not q.assign_seals(conn, rows[step], seals[step]):
+                if not self._assign_seals(conn, rows[step], seals[step]):
                     raise _Changed  # rolls this step back; `_commit_locked` unseals the others
                 if is_last:
                     _insert_checkpoint(conn, prepared)
@@ -195,7 +201,7 @@ class Sealer:
             if not rows:
                 return 0, frontier.size, None
             prepared = _prepare(signer, frontier, prev, rows, now)
-            if not q.assign_seals(conn, prepared.rows, prepared.seals):
+            if not self._assign_seals(conn, prepared.rows, prepared.seals):
                 raise StoreError("a record changed while it was being sealed (rolled back)")
             _insert_checkpoint(conn, prepared)
         return len(rows), prepared.checkpoint.tree_size, prepared.checkpoint
