@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from signalvault.errors import StoreError
 
 log = logging.getLogger("signalvault.store")
-RETRY_SECONDS = 0.002
+RETRY_SECONDS = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,11 +223,12 @@ class GroupCommitWriter:
                     self._execute(ops)
                     return time.perf_counter() - began
                 except (SQLAlchemyError, self._dbapi_error) as error:
-                    self._discard_connection()
-                    if (
-                        not (self._is_sqlite and _is_busy(error))
-                        or time.monotonic() - started >= self._busy_timeout
-                    ):
+                    is_busy = self._is_sqlite and _is_busy(error)
+                    if not is_busy:
+                        self._discard_connection()
+                    # A busy SQLite connection was rolled back and is kept: opening a new one on
+                    # every retry (while a seal step holds the lock) cost pragmas and the GIL.
+                    if not is_busy or time.monotonic() - started >= self._busy_timeout:
                         raise
                 time.sleep(RETRY_SECONDS)
 
