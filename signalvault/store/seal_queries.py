@@ -13,9 +13,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from signalvault.store.schema import audit_records, checkpoints, leases
+from signalvault.store.schema import audit_records, checkpoints, leases, state
 
 SEALER_LEASE = "sealer"
+# A `state` row: how many records, from the last checkpoint's tree size on, a seal has numbered
+# without inserting their checkpoint yet (a seal in progress, or one that stopped); 0: none.
+NUMBERED = "sealer.numbered"
 _t = audit_records.c
 COLUMN_INDEX = {str(c.name): i for i, c in enumerate(audit_records.c)}
 
@@ -84,19 +87,26 @@ def keep_lease(conn: Connection, name: str, holder: str, until: float) -> bool:
     return bool(kept.rowcount)
 
 
-def lease_is_live(conn: Connection, name: str, now: float) -> bool:
-    row = conn.execute(select(leases.c.expires_at).where(leases.c.name == name)).first()
-    return row is not None and row.expires_at >= now
+def mark_numbered(conn: Connection, count: int) -> None:
+    """Record (in the seal's transaction) that `count` records beyond the head are numbered."""
+    changed = conn.execute(update(state).where(state.c.name == NUMBERED).values(value=count))
+    if not changed.rowcount:
+        conn.execute(state.insert().values(name=NUMBERED, value=count))
+
+
+def numbered_count(conn: Connection) -> int:
+    value = conn.execute(select(state.c.value).where(state.c.name == NUMBERED)).scalar()
+    return int(value or 0)
 
 
 def release_numbered(conn: Connection, size: int) -> int:
     """Unseal records numbered beyond the tree of `size` leaves (a seal that stopped between its
     steps): they are sealed again like any unsealed record."""
-    return int(
-        conn.execute(
-            update(audit_records).where(_t.seq >= size).values(seq=None, leaf_hash=None)
-        ).rowcount
-    )
+    released = conn.execute(
+        update(audit_records).where(_t.seq >= size).values(seq=None, leaf_hash=None)
+    ).rowcount
+    conn.execute(update(state).where(state.c.name == NUMBERED).values(value=0))
+    return int(released)
 
 
 @contextlib.contextmanager

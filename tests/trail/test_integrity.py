@@ -858,8 +858,9 @@ def test_a_seal_writes_its_seals_in_short_steps_under_one_checkpoint(
 
 def test_records_numbered_by_a_seal_that_stopped_are_sealed_again(any_store, settings, monkeypatch):
     """A seal that stops between its steps (crash, lease lost) leaves records numbered beyond
-    the last checkpoint: verify counts them as being sealed while the lease is live and reports
-    them `inserted` once it is not; the next seal unseals and seals them under a checkpoint."""
+    the last checkpoint: verify counts them as unsealed, not inserted (the seal recorded how many
+    it numbers; a seq beyond those is still reported), and the next seal, in this process or
+    another, unseals and seals them under a checkpoint."""
     from signalvault.trail import integrity
     from signalvault.trail.audit import AuditTrail
 
@@ -885,21 +886,31 @@ def test_records_numbered_by_a_seal_that_stopped_are_sealed_again(any_store, set
     with pytest.raises(RuntimeError):
         first.seal()
     monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", real_assign)
+    first.release()
     assert seqs_and_sizes(any_store) == ([None] * 5 + list(range(7)), [4])
     report = verify_trail(any_store, master_key, settings.audit)
-    assert report.is_intact and report.sealed_during_run == 3  # the lease is still live
+    assert report.is_intact and report.unsealed == 8 and report.numbered == 3
 
-    first.release()
+    # The seal recorded the 8 it was numbering (seqs 4-11); a record carrying seq 12: inserted.
+    with any_store.engine.connect() as conn:
+        row = dict(
+            conn.execute(audit_records.select().where(audit_records.c.seq == 6)).one()._mapping
+        )
+    row.update(id="0190aaaa-0000-7000-8000-000000000000", seq=12)
+    with any_store.engine.begin() as conn:
+        conn.execute(audit_records.insert().values(**row))
     report = verify_trail(any_store, master_key, settings.audit)
-    assert [f.kind for f in report.findings] == ["inserted"] * 3
+    assert [(f.kind, f.seq) for f in report.findings] == [("inserted", 12)]
+    with any_store.engine.begin() as conn:
+        conn.execute(audit_records.delete().where(audit_records.c.id == row["id"]))
 
-    # Another process takes the lease over and seals everything, numbered ones included.
+    # Another process takes the lease over and seals everything, the numbered ones included.
     later = Sealer(any_store, master_key, settings.audit)
     assert later.seal().sealed == 5  # those not numbered; the 3 are unsealed first
     assert later.seal().sealed == 3
     assert seqs_and_sizes(any_store)[0] == list(range(12))
     report = verify_trail(any_store, master_key, settings.audit)
-    assert report.is_intact and report.unsealed == 0
+    assert report.is_intact and report.unsealed == 0 and report.numbered == 0
 
 
 def test_a_record_changed_between_steps_is_sealed_as_stored(any_store, settings, monkeypatch):

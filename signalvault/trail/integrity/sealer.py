@@ -182,7 +182,11 @@ class Sealer:
                 step = slice(start, start + SEAL_STEP)
                 if not self._assign_seals(conn, rows[step], seals[step]):
                     raise _Changed  # rolls this step back; `_commit_locked` unseals the others
+                if start == 0 and not is_last:
+                    q.mark_numbered(conn, len(rows))  # so verify tells them from inserted ones
                 if is_last:
+                    if start:
+                        q.mark_numbered(conn, 0)
                     _insert_checkpoint(conn, prepared)
         return len(rows), prepared.checkpoint.tree_size, prepared.checkpoint
 
