@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -111,10 +112,10 @@ def release_numbered(conn: Connection, size: int) -> int:
 
 @contextlib.contextmanager
 def unsynced_commits(conn: Connection) -> Iterator[None]:
-    """SQLite: the commits of `conn` inside the block are written to the WAL without an fsync of
-    their own (synchronous=NORMAL), then the connection's setting is restored. For work that
-    needs no durability until a later commit: an fsync of the WAL covers every frame before it,
-    and a crash loses only a suffix of unsynced frames. A no-op on PostgreSQL."""
+    """SQLite: the commits of `conn` inside the block skip their fsync (synchronous=NORMAL),
+    which then runs on the WAL file after the block, when no transaction holds the write lock
+    any more: the time a seal step makes request commits wait no longer includes it. A crash
+    before that fsync loses only unsynced frames at the end of the WAL. A no-op on PostgreSQL."""
     if conn.dialect.name != "sqlite":
         yield
         return
@@ -128,6 +129,20 @@ def unsynced_commits(conn: Connection) -> Iterator[None]:
             cursor.execute(f"PRAGMA synchronous={int(level)}")
     finally:
         cursor.close()
+    _sync_wal(str(conn.engine.url.database or ""))
+
+
+def _sync_wal(database: str) -> None:
+    if not database or database == ":memory:":
+        return
+    try:
+        fd = os.open(f"{database}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def may_take_lease(conn: Connection, name: str, holder: str, now: float) -> bool:

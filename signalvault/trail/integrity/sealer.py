@@ -164,7 +164,7 @@ class Sealer:
             is_last = start + SEAL_STEP >= len(rows)
             with contextlib.ExitStack() as stack:
                 conn = stack.enter_context(self._store.engine.connect())
-                if not is_last:  # no durability needed before the checkpoint's commit
+                if not is_last:  # fsynced after the lock is released
                     stack.enter_context(q.unsynced_commits(conn))
                 stack.enter_context(conn.begin())
                 now = self._clock()
