@@ -23,6 +23,7 @@ from sqlalchemy.pool import QueuePool
 
 from signalvault.errors import StoreError
 from signalvault.store.sql import MIGRATIONS, SqlStore
+from signalvault.store.wal import BACKSTOP_PAGES, WalCheckpointer
 
 DATABASE_FILE = "signalvault.db"
 SIGNALS_FILE = "signals"
@@ -103,11 +104,15 @@ class SqliteStore(SqlStore):
         self._stored: dict[str, int] = {}  # counter -> its value in the store then
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
+        # Checkpoints off the request path: the writer's own commits only as a backstop.
+        self.checkpointer = WalCheckpointer(path, sync)
+        self.writer.setup_sql = (f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}",)
 
     def open(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         super().open()
         self._signals.open()
+        self.checkpointer.start()
         for suffix in ("", "-wal", "-shm"):
             file = Path(f"{self.path}{suffix}")
             if file.exists():
@@ -147,6 +152,7 @@ class SqliteStore(SqlStore):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def close(self) -> None:
+        self.checkpointer.stop()
         super().close()
         self._signals.close()
         if self._reader is not None:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from signalvault.errors import StoreError
 
 log = logging.getLogger("signalvault.store")
-RETRY_SECONDS = 0.002
+RETRY_SECONDS = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,8 @@ class GroupCommitWriter:
         # Only SQLite has "busy" (another process's lock) to wait out; on PostgreSQL a failed
         # batch fails at once, whatever words its driver message holds.
         self._is_sqlite = engine.dialect.name == "sqlite"
+        # Statements run once on each new connection of the writer (SQLite pragmas).
+        self.setup_sql: tuple[str, ...] = ()
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
         # Called once per settled batch with (operations, commit seconds, committed?): metrics.
@@ -221,11 +223,12 @@ class GroupCommitWriter:
                     self._execute(ops)
                     return time.perf_counter() - began
                 except (SQLAlchemyError, self._dbapi_error) as error:
-                    self._discard_connection()
-                    if (
-                        not (self._is_sqlite and _is_busy(error))
-                        or time.monotonic() - started >= self._busy_timeout
-                    ):
+                    is_busy = self._is_sqlite and _is_busy(error)
+                    if not is_busy:
+                        self._discard_connection()
+                    # A busy SQLite connection was rolled back and is kept: opening a new one on
+                    # every retry (while a seal step holds the lock) cost pragmas and the GIL.
+                    if not is_busy or time.monotonic() - started >= self._busy_timeout:
                         raise
                 time.sleep(RETRY_SECONDS)
 
@@ -255,10 +258,12 @@ class GroupCommitWriter:
             self._connection = None
         if self._connection is None:
             self._connection = self._engine.raw_connection()
-            if self._engine.dialect.name == "sqlite":
-                with contextlib.closing(self._connection.cursor()) as setup:
+            with contextlib.closing(self._connection.cursor()) as setup:
+                if self._is_sqlite:
                     # Wait for other processes' locks here (retrying), not inside SQLite.
                     setup.execute("PRAGMA busy_timeout=0")
+                for sql in self.setup_sql:
+                    setup.execute(sql)
         cursor = self._connection.cursor()
         try:
             for statement, rows in _runs(ops):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -283,3 +284,27 @@ def test_an_event_record_is_committed_with_its_actor_and_details(backend):
         assert shown["project"] == "p1" and shown["outcome"] == "ok"
     finally:
         services.store.close()
+
+
+def test_sqlite_wal_is_copied_back_by_the_checkpointer_not_by_request_commits(tmp_path):
+    """Commits of the group-commit writer (a request's write-ahead record) no longer copy the WAL
+    into the database file once it passes SQLite's default 1,000 pages; the store's checkpoint
+    thread does, beside them."""
+    path = tmp_path / "sv.db"
+    store = SqliteStore(path)
+    store.open()
+    try:
+        store.checkpointer.stop()
+        before = path.stat().st_mtime_ns
+        for i in range(100):  # one commit each (no event loop): ~1,700 pages of WAL
+            store.write_later([WriteOp(INSERT_RECORD, row(f"r{i}", prompt_ct=bytes(3000)))])
+        assert path.stat().st_mtime_ns == before  # only a checkpoint writes the database file
+        store.checkpointer.start()
+        deadline = time.monotonic() + 5
+        while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_mtime_ns != before
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM audit_records").scalar() == 100
+    finally:
+        store.close()

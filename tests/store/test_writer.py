@@ -38,3 +38,36 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
     assert lost == [[behind]]
     monkeypatch.undo()
     sqlite_store.close()
+
+
+def test_a_batch_waits_out_another_connections_lock_on_its_own_connection(tmp_path):
+    """While another connection (the sealer, a CLI) holds SQLite's write lock, the writer retries
+    its batch until the lock is free, keeping its connection: no new connection per retry."""
+    import sqlite3
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    store = SqliteStore(tmp_path / "signalvault.db")
+    store.open()
+    try:
+        store.write_later([WriteOp(INSERT_RECORD, row("first"))])  # the writer's connection
+        connects: list[int] = []
+        event.listen(store.engine, "connect", lambda *_: connects.append(1))
+        holder = sqlite3.connect(
+            tmp_path / "signalvault.db", isolation_level=None, check_same_thread=False
+        )
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.1, holder.execute, args=("COMMIT",))
+        release.start()
+        began = time.monotonic()
+        store.write_later([WriteOp(INSERT_RECORD, row("second"))])
+        assert time.monotonic() - began >= 0.09  # it waited for the lock
+        assert connects == []  # ~100 retries, all on the connection it had
+        release.join()
+        holder.close()
+        assert store.get_record("second") is not None
+        assert store.writer.failed_batches == 0
+    finally:
+        store.close()

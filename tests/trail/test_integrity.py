@@ -752,3 +752,202 @@ def test_a_forged_checkpoint_claiming_a_huge_tree_is_reported_quickly(services, 
     report = verify(services, settings)
     assert report.first().kind == "removed" and report.tree_size == 10**12
     assert any("row differs from its signed body" in f.message for f in report.findings)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_record_changed_after_its_seal_was_prepared_is_sealed_as_stored(
+    request, settings, monkeypatch, backend
+):
+    """The seal's write transaction does not read the rows again: each seal is set only on a row
+    still exactly as read (any column), and a change in between (here `details`, written by
+    another connection) makes the sealer read and hash again under the lock."""
+    from signalvault.store import seal_queries
+    from signalvault.trail.audit import AuditTrail
+
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    if backend == "postgres":
+        store = request.getfixturevalue("pg_store")
+    else:
+        store = request.getfixturevalue("services").store
+    trail = AuditTrail(store, master_key)
+    ids = [trail.record_event("admin.test", "cli:test", {"n": i}) for i in range(5)]
+    locked_reads: list[int] = []
+    real_unsealed_rows = seal_queries.unsealed_rows
+
+    def unsealed_rows(conn, ids, *, lock=False):
+        if lock:
+            locked_reads.append(len(ids))
+        return real_unsealed_rows(conn, ids, lock=lock)
+
+    monkeypatch.setattr(seal_queries, "unsealed_rows", unsealed_rows)
+    first = Sealer(store, master_key, settings.audit)
+    assert first.seal().sealed == 5
+    first.release()
+    assert locked_reads == []  # nothing changed: no second read under the lock
+
+    more = [trail.record_event("admin.test", "cli:test", {"n": i}) for i in range(5, 9)]
+    calls = []
+
+    def clock() -> float:
+        # Called choosing the records, before reading and hashing them, then as the write
+        # transaction begins: the change lands after the leaves were hashed.
+        calls.append(1)
+        if len(calls) == 3:
+            with store.engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE audit_records SET details = '{\"n\": 99}' WHERE id = :id"),
+                    {"id": more[2]},
+                )
+        return time.time()
+
+    assert Sealer(store, master_key, settings.audit, clock=clock).seal().sealed == 4
+    assert locked_reads == [4]
+    for record_id in ids + more:
+        row = store.get_record(record_id)
+        assert row is not None and row["leaf_hash"] == record_leaf(row)
+    assert store.get_record(more[2])["details"] == '{"n": 99}'
+    assert verify_trail(store, master_key, settings.audit).is_intact
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request):
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_store")
+    return request.getfixturevalue("services").store
+
+
+def seqs_and_sizes(store) -> tuple[list[int], list[int]]:
+    with store.engine.connect() as conn:
+        seqs = [r[0] for r in conn.execute(text("SELECT seq FROM audit_records"))]
+        sizes = [r[0] for r in conn.execute(text("SELECT tree_size FROM checkpoints"))]
+    return sorted(seqs, key=lambda seq: -1 if seq is None else seq), sorted(sizes)
+
+
+def test_a_seal_writes_its_seals_in_short_steps_under_one_checkpoint(
+    any_store, settings, monkeypatch
+):
+    from signalvault.trail import integrity
+    from signalvault.trail.audit import AuditTrail
+
+    monkeypatch.setattr(integrity.sealer, "SEAL_STEP", 4)
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    trail = AuditTrail(any_store, master_key)
+    for i in range(11):
+        trail.record_event("admin.test", "cli:test", {"n": i})
+    steps: list[int] = []
+    real_assign = integrity.sealer.q.SealAssigner.__call__
+
+    syncs: list[int] = []
+
+    def assign_seals(self, conn, rows, seals):
+        steps.append(len(rows))
+        if conn.dialect.name == "sqlite":
+            syncs.append(conn.connection.cursor().execute("PRAGMA synchronous").fetchone()[0])
+        return real_assign(self, conn, rows, seals)
+
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", assign_seals)
+    assert Sealer(any_store, master_key, settings.audit).seal().sealed == 11
+    assert steps == [4, 4, 3]
+    if syncs:  # SQLite: only the checkpoint's commit is fsynced; pooled connections restored
+        assert syncs == [1, 1, 2]
+        with any_store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    assert seqs_and_sizes(any_store) == (list(range(11)), [11])
+    assert verify_trail(any_store, master_key, settings.audit).is_intact
+
+
+def test_records_numbered_by_a_seal_that_stopped_are_sealed_again(any_store, settings, monkeypatch):
+    """A seal that stops between its steps (crash, lease lost) leaves records numbered beyond
+    the last checkpoint: verify counts them as unsealed, not inserted (the seal recorded how many
+    it numbers; a seq beyond those is still reported), and the next seal, in this process or
+    another, unseals and seals them under a checkpoint."""
+    from signalvault.trail import integrity
+    from signalvault.trail.audit import AuditTrail
+
+    monkeypatch.setattr(integrity.sealer, "SEAL_STEP", 3)
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    trail = AuditTrail(any_store, master_key)
+    for i in range(4):
+        trail.record_event("admin.test", "cli:test", {"n": i})
+    first = Sealer(any_store, master_key, settings.audit)
+    assert first.seal().sealed == 4
+    for i in range(4, 12):
+        trail.record_event("admin.test", "cli:test", {"n": i})
+    real_assign = integrity.sealer.q.SealAssigner.__call__
+    done: list[int] = []
+
+    def stop_after_one_step(self, conn, rows, seals):
+        if done:
+            raise RuntimeError("the process died")
+        done.append(len(rows))
+        return real_assign(self, conn, rows, seals)
+
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", stop_after_one_step)
+    with pytest.raises(RuntimeError):
+        first.seal()
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", real_assign)
+    first.release()
+    assert seqs_and_sizes(any_store) == ([None] * 5 + list(range(7)), [4])
+    report = verify_trail(any_store, master_key, settings.audit)
+    assert report.is_intact and report.unsealed == 8 and report.numbered == 3
+
+    # The seal recorded the 8 it was numbering (seqs 4-11); a record carrying seq 12: inserted.
+    with any_store.engine.connect() as conn:
+        row = dict(
+            conn.execute(audit_records.select().where(audit_records.c.seq == 6)).one()._mapping
+        )
+    row.update(id="0190aaaa-0000-7000-8000-000000000000", seq=12)
+    with any_store.engine.begin() as conn:
+        conn.execute(audit_records.insert().values(**row))
+    report = verify_trail(any_store, master_key, settings.audit)
+    assert [(f.kind, f.seq) for f in report.findings] == [("inserted", 12)]
+    with any_store.engine.begin() as conn:
+        conn.execute(audit_records.delete().where(audit_records.c.id == row["id"]))
+
+    # Another process takes the lease over and seals everything, the numbered ones included.
+    later = Sealer(any_store, master_key, settings.audit)
+    assert later.seal().sealed == 5  # those not numbered; the 3 are unsealed first
+    assert later.seal().sealed == 3
+    assert seqs_and_sizes(any_store)[0] == list(range(12))
+    report = verify_trail(any_store, master_key, settings.audit)
+    assert report.is_intact and report.unsealed == 0 and report.numbered == 0
+
+
+def test_a_record_changed_between_steps_is_sealed_as_stored(any_store, settings, monkeypatch):
+    from signalvault.trail import integrity
+    from signalvault.trail.audit import AuditTrail
+
+    monkeypatch.setattr(integrity.sealer, "SEAL_STEP", 2)
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    trail = AuditTrail(any_store, master_key)
+    ids = [trail.record_event("admin.test", "cli:test", {"n": i}) for i in range(6)]
+    real_assign = integrity.sealer.q.SealAssigner.__call__
+    steps: list[int] = []
+
+    def assign_seals(self, conn, rows, seals):
+        steps.append(len(rows))
+        return real_assign(self, conn, rows, seals)
+
+    calls = []
+
+    def clock() -> float:
+        # Called choosing the records, reading them, then as each step's transaction begins:
+        # the record changes after two steps were committed.
+        calls.append(1)
+        if len(calls) == 5:
+            with any_store.engine.begin() as other:
+                other.execute(
+                    text("UPDATE audit_records SET actor = 'cli:other' WHERE id = :id"),
+                    {"id": ids[5]},
+                )
+        return time.time()
+
+    monkeypatch.setattr(integrity.sealer.q.SealAssigner, "__call__", assign_seals)
+    assert Sealer(any_store, master_key, settings.audit, clock=clock).seal().sealed == 6
+    assert steps == [2, 2, 2, 6]  # the third step found a record changed: all redone, locked
+    assert seqs_and_sizes(any_store) == (list(range(6)), [6])
+    for record_id in ids:
+        row = any_store.get_record(record_id)
+        assert row["leaf_hash"] == record_leaf(row)
+    assert any_store.get_record(ids[5])["actor"] == "cli:other"
+    assert verify_trail(any_store, master_key, settings.audit).is_intact

@@ -1,12 +1,14 @@
 """The sealer: commits finished audit records to the Merkle tree under a signed checkpoint.
 
 Gateway processes insert records without coordinating; one process at a time holds the
-`sealer` lease and, in one transaction per batch, numbers the sealable records after the last
-checkpoint, stores their leaf hashes and inserts the next checkpoint. Imports no HTTP code.
+`sealer` lease and, per batch, numbers the sealable records after the last checkpoint, stores
+their leaf hashes (in short write transactions) and inserts the next checkpoint. Imports no
+HTTP code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -30,12 +32,17 @@ from signalvault.trail.signing import Signer, load_signer
 
 log = logging.getLogger("signalvault.integrity")
 
-# Records per transaction: bounds how long a seal holds SQLite's write lock (gateway writes wait).
+# Records per checkpoint.
 SEAL_BATCH = 2000
+# Records numbered per write transaction, and the pause after each: setting a seal rewrites the
+# whole row (~50 us each in SQLite, commit included), so one transaction for 2,000 held the write
+# lock 70-170 ms while every request's write-ahead record waited. The pause is longer than the
+# group-commit writer's retry interval, so its batches get the lock between steps.
+SEAL_STEP = 100
+STEP_PAUSE_SECONDS = 0.003
 IDS_PER_ROUND = 50_000  # records chosen per sorted read (a few MB of ids)
 MIN_LEASE_SECONDS = 30.0
 _SEQ = COLUMN_INDEX["seq"]
-_ID = COLUMN_INDEX["id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,7 @@ class Sealer:
         self._signer: Signer | None = None
         self._sinks = CheckpointSinks(settings)
         self.holder = uuid.uuid4().hex
+        self._assign_seals = q.SealAssigner()
         self.lease_seconds = max(MIN_LEASE_SECONDS, 3 * settings.seal_interval_seconds)
 
     def seal(self) -> SealResult:
@@ -109,13 +117,14 @@ class Sealer:
     def _seal_batch(
         self, signer: Signer, ids: list[str]
     ) -> tuple[int, int, Checkpoint | None] | None:
-        """One transaction sealing the records `ids` still unsealed: (records sealed, tree size,
-        new checkpoint or None), or None if another process holds the lease (nothing done).
+        """Seal the records `ids` still unsealed under one new checkpoint: (records sealed, tree
+        size, new checkpoint or None), or None if another process holds the lease.
 
-        The leaves and the signed checkpoint are computed first, outside the write transaction:
-        in SQLite it holds the write lock, and every request's write-ahead record waited for
-        the whole seal (stalls of 100-240 ms at c=1). Inside, the rows are read again and the
-        work is used only if nothing changed meanwhile (else it is redone under the lock).
+        The rows are read and the leaves and signed checkpoint computed first, outside any write
+        transaction: in SQLite it holds the write lock, which every request's write-ahead record
+        waits for. Then the seals are written in short steps (`_commit_in_steps`), each set only
+        on a row still exactly as read; if any changed meanwhile, the batch is done again in one
+        transaction reading and hashing under the lock.
         """
         engine = self._store.engine
         try:
@@ -125,34 +134,13 @@ class Sealer:
                     return None  # another process seals: no work prepared in vain
                 frontier, prev = _frontier(conn)
                 read = q.unsealed_rows(conn, ids)
-                prepared = _prepare(signer, frontier, prev, read, now) if read else None
-            with engine.begin() as conn:
-                now = self._clock()
-                if not q.take_lease(
-                    conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds
-                ):
-                    return None
-                frontier, prev = _frontier(conn)
-                rows = q.unsealed_rows(conn, ids, lock=True)
-                if not rows:
-                    return 0, frontier.size, None
-                if prepared is None or not prepared.extends(frontier.size, prev, rows):
-                    prepared = _prepare(signer, frontier, prev, rows, now)
-                if not q.assign_seals(conn, prepared.seals):
-                    raise StoreError("a record changed while it was being sealed (rolled back)")
-                checkpoint = prepared.checkpoint
-                q.insert_checkpoint(
-                    conn,
-                    {
-                        "tree_size": checkpoint.tree_size,
-                        "root_hash": checkpoint.root,
-                        "created_at": checkpoint.time,
-                        "body": checkpoint.body,
-                        "signature": checkpoint.signature,
-                        "signing_key_id": checkpoint.key_id,
-                        "frontier": prepared.frontier,
-                    },
-                )
+            if not read:
+                return self._commit_locked(signer, ids)
+            prepared = _prepare(signer, frontier, prev, read, now)
+            try:
+                return self._commit_in_steps(prepared)
+            except _Changed:
+                return self._commit_locked(signer, ids)
         except IntegrityError:
             # A seq or tree size already taken: another sealer won a race despite the lease,
             # or someone wrote seals by hand. Nothing of this batch was committed.
@@ -162,7 +150,65 @@ class Sealer:
             ) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"sealing failed: {describe_error(exc)}") from None
-        return len(rows), checkpoint.tree_size, checkpoint
+
+    def _commit_in_steps(self, prepared: _Prepared) -> tuple[int, int, Checkpoint | None] | None:
+        """Number the prepared records `SEAL_STEP` at a time, one short write transaction each,
+        the last one also inserting the checkpoint. Records numbered by earlier steps sit beyond
+        the last checkpoint until it is inserted; if the seal stops in between (crash, lease
+        lost), the next seal unseals them first (`release_numbered`). Raises _Changed if the
+        tree moved or a record changed since it was read (redo under the lock)."""
+        rows, seals = prepared.rows, prepared.seals
+        for start in range(0, len(rows), SEAL_STEP):
+            if start:
+                time.sleep(STEP_PAUSE_SECONDS)  # the writer's batches go first
+            is_last = start + SEAL_STEP >= len(rows)
+            with contextlib.ExitStack() as stack:
+                conn = stack.enter_context(self._store.engine.connect())
+                if not is_last:  # fsynced after the lock is released
+                    stack.enter_context(q.unsynced_commits(conn))
+                stack.enter_context(conn.begin())
+                now = self._clock()
+                until = now + self.lease_seconds
+                if start == 0:
+                    if not q.take_lease(conn, q.SEALER_LEASE, self.holder, now, until):
+                        return None
+                elif not q.keep_lease(conn, q.SEALER_LEASE, self.holder, until):
+                    return None  # taken over: the new holder unseals what was numbered here
+                frontier, prev = _frontier(conn)
+                if not prepared.extends(frontier.size, prev):
+                    raise _Changed
+                if start == 0:
+                    q.release_numbered(conn, frontier.size)
+                step = slice(start, start + SEAL_STEP)
+                if not self._assign_seals(conn, rows[step], seals[step]):
+                    raise _Changed  # rolls this step back; `_commit_locked` unseals the others
+                if start == 0 and not is_last:
+                    q.mark_numbered(conn, len(rows))  # so verify tells them from inserted ones
+                if is_last:
+                    if start:
+                        q.mark_numbered(conn, 0)
+                    _insert_checkpoint(conn, prepared)
+        return len(rows), prepared.checkpoint.tree_size, prepared.checkpoint
+
+    def _commit_locked(
+        self, signer: Signer, ids: list[str]
+    ) -> tuple[int, int, Checkpoint | None] | None:
+        """One write transaction reading, hashing and sealing `ids` under the lock: when
+        nothing was read beforehand, or what was read changed before it was sealed."""
+        with self._store.engine.begin() as conn:
+            now = self._clock()
+            if not q.take_lease(conn, q.SEALER_LEASE, self.holder, now, now + self.lease_seconds):
+                return None
+            frontier, prev = _frontier(conn)
+            q.release_numbered(conn, frontier.size)
+            rows = q.unsealed_rows(conn, ids, lock=True)
+            if not rows:
+                return 0, frontier.size, None
+            prepared = _prepare(signer, frontier, prev, rows, now)
+            if not self._assign_seals(conn, prepared.rows, prepared.seals):
+                raise StoreError("a record changed while it was being sealed (rolled back)")
+            _insert_checkpoint(conn, prepared)
+        return len(rows), prepared.checkpoint.tree_size, prepared.checkpoint
 
     def release(self) -> None:
         """Give up the lease so another process can seal at once (best effort)."""
@@ -178,20 +224,42 @@ class Sealer:
         self._sinks.close()
 
 
+class _Changed(Exception):
+    """A record prepared for sealing changed before the write transaction set its seal."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """Seals and the signed checkpoint for `rows` appended to the tree of `base_size` leaves."""
+    """Seals (seq, leaf hash) of `rows` appended to the tree of `base_size` leaves, and the
+    signed checkpoint over them."""
 
     base_size: int
     prev: str | None
     rows: list[tuple[Any, ...]]
-    seals: list[dict[str, Any]]
+    seals: list[tuple[int, bytes]]
     checkpoint: Checkpoint
     frontier: bytes
 
-    def extends(self, size: int, prev: str | None, rows: list[tuple[Any, ...]]) -> bool:
-        """Whether this work still holds: same tree, and the rows exactly as they were read."""
-        return self.base_size == size and self.prev == prev and self.rows == rows
+    def extends(self, size: int, prev: str | None) -> bool:
+        """Whether this work still fits the tree (whether the rows do is checked as they are
+        sealed)."""
+        return self.base_size == size and self.prev == prev
+
+
+def _insert_checkpoint(conn: Any, prepared: _Prepared) -> None:
+    checkpoint = prepared.checkpoint
+    q.insert_checkpoint(
+        conn,
+        {
+            "tree_size": checkpoint.tree_size,
+            "root_hash": checkpoint.root,
+            "created_at": checkpoint.time,
+            "body": checkpoint.body,
+            "signature": checkpoint.signature,
+            "signing_key_id": checkpoint.key_id,
+            "frontier": prepared.frontier,
+        },
+    )
 
 
 def _frontier(conn: Any) -> tuple[Frontier, str | None]:
@@ -221,7 +289,7 @@ def _prepare(
         values = list(row)  # table column order, as `leaf_data_of_values` takes
         values[_SEQ] = frontier.size
         leaf = leaf_hash(leaf_data_of_values(values))
-        seals.append({"_id": row[_ID], "seq": frontier.size, "leaf_hash": leaf})
+        seals.append((frontier.size, leaf))
         frontier.append(leaf)
     checkpoint = sign_checkpoint(signer, frontier.size, frontier.root(), prev, now)
     return _Prepared(base.size, prev, rows, seals, checkpoint, frontier.to_bytes())
