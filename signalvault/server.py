@@ -175,7 +175,7 @@ GC_THRESHOLDS = (10_000, 10, 10)
 
 def settle_heap() -> None:
     """After startup, before the first request: move everything loaded so far (modules, detector
-    tables, the admin API) out of the collector's sight with `gc.freeze()`. A full collection
+    tables) out of the collector's sight with `gc.freeze()`. A full collection
     otherwise walked those objects and held every request for ~100 ms (measured at c=16)."""
     gc.collect()
     gc.freeze()
@@ -186,6 +186,9 @@ def served_app(settings: Settings) -> GatewayApp:
     """The gateway as a server runs it: its heap settled once startup is complete."""
     app = create_app(settings)
     app.on_started = settle_heap
+    # The admin API, built on its first request, joins what the collector no longer walks
+    # (no full collection here: it would hold the event loop).
+    app.on_control_built = gc.freeze
     return app
 
 
