@@ -38,3 +38,29 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
     assert lost == [[behind]]
     monkeypatch.undo()
     sqlite_store.close()
+
+
+def test_a_lock_held_elsewhere_is_waited_out_on_the_same_connection(tmp_path):
+    """While another connection (the sealer, the CLI) holds the write lock, the batch is retried
+    until it is released, and committed; the writer keeps its connection through the retries
+    (a new one per retry cost its pragmas and statements every 2 ms)."""
+    import sqlite3
+    import threading
+
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db", busy_timeout_ms=5000)
+    sqlite_store.open()
+    writer = sqlite_store.writer
+    writer.submit([WriteOp(INSERT_RECORD, row("first"))])
+    connection = writer._connection
+    holder = sqlite3.connect(
+        tmp_path / "signalvault.db", isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.2, holder.execute, ["COMMIT"]).start()
+    asyncio.run(sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("waited"))]))
+    assert writer._connection is connection
+    with sqlite_store.engine.connect() as conn:
+        ids = conn.exec_driver_sql("SELECT id FROM audit_records ORDER BY id").scalars().all()
+    assert ids == ["first", "waited"]
+    holder.close()
+    sqlite_store.close()
