@@ -64,3 +64,25 @@ def test_a_lock_held_elsewhere_is_waited_out_on_the_same_connection(tmp_path):
     assert ids == ["first", "waited"]
     holder.close()
     sqlite_store.close()
+
+
+def test_statements_of_one_and_many_parameters_run_in_one_batch(tmp_path):
+    """Rows reach the driver in its parameter order, whatever the statement's parameter count."""
+    from sqlalchemy import bindparam, delete
+
+    from signalvault.store.schema import audit_records
+
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    remove = delete(audit_records).where(audit_records.c.id == bindparam("_id"))
+    sqlite_store.writer.submit(
+        [
+            WriteOp(INSERT_RECORD, row("kept", model_requested="gpt-x")),
+            WriteOp(INSERT_RECORD, row("gone")),
+            WriteOp(remove, {"_id": "gone"}),
+        ]
+    )
+    with sqlite_store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, model_requested FROM audit_records").all()
+    assert [tuple(r) for r in rows] == [("kept", "gpt-x")]
+    sqlite_store.close()
