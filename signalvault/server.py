@@ -7,6 +7,7 @@ uvicorn's httptools protocol bounds neither the size nor the arrival time of a r
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import gc
 import os
@@ -182,6 +183,30 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+# glibc malloc options (mallopt): allocations of 128 KiB and more are mapped, and unmapped when
+# freed, and a free heap top over 128 KiB goes back to the system. By default both thresholds
+# rise with the largest block freed (to 32 MiB), so startup's big transient tables (tiktoken's
+# ranks, the name lists) and later large buffers stay in the heap as free memory the process
+# keeps. Measured with bench RSS runs: startup 141 -> 130 MiB, after 3,000 JSON requests
+# 146 -> 135 MiB. An operator's MALLOC_*_ environment settings win.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MALLOC_THRESHOLD_BYTES = 128 * 1024
+
+
+def tune_malloc() -> None:
+    """Apply the malloc options above in this process (no-op without glibc's mallopt)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without the symbol)
+        return
+    for option, variable in (
+        (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+        (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"),
+    ):
+        if variable not in os.environ:
+            mallopt(option, _MALLOC_THRESHOLD_BYTES)
+
+
 def served_app(settings: Settings) -> GatewayApp:
     """The gateway as a server runs it: its heap settled once startup is complete."""
     app = create_app(settings)
@@ -194,6 +219,7 @@ def served_app(settings: Settings) -> GatewayApp:
 
 def worker_app() -> object:
     """uvicorn factory for multi-worker mode: each worker process loads the settings itself."""
+    tune_malloc()
     settings = load_settings()  # SIGNALVAULT_CONFIG names the file, set by `serve`
     configure_logging(settings.logging)
     return served_app(settings)
@@ -207,6 +233,7 @@ def serve(
     port: int | None = None,
     workers: int | None = None,
 ) -> None:
+    tune_malloc()
     configure_logging(settings.logging)
     preflight(settings)
     host = host or settings.server.host
