@@ -5,6 +5,9 @@
 Two splits were fixed before any detector was tuned on them: `tune` (looked at while changing
 detectors) and `untouched` (only ever measured). They draw values from different seeds and use
 disjoint sentence templates, so a rule written for one tune example has to generalise to count.
+A third split, `fresh`, holds only informal text for PERSON: it was cut out of the model's
+training data once `untouched` had informed a choice between detector variants (see
+`fresh_records`); it is measured once per change, at the change's end, never example by example.
 Values come from Faker's locale providers and python-stdnum (random digits kept when the
 validator accepts them), never from the detectors under test. Records use the shared formats
 (`entities` / `secrets`, `meta.labels_complete_for`), so ../shared/eval/score.py scores them.
@@ -13,6 +16,7 @@ validator accepts them), never from the detectors under test. Records use the sh
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -24,7 +28,7 @@ from faker import Faker
 from heldout_secrets import secret_records
 from heldout_values import ID_VALUES, LOOKALIKES, id_value
 
-SPLITS = ("tune", "untouched")
+SPLITS = ("tune", "untouched", "fresh")
 _SEEDS = {"tune": 1013, "untouched": 7919}
 
 # {label} is the identifier's name in its country ("SIN", "NHS number"); {v} the value.
@@ -216,6 +220,51 @@ def informal_records(data: Path, split: str) -> list[dict[str, Any]]:
     return out
 
 
+# The fresh slice: one record in FRESH_SHARE of the two training corpora, chosen by a hash of
+# the text (retweets and other repeats land on the same side), never trained on.
+FRESH_SHARE = 6
+FRESH_SOURCES = {
+    "btctrain": ("pii-broad-twitter-corpus.jsonl", "train"),
+    "wnut17train": ("pii-wnut17-emerging-entities-train.jsonl", None),
+}
+
+
+def is_fresh(text: str) -> bool:
+    """True when the record belongs to the fresh split (training/train_person.py skips it)."""
+    digest = hashlib.sha256(("fresh|" + text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % FRESH_SHARE == 0
+
+
+def person_spans(text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Gold PERSON entities without @handles, whether the "@" is inside the span or before it."""
+    return [
+        e
+        for e in entities
+        if e["type"] == "PERSON"
+        and not e["value"].lstrip().startswith("@")
+        and not text[max(0, e["start"] - 2) : e["start"]].strip().endswith("@")
+    ]
+
+
+def fresh_records(data: Path, source: str) -> list[dict[str, Any]]:
+    """The fresh split of one training corpus (Broad Twitter Corpus train split, sections A, B,
+    E, G and the first half of H; WNUT-17 train). Both CC-BY-4.0, marked for training and tuning
+    in ../shared/eval/PROVENANCE.md; cut out of training when this split was defined (stop 19),
+    before any tuning of that session. Handles are unlabelled, as in the other informal sets.
+    """
+    file, btc_split = FRESH_SOURCES[source]
+    out = []
+    with (data / file).open(encoding="utf-8") as lines:
+        for line in lines:
+            rec = json.loads(line)
+            if btc_split and rec["meta"].get("btc_recommended_split") != btc_split:
+                continue
+            if is_fresh(rec["text"]):
+                ents = person_spans(rec["text"], rec["entities"])
+                out.append(_record(f"fresh-{source}", len(out), rec["text"], ents, ["PERSON"]))
+    return out
+
+
 BUILDERS: dict[str, Callable[[str], list[dict[str, Any]]]] = {
     "ids": id_records,
     "ip": ip_records,
@@ -227,6 +276,11 @@ BUILDERS: dict[str, Callable[[str], list[dict[str, Any]]]] = {
 
 def build(split: str, data: Path | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(file name, records) for every held-out set of `split`."""
+    if split == "fresh":
+        for source, (file, _) in FRESH_SOURCES.items():
+            if data is not None and (data / file).exists():
+                yield f"pii-heldout-informal-{source}-fresh.jsonl", fresh_records(data, source)
+        return
     for name, builder in BUILDERS.items():
         prefix = "secrets" if name == "secrets" else "pii"
         yield f"{prefix}-heldout-{name}-{split}.jsonl", builder(split)

@@ -2,6 +2,7 @@
 loop without tools, alternating batches in one process.
 
     python bench/tool_capture.py [--pairs 300] [--rounds 7] [--stream]
+    python bench/tool_capture.py --instructions [--pairs 40] [--rounds 3] [--source DIR]
 
 Pairs of the two kinds alternate, each pair's audit writes committed before its clock stops.
 A "tool" pair is a request offering a tool whose answer asks for it, then a request sending the
@@ -11,12 +12,25 @@ same sizes. The mock provider runs in a separate process; requests go
 to the gateway's ASGI app directly (no client library in the measured process), so process CPU
 time (all threads: the event loop and the audit writer) is the gateway's own. Prints the median
 CPU microseconds per request of each, and the overhead of capture.
+
+CPU time moves by a few percent between runs on a shared machine, as much as the gap measured.
+`--instructions` counts instructions instead (deterministic to well under 1%): the measuring
+process runs under valgrind's callgrind with instrumentation off through startup and warm-up,
+then, round by round, switches it on (`callgrind_control`) for `--pairs` pairs of one kind,
+dumps, and counts apart the seal of the records they wrote (event records are sealed too: part
+of what capture costs, though a seal's cost per record is the sealer's business). Every thread
+of the process counts (the event loop, the commit thread, the sealer); the periodic sealer is
+held off so that seals fall only where they are asked for. Valgrind runs it ~50x slower: 40
+pairs x 3 rounds take about 3 minutes. `--source DIR` measures another checkout's `signalvault`
+package (a baseline worktree) with this script; `--keep DIR` keeps the dumps (callgrind.out.N:
+per kind and round, the requests, then their seal) for `callgrind_annotate`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import statistics
@@ -29,10 +43,7 @@ from typing import Any
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from signalvault.app import create_app
-from signalvault.config import ProviderSettings, Secret, Settings, StoreSettings
+ROOT = Path(__file__).resolve().parents[1]
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
 ARGUMENTS = '{"city": "Paris", "unit": "celsius", "days": 3}'
@@ -142,29 +153,75 @@ async def _post(app: Any, key: str, body: bytes) -> tuple[int, bytes]:
 
 
 def _call_id(answer: bytes) -> str:
+    """The tool call's id in the first answer of a tool pair ("" in a plain pair's): both kinds
+    parse their answer, so that the client's own work costs them the same."""
     if answer.startswith(b"{"):
-        return str(orjson.loads(answer)["choices"][0]["message"]["tool_calls"][0]["id"])
-    for line in answer.split(b"\n"):
-        if b'"id":"call_' in line:
-            delta = orjson.loads(line[5:])["choices"][0]["delta"]
-            return str(delta["tool_calls"][0]["id"])
-    raise SystemExit("the mock answered no tool call")
+        message = orjson.loads(answer)["choices"][0]["message"]
+        return str(message["tool_calls"][0]["id"]) if "tool_calls" in message else ""
+    found = ""
+    for line in answer.split(b"\n"):  # every event, in both kinds
+        if line.startswith(b"data: {"):
+            delta = orjson.loads(line[6:])["choices"][0]["delta"]
+            if "tool_calls" in delta and "id" in delta["tool_calls"][0]:
+                found = str(delta["tool_calls"][0]["id"])
+    return found
 
 
 async def _pair(app: Any, key: str, kind: str, stream: bool, nonce: int) -> None:
     first, second = _bodies(stream, nonce)[kind]
     status, answer = await _post(app, key, first)
     assert status == 200, answer[:200]
-    if kind == "tool":
-        second = second.replace(b"CALL_ID", _call_id(answer).encode())
+    call_id = _call_id(answer)
+    if kind == "tool" and not call_id:
+        raise SystemExit("the mock answered no tool call")
+    second = second.replace(b"CALL_ID", call_id.encode())  # (no such text in a plain pair)
     status, answer = await _post(app, key, second)
     assert status == 200, answer[:200]
 
 
+class Callgrind:
+    """Switches callgrind's instrumentation of this very process on and off, and reads its
+    dumps (the process runs under `valgrind --tool=callgrind --instr-atstart=no`)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.pid = str(os.getpid())
+
+    def _control(self, *options: str) -> None:
+        # vgdb reaches the process while it waits for this child (a blocked process is invoked).
+        subprocess.run(["callgrind_control", *options, self.pid], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._control("-i", "on")
+
+    def stop(self) -> int:
+        """Switch off, dump, and return the instructions counted since the last dump."""
+        self._control("-i", "off")
+        before = set(self.out.parent.glob(self.out.name + ".*"))
+        self._control("-d")
+        (dump,) = set(self.out.parent.glob(self.out.name + ".*")) - before
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):  # (its `summary:` line reads 0 in a dump on demand)
+                return int(line.split()[1])
+        raise SystemExit(f"no totals in {dump}")
+
+
 async def _measure(args: argparse.Namespace, base_url: str) -> None:
+    from signalvault.app import create_app
+    from signalvault.config import (
+        AuditSettings,
+        ProviderSettings,
+        Secret,
+        Settings,
+        StoreSettings,
+    )
+
+    callgrind = Callgrind(args.in_callgrind) if args.in_callgrind else None
     with tempfile.TemporaryDirectory() as data:
         settings = Settings(
             store=StoreSettings(data_dir=Path(data)),
+            # Under callgrind seals run where the rounds ask for them, not on a clock.
+            audit=AuditSettings(seal_interval_seconds=1e9) if callgrind else AuditSettings(),
             providers=(
                 ProviderSettings(
                     name="openai",
@@ -187,6 +244,25 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                     await _pair(app, key, kind, args.stream, nonce)
             samples: dict[str, list[float]] = {"tool": [], "plain": []}
             store = app.services.store
+            if callgrind is not None:
+                sealer = app.services.sealer
+                await asyncio.to_thread(sealer.seal)
+                gc.collect()
+                gc.freeze()  # as `serve` does after startup
+                seals: dict[str, list[float]] = {"tool": [], "plain": []}
+                for number in range(args.rounds):
+                    for kind in ("plain", "tool") if number % 2 else ("tool", "plain"):
+                        callgrind.start()
+                        for _ in range(args.pairs):
+                            nonce += 1
+                            await _pair(app, key, kind, args.stream, nonce)
+                            store.flush()
+                        samples[kind].append(callgrind.stop() / (2 * args.pairs))
+                        callgrind.start()
+                        await asyncio.to_thread(sealer.seal)
+                        seals[kind].append(callgrind.stop() / (2 * args.pairs))
+                print(orjson.dumps({"requests": samples, "seals": seals}).decode(), flush=True)
+                return
             for _ in range(args.rounds):
                 spent = {"tool": 0.0, "plain": 0.0}
                 for n in range(args.pairs):
@@ -210,12 +286,61 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
           f"(medians of {args.rounds} rounds x {2 * args.pairs} requests)")  # fmt: skip
 
 
+def _count(args: argparse.Namespace, base_url: str) -> None:
+    """Run the measuring process under callgrind and print instructions per request."""
+    with tempfile.TemporaryDirectory(prefix="svcg-") as tmp:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.keep.resolve())
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={tmp}/callgrind.out",
+            sys.executable,
+            str(Path(__file__).resolve()),
+            f"--pairs={args.pairs}",
+            f"--rounds={args.rounds}",
+            f"--in-callgrind={tmp}/callgrind.out",
+            f"--base-url={base_url}",
+            *(["--stream"] if args.stream else []),
+            *([f"--source={args.source}"] if args.source else []),
+        ]
+        found = subprocess.run(command, check=True, capture_output=True, text=True)
+    found = orjson.loads(found.stdout.strip().splitlines()[-1])
+    requests, seals = found["requests"], found["seals"]
+    mode = "stream" if args.stream else "json"
+    print(f"{mode}: instructions per request, medians of {args.rounds} rounds x "
+          f"{2 * args.pairs} requests of each kind (source {args.source or ROOT})")  # fmt: skip
+    both = {k: [r + s for r, s in zip(requests[k], seals[k], strict=True)] for k in requests}
+    for name, samples in (("requests", requests), ("with seal", both)):
+        plain, tool = statistics.median(samples["plain"]), statistics.median(samples["tool"])
+        spread = max(max(v) / min(v) - 1 for v in samples.values())
+        print(f"  {name:9}  plain {plain / 1e6:.3f} M, tool loop {tool / 1e6:.3f} M, "
+              f"capture overhead {100 * (tool - plain) / plain:+.2f}% "
+              f"(rounds within {100 * spread:.2f}%)")  # fmt: skip
+    print("  seal per request: plain", " ".join(f"{v / 1e3:.0f}k" for v in seals["plain"]),
+          "tool", " ".join(f"{v / 1e3:.0f}k" for v in seals["tool"]))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--pairs", type=int, default=None, help="300; 40 with --instructions")
+    parser.add_argument("--rounds", type=int, default=None, help="7; 3 with --instructions")
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--instructions", action="store_true", help="count under callgrind")
+    parser.add_argument("--source", type=Path, help="the checkout whose signalvault to measure")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this directory")
+    parser.add_argument("--in-callgrind", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    counting = args.instructions or args.in_callgrind
+    args.pairs = args.pairs or (40 if counting else 300)
+    args.rounds = args.rounds or (3 if counting else 7)
+    sys.path.insert(0, str((args.source or ROOT).resolve()))
+    if args.in_callgrind:
+        asyncio.run(_measure(args, args.base_url))
+        return
     port = _free_port()
     mock = subprocess.Popen(
         [sys.executable, "-m", "signalvault", "mock-provider", "--port", str(port)],
@@ -229,7 +354,10 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        asyncio.run(_measure(args, f"http://127.0.0.1:{port}/v1"))
+        if args.instructions:
+            _count(args, f"http://127.0.0.1:{port}/v1")
+        else:
+            asyncio.run(_measure(args, f"http://127.0.0.1:{port}/v1"))
     finally:
         mock.terminate()
         mock.wait(timeout=10)

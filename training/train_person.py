@@ -25,13 +25,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import synthetic  # noqa: E402
+from heldout import is_fresh  # noqa: E402
 
-from signalvault.guardrails.pii_names import NameRules, load_lexicon  # noqa: E402
+from signalvault.guardrails.pii_names import NameLexicon, NameRules, load_lexicon  # noqa: E402
 from signalvault.guardrails.pii_person import (  # noqa: E402
     MODEL_FILE,
     PersonFeatures,
+    Token,
     rule_scores,
 )
 
@@ -62,24 +65,53 @@ def person_spans(rec: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def records(data: Path, file: str, split: str | None) -> Iterator[dict[str, Any]]:
+    """The training records of one file: its `split`, less bench/heldout.py's fresh slice."""
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
             rec = json.loads(line)
+            if is_fresh(rec["text"]):
+                continue  # held out for measurement (bench/heldout.py, split `fresh`)
             if split is None or rec.get("meta", {}).get("btc_recommended_split") == split:
                 yield rec
 
 
+def labelled_tokens(
+    feats: PersonFeatures, rules: NameRules, rec: dict[str, Any]
+) -> Iterator[tuple[Token, float, int, bool]]:
+    """(token, rule score, label, lower-cased text) of every candidate token."""
+    text = rec["text"]
+    spans = person_spans(rec)
+    lowered = not any(ch.isupper() for ch in text)
+    tokens = feats.candidates(text, lowered)
+    for token, rule in zip(tokens, rule_scores(rules.scan(text), tokens), strict=True):
+        label = int(any(s < token.end and token.start < e for s, e in spans))
+        yield token, rule, label, lowered
+
+
+def own_examples(
+    feats: PersonFeatures, rules: NameRules, recs: list[dict[str, Any]]
+) -> list[Example]:
+    """The word-only examples: what the word says by itself, for the neighbour features."""
+    return [
+        (feats.own(token), label)
+        for rec in recs
+        for token, _, label, _ in labelled_tokens(feats, rules, rec)
+    ]
+
+
 def examples(
-    feats: PersonFeatures, rules: NameRules, recs: Iterator[dict[str, Any]]
+    feats: PersonFeatures, rules: NameRules, recs: list[dict[str, Any]]
 ) -> Iterator[Example]:
     for rec in recs:
-        text = rec["text"]
-        spans = person_spans(rec)
-        lowered = not any(ch.isupper() for ch in text)
-        tokens = feats.candidates(text, lowered)
-        for token, rule in zip(tokens, rule_scores(rules.scan(text), tokens), strict=True):
-            label = int(any(s < token.end and token.start < e for s, e in spans))
-            yield feats.own(token) + feats.context(text, token, lowered, rule), label
+        for token, rule, label, lowered in labelled_tokens(feats, rules, rec):
+            yield feats.own(token) + feats.context(rec["text"], token, lowered, rule), label
+
+
+def own_model(
+    lexicon: NameLexicon, rules: NameRules, recs: list[dict[str, Any]]
+) -> dict[str, float]:
+    rows = own_examples(PersonFeatures(lexicon), rules, recs)
+    return {"own:" + f: w for f, w in train(rows, SETTINGS).items()}
 
 
 def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
@@ -118,17 +150,26 @@ def digest(path: Path) -> str:
 
 def build(data: Path) -> dict[str, Any]:
     lexicon = load_lexicon()
-    feats, rules = PersonFeatures(lexicon), NameRules(lexicon)
-    train_rows: list[Example] = []
+    rules = NameRules(lexicon)
+    recs: list[dict[str, Any]] = []
     for file, split in TRAIN_FILES.items():
-        train_rows.extend(examples(feats, rules, records(data, file, split)))
-    train_rows.extend(examples(feats, rules, synthetic.records(SYNTHETIC)))
-    weights = train(train_rows, SETTINGS)
+        recs.extend(records(data, file, split))
+    recs.extend(synthetic.records(SYNTHETIC))
+    # The neighbour features read a word-only model. Each half of the records reads the one
+    # trained on the other half (cross-fitting: a model scoring its own training words would
+    # look surer than it is on new text); the shipped one is trained on all records.
+    halves = [recs[0::2], recs[1::2]]
+    train_rows: list[Example] = []
+    for half, other in ((0, 1), (1, 0)):
+        feats = PersonFeatures(lexicon, own_model(lexicon, rules, halves[other]))
+        train_rows.extend(examples(feats, rules, halves[half]))
+    weights = {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs)}
     meta = {
         "what": "PERSON token classifier for signalvault/guardrails/pii_person.py",
         "trained_by": "training/train_person.py",
         "settings": SETTINGS,
         "examples": len(train_rows),
+        "held_out": "records bench/heldout.is_fresh selects (split `fresh`)",
         "positives": sum(y for _, y in train_rows),
         "data": {
             **{

@@ -76,8 +76,10 @@ def own_evaluations(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
 def merge_into(record: list[dict[str, Any]], evaluations: Iterable[Evaluation]) -> None:
     """Add per-event evaluations to the model call's record, one entry per rule and direction
     (the strongest outcome, kinds summed), as the record's other evaluations are kept."""
-    index = {(e["rule"], e["direction"]): e for e in record}
+    index: dict[tuple[str, str], dict[str, Any]] | None = None  # built once there is one
     for e in evaluations:
+        if index is None:
+            index = {(r["rule"], r["direction"]): r for r in record}
         existing = index.get((e.rule, e.direction))
         if existing is None:
             entry = e.as_dict()

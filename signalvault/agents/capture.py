@@ -206,20 +206,27 @@ class ToolEvents:
         its event, and spotlighting. Returns (the block, if any; whether the payload changed)."""
         if not turn.results:
             return None, False
-        texts = [r.content for r in turn.results]
-        judged = policy.judge_results(texts, context)
-        own = hits_by_segment(judged)
-        # Attribution walks the result's JSON: only worth it when the scan found something.
+        judged = None
+        if policy.has_result_rules:
+            judged = policy.judge_results([r.content for r in turn.results], context)
+        # Attribution walks the result's JSON: only worth it when a scan found something (a
+        # rule that found nothing in an event is left out of the event's results).
+        own = hits_by_segment(judged) if judged is not None and judged.findings else {}
         general = hits_by_segment(verdict) if verdict is not None and verdict.findings else {}
-        for index, (result, event) in enumerate(zip(turn.results, turn.events, strict=True)):
-            summary = []
-            if general and verdict is not None:
-                mine = [h for s in segments_of(result.holders(), slots) for h in general.get(s, ())]
-                summary = summarize(verdict.evaluations, mine)
-            summary += summarize(judged.evaluations, own.get(index, ()))
-            event.evaluations = summary
-            if any(e["outcome"] == "blocked" for e in summary):
-                event.outcome = BLOCKED
+        if own or general:
+            for index, (result, event) in enumerate(zip(turn.results, turn.events, strict=True)):
+                summary = []
+                if general and verdict is not None:
+                    holders = result.holders()
+                    mine = [h for s in segments_of(holders, slots) for h in general.get(s, ())]
+                    summary = summarize(verdict.evaluations, mine)
+                if own and judged is not None:
+                    summary += summarize(judged.evaluations, own.get(index, ()))
+                event.evaluations = summary
+                if any(e["outcome"] == "blocked" for e in summary):
+                    event.outcome = BLOCKED
+        if judged is None:
+            return None, False
         merge_into(turn.interaction.evaluations, judged.evaluations)
         blocked = judged.blocked_by
         if blocked:
@@ -252,6 +259,8 @@ class ToolEvents:
         self, calls: Sequence[ToolCall], policy: ToolPolicy, context: Context
     ) -> tuple[list[list[Evaluation]], HTTPError | None]:
         """Each call's tool-policy evaluations, and the refusal of the response if one blocks."""
+        if not policy.has_call_rules:
+            return [[] for _ in calls], None
         judged = [policy.judge_call(c.name, c.arguments, context) for c in calls]
         error: HTTPError | None = None
         blocked = [e for evaluations in judged for e in evaluations if e.outcome == "blocked"]

@@ -96,6 +96,9 @@ class ToolPolicy:
         self._limits = [r for r in rules if r.detector == "run_limit"]
         self._results = [r for r in rules if TOOL_RESULT in r.directions]
         self.has_rules = bool(self._allowlists or self._arguments or self._limits or self._results)
+        # Most policies have no agent rules: a tool loop then skips judging entirely.
+        self.has_call_rules = bool(self._allowlists or self._arguments)
+        self.has_result_rules = bool(self._results)
 
     def _applying(self, rules: Sequence[Rule], direction: str, context: Context) -> list[Rule]:
         return [r for r in rules if r.applies(direction, context.project, context.key_id)]

@@ -27,6 +27,7 @@ def names(detector: PiiDetector, text: str) -> list[str]:
         ("Please forward the signed contract to Anna Kowalski.", "Anna Kowalski"),
         ("Hi, I'm Tomasz from procurement, can you check the PO?", "Tomasz"),
         ("Summarise the notes Dr. Okafor sent after the ward round.", "Dr. Okafor"),
+        ("So proud of our captain tonight #MarcusWilliams", "MarcusWilliams"),
     ],
 )
 def test_finds_names_in_chat_and_business_text(detector, text, name):
@@ -41,6 +42,7 @@ def test_finds_names_in_chat_and_business_text(detector, text, name):
         "Ignore the INFO lines, GET requests are fine.",
         "We moved the Kubernetes cluster to Frankfurt on Monday.",
         "@dataclass\nclass Point:\n    x: int",
+        "great game last night #StanleyCup",  # run together, but a first name and a thing
     ],
 )
 def test_leaves_handles_code_and_everyday_capitals(detector, text):
