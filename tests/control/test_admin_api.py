@@ -588,8 +588,7 @@ def test_every_route_has_an_access_rule_and_an_expectation(settings: Any) -> Non
 
 async def test_role_matrix_over_every_route_role_and_project(world: World) -> None:
     context = await targets(world)
-    assert world.app._admin is not None
-    routes = route_keys(world.app._admin)
+    routes = route_keys(world.app.admin_api())
     assert set(routes) == set(EXPECTED)
     failures = []
     for route in routes:
@@ -613,9 +612,8 @@ async def test_a_one_time_password_opens_only_the_password_change_and_logout(
 ) -> None:
     """Whatever the role, until the generated password is changed every other route is 403."""
     context = await targets(world)
-    assert world.app._admin is not None
     open_routes = {("POST", "/api/auth/password"), ("POST", "/api/auth/logout")}
-    for route in route_keys(world.app._admin):
+    for route in route_keys(world.app.admin_api()):
         if EXPECTED[route][0] == "public":
             continue
         owner = replace(person("owner", "global"), must_change_password=True)
@@ -629,8 +627,7 @@ async def test_a_one_time_password_opens_only_the_password_change_and_logout(
 
 
 async def test_a_route_without_a_rule_is_refused(world: World) -> None:
-    api = world.app._admin
-    assert api is not None
+    api = world.app.admin_api()
 
     @api.get("/api/unruled")
     def unruled() -> dict[str, str]:
@@ -901,7 +898,7 @@ async def test_every_state_change_leaves_an_audit_record_naming_its_actor(world:
     owner = person("owner", "global")
     changes = [
         (method, path)
-        for method, path in route_keys(world.app._admin)  # type: ignore[arg-type]
+        for method, path in route_keys(world.app.admin_api())
         if method != "GET"
         and (method, path) not in READ_ONLY_POSTS
         and not path.startswith(FAKE_ACCOUNT_ROUTES)

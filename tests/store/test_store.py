@@ -75,6 +75,41 @@ def test_opening_twice_is_idempotent(backend, store):
     again.close()
 
 
+def test_schema_head_is_the_newest_migration():
+    """A store at SCHEMA_HEAD skips alembic: a migration added without moving it would never run."""
+    from alembic.script import ScriptDirectory
+
+    from signalvault.store.sql import MIGRATIONS, SCHEMA_HEAD
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == SCHEMA_HEAD
+
+
+def test_sqlite_store_at_head_opens_without_alembic(tmp_path):
+    """Serving processes open a migrated store: alembic (~10 MB) is not loaded for that."""
+    import subprocess
+    import sys
+
+    SqliteStore(tmp_path / "signalvault.db").open()
+    probe = (
+        "import sys; from pathlib import Path; from signalvault.store.sqlite import SqliteStore; "
+        f"s = SqliteStore(Path({str(tmp_path / 'signalvault.db')!r})); s.open(); s.close(); "
+        "print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sqlite_binds_bytes_and_null_as_they_are(sqlite_store):
+    """bytes and None skip sqlite3's adapter lookup (`bind_as_is`): stored as BLOB and NULL."""
+    blob = bytes(range(256))
+    sqlite_store.writer.submit([WriteOp(INSERT_RECORD, row("r1", prompt_ct=blob))])
+    with sqlite_store.engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT prompt_ct, typeof(prompt_ct), typeof(response_ct) FROM audit_records"
+        ).one()
+    assert tuple(stored) == (blob, "blob", "null")
+
+
 def test_wal_and_secure_delete_are_on(sqlite_store):
     store = sqlite_store
     with store.engine.connect() as conn:

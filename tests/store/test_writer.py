@@ -71,3 +71,34 @@ def test_a_batch_waits_out_another_connections_lock_on_its_own_connection(tmp_pa
         assert store.writer.failed_batches == 0
     finally:
         store.close()
+
+
+def test_statements_of_one_and_many_parameters_run_in_one_batch(tmp_path):
+    """Rows reach the driver in its parameter order, whatever the statement's parameter count."""
+    from sqlalchemy import bindparam, delete
+
+    from signalvault.store.schema import audit_records
+
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    remove = delete(audit_records).where(audit_records.c.id == bindparam("_id"))
+    sqlite_store.writer.submit(
+        [
+            WriteOp(INSERT_RECORD, row("kept", model_requested="gpt-x")),
+            WriteOp(INSERT_RECORD, row("gone")),
+            WriteOp(remove, {"_id": "gone"}),
+        ]
+    )
+    with sqlite_store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, model_requested FROM audit_records").all()
+    assert [tuple(r) for r in rows] == [("kept", "gpt-x")]
+    sqlite_store.close()
+
+
+def test_rows_are_read_in_parameter_order_for_any_count_of_parameters():
+    from signalvault.store.writer import _values_in_order
+
+    row = {"a": 1, "b": 2, "c": 3}
+    assert _values_in_order(("c", "a"))(row) == (3, 1)
+    assert _values_in_order(("b",))(row) == (2,)
+    assert _values_in_order(())(row) == ()

@@ -23,7 +23,6 @@ from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import LimiterUnavailable, RateLimited, StoreError, StoreUnavailable
 from signalvault.gateway.limits.buckets import Charge, Denial
 from signalvault.gateway.limits.memory import MemoryLimiter
-from signalvault.gateway.limits.redis import RedisLimiter
 from signalvault.gateway.wire import prompt_text
 
 __all__ = ["BYPASS", "Charge", "Denial", "Limiter", "Limits", "Reservation", "open_limiter"]
@@ -61,6 +60,9 @@ def open_limiter(settings: LimitsSettings) -> Limiter:
     """Redis when `redis_url` is set, else this process's memory. Connects lazily."""
     if settings.redis_url is None:
         return MemoryLimiter()
+    # Loaded only when configured: the Redis client is ~3 MiB of a process that never uses it.
+    from signalvault.gateway.limits.redis import RedisLimiter
+
     return RedisLimiter(
         settings.redis_url.reveal(), settings.redis_prefix, settings.redis_timeout_seconds
     )
