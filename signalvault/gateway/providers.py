@@ -143,4 +143,7 @@ def new_client_session() -> aiohttp.ClientSession:
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
         # Each call passes its provider's timeouts (gateway/upstream); these are fallbacks.
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        # One client serves every caller: a cookie one provider answer sets must not ride along
+        # on another caller's request (aiohttp's default jar keeps and resends them).
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
