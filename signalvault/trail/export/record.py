@@ -15,6 +15,8 @@ from signalvault.trail.audit import EMPTY_ROW, INTERACTION
 from signalvault.trail.record_json import METADATA_FIELDS, record_json
 
 CONTENT_FIELDS = ("prompt", "response", "content_erased", "content_withheld")
+# The milliseconds part of a time, by value: indexing costs half of formatting it per record.
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 def has_content(row: dict[str, Any]) -> bool:
@@ -103,7 +105,7 @@ class MetadataRenderer:
                 self._seconds.clear()
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._seconds[second] = prefix
-        return f"{prefix}.{micros // 1000:03d}Z"
+        return prefix + _MILLIS[micros // 1000]
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         if not self._is_exact:
