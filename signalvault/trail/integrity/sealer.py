@@ -32,8 +32,9 @@ from signalvault.trail.signing import Signer, load_signer
 
 log = logging.getLogger("signalvault.integrity")
 
-# Records per checkpoint.
-SEAL_BATCH = 2000
+# Records per checkpoint. The batch's rows are read and hashed in Python at once (about 15 ms
+# of the GIL for 500; 2,000 held it ~60 ms and left ~9 MiB more heap behind after load).
+SEAL_BATCH = 500
 # Records numbered per write transaction, and the pause after each: setting a seal rewrites the
 # whole row (~50 us each in SQLite, commit included), so one transaction for 2,000 held the write
 # lock 70-170 ms while every request's write-ahead record waited. The pause is longer than the
