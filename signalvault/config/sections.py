@@ -322,6 +322,11 @@ class ProviderSettings:
     max_event_bytes: int = _setting(
         8 << 20, "Largest single event of a stream from this provider; a larger one cuts it."
     )
+    max_stream_bytes: int = _setting(
+        64 << 20,
+        "Largest streamed answer read from this provider in all; past it the stream is cut "
+        "(the gateway holds what it relays for the record).",
+    )
     max_retries: int = _setting(
         2, "Retries of this provider per request on 408/409/429/5xx, connection errors, timeouts."
     )

@@ -36,8 +36,10 @@ def _validate_resilience(provider: ProviderSettings) -> None:
     ):
         if getattr(provider, name) <= 0:
             raise ConfigError(f"{where}: {name} must be positive")
-    if provider.max_response_bytes <= 0 or provider.max_event_bytes <= 0:
-        raise ConfigError(f"{where}: max_response_bytes and max_event_bytes must be positive")
+    if min(provider.max_response_bytes, provider.max_event_bytes, provider.max_stream_bytes) <= 0:
+        raise ConfigError(
+            f"{where}: max_response_bytes, max_event_bytes and max_stream_bytes must be positive"
+        )
     if provider.max_retries < 0 or provider.retry_budget_seconds < 0:
         raise ConfigError(f"{where}: max_retries and retry_budget_seconds must be >= 0")
     if provider.retry_after_max_seconds < 0:

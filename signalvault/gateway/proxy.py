@@ -398,6 +398,7 @@ class Proxy:
                     screen,
                     tools,
                     answer.max_event_bytes,
+                    answer.max_stream_bytes,
                 )
             else:
                 await self._relay.body(

@@ -19,6 +19,7 @@ from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.tool_side import ToolSide
 from signalvault.gateway.wire import (
     DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_STREAM_BYTES,
     StreamAssembler,
     native_error,
     prompt_text,
@@ -142,9 +143,11 @@ class Relay:
         screen: Screen,
         tools: ToolSide | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_stream_bytes: int = DEFAULT_MAX_STREAM_BYTES,
     ) -> None:
-        """Relay an SSE stream; an event over `max_event_bytes` cuts it (`stream_cut`)."""
-        assembler = StreamAssembler(interaction.api, max_event_bytes)
+        """Relay an SSE stream; an event over `max_event_bytes`, or more than `max_stream_bytes`
+        in all, cuts it (`stream_cut`)."""
+        assembler = StreamAssembler(interaction.api, max_event_bytes, max_stream_bytes)
         judge = tools.stream_judge(assembler) if tools is not None else None
         guard = screen.stream(interaction, redactor, judge)
         gone = asyncio.Event()

@@ -27,6 +27,7 @@ _ANTHROPIC_TYPES = {
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 MAX_ATTRIBUTION = 256
 DEFAULT_MAX_EVENT_BYTES = 8 << 20  # the default of a provider's `max_event_bytes`
+DEFAULT_MAX_STREAM_BYTES = 64 << 20  # the default of a provider's `max_stream_bytes`
 MAX_PROVIDER_MESSAGE = 2000  # characters of a provider's error message kept when rebuilt
 
 
@@ -154,8 +155,14 @@ def _collect(value: Any, parts: list[str]) -> None:
 class StreamAssembler:
     """Reads an SSE byte stream as it passes and rebuilds the response it carries."""
 
-    def __init__(self, api: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        api: str,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_stream_bytes: int = DEFAULT_MAX_STREAM_BYTES,
+    ) -> None:
         self.api = api
+        self._left = max_stream_bytes  # bytes the stream may still carry
         # The stream's one reader: the output guardrails take the events it parsed, so each
         # event is cut and parsed once per stream.
         self._reader = EventReader(api, max_event_bytes)
@@ -167,14 +174,19 @@ class StreamAssembler:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.is_complete = False
-        # An event whose data is not JSON the gateway can read, or one longer than
-        # `max_event_bytes` (never buffered whole: the relay cuts the stream before it).
+        # An event whose data is not JSON the gateway can read, one longer than
+        # `max_event_bytes`, or a stream past `max_stream_bytes` (never buffered whole: the
+        # relay cuts the stream before the chunk that broke it).
         self.is_broken = False
         self.error: Any = None
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Read a chunk: the whole events it completed, each already taken into the response."""
         if self.is_broken:
+            return []
+        self._left -= len(chunk)
+        if self._left < 0:
+            self.is_broken = True
             return []
         events = self._reader.feed(chunk)
         handle = {"messages": self._anthropic, "responses": self._responses}.get(

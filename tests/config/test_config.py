@@ -164,6 +164,10 @@ def test_provider_key_from_env_is_left_unset_when_the_variable_is_missing(tmp_pa
         ('[guardrails]\nfailure_mode = "maybe"\n', "failure_mode must be"),
         ('[logging]\nformat = "xml"\n', "format must be"),
         ("[server]\nmax_body_bytes = 0\n", "must be positive"),
+        (
+            '[[providers]]\nname = "p"\nbase_url = "http://x"\nmax_stream_bytes = 0\n',
+            "max_stream_bytes must be positive",
+        ),
         ("[server]\nport = 70000\n", "port must be between 1 and 65535"),
         ("[server]\nworkers = 0\n", "workers must be at least 1"),
     ],

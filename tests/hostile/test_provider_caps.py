@@ -1,6 +1,7 @@
 """A provider answer too large to hold: a body over the provider's `max_response_bytes` is the
 documented 502 (read no further than the cap, whether its length was announced or not), an event
-over `max_event_bytes` cuts the stream (`stream_cut`), both recorded, neither relayed."""
+over `max_event_bytes` cuts the stream (`stream_cut`), and so does a stream past
+`max_stream_bytes` in all; each recorded, none relayed whole."""
 
 from __future__ import annotations
 
@@ -31,13 +32,18 @@ pytestmark = pytest.mark.anyio
 
 MAX_BODY = 64 * 1024
 MAX_EVENT = 16 * 1024
+# Above the whole one-write stream of a 50 kB event below (so the event cap is what cuts it),
+# below a stream of eight events each under MAX_EVENT.
+MAX_STREAM = 64 * 1024
 
 
 @pytest.fixture(scope="module")
 async def gateway(providers, tmp_path_factory) -> AsyncIterator[tuple[GatewayApp, str]]:
     settings = configure(tmp_path_factory.mktemp("caps"), providers)
     capped = tuple(
-        replace(p, max_response_bytes=MAX_BODY, max_event_bytes=MAX_EVENT)
+        replace(
+            p, max_response_bytes=MAX_BODY, max_event_bytes=MAX_EVENT, max_stream_bytes=MAX_STREAM
+        )
         for p in settings.providers
     )
     async with running_gateway(replace(settings, providers=capped)) as (app, _, key):
@@ -104,3 +110,18 @@ async def test_a_stream_with_events_under_the_cap_is_relayed(gateway, hostile):
     answered, body, sent, row = await ask(gateway, path, streamed(path, "[[mock:huge=8000]]"))
     assert answered == 200 and is_finished(sent) and b"x_pad" in body
     assert row["outcome"] == "ok"
+
+
+# Not /v1/responses: its last event repeats the whole output, which the event cap cuts anyway.
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+async def test_a_stream_past_its_total_cap_is_cut(gateway, hostile, gateway_logs, path):
+    """Every event under MAX_EVENT (the mock echoes the prompt in eight pieces), the whole over
+    MAX_STREAM: cut before the chunk that crosses it, so the gateway never holds more."""
+    words = " ".join(f"w{i:05d}" for i in range(13_000))  # 78 kB, echoed in ~10 kB events
+    prompt = f"[[mock:chunk_bytes=4000]] {words}"  # in 4 kB writes, as a model streams
+    answered, body, sent, row = await ask(gateway, path, streamed(path, prompt))
+    assert answered == 200 and not is_finished(sent)
+    assert len(body) <= MAX_STREAM
+    assert b"w12990" not in body  # nothing past the cut (the output guard may hold back more)
+    assert (row["outcome"], row["error_code"]) == ("stream_cut", "stream_cut")
+    assert no_gateway_tracebacks(gateway_logs)

@@ -47,6 +47,7 @@ class _Limits:
     retry: RetryPolicy
     max_body: int  # bytes of a non-streamed answer read at most
     max_event: int  # bytes of one stream event held at most
+    max_stream: int  # bytes of one stream read at most
 
 
 class UpstreamFailed(Exception):
@@ -67,6 +68,7 @@ class Answer:
     permits: list[tuple[Breaker, Permit]] = field(default_factory=list)  # a stream's, unjudged
     body: bytes = b""  # a non-streamed answer's body, read within `max_response_bytes`
     max_event_bytes: int = 0  # a stream's: the longest event the relay may hold
+    max_stream_bytes: int = 0  # a stream's: the most it may carry in all
 
     def settle(self, failed: bool) -> None:
         """Tell the breakers how a relayed stream ended (`failed`: cut or stalled). Idempotent."""
@@ -228,7 +230,12 @@ class Upstream:
                 if not is_retryable_status(response.status):
                     if _is_stream(interaction, response):  # judged when the relay ends
                         return Answer(
-                            target, response, True, permits, max_event_bytes=limits.max_event
+                            target,
+                            response,
+                            True,
+                            permits,
+                            max_event_bytes=limits.max_event,
+                            max_stream_bytes=limits.max_stream,
                         )
                     for breaker, permit in permits:
                         breaker.record(permit, False)
@@ -369,6 +376,7 @@ def _limits(p: ProviderSettings) -> _Limits:
         idle_seconds=p.idle_timeout_seconds,
         max_body=p.max_response_bytes,
         max_event=p.max_event_bytes,
+        max_stream=p.max_stream_bytes,
         retry=RetryPolicy(
             max_retries=p.max_retries,
             budget_seconds=p.retry_budget_seconds,
