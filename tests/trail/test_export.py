@@ -556,15 +556,3 @@ def test_csv_cells_beyond_the_csv_modules_default_limit_still_count(tmp_path):
         assert read_csv(path) == [big, {"id": "r2", "prompt": None}]
     finally:
         csv.field_size_limit(previous)
-
-
-def test_batch_renderer_steps_aside_when_record_json_changes_shape(services, monkeypatch):
-    """The fast renderer writes record_json's fields in a fixed order: if that list changes,
-    it must say it is not exact (the exporter then renders through the reference)."""
-    from signalvault.trail.export import batch
-    from signalvault.trail.export.query import ExportFilter, iter_batches
-
-    [(names, _)] = list(iter_batches(services.store, ExportFilter(), with_content=False))
-    assert batch.BatchRenderer(names, "jsonl").is_exact
-    monkeypatch.setattr(batch, "METADATA_FIELDS", (*batch.METADATA_FIELDS, "new_field"))
-    assert not batch.BatchRenderer(names, "jsonl").is_exact
