@@ -174,12 +174,12 @@ def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[Nam
     the lexicon knows as names. Found by regex and set intersection, so the Python loop runs
     over candidates only, not over every word of the text.
     """
-    lower_ok = lexicon.lower_ok_lowered if lowered_text else lexicon.lower_ok
     spans = [] if lowered_text else [m.span() for m in _CAPITALISED.finditer(text)]
     spans = [(s, e) for s, e in spans if not (s and _follows_token(text, s))]
     # Lower-case names: whitespace-split words, edge punctuation stripped, against the set
     # (a regex tokenizer over the whole text cost more than everything else here).
-    known = lower_ok.intersection({w.strip(_EDGE_PUNCTUATION) for w in text.split()})
+    words = {w.strip(_EDGE_PUNCTUATION) for w in text.split()}
+    known = lexicon.lowered_names(words) if lowered_text else lexicon.lower_ok.intersection(words)
     if known:
         # Few texts hold a lower-case name; find each one's occurrences as a whole token.
         for word in known:
@@ -217,7 +217,19 @@ class NameLexicon:
     countries: frozenset[str]
     places: frozenset[str]  # heads of place and organisation names ("Gardens", "Spectator")
     lower_ok: frozenset[str]  # names written in lower case in mixed-case text
-    lower_ok_lowered: frozenset[str]  # the same in all-lower-case text
+
+    def lowered_names(self, words: set[str]) -> set[str]:
+        """The `words` of an all-lower-case text that may be names: any first name or surname
+        of three letters or more that is no everyday word, and the particles. Looked up word by
+        word, not kept as one more set: that set held every first name and surname again
+        (116k entries, ~4 MiB of table) for the rare all-lower-case text."""
+        first, last, english, not_names = self.first, self.last, self.english, self.not_names
+        found = {
+            w
+            for w in words
+            if len(w) > 2 and (w in first or w in last) and w not in english and w not in not_names
+        }
+        return found | (words & _PARTICLES)
 
 
 @functools.cache  # immutable and ~0.5 s to build: one per process, shared by every engine
@@ -244,7 +256,6 @@ def load_lexicon() -> NameLexicon:
         countries=_country_names(),
         places=frozenset(_package_words(data, "pii_place_words.txt")),
         lower_ok=frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES),
-        lower_ok_lowered=frozenset({w for w in (first | last) - never if len(w) > 2} | _PARTICLES),
     )
 
 
@@ -263,8 +274,6 @@ class NameRules:
         # unless the census knows it as a first name ("Max Verstappen").
         self._openers = self._english - lex.common_first - self._ambiguous
         self._countries = lex.countries
-        self._lower_ok = lex.lower_ok
-        self._lower_ok_lowered = lex.lower_ok_lowered
         self._never_alone = self._not_names | _TITLES | _PARTICLES
 
     def scan(
