@@ -296,8 +296,9 @@ class ToolEvents:
             event.outcome = (
                 BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome
             )
-            event.details = {"position": call.position, "arguments_bytes": len(call.arguments)}
-            linked.append((event, call.arguments.encode()))
+            arguments = call.arguments.encode()
+            event.details = {"position": call.position, "arguments_bytes": len(arguments)}
+            linked.append((event, arguments))
             if interaction.run_id is not None and call.name:
                 self.latest.remember(interaction.run_id, call.name, event.id)
             if call.call_id:

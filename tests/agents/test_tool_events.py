@@ -107,6 +107,14 @@ async def test_a_two_step_tool_loop_is_one_run_of_four_events(
     assert decrypted(gateway, result["id"]) == "sunny, 21C; mail [EMAIL_1]"
 
 
+async def test_a_tool_call_event_counts_its_arguments_in_bytes(oai, gateway):
+    await LOOPS["chat"](oai, stream=False, result="cloudy", prompt=ask(city="Zürich Göteborg"))
+    (call,) = [r for r in records(gateway) if r["kind"] == "tool_call"]
+    arguments = decrypted(gateway, call["id"])
+    assert "ü" in arguments  # not escaped: characters and bytes differ
+    assert orjson.loads(call["details"])["arguments_bytes"] == len(arguments.encode())
+
+
 async def test_a_loop_without_session_or_trace_is_joined_by_its_call_ids(oai, gateway):
     step = await LOOPS["chat"](oai, stream=False, result="cloudy")
     rows = records(gateway)
