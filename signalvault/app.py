@@ -232,7 +232,7 @@ class GatewayApp:
             await self._mcp.start()
         self._stopping.clear()
         self._wake = asyncio.Event()
-        self._building = asyncio.Lock()
+        self._building = asyncio.Lock()  # bound to this lifespan's event loop, not a past one
         self._retention = asyncio.create_task(self._retention_loop())
         self._stop_sealing = asyncio.Event()
         self._seal_task = asyncio.create_task(self._seal_periodically(self.services.sealer))
