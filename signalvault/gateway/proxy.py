@@ -407,6 +407,11 @@ class Proxy:
         finally:
             answer.settle(failed=interaction.outcome == STREAM_CUT)
             response.release()
+        if interaction.outcome == STREAM_CUT:
+            log.warning(
+                "provider stream cut",
+                extra={"request_id": interaction.id, "provider": interaction.provider},
+            )
 
     async def _provider_failed(
         self, send: Send, interaction: Interaction, error: HTTPError

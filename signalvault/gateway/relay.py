@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from signalvault.errors import HTTPError
+from signalvault.errors import HTTPError, ProviderError
 from signalvault.gateway import safe_json
 from signalvault.gateway.asgi import Receive, Send, send_error
 from signalvault.gateway.request_body import ClientGone
@@ -23,6 +23,7 @@ from signalvault.gateway.wire import (
     StreamAssembler,
     native_error,
     prompt_text,
+    sse_error_event,
 )
 from signalvault.gateway.wire import usage as usage_of
 from signalvault.guardrails.engine import Redactor
@@ -43,6 +44,21 @@ _PASS_BACK = ("x-request-id", "request-id", "retry-after", "openai-processing-ms
 
 class BrokenStream(Exception):
     """The provider sent an event the gateway cannot read; the stream is cut before it."""
+
+
+class StreamCut(ProviderError):
+    """Told to the caller, in its stream, when the provider's stream is cut."""
+
+    code = "stream_cut"
+
+
+BROKE_OFF = "The provider's stream broke off before its end; the answer is incomplete."
+UNREADABLE = (
+    "The provider's stream was cut: it sent an event the gateway cannot read or relay "
+    "(malformed, or over the size limits); the answer is incomplete."
+)
+# How a relayed chunk can end an SSE event: a cut there leaves no event half-sent.
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 
 
 class Relay:
@@ -160,6 +176,7 @@ class Relay:
 
         watcher = asyncio.ensure_future(_watch_disconnect())
         outcome = OK
+        between_events = True  # what reached the caller so far ends with a whole event
         try:
             await send(
                 {
@@ -179,6 +196,7 @@ class Relay:
                 )
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
+                    between_events = out.endswith(_EVENT_ENDS)
                 if guard is not None and guard.is_stopped:
                     break  # blocked or aborted: nothing more may reach the caller
             if guard is not None and not guard.is_stopped:
@@ -186,8 +204,16 @@ class Relay:
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError, ConnectionError, BrokenStream):
+        except (aiohttp.ClientError, TimeoutError, ConnectionError, BrokenStream) as exc:
             outcome = STREAM_CUT
+            if between_events:
+                # Said in the caller's stream, whose SDK raises it, and the answer ends: left
+                # unfinished it would read as a dropped connection, and the server logs an
+                # error for every such answer. Half an event sent: left broken off.
+                error = StreamCut(UNREADABLE if isinstance(exc, BrokenStream) else BROKE_OFF)
+                event = sse_error_event(interaction.api, error, assembler.sequence)
+                with contextlib.suppress(ClientGone):
+                    await send({"type": "http.response.body", "body": event})
         except ClientGone:
             gone.set()
         finally:

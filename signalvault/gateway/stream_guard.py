@@ -13,7 +13,7 @@ import orjson
 
 from signalvault.errors import GuardrailBlocked, HTTPError
 from signalvault.gateway.sse import ChannelKey, Event, Piece, full_text_slots
-from signalvault.gateway.wire import error_body
+from signalvault.gateway.wire import sse_error_event
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
 
 _OUTCOMES = {"block": "blocked", "redact": "redacted", "log": "logged"}
@@ -417,17 +417,7 @@ class StreamGuard:
             channel.base = keep
 
     def _error_event(self, error: HTTPError) -> bytes:
-        body = error_body(self._api, error)
-        if self._api == "messages":
-            return b"event: error\ndata: " + body + b"\n\n"
-        if self._api != "responses":
-            return b"data: " + body + b"\n\n"
-        # The reference documents flat fields; the live API nests them under "error", which is
-        # also what makes the openai SDK raise instead of yielding an event. Send both.
-        nested: dict[str, Any] = orjson.loads(body)["error"]
-        payload = {"type": "error", "code": error.code, "message": error.message, "param": None,
-                   "sequence_number": self._sequence + 1, "error": nested}  # fmt: skip
-        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+        return sse_error_event(self._api, error, self._sequence)
 
 
 def _drop_logprobs(owner: dict[str, Any] | None) -> None:

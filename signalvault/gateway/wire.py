@@ -35,6 +35,22 @@ def family(api: str) -> str:
     return "anthropic" if api == "messages" else "openai"
 
 
+def sse_error_event(api: str, error: HTTPError, sequence: int) -> bytes:
+    """`error` as one SSE event of the calling API's stream, which its SDK raises as an error;
+    `sequence`: the Responses API's last sequence_number sent (-1: none)."""
+    body = error_body(api, error)
+    if api == "messages":
+        return b"event: error\ndata: " + body + b"\n\n"
+    if api != "responses":
+        return b"data: " + body + b"\n\n"
+    # The reference documents flat fields; the live API nests them under "error", which is
+    # also what makes the openai SDK raise instead of yielding an event. Send both.
+    nested: dict[str, Any] = orjson.loads(body)["error"]
+    payload = {"type": "error", "code": error.code, "message": error.message, "param": None,
+               "sequence_number": sequence + 1, "error": nested}  # fmt: skip
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
 def error_body(api: str, error: HTTPError) -> bytes:
     """The error as the calling SDK expects it."""
     status = error.status_code
@@ -179,6 +195,7 @@ class StreamAssembler:
         # relay cuts the stream before the chunk that broke it).
         self.is_broken = False
         self.error: Any = None
+        self.sequence = -1  # the Responses API's last sequence_number read
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Read a chunk: the whole events it completed, each already taken into the response."""
@@ -240,6 +257,8 @@ class StreamAssembler:
 
     def _responses(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        if isinstance(event.get("sequence_number"), int):
+            self.sequence = event["sequence_number"]
         if kind == "response.output_text.delta" and _str(event.get("delta")):
             self.text.append(event["delta"])
         elif kind == "response.function_call_arguments.delta":

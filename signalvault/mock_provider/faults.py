@@ -19,6 +19,8 @@ A hostile provider (answered by `misbehave.py`; several may be combined):
     [[mock:foreign_error=400]] this error status, in the other API's error shape
     [[mock:chunk_bytes=3]]     stream: written 3 bytes at a time (events and characters split)
     [[mock:cut_after=2]]       stream: 2 events, then the connection closes mid-body
+    [[mock:half_event]]        with cut_after: the first half of the next event goes out too,
+                               50 ms before the connection closes
     [[mock:endless]]           the answer starts and never ends (a byte of padding every 10 ms)
     [[mock:length_lie]]        Content-Length far smaller than the body (`WireFaultServer` only)
     [[mock:reset_after=2]]     stream: 2 events, then a TCP reset (`WireFaultServer` only)
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 _MARKER = re.compile(rb"\[\[mock:([a-z_]+)(?:=([^\]]*))?\]\]")
 _COUNTS: tuple[str, ...] = ("fail", "fail_first", "stall_after", "deep", "huge", "foreign_error")
 _COUNTS += ("chunk_bytes", "cut_after", "reset_after")
-_FLAGS = ("hang", "malformed", "undecodable", "endless", "length_lie")
+_FLAGS = ("hang", "malformed", "undecodable", "endless", "length_lie", "half_event")
 _KNOWN = frozenset({*_COUNTS, *_FLAGS, "retry_after", "latency_ms", "content_type"})
 
 
@@ -53,6 +55,7 @@ class Faults:
     foreign_error: int | None = None
     chunk_bytes: int | None = None
     cut_after: int | None = None
+    is_half_event: bool = False
     is_endless: bool = False
     is_length_lie: bool = False
     reset_after: int | None = None
@@ -121,6 +124,7 @@ def read_faults(body: bytes) -> Faults | None:
         foreign_error=counts.get("foreign_error"),
         chunk_bytes=counts.get("chunk_bytes"),
         cut_after=counts.get("cut_after"),
+        is_half_event="half_event" in values,
         is_endless="endless" in values,
         is_length_lie="length_lie" in values,
         reset_after=counts.get("reset_after"),

@@ -21,6 +21,7 @@ Send = Callable[[Message], Awaitable[None]]
 NOT_UTF8 = b"\xe2\x82"  # the first two bytes of a three-byte character, and no third
 _PAD_EVERY = 0.01  # seconds between the bytes of an endless answer
 _PING = b": ping\n\n"  # an SSE comment: keeps a stream alive without carrying anything
+_HALF_EVENT_PAUSE = 0.05  # seconds between half an event and the cut
 
 
 def break_body(body: bytes, faults: Faults) -> bytes:
@@ -53,7 +54,10 @@ def break_events(events: list[bytes], faults: Faults) -> list[bytes]:
     if faults.is_malformed:
         events[middle] = events[middle][: len(events[middle]) // 2] + b"\n\n"
     if faults.cut_after is not None:
+        after = events[faults.cut_after : faults.cut_after + 1]
         events = events[: faults.cut_after]
+        if faults.is_half_event and after:
+            events.append(after[0][: len(after[0]) // 2])
     return events
 
 
@@ -106,6 +110,8 @@ async def respond(
                 await asyncio.wait({gone}, timeout=_PAD_EVERY)
         elif not (is_stream and faults.cut_after is not None):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif faults.is_half_event:
+            await asyncio.sleep(_HALF_EVENT_PAUSE)  # read apart from the cut that follows
         # A cut stream returns unfinished: the server closes the connection mid-body.
     finally:
         gone.cancel()

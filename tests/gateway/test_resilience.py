@@ -390,7 +390,8 @@ async def test_a_stream_cut_after_its_head_is_not_retried(tmp_path, mocks):
     assert sent[0]["status"] == 200
     raw = b"".join(message.get("body", b"") for message in sent[1:])
     assert b"data: " in raw and b"[DONE]" not in raw
-    assert all(message["more_body"] for message in sent[1:])  # never completed
+    *_, told = raw.rstrip(b"\n").rsplit(b"\n\n", 1)  # the caller is told in its own shape
+    assert orjson.loads(told.removeprefix(b"data: "))["error"]["code"] == "stream_cut"
     assert row["outcome"] == "stream_cut"
     assert [(n["provider"], n["status"]) for n in attempts(row)] == [("primary", 200)]
     assert (primary.calls, backup.calls) == (1, 0)
@@ -407,7 +408,8 @@ async def test_a_stalled_stream_is_cut_after_the_idle_timeout(tmp_path, mocks):
         [row] = await settled(app)
     raw = b"".join(message.get("body", b"") for message in sent[1:])
     # Two events came before the stall; output guardrails may still hold back the second.
-    assert sent[0]["status"] == 200 and 1 <= raw.count(b"data: ") <= 2
+    assert sent[0]["status"] == 200 and 1 <= raw.count(b'"chat.completion.chunk"') <= 2
+    assert raw.endswith(b'"code":"stream_cut"}}\n\n')  # then the caller is told
     assert 0.25 <= elapsed < 5
     assert row["outcome"] == "stream_cut" and row["error_code"] == "stream_cut"
     assert len(attempts(row)) == 1 and backup.calls == 0

@@ -8,14 +8,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import anthropic
 import httpx
+import httpx2  # the anthropic SDK's own fork of httpx
+import openai
 import orjson
 import pytest
 
 from signalvault.app import GatewayApp
-from signalvault.config import ProviderSettings, Secret, Settings, StoreSettings
+from signalvault.config import (
+    GuardrailSettings,
+    ProviderSettings,
+    Secret,
+    Settings,
+    StoreSettings,
+)
 from signalvault.mock_provider import MockProvider
 from signalvault.mock_provider.wire_faults import WireFaultServer
 from signalvault.server import BackgroundServer
@@ -142,6 +151,22 @@ def is_finished(sent: list[dict]) -> bool:
     return any(m["type"] == "http.response.body" and not m.get("more_body") for m in sent)
 
 
+def told_of_the_cut(path: str, body: bytes, sent: list[dict]) -> bool:
+    """True when a cut stream ended with an error event in the caller's own shape (its SDK
+    raises it), the answer then finished; a cut after half an event leaves the answer broken
+    off instead (no event can follow half of one): then True only if it did end mid-event."""
+    if not is_finished(sent):
+        return not body.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
+    last = body.rstrip(b"\r\n").replace(b"\r\n", b"\n").rsplit(b"\n\n", 1)[-1]
+    fields = dict(line.split(b": ", 1) for line in last.split(b"\n"))
+    data = orjson.loads(fields[b"data"])
+    if path == "/v1/messages":
+        return fields.get(b"event") == b"error" and data["error"]["type"] == "api_error"
+    if path == "/v1/responses":
+        return fields.get(b"event") == b"error" and data["error"]["code"] == "stream_cut"
+    return data["error"]["code"] == "stream_cut"
+
+
 @pytest.fixture
 def gateway_logs(caplog) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="signalvault")
@@ -209,6 +234,7 @@ STREAM_FAULTS = [
     pytest.param("[[mock:undecodable]] [[mock:chunk_bytes=3]]", id="invalid-utf8-3-byte-writes"),
     pytest.param("[[mock:deep=600]]", id="event-nested-600-deep"),
     pytest.param("[[mock:cut_after=3]]", id="connection-closed-mid-body"),
+    pytest.param("[[mock:cut_after=3]] [[mock:half_event]]", id="connection-closed-mid-event"),
     pytest.param("[[mock:endless]]", id="never-ends"),
 ]
 
@@ -228,11 +254,55 @@ async def test_a_broken_stream_is_cut_and_recorded_as_stream_cut(
 ):
     answered, body, sent, row = await ask(gateway, path, streamed(path, f"hello {marker}"))
     assert answered == 200  # the head went out before the stream broke
-    assert not is_finished(sent)  # the caller sees the stream break, not a clean end
+    assert told_of_the_cut(path, body, sent)
+    assert is_finished(sent)  # the output guard relays whole events only: always told
+    assert "provider stream cut" in [r.getMessage() for r in gateway_logs.records]
     assert NOT_UTF8 not in body and b"x_deep" not in body  # nothing unreadable passed
     assert (row["outcome"], row["error_code"]) == ("stream_cut", "stream_cut")
     assert hostile.asgi.stats()["total"] == 1  # a stream that started is never retried
     assert no_gateway_tracebacks(gateway_logs)
+
+
+@pytest.mark.parametrize("half", [False, True])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/responses"])
+async def test_a_cut_is_told_unless_half_an_event_went_out(providers, tmp_path, path, half):
+    """Without output rules the provider's writes are relayed as they come: a cut after half
+    an event leaves the answer broken off, as no event can follow half of one."""
+    only_input = ({"name": "pii", "detector": "pii", "action": "redact", "direction": "input"},)
+    settings = replace(
+        configure(tmp_path, providers), guardrails=GuardrailSettings(rules=only_input)
+    )
+    marker = "[[mock:cut_after=3]]" + (" [[mock:half_event]]" if half else "")
+    async with running_gateway(settings) as (app, _, key):
+        answered, body, sent, row = await ask((app, key), path, streamed(path, f"hi {marker}"))
+    assert answered == 200 and told_of_the_cut(path, body, sent)
+    assert is_finished(sent) != half
+    assert (row["outcome"], row["error_code"]) == ("stream_cut", "stream_cut")
+
+
+async def test_the_sdks_raise_a_cut_stream_with_the_gateways_words(gateway, hostile):
+    """What a caller sees of a cut: the official SDKs raise it as an API error, naming it."""
+    app, key = gateway
+    said = "The provider's stream broke off before its end"
+    marker = "hi [[mock:cut_after=3]]"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as h:
+        client = openai.AsyncOpenAI(api_key=key, base_url="http://g/v1", http_client=h)
+        with pytest.raises(openai.APIError, match=said):
+            async for _ in await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], stream=True
+            ):
+                pass
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://g") as h2:
+        claude = anthropic.AsyncAnthropic(api_key=key, base_url="http://g", http_client=h2)
+        with pytest.raises(anthropic.APIStatusError, match=said):
+            async for _ in await claude.messages.create(
+                model="claude-haiku-4-5",
+                max_tokens=32,
+                messages=[{"role": "user", "content": marker}],
+                stream=True,
+            ):
+                pass
 
 
 async def test_characters_split_across_writes_arrive_whole(gateway, hostile):
@@ -288,8 +358,8 @@ async def test_a_content_length_far_smaller_than_the_body_is_a_502(gateway, host
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
 async def test_a_reset_mid_stream_is_a_stream_cut(gateway, hostile, path):
     payload = streamed(path, "stream [[mock:reset_after=3]]", model_prefix=WIRE)
-    answered, _, sent, row = await ask(gateway, path, payload)
-    assert answered == 200 and not is_finished(sent)
+    answered, body, sent, row = await ask(gateway, path, payload)
+    assert answered == 200 and told_of_the_cut(path, body, sent)
     assert row["outcome"] == "stream_cut"
     assert hostile.wire.provider.stats()["total"] == 1
 

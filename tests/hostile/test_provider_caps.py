@@ -22,6 +22,7 @@ from tests.hostile.test_hostile_providers import (
     message,
     no_gateway_tracebacks,
     streamed,
+    told_of_the_cut,
 )
 
 # The hostile mock providers and their per-test reset, shared with test_hostile_providers.
@@ -98,7 +99,7 @@ async def test_a_body_under_the_cap_is_relayed(gateway, hostile):
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/responses"])
 async def test_an_event_over_the_cap_cuts_the_stream(gateway, hostile, gateway_logs, marker, path):
     answered, body, sent, row = await ask(gateway, path, streamed(path, f"hello {marker}"))
-    assert answered == 200 and not is_finished(sent)
+    assert answered == 200 and is_finished(sent) and told_of_the_cut(path, body, sent)
     assert b"x_pad" not in body  # the event never reached the caller
     assert (row["outcome"], row["error_code"]) == ("stream_cut", "stream_cut")
     assert hostile.asgi.stats()["total"] == 1
@@ -120,7 +121,7 @@ async def test_a_stream_past_its_total_cap_is_cut(gateway, hostile, gateway_logs
     words = " ".join(f"w{i:05d}" for i in range(13_000))  # 78 kB, echoed in ~10 kB events
     prompt = f"[[mock:chunk_bytes=4000]] {words}"  # in 4 kB writes, as a model streams
     answered, body, sent, row = await ask(gateway, path, streamed(path, prompt))
-    assert answered == 200 and not is_finished(sent)
+    assert answered == 200 and is_finished(sent) and told_of_the_cut(path, body, sent)
     assert len(body) <= MAX_STREAM
     assert b"w12990" not in body  # nothing past the cut (the output guard may hold back more)
     assert (row["outcome"], row["error_code"]) == ("stream_cut", "stream_cut")
