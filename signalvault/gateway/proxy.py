@@ -402,7 +402,7 @@ class Proxy:
                 )
             else:
                 await self._relay.body(
-                    send, interaction, response, answer.body, redactor, screen, tools
+                    send, interaction, response, answer.body, answer.parsed, redactor, screen, tools
                 )
         finally:
             answer.settle(failed=interaction.outcome == STREAM_CUT)

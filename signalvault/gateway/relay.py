@@ -74,19 +74,19 @@ class Relay:
         interaction: Interaction,
         response: aiohttp.ClientResponse,
         data: bytes,
+        parsed: Any,
         redactor: Redactor,
         screen: Screen,
         tools: ToolSide | None = None,
     ) -> None:
-        """Relay `data`, the body `Upstream` read (within the provider's size cap)."""
+        """Relay `data`, the body `Upstream` read (within the provider's size cap), and parsed
+        if it was a success (`Upstream` refuses anything but a JSON object there)."""
         interaction.outcome = OK if response.status < 400 else PROVIDER_ERROR
         if response.status >= 400:
             interaction.error_code = f"provider_{response.status}"
-        try:
-            # A success was read once already (`Upstream` refuses anything but a JSON object).
-            parsed = safe_json.loads(data) if data else None
-        except safe_json.InvalidJSON:
-            parsed = None
+        if parsed is None and data:
+            with contextlib.suppress(safe_json.InvalidJSON):
+                parsed = safe_json.loads(data)
         interaction.prompt_tokens, interaction.completion_tokens = usage_of(interaction.api, parsed)
         if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
             interaction.model_used = parsed["model"]

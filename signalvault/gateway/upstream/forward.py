@@ -67,6 +67,7 @@ class Answer:
     is_stream: bool
     permits: list[tuple[Breaker, Permit]] = field(default_factory=list)  # a stream's, unjudged
     body: bytes = b""  # a non-streamed answer's body, read within `max_response_bytes`
+    parsed: Any = None  # a successful body's JSON object, as read to check it
     max_event_bytes: int = 0  # a stream's: the longest event the relay may hold
     max_stream_bytes: int = 0  # a stream's: the most it may carry in all
 
@@ -225,7 +226,7 @@ class Upstream:
                 note["error"] = result
                 failure = _Failure(error=_error_for(result))
             else:
-                response, data = result
+                response, data, parsed = result
                 note["status"] = response.status
                 if not is_retryable_status(response.status):
                     if _is_stream(interaction, response):  # judged when the relay ends
@@ -239,7 +240,7 @@ class Upstream:
                         )
                     for breaker, permit in permits:
                         breaker.record(permit, False)
-                    return Answer(target, response, False, body=data)
+                    return Answer(target, response, False, body=data, parsed=parsed)
                 retry_after = parse_retry_after(response.headers)
                 failure = _Failure(answer=Answer(target, response, False, body=data))
             for breaker, permit in permits:
@@ -269,10 +270,11 @@ class Upstream:
         url: str,
         body: bytes,
         headers: dict[str, str],
-    ) -> tuple[aiohttp.ClientResponse, bytes] | str:
-        """One HTTP call: the response and its body (empty for a stream to relay), or the kind
-        of error that ended it. A success must be a JSON object the gateway can screen and
-        re-emit (see `safe_json`): anything else is an `invalid_answer`, retried like an error.
+    ) -> tuple[aiohttp.ClientResponse, bytes, Any] | str:
+        """One HTTP call: the response, its body (empty for a stream to relay) and a success's
+        parsed body (else None), or the kind of error that ended it. A success must be a JSON
+        object the gateway can screen and re-emit (see `safe_json`): anything else is an
+        `invalid_answer`, retried like an error.
         A body over `max_response_bytes` is an `answer_too_large`, whatever its status."""
         try:
             response = await self._session().post(
@@ -283,7 +285,7 @@ class Upstream:
         interaction.ttfb_ms = interaction.elapsed_ms()
         _use_idle_timeout(response, limits.idle_seconds)
         if _is_stream(interaction, response):
-            return response, b""
+            return response, b"", None
         try:
             data = await _read_within(response, limits.max_body)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -292,12 +294,15 @@ class Upstream:
         if data is None:
             response.close()  # the rest is never read: memory stays bounded by the cap
             return ANSWER_TOO_LARGE
-        if response.status < 300 and not _is_json_object(data):
-            # Malformed, truncated (a Content-Length that lied), not UTF-8 or nested too deep:
-            # relayed, it would pass the output guardrails unread.
-            response.close()
-            return INVALID_ANSWER
-        return response, data
+        parsed = None
+        if response.status < 300:
+            parsed = _json_object(data)
+            if parsed is None:
+                # Malformed, truncated (a Content-Length that lied), not UTF-8 or nested too
+                # deep: relayed, it would pass the output guardrails unread.
+                response.close()
+                return INVALID_ANSWER
+        return response, data, parsed
 
 
 async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
@@ -316,11 +321,12 @@ async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | 
     return b"".join(parts)
 
 
-def _is_json_object(data: bytes) -> bool:
+def _json_object(data: bytes) -> dict[str, Any] | None:
     try:
-        return isinstance(safe_json.loads(data), dict)
+        value = safe_json.loads(data)
     except safe_json.InvalidJSON:
-        return False
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _is_stream(interaction: Interaction, response: aiohttp.ClientResponse) -> bool:
