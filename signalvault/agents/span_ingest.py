@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from signalvault.agents.call_index import CallIndex
-from signalvault.agents.otlp import Span, SpanBatch
 from signalvault.agents.run_ids import run_id_of
 from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.store import Store
 from signalvault.store.run_queries import run_of_trace
 from signalvault.trail.audit import OK, SPAN, AuditTrail, Interaction
+
+if TYPE_CHECKING:  # the parser (protobuf and the OTLP classes) loads with the first spans
+    from signalvault.agents.otlp import Span, SpanBatch
 
 # A span's own start time is kept as the record's time when it is plausible; a sender's clock
 # must not date records where retention or listings would misplace them.

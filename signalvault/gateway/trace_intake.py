@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import zlib
 
-from signalvault.agents.otlp import parse
 from signalvault.agents.span_ingest import SpanIngest, spans_response
 from signalvault.errors import (
     AuthError,
@@ -48,6 +47,9 @@ class TraceIntake:
             key = self._keyring.authenticate(presented_key(headers))
             body = await read_body(receive, headers, self._max_body, self._body_timeout)
             body = self._decoded(body, _header(scope, b"content-encoding"))
+            # Loaded with the first spans: protobuf and the OTLP classes hold ~2 MiB.
+            from signalvault.agents.otlp import parse
+
             batch = parse(body, headers.get("content-type", ""))
             session = headers.get("x-signalvault-session")
             user = headers.get("x-signalvault-user")

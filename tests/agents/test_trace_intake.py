@@ -200,3 +200,24 @@ async def test_a_gzip_bomb_is_refused(client, api_key, settings):
         client, api_key, bomb, "application/x-protobuf", **{"content-encoding": "gzip"}
     )
     assert response.status_code == 413, response.text
+
+
+def test_the_otlp_parser_loads_with_the_first_spans_not_at_startup(tmp_path):
+    """A gateway that is never sent spans never holds protobuf and the OTLP classes (~2 MiB)."""
+    import subprocess
+    import sys
+
+    probe = f"""
+import asyncio, sys
+from pathlib import Path
+from signalvault.app import create_app
+from signalvault.config import Settings, StoreSettings
+app = create_app(Settings(store=StoreSettings(data_dir=Path({str(tmp_path)!r}))))
+async def main():
+    await app.startup()
+    await app.shutdown()
+asyncio.run(main())
+print("google.protobuf" in sys.modules, "signalvault.agents.otlp" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
