@@ -121,6 +121,8 @@ class SqliteStore(SqlStore):
         # Checkpoints off the request path: the writer's own commits only as a backstop.
         self.checkpointer = WalCheckpointer(path, sync)
         self.writer.setup_sql = (f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}",)
+        if sync == "FULL":  # writes no one waits for are synced by the next commit that is
+            self.writer.sync_modes = ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL")
 
     def open(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -1,7 +1,10 @@
 """Group commit: writes queued while a transaction is committing form the next transaction.
 
 Callers that need durability (the write-ahead audit record) await a future that resolves after
-the commit; the others (outcome updates, last-used times) are queued and forgotten. Batches are
+the commit; the others (outcome updates, last-used times) are queued and forgotten. A batch of
+forgotten writes alone may commit without its own fsync (`sync_modes`, SQLite with
+synchronous=FULL): the next durable commit's fsync covers its WAL frames, and so does the WAL
+checkpointer's within about `wal.INTERVAL_SECONDS`; a process crash loses none of it. Batches are
 gathered on the event loop and committed by one commit thread, one batch at a time, so the fsync
 never holds the loop and the thread is woken once per batch, not per request: a writer thread
 woken per request fought the loop for the GIL and cost ~250 µs more per request. A lock held by
@@ -82,6 +85,11 @@ class GroupCommitWriter:
         self._is_sqlite = engine.dialect.name == "sqlite"
         # Statements run once on each new connection of the writer (SQLite pragmas).
         self.setup_sql: tuple[str, ...] = ()
+        # (statement making the next commits skip their fsync, statement restoring it): a batch
+        # no caller waits for commits with the first (at c=1 a request's completion cost a
+        # second fsync, ~0.25 ms of CPU). None: every commit syncs. Set by the store.
+        self.sync_modes: tuple[str, str] | None = None
+        self._is_relaxed = False  # the writer's connection is in sync_modes[0]'s mode
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
         # Called once per settled batch with (operations, commit seconds, committed?): metrics.
@@ -168,7 +176,8 @@ class GroupCommitWriter:
             del self._pending[: len(batch)]
             self._in_flight = batch
             ops = [op for ops, _ in batch for op in ops]
-            job = self._commit_thread().submit(self._execute_locked, ops)
+            durable = any(future is not None for _, future in batch)
+            job = self._commit_thread().submit(self._execute_locked, ops, durable)
             self._in_flight_job = job
         done = asyncio.wrap_future(job, loop=loop)
         done.add_done_callback(lambda result: self._on_committed(loop, batch, ops, result))
@@ -230,17 +239,18 @@ class GroupCommitWriter:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, "signalvault-commit")
         return self._executor
 
-    def _execute_locked(self, ops: list[WriteOp]) -> float:
-        """Run one transaction, in the commit thread or a flushing caller's; returns its
-        duration in seconds. A lock held by another connection or process (SQLite: the sealer,
-        the CLI) is waited out here, retrying, up to `busy_timeout`, so a batch's outcome is
-        final when this returns (a flush waiting for it sees it committed or failed)."""
+    def _execute_locked(self, ops: list[WriteOp], durable: bool = True) -> float:
+        """Run one transaction, in the commit thread or a flushing caller's (`durable`: it must
+        be synced when it commits); returns its duration in seconds. A lock held by another
+        connection or process (SQLite: the sealer, the CLI) is waited out here, retrying, up to
+        `busy_timeout`, so a batch's outcome is final when this returns (a flush waiting for it
+        sees it committed or failed)."""
         with self._execute_lock:
             started = time.monotonic()
             while True:
                 began = time.perf_counter()
                 try:
-                    self._execute(ops)
+                    self._execute(ops, durable)
                     return time.perf_counter() - began
                 except (SQLAlchemyError, self._dbapi_error) as error:
                     is_busy = self._is_sqlite and _is_busy(error)
@@ -267,7 +277,7 @@ class GroupCommitWriter:
                 exc = error
         self._settle(batch, ops, exc, seconds)
 
-    def _execute(self, ops: list[WriteOp]) -> None:
+    def _execute(self, ops: list[WriteOp], durable: bool = True) -> None:
         """One transaction on the writer's own DBAPI connection. SQLAlchemy compiles each statement
         once; rows go straight to the driver's executemany (SQLAlchemy's per-row work would cost
         more than the write itself)."""
@@ -279,6 +289,7 @@ class GroupCommitWriter:
             self._connection = None
         if self._connection is None:
             self._connection = self._engine.raw_connection()
+            self._is_relaxed = False
             with contextlib.closing(self._connection.cursor()) as setup:
                 if self._is_sqlite:
                     # Wait for other processes' locks here (retrying), not inside SQLite.
@@ -287,6 +298,9 @@ class GroupCommitWriter:
                     setup.execute(sql)
         cursor = self._connection.cursor()
         try:
+            if self.sync_modes is not None and self._is_relaxed == durable:
+                cursor.execute(self.sync_modes[1] if durable else self.sync_modes[0])
+                self._is_relaxed = not durable
             for statement, rows in _runs(ops):
                 compiled = self._compiled(statement)
                 if compiled.values is None:

@@ -23,7 +23,7 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
     lost: list[list[WriteOp]] = []
     writer.on_lost = lost.append
 
-    def fail(ops):
+    def fail(ops, durable):
         raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(writer, "_execute", fail)
@@ -37,6 +37,44 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
         asyncio.run(batch())
     assert lost == [[behind]]
     monkeypatch.undo()
+    sqlite_store.close()
+
+
+def test_only_batches_someone_waits_for_are_synced_when_they_commit(tmp_path):
+    """synchronous=FULL: a batch of write-behind operations alone commits without an fsync
+    (synchronous=NORMAL on the writer's connection); one holding a write-ahead record, and any
+    flush (CLI, shutdown), commits synced, which also syncs the frames committed before it."""
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    writer = sqlite_store.writer
+    modes: list[int] = []
+    execute = writer._execute
+
+    def noted(ops, durable):
+        execute(ops, durable)
+        modes.append(writer._connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    writer._execute = noted  # type: ignore[method-assign]
+
+    async def batches() -> None:
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("behind-1"))])
+        await asyncio.sleep(0.05)
+        await sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("ahead"))])
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("behind-2"))])
+        await asyncio.sleep(0.05)
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("behind-3"))])
+        sqlite_store.flush()
+
+    asyncio.run(batches())
+    assert modes == [1, 2, 1, 2]  # NORMAL, FULL, NORMAL, FULL (the flush)
+    assert all(sqlite_store.get_record(r) for r in ("behind-1", "ahead", "behind-2", "behind-3"))
+    sqlite_store.close()
+
+
+def test_no_commit_is_relaxed_further_with_synchronous_normal_configured(tmp_path):
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db", synchronous="normal")
+    sqlite_store.open()
+    assert sqlite_store.writer.sync_modes is None  # nothing to relax: NORMAL throughout
     sqlite_store.close()
 
 

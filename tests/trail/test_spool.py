@@ -41,10 +41,10 @@ class Outage:
         real = writer._execute
         self.is_down = True
 
-        def execute(ops):
+        def execute(ops, durable=True):
             if self.is_down:
                 raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
-            return real(ops)
+            return real(ops, durable)
 
         monkeypatch.setattr(writer, "_execute", execute)
 
