@@ -7,6 +7,7 @@ import asyncio
 import stat
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -343,3 +344,31 @@ def test_sqlite_wal_is_copied_back_by_the_checkpointer_not_by_request_commits(tm
             assert conn.exec_driver_sql("SELECT count(*) FROM audit_records").scalar() == 100
     finally:
         store.close()
+
+
+def test_tool_calls_are_found_by_their_call_id_index_whatever_the_store_holds(sqlite_store):
+    """A tool result answering a call this process did not record is looked up on the request
+    path: through the call_id index, not by reading the project's records (SQLite chose that,
+    to spare a sort: ~50 ms at 100k records, growing with the store)."""
+    from sqlalchemy import event
+
+    from signalvault.store.run_queries import tool_events
+
+    calls = [("c1", "tool_call"), ("c2", "tool_result"), (None, "interaction")]
+    sqlite_store.writer.submit(
+        [
+            WriteOp(INSERT_RECORD, row(f"r{n}", project="p", call_id=call_id, kind=kind))
+            for n, (call_id, kind) in enumerate(calls * 50)
+        ]
+    )
+    seen: list[tuple[str, Any]] = []
+    engine = sqlite_store.engine
+    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2:4]))
+    found = tool_events(engine, "p", ["c1", "c2"])
+    assert len(found) == 100 and {f["call_id"] for f in found} == {"c1", "c2"}
+    statement, params = seen[-1]
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+    assert [step[3] for step in plan if "audit_records" in step[3]] == [
+        "SEARCH audit_records USING INDEX ix_audit_records_call_id (call_id=?)"
+    ]
