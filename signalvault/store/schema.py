@@ -5,6 +5,8 @@ Times are Unix epoch seconds as floats. Content columns hold AES-GCM ciphertext 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,9 +19,17 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
+
+
+def _present(column: str) -> dict[str, Any]:
+    """A partial index's condition, for both databases: rows where `column` is set."""
+    condition = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": condition, "postgresql_where": condition}
+
 
 audit_records = Table(
     "audit_records",
@@ -79,8 +89,9 @@ audit_records = Table(
     Index("ix_audit_records_seq", "seq", unique=True),
     Index("ix_audit_records_key_id", "key_id", "created_at"),
     Index("ix_audit_records_end_user", "end_user", "created_at"),
-    Index("ix_audit_records_run_id", "run_id", "created_at"),
-    Index("ix_audit_records_call_id", "call_id"),
+    # Migration 0012: only records that have one (most have none; every query asks for one).
+    Index("ix_audit_records_run_id", "run_id", "created_at", **_present("run_id")),
+    Index("ix_audit_records_call_id", "call_id", **_present("call_id")),
     # Migration 0011: one per filter of the listings, which run newest first by created_at.
     Index("ix_audit_records_project", "project", "created_at"),
     Index("ix_audit_records_outcome", "outcome", "created_at"),
@@ -88,7 +99,7 @@ audit_records = Table(
     Index("ix_audit_records_kind", "kind", "created_at"),
     Index("ix_audit_records_model_requested", "model_requested", "created_at"),
     # Added in migration 0009: spans ingested over OTLP join the run of their trace.
-    Index("ix_audit_records_trace_id", "trace_id", "created_at"),
+    Index("ix_audit_records_trace_id", "trace_id", "created_at", **_present("trace_id")),
 )
 
 data_keys = Table(

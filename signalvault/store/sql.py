@@ -50,7 +50,7 @@ from signalvault.store.writer import GroupCommitWriter, WriteOp, describe_error
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration's revision (tests/store checks it against alembic's head): a store found
 # at it opens without importing alembic, ~10 MB of a serving process's memory.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 
 INSERT_RECORD = audit_records.insert()
 RECORD_COLUMNS = tuple(column.name for column in audit_records.c)
