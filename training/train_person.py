@@ -43,8 +43,7 @@ TRAIN_FILES = {
     "pii-wnut17-emerging-entities-train.jsonl": None,
     "pii-broad-twitter-corpus.jsonl": "train",
 }
-TUNE_SPLIT = "dev"  # Broad Twitter Corpus: the authors' dev split tunes the decision threshold
-LEXICAL = ("w=", "p=", "n=", "s3=")
+LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02}
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
