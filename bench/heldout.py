@@ -7,7 +7,12 @@ detectors) and `untouched` (only ever measured). They draw values from different
 disjoint sentence templates, so a rule written for one tune example has to generalise to count.
 A third split, `fresh`, holds only informal text for PERSON: it was cut out of the model's
 training data once `untouched` had informed a choice between detector variants (see
-`fresh_records`); it is measured once per change, at the change's end, never example by example.
+`fresh_records`). Its scores then informed a session's report, so it is no longer untouched:
+since 2026-12-06 it is training data again, kept here only to regenerate what was reported.
+A fourth split, `fresh2`, replaced it that day, before any change of that session was measured:
+another hash slice of the same two corpora, disjoint from `fresh` (see `is_fresh2`), cut out of
+the PERSON model's training and measured once at the end of a change, summary rows only; the
+model's settings are chosen by cross-validation on the training data (training/cv_person.py).
 Values come from Faker's locale providers and python-stdnum (random digits kept when the
 validator accepts them), never from the detectors under test. Records use the shared formats
 (`entities` / `secrets`, `meta.labels_complete_for`), so ../shared/eval/score.py scores them.
@@ -28,7 +33,7 @@ from faker import Faker
 from heldout_secrets import secret_records
 from heldout_values import ID_VALUES, LOOKALIKES, id_value
 
-SPLITS = ("tune", "untouched", "fresh")
+SPLITS = ("tune", "untouched", "fresh", "fresh2")
 _SEEDS = {"tune": 1013, "untouched": 7919}
 
 # {label} is the identifier's name in its country ("SIN", "NHS number"); {v} the value.
@@ -229,10 +234,24 @@ FRESH_SOURCES = {
 }
 
 
+FRESH2_SHARE = 8  # of the records `fresh` leaves: about 10% of the two corpora
+
+
 def is_fresh(text: str) -> bool:
-    """True when the record belongs to the fresh split (training/train_person.py skips it)."""
+    """True when the record belongs to the fresh split (retired: trained on since fresh2)."""
     digest = hashlib.sha256(("fresh|" + text).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % FRESH_SHARE == 0
+
+
+def is_fresh2(text: str) -> bool:
+    """True when the record belongs to the fresh2 split (training/train_person.py skips it).
+
+    Disjoint from `fresh`, whose scores have been read; another salt, so the two are independent.
+    """
+    if is_fresh(text):
+        return False
+    digest = hashlib.sha256(("fresh2|" + text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % FRESH2_SHARE == 0
 
 
 def person_spans(text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -246,22 +265,24 @@ def person_spans(text: str, entities: list[dict[str, Any]]) -> list[dict[str, An
     ]
 
 
-def fresh_records(data: Path, source: str) -> list[dict[str, Any]]:
+def fresh_records(data: Path, source: str, split: str = "fresh") -> list[dict[str, Any]]:
     """The fresh split of one training corpus (Broad Twitter Corpus train split, sections A, B,
     E, G and the first half of H; WNUT-17 train). Both CC-BY-4.0, marked for training and tuning
     in ../shared/eval/PROVENANCE.md; cut out of training when this split was defined (stop 19),
     before any tuning of that session. Handles are unlabelled, as in the other informal sets.
+    `split` "fresh2": the slice that replaced it (see the module docstring).
     """
     file, btc_split = FRESH_SOURCES[source]
+    chosen = is_fresh2 if split == "fresh2" else is_fresh
     out = []
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
             rec = json.loads(line)
             if btc_split and rec["meta"].get("btc_recommended_split") != btc_split:
                 continue
-            if is_fresh(rec["text"]):
+            if chosen(rec["text"]):
                 ents = person_spans(rec["text"], rec["entities"])
-                out.append(_record(f"fresh-{source}", len(out), rec["text"], ents, ["PERSON"]))
+                out.append(_record(f"{split}-{source}", len(out), rec["text"], ents, ["PERSON"]))
     return out
 
 
@@ -276,10 +297,11 @@ BUILDERS: dict[str, Callable[[str], list[dict[str, Any]]]] = {
 
 def build(split: str, data: Path | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(file name, records) for every held-out set of `split`."""
-    if split == "fresh":
+    if split in ("fresh", "fresh2"):
         for source, (file, _) in FRESH_SOURCES.items():
             if data is not None and (data / file).exists():
-                yield f"pii-heldout-informal-{source}-fresh.jsonl", fresh_records(data, source)
+                records = fresh_records(data, source, split)
+                yield f"pii-heldout-informal-{source}-{split}.jsonl", records
         return
     for name, builder in BUILDERS.items():
         prefix = "secrets" if name == "secrets" else "pii"

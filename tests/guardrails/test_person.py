@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 
 from signalvault.guardrails.pii import PiiDetector
 from signalvault.guardrails.pii_names import load_lexicon
 from signalvault.guardrails.pii_person import PersonModel, load_weights
+from tests.shared_data import ROOT, eval_dir
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +78,31 @@ def test_model_reads_only_candidate_tokens():
     model = PersonModel(load_lexicon())
     scored = [token.word for token, _ in model.token_scores("the quick brown fox " * 50)]
     assert scored == []
+
+
+def _script(path: str) -> ModuleType:
+    """A module of training/ or bench/ (scripts, not a package), loaded by path."""
+    for folder in ("training", "bench"):
+        if str(ROOT / folder) not in sys.path:
+            sys.path.insert(0, str(ROOT / folder))
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fresh2_is_never_trained_on_and_disjoint_from_fresh():
+    """The held-out slice the PERSON figures are measured on stays out of training."""
+    data = eval_dir()
+    heldout = _script("bench/heldout.py")
+    train = _script("training/train_person.py")
+    trained = {rec["text"] for rec in train.corpus_records(data)}
+    held = [
+        rec["text"]
+        for source in heldout.FRESH_SOURCES
+        for rec in heldout.fresh_records(data, source, "fresh2")
+    ]
+    assert len(held) > 500
+    assert not trained & set(held)
+    assert not any(heldout.is_fresh(text) for text in held)

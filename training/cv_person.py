@@ -1,0 +1,129 @@
+"""Cross-validate the PERSON model on its own training data: how to choose settings without
+looking at any held-out set.
+
+    .venv/bin/python training/cv_person.py [--data /work/shared/eval] [--folds 4] [--json]
+
+The records training/train_person.py trains on (the two corpora, less bench/heldout.py's
+`fresh2` slice) are cut into folds by a hash of the text (repeats land in the same fold). For
+each fold, both models are trained as train_person.py trains them, on the other folds and the
+synthetic sentences, and the whole PII detector (rules, model, addresses, the engine's 0.5
+threshold) scans the fold. PERSON precision and recall (any character overlap, as score.py
+counts; @handles unlabelled) are pooled over folds, per corpus, for several model thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import train_person
+from train_person import corpus_records, fit, person_spans
+
+from signalvault.guardrails.pii import PiiDetector
+from signalvault.guardrails.pii_names import NameRules, load_lexicon
+from signalvault.guardrails.pii_person import PersonDetector, PersonModel
+
+THRESHOLDS = (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+VETOES = (0.15, 0.2, 0.3, 0.4, 0.5)
+Counts = dict[str, list[int]]  # "corpus|threshold|veto" -> [true preds, preds, found, golds]
+
+
+def fold_of(text: str, folds: int) -> int:
+    digest = hashlib.sha256(("cv|" + text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % folds
+
+
+def corpus(rec: dict[str, Any]) -> str:
+    return "btc" if "btc_recommended_split" in rec.get("meta", {}) else "wnut"
+
+
+def names_of(detector: PiiDetector, text: str) -> list[tuple[int, int]]:
+    return [(f.start, f.end) for f in detector(text) if f.kind == "PERSON"]
+
+
+def tally(
+    counts: Counts, key: str, golds: Sequence[tuple[int, int]], preds: Sequence[tuple[int, int]]
+) -> None:
+    row = counts.setdefault(key, [0, 0, 0, 0])
+    row[0] += sum(any(s < ge and gs < e for gs, ge in golds) for s, e in preds)
+    row[1] += len(preds)
+    row[2] += sum(any(s < ge and gs < e for s, e in preds) for gs, ge in golds)
+    row[3] += len(golds)
+
+
+def cross_validate(data: Path, folds: int) -> Counts:
+    lexicon = load_lexicon()
+    rules = NameRules(lexicon)
+    recs = corpus_records(data)
+    synthetic = list(train_person.synthetic.records(train_person.SYNTHETIC))
+    detector = PiiDetector()
+    names = detector._names  # the model is swapped per fold
+    assert isinstance(names, PersonDetector)
+    counts: Counts = {}
+    for fold in range(folds):
+        train = [r for r in recs if fold_of(r["text"], folds) != fold]
+        test = [r for r in recs if fold_of(r["text"], folds) == fold]
+        weights, _ = fit(lexicon, rules, train + synthetic)
+        names.model = PersonModel(lexicon, weights)
+        for threshold, veto in itertools.product(THRESHOLDS, VETOES):
+            names.MODEL_THRESHOLD, names.VETO = threshold, veto
+            for rec in test:
+                golds = person_spans(rec)
+                preds = names_of(detector, rec["text"])
+                for key in (corpus(rec), "all"):
+                    tally(counts, f"{key}|{threshold}|{veto}", golds, preds)
+        print(f"fold {fold + 1}/{folds} done", file=sys.stderr, flush=True)
+    return counts
+
+
+def report(counts: Counts) -> str:
+    lines = [
+        f"{'set':6} {'thr':>5} {'veto':>5} {'gold':>6} {'pred':>6} {'P':>6} {'R':>6} {'F1':>6}"
+    ]
+    for key, (tp, n_pred, found, n_gold) in counts.items():
+        name, threshold, veto = key.split("|")
+        p = tp / n_pred if n_pred else 0.0
+        r = found / n_gold if n_gold else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        lines.append(
+            f"{name:6} {threshold:>5} {veto:>5} {n_gold:6} {n_pred:6} {p:6.3f} {r:6.3f} {f1:6.3f}"
+        )
+    return "\n".join([lines[0], *sorted(lines[1:])])
+
+
+def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("PYTHONHASHSEED") != "0":  # as train_person.py: Faker must not vary
+        os.execve(
+            sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
+        )
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--json", action="store_true", help="print the counts as JSON")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training setting of train_person.SETTINGS (e.g. epochs=20)",
+    )
+    args = ap.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in train_person.SETTINGS:
+            ap.error(f"no setting {key!r}; known: {', '.join(train_person.SETTINGS)}")
+        train_person.SETTINGS[key] = type(train_person.SETTINGS[key])(value)
+    counts = cross_validate(args.data, args.folds)
+    print(json.dumps(counts, sort_keys=True) if args.json else report(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
