@@ -3,6 +3,7 @@ loop without tools, alternating batches in one process.
 
     python bench/tool_capture.py [--pairs 300] [--rounds 7] [--stream]
     python bench/tool_capture.py --instructions [--pairs 40] [--rounds 3] [--source DIR]
+    python bench/tool_capture.py --instructions --context 1000   # a 1 kB question, as elsewhere
 
 Pairs of the two kinds alternate, each pair's audit writes committed before its clock stops.
 A "tool" pair is a request offering a tool whose answer asks for it, then a request sending the
@@ -61,6 +62,15 @@ RESULT = (
 )
 
 
+# Context sent before the question in both kinds (`--context BYTES`): the default texts are a
+# few dozen bytes, where per-record costs weigh most; the overhead benches use 1 kB chats.
+FILLER = (
+    "We are planning an outdoor event next week and still have to settle the tents, the seating "
+    "and the schedule for setting everything up, and the forecast matters for all of it. "
+)
+_context = ""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,11 +82,12 @@ def _bodies(stream: bool, nonce: int) -> dict[str, list[bytes]]:
     storing cost the same but for capture. A nonce keeps each question new; the rest is resent
     as in a real conversation (the same for both kinds: see RESULT)."""
     tag = f"{nonce:08d}"
-    ask = f"What is the weather in Paris, request {tag}? [[mock:tool=get_weather {ARGUMENTS}]]"
+    ask = f"{_context}What is the weather in Paris, request {tag}? "
+    ask += f"[[mock:tool=get_weather {ARGUMENTS}]]"
     answer = f"Tool results: {RESULT}"
     # The mock answers a plain question with exactly the text of its reply marker: the same
     # size as the tool call's arguments (first answer) and as the tool loop's answer (second).
-    plain_ask = f"What is the weather in Paris, request {tag}? [[mock:reply={ARGUMENTS}]]"
+    plain_ask = f"{_context}What is the weather in Paris, request {tag}? [[mock:reply={ARGUMENTS}]]"
     plain_follow = f"[[mock:reply={answer}]]"
     call = {
         "role": "assistant",
@@ -305,13 +316,15 @@ def _count(args: argparse.Namespace, base_url: str) -> None:
             f"--base-url={base_url}",
             *(["--stream"] if args.stream else []),
             *([f"--source={args.source}"] if args.source else []),
+            f"--context={args.context}",
         ]
         found = subprocess.run(command, check=True, capture_output=True, text=True)
     found = orjson.loads(found.stdout.strip().splitlines()[-1])
     requests, seals = found["requests"], found["seals"]
     mode = "stream" if args.stream else "json"
     print(f"{mode}: instructions per request, medians of {args.rounds} rounds x "
-          f"{2 * args.pairs} requests of each kind (source {args.source or ROOT})")  # fmt: skip
+          f"{2 * args.pairs} requests of each kind, {args.context} bytes of context "
+          f"(source {args.source or ROOT})")  # fmt: skip
     both = {k: [r + s for r, s in zip(requests[k], seals[k], strict=True)] for k in requests}
     for name, samples in (("requests", requests), ("with seal", both)):
         plain, tool = statistics.median(samples["plain"]), statistics.median(samples["tool"])
@@ -331,9 +344,12 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count under callgrind")
     parser.add_argument("--source", type=Path, help="the checkout whose signalvault to measure")
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this directory")
+    parser.add_argument("--context", type=int, default=0, help="bytes of context per question")
     parser.add_argument("--in-callgrind", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global _context
+    _context = (FILLER * (args.context // len(FILLER) + 1))[: args.context]
     counting = args.instructions or args.in_callgrind
     args.pairs = args.pairs or (40 if counting else 300)
     args.rounds = args.rounds or (3 if counting else 7)
