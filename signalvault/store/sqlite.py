@@ -120,6 +120,7 @@ class SqliteStore(SqlStore):
         self._reader_lock = threading.Lock()
         # Checkpoints off the request path: the writer's own commits only as a backstop.
         self.checkpointer = WalCheckpointer(path, sync)
+        self.writer.after_commit = self.checkpointer.wake
         self.writer.setup_sql = (f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}",)
         if sync == "FULL":  # writes no one waits for are synced by the next commit that is
             self.writer.sync_modes = ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL")

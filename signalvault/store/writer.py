@@ -89,6 +89,8 @@ class GroupCommitWriter:
         # no caller waits for commits with the first (at c=1 a request's completion cost a
         # second fsync, ~0.25 ms of CPU). None: every commit syncs. Set by the store.
         self.sync_modes: tuple[str, str] | None = None
+        # Called in the commit thread after each commit (SQLite: wakes the WAL checkpointer).
+        self.after_commit: Callable[[], None] | None = None
         self._is_relaxed = False  # the writer's connection is in sync_modes[0]'s mode
         self.batches = 0  # counters for metrics and tests
         self.failed_batches = 0
@@ -311,6 +313,8 @@ class GroupCommitWriter:
                 if unmatched and 0 <= cursor.rowcount < len(rows):
                     log.warning("%d %s", len(rows) - cursor.rowcount, unmatched)
             self._connection.commit()
+            if self.after_commit is not None:
+                self.after_commit()
         except BaseException:
             with contextlib.suppress(Exception):
                 self._connection.rollback()

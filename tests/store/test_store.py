@@ -346,6 +346,24 @@ def test_sqlite_wal_is_copied_back_by_the_checkpointer_not_by_request_commits(tm
         store.close()
 
 
+def test_the_checkpointer_runs_after_commits_and_rests_while_the_store_is_idle(tmp_path):
+    """Woken by the writer's commits; no checkpoint ten times a second on an idle store."""
+    store = SqliteStore(tmp_path / "sv.db")
+    store.open()
+    try:
+        time.sleep(0.5)  # the first run, for what the WAL held at start
+        rested = store.checkpointer.checkpoints
+        time.sleep(1.0)
+        assert store.checkpointer.checkpoints == rested
+        store.write_later([WriteOp(INSERT_RECORD, row("r1"))])
+        deadline = time.monotonic() + 5
+        while store.checkpointer.checkpoints == rested and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.checkpointer.checkpoints == rested + 1
+    finally:
+        store.close()
+
+
 def test_tool_calls_are_found_by_their_call_id_index_whatever_the_store_holds(sqlite_store):
     """A tool result answering a call this process did not record is looked up on the request
     path: through the call_id index, not by reading the project's records (SQLite chose that,
