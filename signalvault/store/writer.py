@@ -2,9 +2,11 @@
 
 Callers that need durability (the write-ahead audit record) await a future that resolves after
 the commit; the others (outcome updates, last-used times) are queued and forgotten. A batch of
-forgotten writes alone may commit without its own fsync (`sync_modes`, SQLite with
-synchronous=FULL): the next durable commit's fsync covers its WAL frames, and so does the WAL
-checkpointer's within about `wal.INTERVAL_SECONDS`; a process crash loses none of it. Batches are
+forgotten writes alone may commit without waiting for its own flush to disk: on SQLite with
+synchronous=FULL (`sync_modes`) the next durable commit's fsync covers its WAL frames, and so
+does the WAL checkpointer's within about `wal.INTERVAL_SECONDS`; on PostgreSQL
+(`relaxed_transaction`: synchronous_commit off) the server's WAL writer flushes it within a few
+hundred milliseconds. A crash of the gateway loses none of it. Batches are
 gathered on the event loop and committed by one commit thread, one batch at a time, so the fsync
 never holds the loop and the thread is woken once per batch, not per request: a writer thread
 woken per request fought the loop for the GIL and cost ~250 µs more per request. A lock held by
@@ -89,6 +91,8 @@ class GroupCommitWriter:
         # no caller waits for commits with the first (at c=1 a request's completion cost a
         # second fsync, ~0.25 ms of CPU). None: every commit syncs. Set by the store.
         self.sync_modes: tuple[str, str] | None = None
+        # Run first in each batch no one waits for, inside its transaction (PostgreSQL).
+        self.relaxed_transaction: str | None = None
         # Called in the commit thread after each commit (SQLite: wakes the WAL checkpointer).
         self.after_commit: Callable[[], None] | None = None
         self._is_relaxed = False  # the writer's connection is in sync_modes[0]'s mode
@@ -303,6 +307,8 @@ class GroupCommitWriter:
             if self.sync_modes is not None and self._is_relaxed == durable:
                 cursor.execute(self.sync_modes[1] if durable else self.sync_modes[0])
                 self._is_relaxed = not durable
+            if self.relaxed_transaction is not None and not durable:
+                cursor.execute(self.relaxed_transaction)
             for statement, rows in _runs(ops):
                 compiled = self._compiled(statement)
                 if compiled.values is None:

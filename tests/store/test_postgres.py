@@ -241,6 +241,48 @@ async def test_store_outage_answers_503_forwards_nothing_and_recovers(
         assert len(forwarded) == 2
 
 
+def test_only_batches_someone_waits_for_wait_for_the_wal_flush(pg_url):
+    """A batch of write-behind operations alone commits with synchronous_commit off (for its
+    own transaction only); one holding a write-ahead record keeps the server's setting."""
+    from signalvault.store.sql import INSERT_RECORD
+    from signalvault.store.writer import WriteOp
+    from tests.store.test_store import row
+
+    store = open_pg(pg_url)
+    writer = store.writer
+    writer._execute([], True)  # opens the writer's connection
+    connection = writer._connection
+    commit = connection.commit
+    settings: list[str] = []
+
+    def noted_commit() -> None:
+        cursor = connection.cursor()
+        cursor.execute("SHOW synchronous_commit")  # inside the batch's transaction
+        settings.append(cursor.fetchone()[0])
+        cursor.close()
+        commit()
+
+    connection.commit = noted_commit
+
+    async def batches() -> None:
+        store.write_later([WriteOp(INSERT_RECORD, row("behind-1"))])
+        await asyncio.sleep(0.05)
+        await store.write_ahead([WriteOp(INSERT_RECORD, row("ahead"))])
+        store.write_later([WriteOp(INSERT_RECORD, row("behind-2"))])
+        await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(batches())
+        assert settings == ["off", "on", "off"]
+        assert {r["id"] for r in store.list_records(RecordFilter())} == {
+            "behind-1",
+            "ahead",
+            "behind-2",
+        }
+    finally:
+        store.close()
+
+
 def test_writer_fails_its_callers_while_the_database_is_away_then_recovers(pg_url, relay):
     from signalvault.store.sql import INSERT_RECORD
     from signalvault.store.writer import WriteOp
