@@ -449,6 +449,59 @@ def test_damaged_stored_json_stops_the_export_and_leaves_nothing(run, services, 
             )
 
 
+def test_stored_json_check_refuses_exactly_what_parsing_refuses(services):
+    """The metadata export checks stored JSON without parsing it into objects, then passes the
+    text through: on damaged variants of stored texts it must refuse what orjson refuses (or
+    the file could hold broken JSON) and accept what it accepts."""
+    import random
+
+    from signalvault.trail.export.batch import is_well_formed
+
+    texts = [r["guardrails"] for r in stored(services) if r.get("guardrails")][:5]
+    texts += ['{"a":[1,-2.5e-3,{"b":null}],"c":"\\u00e9\\n\\"","d":true,"e":false}', "[]", '""']
+    alphabet = '[]{}",:\\ .-+eE0123456789tfnulrax\n\t\x00\x1f\u00e9'
+    rng = random.Random(16)
+    verdicts = {True: 0, False: 0}
+    for _ in range(20_000):
+        text = rng.choice(texts)
+        for _ in range(rng.randint(1, 3)):
+            at, char = rng.randrange(len(text) + 1), rng.choice(alphabet)
+            text = rng.choice((text[:at] + char + text[at:], text[:at] + text[at + 1 :]))
+        try:
+            orjson.loads(text)
+            parses = True
+        except orjson.JSONDecodeError:
+            parses = False
+        assert is_well_formed(text) == parses, text
+        verdicts[parses] += 1
+    assert min(verdicts.values()) > 2_000  # both kinds of text were tried
+
+
+def test_stored_json_with_line_breaks_keeps_one_record_per_line(run, services, tmp_path):
+    """Pretty-printed stored JSON (never written by the gateway) is rendered again, as the
+    reference does, rather than passed through across lines of a JSON Lines file."""
+    row = next(r for r in stored(services) if r["outcome"] == "blocked")
+    pretty = orjson.dumps(orjson.loads(row["guardrails"]), option=orjson.OPT_INDENT_2).decode()
+    with services.store.engine.begin() as conn:
+        conn.execute(
+            update(audit_records).where(audit_records.c.id == row["id"]).values(guardrails=pretty)
+        )
+    try:
+        out, _ = export(run, tmp_path, "jsonl")
+        lines = out.read_bytes().splitlines()
+        assert len(lines) == len(stored(services))
+        [line] = [line for line in lines if row["id"].encode() in line]
+        assert orjson.loads(line) == stored_metadata({**row, "guardrails": pretty})
+        assert line == orjson.dumps(stored_metadata({**row, "guardrails": pretty}))
+    finally:
+        with services.store.engine.begin() as conn:
+            conn.execute(
+                update(audit_records)
+                .where(audit_records.c.id == row["id"])
+                .values(guardrails=row["guardrails"])
+            )
+
+
 def test_export_options_do_not_mix_with_verify(run, tmp_path):
     result = run("export", "--format", "csv", "verify", "x.csv")
     assert result.exit_code == 2 and "do not apply to `verify`" in result.output
