@@ -502,6 +502,18 @@ def test_stored_json_with_line_breaks_keeps_one_record_per_line(run, services, t
             )
 
 
+def test_export_starts_no_wal_checkpointer_thread(run, tmp_path, monkeypatch):
+    """The export command stays single-threaded while it reads (glibc's cheaper lock paths)."""
+    from signalvault.store.wal import WalCheckpointer
+
+    def refuse(self):
+        raise AssertionError("the export started a checkpointer thread")
+
+    monkeypatch.setattr(WalCheckpointer, "start", refuse)
+    export(run, tmp_path, "jsonl")
+    export(run, tmp_path, "jsonl", "--include-content", name="with-content")
+
+
 def test_export_options_do_not_mix_with_verify(run, tmp_path):
     result = run("export", "--format", "csv", "verify", "x.csv")
     assert result.exit_code == 2 and "do not apply to `verify`" in result.output
