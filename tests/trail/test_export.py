@@ -576,6 +576,38 @@ def test_batch_renderer_encodes_exactly_as_the_reference(services, fmt):
     assert encoder(fmt, False).encode(fast.render(rows)) == encoder(fmt, False).encode(reference)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_batches_page_through_every_record_on_both_backends(request, tmp_path, backend):
+    """The export's query is compiled once and run again per batch with the next cursor."""
+    from signalvault.config import Secret
+    from signalvault.trail.export.batch import BatchRenderer
+    from signalvault.trail.export.formats import encoder
+    from signalvault.trail.export.query import ExportFilter, iter_batches
+
+    url = Secret(request.getfixturevalue("pg_url")) if backend == "postgres" else None
+    settings = Settings(store=StoreSettings(data_dir=tmp_path / "data", database_url=url))
+    opened = open_services(settings)
+    try:
+        for n in range(7):
+            opened.trail.record_event("admin_action", "cli:test", {"n": n}, project=f"p{n % 2}")
+        opened.store.flush()
+        rows = stored(opened)
+        batches = list(iter_batches(opened.store, ExportFilter(), with_content=False, batch=2))
+        assert [len(b) for _, b in batches] == [2, 2, 2, 1]
+        names = batches[0][0]
+        got = [dict(zip(names, r, strict=True)) for _, b in batches for r in b]
+        assert [r["id"] for r in got] == [r["id"] for r in rows]
+        fast = BatchRenderer(names, "jsonl")
+        assert fast.is_exact
+        assert encoder("jsonl", False).encode(fast.render([r for _, b in batches for r in b])) == (
+            encoder("jsonl", False).encode([stored_metadata(r) for r in got])
+        )
+        only = list(iter_batches(opened.store, ExportFilter(project="p1"), with_content=False))
+        assert [r[names.index("project")] for _, b in only for r in b] == ["p1"] * 3
+    finally:
+        opened.store.close()
+
+
 def test_fast_iso_matches_console_iso():
     import random
 
