@@ -31,7 +31,9 @@ BATCH = 2000
 CONTENT_BATCH = 250
 PASSED = "pass"  # an evaluation with any other outcome means its rule found something
 CIPHERTEXT = ("prompt_ct", "response_ct")
-METADATA_COLUMNS = tuple(c for c in audit_records.c if c.name not in CIPHERTEXT)
+# What a metadata export reads: every column it writes. Not the ciphertext, nor the data key's id
+# (only content exports use it); each column read costs about 1% of the export's time.
+METADATA_COLUMNS = tuple(c for c in audit_records.c if c.name not in (*CIPHERTEXT, "data_key_id"))
 HAS_CONTENT = audit_records.c.prompt_ct.is_not(None).label("has_content")
 AFTER = "export_after"  # the keyset cursor's parameter: the last id of the previous batch
 
