@@ -20,6 +20,7 @@ from signalvault.trail.export.formats import Encoder, encoder
 from signalvault.trail.export.record import PROBES, MetadataRenderer, stored_metadata
 from signalvault.trail.record_json import METADATA_FIELDS
 
+_EVENT = "event"  # any kind but an interaction: records with actor and details
 # What a missing nested value renders as (record_json: [] for lists, {} for details).
 _EMPTY_LIST, _EMPTY_OBJECT = "[]", "{}"
 # Decoding into Raw only finds where the one JSON value ends: it checks the text is well-formed
@@ -38,6 +39,12 @@ class BatchRenderer:
         self._at = {name: index[name] for name in _USED if name in index}
         # JSON text goes into a JSON document as a fragment, into a CSV cell as the text itself.
         self._nested: Callable[[str], Any] = str if fmt == "csv" else orjson.Fragment
+        # Each record starts as a copy of its kind's keys in the reference's order, so filling it
+        # in neither grows nor re-hashes the dict (the keys come from the reference itself).
+        self._shapes = {
+            kind: dict.fromkeys(stored_metadata({**EMPTY_ROW, "kind": kind, "created_at": 0.0}))
+            for kind in (INTERACTION, _EVENT)
+        }
         self.is_exact = self._check(names, fmt)
 
     def render(self, rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -56,14 +63,14 @@ class BatchRenderer:
         key, kind, guardrails, attempts = at["id"], at["kind"], at["guardrails"], at["attempts"]
         actor, details, seq, leaf = at["actor"], at["details"], at["seq"], at["leaf_hash"]
         tombstoned, reason = at["tombstoned_at"], at["tombstone_reason"]
+        interaction, event = self._shapes[INTERACTION], self._shapes[_EVENT]
         records = []
         for row in rows:
-            record: dict[str, Any] = {
-                "time": iso(row[created]),
-                "completed_at": iso(row[completed]),
-                "stream": bool(row[stream]),
-                "has_content": bool(row[content]),
-            }
+            record = (interaction if row[kind] == INTERACTION else event).copy()
+            record["time"] = iso(row[created])
+            record["completed_at"] = iso(row[completed])
+            record["stream"] = bool(row[stream])
+            record["has_content"] = bool(row[content])
             record.update(zip(METADATA_FIELDS, meta(row), strict=True))
             if record["latency_ms"] is not None:
                 record["latency_ms"] = round(record["latency_ms"], 2)
