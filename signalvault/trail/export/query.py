@@ -26,8 +26,11 @@ from signalvault.store.sql import SqlStore
 from signalvault.store.writer import describe_error
 
 # Rows per query: enough to amortise the round trip, few enough to keep memory flat (rows with
-# content carry ciphertext and plaintext, so they come in smaller batches).
-BATCH = 2000
+# content carry ciphertext and plaintext, so they come in smaller batches). 500 rather than 2000:
+# a batch's rows and its ~0.8 MB of output stay in the CPU's caches and the allocator stops
+# taking fresh pages from the kernel each batch (0.47 -> 0.30 page faults per record), ~10%
+# less CPU per record (bench/export_speed.py store, 100k records, alternated runs).
+BATCH = 500
 CONTENT_BATCH = 250
 PASSED = "pass"  # an evaluation with any other outcome means its rule found something
 CIPHERTEXT = ("prompt_ct", "response_ct")
