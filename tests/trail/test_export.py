@@ -477,22 +477,36 @@ def test_stored_json_check_refuses_exactly_what_parsing_refuses(services):
     assert min(verdicts.values()) > 2_000  # both kinds of text were tried
 
 
-def test_stored_json_with_line_breaks_keeps_one_record_per_line(run, services, tmp_path):
+@pytest.mark.parametrize("stored_as", ["pretty text", "bytes"])
+def test_stored_json_with_line_breaks_or_as_bytes_is_rendered_again(
+    run, services, tmp_path, stored_as
+):
     """Pretty-printed stored JSON (never written by the gateway) is rendered again, as the
-    reference does, rather than passed through across lines of a JSON Lines file."""
+    reference does, rather than passed through across lines of a JSON Lines file; so is JSON
+    stored as a BLOB, which only a hand-edited store holds."""
     row = next(r for r in stored(services) if r["outcome"] == "blocked")
-    pretty = orjson.dumps(orjson.loads(row["guardrails"]), option=orjson.OPT_INDENT_2).decode()
+    value: str | bytes = orjson.dumps(  # pretty-printed
+        orjson.loads(row["guardrails"]), option=orjson.OPT_INDENT_2
+    ).decode()
+    if stored_as == "bytes":
+        value = row["guardrails"].encode()
     with services.store.engine.begin() as conn:
-        conn.execute(
-            update(audit_records).where(audit_records.c.id == row["id"]).values(guardrails=pretty)
+        conn.exec_driver_sql(
+            "UPDATE audit_records SET guardrails = ? WHERE id = ?", (value, row["id"])
         )
+        kind = conn.exec_driver_sql(
+            "SELECT typeof(guardrails) FROM audit_records WHERE id = ?", (row["id"],)
+        ).scalar()
+        assert kind == ("blob" if stored_as == "bytes" else "text")
     try:
         out, _ = export(run, tmp_path, "jsonl")
         lines = out.read_bytes().splitlines()
         assert len(lines) == len(stored(services))
         [line] = [line for line in lines if row["id"].encode() in line]
-        assert orjson.loads(line) == stored_metadata({**row, "guardrails": pretty})
-        assert line == orjson.dumps(stored_metadata({**row, "guardrails": pretty}))
+        assert line == orjson.dumps(stored_metadata({**row, "guardrails": value}))
+        out, _ = export(run, tmp_path, "csv")
+        [record] = [r for r in read_csv(out) if r["id"] == row["id"]]
+        assert record["guardrails"] == orjson.loads(row["guardrails"])
     finally:
         with services.store.engine.begin() as conn:
             conn.execute(

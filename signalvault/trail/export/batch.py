@@ -129,19 +129,20 @@ def _encoded(codec: Encoder, records: list[dict[str, Any]]) -> bytes:
 def _nested(row: tuple[Any, ...], at: int, key: int, wrap: Callable[[str], Any], empty: str) -> Any:
     """A stored JSON value for the encoder: its text as stored (`wrap`ped), checked to be
     well-formed (the reference parses it; damage stops the export rather than writing a broken
-    document). Text with a line break, whitespace the gateway's serializer never writes, is
-    parsed and rendered again as the reference does: as stored it would split a JSON Lines
-    record over lines."""
-    text: str | None = row[at]
+    document). Text with a line break, whitespace the gateway's serializer never writes, and a
+    value stored as bytes are parsed and rendered again as the reference does: as stored, the
+    first would split a JSON Lines record over lines."""
+    text: str | bytes | None = row[at]
     if not text:
         return wrap(empty)
-    if "\n" in text or "\r" in text:
+    if type(text) is str and "\n" not in text and "\r" not in text:
+        if is_well_formed(text):
+            return wrap(text)
+    else:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    elif is_well_formed(text):
-        return wrap(text)
     raise StoreError(f"record {row[key]}: its stored JSON metadata is damaged; export stopped")
 
 
