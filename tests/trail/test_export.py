@@ -654,6 +654,40 @@ def test_a_key_destroyed_during_an_export_is_erased_from_the_next_batch(services
     ]
 
 
+@pytest.mark.parametrize("columns", [1, 2, 7])
+def test_csv_encoder_writes_what_the_csv_module_writes(columns):
+    """The CSV encoder quotes cells itself (faster): byte for byte what csv.writer writes."""
+    import io
+    import random
+
+    from signalvault.trail.export.formats import CsvEncoder, csv_cell
+
+    rng = random.Random(columns)
+    alphabet = "ab ,\"\r\n'=+-@\t\u00e9\u2028x"
+
+    def value():
+        return rng.choice(
+            [
+                None,
+                "",
+                "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))),
+                rng.choice([True, False]),
+                rng.randint(-(10**12), 10**12),
+                rng.choice([0.1, -2.5, 1e20, 1e-7, 12.34, rng.uniform(-1e6, 1e6)]),
+                [{"rule": "pii", "outcome": '"x",y'}],
+                {"a": "\n"},
+            ]
+        )
+
+    names = [f"c{i}" for i in range(columns)]
+    records = [{n: value() for n in names} for _ in range(3_000)]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([csv_cell(r.get(n)) for n in names] for r in records)
+    encoder = CsvEncoder(names)
+    assert encoder.encode(records) == buffer.getvalue().encode()
+    assert encoder.encode([]) == b""
+
+
 def test_csv_cells_beyond_the_csv_modules_default_limit_still_count(tmp_path):
     from signalvault.trail.export.formats import CsvEncoder, count_records
 
