@@ -2,11 +2,16 @@
 export` (jsonl, csv; optionally with content) and `export verify`, each in its own process.
 
     python bench/export_speed.py [--records N] [--content] [--keep DIR] [--json]
+    python bench/export_speed.py --records 20000 --keep DIR --instructions
 
 Records look like the gateway's: UUIDv7 ids, 1,000 end users with their own data keys, real
 AES-GCM ciphertext of 0.3-4 KB prompts and responses, guardrail JSON with six evaluations.
 Each run is timed as wall time of the whole command (start-up included) and its peak RSS from
 os.wait4's rusage of that one child. Aims: >= 50,000 records/s and peak RSS < 300 MB.
+
+`--instructions` counts instead, deterministically on a busy machine: a JSON Lines export under
+valgrind's callgrind, less an export of no records (start-up), per record. Valgrind hides the
+CPU's SHA extensions, so hashing the file weighs far more there than in real time.
 """
 
 from __future__ import annotations
@@ -172,12 +177,45 @@ def measure(argv: list[str], data_dir: Path) -> tuple[float, float, int]:
     return time.perf_counter() - started, usage.ru_maxrss / 1024, child.returncode
 
 
+def instructions(argv: list[str], data_dir: Path) -> tuple[int, int]:
+    """(instructions, records) of one export under callgrind (a fresh process, start-up
+    included)."""
+    env = {**os.environ, "SIGNALVAULT_DATA_DIR": str(data_dir), "SIGNALVAULT_CONFIG": ""}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory(prefix="sv-export-cg-") as tmp:
+        dump = Path(tmp) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}"]
+        out = Path(tmp) / "trail.jsonl"
+        subprocess.run(
+            [*command, sys.executable, "-m", "signalvault", *argv, "--out", str(out)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        manifest = json.loads(out.with_name(out.name + ".manifest.json").read_bytes())
+        for line in dump.read_text().splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1]), manifest["record_count"]
+    raise SystemExit("callgrind wrote no summary")
+
+
+def count_instructions(data_dir: Path) -> None:
+    export = ["export", "--format", "jsonl"]
+    empty, _ = instructions([*export, "--until", "1970-01-02"], data_dir)
+    full, records = instructions(export, data_dir)
+    print(
+        f"jsonl export: {(full - empty) / records:,.0f} instructions per record "
+        f"({records:,} records, start-up of {empty / 1e9:.2f} G subtracted)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--content", action="store_true", help="also time --include-content")
     parser.add_argument("--keep", type=Path, default=None, help="work in (and keep) this dir")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--instructions", action="store_true", help="count under callgrind")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="sv-export-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -185,6 +223,9 @@ def main() -> None:
     if not (data_dir / "signalvault.db").exists():
         seconds = generate(data_dir, args.records)
         print(f"generated {args.records:,} records in {seconds:.1f}s", file=sys.stderr)
+    if args.instructions:
+        count_instructions(data_dir)
+        return
     db_mb = (data_dir / "signalvault.db").stat().st_size / 1e6
     runs = [("jsonl", []), ("csv", [])]
     if args.content:

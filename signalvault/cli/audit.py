@@ -54,7 +54,8 @@ def verify(
     settings = load_settings(config_file)
     trusted = read_trusted(trusted_file) if trusted_file is not None else []
     master_key = load_master_key(settings.crypto, settings.store.data_dir)
-    services = open_services(settings)
+    # Single-threaded, as `export` is (see cli/export.py): ~6% less CPU; verifying only reads.
+    services = open_services(settings, checkpoint_thread=False)
     export = None
     out: Any = None
     try:

@@ -33,10 +33,11 @@ class Services:
     incidents: IncidentBook  # incidents raised from alerts (SPEC §7c)
 
 
-def open_services(settings: Settings) -> Services:
-    """Open the store and the key material (also used by CLI commands)."""
+def open_services(settings: Settings, *, checkpoint_thread: bool = True) -> Services:
+    """Open the store and the key material (also used by CLI commands; `checkpoint_thread` as
+    for `open_store`)."""
     master_key = open_key_source(settings).load()
-    store = open_store(settings.store)
+    store = open_store(settings.store, checkpoint_thread=checkpoint_thread)
     store.open()
     try:
         pepper = load_pepper(store, master_key)

@@ -56,9 +56,11 @@ class Store(LifecycleStore, PolicyStore, CredentialStore, SettingStore, Protocol
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
-def open_store(settings: StoreSettings) -> Store:
+def open_store(settings: StoreSettings, *, checkpoint_thread: bool = True) -> Store:
     """Create (not yet open) the configured store: PostgreSQL if `database_url` is set, else
-    SQLite in the data directory.
+    SQLite in the data directory. `checkpoint_thread=False`: SQLite copies its WAL back without
+    a thread of its own (the writer's backstop, the last connection's close), for a command that
+    mostly reads and is better single-threaded (see `cli/export.py`).
 
     Raises:
         ConfigError: the URL is malformed or names another database (the message never quotes
@@ -74,6 +76,7 @@ def open_store(settings: StoreSettings) -> Store:
         synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         batch_max=settings.audit_batch_max,
+        checkpoint_thread=checkpoint_thread,
     )
 
 

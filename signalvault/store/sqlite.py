@@ -90,6 +90,7 @@ class SqliteStore(SqlStore):
         synchronous: str = "full",
         busy_timeout_ms: int = 5000,
         batch_max: int = 512,
+        checkpoint_thread: bool = True,
     ) -> None:
         self.path = path
         bind_as_is()
@@ -121,6 +122,7 @@ class SqliteStore(SqlStore):
         # Checkpoints off the request path: the writer's own commits only as a backstop.
         self.checkpointer = WalCheckpointer(path, sync)
         self.writer.after_commit = self.checkpointer.wake
+        self._checkpoint_thread = checkpoint_thread
         self.writer.setup_sql = (f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}",)
         if sync == "FULL":  # writes no one waits for are synced by the next commit that is
             self.writer.sync_modes = ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL")
@@ -129,7 +131,8 @@ class SqliteStore(SqlStore):
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         super().open()
         self._signals.open()
-        self.checkpointer.start()
+        if self._checkpoint_thread:
+            self.checkpointer.start()
         for suffix in ("", "-wal", "-shm"):
             file = Path(f"{self.path}{suffix}")
             if file.exists():

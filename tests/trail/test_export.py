@@ -449,6 +449,85 @@ def test_damaged_stored_json_stops_the_export_and_leaves_nothing(run, services, 
             )
 
 
+def test_stored_json_check_refuses_exactly_what_parsing_refuses(services):
+    """The metadata export checks stored JSON without parsing it into objects, then passes the
+    text through: on damaged variants of stored texts it must refuse what orjson refuses (or
+    the file could hold broken JSON) and accept what it accepts."""
+    import random
+
+    from signalvault.trail.export.batch import is_well_formed
+
+    texts = [r["guardrails"] for r in stored(services) if r.get("guardrails")][:5]
+    texts += ['{"a":[1,-2.5e-3,{"b":null}],"c":"\\u00e9\\n\\"","d":true,"e":false}', "[]", '""']
+    alphabet = '[]{}",:\\ .-+eE0123456789tfnulrax\n\t\x00\x1f\u00e9'
+    rng = random.Random(16)
+    verdicts = {True: 0, False: 0}
+    for _ in range(20_000):
+        text = rng.choice(texts)
+        for _ in range(rng.randint(1, 3)):
+            at, char = rng.randrange(len(text) + 1), rng.choice(alphabet)
+            text = rng.choice((text[:at] + char + text[at:], text[:at] + text[at + 1 :]))
+        try:
+            orjson.loads(text)
+            parses = True
+        except orjson.JSONDecodeError:
+            parses = False
+        assert is_well_formed(text) == parses, text
+        verdicts[parses] += 1
+    assert min(verdicts.values()) > 2_000  # both kinds of text were tried
+
+
+@pytest.mark.parametrize("stored_as", ["pretty text", "bytes"])
+def test_stored_json_with_line_breaks_or_as_bytes_is_rendered_again(
+    run, services, tmp_path, stored_as
+):
+    """Pretty-printed stored JSON (never written by the gateway) is rendered again, as the
+    reference does, rather than passed through across lines of a JSON Lines file; so is JSON
+    stored as a BLOB, which only a hand-edited store holds."""
+    row = next(r for r in stored(services) if r["outcome"] == "blocked")
+    value: str | bytes = orjson.dumps(  # pretty-printed
+        orjson.loads(row["guardrails"]), option=orjson.OPT_INDENT_2
+    ).decode()
+    if stored_as == "bytes":
+        value = row["guardrails"].encode()
+    with services.store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE audit_records SET guardrails = ? WHERE id = ?", (value, row["id"])
+        )
+        kind = conn.exec_driver_sql(
+            "SELECT typeof(guardrails) FROM audit_records WHERE id = ?", (row["id"],)
+        ).scalar()
+        assert kind == ("blob" if stored_as == "bytes" else "text")
+    try:
+        out, _ = export(run, tmp_path, "jsonl")
+        lines = out.read_bytes().splitlines()
+        assert len(lines) == len(stored(services))
+        [line] = [line for line in lines if row["id"].encode() in line]
+        assert line == orjson.dumps(stored_metadata({**row, "guardrails": value}))
+        out, _ = export(run, tmp_path, "csv")
+        [record] = [r for r in read_csv(out) if r["id"] == row["id"]]
+        assert record["guardrails"] == orjson.loads(row["guardrails"])
+    finally:
+        with services.store.engine.begin() as conn:
+            conn.execute(
+                update(audit_records)
+                .where(audit_records.c.id == row["id"])
+                .values(guardrails=row["guardrails"])
+            )
+
+
+def test_export_starts_no_wal_checkpointer_thread(run, tmp_path, monkeypatch):
+    """The export command stays single-threaded while it reads (glibc's cheaper lock paths)."""
+    from signalvault.store.wal import WalCheckpointer
+
+    def refuse(self):
+        raise AssertionError("the export started a checkpointer thread")
+
+    monkeypatch.setattr(WalCheckpointer, "start", refuse)
+    export(run, tmp_path, "jsonl")
+    export(run, tmp_path, "jsonl", "--include-content", name="with-content")
+
+
 def test_export_options_do_not_mix_with_verify(run, tmp_path):
     result = run("export", "--format", "csv", "verify", "x.csv")
     assert result.exit_code == 2 and "do not apply to `verify`" in result.output
@@ -511,6 +590,38 @@ def test_batch_renderer_encodes_exactly_as_the_reference(services, fmt):
     assert encoder(fmt, False).encode(fast.render(rows)) == encoder(fmt, False).encode(reference)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_batches_page_through_every_record_on_both_backends(request, tmp_path, backend):
+    """The export's query is compiled once and run again per batch with the next cursor."""
+    from signalvault.config import Secret
+    from signalvault.trail.export.batch import BatchRenderer
+    from signalvault.trail.export.formats import encoder
+    from signalvault.trail.export.query import ExportFilter, iter_batches
+
+    url = Secret(request.getfixturevalue("pg_url")) if backend == "postgres" else None
+    settings = Settings(store=StoreSettings(data_dir=tmp_path / "data", database_url=url))
+    opened = open_services(settings)
+    try:
+        for n in range(7):
+            opened.trail.record_event("admin_action", "cli:test", {"n": n}, project=f"p{n % 2}")
+        opened.store.flush()
+        rows = stored(opened)
+        batches = list(iter_batches(opened.store, ExportFilter(), with_content=False, batch=2))
+        assert [len(b) for _, b in batches] == [2, 2, 2, 1]
+        names = batches[0][0]
+        got = [dict(zip(names, r, strict=True)) for _, b in batches for r in b]
+        assert [r["id"] for r in got] == [r["id"] for r in rows]
+        fast = BatchRenderer(names, "jsonl")
+        assert fast.is_exact
+        assert encoder("jsonl", False).encode(fast.render([r for _, b in batches for r in b])) == (
+            encoder("jsonl", False).encode([stored_metadata(r) for r in got])
+        )
+        only = list(iter_batches(opened.store, ExportFilter(project="p1"), with_content=False))
+        assert [r[names.index("project")] for _, b in only for r in b] == ["p1"] * 3
+    finally:
+        opened.store.close()
+
+
 def test_fast_iso_matches_console_iso():
     import random
 
@@ -541,6 +652,40 @@ def test_a_key_destroyed_during_an_export_is_erased_from_the_next_batch(services
     assert reader.read([row]) == [
         {"prompt": None, "response": None, "content_erased": True, "content_withheld": False}
     ]
+
+
+@pytest.mark.parametrize("columns", [1, 2, 7])
+def test_csv_encoder_writes_what_the_csv_module_writes(columns):
+    """The CSV encoder quotes cells itself (faster): byte for byte what csv.writer writes."""
+    import io
+    import random
+
+    from signalvault.trail.export.formats import CsvEncoder, csv_cell
+
+    rng = random.Random(columns)
+    alphabet = "ab ,\"\r\n'=+-@\t\u00e9\u2028x"
+
+    def value():
+        return rng.choice(
+            [
+                None,
+                "",
+                "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))),
+                rng.choice([True, False]),
+                rng.randint(-(10**12), 10**12),
+                rng.choice([0.1, -2.5, 1e20, 1e-7, 12.34, rng.uniform(-1e6, 1e6)]),
+                [{"rule": "pii", "outcome": '"x",y'}],
+                {"a": "\n"},
+            ]
+        )
+
+    names = [f"c{i}" for i in range(columns)]
+    records = [{n: value() for n in names} for _ in range(3_000)]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([csv_cell(r.get(n)) for n in names] for r in records)
+    encoder = CsvEncoder(names)
+    assert encoder.encode(records) == buffer.getvalue().encode()
+    assert encoder.encode([]) == b""
 
 
 def test_csv_cells_beyond_the_csv_modules_default_limit_still_count(tmp_path):

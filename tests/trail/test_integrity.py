@@ -618,6 +618,21 @@ def test_cli_verify_exit_codes_and_json(services, settings, tmp_path):
     assert refused.exit_code == 1 and "line 1" in refused.output
 
 
+def test_cli_verify_starts_no_wal_checkpointer_thread(services, settings, monkeypatch):
+    """`audit verify` only reads: it stays single-threaded (glibc's cheaper lock paths)."""
+    from signalvault.store.wal import WalCheckpointer
+
+    def refuse(self):
+        raise AssertionError("audit verify started a checkpointer thread")
+
+    add_interactions(services, 2)
+    env = {"SIGNALVAULT_DATA_DIR": str(settings.store.data_dir)}
+    assert CliRunner().invoke(cli, ["audit", "seal"], env=env).exit_code == 0
+    monkeypatch.setattr(WalCheckpointer, "start", refuse)
+    result = CliRunner().invoke(cli, ["audit", "verify"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0 and result.output.startswith("intact: 2 sealed records")
+
+
 def test_cli_verify_exits_4_for_suspicious_unsealed_records(services, settings):
     add_interactions(services, 1)
     execute(services, "UPDATE audit_records SET created_at = created_at - 86400")

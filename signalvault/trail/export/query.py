@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from signalvault.console import iso
@@ -26,13 +26,19 @@ from signalvault.store.sql import SqlStore
 from signalvault.store.writer import describe_error
 
 # Rows per query: enough to amortise the round trip, few enough to keep memory flat (rows with
-# content carry ciphertext and plaintext, so they come in smaller batches).
-BATCH = 2000
+# content carry ciphertext and plaintext, so they come in smaller batches). 500 rather than 2000:
+# a batch's rows and its ~0.8 MB of output stay in the CPU's caches and the allocator stops
+# taking fresh pages from the kernel each batch (0.47 -> 0.30 page faults per record), ~10%
+# less CPU per record (bench/export_speed.py store, 100k records, alternated runs).
+BATCH = 500
 CONTENT_BATCH = 250
 PASSED = "pass"  # an evaluation with any other outcome means its rule found something
 CIPHERTEXT = ("prompt_ct", "response_ct")
-METADATA_COLUMNS = tuple(c for c in audit_records.c if c.name not in CIPHERTEXT)
+# What a metadata export reads: every column it writes. Not the ciphertext, nor the data key's id
+# (only content exports use it); each column read costs about 1% of the export's time.
+METADATA_COLUMNS = tuple(c for c in audit_records.c if c.name not in (*CIPHERTEXT, "data_key_id"))
 HAS_CONTENT = audit_records.c.prompt_ct.is_not(None).label("has_content")
+AFTER = "export_after"  # the keyset cursor's parameter: the last id of the previous batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +155,16 @@ def iter_batches(
             newest = conn.execute(select(func.max(t.id))).scalar()
             if newest is None:
                 return
+            query = (
+                select(*selected)
+                .where(and_(t.id > bindparam(AFTER, type_=t.id.type), t.id <= newest, *conditions))
+                .order_by(t.id)
+                .limit(batch)
+            )
+            statement = _Statement(conn, query)  # compiled once, not per batch
             cursor = ""
             while True:
-                query = (
-                    select(*selected)
-                    .where(and_(t.id > cursor, t.id <= newest, *conditions))
-                    .order_by(t.id)
-                    .limit(batch)
-                )
-                names, rows = _fetch(conn, query)
+                names, rows = statement.fetch({AFTER: cursor})
                 if not rows:
                     return
                 id_at, fetched = names.index("id"), len(rows)
@@ -177,23 +184,37 @@ def _fired(record_id: str, guardrails: str | None, rule: str) -> bool:
     return has_rule_fired({"id": record_id, "guardrails": guardrails}, rule)
 
 
-def _fetch(conn: Connection, query: Select[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(column names, rows) straight from the driver's cursor: SQLAlchemy's result rows cost
-    about as much as everything else an export does per record. Only plain column types are
-    selected (booleans come back as 0/1 from SQLite; callers apply bool())."""
-    compiled = query.compile(dialect=conn.dialect)
-    params: Any = compiled.params
-    if compiled.positional:
-        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), params)
-        names = [column[0] for column in cursor.description]
-        return names, cast("list[tuple[Any, ...]]", cursor.fetchall())
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise StoreError(f"the store failed during the export: {describe_error(exc)}") from None
-    finally:
-        cursor.close()
+class _Statement:
+    """A query compiled once for the driver and run straight from its cursor, with new values
+    for some parameters each time: SQLAlchemy's result rows cost about as much as everything
+    else an export does per record. Only plain column types are selected (booleans come back as
+    0/1 from SQLite; callers apply bool())."""
+
+    def __init__(self, conn: Connection, query: Select[Any]) -> None:
+        compiled = query.compile(dialect=conn.dialect)
+        self._conn = conn
+        self._sql = str(compiled)
+        self._params = dict(compiled.params)
+        self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def fetch(self, values: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """(column names, rows) with these parameter values.
+
+        Raises:
+            StoreError: the driver failed.
+        """
+        params: Any = {**self._params, **values}
+        if self._order is not None:
+            params = tuple(params[name] for name in self._order)
+        cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._sql, params)
+            names = [column[0] for column in cursor.description]
+            return names, cast("list[tuple[Any, ...]]", cursor.fetchall())
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            raise StoreError(f"the store failed during the export: {describe_error(exc)}") from None
+        finally:
+            cursor.close()
 
 
 def subject_data_keys(store: Store, subject: str) -> list[dict[str, Any]]:

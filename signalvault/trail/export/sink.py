@@ -12,7 +12,9 @@ from types import TracebackType
 
 from signalvault.errors import ConfigError
 
-BUFFER = 1 << 20
+# Exports write a batch at a time (~1 MB); a buffer smaller than that passes most of each write
+# straight to the file instead of copying it into the buffer first.
+BUFFER = 1 << 16
 
 
 class AtomicFile:
