@@ -45,6 +45,12 @@ NUMBERS = {
 NESTED = {"guardrails", "details", "attempts"}
 
 
+def set_columns(services, record_id: str, **values) -> None:
+    """Change a stored record behind the gateway's back (damage it, or put it right again)."""
+    with services.store.engine.begin() as conn:
+        conn.execute(update(audit_records).where(audit_records.c.id == record_id).values(**values))
+
+
 def chat(text: str, model: str = "gpt-4o-mini", **extra) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
 
@@ -407,46 +413,26 @@ def test_bad_input_is_refused_and_leaves_no_file(run, tmp_path, args, exit_code,
 def test_undecryptable_content_stops_the_export_and_leaves_nothing(run, services, tmp_path):
     """Altered ciphertext under a live key is not `erased`: the export fails, naming the record."""
     row = next(r for r in stored(services) if r["end_user"] == "carol")
-    with services.store.engine.begin() as conn:
-        conn.execute(
-            update(audit_records)
-            .where(audit_records.c.id == row["id"])
-            .values(prompt_ct=b"\0" + row["prompt_ct"][1:])
-        )
+    set_columns(services, row["id"], prompt_ct=b"\0" + row["prompt_ct"][1:])
     try:
         result = run("export", "--format", "jsonl", "--include-content", "--out", "c.jsonl")
         assert result.exit_code == 1
         assert row["id"] in result.output and "does not decrypt" in result.output
         assert list(tmp_path.iterdir()) == []
     finally:
-        with services.store.engine.begin() as conn:
-            conn.execute(
-                update(audit_records)
-                .where(audit_records.c.id == row["id"])
-                .values(prompt_ct=row["prompt_ct"])
-            )
+        set_columns(services, row["id"], prompt_ct=row["prompt_ct"])
 
 
 def test_damaged_stored_json_stops_the_export_and_leaves_nothing(run, services, tmp_path):
     row = next(r for r in stored(services) if r["outcome"] == "blocked")
-    with services.store.engine.begin() as conn:
-        conn.execute(
-            update(audit_records)
-            .where(audit_records.c.id == row["id"])
-            .values(guardrails=row["guardrails"][:-3])
-        )
+    set_columns(services, row["id"], guardrails=row["guardrails"][:-3])
     try:
         result = run("export", "--format", "csv", "--out", "d.csv")
         assert result.exit_code == 1 and result.output.count("\n") == 1
         assert row["id"] in result.output and "damaged" in result.output
         assert list(tmp_path.iterdir()) == []
     finally:
-        with services.store.engine.begin() as conn:
-            conn.execute(
-                update(audit_records)
-                .where(audit_records.c.id == row["id"])
-                .values(guardrails=row["guardrails"])
-            )
+        set_columns(services, row["id"], guardrails=row["guardrails"])
 
 
 def test_stored_json_check_refuses_exactly_what_parsing_refuses(services):
@@ -508,12 +494,7 @@ def test_stored_json_with_line_breaks_or_as_bytes_is_rendered_again(
         [record] = [r for r in read_csv(out) if r["id"] == row["id"]]
         assert record["guardrails"] == orjson.loads(row["guardrails"])
     finally:
-        with services.store.engine.begin() as conn:
-            conn.execute(
-                update(audit_records)
-                .where(audit_records.c.id == row["id"])
-                .values(guardrails=row["guardrails"])
-            )
+        set_columns(services, row["id"], guardrails=row["guardrails"])
 
 
 def test_export_starts_no_wal_checkpointer_thread(run, tmp_path, monkeypatch):
