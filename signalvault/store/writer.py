@@ -6,11 +6,12 @@ forgotten writes alone may commit without waiting for its own flush to disk: on 
 synchronous=FULL (`sync_modes`) the next durable commit's fsync covers its WAL frames, and so
 does the WAL checkpointer's within about `wal.INTERVAL_SECONDS`; on PostgreSQL
 (`relaxed_transaction`: synchronous_commit off) the server's WAL writer flushes it within a few
-hundred milliseconds. A crash of the gateway loses none of it. Batches are
-gathered on the event loop and committed by one commit thread, one batch at a time, so the fsync
-never holds the loop and the thread is woken once per batch, not per request: a writer thread
-woken per request fought the loop for the GIL and cost ~250 µs more per request. A lock held by
-another process is retried on later loop turns until `busy_timeout` has passed.
+hundred milliseconds. A crash of the gateway loses none of it.
+
+Batches are gathered on the event loop and committed by one commit thread, one batch at a time,
+so the fsync never holds the loop and the thread is woken once per batch, not per request: a
+writer thread woken per request fought the loop for the GIL and cost ~250 µs more per request.
+A lock held by another process is retried on later loop turns until `busy_timeout` has passed.
 """
 
 from __future__ import annotations
