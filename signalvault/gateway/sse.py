@@ -71,8 +71,11 @@ class EventReader:
         search, start, events = max(0, len(self._buffer) - 3), 0, []
         self._buffer += chunk
         buffer, most = self._buffer, self._max_event
+        crlf = 0  # -1 once the buffer holds no CRLF separator from `search` on
         while True:
-            lf, crlf = buffer.find(b"\n\n", search), buffer.find(b"\r\n\r\n", search)
+            lf = buffer.find(b"\n\n", search)
+            if crlf != -1:  # searched once per event, it read the rest of the chunk each time
+                crlf = buffer.find(b"\r\n\r\n", search)
             if crlf != -1 and (lf == -1 or crlf < lf):
                 body, end = crlf, crlf + 4
             elif lf != -1:

@@ -420,3 +420,14 @@ def test_the_relay_path_parses_each_event_once_and_screens_as_a_plain_reader(eng
     events_with_json = stream.count(b"data: {")
     assert len(parsed) == events_with_json  # once each, by the one reader
     assert assembler.is_complete and "".join(assembler.text).startswith("Mail bob@example.com")
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_events_cut_at_either_separator_mixed_in_one_stream(size):
+    """LF and CRLF blank lines in one stream, read whole and in pieces: every event once, in
+    order (the CRLF search is skipped for the rest of a chunk once it found none)."""
+    data = b'data: {"a":1}\n\ndata: {"b":2}\r\n\r\ndata: {"c":3}\n\ndata: {"d":4}\r\n\r\n'
+    reader = EventReader("chat")
+    events = [e for i in range(0, len(data), size) for e in reader.feed(data[i : i + size])]
+    assert [e.data for e in events] == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]
+    assert b"".join(e.raw for e in events) == data
