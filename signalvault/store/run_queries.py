@@ -23,22 +23,19 @@ def tool_events(
 ) -> list[dict[str, Any]]:
     """Tool calls and results with these call ids in one project, oldest first.
 
-    Selected by call id alone, kind and project checked here: given those too, SQLite read the
-    whole project's records in created_at order (its index spares a sort) to find two calls,
-    ~50 ms at 100k records, on the request path, for each result answering a call this
-    process did not record.
+    Only the call id may choose the index: offered kind and project as plain columns (and an
+    order), SQLite read the whole project's records by their index to find two calls, ~50 ms
+    at 100k records, on the request path, for each result answering a call this process did
+    not record. Wrapped in an expression, they only filter what the call_id index finds.
     """
     t = audit_records.c
-    query = select(t.id, t.kind, t.run_id, t.created_at, t.tool_name, t.call_id, t.project).where(
-        t.call_id.in_(list(call_ids))
+    query = select(t.id, t.kind, t.run_id, t.created_at, t.tool_name, t.call_id).where(
+        t.call_id.in_(list(call_ids)),
+        func.coalesce(t.kind, "").in_(TOOL_KINDS),
+        func.coalesce(t.project, "") == (project or ""),  # no project is named ""
     )
     with connect(engine) as conn:
-        rows = [row._mapping for row in conn.execute(query)]
-    found = [
-        {k: v for k, v in row.items() if k != "project"}
-        for row in rows
-        if row["kind"] in TOOL_KINDS and row["project"] == project
-    ]
+        found = [dict(row._mapping) for row in conn.execute(query)]
     return sorted(found, key=lambda row: row["created_at"])
 
 
