@@ -4,6 +4,7 @@ loop without tools, alternating batches in one process.
     python bench/tool_capture.py [--pairs 300] [--rounds 7] [--stream]
     python bench/tool_capture.py --instructions [--pairs 40] [--rounds 3] [--source DIR]
     python bench/tool_capture.py --instructions --context 1000   # a 1 kB question, as elsewhere
+    python bench/tool_capture.py --instructions --concurrency 8  # commits shared, as under load
 
 Pairs of the two kinds alternate, each pair's audit writes committed before its clock stops.
 A "tool" pair is a request offering a tool whose answer asks for it, then a request sending the
@@ -264,9 +265,13 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                 for number in range(args.rounds):
                     for kind in ("plain", "tool") if number % 2 else ("tool", "plain"):
                         callgrind.start()
-                        for _ in range(args.pairs):
-                            nonce += 1
-                            await _pair(app, key, kind, args.stream, nonce)
+                        for _ in range(0, args.pairs, args.concurrency):
+                            # `--concurrency` pairs at once: their writes share commits, as
+                            # under load (group commit), instead of one commit per pair.
+                            numbers = range(nonce + 1, nonce + 1 + args.concurrency)
+                            nonce += args.concurrency
+                            pairs = (_pair(app, key, kind, args.stream, n) for n in numbers)
+                            await asyncio.gather(*pairs)
                             store.flush()
                         samples[kind].append(callgrind.stop() / (2 * args.pairs))
                         callgrind.start()
@@ -317,13 +322,15 @@ def _count(args: argparse.Namespace, base_url: str) -> None:
             *(["--stream"] if args.stream else []),
             *([f"--source={args.source}"] if args.source else []),
             f"--context={args.context}",
+            f"--concurrency={args.concurrency}",
         ]
         found = subprocess.run(command, check=True, capture_output=True, text=True)
     found = orjson.loads(found.stdout.strip().splitlines()[-1])
     requests, seals = found["requests"], found["seals"]
     mode = "stream" if args.stream else "json"
     print(f"{mode}: instructions per request, medians of {args.rounds} rounds x "
-          f"{2 * args.pairs} requests of each kind, {args.context} bytes of context "
+          f"{2 * args.pairs} requests of each kind, {args.context} bytes of context, "
+          f"{args.concurrency} pair(s) at once "
           f"(source {args.source or ROOT})")  # fmt: skip
     both = {k: [r + s for r, s in zip(requests[k], seals[k], strict=True)] for k in requests}
     for name, samples in (("requests", requests), ("with seal", both)):
@@ -345,6 +352,9 @@ def main() -> None:
     parser.add_argument("--source", type=Path, help="the checkout whose signalvault to measure")
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this directory")
     parser.add_argument("--context", type=int, default=0, help="bytes of context per question")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="pairs at once (--instructions; 40 % N == 0)"
+    )
     parser.add_argument("--in-callgrind", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
