@@ -44,6 +44,9 @@ class WriteOp:
 
     statement: Any
     params: dict[str, Any]
+    # Synced when committed though no one waits for it (a refused request's record: evidence
+    # that a guardrail or limit acted), where other write-behind batches may skip their fsync.
+    must_sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +186,9 @@ class GroupCommitWriter:
             del self._pending[: len(batch)]
             self._in_flight = batch
             ops = [op for ops, _ in batch for op in ops]
-            durable = any(future is not None for _, future in batch)
+            durable = any(future is not None for _, future in batch) or any(
+                op.must_sync for op in ops
+            )
             job = self._commit_thread().submit(self._execute_locked, ops, durable)
             self._in_flight_job = job
         done = asyncio.wrap_future(job, loop=loop)

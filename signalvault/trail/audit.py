@@ -11,7 +11,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -287,7 +287,8 @@ class AuditTrail:
         self._notify(interaction)
         self._notify_linked(linked)
         if not has_new_key:
-            self._write_later(ops)
+            # Nothing waits for it, but it is synced with its commit like a forwarded request's.
+            self._write_later([replace(op, must_sync=True) for op in ops])
             return
         await self._write_ahead(ops)
         self._remember_new_key(interaction, ops)

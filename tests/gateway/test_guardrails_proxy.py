@@ -3,6 +3,7 @@ values, output rules apply to responses, and the trail records every evaluation 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import orjson
@@ -49,6 +50,34 @@ async def test_prompt_with_aws_key_is_blocked_before_the_provider(client, gatewa
     assert AWS_KEY not in record["guardrails"]
     prompt, _ = gateway.services.trail.decrypt(record)
     assert AWS_KEY.encode() not in prompt and b"[AWS_ACCESS_KEY_ID_1]" in prompt
+
+
+async def test_a_blocked_requests_record_is_synced_when_committed(client, gateway, api_key):
+    """Evidence that a guardrail acted: nothing waits for the record of a refused request, yet
+    its batch commits synced, unlike completions (which may ride a relaxed commit)."""
+    writer = gateway.services.store.writer
+    execute = writer._execute
+    batches: list[tuple[set[str], bool]] = []
+
+    def noted(ops, durable):
+        batches.append(({op.params.get("id") for op in ops}, durable))
+        execute(ops, durable)
+
+    writer._execute = noted
+    try:
+        for _ in range(2):  # the second: its data key exists, so its record is written behind
+            response = await client.post(
+                "/v1/chat/completions",
+                json=chat(f"deploy with {AWS_KEY} please"),
+                headers={"Authorization": f"Bearer {api_key}"},
+            )
+            assert response.status_code == 400
+            await asyncio.sleep(0.05)  # committed by the commit thread, not by a flush
+    finally:
+        del writer._execute
+    record_id = response.headers["x-signalvault-request-id"]
+    synced = [durable for ids, durable in batches if record_id in ids]
+    assert synced and all(synced)
 
 
 async def test_anthropic_block_uses_the_anthropic_error_shape(client, api_key, mock):

@@ -67,6 +67,15 @@ def test_only_batches_someone_waits_for_are_synced_when_they_commit(tmp_path):
 
     asyncio.run(batches())
     assert modes == [1, 2, 1, 2]  # NORMAL, FULL, NORMAL, FULL (the flush)
+
+    async def evidence() -> None:  # a refused request's record: no one waits, synced anyway
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("behind-4"))])
+        await asyncio.sleep(0.05)
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("refused"), must_sync=True)])
+        await asyncio.sleep(0.05)
+
+    asyncio.run(evidence())
+    assert modes[-2:] == [1, 2]
     assert all(sqlite_store.get_record(r) for r in ("behind-1", "ahead", "behind-2", "behind-3"))
     sqlite_store.close()
 
