@@ -34,6 +34,8 @@ from signalvault.control.services import open_services  # noqa: E402
 from signalvault.store.sql import INSERT_RECORD  # noqa: E402
 from signalvault.trail.audit import EMPTY_ROW, new_record_id  # noqa: E402
 
+EVALUATION = '{"rule":"secrets","action":"block","outcome":"pass","ms":0.2}'
+
 
 def records(count: int) -> list[dict[str, object]]:
     now = time.time() - 60
@@ -56,7 +58,7 @@ def records(count: int) -> list[dict[str, object]]:
             "tokens_estimated": False,
             "latency_ms": 412.5,
             "data_key_id": "dk_0123456789abcdef01234567",
-            "guardrails": '[{"rule":"secrets","action":"block","outcome":"pass","ms":0.2}]' * 3,
+            "guardrails": "[" + ",".join([EVALUATION] * 3) + "]",
             "prompt_ct": os.urandom(1100),
             "response_ct": os.urandom(900),
         }

@@ -7,11 +7,12 @@ connection instead checkpoints only as a backstop (`BACKSTOP_PAGES`), and this t
 PASSIVE checkpoint `INTERVAL_SECONDS` after the writer's commits wake it (`wake`), on its own
 connection: PASSIVE takes no write lock and waits for no one, so commits go on while it copies.
 Unwoken (an idle store, or commits of other processes only) it checkpoints every `IDLE_SECONDS`:
-ten runs a second on an idle store were half of an idle gateway's CPU (4.0 -> 2.0 ms/s). When a
-checkpoint has copied everything and no reader needs the WAL, SQLite's next writer starts the WAL
-over from its beginning. Under
-constant writes the checkpointer may never catch up completely; the writer's backstop then
-checkpoints once the WAL reaches `BACKSTOP_PAGES`, mostly already copied.
+ten runs a second on an idle store were half of an idle gateway's CPU (4.0 -> 2.0 ms/s).
+
+When a checkpoint has copied everything and no reader needs the WAL, SQLite's next writer starts
+the WAL over from its beginning. Under constant writes the checkpointer may never catch up
+completely; the writer's backstop then checkpoints once the WAL reaches `BACKSTOP_PAGES`, mostly
+already copied.
 """
 
 from __future__ import annotations
