@@ -353,7 +353,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this directory")
     parser.add_argument("--context", type=int, default=0, help="bytes of context per question")
     parser.add_argument(
-        "--concurrency", type=int, default=1, help="pairs at once (--instructions; 40 % N == 0)"
+        "--concurrency", type=int, default=1, help="pairs at once (--instructions; 40 %% N == 0)"
     )
     parser.add_argument("--in-callgrind", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
