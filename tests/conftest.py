@@ -90,13 +90,20 @@ def api_key(gateway: GatewayApp) -> str:
 
 def records(gateway: GatewayApp) -> list[dict]:
     """Every audit record, oldest first, after flushing queued writes, but the record of the
-    first policy version that every fresh store starts with (`is_policy_bootstrap`)."""
+    first policy version that every fresh store starts with (`is_policy_bootstrap`); the tool
+    calls and results a record holds come as rows of their own (`trail.linked.expand`), at their
+    place in time."""
     from signalvault.store import RecordFilter
+    from signalvault.trail.linked import expand
 
     assert gateway.services is not None
     gateway.services.store.flush()
     rows = reversed(gateway.services.store.list_records(RecordFilter(), limit=10_000))
-    return [row for row in rows if not is_policy_bootstrap(row)]
+    found = []
+    for row in rows:
+        if not is_policy_bootstrap(row):
+            found += [row, *expand(row)]
+    return sorted(found, key=lambda row: row["created_at"])
 
 
 def is_policy_bootstrap(row: dict) -> bool:

@@ -17,6 +17,7 @@ from signalvault.crypto.envelope import Cipher
 from signalvault.store import Store
 from signalvault.store.run_queries import RunFilter, list_runs, run_records
 from signalvault.trail.audit import INTERACTION, MCP_CALL, TOOL_CALL, TOOL_RESULT, AuditTrail
+from signalvault.trail.linked import expand
 
 MODEL_CALL = "model_call"  # an interaction record, as an event of its run
 MAX_EVENTS = 5000  # events shown for one run (a runaway run can have many more)
@@ -96,8 +97,13 @@ def summary(row: dict[str, Any]) -> RunSummary:
 
 
 def run_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """The run's records as stored (ciphertext included), oldest first; [] if no such run."""
-    return run_records(store.engine, run_id, MAX_EVENTS)
+    """The run's records as stored (ciphertext included), oldest first, each followed by the
+    tool calls and results it holds as rows of their own (trail.linked); [] if no such run."""
+    rows = []
+    for row in run_records(store.engine, run_id, MAX_EVENTS):
+        rows.append(row)
+        rows += expand(row)
+    return rows
 
 
 def run_detail(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -150,7 +156,7 @@ def event(row: dict[str, Any], depth: int, answered: set[str]) -> dict[str, Any]
         "type": _KINDS.get(row["kind"], row["kind"]),
         "at": iso(row["created_at"]),
         "parent_id": row["parent_id"],
-        "record_id": row["id"],
+        "record_id": row.get("record_id", row["id"]),
         "depth": depth,
         "call_id": row["call_id"],
         "tool_name": row["tool_name"],
@@ -159,7 +165,7 @@ def event(row: dict[str, Any], depth: int, answered: set[str]) -> dict[str, Any]
         "flags": flags,
         "guardrails": orjson.loads(row["guardrails"]) if row.get("guardrails") else [],
         "details": details,
-        "has_content": row.get("prompt_ct") is not None,
+        "has_content": row.get("prompt_ct") is not None or row.get("events_ct") is not None,
     }
     if row["kind"] == MCP_CALL:
         shown["mcp"] = mcp_outcome(row)
@@ -187,7 +193,13 @@ def event_content(trail: AuditTrail, row: dict[str, Any], keys: dict[str, Cipher
     Raises:
         CryptoError: the content was erased (its data key destroyed) or altered.
     """
-    if row["kind"] not in (TOOL_CALL, TOOL_RESULT) or row.get("prompt_ct") is None:
+    if row["kind"] not in (TOOL_CALL, TOOL_RESULT):
+        return None
+    if "event_index" in row:  # held in a record (trail.linked)
+        holder = {k: row[k] for k in ("events_ct", "data_key_id")} | {"id": row["record_id"]}
+        contents = trail.decrypt_events(holder, keys)
+        return None if contents is None else contents[row["event_index"]]
+    if row.get("prompt_ct") is None:
         return None
     content, _ = trail.decrypt(row, keys)
     return None if content is None else content.decode("utf-8", "replace")

@@ -32,7 +32,7 @@ FILTERS = (
     "classification",
     "kind",
 )
-KINDS = ("interaction", "tool_call", "tool_result", "mcp_call", "span", "admin", "content_read")
+KINDS = ("interaction", "mcp_call", "span", "admin", "content_read")  # tool events: in runs
 PAGE_SIZE = 50
 TOOL_EVENTS = ("tool_call", "tool_result", "span", "mcp_call")
 MAX_FILTER = 200  # longer values are not names, ids or times: refused like the API's limits

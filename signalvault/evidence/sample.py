@@ -178,10 +178,13 @@ def _sampled(
             entry["content"] = {
                 "prompt": None if prompt is None else prompt.decode("utf-8", "replace"),
                 "response": None if response is None else response.decode("utf-8", "replace"),
-                # The leaf commits to the ciphertext's SHA-256 (prompt_ct, response_ct fields).
+                # The leaf commits to the ciphertext's SHA-256 (the *_ct fields).
                 "prompt_ct": _b64(row.get("prompt_ct")),
                 "response_ct": _b64(row.get("response_ct")),
             }
+            if row.get("events_ct") is not None:  # tool calls and results it holds
+                entry["content"]["events"] = trail.decrypt_events(row)
+                entry["content"]["events_ct"] = _b64(row["events_ct"])
         else:
             entry["content"] = {"withheld": True}
     return entry

@@ -143,7 +143,7 @@ def _record_problem(record: Any, checkpoint: Checkpoint) -> str | None:
         return f"{name}: its inclusion proof does not lead to the checkpoint's root"
     content = record.get("content")
     if isinstance(content, dict) and not content.get("withheld"):
-        for column in ("prompt_ct", "response_ct"):
+        for column in ("prompt_ct", "response_ct", "events_ct"):
             value = content.get(column)
             digest = None if value is None else hashlib.sha256(base64.b64decode(value)).hexdigest()
             if digest != fields.get(column):

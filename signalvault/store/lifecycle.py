@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import (
     Boolean,
+    Connection,
     and_,
     bindparam,
     case,
+    delete,
     exists,
     func,
     not_,
@@ -36,6 +39,7 @@ from signalvault.store.schema import (
     data_keys,
     leases,
     legal_holds,
+    tool_call_links,
     wrapped_secrets,
 )
 from signalvault.store.writer import describe_error
@@ -188,13 +192,17 @@ class LifecycleQueries(StoreMixin):
         expired = _is_expired(cutoffs)
         if expired is None or not ids:
             return 0
+        t = audit_records.c
         statement = (
             update(audit_records)
-            .where(audit_records.c.id.in_(ids), expired, not_(_is_held()))
+            .where(t.id.in_(ids), expired, not_(_is_held()))
             .values({**TOMBSTONE, "tombstoned_at": now, "tombstone_reason": reason})
         )
         with self._connect(write=True) as conn:
-            return int(conn.execute(statement).rowcount)
+            calls = _call_ids(conn.execute(select(t.call_id, t.events).where(t.id.in_(ids))))
+            count = int(conn.execute(statement).rowcount)
+            _drop_links(conn, calls, and_(t.id.in_(ids), t.tombstoned_at.is_not(None)))
+            return count
 
     # -- legal holds ------------------------------------------------------------------------------
     def add_hold(self, hold: LegalHold) -> None:
@@ -276,6 +284,9 @@ class LifecycleQueries(StoreMixin):
         cached data keys."""
         t, d = audit_records.c, data_keys.c
         with self._connect(write=True) as conn:
+            mine = t.end_user == end_user
+            calls = _call_ids(conn.execute(select(t.call_id, t.events).where(mine)))
+            _drop_links(conn, calls, mine)  # before the tombstones clear `end_user`
             records = conn.execute(
                 update(audit_records)
                 .where(t.end_user == end_user)
@@ -395,3 +406,27 @@ def _fields(hold: LegalHold) -> dict[str, Any]:
 
 
 __all__ = ["HOLD_SCOPES", "Cutoffs", "LegalHold", "LifecycleQueries", "LifecycleStore"]
+
+
+def _drop_links(conn: Connection, calls: list[str], records: ColumnElement[bool]) -> None:
+    """Remove the call-id rows of the tool events held in `records` that are tombstoned (or,
+    inside an erasure, about to be): the table is found by its call_id index, it has no other."""
+    t, links = audit_records.c, tool_call_links.c
+    holders = select(t.id).where(records)
+    for start in range(0, len(calls), 500):  # bound parameters per statement
+        part = calls[start : start + 500]
+        conn.execute(
+            delete(tool_call_links).where(links.call_id.in_(part), links.record_id.in_(holders))
+        )
+
+
+def _call_ids(rows: Any) -> list[str]:
+    """The call ids of tool events among records (call_id, events): their own or those held."""
+    found = set()
+    for call_id, events in rows:
+        if call_id:
+            found.add(call_id)
+        for event in orjson.loads(events) if events else ():
+            if event.get("call_id"):
+                found.add(event["call_id"])
+    return sorted(found)

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
 
 from signalvault.store.record_queries import Readable
-from signalvault.store.schema import audit_records
+from signalvault.store.schema import audit_records, tool_call_links
 from signalvault.store.sql import connect
 
-TOOL_KINDS = ("tool_call", "tool_result")
 # MCP calls refused at the door (the tool not allowed, the run past its limit) were not tool calls.
 MCP_NOT_ADMITTED = ("tool_not_allowed", "run_limit_exceeded")
 
@@ -21,22 +21,32 @@ MCP_NOT_ADMITTED = ("tool_not_allowed", "run_limit_exceeded")
 def tool_events(
     engine: Engine, project: str | None, call_ids: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Tool calls and results with these call ids in one project, oldest first.
+    """Tool calls and results with these call ids in one project, oldest first: `id` is the
+    event's, as in the record that holds it (or the event's own record, before migration 0013).
 
-    Only the call id may choose the index: offered kind and project as plain columns (and an
-    order), SQLite read the whole project's records by their index to find two calls, ~50 ms
-    at 100k records, on the request path, for each result answering a call this process did
-    not record. Wrapped in an expression, they only filter what the call_id index finds.
+    Only the call id may choose the index: with project as a plain column SQLite could pick
+    another index and read every event of the project (~50 ms at 100k, on the request path, for
+    each result answering a call this process did not record). Wrapped in an expression, it
+    only filters what the call_id index finds.
     """
-    t = audit_records.c
-    query = select(t.id, t.kind, t.run_id, t.created_at, t.tool_name, t.call_id).where(
+    t = tool_call_links.c
+    query = select(
+        t.event_id.label("id"), t.kind, t.run_id, t.created_at, t.tool_name, t.call_id
+    ).where(
         t.call_id.in_(list(call_ids)),
-        func.coalesce(t.kind, "").in_(TOOL_KINDS),
         func.coalesce(t.project, "") == (project or ""),  # no project is named ""
     )
     with connect(engine) as conn:
         found = [dict(row._mapping) for row in conn.execute(query)]
     return sorted(found, key=lambda row: row["created_at"])
+
+
+def has_link(engine: Engine, call_id: str, event_id: str) -> bool:
+    """Whether the call-id row of this event is stored (a spool replayed twice)."""
+    t = tool_call_links.c
+    query = select(t.event_id).where(t.call_id == call_id, t.event_id == event_id).limit(1)
+    with connect(engine) as conn:
+        return conn.execute(query).first() is not None
 
 
 def run_counts(engine: Engine, run_id: str) -> tuple[int, int]:
@@ -51,25 +61,41 @@ def run_counts(engine: Engine, run_id: str) -> tuple[int, int]:
     )
     query = select(
         func.coalesce(func.sum(case((t.kind == "interaction", 1), else_=0)), 0),
-        func.coalesce(func.sum(case((t.kind == "tool_call", 1), (direct_mcp, 1), else_=0)), 0),
+        func.coalesce(func.sum(_tool_calls(direct_mcp)), 0),
     ).where(t.run_id == run_id)
     with connect(engine) as conn:
         row = conn.execute(query).one()
     return int(row[0]), int(row[1])
 
 
-def latest_tool_call(engine: Engine, run_id: str, tool_name: str) -> str | None:
-    """The id of the run's latest tool_call record for this tool, if any."""
+def _tool_calls(*more: ColumnElement[bool]) -> Any:
+    """A record's tool calls: the ones it holds, or 1 for a tool_call record of its own (written
+    before migration 0013) and for each condition in `more` it meets."""
+    t = audit_records.c
+    whens = [(t.kind == "tool_call", 1), *((condition, 1) for condition in more)]
+    return case(*whens, else_=func.coalesce(t.tool_calls, 0))
+
+
+def latest_tool_call(engine: Engine, run_id: str, tool_name: str, scan: int = 500) -> str | None:
+    """The id of the run's latest tool call of this tool, if any among its `scan` latest
+    records holding tool calls (this runs only when memory has none, e.g. after a restart)."""
     t = audit_records.c
     query = (
-        select(t.id)
-        .where(t.run_id == run_id, t.kind == "tool_call", t.tool_name == tool_name)
+        select(t.id, t.kind, t.tool_name, t.events)
+        .where(t.run_id == run_id, or_(t.kind == "tool_call", t.tool_calls.is_not(None)))
         .order_by(t.created_at.desc())
-        .limit(1)
+        .limit(scan)
     )
     with connect(engine) as conn:
-        found = conn.execute(query).scalar()
-    return None if found is None else str(found)
+        for row in conn.execute(query):
+            if row.kind == "tool_call":
+                if row.tool_name == tool_name:
+                    return str(row.id)
+                continue
+            for event in reversed(orjson.loads(row.events or "[]")):
+                if event["type"] == "tool_call" and event.get("tool_name") == tool_name:
+                    return str(event["id"])
+    return None
 
 
 def run_of_trace(engine: Engine, project: str | None, trace_id: str) -> str | None:
@@ -124,8 +150,8 @@ def list_runs(engine: Engine, where: RunFilter, limit: int) -> list[dict[str, An
             started.label("started_at"),
             func.max(func.coalesce(t.completed_at, t.created_at)).label("ended_at"),
             func.sum(case((t.kind == "interaction", 1), else_=0)).label("model_calls"),
-            func.sum(case((t.kind == "tool_call", 1), else_=0)).label("tool_calls"),
-            func.sum(case((t.outcome == "blocked", 1), else_=0)).label("blocked"),
+            func.sum(_tool_calls()).label("tool_calls"),
+            func.sum(case((_blocked(), 1), else_=0)).label("blocked"),
             func.sum(case((t.outcome.in_(("ok", "unknown")), 0), else_=1)).label("failed"),
             func.sum(case((t.outcome == "unknown", 1), else_=0)).label("open"),
             func.sum(case((_flagged(), 1), else_=0)).label("flagged"),
@@ -145,14 +171,24 @@ def list_runs(engine: Engine, where: RunFilter, limit: int) -> list[dict[str, An
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def _blocked() -> ColumnElement[bool]:
+    """A record blocked, or holding a tool call or result that was."""
+    t = audit_records.c
+    return or_(t.outcome == "blocked", t.events.like('%"outcome":"blocked"%'))
+
+
 def _flagged() -> ColumnElement[bool]:
     """A record capture flagged (a result answering no call it saw) or whose guardrails logged or
-    redacted something without blocking, as the compact JSON the trail writes says."""
+    redacted something without blocking, or holding such an event, as the compact JSON the
+    trail writes says."""
     t = audit_records.c
     return or_(
         t.details.like('%"flags":[%'),
         t.guardrails.like('%"outcome":"logged"%'),
         t.guardrails.like('%"outcome":"redacted"%'),
+        t.events.like('%"flags":[%'),
+        t.events.like('%"outcome":"logged"%'),
+        t.events.like('%"outcome":"redacted"%'),
     )
 
 

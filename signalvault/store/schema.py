@@ -85,6 +85,14 @@ audit_records = Table(
     Column("parent_id", String(36)),
     Column("call_id", String(128)),
     Column("tool_name", String(256)),
+    # Added in migration 0013: the tool calls a model call's answer asked for and the tool
+    # results its request sent back, held in its own row (SPEC §7b events with this record as
+    # `record_id`), so its seal covers them. `events` is JSON metadata (never content), one
+    # object per event; `events_ct` their arguments or results (a JSON array in the same order)
+    # encrypted like the prompt; `tool_calls` how many of them are calls (run counters).
+    Column("events", Text),
+    Column("events_ct", LargeBinary),
+    Column("tool_calls", Integer),
     Index("ix_audit_records_created_at", "created_at"),
     Index("ix_audit_records_seq", "seq", unique=True),
     Index("ix_audit_records_key_id", "key_id", "created_at"),
@@ -100,6 +108,23 @@ audit_records = Table(
     Index("ix_audit_records_model_requested", "model_requested", "created_at"),
     # Added in migration 0009: spans ingested over OTLP join the run of their trace.
     Index("ix_audit_records_trace_id", "trace_id", "created_at", **_present("trace_id")),
+)
+
+# Migration 0013: where each tool call and result held in a record's `events` is, by call id, so
+# a result answering a call made through another process (or before a restart) finds it. A
+# lookup aid derived from the records, not evidence: the records' seals cover the events.
+tool_call_links = Table(
+    "tool_call_links",
+    metadata,
+    Column("call_id", String(128), nullable=False),
+    Column("project", String(128)),
+    Column("kind", String(16), nullable=False),  # tool_call or tool_result
+    Column("event_id", String(36), nullable=False),
+    Column("record_id", String(36), nullable=False),
+    Column("run_id", String(64)),
+    Column("tool_name", String(256)),
+    Column("created_at", Float, nullable=False),
+    Index("ix_tool_call_links_call_id", "call_id"),
 )
 
 data_keys = Table(

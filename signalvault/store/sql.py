@@ -50,7 +50,7 @@ from signalvault.store.writer import GroupCommitWriter, WriteOp, describe_error
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration's revision (tests/store checks it against alembic's head): a store found
 # at it opens without importing alembic, ~10 MB of a serving process's memory.
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"
 
 INSERT_RECORD = audit_records.insert()
 RECORD_COLUMNS = tuple(column.name for column in audit_records.c)
@@ -73,7 +73,13 @@ COMPLETE_FIELDS = (
     "guardrails",
     "attempts",
     "classification",  # output findings can raise it (SPEC §7c)
+    # Tool calls the answer asked for, with the results the request held (trail.linked); NULL
+    # keeps what the insert wrote.
+    "events",
+    "events_ct",
+    "tool_calls",
 )
+_KEPT_UNLESS_SET = frozenset({"events", "events_ct", "tool_calls"})
 # A sealed record never changes: a completion arriving after the sealer gave up waiting
 # ([audit] seal_after_seconds) matches no row and is dropped; the writer logs how many.
 COMPLETE_RECORD = (
@@ -85,7 +91,14 @@ COMPLETE_RECORD = (
         audit_records.c.seq.is_(None),
         audit_records.c.tombstoned_at.is_(None),
     )
-    .values({name: bindparam(name) for name in COMPLETE_FIELDS})
+    .values(
+        {
+            name: func.coalesce(bindparam(name), audit_records.c[name])
+            if name in _KEPT_UNLESS_SET
+            else bindparam(name)
+            for name in COMPLETE_FIELDS
+        }
+    )
     .execution_options(unmatched_log="late completion(s) dropped: record already sealed")
 )
 TOUCH_KEY = (

@@ -28,7 +28,9 @@ from signalvault.store.sql import (
     RECORD_COLUMNS,
 )
 from signalvault.store.writer import WriteOp
-from signalvault.trail.linked import Linked, linked_ops
+from signalvault.trail.linked import TOOL_CALL as TOOL_CALL  # re-exported: event kinds
+from signalvault.trail.linked import TOOL_RESULT as TOOL_RESULT
+from signalvault.trail.linked import Linked, decrypt_events, encrypted_with, hold
 from signalvault.trail.record_ids import new_record_id as new_record_id  # re-exported
 from signalvault.trail.spool import Spool
 
@@ -60,8 +62,10 @@ OUTCOMES = (
 
 # Kinds of records besides interactions (SPEC §7). Events carry an actor and JSON details.
 INTERACTION = "interaction"
-# Agent events (SPEC §7b), recorded as records of their own kind in the same trail.
-TOOL_CALL, TOOL_RESULT, MCP_CALL, SPAN = "tool_call", "tool_result", "mcp_call", "span"
+# Agent events (SPEC §7b): MCP calls and ingested spans are records of their own kind in the
+# same trail; tool calls and results (TOOL_CALL, TOOL_RESULT) are held in the record they were
+# found in (trail.linked).
+MCP_CALL, SPAN = "mcp_call", "span"
 EMPTY_ROW: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
 
 DATA_KEY_CACHE = 50_000  # unwrapped data keys kept in memory (one per active end user)
@@ -105,6 +109,7 @@ class Interaction:
     policy_version: int | None = None
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # guardrail results, no values
     attempts: list[dict[str, Any]] = field(default_factory=list)  # provider calls, no content
+    held: list[Linked] | None = None  # tool calls and results held in this record (trail.linked)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -269,10 +274,10 @@ class AuditTrail:
         """Write the record (outcome unknown) and the agent events `linked` to it; return once
         durable. StoreError: not committed, the caller must not forward."""
         ops = self._prepare(interaction, prompt)
-        own = len(ops)
-        await self._write_ahead(ops + linked_ops(interaction, linked))
+        links = hold(interaction, ops[-1].params, linked)
+        await self._write_ahead(ops + links if links else ops)
         self._open[interaction.id] = interaction
-        self._remember_new_key(interaction, ops[:own])
+        self._remember_new_key(interaction, ops)
         self._notify_linked(linked)
 
     async def record_rejected(
@@ -283,7 +288,9 @@ class AuditTrail:
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
         has_new_key = len(ops) > 1
-        ops += linked_ops(interaction, linked)
+        links = hold(interaction, ops[-1].params, linked)
+        own = list(ops)
+        ops += links
         self._notify(interaction)
         self._notify_linked(linked)
         if not has_new_key:
@@ -291,7 +298,7 @@ class AuditTrail:
             self._write_later([replace(op, must_sync=True) for op in ops])
             return
         await self._write_ahead(ops)
-        self._remember_new_key(interaction, ops)
+        self._remember_new_key(interaction, own)
 
     async def _write_ahead(self, ops: list[WriteOp]) -> None:
         """Commit `ops` durably: to the store, or to the spool while the store fails."""
@@ -349,13 +356,20 @@ class AuditTrail:
             if interaction.attempts
             else None,
             "classification": interaction.classification,
+            # None keeps what the record holds (the results its request sent back).
+            "events": None,
+            "events_ct": None,
+            "tool_calls": None,
         }
         if response is not None and interaction.cipher is not None:
             values["response_ct"] = interaction.cipher.encrypt(
                 response, (interaction.id + ":response").encode()
             )
         assert set(values) == {"_id", *COMPLETE_FIELDS}
-        self._write_later([WriteOp(COMPLETE_RECORD, values), *linked_ops(interaction, linked)])
+        ops = [WriteOp(COMPLETE_RECORD, values)]
+        if linked:
+            ops += hold(interaction, values, [*(interaction.held or ()), *linked], len(linked))
+        self._write_later(ops)
         self._open.pop(interaction.id, None)
         self._notify(interaction)
         self._notify_linked(linked)
@@ -389,7 +403,7 @@ class AuditTrail:
         for event, content, latency_ms in events:
             first = keyed.get(event.end_user or "")
             if first is not None and content is not None:
-                prepared = linked_ops(first, [(event, content)])
+                prepared = [encrypted_with(first, event, content)]
             else:
                 prepared = self._prepare(event, content)
                 if content is not None:
@@ -401,6 +415,15 @@ class AuditTrail:
         for subject, event in keyed.items():
             if event.data_key_id and event.cipher:
                 self._remember(subject, (event.data_key_id, event.cipher))
+
+    def decrypt_events(
+        self, row: dict[str, Any], keys: dict[str, Cipher] | None = None
+    ) -> list[str | None] | None:
+        """The contents of the tool calls and results a stored record holds, in the order of its
+        `events` (None if it keeps none). Raises CryptoError as `decrypt` does."""
+        if row.get("events_ct") is None or row.get("data_key_id") is None:
+            return None
+        return decrypt_events(self._cipher(row["data_key_id"], keys), row)
 
     def record_event(
         self,
@@ -456,6 +479,15 @@ class AuditTrail:
         key_id = row.get("data_key_id")
         if key_id is None:
             return None, None
+        cipher = self._cipher(key_id, keys)
+        prompt = response = None
+        if row.get("prompt_ct"):
+            prompt = cipher.decrypt(row["prompt_ct"], (row["id"] + ":prompt").encode())
+        if row.get("response_ct"):
+            response = cipher.decrypt(row["response_ct"], (row["id"] + ":response").encode())
+        return prompt, response
+
+    def _cipher(self, key_id: str, keys: dict[str, Cipher] | None) -> Cipher:
         cipher = None if keys is None else keys.get(key_id)
         if cipher is None:
             found = self._store.get_data_key(key_id)
@@ -464,9 +496,4 @@ class AuditTrail:
             cipher = Cipher(self._master_key.unwrap(key_id, found[0], found[1]))
             if keys is not None:
                 keys[key_id] = cipher
-        prompt = response = None
-        if row.get("prompt_ct"):
-            prompt = cipher.decrypt(row["prompt_ct"], (row["id"] + ":prompt").encode())
-        if row.get("response_ct"):
-            response = cipher.decrypt(row["response_ct"], (row["id"] + ":response").encode())
-        return prompt, response
+        return cipher

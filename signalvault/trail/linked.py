@@ -1,9 +1,13 @@
-"""Agent events written with the interaction they were found in (SPEC §7b): a tool result with
-the request that sent it, a tool call with the response that asked for it.
+"""Agent events held in the record they were found in (SPEC §7b): a tool result in the record
+of the request that sent it, a tool call in the record of the model call whose answer asked for
+it. The record is each event's `record_id`.
 
-Their content is encrypted under the data key the interaction's content used (the same end
-user), so an erasure of that user makes both unreadable; their rows join the interaction's own
-write, so recording them costs no transaction of its own.
+An event is a few fields of JSON metadata in the record's `events` column, and its content (tool
+arguments or result) one element of a JSON array encrypted into `events_ct` under the record's
+data key (the same end user's), so an erasure of that user makes both unreadable and the
+record's seal covers them. A whole record per event cost a request about as much again as its
+own record, and as much again to seal. Events with a call id also get a row in
+`tool_call_links`, where a later result finds its call.
 """
 
 from __future__ import annotations
@@ -11,13 +15,75 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import orjson
+
 from signalvault.crypto.envelope import Cipher
+from signalvault.store.schema import tool_call_links
 from signalvault.store.sql import INSERT_RECORD
 from signalvault.store.writer import WriteOp
 
+TOOL_CALL, TOOL_RESULT = "tool_call", "tool_result"
+INSERT_LINK = tool_call_links.insert()
+EVENT_COLUMNS = ("events", "events_ct", "tool_calls")
+# What an event's metadata holds beyond its own fields: the rest comes from its record.
+_SHARED = (
+    "run_id",
+    "session_id",
+    "trace_id",
+    "end_user",
+    "project",
+    "key_id",
+    "environment",
+    "api",
+    "provider",
+    "model_requested",
+    "classification",
+    "policy_version",
+    "data_key_id",
+)
+
 
 class Event(Protocol):
-    """A record to write (audit.Interaction is one; named here so this module needs no audit)."""
+    """A tool call or result (audit.Interaction is one; named here so this module needs no
+    audit)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def call_id(self) -> str | None: ...
+    @property
+    def tool_name(self) -> str | None: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def evaluations(self) -> list[dict[str, Any]]: ...
+    @property
+    def details(self) -> dict[str, Any] | None: ...
+
+
+class Source(Protocol):
+    """The record the events are held in."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def cipher(self) -> Cipher | None: ...
+    @property
+    def key(self) -> Any: ...
+
+    held: list[Linked] | None  # what it holds so far (its completion writes them again)
+
+
+class Record(Protocol):
+    """A record of its own whose content another record's data key encrypts (`encrypted_with`)."""
 
     @property
     def id(self) -> str: ...
@@ -28,7 +94,7 @@ class Event(Protocol):
     @property
     def data_key_id(self) -> str | None: ...
 
-    classification: str | None  # None: the class of the interaction it was found in
+    classification: str | None
 
     def metadata(self) -> dict[str, Any]: ...
 
@@ -36,21 +102,131 @@ class Event(Protocol):
 Linked = tuple[Event, bytes | None]  # an agent event and its content (to encrypt)
 
 
-def linked_ops(source: Event, linked: Sequence[Linked]) -> list[WriteOp]:
-    """Insert operations for `linked`, encrypted with `source`'s data key (none if `source`
-    kept no content: the events then keep none either), of `source`'s class unless they name
-    one (the trail classifies `source` first)."""
-    ops = []
-    for event, content in linked:
-        if event.classification is None:
-            # The interaction's class, just set by the trail: classifying each event again
-            # would cost a capture as much as the rest of its bookkeeping.
-            event.classification = source.classification
-        row = event.metadata()
-        row["completed_at"] = event.created_at
-        cipher = source.cipher
-        if content is not None and cipher is not None:
-            row["data_key_id"] = source.data_key_id
-            row["prompt_ct"] = cipher.encrypt(content, (event.id + ":prompt").encode())
-        ops.append(WriteOp(INSERT_RECORD, row))
-    return ops
+def hold(
+    source: Source, values: dict[str, Any], linked: Sequence[Linked], new: int = -1
+) -> list[WriteOp]:
+    """Put `linked` in `source`'s record (`values`: its insert or completion); return the
+    call-id rows of the last `new` of them (all by default), which are new to the store."""
+    if not linked:
+        return []
+    source.held = list(linked)
+    embed(values, source, linked)
+    return link_ops(source, linked if new < 0 else linked[len(linked) - new :])
+
+
+def encrypted_with(first: Record, record: Record, content: bytes) -> WriteOp:
+    """The insert of `record`, its content encrypted with `first`'s data key (records of one
+    end user in one batch share it), of `first`'s class unless it has one."""
+    if record.classification is None:
+        record.classification = first.classification
+    row = record.metadata()
+    row["completed_at"] = record.created_at
+    if first.cipher is not None:
+        row["data_key_id"] = first.data_key_id
+        row["prompt_ct"] = first.cipher.encrypt(content, (record.id + ":prompt").encode())
+    return WriteOp(INSERT_RECORD, row)
+
+
+def embed(values: dict[str, Any], source: Source, linked: Sequence[Linked]) -> None:
+    """Set the event columns of `values` (the insert or completion of `source`'s record) to
+    `linked`, their content encrypted with `source`'s data key (none if `source` kept no
+    content: the events then keep none either)."""
+    events = []
+    calls = 0
+    for event, _ in linked:
+        entry: dict[str, Any] = {"id": event.id, "type": event.kind, "at": event.created_at}
+        if event.parent_id is not None:
+            entry["parent_id"] = event.parent_id
+        if event.call_id is not None:
+            entry["call_id"] = event.call_id
+        if event.tool_name is not None:
+            entry["tool_name"] = event.tool_name
+        entry["outcome"] = event.outcome
+        if event.evaluations:
+            entry["guardrails"] = event.evaluations
+        if event.details:
+            entry["details"] = event.details
+        events.append(entry)
+        calls += event.kind == TOOL_CALL
+    values["events"] = orjson.dumps(events).decode()
+    values["tool_calls"] = calls or None
+    cipher = source.cipher
+    if cipher is None:
+        values["events_ct"] = None
+        return
+    contents = [None if c is None else c.decode("utf-8", "replace") for _, c in linked]
+    values["events_ct"] = cipher.encrypt(orjson.dumps(contents), (source.id + ":events").encode())
+
+
+def link_ops(source: Source, linked: Sequence[Linked]) -> list[WriteOp]:
+    """The `tool_call_links` rows of the events in `linked` that have a call id."""
+    key = source.key
+    project = key.project if key is not None else None
+    return [
+        WriteOp(
+            INSERT_LINK,
+            {
+                "call_id": event.call_id,
+                "project": project,
+                "kind": event.kind,
+                "event_id": event.id,
+                "record_id": source.id,
+                "run_id": event.run_id,
+                "tool_name": event.tool_name,
+                "created_at": event.created_at,
+            },
+        )
+        for event, _ in linked
+        if event.call_id
+    ]
+
+
+def expand(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events a stored record holds, each as a row shaped like a record of its own (kind
+    `tool_call` or `tool_result`, its `record_id` the holder's id), content left encrypted:
+    `event_index` is its place in the holder's `events_ct`."""
+    stored = row.get("events")
+    if not stored:
+        return []
+    shared = {name: row.get(name) for name in _SHARED}
+    rows = []
+    for index, entry in enumerate(orjson.loads(stored)):
+        evaluations = entry.get("guardrails")
+        details = entry.get("details")
+        rows.append(
+            {
+                **shared,
+                "id": entry["id"],
+                "kind": entry["type"],
+                "created_at": entry["at"],
+                "completed_at": entry["at"],
+                "parent_id": entry.get("parent_id"),
+                "call_id": entry.get("call_id"),
+                "tool_name": entry.get("tool_name"),
+                "outcome": entry["outcome"],
+                "model_used": None,
+                "status_code": None,
+                "error_code": None,
+                "attempts": None,
+                "guardrails": orjson.dumps(evaluations).decode() if evaluations else None,
+                "details": orjson.dumps(details).decode() if details else None,
+                "prompt_ct": None,
+                "response_ct": None,
+                "record_id": row["id"],
+                "event_index": index,
+                "events_ct": row.get("events_ct"),
+                "tombstoned_at": row.get("tombstoned_at"),
+            }
+        )
+    return rows
+
+
+def decrypt_events(cipher: Cipher, row: dict[str, Any]) -> list[str | None]:
+    """The contents of a record's events, in order (its `events_ct` must be set).
+
+    Raises:
+        CryptoError: the ciphertext was altered.
+    """
+    plain = cipher.decrypt(row["events_ct"], (row["id"] + ":events").encode())
+    contents: list[str | None] = orjson.loads(plain)
+    return contents

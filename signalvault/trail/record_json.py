@@ -38,6 +38,7 @@ METADATA_FIELDS = (
     "latency_ms",
     "ttfb_ms",
     "policy_version",
+    "tool_calls",
 )
 
 
@@ -57,6 +58,8 @@ def record_json(row: dict[str, Any]) -> dict[str, Any]:
     result["tokens_estimated"] = bool(result["tokens_estimated"])
     result["guardrails"] = orjson.loads(row["guardrails"]) if row.get("guardrails") else []
     result["attempts"] = orjson.loads(row["attempts"]) if row.get("attempts") else []
+    # The tool calls and results the record holds (trail.linked): metadata, never content.
+    result["events"] = orjson.loads(row["events"]) if row.get("events") else []
     if row.get("kind", INTERACTION) != INTERACTION:
         result["actor"] = row.get("actor")
         result["details"] = orjson.loads(row["details"]) if row.get("details") else {}

@@ -261,7 +261,7 @@ def archive_line(row: dict[str, Any]) -> bytes:
     entry = record_json(row)
     entry["created_at"] = row["created_at"]
     entry["data_key_id"] = row.get("data_key_id")
-    for name in ("prompt_ct", "response_ct", "leaf_hash"):
+    for name in ("prompt_ct", "response_ct", "events_ct", "leaf_hash"):
         value = row.get(name)
         entry[name] = base64.b64encode(value).decode() if value is not None else None
     entry["seq"] = row.get("seq")

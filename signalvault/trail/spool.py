@@ -33,8 +33,10 @@ import orjson
 
 from signalvault.errors import StoreError
 from signalvault.store import Store
+from signalvault.store.run_queries import has_link
 from signalvault.store.sql import COMPLETE_RECORD, INSERT_DATA_KEY, INSERT_RECORD
 from signalvault.store.writer import WriteOp
+from signalvault.trail.linked import INSERT_LINK
 
 log = logging.getLogger("signalvault.spool")
 
@@ -43,6 +45,7 @@ STATEMENTS: dict[str, Any] = {
     "insert_record": INSERT_RECORD,
     "insert_data_key": INSERT_DATA_KEY,
     "complete_record": COMPLETE_RECORD,
+    "insert_link": INSERT_LINK,
 }
 _NAMES = {id(statement): name for name, statement in STATEMENTS.items()}
 _HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
@@ -187,6 +190,10 @@ def _not_yet_stored(store: Store, ops: list[WriteOp]) -> list[WriteOp]:
         if op.statement is INSERT_RECORD and store.get_record(op.params["id"]) is not None:
             continue
         if op.statement is INSERT_DATA_KEY and store.get_data_key(op.params["id"]) is not None:
+            continue
+        if op.statement is INSERT_LINK and has_link(
+            store.engine, op.params["call_id"], op.params["event_id"]
+        ):
             continue
         kept.append(op)
     return kept

@@ -43,10 +43,17 @@ def run_of(gateway: GatewayApp, run_id: str) -> dict[str, Any]:
     return run_detail(run_rows(gateway.services.store, run_id))
 
 
-def decrypted(gateway: GatewayApp, record_id: str) -> str:
+def decrypted(gateway: GatewayApp, event_id: str) -> str:
+    """The content of an event: a record's prompt, or the arguments or result of a tool call or
+    result held in a record."""
+    from signalvault.agents.runs import event_content
+
     assert gateway.services is not None
-    row = gateway.services.store.get_record(record_id)
-    assert row is not None
+    row = next(r for r in records(gateway) if r["id"] == event_id)
+    if "event_index" in row:
+        text = event_content(gateway.services.trail, row, {})
+        assert text is not None
+        return text
     content, _ = gateway.services.trail.decrypt(row)
     assert content is not None
     return content.decode()
@@ -248,8 +255,11 @@ async def test_export_by_run_without_content_holds_no_argument_or_result(
     store.flush()
     run_id = next(r["run_id"] for r in records(gateway) if r["session_id"] == "e1")
     rows = list(iter_rows(store, ExportFilter(run_id=run_id), with_content=False))
-    assert {r["kind"] for r in rows} == {"interaction", "tool_call", "tool_result"}
-    assert {r["run_id"] for r in rows} == {run_id} and len(rows) == 4
+    # Two model calls: the first holds the tool call, the second the result it sent back.
+    assert {r["kind"] for r in rows} == {"interaction"}
+    assert {r["run_id"] for r in rows} == {run_id} and len(rows) == 2
+    held = [orjson.loads(r["events"]) for r in sorted(rows, key=lambda r: r["created_at"])]
+    assert [[e["type"] for e in events] for events in held] == [["tool_call"], ["tool_result"]]
     assert canary.encode() not in orjson.dumps(rows, default=str)
 
 
@@ -260,7 +270,12 @@ async def test_erasing_the_end_user_erases_their_tool_events(oai, gateway):
         oai, stream=False, result="secret plans", headers={"X-SignalVault-User": "bob"}
     )
     assert gateway.services is not None
+    before = [r for r in records(gateway) if r["kind"] in ("tool_call", "tool_result")]
+    assert len(before) == 2
     erase_subject(gateway.services.store, gateway.services.trail, "bob", "test")
-    rows = [r for r in records(gateway) if r["kind"] in ("tool_call", "tool_result")]
+    # The records holding them are tombstones now: neither the events nor their content remain.
+    holders = {r["record_id"] for r in before}
+    rows = [r for r in records(gateway) if r["id"] in holders]
     assert len(rows) == 2
-    assert all(r["tombstoned_at"] is not None and r["prompt_ct"] is None for r in rows)
+    assert all(r["tombstoned_at"] is not None for r in rows)
+    assert all(r["events"] is None and r["events_ct"] is None for r in rows)

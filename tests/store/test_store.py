@@ -366,27 +366,30 @@ def test_the_checkpointer_runs_after_commits_and_rests_while_the_store_is_idle(t
 
 def test_tool_calls_are_found_by_their_call_id_index_whatever_the_store_holds(sqlite_store):
     """A tool result answering a call this process did not record is looked up on the request
-    path: through the call_id index, not by reading the project's records (SQLite chose that,
-    to spare a sort: ~50 ms at 100k records, growing with the store)."""
+    path: through the call_id index, not by reading the project's events (~50 ms at 100k
+    records when SQLite chose a project index, growing with the store)."""
     from sqlalchemy import event
 
     from signalvault.store.run_queries import tool_events
+    from signalvault.trail.linked import INSERT_LINK
 
-    calls = [("c1", "tool_call"), ("c2", "tool_result"), (None, "interaction")]
-    sqlite_store.writer.submit(
-        [
-            WriteOp(INSERT_RECORD, row(f"r{n}", project="p", call_id=call_id, kind=kind))
-            for n, (call_id, kind) in enumerate(calls * 50)
-        ]
-    )
+    calls = [("c1", "tool_call"), ("c2", "tool_result"), ("c3", "tool_call")]
+    link = {"project": "p", "run_id": None, "tool_name": "t"}
+    rows = [
+        link | {"call_id": c, "kind": k, "event_id": f"e{n}", "record_id": f"r{n}", "created_at": n}
+        for n, (c, k) in enumerate(calls * 50)
+    ]
+    sqlite_store.writer.submit([WriteOp(INSERT_LINK, r) for r in rows])
     seen: list[tuple[str, Any]] = []
     engine = sqlite_store.engine
     event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2:4]))
     found = tool_events(engine, "p", ["c1", "c2"])
     assert len(found) == 100 and {f["call_id"] for f in found} == {"c1", "c2"}
-    statement, params = seen[-1]
+    assert [f["created_at"] for f in found] == sorted(f["created_at"] for f in found)
+    assert tool_events(engine, "other", ["c1"]) == []
+    statement, params = seen[-2]
     with engine.connect() as conn:
         plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).fetchall()
-    assert [step[3] for step in plan if "audit_records" in step[3]] == [
-        "SEARCH audit_records USING INDEX ix_audit_records_call_id (call_id=?)"
+    assert [step[3] for step in plan if "tool_call_links" in step[3]] == [
+        "SEARCH tool_call_links USING INDEX ix_tool_call_links_call_id (call_id=?)"
     ]

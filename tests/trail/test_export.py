@@ -33,6 +33,7 @@ AWS_KEY = "AKIA" + "Q3VZ7TXK2MBN4PLD"
 FORMULA_USER = '=HYPERLINK("http://x.test")'
 BOOLS = {"stream", "has_content", "tokens_estimated", "content_erased"}
 NUMBERS = {
+    "tool_calls",
     "status_code",
     "prompt_tokens",
     "completion_tokens",
@@ -42,7 +43,7 @@ NUMBERS = {
     "policy_version",
     "seq",
 }
-NESTED = {"guardrails", "details", "attempts"}
+NESTED = {"guardrails", "details", "attempts", "events"}
 
 
 def set_columns(services, record_id: str, **values) -> None:

@@ -112,6 +112,41 @@ def app_trail_decrypt(stored, app):
         services.store.close()
 
 
+async def test_a_tool_loop_is_spooled_through_an_outage_with_its_events(
+    tmp_path, mock_provider, mock, monkeypatch
+):
+    """Tool calls and results held in their records, and their call-id rows, go through the
+    spool too (a statement the spool cannot carry would refuse the request with 503)."""
+    from sqlalchemy import func, select
+
+    from signalvault.store.schema import tool_call_links
+
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    ask = 'weather? [[mock:tool=get_weather {"city": "Oslo"}]]'
+    async with running_gateway(spooling(tmp_path, mock_provider)) as (app, c, key):
+        outage = Outage(app, monkeypatch)
+        auth = {"Authorization": f"Bearer {key}"}
+        first = await c.post("/v1/chat/completions", json=chat(ask, tools=tools), headers=auth)
+        assert first.status_code == 200, first.text
+        message = first.json()["choices"][0]["message"]
+        call_id = message["tool_calls"][0]["id"]
+        result = {"role": "tool", "tool_call_id": call_id, "content": "rain"}
+        body = chat(ask, tools=tools)
+        body["messages"] += [message, result]
+        second = await c.post("/v1/chat/completions", json=body, headers=auth)
+        assert second.status_code == 200, second.text
+        assert records(app) == []
+        outage.end()
+        await wait_replayed(app)
+        stored = records(app)
+        with app.services.store.engine.connect() as conn:
+            links = conn.execute(select(func.count()).select_from(tool_call_links)).scalar()
+    kinds = sorted(r["kind"] for r in stored)
+    assert kinds == ["interaction", "interaction", "tool_call", "tool_result"]
+    assert {r["call_id"] for r in stored if "event_index" in r} == {call_id}
+    assert links == 2
+
+
 async def test_a_full_spool_refuses_with_503_and_forwards_nothing(
     tmp_path, mock_provider, mock, monkeypatch
 ):

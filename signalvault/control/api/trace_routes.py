@@ -183,7 +183,9 @@ def get_trace(
     for project in {row["project"] for row in readable}:
         authz.require(who, "logs.content", project)
     # Fail closed: if the trail cannot take the read, no content is returned.
-    read: dict[str, Any] = {"run": run_id, "records": [row["id"] for row in readable]}
+    # The records read: a tool call or result held in a model call's record is read from it.
+    records = list(dict.fromkeys(row.get("record_id", row["id"]) for row in readable))
+    read: dict[str, Any] = {"run": run_id, "records": records}
     if reason is not None and reason.strip():
         read["reason"] = reason.strip()
     api.trail.record_event(CONTENT_READ, who.actor, read, project=rows[0]["project"])

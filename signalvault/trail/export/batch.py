@@ -1,6 +1,6 @@
 """The fast path of a metadata export: a batch of driver tuples to the encoder's records, with the
-stored JSON (guardrails, attempts, details) checked to be well-formed and passed through as it is
-stored instead of parsed and rendered again. It proves itself against the reference
+stored JSON (guardrails, attempts, events, details) checked to be well-formed and passed through
+as it is stored instead of parsed and rendered again. It proves itself against the reference
 (`record.stored_metadata`) byte for byte through the same encoder when it is created, and the
 exporter falls back to the reference if not.
 """
@@ -62,7 +62,7 @@ class BatchRenderer:
         )
         key, kind, guardrails, attempts = at["id"], at["kind"], at["guardrails"], at["attempts"]
         actor, details, seq, leaf = at["actor"], at["details"], at["seq"], at["leaf_hash"]
-        tombstoned, reason = at["tombstoned_at"], at["tombstone_reason"]
+        tombstoned, reason, events = at["tombstoned_at"], at["tombstone_reason"], at["events"]
         interaction, event = self._shapes[INTERACTION], self._shapes[_EVENT]
         records = []
         for row in rows:
@@ -79,6 +79,7 @@ class BatchRenderer:
             record["tokens_estimated"] = bool(record["tokens_estimated"])
             record["guardrails"] = _nested(row, guardrails, key, nested, _EMPTY_LIST)
             record["attempts"] = _nested(row, attempts, key, nested, _EMPTY_LIST)
+            record["events"] = _nested(row, events, key, nested, _EMPTY_LIST)
             if row[kind] != INTERACTION:
                 record["actor"] = row[actor]
                 record["details"] = _nested(row, details, key, nested, _EMPTY_OBJECT)
@@ -113,6 +114,7 @@ _USED = (
     "kind",
     "guardrails",
     "attempts",
+    "events",
     "actor",
     "details",
     "seq",

@@ -33,7 +33,7 @@ from signalvault.store.writer import describe_error
 BATCH = 500
 CONTENT_BATCH = 250
 PASSED = "pass"  # an evaluation with any other outcome means its rule found something
-CIPHERTEXT = ("prompt_ct", "response_ct")
+CIPHERTEXT = ("prompt_ct", "response_ct", "events_ct")
 # What a metadata export reads: every column it writes. Not the ciphertext, nor the data key's id
 # (only content exports use it); each column read costs about 1% of the export's time.
 METADATA_COLUMNS = tuple(c for c in audit_records.c if c.name not in (*CIPHERTEXT, "data_key_id"))

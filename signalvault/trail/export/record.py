@@ -54,7 +54,7 @@ def columns(include_content: bool) -> tuple[str, ...]:
 PROBES: tuple[dict[str, Any], ...] = (
     {
         **dict.fromkeys(EMPTY_ROW, "x"),
-        **dict.fromkeys(("status_code", "prompt_tokens", "total_tokens", "seq"), 7),
+        **dict.fromkeys(("status_code", "prompt_tokens", "total_tokens", "seq", "tool_calls"), 7),
         "kind": INTERACTION,
         "created_at": 1764115200.0004996,
         "completed_at": 1764115201.9999996,
@@ -65,6 +65,7 @@ PROBES: tuple[dict[str, Any], ...] = (
         "ttfb_ms": 0.005,
         "guardrails": '[{"rule":"pii","outcome":"pass"}]',
         "attempts": '[{"provider":"p"}]',
+        "events": '[{"id":"e","type":"tool_call","at":1.5,"outcome":"ok"}]',
         "leaf_hash": b"\x01\xff",
         "prompt_ct": b"\x00",
     },
@@ -127,6 +128,8 @@ class MetadataRenderer:
         record["guardrails"] = orjson.loads(guardrails) if guardrails else []
         attempts = row.get("attempts")
         record["attempts"] = orjson.loads(attempts) if attempts else []
+        events = row.get("events")
+        record["events"] = orjson.loads(events) if events else []
         if row.get("kind", INTERACTION) != INTERACTION:
             details = row.get("details")
             record["actor"] = row.get("actor")

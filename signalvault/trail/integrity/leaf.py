@@ -20,10 +20,21 @@ from signalvault.store.schema import audit_records
 from signalvault.trail.integrity.merkle import leaf_hash
 
 LEAF_VERSION = 1
-CIPHERTEXT_COLUMNS = frozenset({"prompt_ct", "response_ct"})
+CIPHERTEXT_COLUMNS = frozenset({"prompt_ct", "response_ct", "events_ct"})
 # Columns added to the table after LEAF_VERSION 1 (migration 0008 on): part of the leaf only when
 # not NULL. A new column must be added here (a test fails when the schema and this list disagree).
-ADDED_COLUMNS = frozenset({"classification", "run_id", "parent_id", "call_id", "tool_name"})
+ADDED_COLUMNS = frozenset(
+    {
+        "classification",
+        "run_id",
+        "parent_id",
+        "call_id",
+        "tool_name",
+        "events",
+        "events_ct",
+        "tool_calls",
+    }
+)
 LEAF_COLUMNS = tuple(str(c.name) for c in audit_records.c if c.name != "leaf_hash")
 # Position of every column in a row selected as `select(audit_records)` (table order).
 COLUMN_INDEX = {str(c.name): i for i, c in enumerate(audit_records.c)}

@@ -1,0 +1,161 @@
+"""Tool calls and results held in the record they were found in (trail.linked, migration 0013):
+sealed with it, found by call id from another process, and gone with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select, text
+
+from signalvault.agents.capture import ToolEvents
+from signalvault.app import GatewayApp
+from signalvault.crypto.master_key import load_master_key
+from signalvault.store.schema import tool_call_links
+from signalvault.trail.integrity.verify import verify_trail
+from tests.agents.loops import LOOPS
+from tests.conftest import records
+
+pytestmark = pytest.mark.anyio
+
+
+def held(gateway: GatewayApp, kind: str) -> dict[str, Any]:
+    return next(r for r in records(gateway) if r["kind"] == kind)
+
+
+def links(gateway: GatewayApp) -> list[dict[str, Any]]:
+    assert gateway.services is not None
+    with gateway.services.store.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(select(tool_call_links))]
+
+
+def sealed_and_verified(gateway: GatewayApp, settings: Any) -> str:
+    assert gateway.services is not None
+    gateway.services.store.flush()
+    gateway.services.sealer.seal()
+    master_key = load_master_key(settings.crypto, settings.store.data_dir)
+    return verify_trail(gateway.services.store, master_key, settings.audit).status
+
+
+async def test_a_loop_writes_no_record_per_event_and_one_link_per_event(oai, gateway):
+    step = await LOOPS["chat"](oai, stream=False, result="sunny")
+    kinds = [r["kind"] for r in records(gateway) if "event_index" not in r]
+    assert kinds == ["interaction", "interaction"]
+    call, result = held(gateway, "tool_call"), held(gateway, "tool_result")
+    assert call["record_id"] != result["record_id"]
+    assert sorted((r["kind"], r["event_id"], r["call_id"]) for r in links(gateway)) == [
+        ("tool_call", call["id"], step.call_id),
+        ("tool_result", result["id"], step.call_id),
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE audit_records SET events = replace(events, 'get_weather', 'get_secrets')",
+        "UPDATE audit_records SET events = NULL, events_ct = NULL, tool_calls = NULL",
+        "UPDATE audit_records SET tool_calls = 2 WHERE tool_calls = 1",
+    ],
+    ids=["renamed", "removed", "recounted"],
+)
+async def test_a_held_event_changed_after_its_seal_fails_verify(oai, gateway, settings, change):
+    await LOOPS["chat"](oai, stream=False, result="sunny")
+    assert sealed_and_verified(gateway, settings) == "intact"
+    assert gateway.services is not None
+    with gateway.services.store.engine.begin() as conn:
+        assert conn.execute(text(change)).rowcount
+    assert sealed_and_verified(gateway, settings) == "tampered"
+
+
+async def test_another_process_finds_a_call_by_its_id(oai, gateway):
+    """A result answering a call made through another replica (or before a restart): a new
+    call index has nothing in memory and finds the call in the store."""
+    step = await LOOPS["chat"](oai, stream=False, result="sunny")
+    call = held(gateway, "tool_call")
+    assert gateway.services is not None
+    fresh = ToolEvents(gateway.services.trail, gateway.services.store)
+    found = fresh.calls.find(call["project"], [step.call_id, "call_unknown"])
+    assert set(found) == {step.call_id}
+    known = found[step.call_id]
+    assert (known.record_id, known.run_id, known.tool_name) == (
+        call["id"],
+        call["run_id"],
+        "get_weather",
+    )
+    assert known.is_answered  # the result was recorded: history sent again is not new
+    assert fresh.latest.find(call["run_id"], "get_weather") == call["id"]
+    assert fresh.runs.get(call["run_id"]) == [2, 1]
+
+
+async def test_erasure_removes_the_call_links_of_the_subject(oai, gateway):
+    from signalvault.trail.erasure import erase_subject
+
+    await LOOPS["chat"](oai, stream=False, result="x", headers={"X-SignalVault-User": "carol"})
+    await LOOPS["chat"](oai, stream=False, result="y", headers={"X-SignalVault-User": "dave"})
+    assert len(links(gateway)) == 4
+    assert gateway.services is not None
+    erase_subject(gateway.services.store, gateway.services.trail, "carol", "test")
+    dave = {r["id"] for r in records(gateway) if r.get("end_user") == "dave"}
+    assert {r["record_id"] for r in links(gateway)} <= dave
+    assert len(links(gateway)) == 2
+
+
+async def test_retention_removes_the_call_links_of_expired_records(oai, gateway):
+    from signalvault.store.lifecycle import Cutoffs
+
+    await LOOPS["chat"](oai, stream=False, result="x")
+    assert gateway.services is not None
+    store = gateway.services.store
+    store.flush()
+    assert len(links(gateway)) == 2
+    future = Cutoffs(default=9e12)
+    ids = [r["id"] for r in store.find_expired(future, 100)]
+    assert store.tombstone_expired(future, ids, "retention", 1.0) == len(ids)
+    assert links(gateway) == []
+
+
+async def test_a_record_lists_the_events_it_holds_as_metadata(oai, gateway):
+    """What `logs --json`, `/api/logs` and exports show of a record: its events' metadata."""
+    from signalvault.trail.record_json import record_json
+
+    await LOOPS["chat"](oai, stream=False, result="result-canary-0b1d")
+    call = held(gateway, "tool_call")
+    holder = next(r for r in records(gateway) if r["id"] == call["record_id"])
+    shown = record_json(holder)
+    assert shown["tool_calls"] == 1
+    assert [(e["type"], e["id"], e["call_id"]) for e in shown["events"]] == [
+        ("tool_call", call["id"], call["call_id"])
+    ]
+    assert b"result-canary-0b1d" not in orjson.dumps(shown)
+
+
+async def test_a_result_through_another_postgres_replica_answers_the_call(
+    tmp_path, mock_provider, pg_url, mock
+):
+    """Two replicas on one PostgreSQL store: the call goes through one, its result through the
+    other, which finds the call by its id in the store; the records seal and verify."""
+    from signalvault.config import Secret
+    from tests.conftest import make_settings, running_gateway
+
+    settings = make_settings(tmp_path, mock_provider[1], database_url=Secret(pg_url))
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    ask = 'weather? [[mock:tool=get_weather {"city": "Lima"}]]'
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "tools": tools}
+    body["messages"] = [{"role": "user", "content": ask}]
+    async with (
+        running_gateway(settings) as (first, first_client, key),
+        running_gateway(settings) as (_, second_client, _),
+    ):
+        auth = {"Authorization": f"Bearer {key}"}
+        answer = await first_client.post("/v1/chat/completions", json=body, headers=auth)
+        message = answer.json()["choices"][0]["message"]
+        call_id = message["tool_calls"][0]["id"]
+        body["messages"] += [message, {"role": "tool", "tool_call_id": call_id, "content": "dry"}]
+        first.services.store.flush()  # the call's completion is written behind
+        answer = await second_client.post("/v1/chat/completions", json=body, headers=auth)
+        assert answer.status_code == 200, answer.text
+        call, result = held(first, "tool_call"), held(first, "tool_result")
+        assert result["parent_id"] == call["id"] and result["run_id"] == call["run_id"]
+        assert "flags" not in (orjson.loads(result["details"]) if result["details"] else {})
+        assert sealed_and_verified(first, settings) == "intact"
