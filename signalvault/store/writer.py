@@ -47,6 +47,10 @@ class WriteOp:
     # Synced when committed though no one waits for it (a refused request's record: evidence
     # that a guardrail or limit acted), where other write-behind batches may skip their fsync.
     must_sync: bool = False
+    # Its place among the batch's other statements does not matter (an insert into a table no
+    # other op of a batch reads or changes): it runs at the end of its transaction, in one
+    # executemany with the batch's others of its statement, instead of splitting the runs.
+    order_free: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,12 +371,15 @@ def _resolve(future: asyncio.Future[None], error: StoreError | None) -> None:
 
 def _runs(ops: list[WriteOp]) -> list[tuple[Any, list[dict[str, Any]]]]:
     runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    last: dict[int, tuple[Any, list[dict[str, Any]]]] = {}  # order-free ops, by statement
     for op in ops:
-        if runs and runs[-1][0] is op.statement:
+        if op.order_free:
+            last.setdefault(id(op.statement), (op.statement, []))[1].append(op.params)
+        elif runs and runs[-1][0] is op.statement:
             runs[-1][1].append(op.params)
         else:
             runs.append((op.statement, [op.params]))
-    return runs
+    return runs + list(last.values()) if last else runs
 
 
 def _has_unread_input(connection: Any) -> bool:

@@ -175,6 +175,7 @@ def link_ops(source: Source, linked: Sequence[Linked]) -> list[WriteOp]:
                 "tool_name": event.tool_name,
                 "created_at": event.created_at,
             },
+            order_free=True,
         )
         for event, _ in linked
         if event.call_id

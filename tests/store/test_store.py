@@ -393,3 +393,44 @@ def test_tool_calls_are_found_by_their_call_id_index_whatever_the_store_holds(sq
     assert [step[3] for step in plan if "tool_call_links" in step[3]] == [
         "SEARCH tool_call_links USING INDEX ix_tool_call_links_call_id (call_id=?)"
     ]
+
+
+def test_migration_0013_copies_the_call_ids_of_older_tool_event_records(tmp_path):
+    """Event records written before tool calls were held in their records keep answering: their
+    call ids are copied into tool_call_links, so a later result still finds its call."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from signalvault.store.run_queries import tool_events
+    from signalvault.store.sql import MIGRATIONS
+
+    path = tmp_path / "signalvault.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0012")
+        for record_id, kind, call_id in [
+            ("r1", "tool_call", "call_a"),
+            ("r2", "tool_result", "call_a"),
+            ("r3", "interaction", None),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_records (id, kind, created_at, project, outcome, is_stream,"
+                    " tokens_estimated, call_id, run_id, tool_name) VALUES (:id, :kind, 1.0, 'p',"
+                    " 'ok', 0, 0, :call_id, 'run-1', 'lookup')"
+                ),
+                {"id": record_id, "kind": kind, "call_id": call_id},
+            )
+    engine.dispose()
+    store = SqliteStore(path)
+    store.open()
+    found = tool_events(store.engine, "p", ["call_a"])
+    assert [(f["id"], f["kind"], f["run_id"], f["tool_name"]) for f in found] == [
+        ("r1", "tool_call", "run-1", "lookup"),
+        ("r2", "tool_result", "run-1", "lookup"),
+    ]
+    store.close()

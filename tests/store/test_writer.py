@@ -149,3 +149,49 @@ def test_rows_are_read_in_parameter_order_for_any_count_of_parameters():
     assert _values_in_order(("c", "a"))(row) == (3, 1)
     assert _values_in_order(("b",))(row) == (2,)
     assert _values_in_order(())(row) == ()
+
+
+def test_a_batch_with_order_free_operations_keeps_the_order_of_the_others(tmp_path):
+    """Records, their call-id rows (order-free) and updates of the records, interleaved: every
+    update still finds the insert it changes."""
+    from sqlalchemy import bindparam, update
+
+    from signalvault.store.schema import audit_records
+    from signalvault.trail.linked import INSERT_LINK
+
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    rename = (
+        update(audit_records)
+        .where(audit_records.c.id == bindparam("_id"))
+        .values(model_requested=bindparam("model_requested"))
+    )
+    link = {"project": None, "kind": "tool_call", "run_id": None, "tool_name": "t"}
+    ops = []
+    for n in range(3):
+        ops.append(WriteOp(INSERT_RECORD, row(f"r{n}")))
+        values = {"call_id": f"c{n}", "event_id": f"e{n}", "record_id": f"r{n}", "created_at": n}
+        ops.append(WriteOp(INSERT_LINK, link | values, order_free=True))
+        ops.append(WriteOp(rename, {"_id": f"r{n}", "model_requested": f"m{n}"}))
+    sqlite_store.writer.submit(ops)
+    with sqlite_store.engine.connect() as conn:
+        models = conn.exec_driver_sql("SELECT model_requested FROM audit_records").all()
+        links = conn.exec_driver_sql("SELECT count(*) FROM tool_call_links").scalar()
+    assert sorted(m for (m,) in models) == ["m0", "m1", "m2"] and links == 3
+    sqlite_store.close()
+
+
+def test_order_free_ops_are_grouped_at_the_end_of_their_batch():
+    from signalvault.store.writer import _runs
+
+    a, b, free = object(), object(), object()
+    ops = [
+        WriteOp(a, {"n": 1}),
+        WriteOp(free, {"n": 2}, order_free=True),
+        WriteOp(a, {"n": 3}),
+        WriteOp(b, {"n": 4}),
+        WriteOp(free, {"n": 5}, order_free=True),
+        WriteOp(a, {"n": 6}),
+    ]
+    runs = [(statement, [p["n"] for p in rows]) for statement, rows in _runs(ops)]
+    assert runs == [(a, [1, 3]), (b, [4]), (a, [6]), (free, [2, 5])]
