@@ -46,7 +46,7 @@ TRAIN_FILES = {
 _WORD = "w="  # the word itself (the other lexical features are its letter pieces)
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.0}  # fmt: skip
+            "dropout": 0.4}  # fmt: skip
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
