@@ -13,6 +13,9 @@ A fourth split, `fresh2`, replaced it that day, before any change of that sessio
 another hash slice of the same two corpora, disjoint from `fresh` (see `is_fresh2`), cut out of
 the PERSON model's training and measured once at the end of a change, summary rows only; the
 model's settings are chosen by cross-validation on the training data (training/cv_person.py).
+Its scores informed that session's report, so it too went back into training; a fifth split,
+`fresh3`, replaced it later that day, before any change of the next session was measured
+(see `is_fresh3`), held out and measured the same way.
 Values come from Faker's locale providers and python-stdnum (random digits kept when the
 validator accepts them), never from the detectors under test. Records use the shared formats
 (`entities` / `secrets`, `meta.labels_complete_for`), so ../shared/eval/score.py scores them.
@@ -33,7 +36,8 @@ from faker import Faker
 from heldout_secrets import secret_records
 from heldout_values import ID_VALUES, LOOKALIKES, id_value
 
-SPLITS = ("tune", "untouched", "fresh", "fresh2")
+SPLITS = ("tune", "untouched", "fresh", "fresh2", "fresh3")
+FRESH_SPLITS = ("fresh", "fresh2", "fresh3")
 _SEEDS = {"tune": 1013, "untouched": 7919}
 
 # {label} is the identifier's name in its country ("SIN", "NHS number"); {v} the value.
@@ -235,6 +239,7 @@ FRESH_SOURCES = {
 
 
 FRESH2_SHARE = 8  # of the records `fresh` leaves: about 10% of the two corpora
+FRESH3_SHARE = 7  # of the records `fresh` and `fresh2` leave: about 10% again
 
 
 def is_fresh(text: str) -> bool:
@@ -244,7 +249,7 @@ def is_fresh(text: str) -> bool:
 
 
 def is_fresh2(text: str) -> bool:
-    """True when the record belongs to the fresh2 split (training/train_person.py skips it).
+    """True when the record belongs to the fresh2 split (retired: trained on since fresh3).
 
     Disjoint from `fresh`, whose scores have been read; another salt, so the two are independent.
     """
@@ -252,6 +257,24 @@ def is_fresh2(text: str) -> bool:
         return False
     digest = hashlib.sha256(("fresh2|" + text).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % FRESH2_SHARE == 0
+
+
+def is_fresh3(text: str) -> bool:
+    """True when the record belongs to the fresh3 split (training/train_person.py skips it).
+
+    Disjoint from `fresh` and `fresh2`, whose scores have been read; a salt of its own.
+    """
+    if is_fresh(text) or is_fresh2(text):
+        return False
+    digest = hashlib.sha256(("fresh3|" + text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % FRESH3_SHARE == 0
+
+
+_FRESH_CHOICE: dict[str, Callable[[str], bool]] = {
+    "fresh": is_fresh,
+    "fresh2": is_fresh2,
+    "fresh3": is_fresh3,
+}
 
 
 def person_spans(text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -270,10 +293,10 @@ def fresh_records(data: Path, source: str, split: str = "fresh") -> list[dict[st
     E, G and the first half of H; WNUT-17 train). Both CC-BY-4.0, marked for training and tuning
     in ../shared/eval/PROVENANCE.md; cut out of training when this split was defined (stop 19),
     before any tuning of that session. Handles are unlabelled, as in the other informal sets.
-    `split` "fresh2": the slice that replaced it (see the module docstring).
+    `split` "fresh2", "fresh3": the slices that replaced it in turn (see the module docstring).
     """
     file, btc_split = FRESH_SOURCES[source]
-    chosen = is_fresh2 if split == "fresh2" else is_fresh
+    chosen = _FRESH_CHOICE[split]
     out = []
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
@@ -297,7 +320,7 @@ BUILDERS: dict[str, Callable[[str], list[dict[str, Any]]]] = {
 
 def build(split: str, data: Path | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(file name, records) for every held-out set of `split`."""
-    if split in ("fresh", "fresh2"):
+    if split in FRESH_SPLITS:
         for source, (file, _) in FRESH_SOURCES.items():
             if data is not None and (data / file).exists():
                 records = fresh_records(data, source, split)

@@ -4,7 +4,7 @@ looking at any held-out set.
     .venv/bin/python training/cv_person.py [--data /work/shared/eval] [--folds 4] [--json]
 
 The records training/train_person.py trains on (the two corpora, less bench/heldout.py's
-`fresh2` slice) are cut into folds by a hash of the text (repeats land in the same fold). For
+`fresh3` slice) are cut into folds by a hash of the text (repeats land in the same fold). For
 each fold, both models are trained as train_person.py trains them, on the other folds and the
 synthetic sentences, and the whole PII detector (rules, model, addresses, the engine's 0.5
 threshold) scans the fold. PERSON precision and recall (any character overlap, as score.py
@@ -58,7 +58,9 @@ def tally(
     row[3] += len(golds)
 
 
-def cross_validate(data: Path, folds: int) -> Counts:
+def cross_validate(data: Path, folds: int, by_corpus: bool = False) -> Counts:
+    """Pooled counts over `folds` hash folds; `by_corpus`: two folds instead, each corpus
+    scanned by models trained on the other one (a change of text source, as new text brings)."""
     lexicon = load_lexicon()
     rules = NameRules(lexicon)
     recs = corpus_records(data)
@@ -67,9 +69,14 @@ def cross_validate(data: Path, folds: int) -> Counts:
     names = detector._names  # the model is swapped per fold
     assert isinstance(names, PersonDetector)
     counts: Counts = {}
+
+    def fold_at(rec: dict[str, Any]) -> int:
+        return ("btc", "wnut").index(corpus(rec)) if by_corpus else fold_of(rec["text"], folds)
+
+    folds = 2 if by_corpus else folds
     for fold in range(folds):
-        train = [r for r in recs if fold_of(r["text"], folds) != fold]
-        test = [r for r in recs if fold_of(r["text"], folds) == fold]
+        train = [r for r in recs if fold_at(r) != fold]
+        test = [r for r in recs if fold_at(r) == fold]
         weights, _ = fit(lexicon, rules, train + synthetic)
         names.model = PersonModel(lexicon, weights)
         for threshold, veto in itertools.product(THRESHOLDS, VETOES):
@@ -107,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--json", action="store_true", help="print the counts as JSON")
+    ap.add_argument("--by-corpus", action="store_true", help="train on one corpus, scan the other")
     ap.add_argument(
         "--set",
         action="append",
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         if key not in train_person.SETTINGS:
             ap.error(f"no setting {key!r}; known: {', '.join(train_person.SETTINGS)}")
         train_person.SETTINGS[key] = type(train_person.SETTINGS[key])(value)
-    counts = cross_validate(args.data, args.folds)
+    counts = cross_validate(args.data, args.folds, args.by_corpus)
     print(json.dumps(counts, sort_keys=True) if args.json else report(counts))
     return 0
 
