@@ -30,8 +30,8 @@ per kind and round, the requests, then their seal) for `callgrind_annotate`.
 
 Separate runs of the same code differ by more than their rounds do (up to ~0.7 point of
 overhead): Python's hash seed, random per process, changes dict and set layouts. Two runs with
-the same PYTHONHASHSEED agreed within 0.05 point (+5.50%, +5.55%). `--seeds 1,2,3` runs once per seed and prints
-the medians, which is what to compare between two versions of the code.
+the same PYTHONHASHSEED agreed within 0.05 point (+5.50%, +5.55%). `--seeds 1,2,3` runs once per
+seed and prints the medians, which is what to compare between two versions of the code.
 """
 
 from __future__ import annotations
