@@ -24,10 +24,9 @@ def tool_events(
     """Tool calls and results with these call ids in one project, oldest first: `id` is the
     event's, as in the record that holds it (or the event's own record, before migration 0013).
 
-    Only the call id may choose the index: with project as a plain column SQLite could pick
-    another index and read every event of the project (~50 ms at 100k, on the request path, for
-    each result answering a call this process did not record). Wrapped in an expression, it
-    only filters what the call_id index finds.
+    Runs on the request path (a result answering a call this process did not record), through
+    the table's one index, on call id; the project only filters what it finds (compared through
+    coalesce so that "no project" matches itself).
     """
     t = tool_call_links.c
     query = select(

@@ -288,9 +288,7 @@ class AuditTrail:
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
         has_new_key = len(ops) > 1
-        links = hold(interaction, ops[-1].params, linked)
-        own = list(ops)
-        ops += links
+        ops += hold(interaction, ops[-1].params, linked)
         self._notify(interaction)
         self._notify_linked(linked)
         if not has_new_key:
@@ -298,7 +296,7 @@ class AuditTrail:
             self._write_later([replace(op, must_sync=True) for op in ops])
             return
         await self._write_ahead(ops)
-        self._remember_new_key(interaction, own)
+        self._remember_new_key(interaction, ops)
 
     async def _write_ahead(self, ops: list[WriteOp]) -> None:
         """Commit `ops` durably: to the store, or to the spool while the store fails."""
