@@ -270,6 +270,11 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                 seals: dict[str, list[float]] = {"tool": [], "plain": []}
                 for number in range(args.rounds):
                     for kind in ("plain", "tool") if number % 2 else ("tool", "plain"):
+                        # Each round starts from the same garbage-collector state, so that the
+                        # collections its own allocations call for fall in it: an older
+                        # generation's collection left over from the round before cost up to
+                        # ~60k instructions per request of whichever kind it fell in.
+                        gc.collect()
                         callgrind.start()
                         for _ in range(0, args.pairs, args.concurrency):
                             # `--concurrency` pairs at once: their writes share commits, as
