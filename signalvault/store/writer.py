@@ -37,10 +37,10 @@ log = logging.getLogger("signalvault.store")
 RETRY_SECONDS = 0.001
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs five times as much, per record
 class WriteOp:
     """One statement and its parameters; consecutive ops with the same statement run as one
-    executemany, in submission order."""
+    executemany, in submission order. A value: `dataclasses.replace` it, never change it."""
 
     statement: Any
     params: dict[str, Any]
