@@ -7,23 +7,37 @@ import os
 import threading
 import time
 
-_last_id = 0  # the 122 non-version bits of this process's newest record id
+_RANDOM_BITS = 74  # rand_a (12) and rand_b (62) of RFC 9562's layout
+_RAND_B_MASK = (1 << 62) - 1
+# (millisecond, 74 bits) of this process's newest id: fresh random bits in each new millisecond,
+# the previous bits plus one within the same one (RFC 9562 §6.2, method 2).
+_last = [0, 0]
 _id_lock = threading.Lock()
 
 
 def new_record_id() -> str:
     """A UUIDv7: time-ordered, so ids sort by creation and serve as a pagination cursor.
 
-    Strictly increasing within a process (RFC 9562 §6.2): in the same millisecond, random bits
-    alone would order records at random, so a listing could show an event before its cause.
+    Strictly increasing within a process: in the same millisecond, random bits alone would order
+    records at random, so a listing could show an event before its cause. A clock that steps
+    back keeps the newest id's millisecond. Bits kept as small ints and formatted with `%`: one
+    id is made per record and per tool event, and 128-bit arithmetic cost a third more.
     """
-    global _last_id
     millis = time.time_ns() // 1_000_000
-    candidate = (millis << 74) | (int.from_bytes(os.urandom(10), "big") >> 6)
     with _id_lock:
-        bits = _last_id = max(candidate, _last_id + 1)
-    # 48 bits of time, version 7, 12 bits, variant 0b10, 62 bits.
-    value = ((bits >> 74) << 80) | (0x7 << 76) | (((bits >> 62) & 0xFFF) << 64)
-    value |= (0b10 << 62) | (bits & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        if millis > _last[0]:
+            bits = int.from_bytes(os.urandom(10), "big") >> (80 - _RANDOM_BITS)
+        else:
+            millis = _last[0]
+            bits = _last[1] + 1
+            if bits >> _RANDOM_BITS:  # 2^74 ids in one millisecond: borrow the next one
+                millis, bits = millis + 1, 0
+        _last[0], _last[1] = millis, bits
+    rand_b = bits & _RAND_B_MASK
+    return "%08x-%04x-7%03x-%04x-%012x" % (  # noqa: UP031 (an f-string takes twice as long)
+        millis >> 16,
+        millis & 0xFFFF,
+        bits >> 62,
+        0x8000 | (rand_b >> 48),
+        rand_b & 0xFFFFFFFFFFFF,
+    )
