@@ -42,7 +42,7 @@ from signalvault.store import Store
 from signalvault.store.policy_queries import PolicyVersion
 from signalvault.store.writer import GroupCommitWriter
 from signalvault.trail.alerts import Alerts
-from signalvault.trail.audit import CANCELLED, TOOL_CALL, TOOL_RESULT, AuditTrail, Interaction
+from signalvault.trail.audit import CANCELLED, AuditTrail, Interaction
 from signalvault.trail.integrity.sealer import Sealer
 from signalvault.trail.rescue import Rescue
 from signalvault.trail.retention import scheduled_run
@@ -144,14 +144,13 @@ class GatewayApp:
         return self.services.runtime.alert_events()
 
     def _observe(self, interaction: Interaction) -> None:
-        """The audit trail's observer: every finished interaction (model call, MCP call, agent
-        event) feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span.
-        Tool calls and results are counted and alerted on with the model call that carried
-        them (its record holds their guardrail results too): they only become spans."""
-        if interaction.kind not in (TOOL_CALL, TOOL_RESULT):
-            self.metrics.observe(interaction)
-            self.alerts.observe(interaction)
-            self.evidence.observe(interaction)
+        """The audit trail's observer: every finished interaction (model call, MCP call, span)
+        feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span. Tool calls
+        and results are counted and alerted on with the model call that carried them (its record
+        holds their guardrail results too): they only become spans (`event_observer`)."""
+        self.metrics.observe(interaction)
+        self.alerts.observe(interaction)
+        self.evidence.observe(interaction)
         if self.telemetry is not None:
             self.telemetry.observe(interaction)
 
@@ -162,6 +161,8 @@ class GatewayApp:
             self.telemetry = open_span_export(self.settings, self.metrics.count_spans)
         self.services = await asyncio.to_thread(open_services, self.settings)
         self.services.trail.observer = self._observe
+        if self.telemetry is not None:
+            self.services.trail.event_observer = self.telemetry.observe_event
         self.services.trail.classifier = self.evidence.classifier
         self.evidence.attach(self.services.incidents)
         await asyncio.to_thread(

@@ -11,7 +11,7 @@ and results are content: encrypted under the end user's data key, like the promp
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +41,13 @@ from signalvault.store import Store
 from signalvault.store.run_queries import latest_tool_call, run_counts, run_of_trace, tool_events
 from signalvault.trail.audit import (
     BLOCKED,
-    OK,
     TOOL_CALL,
     TOOL_RESULT,
     AuditTrail,
     Interaction,
+    new_record_id,
 )
-from signalvault.trail.linked import Linked
+from signalvault.trail.linked import Linked, ToolEvent
 
 UNMATCHED = "unmatched"  # a result answering no call the gateway saw (history the client wrote)
 SPOTLIGHTED = "spotlighted"
@@ -70,7 +70,7 @@ class AgentTurn:
     interaction: Interaction
     offered: list[str]
     results: list[ToolResult] = field(default_factory=list)
-    events: list[Interaction] = field(default_factory=list)  # one tool_result per new result
+    events: list[ToolEvent] = field(default_factory=list)  # one tool_result per new result
 
 
 class ToolEvents:
@@ -116,7 +116,7 @@ class ToolEvents:
                 interaction.run_id = call.run_id  # history sent again still names its run
             if call is not None and call.is_answered:
                 continue  # history: recorded when it was first sent
-            event = self._event(interaction, TOOL_RESULT, result.call_id)
+            event = ToolEvent(TOOL_RESULT, interaction, result.call_id, new_record_id(), now)
             event.details = {"result_bytes": len(result.content.encode())}
             if call is None or call.record_id is None:
                 event.details["flags"] = [UNMATCHED]
@@ -140,29 +140,11 @@ class ToolEvents:
             # No session, no trace, no earlier call: a run of its own, which the calls the model
             # asks for now (and the results answering them) will join.
             interaction.run_id = run_of_record(interaction.id)
-        for event in turn.events:
-            event.run_id = interaction.run_id
         for entry in answered:
             entry.run_id = interaction.run_id
         if turn.events:
             interaction.parent_id = turn.events[-1].id
         return turn
-
-    def _event(self, interaction: Interaction, kind: str, call_id: str | None) -> Interaction:
-        return Interaction(
-            api=interaction.api,
-            kind=kind,
-            key=interaction.key,
-            end_user=interaction.end_user,
-            session_id=interaction.session_id,
-            trace_id=interaction.trace_id,
-            run_id=interaction.run_id,
-            call_id=call_id,
-            model_requested=interaction.model_requested,
-            provider=interaction.provider,
-            policy_version=interaction.policy_version,
-            outcome=OK,
-        )
 
     def admit(
         self, interaction: Interaction, turn: AgentTurn | None, policy: ToolPolicy, context: Context
@@ -198,17 +180,19 @@ class ToolEvents:
         self,
         turn: AgentTurn,
         policy: ToolPolicy,
-        context: Context,
+        context: Callable[[], Context],
         slots: Sequence[tuple[Any, Any]],
         verdict: Verdict | None,
     ) -> tuple[GuardrailBlocked | None, bool]:
         """The tool_result rules over the new results, each result's own guardrail results on
-        its event, and spotlighting. Returns (the block, if any; whether the payload changed)."""
+        its event, and spotlighting. Returns (the block, if any; whether the payload changed).
+        `context` is only asked for when the policy has tool-result rules."""
         if not turn.results:
             return None, False
         judged = None
         if policy.has_result_rules:
-            judged = policy.judge_results([r.content for r in turn.results], context)
+            rules_context = context()
+            judged = policy.judge_results([r.content for r in turn.results], rules_context)
         # Attribution walks the result's JSON: only worth it when a scan found something (a
         # rule that found nothing in an event is left out of the event's results).
         own = hits_by_segment(judged) if judged is not None and judged.findings else {}
@@ -237,7 +221,7 @@ class ToolEvents:
                 f"found {', '.join(kinds)}."
             )
             return GuardrailBlocked(message, rules=rules, kinds=kinds), False
-        return None, _spotlight(turn, policy.spotlight_rules(context))
+        return None, _spotlight(turn, policy.spotlight_rules(rules_context))
 
     def result_events(self, turn: AgentTurn | None) -> list[Linked]:
         """The turn's tool_result events with their content, to be recorded with the request
@@ -246,7 +230,6 @@ class ToolEvents:
             return []
         linked: list[Linked] = []
         for result, event in zip(turn.results, turn.events, strict=True):
-            event.policy_version = turn.interaction.policy_version
             linked.append((event, _result_content(result).encode()))
         return linked
 
@@ -256,12 +239,14 @@ class ToolEvents:
 
     # -- responses ----------------------------------------------------------------------------
     def judge_calls(
-        self, calls: Sequence[ToolCall], policy: ToolPolicy, context: Context
+        self, calls: Sequence[ToolCall], policy: ToolPolicy, context: Callable[[], Context]
     ) -> tuple[list[list[Evaluation]], HTTPError | None]:
-        """Each call's tool-policy evaluations, and the refusal of the response if one blocks."""
+        """Each call's tool-policy evaluations, and the refusal of the response if one blocks.
+        `context` is only asked for when the policy has tool-call rules."""
         if not policy.has_call_rules:
             return [[] for _ in calls], None
-        judged = [policy.judge_call(c.name, c.arguments, context) for c in calls]
+        rules_context = context()
+        judged = [policy.judge_call(c.name, c.arguments, rules_context) for c in calls]
         error: HTTPError | None = None
         blocked = [e for evaluations in judged for e in evaluations if e.outcome == "blocked"]
         if any(NOT_ALLOWED in e.kinds for e in blocked):
@@ -287,17 +272,21 @@ class ToolEvents:
         recorded with the model call's outcome (of the answer's class, set as it is written)."""
         project = interaction.key.project if interaction.key else None
         linked: list[Linked] = []
+        now = time.time()
         for call, summary in zip(calls, evaluations, strict=True):
-            event = self._event(interaction, TOOL_CALL, call.call_id)
-            event.parent_id = interaction.id
-            event.tool_name = call.name
-            event.evaluations = list(summary)
-            event.policy_version = interaction.policy_version
-            event.outcome = (
-                BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome
-            )
             arguments = call.arguments.encode()
-            event.details = {"position": call.position, "arguments_bytes": len(arguments)}
+            event = ToolEvent(
+                TOOL_CALL,
+                interaction,
+                call.call_id,
+                new_record_id(),
+                now,
+                interaction.id,
+                call.name,
+                BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome,
+                list(summary),
+                {"position": call.position, "arguments_bytes": len(arguments)},
+            )
             linked.append((event, arguments))
             if interaction.run_id is not None and call.name:
                 self.latest.remember(interaction.run_id, call.name, event.id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -202,7 +203,11 @@ class Proxy:
         body = screened.forward
         if turn is not None and turn.results and self._agents is not None:
             blocked, changed = self._agents.screen_results(
-                turn, screen.tools, screen.context(interaction), screened.slots, screened.verdict
+                turn,
+                screen.tools,
+                partial(screen.context, interaction),
+                screened.slots,
+                screened.verdict,
             )
             if blocked is not None:
                 await self._reject(send, interaction, blocked, screened.stored, BLOCKED, turn)
@@ -237,7 +242,9 @@ class Proxy:
         if self._agents is not None:
             self._agents.count_model_call(interaction)
             if turn is not None:
-                tools = ToolSide(self._agents, turn, screen.tools, screen.context(interaction))
+                tools = ToolSide(
+                    self._agents, turn, screen.tools, partial(screen.context, interaction)
+                )
         try:
             await self._forward(
                 send,

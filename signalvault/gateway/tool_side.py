@@ -8,6 +8,7 @@ request pays nothing here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +38,15 @@ class ToolSide:
     events: ToolEvents
     turn: AgentTurn
     policy: ToolPolicy
-    context: Context
+    make_context: Callable[[], Context]  # called once, if a tool rule is to be judged
+    _context: Context | None = None
     _judged: dict[int, list[Evaluation]] = field(default_factory=dict)  # by call position
     _shares: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # of the output scan
+
+    def context(self) -> Context:
+        if self._context is None:
+            self._context = self.make_context()
+        return self._context
 
     # -- JSON ---------------------------------------------------------------------------------
     def calls_in(self, interaction: Interaction, parsed: Any) -> list[ToolCall]:
@@ -86,7 +93,7 @@ class ToolSide:
     def stream_judge(self, assembler: StreamAssembler) -> ArgumentJudge | None:
         """A judge for the stream guard when a tool-call rule may block: each call's arguments
         are held until complete, then judged with the name its first event gave."""
-        if not self.policy.blocks_calls(self.context):
+        if not self.policy.has_call_rules or not self.policy.blocks_calls(self.context()):
             return None
 
         def judge(index: int, arguments: str) -> HTTPError | None:

@@ -30,7 +30,7 @@ from signalvault.store.sql import (
 from signalvault.store.writer import WriteOp
 from signalvault.trail.linked import TOOL_CALL as TOOL_CALL  # re-exported: event kinds
 from signalvault.trail.linked import TOOL_RESULT as TOOL_RESULT
-from signalvault.trail.linked import Linked, decrypt_events, encrypted_with, hold
+from signalvault.trail.linked import Linked, ToolEvent, decrypt_events, encrypted_with, hold
 from signalvault.trail.record_ids import new_record_id as new_record_id  # re-exported
 from signalvault.trail.spool import Spool
 
@@ -182,6 +182,8 @@ class AuditTrail:
         self._keys_version = store.keys_version()
         # Told about every finished interaction (completed or rejected): metrics and alerts.
         self.observer = observer
+        # Told about every tool call and result recorded (OTel export; unset, none is built).
+        self.event_observer: Callable[[ToolEvent], None] | None = None
         self._open: dict[str, Interaction] = {}  # written ahead, outcome not yet queued
         # Gives each interaction its data class (SPEC §7c) when written and completed (app.py).
         self.classifier: Callable[[Interaction], str] | None = None
@@ -197,9 +199,14 @@ class AuditTrail:
             log.error("audit observer failed", extra={"error": type(exc).__name__})
 
     def _notify_linked(self, linked: Sequence[Linked]) -> None:
-        for event, _ in linked:  # agent events are finished records too (OTel export)
-            if isinstance(event, Interaction):
-                self._notify(event)
+        observer = self.event_observer
+        if observer is None or not linked:
+            return
+        for event, _ in linked:
+            try:
+                observer(event)
+            except Exception as exc:  # telemetry must never fail a request
+                log.error("audit event observer failed", extra={"error": type(exc).__name__})
 
     @property
     def master_keys(self) -> MasterKeys:

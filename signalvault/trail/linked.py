@@ -14,6 +14,7 @@ where a later result finds its call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -43,34 +44,9 @@ _SHARED = (
 )
 
 
-class Event(Protocol):
-    """A tool call or result (audit.Interaction is one; named here so this module needs no
-    audit)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def created_at(self) -> float: ...
-    @property
-    def parent_id(self) -> str | None: ...
-    @property
-    def call_id(self) -> str | None: ...
-    @property
-    def tool_name(self) -> str | None: ...
-    @property
-    def run_id(self) -> str | None: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def evaluations(self) -> list[dict[str, Any]]: ...
-    @property
-    def details(self) -> dict[str, Any] | None: ...
-
-
 class Source(Protocol):
-    """The record the events are held in."""
+    """The record the events are held in (audit.Interaction; named here so this module needs no
+    audit)."""
 
     @property
     def id(self) -> str: ...
@@ -78,8 +54,36 @@ class Source(Protocol):
     def cipher(self) -> Cipher | None: ...
     @property
     def key(self) -> Any: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def trace_id(self) -> str | None: ...
 
     held: list[Linked] | None  # what it holds so far (its completion writes them again)
+
+
+@dataclass(slots=True)
+class ToolEvent:
+    """A tool call or result, held in the record of `holder`, whose run, session, trace, key
+    and model it shares. Lean on purpose: one is made per call and per result, on the request
+    path, and a full Interaction cost ~3x as much to build."""
+
+    kind: str  # TOOL_CALL or TOOL_RESULT
+    holder: Source
+    call_id: str | None
+    id: str
+    created_at: float
+    parent_id: str | None = None
+    tool_name: str | None = None
+    outcome: str = "ok"
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # guardrail results
+    details: dict[str, Any] | None = None  # metadata, never content
+
+    @property
+    def run_id(self) -> str | None:
+        return self.holder.run_id
 
 
 class Record(Protocol):
@@ -99,7 +103,7 @@ class Record(Protocol):
     def metadata(self) -> dict[str, Any]: ...
 
 
-Linked = tuple[Event, bytes | None]  # an agent event and its content (to encrypt)
+Linked = tuple[ToolEvent, bytes | None]  # an agent event and its content (to encrypt)
 
 
 def hold(

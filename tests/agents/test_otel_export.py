@@ -152,7 +152,8 @@ def test_a_tool_call_event_hangs_under_its_model_call():
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from signalvault.agents.telemetry.exporter import SpanExport
-    from signalvault.trail.audit import OK, TOOL_CALL, Interaction
+    from signalvault.trail.audit import TOOL_CALL, Interaction, new_record_id
+    from signalvault.trail.linked import ToolEvent
 
     memory = InMemorySpanExporter()
     counted: list[tuple[str, int]] = []
@@ -160,12 +161,10 @@ def test_a_tool_call_event_hangs_under_its_model_call():
         telemetry("http://127.0.0.1:9"), {}, lambda o, n: counted.append((o, n)), memory
     )
     model_call = Interaction(api="chat", run_id="s-abc")
-    tool_call = Interaction(
-        api="chat", kind=TOOL_CALL, run_id="s-abc", parent_id=model_call.id,
-        tool_name="get_weather", call_id="call_42",
-    )  # fmt: skip
-    tool_call.outcome = OK
-    export.observe(tool_call)
+    tool_call = ToolEvent(
+        TOOL_CALL, model_call, "call_42", new_record_id(), 1.0, model_call.id, "get_weather"
+    )
+    export.observe_event(tool_call)
     export.shutdown()
     [span] = memory.get_finished_spans()
     assert span.name == "execute_tool get_weather"

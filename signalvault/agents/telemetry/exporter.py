@@ -23,14 +23,14 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from signalvault import __version__
-from signalvault.agents.telemetry.ids import span_id_of, trace_id_of
+from signalvault.agents.telemetry.ids import Traced, span_id_of, trace_id_of
 from signalvault.config import Settings, TelemetrySettings
-from signalvault.trail.audit import MCP_CALL, OK, TOOL_CALL, TOOL_RESULT, UNKNOWN, Interaction
+from signalvault.trail.audit import MCP_CALL, OK, UNKNOWN, Interaction
+from signalvault.trail.linked import ToolEvent
 
 log = logging.getLogger("signalvault.telemetry")
 EXPORTED, FAILED, DROPPED = "exported", "failed", "dropped"
 _OPERATIONS = {"chat": "chat", "messages": "chat", "responses": "chat", "embeddings": "embeddings"}
-_TOOL_KINDS = frozenset({MCP_CALL, TOOL_CALL, TOOL_RESULT})
 _CONTENT_KEPT = 256  # MCP calls whose content waits for their span (capture_content only)
 _SCOPE = InstrumentationScope("signalvault", __version__)
 
@@ -99,29 +99,66 @@ class SpanExport:
         """Queue the span of a finished record (the audit trail's observer calls this)."""
         if interaction.outcome == UNKNOWN:
             return
-        if interaction.kind in _TOOL_KINDS:
-            name, attributes = self._tool(interaction)
+        if interaction.kind == MCP_CALL:  # (tool calls and results: `observe_event`)
+            name, attributes = self._mcp(interaction)
         else:
             name, attributes = self._model(interaction)
-        attributes.update(_common(interaction))
-        failed = interaction.outcome != OK
-        if failed:
-            attributes["error.type"] = interaction.error_code or interaction.outcome
-        start = int(interaction.created_at * 1e9)
-        trace = int(trace_id_of(interaction), 16)
+        attributes.update(_common(interaction, interaction.id, interaction.outcome))
+        _put(attributes, "http.response.status_code", interaction.status_code)
         parent = interaction.parent_span or (
             span_id_of(interaction.parent_id) if interaction.parent_id else None
         )
+        self._submit(
+            name,
+            attributes,
+            interaction,
+            interaction.id,
+            parent,
+            interaction.created_at,
+            interaction.elapsed_ms(),
+            interaction.error_code,
+        )
+
+    def observe_event(self, event: ToolEvent) -> None:
+        """Queue the span of a tool call or result (the audit trail's event observer), in the
+        trace of the record holding it, under the record it follows from."""
+        attributes: dict[str, Any] = {"gen_ai.operation.name": "execute_tool"}
+        _put(attributes, "gen_ai.tool.name", event.tool_name)
+        _put(attributes, "gen_ai.tool.call.id", event.call_id)
+        attributes["signalvault.event"] = event.kind
+        attributes.update(_common(event.holder, event.id, event.outcome))
+        name = f"execute_tool {event.tool_name or event.kind}"
+        parent = span_id_of(event.parent_id) if event.parent_id else None
+        self._submit(name, attributes, event.holder, event.id, parent, event.created_at)
+
+    def _submit(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        traced: Traced,
+        record_id: str,
+        parent: str | None,
+        created_at: float,
+        elapsed_ms: float = 0.0,
+        error_code: str | None = None,
+    ) -> None:
+        """Queue one span of the record `record_id` in `traced`'s trace, under span `parent`."""
+        outcome = attributes["signalvault.outcome"]
+        failed = outcome != OK
+        if failed:
+            attributes["error.type"] = error_code or outcome
+        start = int(created_at * 1e9)
+        trace = int(trace_id_of(traced), 16)
         span = ReadableSpan(
             name=name,
-            context=_context(trace, int(span_id_of(interaction.id), 16)),
+            context=_context(trace, int(span_id_of(record_id), 16)),
             parent=_context(trace, int(parent, 16), remote=True) if parent else None,
             resource=self._resource,
             attributes=attributes,
             kind=SpanKind.CLIENT,
             status=Status(StatusCode.ERROR) if failed else Status(StatusCode.UNSET),
             start_time=start,
-            end_time=start + int(interaction.elapsed_ms() * 1e6),
+            end_time=start + int(elapsed_ms * 1e6),
             instrumentation_scope=_SCOPE,
         )
         self._counting.submit(self._settings.queue_size)
@@ -143,19 +180,18 @@ class SpanExport:
         _put(attributes, "gen_ai.usage.output_tokens", interaction.completion_tokens)
         return f"{operation} {interaction.model_requested or ''}".strip(), attributes
 
-    def _tool(self, interaction: Interaction) -> tuple[str, dict[str, Any]]:
+    def _mcp(self, interaction: Interaction) -> tuple[str, dict[str, Any]]:
         details = interaction.details or {}
         method = details.get("method")
-        is_tool = interaction.kind != MCP_CALL or method == "tools/call"
+        is_tool = method == "tools/call"
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "execute_tool" if is_tool else str(method or "mcp")
         }
         _put(attributes, "gen_ai.tool.name", interaction.tool_name)
         _put(attributes, "gen_ai.tool.call.id", interaction.call_id)
         _put(attributes, "signalvault.event", interaction.kind)
-        if interaction.kind == MCP_CALL:
-            _put(attributes, "mcp.method.name", method)
-            _put(attributes, "signalvault.mcp.server", interaction.provider)
+        _put(attributes, "mcp.method.name", method)
+        _put(attributes, "signalvault.mcp.server", interaction.provider)
         content = self._content.pop(interaction.id, None)
         if content is not None and self._settings.capture_content:
             attributes["gen_ai.tool.call.arguments"] = content[0].decode("utf-8", "replace")
@@ -225,18 +261,17 @@ class _CountingExporter(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-def _common(interaction: Interaction) -> dict[str, Any]:
+def _common(record: Traced, record_id: str, outcome: str) -> dict[str, Any]:
     attributes: dict[str, Any] = {
-        "signalvault.record_id": interaction.id,
-        "signalvault.outcome": interaction.outcome,
+        "signalvault.record_id": record_id,
+        "signalvault.outcome": outcome,
     }
-    key = interaction.key
+    key = record.key
     if key is not None:
         attributes["signalvault.project"] = key.project
         attributes["signalvault.key_id"] = key.id
-    _put(attributes, "signalvault.run_id", interaction.run_id)
-    _put(attributes, "gen_ai.conversation.id", interaction.session_id)
-    _put(attributes, "http.response.status_code", interaction.status_code)
+    _put(attributes, "signalvault.run_id", record.run_id)
+    _put(attributes, "gen_ai.conversation.id", record.session_id)
     return attributes
 
 

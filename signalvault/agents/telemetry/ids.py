@@ -7,11 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import re
-
-from signalvault.trail.audit import Interaction
+from typing import Any, Protocol
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _INVALID_TRACE, _INVALID_SPAN = "0" * 32, "0" * 16
+
+
+class Traced(Protocol):
+    """A record as far as its trace goes (an audit Interaction)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def trace_id(self) -> str | None: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def key(self) -> Any: ...
+    @property
+    def session_id(self) -> str | None: ...
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str] | None:
@@ -24,7 +38,7 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     return match.group(1), match.group(2)
 
 
-def trace_id_of(interaction: Interaction) -> str:
+def trace_id_of(interaction: Traced) -> str:
     """32 hex digits: the caller's trace, else one per run, else one per record."""
     if interaction.trace_id:
         return interaction.trace_id
@@ -38,6 +52,6 @@ def span_id_of(record_id: str) -> str:
     return hashlib.blake2b(record_id.encode(), digest_size=8).hexdigest()
 
 
-def traceparent_of(interaction: Interaction) -> str:
+def traceparent_of(interaction: Traced) -> str:
     """The `traceparent` sent upstream: the record's span, a child of the caller's."""
     return f"00-{trace_id_of(interaction)}-{span_id_of(interaction.id)}-01"
