@@ -14,11 +14,11 @@ warms up, then measures. Every prompt differs (--same: one repeated prompt, scan
 --source DIR runs the `signalvault` package of another checkout (same virtualenv) through
 PYTHONPATH, so a change can be compared with its parent commit in one alternating run.
 --server picks the ASGI server of each gateway: `uvicorn` is `signalvault serve` (uvicorn,
-uvloop, httptools behind GuardedHttpTools); `granian:LOOP[:st|mt]` (LOOP: uvloop, rloop,
-asyncio; granian's runtime mode, default auto, which is mt for ASGI) serves
-the same app (`signalvault.server:worker_app`, as a `serve` worker loads it) under granian's
-ASGI interface, HTTP/1 only, no websockets, no access log, with the gateway's header limit and
-timeout (`pip install -e '.[bench-granian]'` first: the gateway does not depend on it).
+uvloop, httptools behind GuardedHttpTools); `granian:LOOP[:st|mt]` (LOOP: uvloop, rloop or
+asyncio; then granian's runtime mode, by default auto, which is mt for ASGI) serves the same
+app (`signalvault.server:worker_app`, as a `serve` worker loads it) under granian's ASGI
+interface, HTTP/1 only, no websockets, no access log, with the gateway's default header limit
+and timeout (`pip install -e '.[bench-granian]'` first: the gateway does not depend on it).
 Every source runs under every server, all side by side, taking turns.
 """
 
