@@ -8,10 +8,18 @@ warms up, then measures. Every prompt differs (--same: one repeated prompt, scan
 
     python bench/cost.py                                  # json + stream, c=16, then c=1 histogram
     python bench/cost.py --source /tmp/base --source .    # A/B two checkouts, runs alternated
-    python bench/cost.py --modes json --requests 3000 --rounds 5 --no-histogram
+    python bench/cost.py --modes json --requests 3000 --rounds 5 --histogram 0
+    python bench/cost.py --server uvicorn --server granian:uvloop --server granian:rloop
 
 --source DIR runs the `signalvault` package of another checkout (same virtualenv) through
 PYTHONPATH, so a change can be compared with its parent commit in one alternating run.
+--server picks the ASGI server of each gateway: `uvicorn` is `signalvault serve` (uvicorn,
+uvloop, httptools behind GuardedHttpTools); `granian:LOOP[:st|mt]` (LOOP: uvloop, rloop or
+asyncio; then granian's runtime mode, by default auto, which is mt for ASGI) serves the same
+app (`signalvault.server:worker_app`, as a `serve` worker loads it) under granian's ASGI
+interface, HTTP/1 only, no websockets, no access log, with the gateway's default header limit
+and timeout (`pip install -e '.[bench-granian]'` first: the gateway does not depend on it).
+Every source runs under every server, all side by side, taking turns.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import shutil
@@ -44,6 +53,7 @@ TICKET = b"Ticket #48213"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Latency buckets of the c=1 histogram, upper bounds in ms.
 BUCKETS = (0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500, float("inf"))
+GRANIAN_LOOPS = ("uvloop", "rloop", "asyncio")
 
 
 def tree_pids(root: int) -> list[int]:
@@ -115,9 +125,10 @@ def gateway(
     workers: int,
     env_extra: list[str],
     wrapper: list[str] | None = None,
+    server: str = "uvicorn",
 ) -> Iterator[tuple[int, str]]:
     """`signalvault serve` from checkout `source` in a fresh data dir: (pid, gateway key).
-    `wrapper` runs it under another command (valgrind)."""
+    `wrapper` runs it under another command (valgrind); `server` as `--server` takes it."""
     with tempfile.TemporaryDirectory(prefix="svcost-") as tmp:
         config = Path(tmp) / "signalvault.toml"
         config.write_text(
@@ -141,10 +152,39 @@ def gateway(
             check=True,
         )
         key = json.loads(made.stdout)["secret"]
-        serve = [*(wrapper or []), *command, "serve"]
+        serve = [*(wrapper or []), *server_command(server, port, workers)]
         with process(pinned(serve, cpu), env, cwd=tmp) as proc:
             wait_http(port, "/readyz", 60.0 if wrapper is None else 600.0)
             yield proc.pid, key
+
+
+def server_command(server: str, port: int, workers: int) -> list[str]:
+    """The command serving the gateway (its settings from SIGNALVAULT_CONFIG) under `server`."""
+    if server == "uvicorn":
+        return [sys.executable, "-m", "signalvault", "serve"]
+    check_granian(server)
+    loop, runtime = [*server.split(":"), "", ""][1:3]
+    from signalvault.config import ServerSettings  # the gateway's defaults, not copies of them
+
+    defaults = ServerSettings()
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", loop,
+        "--runtime-mode", runtime or "auto", "--http", "1", "--no-ws", "--no-access-log",
+        "--log-level", "warning",
+        "--http1-buffer-size", str(max(8192, defaults.max_header_bytes)),
+        "--http1-header-read-timeout", str(round(defaults.header_timeout_seconds * 1000)),
+        "signalvault.server:worker_app",
+    ]  # fmt: skip
+
+
+def check_granian(server: str) -> None:
+    """Exits with a message unless `server` names granian correctly and granian is installed."""
+    name, loop, runtime = [*server.split(":"), "", ""][:3]
+    if name != "granian" or loop not in GRANIAN_LOOPS or runtime not in ("", "st", "mt"):
+        raise SystemExit(f"--server {server}: expected uvicorn or granian:LOOP[:st|mt]")
+    if importlib.util.find_spec("granian") is None or importlib.util.find_spec(loop) is None:
+        raise SystemExit(f"--server {server}: pip install -e '.[bench-granian]' first")
 
 
 def load(port: int, key: str | None, mode: str, conc: int, requests: int, unique: bool) -> dict:
@@ -219,8 +259,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def print_histogram(rows: dict[str, list[float]]) -> None:
-    names = [Path(name).name for name in rows]
-    rows = dict(zip(names, rows.values(), strict=True))
+    names = list(rows)
     print("\nc=1 latency histogram (requests per bucket, ms):")
     print(f"  {'<= ms':>7} " + " ".join(f"{n[:14]:>14}" for n in names))
     lower = 0.0
@@ -239,10 +278,15 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--source", action="append", type=Path, help="checkout(s) to compare")
+    parser.add_argument(
+        "--server",
+        action="append",
+        help="uvicorn (default) or granian:uvloop|rloop|asyncio[:st|mt]; repeat to compare",
+    )
     parser.add_argument("--modes", default="json,stream", help="'' for the histogram alone")
     parser.add_argument("--conc", type=int, default=16)
     parser.add_argument("--requests", type=int, default=2000, help="requests per measured run")
-    parser.add_argument("--rounds", type=int, default=5, help="measured runs per source and mode")
+    parser.add_argument("--rounds", type=int, default=5, help="measured runs per target and mode")
     parser.add_argument("--same", action="store_true", help="one repeated prompt (cache hits)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--histogram", type=int, default=3000, help="c=1 requests (0: none)")
@@ -251,6 +295,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args()
     sources = [s.resolve() for s in (args.source or [ROOT])]
+    servers = args.server or ["uvicorn"]
+    for server in servers:
+        server_command(server, 0, 1)  # a misspelt server fails before anything starts
+    targets = [(source, server) for source in sources for server in servers]
     two_cores = (os.cpu_count() or 1) >= 2 and not args.no_pin
     client_cpu, gateway_cpu = ("0", "1") if two_cores else (None, None)
     unique = not args.same
@@ -259,64 +307,82 @@ def main() -> int:
     results: dict[str, Any] = {
         "runs": [],
         "histogram": {},
-        "args": vars(args) | {"source": [str(s) for s in sources]},
+        "args": vars(args) | {"source": [str(s) for s in sources], "server": servers},
     }
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock_provider(mock_port, client_cpu))
-        # Every source's gateway runs at once (idle but for the one under load): runs of the
-        # sources alternate in small turns, so a busy moment of the machine hits all alike.
+        # Every target's gateway runs at once (idle but for the one under load): runs of the
+        # targets alternate in small turns, so a busy moment of the machine hits all alike.
         gateways = [
             (
-                source,
+                label(source, server, sources, servers),
                 18304 + i,
                 *stack.enter_context(
-                    gateway(source, mock_port, 18304 + i, gateway_cpu, args.workers, args.env)
+                    gateway(
+                        source,
+                        mock_port,
+                        18304 + i,
+                        gateway_cpu,
+                        args.workers,
+                        args.env,
+                        server=server,
+                    )
                 ),
             )
-            for i, source in enumerate(sources)
+            for i, (source, server) in enumerate(targets)
         ]
         for mode in modes:
             for _, port, _, key in gateways:  # warm-up: caches, pools, first-use imports
                 load(port, key, mode, args.conc, max(200, args.requests // 4), unique)
             for round_number in range(args.rounds):
-                turn = gateways if round_number % 2 == 0 else gateways[::-1]
-                for source, port, pid, key in turn:
+                # Who goes first rotates, so no target always follows the same one.
+                shift = round_number % len(gateways)
+                for name, port, pid, key in gateways[shift:] + gateways[:shift]:
                     run = cpu_per_request(pid, port, key, mode, args.conc, args.requests, unique)
-                    run.update(source=str(source), mode=mode, round=round_number)
+                    run.update(target=name, mode=mode, round=round_number)
                     results["runs"].append(run)
                     print(json.dumps(run), flush=True)
         if args.histogram:
-            targets = [(port, key) for _, port, _, key in gateways] + [(mock_port, None)]
-            latencies(targets, 300, unique)  # warm-up
-            measured = latencies(targets, args.histogram, unique)
-            for (source, *_), times in zip(gateways, measured, strict=False):
-                results["histogram"][str(source)] = times
+            ports = [(port, key) for _, port, _, key in gateways] + [(mock_port, None)]
+            latencies(ports, 300, unique)  # warm-up
+            measured = latencies(ports, args.histogram, unique)
+            for (name, *_), times in zip(gateways, measured, strict=False):
+                results["histogram"][name] = times
             results["histogram"]["direct"] = measured[-1]
-        results["rss_mib"] = {str(s): rss_mib(tree_pids(pid)) for s, _, pid, _ in gateways}
-    print_report(results, sources, modes, args)
+        results["rss_mib"] = {name: rss_mib(tree_pids(pid)) for name, _, pid, _ in gateways}
+    print_report(results, [name for name, *_ in gateways], modes, args)
     if args.json:
         args.json.write_text(json.dumps(results, default=str))
     return 0
 
 
+def label(source: Path, server: str, sources: list[Path], servers: list[str]) -> str:
+    """How reports name a target: the checkout, the server, or both when both vary."""
+    names = [s.name for s in sources]
+    checkout = source.name if names.count(source.name) == 1 else str(source)
+    if len(servers) == 1:
+        return checkout
+    return server if len(sources) == 1 else f"{checkout}/{server}"
+
+
 def print_report(
-    results: dict[str, Any], sources: list[Path], modes: list[str], args: argparse.Namespace
+    results: dict[str, Any], names: list[str], modes: list[str], args: argparse.Namespace
 ) -> None:
     print(
         f"\nCPU per request, median of {args.rounds} runs (c={args.conc}, "
         f"{'same' if args.same else 'unique'} prompts, {args.requests} requests each):"
     )
-    for source in sources:
+    for name in names:
         for mode in modes:
-            runs = [r for r in results["runs"] if r["source"] == str(source) and r["mode"] == mode]
+            runs = [r for r in results["runs"] if r["target"] == name and r["mode"] == mode]
             cpu = sorted(r["cpu_us_per_request"] for r in runs)
             rps = statistics.median(r["rps"] for r in runs)
             print(
-                f"  {source.name:20} {mode:6} {statistics.median(cpu):7.0f} us/req "
+                f"  {name:20} {mode:6} {statistics.median(cpu):7.0f} us/req "
                 f"[{cpu[0]:.0f}-{cpu[-1]:.0f}]  {rps:6.0f} req/s"
             )
-    for source, rss in results["rss_mib"].items():
-        print(f"  RSS after the runs: {Path(source).name} {rss:.0f} MiB")
+    for name, rss in results["rss_mib"].items():
+        print(f"  RSS after the runs: {name} {rss:.0f} MiB")
     if results["histogram"]:
         print_histogram(results["histogram"])
 
