@@ -20,10 +20,13 @@ CPU time moves by a few percent between runs on a shared machine, as much as the
 `--instructions` counts instructions instead (deterministic to well under 1%): the measuring
 process runs under valgrind's callgrind with instrumentation off through startup and warm-up,
 then, round by round, switches it on (`callgrind_control`) for `--pairs` pairs of one kind,
-dumps, and counts apart the seal of the records they wrote (event records are sealed too: part
-of what capture costs, though a seal's cost per record is the sealer's business). Every thread
-of the process counts (the event loop, the commit thread, the sealer); the periodic sealer is
-held off so that seals fall only where they are asked for. Valgrind runs it ~50x slower: 40
+dumps, and counts apart the seal of the records they wrote and the WAL checkpoint of their
+pages ("with seal": part of what storing them costs, off the request path). Every thread of the
+process counts (the event loop, the commit thread, the sealer). The periodic sealer and the WAL
+checkpointer, which run on clocks, are held off so that their work falls only where it is asked
+for, and each round starts with a garbage collection, so that a round pays for the collections
+its own allocations call for and not for those left over from another. Valgrind runs it ~50x
+slower: 40
 pairs x 3 rounds take about 3 minutes. `--source DIR` measures another checkout's `signalvault`
 package (a baseline worktree) with this script; `--keep DIR` keeps the dumps (callgrind.out.N:
 per kind and round, the requests, then their seal) for `callgrind_annotate`.
@@ -38,9 +41,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -197,6 +202,15 @@ async def _pair(app: Any, key: str, kind: str, stream: bool, nonce: int) -> None
     assert status == 200, answer[:200]
 
 
+def _checkpoint(path: Path) -> None:
+    """What the store's WAL checkpointer does on its clock, once."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        connection.close()
+
+
 class Callgrind:
     """Switches callgrind's instrumentation of this very process on and off, and reads its
     dumps (the process runs under `valgrind --tool=callgrind --instr-atstart=no`)."""
@@ -233,6 +247,7 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
         Settings,
         StoreSettings,
     )
+    from signalvault.store.sqlite import SqliteStore
 
     callgrind = Callgrind(args.in_callgrind) if args.in_callgrind else None
     with tempfile.TemporaryDirectory() as data:
@@ -265,15 +280,22 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
             if callgrind is not None:
                 sealer = app.services.sealer
                 await asyncio.to_thread(sealer.seal)
+                # The WAL checkpointer runs on a clock: under callgrind's slowdown how often it ran
+                # in a round, and so what it copied, varied with the machine's load. It is held
+                # off; each kind's round is checkpointed after it, counted with its seal.
+                assert isinstance(store, SqliteStore)
+                checkpointer = store.checkpointer
+                checkpointer.stop()
+                checkpoint = functools.partial(_checkpoint, store.path)
+                await asyncio.to_thread(checkpoint)
                 gc.collect()
                 gc.freeze()  # as `serve` does after startup
                 seals: dict[str, list[float]] = {"tool": [], "plain": []}
                 for number in range(args.rounds):
                     for kind in ("plain", "tool") if number % 2 else ("tool", "plain"):
-                        # Each round starts from the same garbage-collector state, so that the
-                        # collections its own allocations call for fall in it: an older
-                        # generation's collection left over from the round before cost up to
-                        # ~60k instructions per request of whichever kind it fell in.
+                        # The same garbage-collector state at each round's start: an older
+                        # generation's collection left over from the round before cost whichever
+                        # kind it fell in up to ~60k instructions per request.
                         gc.collect()
                         callgrind.start()
                         for _ in range(0, args.pairs, args.concurrency):
@@ -287,8 +309,10 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                         samples[kind].append(callgrind.stop() / (2 * args.pairs))
                         callgrind.start()
                         await asyncio.to_thread(sealer.seal)
+                        await asyncio.to_thread(checkpoint)
                         seals[kind].append(callgrind.stop() / (2 * args.pairs))
                 print(orjson.dumps({"requests": samples, "seals": seals}).decode(), flush=True)
+                checkpointer.start()
                 return
             for _ in range(args.rounds):
                 spent = {"tool": 0.0, "plain": 0.0}
