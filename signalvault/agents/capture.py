@@ -3,9 +3,10 @@
 A request that offers tools or sends results back opens an `AgentTurn`: its new results become
 `tool_result` events linked to the calls they answer (or flagged when they answer none), and the
 model call joins its run (session, else trace, else through those calls). A response's calls
-become `tool_call` events under the model call. Events are queued behind the interaction record
-(write-later): the interaction, written first, already holds the same content. Tool arguments
-and results are content: encrypted under the end user's data key, like the prompt.
+become `tool_call` events under the model call. Events are lean `ToolEvent`s held in the record
+they were found in (trail.linked): results in the request's, written ahead with it, calls in the
+model call's, written with its completion. Tool arguments and results are content: encrypted
+under the end user's data key, like the prompt.
 """
 
 from __future__ import annotations
