@@ -46,9 +46,9 @@ from signalvault.trail.audit import (
     TOOL_RESULT,
     AuditTrail,
     Interaction,
-    new_record_id,
 )
 from signalvault.trail.linked import Linked, ToolEvent
+from signalvault.trail.record_ids import event_id
 
 UNMATCHED = "unmatched"  # a result answering no call the gateway saw (history the client wrote)
 SPOTLIGHTED = "spotlighted"
@@ -117,7 +117,10 @@ class ToolEvents:
                 interaction.run_id = call.run_id  # history sent again still names its run
             if call is not None and call.is_answered:
                 continue  # history: recorded when it was first sent
-            event = ToolEvent(TOOL_RESULT, interaction, result.call_id, new_record_id(), now)
+            event_index = len(turn.events)
+            event = ToolEvent(
+                TOOL_RESULT, interaction, result.call_id, event_id(interaction.id, event_index), now
+            )
             event.details = {"result_bytes": len(result.content.encode())}
             if call is None or call.record_id is None:
                 event.details["flags"] = [UNMATCHED]
@@ -274,13 +277,14 @@ class ToolEvents:
         project = interaction.key.project if interaction.key else None
         linked: list[Linked] = []
         now = time.time()
-        for call, summary in zip(calls, evaluations, strict=True):
+        held = len(interaction.held or ())  # results its request sent come first in the record
+        for index, (call, summary) in enumerate(zip(calls, evaluations, strict=True), held):
             arguments = call.arguments.encode()
             event = ToolEvent(
                 TOOL_CALL,
                 interaction,
                 call.call_id,
-                new_record_id(),
+                event_id(interaction.id, index),
                 now,
                 interaction.id,
                 call.name,
