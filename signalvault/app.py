@@ -203,7 +203,9 @@ class GatewayApp:
             live=self.services.runtime.limits,
         )
         # One per process: /v1 and /mcp calls share its call index, so they join the same runs.
-        agents = ToolEvents(self.services.trail, self.services.store)
+        agents = ToolEvents(
+            self.services.trail, self.services.store, has_mcp=bool(self.settings.mcp_servers)
+        )
         self._proxy = Proxy(
             keyring=self.services.keyring,
             trail=self.services.trail,

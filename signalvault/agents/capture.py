@@ -77,13 +77,16 @@ class AgentTurn:
 class ToolEvents:
     """The per-process service: opens turns, judges tool rules, records tool events."""
 
-    def __init__(self, trail: AuditTrail, store: Store) -> None:
+    def __init__(self, trail: AuditTrail, store: Store, has_mcp: bool = True) -> None:
         self._trail = trail
         self.store = store
         engine = store.engine
         self.calls = CallIndex(lambda project, ids: tool_events(engine, project, ids))
         self.runs = RunCounts(lambda run_id: run_counts(engine, run_id))
         self.latest = LatestCalls(lambda run_id, name: latest_tool_call(engine, run_id, name))
+        # Only MCP calls look up the latest call of a tool (and find it in the store when this
+        # process kept none): without MCP servers, calls are not remembered for them.
+        self._has_mcp = has_mcp
 
     def run_of(
         self, project: str | None, session_id: str | None, trace_id: str | None
@@ -106,6 +109,21 @@ class ToolEvents:
         if not results and not offered:
             return None
         turn = AgentTurn(interaction, offered)
+        answered = self._take_results(turn, results) if results else ()
+        if interaction.run_id is None:
+            # No session, no trace, no earlier call: a run of its own, which the calls the model
+            # asks for now (and the results answering them) will join.
+            interaction.run_id = run_of_record(interaction.id)
+        for entry in answered:
+            entry.run_id = interaction.run_id
+        if turn.events:
+            interaction.parent_id = turn.events[-1].id
+        return turn
+
+    def _take_results(self, turn: AgentTurn, results: list[ToolResult]) -> list[KnownCall]:
+        """The new results of `results` as `tool_result` events of `turn`, each linked to the
+        call it answers (the request joins that call's run); returns the calls now answered."""
+        interaction = turn.interaction
         project = interaction.key.project if interaction.key else None
         ids = [r.call_id for r in results if r.call_id]
         known = self.calls.find(project, ids) if ids else {}
@@ -140,15 +158,7 @@ class ToolEvents:
                 )
                 self.calls.remember(project, result.call_id, entry)
                 answered.append(entry)
-        if interaction.run_id is None:
-            # No session, no trace, no earlier call: a run of its own, which the calls the model
-            # asks for now (and the results answering them) will join.
-            interaction.run_id = run_of_record(interaction.id)
-        for entry in answered:
-            entry.run_id = interaction.run_id
-        if turn.events:
-            interaction.parent_id = turn.events[-1].id
-        return turn
+        return answered
 
     def admit(
         self, interaction: Interaction, turn: AgentTurn | None, policy: ToolPolicy, context: Context
@@ -293,7 +303,7 @@ class ToolEvents:
                 {"position": call.position, "arguments_bytes": len(arguments)},
             )
             linked.append((event, arguments))
-            if interaction.run_id is not None and call.name:
+            if self._has_mcp and interaction.run_id is not None and call.name:
                 self.latest.remember(interaction.run_id, call.name, event.id)
             if call.call_id:
                 self.calls.remember(

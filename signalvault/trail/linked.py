@@ -175,7 +175,7 @@ def link_ops(source: Source, linked: Sequence[Linked]) -> list[WriteOp]:
                 "kind": event.kind,
                 "event_id": event.id,
                 "record_id": source.id,
-                "run_id": event.run_id,
+                "run_id": source.run_id,  # its events are in its run
                 "tool_name": event.tool_name,
                 "created_at": event.created_at,
             },
