@@ -187,15 +187,29 @@ def check_granian(server: str) -> None:
         raise SystemExit(f"--server {server}: pip install -e '.[bench-granian]' first")
 
 
+_loads = [0]  # load() calls so far in this process
+
+
 def load(port: int, key: str | None, mode: str, conc: int, requests: int, unique: bool) -> dict:
     """`requests` requests at concurrency `conc` with the shared load generator."""
-    argv = [sys.executable, str(SHARED_BENCH / "loadgen.py")]
-    argv += [f"http://127.0.0.1:{port}/v1/chat/completions", "--body-file"]
-    argv += [str(SHARED_BENCH / BODIES[mode]), "-c", str(conc), "-n", str(requests)]
-    argv += ["-d", "600", "--warmup", "0"] + (["--unique"] if unique else [])
-    if key is not None:
-        argv += ["-H", f"Authorization: Bearer {key}"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=900).stdout
+    _loads[0] += 1
+    body = (SHARED_BENCH / BODIES[mode]).read_bytes()
+    if unique:
+        # loadgen --unique numbers tickets from 1 in every run: without a suffix of its own,
+        # each run after the first against the same gateway resent the prompts of the one
+        # before, and the scan cache answered them (a warm-up and a measured run overlapped).
+        # "Ticket #<n><run, 3 digits>" is unique across runs.
+        body = body.replace(TICKET, TICKET + b"%03d" % (_loads[0] % 1000), 1)
+    with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
+        body_file.write(body)
+        body_file.flush()
+        argv = [sys.executable, str(SHARED_BENCH / "loadgen.py")]
+        argv += [f"http://127.0.0.1:{port}/v1/chat/completions", "--body-file"]
+        argv += [body_file.name, "-c", str(conc), "-n", str(requests)]
+        argv += ["-d", "600", "--warmup", "0"] + (["--unique"] if unique else [])
+        if key is not None:
+            argv += ["-H", f"Authorization: Bearer {key}"]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=900).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -222,6 +236,8 @@ def latencies(targets: list[tuple[int, str | None]], count: int, unique: bool) -
     one keep-alive connection each, taking turns request by request: every target sees the
     same moments of a busy machine, so their histograms compare."""
     body = (SHARED_BENCH / BODIES["json"]).read_bytes()
+    _loads[0] += 1  # tickets unique across calls, as in load()
+    run = _loads[0] % 1000
     connections = []
     for port, key in targets:
         headers = {"Content-Type": "application/json"}
@@ -230,7 +246,7 @@ def latencies(targets: list[tuple[int, str | None]], count: int, unique: bool) -
         connections.append((http.client.HTTPConnection("127.0.0.1", port, timeout=30), headers))
     times: list[list[float]] = [[] for _ in targets]
     for number in range(count):
-        payload = body.replace(TICKET, b"Ticket #%d" % number, 1) if unique else body
+        payload = body.replace(TICKET, b"Ticket #%d%03d" % (number, run), 1) if unique else body
         for turn in range(len(targets)):
             index = (number + turn) % len(targets)  # who goes first rotates
             conn, headers = connections[index]

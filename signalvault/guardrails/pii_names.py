@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 
 from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 
@@ -178,7 +179,8 @@ def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[Nam
     spans = [(s, e) for s, e in spans if not (s and _follows_token(text, s))]
     # Lower-case names: whitespace-split words, edge punctuation stripped, against the set
     # (a regex tokenizer over the whole text cost more than everything else here).
-    words = {w.strip(_EDGE_PUNCTUATION) for w in text.split()}
+    # (map with str.strip: the same set, without a Python step per word of the text)
+    words = set(map(str.strip, text.split(), repeat(_EDGE_PUNCTUATION)))
     known = lexicon.lowered_names(words) if lowered_text else lexicon.lower_ok.intersection(words)
     if known:
         # Few texts hold a lower-case name; find each one's occurrences as a whole token.
@@ -337,8 +339,9 @@ class NameRules:
         words = [w for _, _, w in run if w not in _PARTICLES]
         if any(w in self._not_names for w in words) or " ".join(words) in self._countries:
             return
-        firsts = sum(w in self._first for w in words)
-        lasts = sum(w in self._last for w in words)
+        # Counted by map over the set's __contains__: no generator frame per run.
+        firsts = sum(map(self._first.__contains__, words))
+        lasts = sum(map(self._last.__contains__, words))
         before = text[max(0, start - 32) : start]
         cue_words = _CUE_WORD.findall(before.lower())[-2:]
         last = cue_words[-1] if cue_words else ""
@@ -372,7 +375,7 @@ class NameRules:
             # sentence as the subject of a verb is mostly someone's name ("X is a 2001 film"
             # defines a thing, so "is a" does not count).
             score = max(score, 0.5)
-        english = sum(w in self._english for w in words)
+        english = sum(map(self._english.__contains__, words))
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
             score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)

@@ -149,12 +149,17 @@ class Alerts:
         events = self._events()
         if (not events and self.listener is None) or not interaction.evaluations:
             return
+        # No kind alerts on a `pass`, the outcome of nearly every evaluation: drop those once
+        # here rather than in each kind's scan below.
+        flagged = [e for e in interaction.evaluations if e["outcome"] != "pass"]
+        if not flagged:
+            return
         for kind, detector, outcomes, direction in _GUARDRAIL_KINDS:
             if kind not in events and self.listener is None:
                 continue
             matched = [
                 e
-                for e in interaction.evaluations
+                for e in flagged
                 if e["outcome"] in outcomes
                 and (detector is None or e["detector"] == detector)
                 and (direction is None or e["direction"] == direction)
