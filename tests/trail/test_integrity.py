@@ -966,3 +966,15 @@ def test_a_record_changed_between_steps_is_sealed_as_stored(any_store, settings,
         assert row["leaf_hash"] == record_leaf(row)
     assert any_store.get_record(ids[5])["actor"] == "cli:other"
     assert verify_trail(any_store, master_key, settings.audit).is_intact
+
+
+def test_a_completion_sets_exactly_the_completion_columns(services, monkeypatch):
+    """What `complete` writes matches COMPLETE_RECORD's columns: a value it left out would fail
+    the statement, one it added would be dropped silently."""
+    from signalvault.store.sql import COMPLETE_FIELDS
+
+    written: list = []
+    monkeypatch.setattr(services.trail, "_write_later", written.extend)
+    services.trail.complete(Interaction(api="chat"), None)
+    [op] = written
+    assert set(op.params) == {"_id", *COMPLETE_FIELDS}
