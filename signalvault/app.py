@@ -144,8 +144,8 @@ class GatewayApp:
         return self.services.runtime.alert_events()
 
     def _observe(self, interaction: Interaction) -> None:
-        """The audit trail's observer: every finished interaction (model call, MCP call, span)
-        feeds metrics, alerts and, with [telemetry] otlp_endpoint, an exported span. Tool calls
+        """The audit trail's observer: every finished interaction (model call, MCP call) feeds
+        metrics, alerts and, with [telemetry] otlp_endpoint, an exported span. Tool calls
         and results are counted and alerted on with the model call that carried them (its record
         holds their guardrail results too): they only become spans (`event_observer`)."""
         self.metrics.observe(interaction)

@@ -81,10 +81,6 @@ class ToolEvent:
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # guardrail results
     details: dict[str, Any] | None = None  # metadata, never content
 
-    @property
-    def run_id(self) -> str | None:
-        return self.holder.run_id
-
 
 class Record(Protocol):
     """A record of its own whose content another record's data key encrypts (`encrypted_with`)."""

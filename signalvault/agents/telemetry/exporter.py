@@ -23,10 +23,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from signalvault import __version__
-from signalvault.agents.telemetry.ids import Traced, span_id_of, trace_id_of
+from signalvault.agents.telemetry.ids import span_id_of, trace_id_of
 from signalvault.config import Settings, TelemetrySettings
 from signalvault.trail.audit import MCP_CALL, OK, UNKNOWN, Interaction
-from signalvault.trail.linked import ToolEvent
+from signalvault.trail.linked import Source, ToolEvent
 
 log = logging.getLogger("signalvault.telemetry")
 EXPORTED, FAILED, DROPPED = "exported", "failed", "dropped"
@@ -135,7 +135,7 @@ class SpanExport:
         self,
         name: str,
         attributes: dict[str, Any],
-        traced: Traced,
+        traced: Source,
         record_id: str,
         parent: str | None,
         created_at: float,
@@ -261,7 +261,7 @@ class _CountingExporter(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-def _common(record: Traced, record_id: str, outcome: str) -> dict[str, Any]:
+def _common(record: Source, record_id: str, outcome: str) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "signalvault.record_id": record_id,
         "signalvault.outcome": outcome,

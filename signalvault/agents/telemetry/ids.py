@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Protocol
+from typing import Protocol
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _INVALID_TRACE, _INVALID_SPAN = "0" * 32, "0" * 16
@@ -22,10 +22,6 @@ class Traced(Protocol):
     def trace_id(self) -> str | None: ...
     @property
     def run_id(self) -> str | None: ...
-    @property
-    def key(self) -> Any: ...
-    @property
-    def session_id(self) -> str | None: ...
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str] | None:
