@@ -66,12 +66,17 @@ class RunLimitExceeded(Forbidden):
 
 @dataclass(slots=True)
 class AgentTurn:
-    """What one request has to do with tools: offered names, new results and their events."""
+    """What one request has to do with tools: the tools it offers, new results and their
+    events."""
 
     interaction: Interaction
-    offered: list[str]
+    tools: list[Any]  # the request's `tools`, read by name only if an allowlist asks (`offered`)
     results: list[ToolResult] = field(default_factory=list)
     events: list[ToolEvent] = field(default_factory=list)  # one tool_result per new result
+
+    def offered(self) -> list[str]:
+        """Names of the tools offered."""
+        return offered_tools(self.tools)
 
 
 class ToolEvents:
@@ -105,10 +110,11 @@ class ToolEvents:
         """The request's tool side, or None when it offers no tools and sends no results."""
         api = interaction.api
         results = results_in_request(api, payload) if may_carry_results(api, payload) else []
-        offered = offered_tools(payload)
-        if not results and not offered:
+        tools = payload.get("tools")
+        tools = tools if isinstance(tools, list) else []
+        if not results and not tools:
             return None
-        turn = AgentTurn(interaction, offered)
+        turn = AgentTurn(interaction, tools)
         answered = self._take_results(turn, results) if results else ()
         if interaction.run_id is None:
             # No session, no trace, no earlier call: a run of its own, which the calls the model
@@ -166,8 +172,8 @@ class ToolEvents:
         """Tool allowlists on the offered tools and the run's limits: the refusal, or None."""
         evaluations: list[Evaluation] = []
         error: HTTPError | None = None
-        if turn is not None and turn.offered:
-            evaluations += policy.judge_offered(turn.offered, context)
+        if turn is not None and turn.tools and policy.has_allowlists:
+            evaluations += policy.judge_offered(turn.offered(), context)
             if any(e.outcome == "blocked" for e in evaluations):
                 error = ToolNotAllowed(
                     "This API key may not offer the model one or more of the tools in `tools`.",

@@ -77,10 +77,10 @@ def _text(value: Any) -> str:
     return ""
 
 
-def offered_tools(payload: dict[str, Any]) -> list[str]:
+def offered_tools(tools: list[Any]) -> list[str]:
     """Names of the tools a request offers the model (every API: `tools`)."""
     names = []
-    for tool in _list(payload.get("tools")):
+    for tool in tools:
         if not isinstance(tool, dict):
             continue
         function = tool.get("function")

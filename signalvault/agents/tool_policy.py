@@ -98,6 +98,7 @@ class ToolPolicy:
         self.has_rules = bool(self._allowlists or self._arguments or self._limits or self._results)
         # Most policies have no agent rules: a tool loop then skips judging entirely.
         self.has_call_rules = bool(self._allowlists or self._arguments)
+        self.has_allowlists = bool(self._allowlists)
         self.has_result_rules = bool(self._results)
 
     def _applying(self, rules: Sequence[Rule], direction: str, context: Context) -> list[Rule]:
