@@ -105,40 +105,25 @@ Linked = tuple[ToolEvent, bytes | None]  # an agent event and its content (to en
 def hold(
     source: Source, values: dict[str, Any], linked: Sequence[Linked], new: int = -1
 ) -> list[WriteOp]:
-    """Put `linked` in `source`'s record (`values`: its insert or completion); return the
-    call-id rows of the last `new` of them (all by default), which are new to the store."""
+    """Put `linked` in `source`'s record (`values`: its insert or completion), their content
+    encrypted with `source`'s data key (none if `source` kept no content: the events then keep
+    none either); return the `tool_call_links` rows of the last `new` of them (all by default)
+    that have a call id, which are new to the store."""
     if not linked:
         return []
     source.held = list(linked)
-    embed(values, source, linked)
-    return link_ops(source, linked if new < 0 else linked[len(linked) - new :])
-
-
-def encrypted_with(first: Record, record: Record, content: bytes) -> WriteOp:
-    """The insert of `record`, its content encrypted with `first`'s data key (records of one
-    end user in one batch share it), of `first`'s class unless it has one."""
-    if record.classification is None:
-        record.classification = first.classification
-    row = record.metadata()
-    row["completed_at"] = record.created_at
-    if first.cipher is not None:
-        row["data_key_id"] = first.data_key_id
-        row["prompt_ct"] = first.cipher.encrypt(content, (record.id + ":prompt").encode())
-    return WriteOp(INSERT_RECORD, row)
-
-
-def embed(values: dict[str, Any], source: Source, linked: Sequence[Linked]) -> None:
-    """Set the event columns of `values` (the insert or completion of `source`'s record) to
-    `linked`, their content encrypted with `source`'s data key (none if `source` kept no
-    content: the events then keep none either)."""
+    first_new = 0 if new < 0 else len(linked) - new
     events = []
+    links = []
     calls = 0
-    for event, _ in linked:
+    for index, (event, _) in enumerate(linked):
         entry: dict[str, Any] = {"id": event.id, "type": event.kind, "at": event.created_at}
         if event.parent_id is not None:
             entry["parent_id"] = event.parent_id
         if event.call_id is not None:
             entry["call_id"] = event.call_id
+            if index >= first_new:
+                links.append(_link(source, event))
         if event.tool_name is not None:
             entry["tool_name"] = event.tool_name
         entry["outcome"] = event.outcome
@@ -153,33 +138,44 @@ def embed(values: dict[str, Any], source: Source, linked: Sequence[Linked]) -> N
     cipher = source.cipher
     if cipher is None:
         values["events_ct"] = None
-        return
-    contents = [None if c is None else c.decode("utf-8", "replace") for _, c in linked]
-    values["events_ct"] = cipher.encrypt(orjson.dumps(contents), (source.id + ":events").encode())
-
-
-def link_ops(source: Source, linked: Sequence[Linked]) -> list[WriteOp]:
-    """The `tool_call_links` rows of the events in `linked` that have a call id."""
-    key = source.key
-    project = key.project if key is not None else None
-    return [
-        WriteOp(
-            INSERT_LINK,
-            {
-                "call_id": event.call_id,
-                "project": project,
-                "kind": event.kind,
-                "event_id": event.id,
-                "record_id": source.id,
-                "run_id": source.run_id,  # its events are in its run
-                "tool_name": event.tool_name,
-                "created_at": event.created_at,
-            },
-            order_free=True,
+    else:
+        contents = [None if c is None else c.decode("utf-8", "replace") for _, c in linked]
+        values["events_ct"] = cipher.encrypt(
+            orjson.dumps(contents), (source.id + ":events").encode()
         )
-        for event, _ in linked
-        if event.call_id
-    ]
+    return links
+
+
+def _link(source: Source, event: ToolEvent) -> WriteOp:
+    """The `tool_call_links` row where a later request finds `event` by its call id."""
+    key = source.key
+    return WriteOp(
+        INSERT_LINK,
+        {
+            "call_id": event.call_id,
+            "project": key.project if key is not None else None,
+            "kind": event.kind,
+            "event_id": event.id,
+            "record_id": source.id,
+            "run_id": source.run_id,  # its events are in its run
+            "tool_name": event.tool_name,
+            "created_at": event.created_at,
+        },
+        order_free=True,
+    )
+
+
+def encrypted_with(first: Record, record: Record, content: bytes) -> WriteOp:
+    """The insert of `record`, its content encrypted with `first`'s data key (records of one
+    end user in one batch share it), of `first`'s class unless it has one."""
+    if record.classification is None:
+        record.classification = first.classification
+    row = record.metadata()
+    row["completed_at"] = record.created_at
+    if first.cipher is not None:
+        row["data_key_id"] = first.data_key_id
+        row["prompt_ct"] = first.cipher.encrypt(content, (record.id + ":prompt").encode())
+    return WriteOp(INSERT_RECORD, row)
 
 
 def expand(row: dict[str, Any]) -> list[dict[str, Any]]:
