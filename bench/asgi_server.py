@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cost import check_granian, cpu_seconds, load, pinned, tree_pids, wait_http
-from sustained import process
+from sustained import free_port, process
 
 HERE = Path(__file__).resolve().parent
 ANSWER = b'{"id":"x","choices":[{"message":{"content":"' + b"tok " * 95 + b'"}}]}'
@@ -134,9 +134,10 @@ def main() -> int:
     server_cpu = "1" if (os.cpu_count() or 1) >= 2 and not args.no_pin else None
     runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with contextlib.ExitStack() as stack:
+        ports = [free_port() for _ in servers]
         targets = [
-            (server, 18400 + i, stack.enter_context(running(server, 18400 + i, server_cpu)))
-            for i, server in enumerate(servers)
+            (server, port, stack.enter_context(running(server, port, server_cpu)))
+            for server, port in zip(servers, ports, strict=True)
         ]
         for mode in ("json", "stream"):
             for _, port, _ in targets:  # warm-up

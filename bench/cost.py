@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sustained import process
+from sustained import free_port, process
 
 ROOT = Path(__file__).resolve().parents[1]
 # Beside the checkout, or at the workplace's fixed place for a checkout elsewhere (worktrees, CI).
@@ -319,7 +319,7 @@ def main() -> int:
     client_cpu, gateway_cpu = ("0", "1") if two_cores else (None, None)
     unique = not args.same
     modes = [mode for mode in args.modes.split(",") if mode]
-    mock_port = 18300
+    mock_port = free_port()
     results: dict[str, Any] = {
         "runs": [],
         "histogram": {},
@@ -332,12 +332,12 @@ def main() -> int:
         gateways = [
             (
                 label(source, server, sources, servers),
-                18304 + i,
+                port,
                 *stack.enter_context(
                     gateway(
                         source,
                         mock_port,
-                        18304 + i,
+                        port,
                         gateway_cpu,
                         args.workers,
                         args.env,
@@ -345,7 +345,7 @@ def main() -> int:
                     )
                 ),
             )
-            for i, (source, server) in enumerate(targets)
+            for (source, server), port in zip(targets, [free_port() for _ in targets], strict=True)
         ]
         for mode in modes:
             for _, port, _, key in gateways:  # warm-up: caches, pools, first-use imports

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from cost import ROOT, gateway, load, mock_provider
+from sustained import free_port
 
 
 def count(
@@ -74,9 +75,10 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    with mock_provider(18600, None):
+    mock_port, port = free_port(), free_port()  # two runs at once must not collide
+    with mock_provider(mock_port, None):
         for source in [s.resolve() for s in (args.source or [ROOT])]:
-            found = count(source, args.mode, args.requests, 18600, 18604, args.env)
+            found = count(source, args.mode, args.requests, mock_port, port, args.env)
             print(
                 f"{source.name:20} {args.mode:6} {found['per_request'] / 1e6:6.3f} M instructions"
                 f"/request ({found['served']} requests)",

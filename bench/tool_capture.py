@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sustained import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,12 +82,6 @@ FILLER = (
     "and the schedule for setting everything up, and the forecast matters for all of it. "
 )
 _context = ""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bodies(stream: bool, nonce: int) -> dict[str, list[bytes]]:
@@ -499,7 +494,7 @@ def main() -> None:
     if args.in_callgrind:
         asyncio.run(_measure(args, args.base_url))
         return
-    port = _free_port()
+    port = free_port()
     mock = subprocess.Popen(
         [sys.executable, "-m", "signalvault", "mock-provider", "--port", str(port)],
         stdout=subprocess.DEVNULL,
