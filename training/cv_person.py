@@ -2,13 +2,20 @@
 looking at any held-out set.
 
     .venv/bin/python training/cv_person.py [--data /work/shared/eval] [--folds 4] [--json]
+                                           [--by-corpus] [--set KEY=VALUE]
+    .venv/bin/python training/cv_person.py --rank BY_CORPUS.json POOLED.json [--floor 0.78]
 
 The records training/train_person.py trains on (the two corpora, less bench/heldout.py's
-`fresh3` slice) are cut into folds by a hash of the text (repeats land in the same fold). For
+`fresh4` slice) are cut into folds by a hash of the text (repeats land in the same fold). For
 each fold, both models are trained as train_person.py trains them, on the other folds and the
 synthetic sentences, and the whole PII detector (rules, model, addresses, the engine's 0.5
 threshold) scans the fold. PERSON precision and recall (any character overlap, as score.py
 counts; @handles unlabelled) are pooled over folds, per corpus, for several model thresholds.
+
+`--rank` reads the --json output of a --by-corpus run and of a pooled run (same settings) and
+lists the grid points whose precision is at least `--floor` in both, by by-corpus recall, highest
+first: the order in which operating points are considered (the first one whose unit tests pass is
+taken; see training/README.md).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from signalvault.guardrails.pii import PiiDetector
 from signalvault.guardrails.pii_names import NameRules, load_lexicon
 from signalvault.guardrails.pii_person import PersonDetector, PersonModel
 
-THRESHOLDS = (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
 VETOES = (0.15, 0.2, 0.3, 0.4, 0.5)
 Counts = dict[str, list[int]]  # "corpus|threshold|veto" -> [true preds, preds, found, golds]
 
@@ -105,6 +112,29 @@ def report(counts: Counts) -> str:
     return "\n".join([lines[0], *sorted(lines[1:])])
 
 
+def _rate(row: list[int]) -> tuple[float, float]:
+    tp, n_pred, found, n_gold = row
+    return (tp / n_pred if n_pred else 0.0), (found / n_gold if n_gold else 0.0)
+
+
+def rank(by_corpus: Counts, pooled: Counts, floor: float) -> list[tuple[str, str, float, float]]:
+    """(threshold, veto, by-corpus P, by-corpus R) of the grid points whose precision is at least
+    `floor` both when scanning the other corpus and in pooled folds, highest by-corpus recall
+    first (ties: higher by-corpus precision). Recall on text of another source at a precision
+    floor is what the target asks; precision falls a little on new text, hence a floor with a
+    margin above the target's."""
+    out = []
+    for key, row in by_corpus.items():
+        name, threshold, veto = key.split("|")
+        if name != "all" or key not in pooled:
+            continue
+        p_bc, r_bc = _rate(row)
+        p_pool, _ = _rate(pooled[key])
+        if p_bc >= floor and p_pool >= floor:
+            out.append((threshold, veto, p_bc, r_bc))
+    return sorted(out, key=lambda t: (-round(t[3], 3), -t[2]))
+
+
 def main(argv: list[str] | None = None) -> int:
     if os.environ.get("PYTHONHASHSEED") != "0":  # as train_person.py: Faker must not vary
         os.execve(
@@ -122,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a training setting of train_person.SETTINGS (e.g. epochs=20)",
     )
+    ap.add_argument("--rank", nargs=2, type=Path, metavar=("BY_CORPUS_JSON", "POOLED_JSON"))
+    ap.add_argument("--floor", type=float, default=0.78, help="precision floor for --rank")
     args = ap.parse_args(argv)
+    if args.rank:
+        by_corpus, pooled = (json.loads(path.read_text()) for path in args.rank)
+        for threshold, veto, p, r in rank(by_corpus, pooled, args.floor):
+            print(f"{threshold:>5} {veto:>5}  by-corpus P {p:.3f} R {r:.3f}")
+        return 0
     for item in args.set:
         key, _, value = item.partition("=")
         if key not in train_person.SETTINGS:
