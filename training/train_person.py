@@ -1,10 +1,12 @@
 """Train the PERSON model shipped in signalvault/guardrails/data/pii_person_model.json.gz.
 
     .venv/bin/python training/train_person.py [--data /work/shared/eval] [--out PATH] [--check]
+                                              [--set KEY=VALUE]
 
 Reproducible: pure Python (no training library), a fixed seed and fixed data files give the
 same weights byte for byte. Data, licences and the @handle convention: training/README.md.
-`--check` retrains and fails if the result differs from the shipped file.
+`--check` retrains and fails if the result differs from the shipped file. `--set` overrides one
+of SETTINGS, to train a variant elsewhere (`--out`) before choosing it (training/README.md).
 """
 
 from __future__ import annotations
@@ -226,7 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true", help="fail if retraining changes the file")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in SETTINGS:
+            ap.error(f"no setting {key!r}; known: {', '.join(SETTINGS)}")
+        SETTINGS[key] = type(SETTINGS[key])(value)
     model = build(args.data)
     if args.check:
         tmp = args.out.with_suffix(".check")
