@@ -47,8 +47,9 @@ TRAIN_FILES = {
 }
 _WORD = "w="  # the word itself (the other lexical features are its letter pieces)
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
+_PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4}  # fmt: skip
+            "dropout": 0.4, "pieces": 0}  # fmt: skip
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -134,7 +135,13 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
             if dropout:
                 # The word itself is hidden now and then, so the rest (letter pieces, shape,
                 # gazetteers, context) must carry names the training text never showed.
-                feats = [f for f in feats if not f.startswith(_WORD) or rng.random() >= dropout]
+                if settings.get("pieces"):
+                    # ... with its letter pieces, which spell most of it out: then only shape,
+                    # gazetteers, context and the rules are left to carry the name.
+                    if rng.random() < dropout:
+                        feats = [f for f in feats if not f.startswith((_WORD, *_PIECES))]
+                else:
+                    feats = [f for f in feats if not f.startswith(_WORD) or rng.random() >= dropout]
             z = sum(weights.get(f, 0.0) for f in feats)
             p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
             grad = p - y
