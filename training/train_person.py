@@ -1,10 +1,12 @@
 """Train the PERSON model shipped in signalvault/guardrails/data/pii_person_model.json.gz.
 
     .venv/bin/python training/train_person.py [--data /work/shared/eval] [--out PATH] [--check]
+                                              [--set KEY=VALUE]
 
 Reproducible: pure Python (no training library), a fixed seed and fixed data files give the
 same weights byte for byte. Data, licences and the @handle convention: training/README.md.
-`--check` retrains and fails if the result differs from the shipped file.
+`--check` retrains and fails if the result differs from the shipped file. `--set` overrides one
+of SETTINGS, to train a variant elsewhere (`--out`) before choosing it (training/README.md).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import synthetic  # noqa: E402
-from heldout import is_fresh4  # noqa: E402
+from heldout import is_fresh5  # noqa: E402
 
 from signalvault.guardrails.pii_names import NameLexicon, NameRules, load_lexicon  # noqa: E402
 from signalvault.guardrails.pii_person import (  # noqa: E402
@@ -45,8 +47,9 @@ TRAIN_FILES = {
 }
 _WORD = "w="  # the word itself (the other lexical features are its letter pieces)
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
+_PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4}  # fmt: skip
+            "dropout": 0.4, "pieces": 0}  # fmt: skip
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -66,12 +69,12 @@ def person_spans(rec: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def records(data: Path, file: str, split: str | None) -> Iterator[dict[str, Any]]:
-    """The training records of one file: its `split`, less bench/heldout.py's fresh4 slice."""
+    """The training records of one file: its `split`, less bench/heldout.py's fresh5 slice."""
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
             rec = json.loads(line)
-            if is_fresh4(rec["text"]):
-                continue  # held out for measurement (bench/heldout.py, split `fresh4`)
+            if is_fresh5(rec["text"]):
+                continue  # held out for measurement (bench/heldout.py, split `fresh5`)
             if split is None or rec.get("meta", {}).get("btc_recommended_split") == split:
                 yield rec
 
@@ -132,7 +135,13 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
             if dropout:
                 # The word itself is hidden now and then, so the rest (letter pieces, shape,
                 # gazetteers, context) must carry names the training text never showed.
-                feats = [f for f in feats if not f.startswith(_WORD) or rng.random() >= dropout]
+                if settings.get("pieces"):
+                    # ... with its letter pieces, which spell most of it out: then only shape,
+                    # gazetteers, context and the rules are left to carry the name.
+                    if rng.random() < dropout:
+                        feats = [f for f in feats if not f.startswith((_WORD, *_PIECES))]
+                else:
+                    feats = [f for f in feats if not f.startswith(_WORD) or rng.random() >= dropout]
             z = sum(weights.get(f, 0.0) for f in feats)
             p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
             grad = p - y
@@ -187,7 +196,7 @@ def build(data: Path) -> dict[str, Any]:
         "trained_by": "training/train_person.py",
         "settings": SETTINGS,
         "examples": len(train_rows),
-        "held_out": "records bench/heldout.is_fresh4 selects (split `fresh4`)",
+        "held_out": "records bench/heldout.is_fresh5 selects (split `fresh5`)",
         "positives": sum(y for _, y in train_rows),
         "data": {
             **{
@@ -226,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true", help="fail if retraining changes the file")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in SETTINGS:
+            ap.error(f"no setting {key!r}; known: {', '.join(SETTINGS)}")
+        SETTINGS[key] = type(SETTINGS[key])(value)
     model = build(args.data)
     if args.check:
         tmp = args.out.with_suffix(".check")
