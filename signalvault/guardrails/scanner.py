@@ -26,6 +26,9 @@ _HIGH_BYTES = r"\x80-\xff"  # every byte of a multi-byte UTF-8 character
 _REPEAT = re.compile(r"\{(\d*)(,?)(\d*)\}")
 _MAX_UTF8 = 4  # bytes per character at most
 _MEMO: dict[str, bytes] = {}  # digest -> serialized database; compiling is deterministic
+# The only non-ASCII characters Python's caseless `re` matches as ASCII letters, in literals and
+# in classes alike (dotted and dotless I, long s, Kelvin sign; found by trying every code point).
+_ASCII_FOLDS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,14 @@ class PatternSet:
         # Lone surrogates cannot be UTF-8 encoded; they are never part of a pattern, so
         # replacing them cannot hide a match.
         self._db.scan(text.encode("utf-8", "replace"), match_event_handler=_on_match)
+        if not text.isascii():
+            folded = text.translate(_ASCII_FOLDS)
+            if folded != text:
+                # Caseless `re` matches these as their ASCII letters, Hyperscan's caseless mode
+                # does not: scanned once more as those letters, a caseless pattern's match is
+                # found ("pa\u017f\u017fword: ..."); the first scan keeps every case-sensitive
+                # one.
+                self._db.scan(folded.encode("utf-8", "replace"), match_event_handler=_on_match)
         return sorted(found)
 
     def finditer(self, text: str) -> Iterator[tuple[Pattern, re.Match[str]]]:
