@@ -81,6 +81,14 @@ _ZIP_CUE = re.compile(
     r"(?:[ \-][A-Z0-9]{3,4})?)\b",
     re.IGNORECASE,
 )
+# Every `_ZIP_CUE` match starts with "zip" or "post" in some case. Searching the whole text
+# with `_ZIP_CUE` costs ~300k instructions per KB (caseless and opening with `\b`, so `re` tries
+# a match at every position); this hint opens with a plain class that `re` skips to in C, so
+# the full pattern is only tried where a cue word starts (see `_zip_values`). Besides ASCII
+# case, `re.IGNORECASE` lets the dotless i (U+0131) and the dotted capital I (U+0130) match i,
+# and the long s (U+017F) match s: the only such letters among z, i, p, o, s, t (a test checks
+# every code point), so the hint lists them too.
+_ZIP_HINT = re.compile("[zZpP](?:[iI\u0131\u0130][pP]|[oO][sS\u017f][tT])")
 _CALENDAR = frozenset(
     [
         "january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -97,15 +105,12 @@ _SAME_LINE_TAIL = re.compile(r"(?:,? (?:\d{4,6}|[A-Z0-9]{2,4}|[A-Z][\w'\u2019.\-
 
 
 class AddressRules:
-    """Street-address candidates; patterns compile once per instance."""
-
-    def __init__(self) -> None:
-        self._zip = _ZIP_CUE
+    """Street-address candidates (the patterns are compiled once, at import)."""
 
     def scan(self, text: str) -> list[Candidate]:
         """ADDRESS candidates in `text`."""
         spans = [(s, e, score) for s, e, score in self._anchor_spans(text)]
-        for match in self._zip.finditer(text):
+        for match in _zip_values(text):
             spans.append((match.start(1), match.end(1), 0.8))
         return [("ADDRESS", s, e, score) for s, e, score in _merge(text, spans)]
 
@@ -182,6 +187,23 @@ class AddressRules:
             cue = _ADDRESS_CUE.search(text[max(0, start - 60) : start]) is not None
             return start, end, min(0.95, (0.75 if typed else 0.65) + (0.15 if cue else 0.0))
         return None
+
+
+def _zip_values(text: str) -> Iterator[re.Match[str]]:
+    """The matches of `_ZIP_CUE.finditer(text)`, trying the pattern only where a hint starts.
+
+    Every match starts where a hint does: hints never overlap a cue word's start, since a cue
+    starting inside a hint would follow a letter and fail its `\\b`. Skipping the starts inside
+    the last match keeps the matches non-overlapping, as `finditer` does.
+    """
+    end = 0
+    for hint in _ZIP_HINT.finditer(text):
+        if hint.start() < end:
+            continue
+        match = _ZIP_CUE.match(text, hint.start())  # `\b` still sees the character before
+        if match:
+            end = match.end()
+            yield match
 
 
 def _unit_start(before: str) -> int:

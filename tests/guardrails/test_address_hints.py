@@ -1,0 +1,55 @@
+"""The address rules' cheap hints skip work only where the full patterns would find nothing."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signalvault.guardrails import pii_address
+from signalvault.guardrails.pii_address import AddressRules
+
+DOTLESS_I, DOTTED_I, LONG_S = "\u0131", "\u0130", "\u017f"  # caseless i, i and s in `re`
+# Every code point except surrogates, in one string: `re` scans it in C for each letter.
+_ALL_CHARS = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+
+
+def _caseless_spellings(word: str) -> list[str]:
+    """Every spelling of `word` that `re.IGNORECASE` matches, one character per letter."""
+    choices = [re.findall(re.escape(letter), _ALL_CHARS, re.IGNORECASE) for letter in word]
+    return ["".join(chars) for chars in itertools.product(*choices)]
+
+
+def test_zip_hint_matches_every_caseless_spelling_of_the_cue_words() -> None:
+    spellings = _caseless_spellings("zip") + _caseless_spellings("post")
+    assert f"Z{DOTTED_I}P" in spellings and f"po{LONG_S}t" in spellings  # not only ASCII case
+    assert all(pii_address._ZIP_HINT.search(s) for s in spellings)
+
+
+def test_zip_cue_with_non_ascii_case_is_still_found() -> None:
+    rules = AddressRules()
+    for text in (
+        f"my Z{DOTTED_I}P code is 86786",
+        f"po{LONG_S}tal code: 12345",
+        f"z{DOTLESS_I}p 1011",
+    ):
+        assert [(k, text[s:e]) for k, s, e, _ in rules.scan(text)][-1:] == [
+            ("ADDRESS", text.split()[-1])
+        ], text
+
+
+_PIECES = st.sampled_from(
+    ["zip", "ZIP", f"Z{DOTLESS_I}p", "post", f"Po{LONG_S}T", "postal", "code", "Code", " is ",
+     ": ", "\n", " ", "86786", "SW1A 1AA", "394 13", "A1", "12 Main St", "Box 5", "x", DOTLESS_I,
+     DOTTED_I, LONG_S, "-", "9", "gzip", "postgres", "p", "z"]
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join))
+def test_zip_values_are_exactly_the_zip_cue_matches(text: str) -> None:
+    expected = [m.span(1) for m in pii_address._ZIP_CUE.finditer(text)]
+    assert [m.span(1) for m in pii_address._zip_values(text)] == expected
