@@ -76,3 +76,10 @@ def _old_numbers(text: str) -> list[tuple[int, int]]:
 @given(st.text(alphabet="0123456789 aZ_.,:-/$€£\n\u0663\u00b2x", max_size=40))
 def test_numbers_glued_on_the_left_are_dropped_by_the_pattern_alone(text: str) -> None:
     assert [m.span() for m in pii_address._DIGITS.finditer(text)] == _old_numbers(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789 aZ_.,:-/$\n\tx", max_size=40))
+def test_the_ascii_number_pattern_agrees_on_ascii_text(text: str) -> None:
+    ascii_spans = [m.span() for m in pii_address._DIGITS_ASCII.finditer(text)]
+    assert ascii_spans == [m.span() for m in pii_address._DIGITS.finditer(text)]
