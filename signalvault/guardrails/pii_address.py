@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from signalvault.guardrails.pii_checks import Candidate, is_lower_case
+from signalvault.guardrails.pii_checks import Candidate
 
 # Street types written before the name (Romance languages) and after it (English and others).
 _PREFIX_TYPES = (
@@ -88,11 +88,11 @@ _ZIP_CUE = re.compile(
 )
 # Every `_ZIP_CUE` match starts with "zip" or "post" in some case. Searching the whole text
 # with `_ZIP_CUE` costs ~300k instructions per KB (caseless and opening with `\b`, so `re` tries
-# a match at every position); this hint opens with a plain class that `re` skips to in C, so
-# the full pattern is only tried where a cue word starts (see `_zip_values`). Besides ASCII
-# case, `re.IGNORECASE` lets the dotless i (U+0131) and the dotted capital I (U+0130) match i,
-# and the long s (U+017F) match s: the only such letters among z, i, p, o, s, t (a test checks
-# every code point), so the hint lists them too.
+# a match at every position); the pattern is only tried where a cue word starts (see
+# `_zip_cue_starts`). On non-ASCII text this hint finds those: it opens with a plain class that
+# `re` skips to in C. Besides ASCII case, `re.IGNORECASE` lets the dotless i (U+0131) and the
+# dotted capital I (U+0130) match i, and the long s (U+017F) match s: the only such letters
+# among z, i, p, o, s, t (a test checks every code point), so the hint lists them too.
 _ZIP_HINT = re.compile("[zZpP](?:[iI\u0131\u0130][pP]|[oO][sS\u017f][tT])")
 _CALENDAR = frozenset(
     [
@@ -114,13 +114,14 @@ class AddressRules:
 
     def scan(self, text: str) -> list[Candidate]:
         """ADDRESS candidates in `text`."""
-        spans = [(s, e, score) for s, e, score in self._anchor_spans(text)]
-        for match in _zip_values(text):
+        lowered = text.lower()
+        lowered_text = lowered == text  # no upper-case letter, as `pii_checks.is_lower_case`
+        spans = [(s, e, score) for s, e, score in self._anchor_spans(text, lowered_text)]
+        for match in _zip_values(text, lowered):
             spans.append((match.start(1), match.end(1), 0.8))
         return [("ADDRESS", s, e, score) for s, e, score in _merge(text, spans)]
 
-    def _anchor_spans(self, text: str) -> Iterator[tuple[int, int, float]]:
-        lowered_text = is_lower_case(text)
+    def _anchor_spans(self, text: str, lowered_text: bool) -> Iterator[tuple[int, int, float]]:
         skip_to = 0
         for number in (_DIGITS_ASCII if text.isascii() else _DIGITS).finditer(text):
             n_start, n_end = number.span()
@@ -192,21 +193,40 @@ class AddressRules:
         return None
 
 
-def _zip_values(text: str) -> Iterator[re.Match[str]]:
-    """The matches of `_ZIP_CUE.finditer(text)`, trying the pattern only where a hint starts.
+def _zip_values(text: str, lowered: str) -> Iterator[re.Match[str]]:
+    """The matches of `_ZIP_CUE.finditer(text)`, trying the pattern only where a cue may start.
 
-    Every match starts where a hint does: hints never overlap a cue word's start, since a cue
-    starting inside a hint would follow a letter and fail its `\\b`. Skipping the starts inside
-    the last match keeps the matches non-overlapping, as `finditer` does.
+    Skipping the starts inside the last match keeps the matches non-overlapping, as `finditer`
+    does. `lowered` is `text.lower()`.
     """
     end = 0
-    for hint in _ZIP_HINT.finditer(text):
-        if hint.start() < end:
+    for start in _zip_cue_starts(text, lowered):
+        if start < end:
             continue
-        match = _ZIP_CUE.match(text, hint.start())  # `\b` still sees the character before
+        match = _ZIP_CUE.match(text, start)  # `\b` still sees the character before
         if match:
             end = match.end()
             yield match
+
+
+def _zip_cue_starts(text: str, lowered: str) -> list[int]:
+    """Every offset where a `_ZIP_CUE` match can start (and a few more), in order."""
+    if text.isascii():
+        # ASCII letters match caselessly only their ASCII case, and lower() keeps the offsets of
+        # ASCII text: a substring search (far cheaper than any `re` scan) finds every cue word.
+        return sorted([*_find_all(lowered, "zip"), *_find_all(lowered, "post")])
+    # Hints never overlap a cue word's start: a cue starting inside a hint would follow a
+    # letter and fail its `\b`.
+    return [hint.start() for hint in _ZIP_HINT.finditer(text)]
+
+
+def _find_all(text: str, word: str) -> list[int]:
+    found = []
+    at = text.find(word)
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + 1)
+    return found
 
 
 def _unit_start(before: str) -> int:

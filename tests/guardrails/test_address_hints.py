@@ -52,7 +52,14 @@ _PIECES = st.sampled_from(
 @given(st.lists(_PIECES, max_size=14).map("".join))
 def test_zip_values_are_exactly_the_zip_cue_matches(text: str) -> None:
     expected = [m.span(1) for m in pii_address._ZIP_CUE.finditer(text)]
-    assert [m.span(1) for m in pii_address._zip_values(text)] == expected
+    assert [m.span(1) for m in pii_address._zip_values(text, text.lower())] == expected
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES.filter(str.isascii), max_size=14).map("".join))
+def test_zip_values_on_ascii_text_are_exactly_the_zip_cue_matches(text: str) -> None:
+    expected = [m.span(1) for m in pii_address._ZIP_CUE.finditer(text)]
+    assert [m.span(1) for m in pii_address._zip_values(text, text.lower())] == expected
 
 
 def test_the_number_lookbehind_tests_isalnum() -> None:
