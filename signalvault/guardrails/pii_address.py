@@ -60,6 +60,9 @@ _PART_UNITS = frozenset(
 )
 _MILITARY = frozenset({"apo aa", "apo ae", "apo ap", "fpo aa", "fpo ae", "fpo ap", "dpo aa",
                        "dpo ae", "dpo ap"})  # fmt: skip
+# `_unit_start` finds nothing unless the lower-cased text ends with one of these: a unit word
+# or the last word of a military code ("APO AE").
+_UNIT_ENDINGS = tuple(sorted(_UNIT_WORDS | {code.split()[-1] for code in _MILITARY}))
 _LOWER_WORD = re.compile(r"[a-z]+")
 _NON_SPACE = re.compile(r"\S+")
 _STATE_ZIP_BEFORE = re.compile(r"[A-Z][\w .'\-]{1,30}, ?[A-Z]{2},? $")
@@ -232,6 +235,8 @@ def _find_all(text: str, word: str) -> list[int]:
 def _unit_start(before: str) -> int:
     """Where "Apt. ", "Suite #", "P.O. Box ", "APO AE " starts, if `before` ends with one."""
     head = before.rstrip(" #.")
+    if not head.lower().endswith(_UNIT_ENDINGS):
+        return -1  # the cheap test first: most numbers follow no unit word at all
     words = _LOWER_WORD.findall(head[-16:].lower())
     if not words or not head.lower().endswith(words[-1]):
         return -1

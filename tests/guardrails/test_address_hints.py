@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+from unittest.mock import patch
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +92,29 @@ def test_numbers_glued_on_the_left_are_dropped_by_the_pattern_alone(text: str) -
 def test_the_ascii_number_pattern_agrees_on_ascii_text(text: str) -> None:
     ascii_spans = [m.span() for m in pii_address._DIGITS_ASCII.finditer(text)]
     assert ascii_spans == [m.span() for m in pii_address._DIGITS.finditer(text)]
+
+
+_BEFORE_PIECES = st.sampled_from(
+    ["Apt", "apt.", "APARTMENT", "Suite", " #", "Ste", "unit", "Flat", "room", "Rm", "Floor",
+     "fl", "P.O. Box", "PO", "box", "PSC", "CMR", "USNS", "USS", "USNV", "APO", "AE", "fpo",
+     "aa", "DPO AP", "card", "Main St", " ", ".", ",", "x", "\u212a", "\u0130", "9"]
+)  # fmt: skip
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(_BEFORE_PIECES, max_size=8).map("".join))
+def test_the_unit_endings_test_only_skips_text_without_a_unit(before: str) -> None:
+    with patch.object(pii_address, "_UNIT_ENDINGS", ("",)):  # every text passes: the old path
+        expected = pii_address._unit_start(before)
+    assert pii_address._unit_start(before) == expected
+
+
+@pytest.mark.parametrize(
+    "word", sorted(pii_address._UNIT_WORDS | pii_address._MILITARY | {"p.o. box", "PO Box"})
+)
+def test_every_unit_word_passes_the_unit_endings_test(word: str) -> None:
+    for before in (f"ship to {word} ", f"Ship to {word.upper()} #", f"{word.title()}. "):
+        with patch.object(pii_address, "_UNIT_ENDINGS", ("",)):
+            expected = pii_address._unit_start(before)
+        assert expected >= 0
+        assert pii_address._unit_start(before) == expected
