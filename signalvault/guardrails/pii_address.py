@@ -313,7 +313,7 @@ def _grow_block(text: str, end: int) -> int:
                 return after
         if not line.strip() or not _TAIL_LINE.match(line) or len(line.split()) > 6:
             return end
-        if "@" in line or sum(ch.isdigit() for ch in line) > 6:
+        if "@" in line or sum(map(str.isdigit, line)) > 6:  # map: no bytecode per character
             return end  # an e-mail or phone line ends the block
         end = line_end + 1 + len(line.rstrip())
     return end
