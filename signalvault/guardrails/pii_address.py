@@ -232,10 +232,13 @@ def _find_all(text: str, word: str) -> list[int]:
     return found
 
 
-def _unit_start(before: str) -> int:
-    """Where "Apt. ", "Suite #", "P.O. Box ", "APO AE " starts, if `before` ends with one."""
+def _unit_start(before: str, endings: tuple[str, ...] = _UNIT_ENDINGS) -> int:
+    """Where "Apt. ", "Suite #", "P.O. Box ", "APO AE " starts, if `before` ends with one.
+
+    `endings` is there for the tests: ("",) switches the cheap first test off.
+    """
     head = before.rstrip(" #.")
-    if not head.lower().endswith(_UNIT_ENDINGS):
+    if not head.lower().endswith(endings):
         return -1  # the cheap test first: most numbers follow no unit word at all
     words = _LOWER_WORD.findall(head[-16:].lower())
     if not words or not head.lower().endswith(words[-1]):
