@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from signalvault.guardrails.pii_checks import Candidate, is_lower_case
+from signalvault.guardrails.pii_checks import Candidate
 
 # Street types written before the name (Romance languages) and after it (English and others).
 _PREFIX_TYPES = (
@@ -36,9 +36,16 @@ _TYPE_WORDS = re.compile(
     rf"(?<![\w])(?:{_PREFIX_TYPES}|{_SUFFIX_TYPES})(?![\w])|[^\W\d_]+(?:{_COMPOUND_TYPES})(?![\w])",
     re.IGNORECASE,
 )
-# Addresses nearly always carry a number, so every rule starts from one: `re` then never
-# scans digit-free prose, which keeps the address rules under 0.1 ms per KB.
-_DIGITS = re.compile(r"\d{1,5}[a-zA-Z]?(?![\w])")
+# Addresses nearly always carry a number, so every rule starts from one. A number glued to a
+# letter or digit, or to one of . , : - / $ € £ (versions, times, amounts, identifiers), starts
+# none: the lookbehind rejects those inside `re` (`[^\W_]` is `str.isalnum`), and it sits after
+# the first `\d` so that `re` keeps skipping to the next digit in C instead of starting a match
+# attempt at every character. On bench/scan_speed.py's 1 KB prompt the search costs 148k
+# instructions (298k for `\d{1,5}...`) and 16 of its 24 numbers no longer reach Python.
+_DIGITS = re.compile(r"\d(?<!(?:[^\W_]|[.,:\-/$€£])\d)\d{0,4}[a-zA-Z]?(?![\w])")
+# On ASCII text (most prompts) the ASCII-mode twin finds the same numbers, and `re` tests each
+# character against `\d` with a table instead of the Unicode database: 148k -> 105k per KB.
+_DIGITS_ASCII = re.compile(_DIGITS.pattern, re.ASCII)
 _NUMBER_FIRST = re.compile(rf"{_NUMBER},? {_NAME}(?: {_NUMBER}(?![\w]))?", re.IGNORECASE)
 _STREET_WORD = re.compile(_WORD)
 _UNIT_WORDS = frozenset(
@@ -53,6 +60,9 @@ _PART_UNITS = frozenset(
 )
 _MILITARY = frozenset({"apo aa", "apo ae", "apo ap", "fpo aa", "fpo ae", "fpo ap", "dpo aa",
                        "dpo ae", "dpo ap"})  # fmt: skip
+# `_unit_start` finds nothing unless the lower-cased text ends with one of these: a unit word
+# or the last word of a military code ("APO AE").
+_UNIT_ENDINGS = tuple(sorted(_UNIT_WORDS | {code.split()[-1] for code in _MILITARY}))
 _LOWER_WORD = re.compile(r"[a-z]+")
 _NON_SPACE = re.compile(r"\S+")
 _STATE_ZIP_BEFORE = re.compile(r"[A-Z][\w .'\-]{1,30}, ?[A-Z]{2},? $")
@@ -79,6 +89,14 @@ _ZIP_CUE = re.compile(
     r"(?:[ \-][A-Z0-9]{3,4})?)\b",
     re.IGNORECASE,
 )
+# Every `_ZIP_CUE` match starts with "zip" or "post" in some case. Searching the whole text
+# with `_ZIP_CUE` costs ~300k instructions per KB (caseless and opening with `\b`, so `re` tries
+# a match at every position); the pattern is only tried where a cue word starts (see
+# `_zip_cue_starts`). On non-ASCII text this hint finds those: it opens with a plain class that
+# `re` skips to in C. Besides ASCII case, `re.IGNORECASE` lets the dotless i (U+0131) and the
+# dotted capital I (U+0130) match i, and the long s (U+017F) match s: the only such letters
+# among z, i, p, o, s, t (a test checks every code point), so the hint lists them too.
+_ZIP_HINT = re.compile("[zZpP](?:[iI\u0131\u0130][pP]|[oO][sS\u017f][tT])")
 _CALENDAR = frozenset(
     [
         "january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -95,26 +113,22 @@ _SAME_LINE_TAIL = re.compile(r"(?:,? (?:\d{4,6}|[A-Z0-9]{2,4}|[A-Z][\w'\u2019.\-
 
 
 class AddressRules:
-    """Street-address candidates; patterns compile once per instance."""
-
-    def __init__(self) -> None:
-        self._zip = _ZIP_CUE
+    """Street-address candidates (the patterns are compiled once, at import)."""
 
     def scan(self, text: str) -> list[Candidate]:
         """ADDRESS candidates in `text`."""
-        spans = [(s, e, score) for s, e, score in self._anchor_spans(text)]
-        for match in self._zip.finditer(text):
+        lowered = text.lower()
+        lowered_text = lowered == text  # no upper-case letter, as `pii_checks.is_lower_case`
+        spans = [(s, e, score) for s, e, score in self._anchor_spans(text, lowered_text)]
+        for match in _zip_values(text, lowered):
             spans.append((match.start(1), match.end(1), 0.8))
         return [("ADDRESS", s, e, score) for s, e, score in _merge(text, spans)]
 
-    def _anchor_spans(self, text: str) -> Iterator[tuple[int, int, float]]:
-        lowered_text = is_lower_case(text)
+    def _anchor_spans(self, text: str, lowered_text: bool) -> Iterator[tuple[int, int, float]]:
         skip_to = 0
-        for number in _DIGITS.finditer(text):
+        for number in (_DIGITS_ASCII if text.isascii() else _DIGITS).finditer(text):
             n_start, n_end = number.span()
-            if n_start < skip_to or (
-                n_start and (text[n_start - 1].isalnum() or text[n_start - 1] in ".,:-/$€£")
-            ):
+            if n_start < skip_to:
                 continue
             before = text[max(0, n_start - 48) : n_start]
             unit = _unit_start(before)
@@ -182,9 +196,50 @@ class AddressRules:
         return None
 
 
-def _unit_start(before: str) -> int:
-    """Where "Apt. ", "Suite #", "P.O. Box ", "APO AE " starts, if `before` ends with one."""
+def _zip_values(text: str, lowered: str) -> Iterator[re.Match[str]]:
+    """The matches of `_ZIP_CUE.finditer(text)`, trying the pattern only where a cue may start.
+
+    Skipping the starts inside the last match keeps the matches non-overlapping, as `finditer`
+    does. `lowered` is `text.lower()`.
+    """
+    end = 0
+    for start in _zip_cue_starts(text, lowered):
+        if start < end:
+            continue
+        match = _ZIP_CUE.match(text, start)  # `\b` still sees the character before
+        if match:
+            end = match.end()
+            yield match
+
+
+def _zip_cue_starts(text: str, lowered: str) -> list[int]:
+    """Every offset where a `_ZIP_CUE` match can start (and a few more), in order."""
+    if text.isascii():
+        # ASCII letters match caselessly only their ASCII case, and lower() keeps the offsets of
+        # ASCII text: a substring search (far cheaper than any `re` scan) finds every cue word.
+        return sorted([*_find_all(lowered, "zip"), *_find_all(lowered, "post")])
+    # Hints never overlap a cue word's start: a cue starting inside a hint would follow a
+    # letter and fail its `\b`.
+    return [hint.start() for hint in _ZIP_HINT.finditer(text)]
+
+
+def _find_all(text: str, word: str) -> list[int]:
+    found = []
+    at = text.find(word)
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + 1)
+    return found
+
+
+def _unit_start(before: str, endings: tuple[str, ...] = _UNIT_ENDINGS) -> int:
+    """Where "Apt. ", "Suite #", "P.O. Box ", "APO AE " starts, if `before` ends with one.
+
+    `endings` is there for the tests: ("",) switches the cheap first test off.
+    """
     head = before.rstrip(" #.")
+    if not head.lower().endswith(endings):
+        return -1  # the cheap test first: most numbers follow no unit word at all
     words = _LOWER_WORD.findall(head[-16:].lower())
     if not words or not head.lower().endswith(words[-1]):
         return -1
@@ -261,7 +316,7 @@ def _grow_block(text: str, end: int) -> int:
                 return after
         if not line.strip() or not _TAIL_LINE.match(line) or len(line.split()) > 6:
             return end
-        if "@" in line or sum(ch.isdigit() for ch in line) > 6:
+        if "@" in line or sum(map(str.isdigit, line)) > 6:  # map: no bytecode per character
             return end  # an e-mail or phone line ends the block
         end = line_end + 1 + len(line.rstrip())
     return end
