@@ -170,40 +170,22 @@ def _rate(row: list[int]) -> tuple[float, float]:
     return (tp / n_pred if n_pred else 0.0), (found / n_gold if n_gold else 0.0)
 
 
-def rank(by_corpus: Counts, pooled: Counts, floor: float) -> list[tuple[str, str, float, float]]:
-    """(threshold, veto, by-corpus P, by-corpus R) of the grid points whose precision is at least
-    `floor` both when scanning the other corpus and in pooled folds, highest by-corpus recall
-    first (ties: higher by-corpus precision). Recall on text of another source at a precision
-    floor is what the target asks; precision falls a little on new text, hence a floor with a
-    margin above the target's."""
-    out = []
-    for key, row in by_corpus.items():
-        name, threshold, veto = key.split("|")
-        if name != "all" or key not in pooled:
-            continue
-        p_bc, r_bc = _rate(row)
-        p_pool, _ = _rate(pooled[key])
-        if p_bc >= floor and p_pool >= floor:
-            out.append((threshold, veto, p_bc, r_bc))
-    return sorted(out, key=lambda t: (-round(t[3], 3), -t[2]))
-
-
-def select(
-    novel: Counts, pooled: Counts, floor_novel: float, floor: float
+def rank(
+    scanned: Counts, pooled: Counts, floor_scanned: float, floor: float
 ) -> list[tuple[str, str, float, float, float, float]]:
-    """(threshold, veto, novel P, novel R, pooled P, pooled R) of the grid points whose
-    novel-name precision is at least `floor_novel` and pooled precision at least `floor`,
-    highest novel-name recall first (ties: higher novel-name precision). The target asks for
-    recall on names the training text never showed, at a precision floor."""
+    """(threshold, veto, P, R, pooled P, pooled R) of the grid points whose precision is at
+    least `floor_scanned` in `scanned` (a --by-corpus or --novel run) and at least `floor` in
+    `pooled` folds, highest recall in `scanned` first (ties: higher precision there). The target
+    asks for recall on text (and names) the training never showed, at a precision floor."""
     out = []
-    for key, row in novel.items():
+    for key, row in scanned.items():
         name, threshold, veto = key.split("|")
         if name != "all" or key not in pooled:
             continue
-        p_nov, r_nov = _rate(row)
+        p_scanned, r_scanned = _rate(row)
         p_pool, r_pool = _rate(pooled[key])
-        if p_nov >= floor_novel and p_pool >= floor:
-            out.append((threshold, veto, p_nov, r_nov, p_pool, r_pool))
+        if p_scanned >= floor_scanned and p_pool >= floor:
+            out.append((threshold, veto, p_scanned, r_scanned, p_pool, r_pool))
     return sorted(out, key=lambda t: (-round(t[3], 3), -t[2]))
 
 
@@ -234,14 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--by-corpus and --novel are two different fold schemes; pick one")
     if args.select:
         novel, pooled = (json.loads(path.read_text()) for path in args.select)
-        for threshold, veto, p, r, pp, pr in select(novel, pooled, args.floor_novel, args.floor):
+        for threshold, veto, p, r, pp, pr in rank(novel, pooled, args.floor_novel, args.floor):
             print(
                 f"{threshold:>5} {veto:>5}  novel P {p:.3f} R {r:.3f}  pooled P {pp:.3f} R {pr:.3f}"
             )
         return 0
     if args.rank:
         by_corpus, pooled = (json.loads(path.read_text()) for path in args.rank)
-        for threshold, veto, p, r in rank(by_corpus, pooled, args.floor):
+        for threshold, veto, p, r, _, _ in rank(by_corpus, pooled, args.floor, args.floor):
             print(f"{threshold:>5} {veto:>5}  by-corpus P {p:.3f} R {r:.3f}")
         return 0
     for item in args.set:
