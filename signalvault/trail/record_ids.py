@@ -50,11 +50,11 @@ def event_id(record_id: str, index: int) -> str:
     """The id of the `index`th tool call or result held in the record `record_id` (trail.linked):
     the record's id as a UUIDv8 (RFC 9562's vendor-specific version) with `index` in the two
     high hex digits of rand_a. No record id (version 7) can equal it; the ids of two records of
-    one process differ outside those digits (the counter that separates them carries into rand_a
-    only past 2^62 ids in one millisecond), and those of two processes in their 66 other random
-    bits. It sorts after its record (and the record's other events in order), and costs a slice
-    where a new id cost ~14k instructions. Past `MAX_DERIVED_EVENTS` events in one record, a new
-    record id."""
+    one process differ outside those digits (in one millisecond their counters differ by far less
+    than 2^66, so in the low 66 bits the event id keeps), and those of two processes in their 66
+    other random bits. It sorts after its record (and the record's other events in order), and
+    costs a slice where a new id cost ~14k instructions. Past `MAX_DERIVED_EVENTS` events in one
+    record, a new record id."""
     if 0 <= index < MAX_DERIVED_EVENTS and len(record_id) == 36 and record_id[14] == "7":
         return f"{record_id[:14]}8{index:02x}{record_id[17:]}"
     return new_record_id()

@@ -7,21 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Protocol
+
+from signalvault.trail.linked import Source
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _INVALID_TRACE, _INVALID_SPAN = "0" * 32, "0" * 16
-
-
-class Traced(Protocol):
-    """A record as far as its trace goes (an audit Interaction)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def trace_id(self) -> str | None: ...
-    @property
-    def run_id(self) -> str | None: ...
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str] | None:
@@ -34,7 +24,7 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     return match.group(1), match.group(2)
 
 
-def trace_id_of(interaction: Traced) -> str:
+def trace_id_of(interaction: Source) -> str:
     """32 hex digits: the caller's trace, else one per run, else one per record."""
     if interaction.trace_id:
         return interaction.trace_id
@@ -48,6 +38,6 @@ def span_id_of(record_id: str) -> str:
     return hashlib.blake2b(record_id.encode(), digest_size=8).hexdigest()
 
 
-def traceparent_of(interaction: Traced) -> str:
+def traceparent_of(interaction: Source) -> str:
     """The `traceparent` sent upstream: the record's span, a child of the caller's."""
     return f"00-{trace_id_of(interaction)}-{span_id_of(interaction.id)}-01"
