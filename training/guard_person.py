@@ -25,15 +25,12 @@ FLOOR = 0.97  # business-names tune precision and recall
 # Runs in a child process: patches the model and the thresholds, then runs the unit tests
 # (mode "tests") or counts the guards on the tune sets (mode "guards").
 CHILD = r"""
-import gzip, json, sys
+import functools, json, sys
+from pathlib import Path
 sys.path[:0] = ["bench", "."]
 import signalvault.guardrails.pii_person as m
 mode, path, thr, veto = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-def load_weights():
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        model = json.load(handle)
-    return {k: float(v) for k, v in model["weights"].items()}, model["meta"]
-m.load_weights = load_weights
+m.load_weights = functools.partial(m.load_weights, Path(path))
 m.PersonDetector.MODEL_THRESHOLD = thr
 m.PersonDetector.VETO = veto
 if mode == "tests":

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from itertools import pairwise
+from pathlib import Path
 from typing import NamedTuple
 
 from signalvault.guardrails.pii_checks import Candidate, is_lower_case
@@ -404,10 +405,11 @@ def _span(text: str, run: list[tuple[Token, float]]) -> Candidate:
     return "PERSON", start, end, round(score, 3)
 
 
-def load_weights() -> tuple[dict[str, float], dict[str, object]]:
-    """The shipped weights and their provenance (data, licences, training settings)."""
-    path = resources.files("signalvault.guardrails.data").joinpath(MODEL_FILE)
-    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
+def load_weights(path: Path | None = None) -> tuple[dict[str, float], dict[str, object]]:
+    """The shipped weights (or those of the model file `path`, a candidate in training) and
+    their provenance (data, licences, training settings)."""
+    source = path or resources.files("signalvault.guardrails.data").joinpath(MODEL_FILE)
+    with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
         model = json.load(handle)
     return {k: float(v) for k, v in model["weights"].items()}, model["meta"]
 
