@@ -10,17 +10,17 @@ training data once `untouched` had informed a choice between detector variants (
 `fresh_records`). Its scores then informed a session's report, so it is no longer untouched:
 since 2026-12-06 it is training data again, kept here only to regenerate what was reported.
 A fourth split, `fresh2`, replaced it that day, before any change of that session was measured:
-another hash slice of the same two corpora, disjoint from `fresh` (see `is_fresh2`), cut out of
+another hash slice of the same two corpora, disjoint from `fresh` (see `FRESH_SHARES`), cut out of
 the PERSON model's training and measured once at the end of a change, summary rows only; the
 model's settings are chosen by cross-validation on the training data (training/cv_person.py).
 Its scores informed that session's report, so it too went back into training; a fifth split,
 `fresh3`, replaced it later that day, before any change of the next session was measured
-(see `is_fresh3`), held out and measured the same way. Its scores informed the report of
+(see `FRESH_SHARES`), held out and measured the same way. Its scores informed the report of
 2026-12-07, so it went back into training too; a sixth split, `fresh4`, replaced it that day,
-before any change of the next session was measured (see `is_fresh4`), held out the same way.
+before any change of the next session was measured (see `FRESH_SHARES`), held out the same way.
 Its scores informed the next report of that day, so it went back into training as well; a
 seventh split, `fresh5`, replaced it before any change of the following session was measured
-(see `is_fresh5`; about one record in ten of the two corpora again).
+(see `FRESH_SHARES`; about one record in ten of the two corpora again).
 Values come from Faker's locale providers and python-stdnum (random digits kept when the
 validator accepts them), never from the detectors under test. Records use the shared formats
 (`entities` / `secrets`, `meta.labels_complete_for`), so ../shared/eval/score.py scores them.
@@ -234,78 +234,30 @@ def informal_records(data: Path, split: str) -> list[dict[str, Any]]:
     return out
 
 
-# The fresh slice: one record in FRESH_SHARE of the two training corpora, chosen by a hash of
-# the text (retweets and other repeats land on the same side), never trained on.
-FRESH_SHARE = 6
 FRESH_SOURCES = {
     "btctrain": ("pii-broad-twitter-corpus.jsonl", "train"),
     "wnut17train": ("pii-wnut17-emerging-entities-train.jsonl", None),
 }
+# The fresh slices of the two training corpora, in the order they were cut: each takes one
+# record in `share` of what the slices before it leave, by a hash of the text salted with its
+# name (retweets and other repeats land on the same side), so no two overlap. fresh: about one
+# record in six; fresh2, fresh3 and fresh5 about 10% of the corpora each, fresh4 about 6%.
+# Only the last is held out; the others informed reports and are training data again.
+FRESH_SHARES = {"fresh": 6, "fresh2": 8, "fresh3": 7, "fresh4": 10, "fresh5": 6}
 
 
-FRESH2_SHARE = 8  # of the records `fresh` leaves: about 10% of the two corpora
-FRESH3_SHARE = 7  # of the records `fresh` and `fresh2` leave: about 10% again
-FRESH4_SHARE = 10  # of the records `fresh`, `fresh2` and `fresh3` leave: about 6% of the corpora
-FRESH5_SHARE = 6  # of the records `fresh` to `fresh4` leave: about 10% of the corpora (9.5%)
-
-
-def is_fresh(text: str) -> bool:
-    """True when the record belongs to the fresh split (retired: trained on since fresh2)."""
-    digest = hashlib.sha256(("fresh|" + text).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % FRESH_SHARE == 0
-
-
-def is_fresh2(text: str) -> bool:
-    """True when the record belongs to the fresh2 split (retired: trained on since fresh3).
-
-    Disjoint from `fresh`, whose scores have been read; another salt, so the two are independent.
-    """
-    if is_fresh(text):
-        return False
-    digest = hashlib.sha256(("fresh2|" + text).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % FRESH2_SHARE == 0
-
-
-def is_fresh3(text: str) -> bool:
-    """True when the record belongs to the fresh3 split (retired: trained on since fresh4).
-
-    Disjoint from `fresh` and `fresh2`, whose scores have been read; a salt of its own.
-    """
-    if is_fresh(text) or is_fresh2(text):
-        return False
-    digest = hashlib.sha256(("fresh3|" + text).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % FRESH3_SHARE == 0
-
-
-def is_fresh4(text: str) -> bool:
-    """True when the record belongs to the fresh4 split (retired: trained on since fresh5).
-
-    Disjoint from `fresh`, `fresh2` and `fresh3`, whose scores have been read; a salt of its own.
-    """
-    if is_fresh(text) or is_fresh2(text) or is_fresh3(text):
-        return False
-    digest = hashlib.sha256(("fresh4|" + text).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % FRESH4_SHARE == 0
+def fresh_slice(text: str) -> str | None:
+    """The fresh slice a record of the training corpora belongs to, if any."""
+    for split, share in FRESH_SHARES.items():
+        digest = hashlib.sha256(f"{split}|{text}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") % share == 0:
+            return split
+    return None
 
 
 def is_fresh5(text: str) -> bool:
-    """True when the record belongs to the fresh5 split (training/train_person.py skips it).
-
-    Disjoint from `fresh` to `fresh4`, whose scores have been read; a salt of its own.
-    """
-    if is_fresh(text) or is_fresh2(text) or is_fresh3(text) or is_fresh4(text):
-        return False
-    digest = hashlib.sha256(("fresh5|" + text).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % FRESH5_SHARE == 0
-
-
-_FRESH_CHOICE: dict[str, Callable[[str], bool]] = {
-    "fresh": is_fresh,
-    "fresh2": is_fresh2,
-    "fresh3": is_fresh3,
-    "fresh4": is_fresh4,
-    "fresh5": is_fresh5,
-}
+    """True when the record belongs to the held-out slice (training/train_person.py skips it)."""
+    return fresh_slice(text) == "fresh5"
 
 
 def person_spans(text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -328,14 +280,13 @@ def fresh_records(data: Path, source: str, split: str = "fresh") -> list[dict[st
     module docstring).
     """
     file, btc_split = FRESH_SOURCES[source]
-    chosen = _FRESH_CHOICE[split]
     out = []
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
             rec = json.loads(line)
             if btc_split and rec["meta"].get("btc_recommended_split") != btc_split:
                 continue
-            if chosen(rec["text"]):
+            if fresh_slice(rec["text"]) == split:
                 ents = person_spans(rec["text"], rec["entities"])
                 out.append(_record(f"{split}-{source}", len(out), rec["text"], ents, ["PERSON"]))
     return out

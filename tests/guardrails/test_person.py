@@ -106,10 +106,4 @@ def test_fresh5_is_never_trained_on_and_disjoint_from_earlier_slices():
     ]
     assert len(held) > 500
     assert not trained & set(held)
-    assert not any(
-        heldout.is_fresh(text)
-        or heldout.is_fresh2(text)
-        or heldout.is_fresh3(text)
-        or heldout.is_fresh4(text)
-        for text in held
-    )
+    assert {heldout.fresh_slice(text) for text in held} == {"fresh5"}
