@@ -286,6 +286,7 @@ class AuditTrail:
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
         has_new_key = len(ops) > 1
         ops += hold(interaction, ops[-1].params, linked)
+        interaction.held = None  # final: no completion writes them again (see `complete`)
         self._notify(interaction)
         self._notify_linked(linked)
         if not has_new_key:
@@ -363,6 +364,9 @@ class AuditTrail:
         ops = [WriteOp(COMPLETE_RECORD, values)]
         if linked:
             ops += hold(interaction, values, [*(interaction.held or ()), *linked], len(linked))
+        # Its events point back at it (ToolEvent.holder): a cycle that only the garbage collector
+        # would free, with the request's dicts and lists, when the record needs them no more.
+        interaction.held = None
         self._write_later(ops)
         self._open.pop(interaction.id, None)
         self._notify(interaction)

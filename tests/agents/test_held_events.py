@@ -3,6 +3,7 @@ sealed with it, found by call id from another process, and gone with it."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from signalvault.agents.capture import ToolEvents
 from signalvault.app import GatewayApp
 from signalvault.crypto.master_key import load_master_key
 from signalvault.store.schema import tool_call_links
+from signalvault.trail.audit import Interaction
 from signalvault.trail.integrity.verify import verify_trail
 from tests.agents.loops import LOOPS
 from tests.conftest import records
@@ -48,6 +50,24 @@ async def test_a_loop_writes_no_record_per_event_and_one_link_per_event(oai, gat
         ("tool_call", call["id"], step.call_id),
         ("tool_result", result["id"], step.call_id),
     ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_loops_records_are_freed_without_the_cycle_collector(oai, gateway, stream):
+    """A record's events point back at it (ToolEvent.holder). Once it is complete nothing may
+    hold them, or every tool request's record, with its dicts and lists, lingers until the cycle
+    collector runs: extra collections the requests pay for (bench/tool_capture.py)."""
+    gc.collect()
+    gc.disable()
+    try:
+        await LOOPS["chat"](oai, stream=stream, result="sunny")
+        assert gateway.services is not None
+        gateway.services.store.flush()
+        lingering = [o for o in gc.get_objects() if isinstance(o, Interaction)]
+    finally:
+        gc.enable()
+    assert lingering == []
+    assert {r["kind"] for r in records(gateway)} >= {"tool_call", "tool_result"}
 
 
 @pytest.mark.parametrize(
