@@ -307,10 +307,13 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
             assert app.services is not None
             _, key = app.services.keyring.create(name="bench", environment="dev")
             nonce = 0
-            for kind in ("tool", "plain"):  # warm caches, connections, the data key
+            # Warm caches, the data key and the upstream connections: as many pairs at once as
+            # measured, or the first measured round opens the pool's other connections.
+            for kind in ("tool", "plain"):
                 for _ in range(30):
-                    nonce += 1
-                    await _pair(app, key, kind, args.stream, nonce)
+                    numbers = range(nonce + 1, nonce + 1 + args.concurrency)
+                    nonce += args.concurrency
+                    await asyncio.gather(*(_pair(app, key, kind, args.stream, n) for n in numbers))
             samples: dict[str, list[float]] = {"tool": [], "plain": []}
             store = app.services.store
             if callgrind is not None:
