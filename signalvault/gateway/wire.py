@@ -345,23 +345,41 @@ def text_slots(payload: dict[str, Any], fields: tuple[str, ...]) -> list[Slot]:
     prompts, tool arguments and results, Responses input items, embeddings inputs."""
     slots: list[Slot] = []
     for name in fields:
-        if name in payload:
-            _walk(payload, name, slots)
+        value = payload.get(name)
+        if isinstance(value, str):
+            if value:
+                slots.append((payload, name))
+        elif isinstance(value, dict):
+            _walk_object(value, slots)
+        elif isinstance(value, list):
+            _walk_array(value, slots)
     return slots
 
 
-def _walk(container: Any, key: Any, slots: list[Slot]) -> None:
-    value = container[key]
-    if isinstance(value, str):
-        if value:
-            slots.append((container, key))
-    elif isinstance(value, list):
-        for index in range(len(value)):
-            _walk(value, index, slots)
-    elif isinstance(value, dict):
-        for name in value:
-            if name not in _NOT_TEXT:
-                _walk(value, name, slots)
+# The walk takes a container's strings in its own loop: a call per string (most of a body's
+# values) cost more than the strings' checks.
+def _walk_object(node: dict[str, Any], slots: list[Slot]) -> None:
+    for name, value in node.items():
+        if name in _NOT_TEXT:
+            continue
+        if isinstance(value, str):
+            if value:
+                slots.append((node, name))
+        elif isinstance(value, dict):
+            _walk_object(value, slots)
+        elif isinstance(value, list):
+            _walk_array(value, slots)
+
+
+def _walk_array(node: list[Any], slots: list[Slot]) -> None:
+    for index, value in enumerate(node):
+        if isinstance(value, str):
+            if value:
+                slots.append((node, index))
+        elif isinstance(value, dict):
+            _walk_object(value, slots)
+        elif isinstance(value, list):
+            _walk_array(value, slots)
 
 
 def _obj(value: Any) -> dict[str, Any]:
