@@ -13,8 +13,10 @@ result back (recorded: a tool_call and a tool_result event, the run joined by ca
 "plain" pair carries the same texts, of the same sizes, without tools, and gets answers of the
 same sizes. The mock provider runs in a separate process; requests go
 to the gateway's ASGI app directly (no client library in the measured process), so process CPU
-time (all threads: the event loop and the audit writer) is the gateway's own. Prints the median
-CPU microseconds per request of each, and the overhead of capture.
+time (all threads: the event loop and the audit writer) is the gateway's own. The event loop is
+uvloop's, as under `signalvault serve`: asyncio's pure-Python loop cost ~0.25 M more instructions
+per request, which made every request dearer and the overhead of capture look ~0.3 point smaller.
+Prints the median CPU microseconds per request of each, and the overhead of capture.
 
 CPU time moves by a few percent between runs on a shared machine, as much as the gap measured.
 `--instructions` counts instructions instead (deterministic to well under 1%): the measuring
@@ -55,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 from sustained import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -495,7 +498,7 @@ def main() -> None:
     args.rounds = args.rounds or (3 if counting else 7)
     sys.path.insert(0, str((args.source or ROOT).resolve()))
     if args.in_callgrind:
-        asyncio.run(_measure(args, args.base_url))
+        uvloop.run(_measure(args, args.base_url))
         return
     port = free_port()
     mock = subprocess.Popen(
@@ -513,7 +516,7 @@ def main() -> None:
         if args.instructions:
             _count(args, f"http://127.0.0.1:{port}/v1")
         else:
-            asyncio.run(_measure(args, f"http://127.0.0.1:{port}/v1"))
+            uvloop.run(_measure(args, f"http://127.0.0.1:{port}/v1"))
     finally:
         mock.terminate()
         mock.wait(timeout=10)
