@@ -35,6 +35,8 @@ from heldout import is_fresh6  # noqa: E402
 from signalvault.guardrails.pii_names import NameLexicon, NameRules, load_lexicon  # noqa: E402
 from signalvault.guardrails.pii_person import (  # noqa: E402
     MODEL_FILE,
+    RARE_PIECES_MARK,
+    UNSEEN_MARK,
     PersonFeatures,
     Token,
     rule_scores,
@@ -49,7 +51,7 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 0, "unseen": 0, "rare_pieces": 0}  # fmt: skip
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -111,10 +113,34 @@ def examples(
             yield feats.own(token) + feats.context(rec["text"], token, lowered, rule), label
 
 
+def features(
+    lexicon: NameLexicon, vocabulary: frozenset[str] | None, weights: dict[str, float] | None = None
+) -> PersonFeatures:
+    """The feature maker of the current SETTINGS (`vocabulary`: see `vocabulary`)."""
+    return PersonFeatures(lexicon, weights, vocabulary, bool(SETTINGS["rare_pieces"]))
+
+
+def vocabulary(lexicon: NameLexicon, recs: list[dict[str, Any]]) -> frozenset[str] | None:
+    """With setting "unseen": the words that are candidates at least min_count times in `recs`
+    (those whose `w=` feature training keeps); the others get "unk" features instead."""
+    if not SETTINGS["unseen"]:
+        return None
+    feats = PersonFeatures(lexicon)
+    counts = Counter(
+        token.lower
+        for rec in recs
+        for token in feats.candidates(rec["text"], not any(ch.isupper() for ch in rec["text"]))
+    )
+    return frozenset(w for w, n in counts.items() if n >= SETTINGS["min_count"])
+
+
 def own_model(
-    lexicon: NameLexicon, rules: NameRules, recs: list[dict[str, Any]]
+    lexicon: NameLexicon,
+    rules: NameRules,
+    recs: list[dict[str, Any]],
+    words: frozenset[str] | None = None,
 ) -> dict[str, float]:
-    rows = own_examples(PersonFeatures(lexicon), rules, recs)
+    rows = own_examples(features(lexicon, words), rules, recs)
     return {"own:" + f: w for f, w in train(rows, SETTINGS).items()}
 
 
@@ -150,7 +176,13 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
                 g = grad + settings["l2"] * w
                 squares[f] = squares.get(f, 0.0) + g * g
                 weights[f] = w - settings["rate"] * g / math.sqrt(squares[f])
-    return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
+    # With "unseen", every word keeps its weight: the words with one are the vocabulary.
+    kept = _WORD if settings.get("unseen") else "\0"
+    return {
+        f: round(w, 3)
+        for f, w in sorted(weights.items())
+        if abs(w) >= settings["prune"] or f.startswith(kept)
+    }
 
 
 def faker_version() -> str:
@@ -179,11 +211,16 @@ def fit(
     # trained on the other half (cross-fitting: a model scoring its own training words would
     # look surer than it is on new text); the shipped one is trained on all records.
     halves = [recs[0::2], recs[1::2]]
+    words = vocabulary(lexicon, recs)
     train_rows: list[Example] = []
     for half, other in ((0, 1), (1, 0)):
-        feats = PersonFeatures(lexicon, own_model(lexicon, rules, halves[other]))
+        feats = features(lexicon, words, own_model(lexicon, rules, halves[other], words))
         train_rows.extend(examples(feats, rules, halves[half]))
-    return {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs)}, train_rows
+    marks = {UNSEEN_MARK: 1.0} if words is not None else {}
+    if SETTINGS["rare_pieces"]:
+        marks[RARE_PIECES_MARK] = 1.0
+    weights = {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs, words)}
+    return {**weights, **marks}, train_rows
 
 
 def build(data: Path) -> dict[str, Any]:

@@ -31,6 +31,9 @@ from signalvault.guardrails.pii_names import (
 )
 
 MODEL_FILE = "pii_person_model.json.gz"
+# Keys of the weights that say how the features were made (no feature has such a name).
+UNSEEN_MARK = "~unseen"
+RARE_PIECES_MARK = "~rare_pieces"
 _SENTENCE_END = frozenset(".!?\n")
 OWN_GATE = -2.8  # own-word score below which context is not read (see PersonModel); set
 # where no finding changed on the labelled texts of ../shared/eval and bench/heldout.py with
@@ -143,10 +146,20 @@ class PersonFeatures:
     Features split in two: the word's own (cached per word: most names recur) and its context.
     """
 
-    def __init__(self, lexicon: NameLexicon, weights: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        lexicon: NameLexicon,
+        weights: Mapping[str, float] | None = None,
+        vocabulary: frozenset[str] | None = None,
+        rare_pieces: bool = False,
+    ) -> None:
         self.lexicon = lexicon
         # The word-only model ("own:" weights, trained first): how name-like a neighbour is.
         self._own_weights = weights or {}
+        # Words the training text showed often enough to learn (None: no "unk" features). A
+        # word outside is read by what rare words are, not as a known word of weight 0.
+        self.vocabulary = vocabulary
+        self.rare_pieces = rare_pieces  # letter pieces for words outside the vocabulary only
         self._gazetteers: dict[str, str] = {}
         self._words: dict[str, tuple[str, str, str]] = {}
         self._neighbours: dict[str, str] = {}
@@ -203,11 +216,17 @@ class PersonFeatures:
 
     def own_word(self, word: str) -> list[str]:
         lower, shape, gaz = self.word(word)
-        feats = ["b", "w=" + lower, "s3=" + lower[-3:], "sh=" + shape, "g=" + gaz,
-                 "gs=" + gaz + "|" + shape]  # fmt: skip
+        unseen = self.vocabulary is not None and lower not in self.vocabulary
+        pieces = unseen or not self.rare_pieces
+        feats = ["b"] if unseen else ["b", "w=" + lower]
+        if pieces:
+            feats.append("s3=" + lower[-3:])
+        feats += ["sh=" + shape, "g=" + gaz, "gs=" + gaz + "|" + shape]
+        if unseen:
+            feats += ["unk|" + shape, "unk|" + gaz]
         if shape == "xX":
             feats.append("cm=" + self._camel(word))
-        if len(lower) > 3:
+        if pieces and len(lower) > 3:
             # Letter pieces say what language and kind of word it is, most for words seen
             # rarely or never ("-ski", "-ović", "mc-" for surnames; "-ware", "-ics" for products).
             feats += ["p3=" + lower[:3], "s4=" + lower[-4:], "s2=" + lower[-2:]]
@@ -313,7 +332,14 @@ class PersonModel:
             weights, self.meta = load_weights()
         else:
             self.meta = {}
-        self.features = PersonFeatures(lexicon, weights)
+        # A model trained with unseen-word features marks it (train_person.py, "unseen"); its
+        # vocabulary is the words it has a weight for (it keeps every one of them).
+        vocabulary = None
+        if UNSEEN_MARK in weights:
+            vocabulary = frozenset(k[2:] for k in weights if k.startswith("w="))
+        self.features = PersonFeatures(
+            lexicon, weights, vocabulary, rare_pieces=RARE_PIECES_MARK in weights
+        )
         self._weights = weights
         self._own: dict[str, float] = {}  # word as written -> the sum of its own weights
 
