@@ -36,6 +36,7 @@ from signalvault.guardrails.pii_names import NameLexicon, NameRules, load_lexico
 from signalvault.guardrails.pii_person import (  # noqa: E402
     MODEL_FILE,
     RARE_PIECES_MARK,
+    REGISTER_MARK,
     UNSEEN_MARK,
     PersonFeatures,
     Token,
@@ -51,7 +52,8 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 0, "unseen": 0, "rare_pieces": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 0, "unseen": 0, "rare_pieces": 0,
+            "register": 0}  # fmt: skip
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -109,8 +111,15 @@ def examples(
     feats: PersonFeatures, rules: NameRules, recs: list[dict[str, Any]]
 ) -> Iterator[Example]:
     for rec in recs:
-        for token, rule, label, lowered in labelled_tokens(feats, rules, rec):
-            yield feats.own(token) + feats.context(rec["text"], token, lowered, rule), label
+        rows = list(labelled_tokens(feats, rules, rec))
+        register = ""
+        if SETTINGS["register"]:
+            register = feats.register(rec["text"], [token for token, _, _, _ in rows])
+        for token, rule, label, lowered in rows:
+            yield (
+                feats.own(token) + feats.context(rec["text"], token, lowered, rule, register),
+                label,
+            )
 
 
 def features(
@@ -219,6 +228,8 @@ def fit(
     marks = {UNSEEN_MARK: 1.0} if words is not None else {}
     if SETTINGS["rare_pieces"]:
         marks[RARE_PIECES_MARK] = 1.0
+    if SETTINGS["register"]:
+        marks[REGISTER_MARK] = 1.0
     weights = {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs, words)}
     return {**weights, **marks}, train_rows
 

@@ -34,6 +34,9 @@ MODEL_FILE = "pii_person_model.json.gz"
 # Keys of the weights that say how the features were made (no feature has such a name).
 UNSEEN_MARK = "~unseen"
 RARE_PIECES_MARK = "~rare_pieces"
+REGISTER_MARK = "~register"
+_REGISTER_SPAN = 2000  # characters read for a text's register: bounded cost on long prompts
+_WORD_AFTER_SPACE = re.compile(r"\s[^\W\d_]")
 _SENTENCE_END = frozenset(".!?\n")
 OWN_GATE = -2.8  # own-word score below which context is not read (see PersonModel); set
 # where no finding changed on the labelled texts of ../shared/eval and bench/heldout.py with
@@ -267,8 +270,30 @@ class PersonFeatures:
         everyday = sum(p in lex.english for p in parts)
         return f"{'P' if pair else 'p'}{min(len(parts), 4)}e{min(everyday, 2)}"
 
-    def context(self, text: str, token: Token, lowered_text: bool, rule: float) -> list[str]:
-        """The features of the token's place: sentence position, neighbours, cues, rules."""
+    @staticmethod
+    def register(text: str, tokens: Sequence[Token]) -> str:
+        """How the text writes capitals, from its share of capitalised words: "cap0" (chat
+        in lower case, where a capital stands out) to "cap3" (headlines, where every word has
+        one), or "shout" (mostly upper case). Read from the first characters only."""
+        words = len(_WORD_AFTER_SPACE.findall(text, 0, _REGISTER_SPAN)) + text[:1].isalpha()
+        if not words:
+            return "none"
+        capitals = upper = 0
+        for token in tokens:
+            if token.start >= _REGISTER_SPAN:
+                break
+            if token.word[:1].isupper():
+                capitals += 1
+                upper += len(token.word) > 1 and token.word.isupper()
+        if 2 * upper > words:
+            return "shout"
+        return "cap" + str(min(3, 4 * capitals // words))
+
+    def context(
+        self, text: str, token: Token, lowered_text: bool, rule: float, register: str = ""
+    ) -> list[str]:
+        """The features of the token's place: sentence position, neighbours, cues, rules, and
+        (when given) the text's register."""
         # The caches are read inline (a method call per word cost more than the lookup).
         words, neighbours = self._words, self._neighbours
         _, shape, gaz = words.get(token.word) or self.word(token.word)
@@ -321,6 +346,8 @@ class PersonFeatures:
             feats.append("nown=" + shape + "|" + (neighbours.get(a_word) or self.neighbour(a_word)))
             if gap:
                 feats.append("ngap=" + gap[:1])
+        if register:
+            feats += ["reg=" + register + "|" + shape, "reg=" + register + "|" + gaz]
         return feats
 
 
@@ -340,6 +367,7 @@ class PersonModel:
         self.features = PersonFeatures(
             lexicon, weights, vocabulary, rare_pieces=RARE_PIECES_MARK in weights
         )
+        self._register = REGISTER_MARK in weights
         self._weights = weights
         self._own: dict[str, float] = {}  # word as written -> the sum of its own weights
 
@@ -358,6 +386,7 @@ class PersonModel:
         get = self._weights.get
         own_scores, context = self._own, self.features.context  # locals: this loop is hot
         rules_at = rule_scores(rules, tokens)
+        register = self.features.register(text, tokens) if self._register else ""
         out = []
         for token, rule in zip(tokens, rules_at, strict=True):
             z = own_scores.get(token.word)
@@ -371,7 +400,7 @@ class PersonModel:
                 # says otherwise: its context is not read (half the candidates in tweets,
                 out.append((token, 0.0))
                 continue
-            for feature in context(text, token, lowered_text, rule):
+            for feature in context(text, token, lowered_text, rule, register):
                 z += get(feature, 0.0)
             out.append((token, 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))))
         return out
