@@ -53,7 +53,7 @@ LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in mi
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
             "dropout": 0.4, "pieces": 0, "unseen": 0, "rare_pieces": 0,
-            "register": 0}  # fmt: skip
+            "register": 0, "novel_pos": 0.0, "novel_neg": 0.0}  # fmt: skip
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -163,11 +163,17 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
     order = list(range(len(rows)))
     rng = random.Random(settings["seed"])
     dropout = settings.get("dropout", 0.0)
+    novelty = (settings.get("novel_neg", 0.0), settings.get("novel_pos", 0.0))
     for _ in range(settings["epochs"]):
         rng.shuffle(order)
         for index in order:
             feats, y = rows[index]
-            if dropout:
+            if any(novelty):
+                # Novelty dropout: names are far more often new words than other tokens are,
+                # so the word is hidden, as an unseen one, at a rate that depends on the label.
+                if rng.random() < novelty[y]:
+                    feats = _as_unseen(feats)
+            elif dropout:
                 # The word itself is hidden now and then, so the rest (letter pieces, shape,
                 # gazetteers, context) must carry names the training text never showed.
                 if settings.get("pieces"):
@@ -192,6 +198,14 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
         for f, w in sorted(weights.items())
         if abs(w) >= settings["prune"] or f.startswith(kept)
     }
+
+
+def _as_unseen(feats: list[str]) -> list[str]:
+    """A row's features with its word (`w=`) replaced by the unk features of an unseen word."""
+    if not any(f.startswith(_WORD) for f in feats):
+        return feats  # already unseen (or a row without a word)
+    gaz, _, shape = next(f for f in feats if f.startswith("gs="))[3:].rpartition("|")
+    return [f for f in feats if not f.startswith(_WORD)] + ["unk|" + shape, "unk|" + gaz]
 
 
 def faker_version() -> str:
