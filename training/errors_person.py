@@ -2,6 +2,7 @@
 
     .venv/bin/python training/errors_person.py [--data /work/shared/eval] [--folds 4]
                                                [--cache DIR] [--examples CATEGORY]
+                                               [--set KEY=VALUE]
 
 The folds, the fold models and the detector are those of `training/cv_person.py --novel` (each
 fold scanned by models trained on the other folds less every record sharing a name token with
@@ -12,7 +13,8 @@ capitals, ...), or candidate tokens that score below the threshold (by shape, se
 gazetteer class, the best token's probability), or scored high but lost later. False positives
 are counted by the same traits. Only training records are read; `--examples` prints a few of one
 category, to read training text, never a held-out set. `--cache` keeps the fold models, so a
-second run after a change of the detector's code (not of its features) skips the training.
+second run after a change of the detector's code (not of its features) skips the training;
+`--set` trains the fold models of a variant (train_person.py's settings), in a cache of its own.
 """
 
 from __future__ import annotations
@@ -211,7 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--cache", type=Path, help="folder for the fold models (reused if present)")
     ap.add_argument("--examples", help="print training examples of one category (or 'fp')")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in train_person.SETTINGS:
+            ap.error(f"no setting {key!r}; known: {', '.join(train_person.SETTINGS)}")
+        train_person.SETTINGS[key] = type(train_person.SETTINGS[key])(value)
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     result = analyse(args.data, args.folds, args.cache, args.examples)

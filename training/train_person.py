@@ -35,9 +35,6 @@ from heldout import is_fresh6  # noqa: E402
 from signalvault.guardrails.pii_names import NameLexicon, NameRules, load_lexicon  # noqa: E402
 from signalvault.guardrails.pii_person import (  # noqa: E402
     MODEL_FILE,
-    RARE_PIECES_MARK,
-    REGISTER_MARK,
-    UNSEEN_MARK,
     PersonFeatures,
     Token,
     rule_scores,
@@ -52,8 +49,7 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 0, "unseen": 0, "rare_pieces": 0,
-            "register": 0, "novel_pos": 0.0, "novel_neg": 0.0}  # fmt: skip
+            "dropout": 0.4, "pieces": 0}  # fmt: skip
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -111,45 +107,14 @@ def examples(
     feats: PersonFeatures, rules: NameRules, recs: list[dict[str, Any]]
 ) -> Iterator[Example]:
     for rec in recs:
-        rows = list(labelled_tokens(feats, rules, rec))
-        register = ""
-        if SETTINGS["register"]:
-            register = feats.register(rec["text"], [token for token, _, _, _ in rows])
-        for token, rule, label, lowered in rows:
-            yield (
-                feats.own(token) + feats.context(rec["text"], token, lowered, rule, register),
-                label,
-            )
-
-
-def features(
-    lexicon: NameLexicon, vocabulary: frozenset[str] | None, weights: dict[str, float] | None = None
-) -> PersonFeatures:
-    """The feature maker of the current SETTINGS (`vocabulary`: see `vocabulary`)."""
-    return PersonFeatures(lexicon, weights, vocabulary, bool(SETTINGS["rare_pieces"]))
-
-
-def vocabulary(lexicon: NameLexicon, recs: list[dict[str, Any]]) -> frozenset[str] | None:
-    """With setting "unseen": the words that are candidates at least min_count times in `recs`
-    (those whose `w=` feature training keeps); the others get "unk" features instead."""
-    if not SETTINGS["unseen"]:
-        return None
-    feats = PersonFeatures(lexicon)
-    counts = Counter(
-        token.lower
-        for rec in recs
-        for token in feats.candidates(rec["text"], not any(ch.isupper() for ch in rec["text"]))
-    )
-    return frozenset(w for w, n in counts.items() if n >= SETTINGS["min_count"])
+        for token, rule, label, lowered in labelled_tokens(feats, rules, rec):
+            yield feats.own(token) + feats.context(rec["text"], token, lowered, rule), label
 
 
 def own_model(
-    lexicon: NameLexicon,
-    rules: NameRules,
-    recs: list[dict[str, Any]],
-    words: frozenset[str] | None = None,
+    lexicon: NameLexicon, rules: NameRules, recs: list[dict[str, Any]]
 ) -> dict[str, float]:
-    rows = own_examples(features(lexicon, words), rules, recs)
+    rows = own_examples(PersonFeatures(lexicon), rules, recs)
     return {"own:" + f: w for f, w in train(rows, SETTINGS).items()}
 
 
@@ -163,17 +128,11 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
     order = list(range(len(rows)))
     rng = random.Random(settings["seed"])
     dropout = settings.get("dropout", 0.0)
-    novelty = (settings.get("novel_neg", 0.0), settings.get("novel_pos", 0.0))
     for _ in range(settings["epochs"]):
         rng.shuffle(order)
         for index in order:
             feats, y = rows[index]
-            if any(novelty):
-                # Novelty dropout: names are far more often new words than other tokens are,
-                # so the word is hidden, as an unseen one, at a rate that depends on the label.
-                if rng.random() < novelty[y]:
-                    feats = _as_unseen(feats)
-            elif dropout:
+            if dropout:
                 # The word itself is hidden now and then, so the rest (letter pieces, shape,
                 # gazetteers, context) must carry names the training text never showed.
                 if settings.get("pieces"):
@@ -191,21 +150,7 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
                 g = grad + settings["l2"] * w
                 squares[f] = squares.get(f, 0.0) + g * g
                 weights[f] = w - settings["rate"] * g / math.sqrt(squares[f])
-    # With "unseen", every word keeps its weight: the words with one are the vocabulary.
-    kept = _WORD if settings.get("unseen") else "\0"
-    return {
-        f: round(w, 3)
-        for f, w in sorted(weights.items())
-        if abs(w) >= settings["prune"] or f.startswith(kept)
-    }
-
-
-def _as_unseen(feats: list[str]) -> list[str]:
-    """A row's features with its word (`w=`) replaced by the unk features of an unseen word."""
-    if not any(f.startswith(_WORD) for f in feats):
-        return feats  # already unseen (or a row without a word)
-    gaz, _, shape = next(f for f in feats if f.startswith("gs="))[3:].rpartition("|")
-    return [f for f in feats if not f.startswith(_WORD)] + ["unk|" + shape, "unk|" + gaz]
+    return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
 
 
 def faker_version() -> str:
@@ -234,18 +179,11 @@ def fit(
     # trained on the other half (cross-fitting: a model scoring its own training words would
     # look surer than it is on new text); the shipped one is trained on all records.
     halves = [recs[0::2], recs[1::2]]
-    words = vocabulary(lexicon, recs)
     train_rows: list[Example] = []
     for half, other in ((0, 1), (1, 0)):
-        feats = features(lexicon, words, own_model(lexicon, rules, halves[other], words))
+        feats = PersonFeatures(lexicon, own_model(lexicon, rules, halves[other]))
         train_rows.extend(examples(feats, rules, halves[half]))
-    marks = {UNSEEN_MARK: 1.0} if words is not None else {}
-    if SETTINGS["rare_pieces"]:
-        marks[RARE_PIECES_MARK] = 1.0
-    if SETTINGS["register"]:
-        marks[REGISTER_MARK] = 1.0
-    weights = {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs, words)}
-    return {**weights, **marks}, train_rows
+    return {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs)}, train_rows
 
 
 def build(data: Path) -> dict[str, Any]:
