@@ -257,11 +257,6 @@ def fresh_slice(text: str) -> str | None:
     return None
 
 
-def is_fresh5(text: str) -> bool:
-    """True when the record belongs to the slice held out until 2026-12-07 (trained on since)."""
-    return fresh_slice(text) == "fresh5"
-
-
 def is_fresh6(text: str) -> bool:
     """True when the record belongs to the held-out slice (training/train_person.py skips it)."""
     return fresh_slice(text) == "fresh6"
