@@ -14,6 +14,7 @@ import string
 from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.injection import InjectionDetector
 from signalvault.guardrails.scanner import Pattern, PatternSet
+from signalvault.guardrails.skeleton import skeleton
 
 STEERING = "OUTPUT_STEERING"  # changes what the reader's answer says or how it looks
 ADDRESSED = "ADDRESSED_TO_MODEL"  # speaks to the reader as an AI / assistant / model
@@ -107,10 +108,18 @@ class IndirectInjectionDetector:
         lowered = text.lower()
         if len(lowered) != len(text):
             lowered = text.translate(_ASCII_LOWER)  # keep offsets when "İ" would grow
+        matches = list(self._rules.finditer(lowered))
+        read = skeleton(text)
+        if read is not None:  # look-alike letters, read as ASCII too (same offsets)
+            known = {(p.key, m.span()) for p, m in matches}
+            matches += [
+                (p, m) for p, m in self._rules.finditer(read) if (p.key, m.span()) not in known
+            ]
+            lowered = read  # the anchors are trimmed below by reading the same characters
         best: dict[str, tuple[float, int, int]] = {}
         misses: dict[str, float] = {}
         seen: set[str] = set()
-        for pattern, match in self._rules.finditer(lowered):
+        for pattern, match in matches:
             kind, weight, _ = _RULES[int(pattern.key)]
             if pattern.key not in seen:  # one weight per rule: repeating a phrase adds nothing
                 seen.add(pattern.key)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.scanner import Pattern, PatternSet
+from signalvault.guardrails.skeleton import skeleton
 
 OVERRIDE = "INSTRUCTION_OVERRIDE"
 JAILBREAK = "ROLE_PLAY_JAILBREAK"
@@ -301,7 +302,12 @@ class InjectionDetector:
         if len(lowered) != len(text):
             lowered = text.translate(_ASCII_LOWER)  # keep offsets when "İ" would grow
         cased = self._cased_and_blobs if with_blobs else self._cased
-        return _matches(self._lower, lowered) + _matches(cased, text)
+        found = _matches(self._lower, lowered) + _matches(cased, text)
+        read = skeleton(text)
+        if read is not None:  # look-alike letters (a Cyrillic i in "ignore"), read as ASCII too
+            merged = set(found) | set(_matches(self._lower, read))
+            found = sorted(merged, key=lambda span: (span[1], -span[2], span[0]))
+        return found
 
     def __call__(self, text: str) -> list[Finding]:
         evidence: dict[str, float] = {}  # one weight per rule: repeating a phrase adds nothing

@@ -1,0 +1,95 @@
+"""Look-alike letters read as the ASCII letters they imitate, one character for one, so that
+phrase rules written for English read "ignore" spelt with a Cyrillic i (U+0456), a dotless i
+(U+0131), full-width or mathematical bold letters, or "instructions" with a long s (U+017F), as
+"ignore" and "instructions", and every match keeps its offsets in the original text.
+
+What each character becomes, first that applies: its case fold when that is one ASCII character
+(long s -> s, the Kelvin sign -> k); its compatibility decomposition without combining marks when
+that is one ASCII letter or digit (i with diaeresis -> i, full-width and mathematical letters);
+else the letter or digit Unicode's confusables list (UTS #39, from `confusable_homoglyphs`) names
+as looking the same (Cyrillic and Greek look-alikes); a capital reads as its small letter does.
+Characters with none of these are left as they are. Vertical strokes that the list pairs only
+with "l" (Lisu, Vai and other scripts' I-like letters) read as "l", not "i".
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+
+from confusable_homoglyphs.confusables import confusables_data
+
+_ASCII_ALNUM = frozenset(string.ascii_lowercase + string.digits)
+# Blocks of letters that pass for Latin ones: Latin-1 and the Latin extensions, IPA, Greek,
+# Cyrillic, phonetic extensions, letter-like and enclosed symbols, full-width forms and the
+# mathematical alphanumerics; the confusables list adds what other scripts hold.
+_BLOCKS = (
+    range(0x80, 0x530),
+    range(0x1D00, 0x2000),
+    range(0x2100, 0x2500),
+    range(0xFF00, 0xFFF0),
+    range(0x1D400, 0x1D800),
+)
+
+
+def _folded(char: str) -> str | None:
+    """What `char` reads as by case folding or compatibility decomposition, if one ASCII
+    letter or digit."""
+    folded = char.casefold()
+    if len(folded) == 1 and folded in _ASCII_ALNUM:
+        return folded
+    base = _bare(unicodedata.normalize("NFKD", char))
+    return base if len(base) == 1 and base in _ASCII_ALNUM else None
+
+
+def _bare(text: str) -> str:
+    """`text` without combining marks, lower-cased (Greek eta is listed as n with a mark)."""
+    return "".join(c for c in text if not unicodedata.combining(c)).lower()
+
+
+def _looks_like(homoglyphs: list[dict[str, str]]) -> str | None:
+    """The ASCII letter (else digit) a confusables entry names, if any: "l" over "1"."""
+    found = sorted({_bare(h["c"]) for h in homoglyphs} & _ASCII_ALNUM)
+    return next((c for c in found if c.isalpha()), found[0] if found else None)
+
+
+def _build() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for block in _BLOCKS:
+        for point in block:
+            found = _folded(chr(point))
+            if found is not None:
+                table[point] = found
+    for char, homoglyphs in confusables_data.items():
+        if len(char) == 1 and not char.isascii() and ord(char) not in table:
+            found = _looks_like(homoglyphs)
+            if found is not None:
+                table[ord(char)] = found
+    # The list also goes the other way, an ASCII letter to what looks like it (a to U+237A).
+    for char, homoglyphs in sorted(confusables_data.items()):
+        if char.isascii() and char.lower() in _ASCII_ALNUM:
+            for entry in homoglyphs:
+                other = entry["c"]
+                if len(other) == 1 and not other.isascii():
+                    table.setdefault(ord(other), char.lower())
+    # A capital reads as its small letter does where that one reads as something (Cyrillic
+    # U+0406 as U+0456, which reads as i, where the list pairs U+0406 with l).
+    for point in [*table, *(p for block in _BLOCKS for p in block)]:
+        lower = chr(point).lower()
+        if len(lower) == 1 and lower != chr(point) and ord(lower) in table:
+            table[point] = table[ord(lower)]
+    return table
+
+
+_SKELETON = _build()
+_LOOKALIKE = re.compile("[" + "".join(re.escape(chr(p)) for p in sorted(_SKELETON)) + "]")
+_SKELETON.update({ord(c): c.lower() for c in string.ascii_uppercase})
+
+
+def skeleton(text: str) -> str | None:
+    """`text` lower-cased with look-alikes read as ASCII, the same length; None when it holds
+    no look-alike (all ASCII text included)."""
+    if text.isascii() or _LOOKALIKE.search(text) is None:
+        return None
+    return text.translate(_SKELETON)
