@@ -71,3 +71,11 @@ def test_skeleton_reads_look_alikes_as_ascii_and_keeps_length():
         ("caf\u00e9 \u0130stanbul", "cafe istanbul"),
     ]:
         assert skeleton(text) == read
+
+
+def test_the_lookalike_table_is_the_one_unicode_data_gives():
+    """data/lookalikes.txt is generated (`python -m signalvault.guardrails.skeleton --write`):
+    edited by hand, or left behind by a new Unicode version or confusables list, it fails."""
+    from signalvault.guardrails.skeleton import TABLE_PATH, build_table, table_text
+
+    assert TABLE_PATH.read_text(encoding="ascii") == table_text(build_table())
