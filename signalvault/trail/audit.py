@@ -20,12 +20,7 @@ from signalvault.crypto.envelope import Cipher, MasterKeys, new_key
 from signalvault.crypto.gateway_keys import GatewayKey
 from signalvault.errors import CryptoError, StoreError
 from signalvault.store import Store
-from signalvault.store.sql import (
-    COMPLETE_RECORD,
-    INSERT_DATA_KEY,
-    INSERT_RECORD,
-    RECORD_COLUMNS,
-)
+from signalvault.store.sql import COMPLETE_RECORD, INSERT_DATA_KEY, INSERT_RECORD, RECORD_COLUMNS
 from signalvault.store.writer import WriteOp
 from signalvault.trail.linked import TOOL_CALL as TOOL_CALL  # re-exported: event kinds
 from signalvault.trail.linked import TOOL_RESULT as TOOL_RESULT
@@ -285,8 +280,7 @@ class AuditTrail:
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
         has_new_key = len(ops) > 1
-        ops += hold(interaction, ops[-1].params, linked)
-        interaction.held = None  # final: no completion writes them again (see `complete`)
+        ops += hold(interaction, ops[-1].params, linked, keep=False)
         self._notify(interaction)
         self._notify_linked(linked)
         if not has_new_key:
@@ -362,11 +356,9 @@ class AuditTrail:
                 response, (interaction.id + ":response").encode()
             )
         ops = [WriteOp(COMPLETE_RECORD, values)]
+        held, interaction.held = interaction.held or [], None  # final now (trail.linked.hold)
         if linked:
-            ops += hold(interaction, values, [*(interaction.held or ()), *linked], len(linked))
-        # Its events point back at it (ToolEvent.holder): a cycle that only the garbage collector
-        # would free, with the request's dicts and lists, when the record needs them no more.
-        interaction.held = None
+            ops += hold(interaction, values, [*held, *linked], len(linked), keep=False)
         self._write_later(ops)
         self._open.pop(interaction.id, None)
         self._notify(interaction)

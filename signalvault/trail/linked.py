@@ -103,15 +103,23 @@ Linked = tuple[ToolEvent, bytes | None]  # an agent event and its content (to en
 
 
 def hold(
-    source: Source, values: dict[str, Any], linked: Sequence[Linked], new: int = -1
+    source: Source,
+    values: dict[str, Any],
+    linked: Sequence[Linked],
+    new: int = -1,
+    *,
+    keep: bool = True,
 ) -> list[WriteOp]:
     """Put `linked` in `source`'s record (`values`: its insert or completion), their content
     encrypted with `source`'s data key (none if `source` kept no content: the events then keep
     none either); return the `tool_call_links` rows of the last `new` of them (all by default)
-    that have a call id, which are new to the store."""
+    that have a call id, which are new to the store. `keep`: the record's completion may hold
+    more, so `source.held` keeps these. A final write must not keep them: each event points back
+    at `source` (`holder`), a cycle only the garbage collector would free, with the request's
+    dicts and lists (every tool request's, and tool requests ran collections plain ones did not)."""
     if not linked:
         return []
-    source.held = list(linked)
+    source.held = list(linked) if keep else None
     first_new = 0 if new < 0 else len(linked) - new
     events = []
     links = []
