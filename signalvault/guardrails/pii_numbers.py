@@ -23,10 +23,22 @@ from signalvault.guardrails.pii_national import score_national
 __all__ = ["Candidate", "scan_numbers"]
 
 
-# Digits joined by single separators (space, dot, dash, parentheses), optional +, extension.
-# A plain character-class scan is ~4x faster in `re` than look-arounds; `_bounded` and the
-# trimming in `scan_numbers` check the edges afterwards.
-_RUN = re.compile(r"[\d(+][\d.()\-]*(?: [\d(][\d.()\-]*)*(?: ?(?:x|ext\.?) ?\d{1,6})?", re.I)
+def _run_regex(digit: str) -> re.Pattern[str]:
+    """Digits joined by single separators (space, dot, dash, parentheses), optional +, extension.
+
+    A plain character-class scan is ~4x faster in `re` than look-arounds; `_bounded` and the
+    trimming in `scan_numbers` check the edges afterwards.
+    """
+    return re.compile(
+        rf"[{digit}(+][{digit}.()\-]*(?: [{digit}(][{digit}.()\-]*)*"
+        rf"(?: ?(?:x|ext\.?) ?[{digit}]{{1,6}})?",
+        re.I,
+    )
+
+
+_RUN = _run_regex(r"\d")
+# On ASCII text \d is 0-9, and `re` tests a range ~35% faster than the Unicode digit category.
+_RUN_ASCII = _run_regex("0-9")
 _GROUP = re.compile(r"\d+")
 _NOT_SEPARATOR = re.compile(r"[\d+()]")
 _NOT_DIGIT = re.compile(r"\D")
@@ -72,7 +84,8 @@ _NANP = re.compile(r"(?:1[ .\-]?)?\(?\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}")
 
 def scan_numbers(text: str) -> Iterator[Candidate]:
     """Every plausible PII reading of every digit run in `text` (overlaps resolved later)."""
-    for match in _RUN.finditer(text):
+    runs = _RUN_ASCII if text.isascii() else _RUN
+    for match in runs.finditer(text):
         start, end = match.span()
         if end - start < 6:
             # Most runs in prose ("2019", "15") are short: only a lettered ID ("GB82 ...",
