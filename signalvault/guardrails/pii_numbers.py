@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 
 import phonenumbers
 
@@ -18,7 +19,7 @@ from signalvault.guardrails.pii_checks import (
     ssn_ok,
 )
 from signalvault.guardrails.pii_ids import scan_lettered, touches_letters
-from signalvault.guardrails.pii_national import score_national
+from signalvault.guardrails.pii_national import BY_SHAPE, score_national
 
 __all__ = ["Candidate", "scan_numbers"]
 
@@ -40,8 +41,6 @@ _RUN = _run_regex(r"\d")
 # On ASCII text \d is 0-9, and `re` tests a range ~35% faster than the Unicode digit category.
 _RUN_ASCII = _run_regex("0-9")
 _GROUP = re.compile(r"\d+")
-_NOT_SEPARATOR = re.compile(r"[\d+()]")
-_NOT_DIGIT = re.compile(r"\D")
 _EXTENSION = re.compile(r" ?(?:x|ext\.?) ?\d{1,6}$", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _IP_SUFFIX = re.compile(r"(?::\d{1,5}|/\d{1,2})(?![\w:/]|\.\d)")
@@ -168,18 +167,30 @@ def _cues(text: str, start: int, end: int) -> dict[str, int]:
     return found
 
 
+# What is left of a run once digits, "+" and parentheses go: its separators.
+_SEPARATORS = frozenset(".- ")
+
+
 def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
-    if _IPV4.fullmatch(raw):
-        yield from _ipv4(text, raw, start, end)
-        return
-    ext = _EXTENSION.search(raw)
-    main = raw[: ext.start()] if ext else raw
-    if _DATE.fullmatch(main):
-        return  # plain dates are not ours; birth dates come from the keyword rules
-    groups = _GROUP.findall(main)
+    if raw.isdigit():
+        # Most long runs are one bare digit string (ids, trace numbers): nothing to split, and
+        # no IPv4 address, extension or date to look for.
+        main, ext, groups = raw, False, [raw]
+        seps: set[str] = set()
+    else:
+        if raw.count(".") == 3 and _IPV4.fullmatch(raw):
+            yield from _ipv4(text, raw, start, end)
+            return
+        extension = _EXTENSION.search(raw) if "x" in raw or "X" in raw else None
+        main = raw[: extension.start()] if extension else raw
+        groups = _GROUP.findall(main)
+        if len(groups) == 3 and _DATE.fullmatch(main):
+            return  # plain dates are not ours; birth dates come from the keyword rules
+        # `main` holds only digits, "+", parentheses and the separators: no regex needed.
+        seps = set(main.replace(" (", "(").replace(") ", ")")) & _SEPARATORS
+        ext = extension is not None
     digits = "".join(groups)
-    shape = tuple(len(g) for g in groups)
-    seps = set(_NOT_SEPARATOR.sub("", main.replace(" (", "(").replace(") ", ")")))
+    shape = tuple(map(len, groups))
     memo: list[dict[str, int]] = []
 
     def cues() -> dict[str, int]:
@@ -187,9 +198,6 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
         if not memo:
             memo.append(_cues(text, start, end))
         return memo[0]
-
-    def cues_near(distance: int) -> dict[str, int]:
-        return {k: v for k, v in cues().items() if v <= distance}
 
     if 12 <= len(digits) <= 19 and not ext:
         yield from _cards(main, start, groups, cues)
@@ -200,14 +208,19 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
         else:
             score = 0.95 if labelled else (0.7 if len(seps) == 1 else 0.4)
         yield "US_SSN", start, start + len(main), score
-    if not ext:
+    if not ext and shape in BY_SHAPE:
         yield from score_national(
-            text, start, start + len(main), digits, shape, seps, lambda: "other" in cues_near(24)
+            text, start, start + len(main), digits, shape, seps, lambda: _other_near(cues())
         )
     if 6 <= len(digits) <= 15:
-        score = _phone_score(text, raw, main, start, shape, seps, cues)
+        score = _phone_score(text, raw, main, digits, start, shape, seps, cues)
         if score:
             yield "PHONE", start, end, score
+
+
+def _other_near(cues: dict[str, int]) -> bool:
+    """A label of a number that is not personal ("order", "invoice") within 24 characters."""
+    return cues.get("other", 99) <= 24
 
 
 def _ipv4(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
@@ -227,19 +240,20 @@ def _cards(
     main: str, start: int, groups: list[str], cues: Callable[[], dict[str, int]]
 ) -> Iterator[Candidate]:
     """Luhn + brand over the whole run, then over runs of groups (a trailing year, a CVV)."""
-    offsets = [m.start() for m in _GROUP.finditer(main)]
     n = len(groups)
+    before = list(accumulate(map(len, groups), initial=0))  # digits before each group
     for i in range(n):
         for j in range(n, i, -1):
-            digits = "".join(groups[i:j])
-            if not 12 <= len(digits) <= 19:
+            if not 12 <= before[j] - before[i] <= 19:
                 continue
-            if luhn_ok(digits) and card_brand_ok(digits):
+            digits = "".join(groups[i:j])
+            if card_brand_ok(digits) and luhn_ok(digits):  # the brand test is the cheaper one
+                offsets = [m.start() for m in _GROUP.finditer(main)]
                 s = start + offsets[i]
                 e = start + offsets[j - 1] + len(groups[j - 1])
                 if "card" in cues():
                     score = 0.95
-                elif cues().get("other", 99) <= 24:
+                elif _other_near(cues()):
                     score = 0.35
                 else:
                     score = 0.8 if len(digits) > 12 else 0.55
@@ -251,6 +265,7 @@ def _phone_score(
     text: str,
     raw: str,
     main: str,
+    digits: str,
     start: int,
     shape: tuple[int, ...],
     seps: set[str],
@@ -262,7 +277,6 @@ def _phone_score(
     if _UNIT_BEFORE.search(text, max(0, start - 10), start):
         return 0.0  # "Apt. 722 20 40": a unit and a house number, not a phone
     labelled = cues().get("phone", 99) <= 40
-    digits = _NOT_DIGIT.sub("", main)
     if len(shape) == 1 and not international and not raw.startswith("("):
         # A bare digit string is a phone only when labelled as one.
         return 0.7 if labelled and len(main) <= 12 else 0.0
