@@ -150,23 +150,45 @@ def touches_letters(text: str, start: int, end: int) -> bool:
     return end - start >= 8 and (after[:1].isupper() or (after[:1] == "-" and after[1:].isupper()))
 
 
+def _placements(run: int, prefixed: bool) -> list[tuple[int, re.Pattern[str], _Confirm]]:
+    """(offset, regex, confirm) of every rule a first digit run of `run` digits leaves possible,
+    in `_RULES` order: rules needing more digits go, and so do placements that start before the
+    run unless a letter, a space ("AB 12 34 56 C") or a dash ("X-1234567-L") precedes it.
+    """
+    return [
+        (offset, regex, confirm)
+        for needed, offsets, regex, confirm in _RULES
+        if run >= needed
+        for offset in offsets
+        if offset == 0 or prefixed
+    ]
+
+
+_MOST_NEEDED = max(needed for needed, *_ in _RULES)
+# Built once: scan_lettered runs on every timestamp ("T10:") and token digit in code and logs.
+_PLACEMENTS = {
+    (run, prefixed): _placements(run, prefixed)
+    for run in range(_MOST_NEEDED + 1)
+    for prefixed in (False, True)
+}
+
+
 def scan_lettered(text: str, start: int) -> Iterator[Candidate]:
     """Lettered identifiers whose first digit run starts at `start`."""
     digits = _LEADING_DIGITS.match(text, start)
     run = digits.end() - start if digits else 0
-    for needed, offsets, regex, confirm in _RULES:
-        if run < needed:
+    before = text[start - 1 : start]
+    prefixed = before.isalpha() or before == " " or before == "-"
+    for offset, regex, confirm in _PLACEMENTS[min(run, _MOST_NEEDED), prefixed]:
+        pos = start - offset
+        if pos < 0 or (pos and text[pos - 1].isalnum()) or (offset and not text[pos].isalpha()):
             continue
-        for offset in offsets:
-            pos = start - offset
-            if pos < 0 or (pos and text[pos - 1].isalnum()) or (offset and not text[pos].isalpha()):
-                continue
-            match = regex.match(text, pos)
-            if match is None:
-                continue
-            # An IBAN match may overrun into the next word; _iban cuts it to length itself.
-            if confirm is not _iban and text[match.end() : match.end() + 1].isalnum():
-                continue
-            found = confirm(text, match)
-            if found is not None:
-                yield found
+        match = regex.match(text, pos)
+        if match is None:
+            continue
+        # An IBAN match may overrun into the next word; _iban cuts it to length itself.
+        if confirm is not _iban and text[match.end() : match.end() + 1].isalnum():
+            continue
+        found = confirm(text, match)
+        if found is not None:
+            yield found
