@@ -127,12 +127,15 @@ def touches_letters(text: str, start: int, end: int) -> bool:
     """Whether a digit run at [start, end) may belong to a lettered ID ("GB82", "AB 12", "X-12").
 
     Strict on purpose: code and logs are full of "v1", "s3", "worker-6" and hex, and each
-    candidate costs a round of anchored matches.
+    candidate costs a round of anchored matches. Every "no" is one `scan_lettered` would give.
     """
     before = text[start - 1] if start else ""
     if before.isalpha():
         if before.isupper():
-            return True
+            # Letters opening the ID put another letter before this one; a one-letter prefix
+            # ("S1234567D") starts a word. A digit there ("25T10:00", ISO times) rules out both.
+            two = text[start - 2 : start - 1]
+            return two.isalpha() or not two.isalnum()
         # Only IBANs are also written in lower case: two letters opening a word ("gb82").
         return (
             start >= 2 and text[start - 2].isalpha() and not text[start - 3 : start - 2].isalnum()
@@ -143,6 +146,9 @@ def touches_letters(text: str, start: int, end: int) -> bool:
             return True
     elif before == "-" and text[start - 2 : start - 1] in ("X", "Y", "Z"):  # "X-1234567-L"
         return True
+    # The IDs read from what follows the run open with six digits or more: not "2026-11-25T".
+    if not text[start : start + 6].isdecimal():
+        return False
     after = text[end : end + 2]
     # "12345678Z", "12345678-Z": a Spanish NIF; "131052A308T", "131052-308T": a Finnish HETU
     if end - start == 6 and after[:1] in _HETU_SIGNS:

@@ -1,0 +1,92 @@
+"""The number rules' shortcuts give the answers of the plain computations they replace."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from signalvault.guardrails.pii_checks import luhn_ok
+from signalvault.guardrails.pii_ids import scan_lettered, touches_letters
+from signalvault.guardrails.pii_numbers import _CUE_KEYS, _RUN, _RUN_ASCII, _words_and_ends
+
+# Digits of three scripts: ASCII, Arabic-Indic, full-width.
+_DIGITS = "0123456789\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\uff10\uff15"
+
+
+def _luhn_by_hand(digits: str) -> bool:
+    total = 0
+    for i, digit in enumerate(reversed(digits)):
+        value = int(digit) * (2 if i % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def test_luhn_matches_the_textbook_sum_in_every_script() -> None:
+    rng = random.Random(5)
+    for _ in range(5000):
+        digits = "".join(rng.choice(_DIGITS) for _ in range(rng.randint(1, 20)))
+        assert luhn_ok(digits) == _luhn_by_hand(digits), digits
+    assert luhn_ok("\u0664" + "\u0661" * 15)  # 4111 1111 1111 1111 in Arabic-Indic digits
+
+
+def test_ascii_run_regex_finds_the_same_runs_on_ascii_text() -> None:
+    rng = random.Random(6)
+    alphabet = "0123456789 .-()+/xXetT:abc\n"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        assert [m.span() for m in _RUN.finditer(text)] == [
+            m.span() for m in _RUN_ASCII.finditer(text)
+        ], text
+
+
+# Lettered IDs from the detector's tables, each also with one character changed.
+_IDS = [
+    "DE89 3704 0044 0532 0130 00",
+    "gb82west12345698765432",
+    "AB 12 34 56 C",
+    "ABCPE1234F",
+    "12345678Z",
+    "12345678-Z",
+    "X1234567L",
+    "X-1234567-L",
+    "RSSMRA85T10A562S",
+    "S1234567D",
+    "131052-308T",
+    "131052A308T",
+    "BOXW310820HNERXN09",
+]
+_CONTEXT = [*"aAbBxXT .-_:/(+#1\u00e9", "", "", " ", "\n", "IBAN ", "NI ", "AB ", "x-", "9"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_touches_letters_says_no_only_where_no_lettered_id_starts(seed: int) -> None:
+    rng = random.Random(seed)
+    found_some = 0
+    for _ in range(4000):
+        value = rng.choice(_IDS)
+        if rng.random() < 0.3:
+            i = rng.randrange(len(value))
+            value = value[:i] + rng.choice("0123456789ABXZ -") + value[i + 1 :]
+        text = "".join(rng.choice(_CONTEXT) for _ in range(2)) + value
+        text += "".join(rng.choice(_CONTEXT) for _ in range(2))
+        for match in _RUN.finditer(text):
+            start, end = match.span()
+            found = list(scan_lettered(text, start))
+            found_some += bool(found)
+            assert not found or touches_letters(text, start, end), (text, start, found)
+    assert found_some > 100  # the texts do hold IDs
+
+
+def test_cue_words_and_ends_match_the_token_regex() -> None:
+    rng = random.Random(7)
+    words = ["phone", "Card", "SSN", "social", "security", "order", "the", "x", "is", "id"]
+    glue = [" ", ", ", ": ", "-", "(", "\n", "1", " 42 ", "."]
+    for _ in range(3000):
+        window = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(0, 8)))
+        tokens = list(re.finditer(r"[a-z]+#?", window.lower()))
+        expected = ([t.group() for t in tokens], [t.end() for t in tokens])
+        if _CUE_KEYS.isdisjoint(expected[0]):
+            expected = ([], [])
+        assert _words_and_ends(window) == expected, window
