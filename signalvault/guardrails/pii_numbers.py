@@ -235,8 +235,8 @@ def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
             memo.append(_cues(text, start, end))
         return memo[0]
 
-    if 12 <= len(digits) <= 19 and not ext:
-        yield from _cards(main, start, groups, cues)
+    if 12 <= len(digits) <= 19 and not ext and (card := _card(main, start, groups, cues)):
+        yield card
     if len(digits) == 9 and shape in ((3, 2, 4), (9,)) and ssn_ok(digits):
         labelled = "ssn" in cues()
         if shape == (9,):
@@ -272,29 +272,35 @@ def _ipv4(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
     yield "IP_ADDRESS", start, end, score
 
 
-def _cards(
+def _card(
     main: str, start: int, groups: list[str], cues: Callable[[], dict[str, int]]
-) -> Iterator[Candidate]:
+) -> Candidate | None:
     """Luhn + brand over the whole run, then over runs of groups (a trailing year, a CVV)."""
+    if main == groups[0]:  # a bare digit string (its length checked by the caller)
+        return _card_score(main, start, start + len(main), cues) if _card_ok(main) else None
     n = len(groups)
     before = list(accumulate(map(len, groups), initial=0))  # digits before each group
     for i in range(n):
         for j in range(n, i, -1):
-            if not 12 <= before[j] - before[i] <= 19:
-                continue
-            digits = "".join(groups[i:j])
-            if card_brand_ok(digits) and luhn_ok(digits):  # the brand test is the cheaper one
+            if 12 <= before[j] - before[i] <= 19 and _card_ok(digits := "".join(groups[i:j])):
                 offsets = [m.start() for m in _GROUP.finditer(main)]
-                s = start + offsets[i]
-                e = start + offsets[j - 1] + len(groups[j - 1])
-                if "card" in cues():
-                    score = 0.95
-                elif _other_near(cues()):
-                    score = 0.35
-                else:
-                    score = 0.8 if len(digits) > 12 else 0.55
-                yield "CREDIT_CARD", s, e, score
-                return
+                end = start + offsets[j - 1] + len(groups[j - 1])
+                return _card_score(digits, start + offsets[i], end, cues)
+    return None
+
+
+def _card_ok(digits: str) -> bool:
+    return card_brand_ok(digits) and luhn_ok(digits)  # the brand test is the cheaper one
+
+
+def _card_score(digits: str, start: int, end: int, cues: Callable[[], dict[str, int]]) -> Candidate:
+    if "card" in cues():
+        score = 0.95
+    elif _other_near(cues()):
+        score = 0.35
+    else:
+        score = 0.8 if len(digits) > 12 else 0.55
+    return "CREDIT_CARD", start, end, score
 
 
 def _phone_score(
