@@ -33,9 +33,9 @@ ROOT = BENCH.parent
 # The child: build prompts, warm up, then wait for the parent to switch counting on and off.
 _CHILD = """
 import sys
-sys.path.insert(0, {source!r})
-sys.path.insert(1, {bench!r})
+sys.path.insert(0, {bench!r})
 import scan_speed
+{use_source}
 texts = [scan_speed.make_prompt({size}, seed) for seed in range(1, {seeds} + 1)]
 if {target!r} == "numbers":
     from signalvault.guardrails.pii_numbers import scan_numbers
@@ -59,12 +59,22 @@ sys.stdin.readline()
 """
 
 
+# The bench modules put this checkout first on sys.path and import from it: both children then
+# forget every signalvault module and import the one of the checkout being measured.
+_USE_SOURCE = """
+sys.path.insert(0, {source!r})
+for name in [n for n in sys.modules if n.partition(".")[0] == "signalvault"]:
+    del sys.modules[name]
+import signalvault
+assert signalvault.__file__.startswith({source!r}), signalvault.__file__
+"""
+
 # The --check child: hash every candidate of `scan_numbers` in the given checkout.
 _CHECK = """
 import hashlib, sys
-sys.path.insert(0, {source!r})
-sys.path.insert(1, {bench!r})
+sys.path.insert(0, {bench!r})
 import findings_hash, number_rules_cost
+{use_source}
 from signalvault.guardrails.pii_numbers import scan_numbers
 texts = findings_hash.corpus(findings_hash.DEFAULT_DATA)
 texts = [v for t in texts for v in (t, t.lower(), t.upper())] + number_rules_cost.fuzz(20000)
@@ -111,7 +121,8 @@ def fuzz(count: int, seed: int = 16) -> list[str]:
 
 def check(source: Path) -> str:
     """The --check line for checkout `source`."""
-    code = _CHECK.format(source=str(source), bench=str(BENCH))
+    use_source = _USE_SOURCE.format(source=str(source))
+    code = _CHECK.format(bench=str(BENCH), use_source=use_source)
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -121,8 +132,9 @@ def count(source: Path, target: str, size: int, seeds: int, annotate: int) -> fl
     """Instructions per KB of prompt text for `target` in checkout `source`."""
     with tempfile.TemporaryDirectory(prefix="numcost-") as tmp:
         out = Path(tmp) / "callgrind.out"
+        use_source = _USE_SOURCE.format(source=str(source))
         code = _CHILD.format(
-            source=str(source), bench=str(BENCH), size=size, seeds=seeds, target=target
+            bench=str(BENCH), use_source=use_source, size=size, seeds=seeds, target=target
         )
         child = subprocess.Popen(
             [
