@@ -96,7 +96,7 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
         if end - start < 6:
             # Most runs in prose ("2019", "15") are short: only a lettered ID ("GB82 ...",
             # "ABCDE1234F") can start with one, so skip the rest of the shaping.
-            if end - start > 1 and text[start].isdigit() and touches_letters(text, start, end):
+            if text[start].isdigit() and touches_letters(text, start, end):  # 2+ characters
                 yield from scan_lettered(text, start)
             continue
         raw = match.group().rstrip(".-(")
@@ -117,7 +117,8 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
                 )
             continue
         if (not raw[-1:].isdigit() and not raw.endswith(")")) or not _bounded(text, start, end):
-            suffix = _IP_SUFFIX.match(text, end) if _IPV4.fullmatch(raw) else None
+            ipv4 = raw.count(".") == 3 and _IPV4.fullmatch(raw)
+            suffix = _IP_SUFFIX.match(text, end) if ipv4 else None
             if suffix and _bounded(text, start, -1) and not _is_network(raw, suffix.group()):
                 yield from _ipv4(text, raw, start, end)  # "10.0.0.7:8080", "10.0.0.7/32"
             continue
@@ -154,23 +155,13 @@ def _is_network(address: str, suffix: str) -> bool:
 
 def _cues(text: str, start: int, end: int) -> dict[str, int]:
     """Cue groups near a run: how far before it the nearest one ends (0 if it follows the run)."""
-    found: dict[str, int] = {}
     low = max(0, start - 56)
     if low:
         # Never read half a word ("apo" must not look like "po"): start after the one cut.
         low = min(_ALNUMS.match(text, low - 1, start).end() + 1, start)  # type: ignore[union-attr]
-    window = text[low:start]
-    words, ends = _words_and_ends(window)
-    for k, word in enumerate(words):
-        group = _CUE_GROUP.get(word)
-        if group is None and k and word in _CUE_PAIR_ENDS:
-            group = _CUE_PAIRS.get(f"{words[k - 1]} {word}")
-        if group:
-            found[group] = start - low - ends[k]
-    for word in _words(text[end : end + 24]):
-        group = _CUE_GROUP.get(word)
-        if group:
-            found.setdefault(group, 0)
+    found = _cues_before(text[low:start], start - low)
+    for word in _CUE_GROUP.keys() & _words(text[end : end + 24]):
+        found.setdefault(_CUE_GROUP[word], 0)
     return found
 
 
@@ -186,21 +177,33 @@ def _words(window: str) -> list[str]:
     return _CUE_TOKEN.findall(window.lower())
 
 
-def _words_and_ends(window: str) -> tuple[list[str], list[int]]:
-    """`_words(window)` and where each ends in the lower-cased window; none without a cue word
-    (most windows: one set test at C speed then spares the loop in `_cues`)."""
-    if not (window.isascii() and "#" not in window):
-        tokens = list(_CUE_TOKEN.finditer(window.lower()))
-        return [match.group() for match in tokens], [match.end() for match in tokens]
-    letters = window.encode().translate(_LETTER_BYTES).decode()
-    words = letters.split()
-    if _CUE_KEYS.isdisjoint(words):
-        return [], []
-    ends, pos = [], 0
-    for word in words:
-        pos = letters.index(word, pos) + len(word)  # the next word: only spaces lie between
-        ends.append(pos)
-    return words, ends
+def _cues_before(window: str, width: int) -> dict[str, int]:
+    """Cue groups in the `width` characters before a run: how far before it the last one ends."""
+    if window.isascii() and "#" not in window:
+        letters = window.encode().translate(_LETTER_BYTES).decode()
+        cue_words = _CUE_KEYS.intersection(letters.split())
+        if not cue_words:
+            return {}  # most windows
+        if cue_words.isdisjoint(_CUE_PAIR_ENDS):
+            # The last occurrence of each cue word, found from the end; a group keeps its last.
+            padded = f" {letters} "
+            ends: dict[str, int] = {}
+            for word in cue_words:
+                group = _CUE_GROUP[word]
+                ends[group] = max(ends.get(group, 0), padded.rfind(f" {word} ") + len(word))
+            return {group: width - word_end for group, word_end in ends.items()}
+    # Word by word: "social security" needs the word before; other scripts, "ss#".
+    found: dict[str, int] = {}
+    previous = ""
+    for match in _CUE_TOKEN.finditer(window.lower()):
+        word = match.group()
+        group = _CUE_GROUP.get(word)
+        if group is None and word in _CUE_PAIR_ENDS:
+            group = _CUE_PAIRS.get(f"{previous} {word}")
+        if group:
+            found[group] = width - match.end()
+        previous = word
+    return found
 
 
 # What is left of a run once digits, "+" and parentheses go: its separators.
