@@ -16,6 +16,7 @@ from signalvault.guardrails.pii_numbers import (
     _RUN_ASCII,
     _cues_before,
 )
+from signalvault.guardrails.pii_patterns import _local_start
 
 # Digits of three scripts: ASCII, Arabic-Indic, full-width.
 _DIGITS = "0123456789\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\uff10\uff15"
@@ -105,3 +106,36 @@ def test_cue_distances_match_reading_word_by_word() -> None:
     for _ in range(4000):
         window = "".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(0, 8)))
         assert _cues_before(window, len(window)) == _cues_word_by_word(window), window
+
+
+def _local_start_by_hand(text: str, at: int) -> int:
+    start = at
+    while start > max(0, at - 64) and (text[start - 1].isalnum() or text[start - 1] in ".%+-_"):
+        start -= 1
+    while start < at and not text[start].isalnum():
+        start += 1
+    return start
+
+
+def test_email_local_part_matches_the_character_walk() -> None:
+    rng = random.Random(8)
+    pieces = [
+        "jane",
+        ".",
+        "doe",
+        "_",
+        "-",
+        "+",
+        "%",
+        " ",
+        "\u00e9t\u00e9",
+        "\u0661",
+        "x" * 30,
+        "(",
+        "@",
+    ]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) + "@example.org"
+        for at in range(len(text)):
+            if text[at] == "@":
+                assert _local_start(text, at) == _local_start_by_hand(text, at), (text, at)
