@@ -75,7 +75,7 @@ def _local_start(text: str, at: int) -> int:
 def _emails(text: str) -> Iterator[Candidate]:
     """Addresses around every "@"; \\w, not [a-z0-9], because RFC 6531 mail is mail too."""
     at = text.find("@")
-    while at > 0:
+    while at != -1:  # an "@" opening the text ("@bob ...") has no local part: go on
         start = _local_start(text, at)
         domain = _DOMAIN.match(text, at + 1)
         if domain and start < at:
