@@ -108,7 +108,7 @@ def scan_numbers(text: str) -> Iterator[Candidate]:
         if text[end : end + 1] == "/" and (cnpj := _CNPJ.match(text, start)) is not None:
             yield from _classify(text, cnpj.group().replace("/", "."), start, cnpj.end())
             continue
-        if len(raw) == 17 and text[end : end + 1] in "Xx" and raw.isdigit():
+        if len(raw) == 17 and text[end : end + 1] in ("X", "x") and raw.isdigit():
             # A Chinese resident ID whose check character is X (10).
             if _bounded(text, start, end + 1):
                 other = _cues(text, start, end).get("other", 99) <= 24

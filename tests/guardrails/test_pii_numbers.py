@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from signalvault.guardrails.pii import PiiDetector
 from signalvault.guardrails.pii_checks import luhn_ok
 from signalvault.guardrails.pii_ids import scan_lettered, touches_letters
 from signalvault.guardrails.pii_numbers import (
@@ -139,3 +140,10 @@ def test_email_local_part_matches_the_character_walk() -> None:
         for at in range(len(text)):
             if text[at] == "@":
                 assert _local_start(text, at) == _local_start_by_hand(text, at), (text, at)
+
+
+def test_seventeen_digits_ending_the_text_are_not_a_chinese_id_with_an_x() -> None:
+    # 11010519491231002X is a valid resident ID; without its X the number is no ID, and a span
+    # past the end of the text must never come out.
+    assert PiiDetector()("resident id 11010519491231002X")[0].kind == "CN_RIC"
+    assert PiiDetector()("resident id 11010519491231002") == []
