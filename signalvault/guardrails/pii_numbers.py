@@ -160,7 +160,7 @@ def _cues(text: str, start: int, end: int) -> dict[str, int]:
         # Never read half a word ("apo" must not look like "po"): start after the one cut.
         low = min(_ALNUMS.match(text, low - 1, start).end() + 1, start)  # type: ignore[union-attr]
     found = _cues_before(text[low:start], start - low)
-    for word in _CUE_GROUP.keys() & _words(text[end : end + 24]):
+    for word in _CUE_GROUP.keys() & _window_words(text[end : end + 24]):
         found.setdefault(_CUE_GROUP[word], 0)
     return found
 
@@ -170,7 +170,7 @@ def _cues(text: str, start: int, end: int) -> dict[str, int]:
 _LETTER_BYTES = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256))
 
 
-def _words(window: str) -> list[str]:
+def _window_words(window: str) -> list[str]:
     """The lower-cased words of `window` as `_CUE_TOKEN` reads them."""
     if window.isascii() and "#" not in window:
         return window.encode().translate(_LETTER_BYTES).decode().split()
@@ -189,9 +189,9 @@ def _cues_before(window: str, width: int) -> dict[str, int]:
             padded = f" {letters} "
             ends: dict[str, int] = {}
             for word in cue_words:
-                group = _CUE_GROUP[word]
-                ends[group] = max(ends.get(group, 0), padded.rfind(f" {word} ") + len(word))
-            return {group: width - word_end for group, word_end in ends.items()}
+                cue = _CUE_GROUP[word]
+                ends[cue] = max(ends.get(cue, 0), padded.rfind(f" {word} ") + len(word))
+            return {cue: width - word_end for cue, word_end in ends.items()}
     # Word by word: "social security" needs the word before; other scripts, "ss#".
     found: dict[str, int] = {}
     previous = ""
