@@ -208,6 +208,7 @@ def _cues_before(window: str, width: int) -> dict[str, int]:
 
 # What is left of a run once digits, "+" and parentheses go: its separators.
 _SEPARATORS = frozenset(".- ")
+_NOT_DIGITS = "()+.- "  # everything but digits a run's main part can hold
 
 
 def _classify(text: str, raw: str, start: int, end: int) -> Iterator[Candidate]:
@@ -286,10 +287,17 @@ def _card(
     for i in range(n):
         for j in range(n, i, -1):
             if 12 <= before[j] - before[i] <= 19 and _card_ok(digits := "".join(groups[i:j])):
-                offsets = [m.start() for m in _GROUP.finditer(main)]
-                end = start + offsets[j - 1] + len(groups[j - 1])
-                return _card_score(digits, start + offsets[i], end, cues)
+                s, e = _groups_span(main, groups, i, j)
+                return _card_score(digits, start + s, start + e, cues)
     return None
+
+
+def _groups_span(main: str, groups: list[str], i: int, j: int) -> tuple[int, int]:
+    """Where groups[i:j] start and end in `main`."""
+    if i == 0 and j == len(groups):  # the whole run (most cards): strip what is not a digit
+        return len(main) - len(main.lstrip(_NOT_DIGITS)), len(main.rstrip(_NOT_DIGITS))
+    offsets = [m.start() for m in _GROUP.finditer(main)]
+    return offsets[i], offsets[j - 1] + len(groups[j - 1])
 
 
 def _card_ok(digits: str) -> bool:
