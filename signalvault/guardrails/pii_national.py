@@ -49,11 +49,30 @@ def stdnum_check(module: str) -> Check:
 
 
 def _birth_date_ok(yymmdd: str) -> bool:
+    return _date_ok(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6]))
+
+
+def _date_ok(year: int, month: int, day: int) -> bool:
+    """Whether the date exists. Most digit runs fail on month or day: tested first, they spare
+    the ValueError (raising and catching one costs more than the rest of a run's shaping)."""
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return False
     try:
-        datetime.date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6]))
+        datetime.date(year, month, day)
     except ValueError:
         return False
     return True
+
+
+def _dated(check: Check, month_at: int, day_at: int) -> Check:
+    """`check` (python-stdnum's) behind a test its embedded date must pass: ASCII digits (stdnum
+    reads no others) with a month and a day in range, where most numbers already fail."""
+
+    def dated(digits: str) -> bool:
+        month, day = digits[month_at : month_at + 2], digits[day_at : day_at + 2]
+        return digits.isascii() and "01" <= month <= "12" and "01" <= day <= "31" and check(digits)
+
+    return dated
 
 
 def _kr_rrn(digits: str) -> bool:
@@ -70,9 +89,7 @@ def _cn_ric(digits: str) -> bool:
     """
     if len(digits) != 18 or not digits[:17].isdigit():
         return False
-    try:
-        datetime.date(int(digits[6:10]), int(digits[10:12]), int(digits[12:14]))
-    except ValueError:
+    if not _date_ok(int(digits[6:10]), int(digits[10:12]), int(digits[12:14])):
         return False
     weights = [pow(2, 17 - i, 11) for i in range(17)]
     total = sum(int(d) * w for d, w in zip(digits[:17], weights, strict=True))
@@ -144,7 +161,8 @@ def _table() -> tuple[NationalId, ...]:
                    w("acn", "australian company", "company number")),
         NationalId("AU_MEDICARE", ((4, 5, 1), (4, 5, 1, 1), (10,), (11,)), _au_medicare,
                    w("medicare"), (((4, 5, 1), " "), ((4, 5, 1, 1), " ")), 0.6),
-        NationalId("ZA_ID", ((13,), (6, 4, 3), (6, 4, 2, 1)), stdnum_check("za.idnr"),
+        NationalId("ZA_ID", ((13,), (6, 4, 3), (6, 4, 2, 1)),
+                   _dated(stdnum_check("za.idnr"), 2, 4),
                    w(r"sa id", r"rsa id", r"south african id\w*", r"identity number"),
                    bare_score=0.4),
         NationalId("KR_RRN", ((6, 7), (13,)), _kr_rrn,
@@ -156,7 +174,7 @@ def _table() -> tuple[NationalId, ...]:
         NationalId("FI_HETU", ((6, 4),), lambda d: _HETU_CHECK(d[:6] + "-" + d[6:]),
                    w("henkilötunnus", "hetu", "sotu", "personal identity code"),
                    (((6, 4), "-"),), 0.55),
-        NationalId("DK_CPR", ((6, 4), (10,)), stdnum_check("dk.cpr"),
+        NationalId("DK_CPR", ((6, 4), (10,)), _dated(stdnum_check("dk.cpr"), 2, 0),
                    w(r"cpr(?:-?n(?:umme)?r)?", r"personnummer", r"civil registration")),
         NationalId("NO_FNR", ((11,), (6, 5)), stdnum_check("no.fodselsnummer"),
                    w("fødselsnummer", "fodselsnummer", "personnummer", "birth number",

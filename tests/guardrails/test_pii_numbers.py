@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import random
 import re
 
@@ -10,6 +11,7 @@ import pytest
 from signalvault.guardrails.pii import PiiDetector
 from signalvault.guardrails.pii_checks import luhn_ok
 from signalvault.guardrails.pii_ids import scan_lettered, touches_letters
+from signalvault.guardrails.pii_national import NATIONAL_IDS
 from signalvault.guardrails.pii_numbers import (
     _CUE_GROUP,
     _CUE_PAIRS,
@@ -147,3 +149,33 @@ def test_seventeen_digits_ending_the_text_are_not_a_chinese_id_with_an_x() -> No
     # past the end of the text must never come out.
     assert PiiDetector()("resident id 11010519491231002X")[0].kind == "CN_RIC"
     assert PiiDetector()("resident id 11010519491231002") == []
+
+
+def test_date_prechecks_agree_with_stdnum_and_datetime() -> None:
+    from stdnum.dk import cpr
+    from stdnum.za import idnr
+
+    rows = {row.kind: row for row in NATIONAL_IDS}
+    rng = random.Random(9)
+
+    def digits(n: int) -> str:
+        return "".join(rng.choice("0123456789") for _ in range(n))
+
+    def birth_date_by_hand(yymmdd: str) -> bool:
+        try:
+            datetime.date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6]))
+        except ValueError:
+            return False
+        return True
+
+    valid = 0
+    for _ in range(20000):
+        # Months 0-13 and days 0-32: in and out of range, so some numbers are valid.
+        yy, mm, dd = digits(2), f"{rng.randint(0, 13):02}", f"{rng.randint(0, 32):02}"
+        za, dk, kr = yy + mm + dd + digits(7), dd + mm + yy + digits(4), yy + mm + dd + digits(7)
+        assert rows["ZA_ID"].check(za) == idnr.is_valid(za), za
+        assert rows["DK_CPR"].check(dk) == cpr.is_valid(dk), dk
+        expected = kr[6] in "12345678" and birth_date_by_hand(kr[:6])
+        assert rows["KR_RRN"].check(kr) == expected, kr
+        valid += idnr.is_valid(za) + cpr.is_valid(dk) + expected
+    assert valid > 1000
