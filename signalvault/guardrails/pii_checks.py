@@ -23,29 +23,40 @@ IBAN_LENGTHS: dict[str, int] = {
 }  # fmt: skip
 
 
-_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # digit * 2, digits summed
+# Each digit doubled, its digits summed: 7 -> 14 -> 5.
+_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 def luhn_ok(digits: str) -> bool:
-    """Luhn mod-10 (cards, Canadian SIN)."""
+    """Luhn mod-10 (cards, Canadian SIN).
+
+    Runs on every long digit run: `translate` and a sum over bytes do the per-digit work at C
+    speed (an ASCII digit's byte is its value + 48), ~10x fewer instructions than int() per digit.
+    """
+    if not digits.isascii():
+        digits = "".join(str(int(d)) for d in digits)  # other scripts' digits: their values
     reverse = digits[::-1]
-    total = sum(map(int, reverse[0::2])) + sum(_LUHN_DOUBLED[int(d)] for d in reverse[1::2])
-    return total % 10 == 0
+    summed = reverse[0::2] + reverse[1::2].translate(_DOUBLED)
+    return (sum(summed.encode()) - 48 * len(summed)) % 10 == 0
 
 
 def card_brand_ok(digits: str) -> bool:
-    """Issuer prefix and length of the major brands (Visa, Mastercard, Amex, Discover, JCB, ...)."""
+    """Issuer prefix and length of the major brands (Visa, Mastercard, Amex, Discover, JCB, ...).
+
+    `digits`: at least four of them (card numbers have 12-19).
+    """
     n = len(digits)
-    two, four = int(digits[:2]), int(digits[:4])
+    four = int(digits[:4])  # one int() for every numeric prefix test: int() is the costly part
+    two, three = four // 100, four // 10
     if digits[0] == "4":
         return n in (13, 16, 19)
     if 51 <= two <= 55 or 2221 <= four <= 2720:
         return n == 16
     if two in (34, 37):
         return n == 15
-    if two in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:
+    if two in (36, 38, 39) or 300 <= three <= 305:
         return n in (14, 16)
-    if digits.startswith(("6011", "65")) or 644 <= int(digits[:3]) <= 649:
+    if digits.startswith(("6011", "65")) or 644 <= three <= 649:
         return 16 <= n <= 19
     if two == 35:
         return 16 <= n <= 19  # JCB (officially 3528-3589; test generators use all of 35xx)

@@ -127,12 +127,15 @@ def touches_letters(text: str, start: int, end: int) -> bool:
     """Whether a digit run at [start, end) may belong to a lettered ID ("GB82", "AB 12", "X-12").
 
     Strict on purpose: code and logs are full of "v1", "s3", "worker-6" and hex, and each
-    candidate costs a round of anchored matches.
+    candidate costs a round of anchored matches. Every "no" is one `scan_lettered` would give.
     """
     before = text[start - 1] if start else ""
     if before.isalpha():
         if before.isupper():
-            return True
+            # Letters opening the ID put another letter before this one; a one-letter prefix
+            # ("S1234567D") starts a word. A digit there ("25T10:00", ISO times) rules out both.
+            two = text[start - 2 : start - 1]
+            return two.isalpha() or not two.isalnum()
         # Only IBANs are also written in lower case: two letters opening a word ("gb82").
         return (
             start >= 2 and text[start - 2].isalpha() and not text[start - 3 : start - 2].isalnum()
@@ -143,6 +146,9 @@ def touches_letters(text: str, start: int, end: int) -> bool:
             return True
     elif before == "-" and text[start - 2 : start - 1] in ("X", "Y", "Z"):  # "X-1234567-L"
         return True
+    # The IDs read from what follows the run open with six digits or more: not "2026-11-25T".
+    if not text[start : start + 6].isdecimal():
+        return False
     after = text[end : end + 2]
     # "12345678Z", "12345678-Z": a Spanish NIF; "131052A308T", "131052-308T": a Finnish HETU
     if end - start == 6 and after[:1] in _HETU_SIGNS:
@@ -150,23 +156,45 @@ def touches_letters(text: str, start: int, end: int) -> bool:
     return end - start >= 8 and (after[:1].isupper() or (after[:1] == "-" and after[1:].isupper()))
 
 
+def _placements(run: int, prefixed: bool) -> list[tuple[int, re.Pattern[str], _Confirm]]:
+    """(offset, regex, confirm) of every rule a first digit run of `run` digits leaves possible,
+    in `_RULES` order: rules needing more digits go, and so do placements that start before the
+    run unless a letter, a space ("AB 12 34 56 C") or a dash ("X-1234567-L") precedes it.
+    """
+    return [
+        (offset, regex, confirm)
+        for needed, offsets, regex, confirm in _RULES
+        if run >= needed
+        for offset in offsets
+        if offset == 0 or prefixed
+    ]
+
+
+_MOST_NEEDED = max(needed for needed, *_ in _RULES)
+# Built once: scan_lettered runs on every timestamp ("T10:") and token digit in code and logs.
+_PLACEMENTS = {
+    (run, prefixed): _placements(run, prefixed)
+    for run in range(_MOST_NEEDED + 1)
+    for prefixed in (False, True)
+}
+
+
 def scan_lettered(text: str, start: int) -> Iterator[Candidate]:
     """Lettered identifiers whose first digit run starts at `start`."""
     digits = _LEADING_DIGITS.match(text, start)
     run = digits.end() - start if digits else 0
-    for needed, offsets, regex, confirm in _RULES:
-        if run < needed:
+    before = text[start - 1 : start]
+    prefixed = before.isalpha() or before == " " or before == "-"
+    for offset, regex, confirm in _PLACEMENTS[min(run, _MOST_NEEDED), prefixed]:
+        pos = start - offset
+        if pos < 0 or (pos and text[pos - 1].isalnum()) or (offset and not text[pos].isalpha()):
             continue
-        for offset in offsets:
-            pos = start - offset
-            if pos < 0 or (pos and text[pos - 1].isalnum()) or (offset and not text[pos].isalpha()):
-                continue
-            match = regex.match(text, pos)
-            if match is None:
-                continue
-            # An IBAN match may overrun into the next word; _iban cuts it to length itself.
-            if confirm is not _iban and text[match.end() : match.end() + 1].isalnum():
-                continue
-            found = confirm(text, match)
-            if found is not None:
-                yield found
+        match = regex.match(text, pos)
+        if match is None:
+            continue
+        # An IBAN match may overrun into the next word; _iban cuts it to length itself.
+        if confirm is not _iban and text[match.end() : match.end() + 1].isalnum():
+            continue
+        found = confirm(text, match)
+        if found is not None:
+            yield found

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from signalvault.guardrails.pii_checks import Candidate, context_near
+from signalvault.guardrails.pii_checks import Candidate, context_near, luhn_ok
 
 Check = Callable[[str], bool]
 
@@ -49,11 +50,61 @@ def stdnum_check(module: str) -> Check:
 
 
 def _birth_date_ok(yymmdd: str) -> bool:
+    return _date_ok(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6]))
+
+
+def _date_ok(year: int, month: int, day: int) -> bool:
+    """Whether the date exists. Most digit runs fail on month or day: tested first, they spare
+    the ValueError (raising and catching one costs more than the rest of a run's shaping)."""
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return False
     try:
-        datetime.date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6]))
+        datetime.date(year, month, day)
     except ValueError:
         return False
     return True
+
+
+def _prechecked(check: Check, plausible: Check) -> Check:
+    """`check` (python-stdnum's) behind `plausible`, a necessary condition of it on ASCII digits
+    that costs a tenth as much: a nine-digit run meets seven validators, each ~50K instructions
+    of cleaning and validating, and ~90% of numbers fail their checksum or date anyway. Other
+    digits (stdnum reads full-width ones as ASCII) and plausible numbers go to stdnum, which
+    decides."""
+
+    def prechecked(digits: str) -> bool:
+        return (not digits.isascii() or plausible(digits)) and check(digits)
+
+    return prechecked
+
+
+def _weighted_sum(weights: tuple[int, ...], modulus: int) -> Check:
+    """Whether ASCII digits, as many as `weights`, weigh to 0 modulo `modulus` (the form of most
+    check digits). Their bytes are the digits + 48: the sum runs in C."""
+    offset = 48 * sum(weights)
+
+    def plausible(digits: str) -> bool:
+        if len(digits) != len(weights):
+            return False
+        total: int = sum(map(operator.mul, weights, digits.encode()))
+        return (total - offset) % modulus == 0
+
+    return plausible
+
+
+def _luhn_digits(first_not: str) -> Check:
+    """Digits passing Luhn whose first digit is not one of `first_not`."""
+    return lambda digits: digits[:1] not in first_not and luhn_ok(digits)
+
+
+def _date_digits(month_at: int, day_at: int) -> Check:
+    """ASCII digits holding a month 01-12 and a day 01-31 at those places."""
+
+    def plausible(digits: str) -> bool:
+        month, day = digits[month_at : month_at + 2], digits[day_at : day_at + 2]
+        return "01" <= month <= "12" and "01" <= day <= "31"
+
+    return plausible
 
 
 def _kr_rrn(digits: str) -> bool:
@@ -70,9 +121,7 @@ def _cn_ric(digits: str) -> bool:
     """
     if len(digits) != 18 or not digits[:17].isdigit():
         return False
-    try:
-        datetime.date(int(digits[6:10]), int(digits[10:12]), int(digits[12:14]))
-    except ValueError:
+    if not _date_ok(int(digits[6:10]), int(digits[10:12]), int(digits[12:14])):
         return False
     weights = [pow(2, 17 - i, 11) for i in range(17)]
     total = sum(int(d) * w for d, w in zip(digits[:17], weights, strict=True))
@@ -108,20 +157,40 @@ _GENERIC = (
 )
 
 
+# The validators nine-digit runs meet (seven of them), each behind its cheap necessary test.
+_US_ITIN = _prechecked(stdnum_check("us.itin"), lambda d: d[:1] == "9")  # area 9xx
+# ABA: the check digit is the first eight digits weighed 7, 3, 9 (repeating), mod 10; weighing
+# it 9 (-1 mod 10) too makes the weighted sum of all nine 0.
+_ABA_ROUTING = _prechecked(stdnum_check("us.rtn"), _weighted_sum((7, 3, 9) * 3, 10))
+_CA_SIN = _prechecked(stdnum_check("ca.sin"), _luhn_digits("08"))
+_NL_BSN = _prechecked(stdnum_check("nl.bsn"), _weighted_sum((9, 8, 7, 6, 5, 4, 3, 2, -1), 11))
+_TFN_WEIGHTS = (1, 4, 3, 7, 5, 8, 6, 9, 10)  # eight-digit TFNs take the first eight
+_TFN_9, _TFN_8 = _weighted_sum(_TFN_WEIGHTS, 11), _weighted_sum(_TFN_WEIGHTS[:8], 11)
+_AU_TFN = _prechecked(stdnum_check("au.tfn"), lambda d: (_TFN_9 if len(d) == 9 else _TFN_8)(d))
+# ACN: the check digit is (sum of digit * (position - 8)) mod 10 over the first eight.
+_AU_ACN = _prechecked(
+    stdnum_check("au.acn"), _weighted_sum((-8, -7, -6, -5, -4, -3, -2, -1, -1), 10)
+)
+_IL_ID = _prechecked(stdnum_check("il.idnr"), _luhn_digits(""))
+# Numbers with a birth date in them: most digit runs hold no month and day there.
+_ZA_ID = _prechecked(stdnum_check("za.idnr"), _date_digits(2, 4))  # YYMMDD...
+_DK_CPR = _prechecked(stdnum_check("dk.cpr"), _date_digits(2, 0))  # DDMMYY...
+
+
 def _table() -> tuple[NationalId, ...]:
     def w(*words: str) -> re.Pattern[str]:
         return _words(*words, *_GENERIC)
 
     return (
-        NationalId("US_ITIN", ((3, 2, 4), (9,)), stdnum_check("us.itin"),
+        NationalId("US_ITIN", ((3, 2, 4), (9,)), _US_ITIN,
                    w("itin", "taxpayer identification", "individual taxpayer", "tin"),
                    (((3, 2, 4), "-"),), 0.65),
-        NationalId("ABA_ROUTING", ((9,), (4, 4, 1)), stdnum_check("us.rtn"),
+        NationalId("ABA_ROUTING", ((9,), (4, 4, 1)), _ABA_ROUTING,
                    _words("routing", "aba", "rtn", "routing transit", "transit number")),
         NationalId("UK_NHS", ((3, 3, 4), (10,)), stdnum_check("gb.nhs"),
                    w("nhs", "national health", "health service", "health and care"),
                    (((3, 3, 4), " "),), 0.45),
-        NationalId("CA_SIN", ((3, 3, 3), (9,)), stdnum_check("ca.sin"),
+        NationalId("CA_SIN", ((3, 3, 3), (9,)), _CA_SIN,
                    w("sin", "social insurance", "nas", "assurance sociale")),
         NationalId("IN_AADHAAR", ((4, 4, 4), (12,)), stdnum_check("in_.aadhaar"),
                    w("aadhaa?r", "uidai", "uid", "आधार"), (((4, 4, 4), " -"),), 0.55),
@@ -130,21 +199,22 @@ def _table() -> tuple[NationalId, ...]:
                      r"tax id\w*", r"tin", r"steuernummer"),
                    (((2, 3, 3, 3), " "),), 0.6),
         NationalId("PL_PESEL", ((11,),), stdnum_check("pl.pesel"), w("pesel"), bare_score=0.4),
-        NationalId("NL_BSN", ((9,), (4, 2, 3), (3, 3, 3)), stdnum_check("nl.bsn"),
+        NationalId("NL_BSN", ((9,), (4, 2, 3), (3, 3, 3)), _NL_BSN,
                    w("bsn", "burgerservicenummer", "sofi(?:nummer)?", "citizen service number")),
         NationalId("BR_CPF", ((3, 3, 3, 2), (11,), (9, 2)), stdnum_check("br.cpf"),
                    w("cpf", "cadastro de pessoas"), (((3, 3, 3, 2), ".-"),), 0.85),
         NationalId("BR_CNPJ", ((2, 3, 3, 4, 2), (14,)), stdnum_check("br.cnpj"),
                    w("cnpj", "cadastro nacional"), (((2, 3, 3, 4, 2), "./-"),), 0.85),
-        NationalId("AU_TFN", ((3, 3, 3), (9,), (3, 3, 2), (8,)), stdnum_check("au.tfn"),
+        NationalId("AU_TFN", ((3, 3, 3), (9,), (3, 3, 2), (8,)), _AU_TFN,
                    w("tfn", "tax file")),
         NationalId("AU_ABN", ((2, 3, 3, 3), (11,)), stdnum_check("au.abn"),
                    w("abn", "australian business", "business number"), (((2, 3, 3, 3), " "),)),
-        NationalId("AU_ACN", ((3, 3, 3), (9,)), stdnum_check("au.acn"),
+        NationalId("AU_ACN", ((3, 3, 3), (9,)), _AU_ACN,
                    w("acn", "australian company", "company number")),
         NationalId("AU_MEDICARE", ((4, 5, 1), (4, 5, 1, 1), (10,), (11,)), _au_medicare,
                    w("medicare"), (((4, 5, 1), " "), ((4, 5, 1, 1), " ")), 0.6),
-        NationalId("ZA_ID", ((13,), (6, 4, 3), (6, 4, 2, 1)), stdnum_check("za.idnr"),
+        NationalId("ZA_ID", ((13,), (6, 4, 3), (6, 4, 2, 1)),
+                   _ZA_ID,
                    w(r"sa id", r"rsa id", r"south african id\w*", r"identity number"),
                    bare_score=0.4),
         NationalId("KR_RRN", ((6, 7), (13,)), _kr_rrn,
@@ -156,7 +226,7 @@ def _table() -> tuple[NationalId, ...]:
         NationalId("FI_HETU", ((6, 4),), lambda d: _HETU_CHECK(d[:6] + "-" + d[6:]),
                    w("henkilötunnus", "hetu", "sotu", "personal identity code"),
                    (((6, 4), "-"),), 0.55),
-        NationalId("DK_CPR", ((6, 4), (10,)), stdnum_check("dk.cpr"),
+        NationalId("DK_CPR", ((6, 4), (10,)), _DK_CPR,
                    w(r"cpr(?:-?n(?:umme)?r)?", r"personnummer", r"civil registration")),
         NationalId("NO_FNR", ((11,), (6, 5)), stdnum_check("no.fodselsnummer"),
                    w("fødselsnummer", "fodselsnummer", "personnummer", "birth number",
@@ -173,7 +243,7 @@ def _table() -> tuple[NationalId, ...]:
         NationalId("CN_RIC", ((18,), (6, 8, 4)), _cn_ric,
                    w("身份证(?:号(?:码)?)?", "resident id", "id card", "ric", "citizen id"),
                    (((6, 8, 4), " "),), 0.7, 0.6),
-        NationalId("IL_ID", ((9,),), stdnum_check("il.idnr"),
+        NationalId("IL_ID", ((9,),), _IL_ID,
                    w("teudat zehut", "israeli id", "תעודת זהות", "ת\\.ז")),
         NationalId("BE_NN", ((2, 2, 2, 3, 2), (11,), (6, 3, 2)), stdnum_check("be.nn"),
                    w("rijksregisternummer", "national number", "numéro national",

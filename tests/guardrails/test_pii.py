@@ -23,6 +23,7 @@ def kinds_of(findings: list[Finding], text: str) -> list[tuple[str, str]]:
 POSITIVES = [
     # (text, kind, value)
     ("Write to jane.doe+billing@example.co.uk today", "EMAIL", "jane.doe+billing@example.co.uk"),
+    ("@team please write to jane@example.org", "EMAIL", "jane@example.org"),  # "@" opens the text
     ("Reach me on +44 20 7946 0958 after six", "PHONE", "+44 20 7946 0958"),
     ("Call (415) 555-2671 ext. 12", "PHONE", "(415) 555-2671 ext. 12"),
     ("office: 030 901820 33", "PHONE", "030 901820 33"),
