@@ -4,6 +4,7 @@ a streamed (SSE) response into the object that gets logged."""
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Iterable
 from typing import Any
 
 import orjson
@@ -344,42 +345,26 @@ def text_slots(payload: dict[str, Any], fields: tuple[str, ...]) -> list[Slot]:
     """Every human-written string under `fields`: message texts and content blocks, system
     prompts, tool arguments and results, Responses input items, embeddings inputs."""
     slots: list[Slot] = []
-    for name in fields:
-        value = payload.get(name)
-        if isinstance(value, str):
-            if value:
-                slots.append((payload, name))
-        elif isinstance(value, dict):
-            _walk_object(value, slots)
-        elif isinstance(value, list):
-            _walk_array(value, slots)
+    _walk(payload, ((name, payload[name]) for name in fields if name in payload), (), slots)
     return slots
 
 
-# The walk takes a container's strings in its own loop: a call per string (most of a body's
-# values) cost more than the strings' checks.
-def _walk_object(node: dict[str, Any], slots: list[Slot]) -> None:
-    for name, value in node.items():
-        if name in _NOT_TEXT:
+def _walk(
+    node: Any, items: Iterable[tuple[Any, Any]], skip: Container[Any], slots: list[Slot]
+) -> None:
+    """The strings among `items` (`node`'s keys or indexes and values) and under them. Strings
+    are taken in this loop: a call per string (most of a body's values) cost more than the
+    strings' checks."""
+    for key, value in items:
+        if key in skip:
             continue
         if isinstance(value, str):
             if value:
-                slots.append((node, name))
+                slots.append((node, key))
         elif isinstance(value, dict):
-            _walk_object(value, slots)
+            _walk(value, value.items(), _NOT_TEXT, slots)
         elif isinstance(value, list):
-            _walk_array(value, slots)
-
-
-def _walk_array(node: list[Any], slots: list[Slot]) -> None:
-    for index, value in enumerate(node):
-        if isinstance(value, str):
-            if value:
-                slots.append((node, index))
-        elif isinstance(value, dict):
-            _walk_object(value, slots)
-        elif isinstance(value, list):
-            _walk_array(value, slots)
+            _walk(value, enumerate(value), (), slots)
 
 
 def _obj(value: Any) -> dict[str, Any]:
