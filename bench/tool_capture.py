@@ -239,6 +239,17 @@ class Callgrind:
         raise SystemExit(f"no totals in {dump}")
 
 
+async def _idle_rate(callgrind: Callgrind, seconds: float = 2.0) -> float:
+    """Instructions per second the process spends with no request (median of three)."""
+    rates = []
+    for _ in range(3):
+        started = time.monotonic()
+        callgrind.start()
+        await asyncio.sleep(seconds)
+        rates.append(callgrind.stop() / (time.monotonic() - started))
+    return statistics.median(rates)
+
+
 def _sha256_instructions(dump: str) -> int:
     """Instructions of a callgrind dump spent in OpenSSL's SHA-256 (hashing and finishing)."""
     found = subprocess.run(
@@ -332,6 +343,12 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                 await asyncio.to_thread(checkpoint)
                 gc.collect()
                 gc.freeze()  # as `serve` does after startup
+                # Work on clocks (version checks, timers) costs per second, not per request: at
+                # callgrind's pace a request lasts ~50x longer, so it weighed ~50x more, and
+                # more on a busy machine (the longer kind took more of it: one run's overhead
+                # moved by up to ~0.7 point with the load). Its rate, counted while idle, is
+                # taken off each round in proportion to the round's wall time.
+                idle_rate = await _idle_rate(callgrind)
                 seals: dict[str, list[float]] = {"tool": [], "plain": []}
                 dumps: dict[str, dict[str, list[str]]] = {
                     part: {"tool": [], "plain": []} for part in ("requests", "seals")
@@ -342,6 +359,7 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                         # generation's collection left over from the round before cost whichever
                         # kind it fell in up to ~60k instructions per request.
                         gc.collect()
+                        started = time.monotonic()
                         callgrind.start()
                         for _ in range(0, args.pairs, args.concurrency):
                             # `--concurrency` pairs at once: their writes share commits, as
@@ -351,14 +369,15 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                             pairs = (_pair(app, key, kind, args.stream, n) for n in numbers)
                             await asyncio.gather(*pairs)
                             store.flush()
-                        samples[kind].append(callgrind.stop() / (2 * args.pairs))
+                        count = callgrind.stop() - idle_rate * (time.monotonic() - started)
+                        samples[kind].append(count / (2 * args.pairs))
                         dumps["requests"][kind].append(callgrind.dumps[-1])
                         callgrind.start()
                         await asyncio.to_thread(sealer.seal)
                         await asyncio.to_thread(checkpoint)
                         seals[kind].append(callgrind.stop() / (2 * args.pairs))
                         dumps["seals"][kind].append(callgrind.dumps[-1])
-                found = {"requests": samples, "seals": seals, "dumps": dumps}
+                found = {"requests": samples, "seals": seals, "dumps": dumps, "idle": idle_rate}
                 print(orjson.dumps(found).decode(), flush=True)
                 checkpointer.start()
                 return
@@ -459,6 +478,8 @@ def _count_once(
         print(f"  {name:21}  plain {plain / 1e6:.3f} M, tool loop {tool / 1e6:.3f} M, "
               f"capture overhead {100 * (tool - plain) / plain:+.2f}% "
               f"(rounds within {100 * spread:.2f}%)")  # fmt: skip
+    print(f"  clock-driven work while idle: {found['idle'] / 1e3:.0f}k instructions per second, "
+          "taken off each round by its wall time")  # fmt: skip
     print("  seal per request: plain", " ".join(f"{v / 1e3:.0f}k" for v in seals["plain"]),
           "tool", " ".join(f"{v / 1e3:.0f}k" for v in seals["tool"]))  # fmt: skip
     print(f"  SHA-256 per request (requests + seal): plain "
