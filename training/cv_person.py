@@ -40,7 +40,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
 import re
 import sys
 from collections import Counter
@@ -190,10 +189,7 @@ def rank(
 
 
 def main(argv: list[str] | None = None) -> int:
-    if os.environ.get("PYTHONHASHSEED") != "0":  # as train_person.py: Faker must not vary
-        os.execve(
-            sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
-        )
+    train_person.fix_hash_seed()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
     ap.add_argument("--folds", type=int, default=4)

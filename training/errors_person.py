@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -204,10 +203,7 @@ def analyse(
 
 
 def main(argv: list[str] | None = None) -> int:
-    if os.environ.get("PYTHONHASHSEED") != "0":  # as train_person.py: Faker must not vary
-        os.execve(
-            sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
-        )
+    train_person.fix_hash_seed()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
     ap.add_argument("--folds", type=int, default=4)

@@ -225,12 +225,17 @@ def write(model: dict[str, Any], out: Path) -> None:
         gz.write(payload)
 
 
-def main(argv: list[str] | None = None) -> int:
+def fix_hash_seed() -> None:
+    """Run this script again with PYTHONHASHSEED=0 unless it is so: Faker draws some values by
+    iterating sets, so string hashing must not vary between runs (training, CV, error analysis)."""
     if os.environ.get("PYTHONHASHSEED") != "0":
-        # Faker draws some values by iterating sets: string hashing must not vary between runs.
         os.execve(
             sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    fix_hash_seed()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/eval"))
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
