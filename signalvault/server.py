@@ -1,4 +1,5 @@
-"""Running the gateway under uvicorn (uvloop + httptools), one or several worker processes.
+"""Running the gateway under uvicorn (uvloop + httptools), one or several worker processes
+(several: `supervisor.py`).
 
 uvicorn's httptools protocol bounds neither the size nor the arrival time of a request head, so
 `GuardedHttpTools` adds both: a slow or oversized head costs the gateway one closed socket.
@@ -26,6 +27,7 @@ from signalvault.control.services import open_services
 from signalvault.errors import ConfigError
 from signalvault.gateway.providers import Router
 from signalvault.logfmt import configure_logging
+from signalvault.supervisor import SPREADS_CONNECTIONS, Supervisor
 
 NO_PROVIDERS = (
     "no providers configured: add one to signalvault.toml, e.g.\n\n"
@@ -258,7 +260,10 @@ def serve(
         if config_file is not None:
             os.environ["SIGNALVAULT_CONFIG"] = str(config_file.resolve())
         app_path = "signalvault.server:worker_app"
-        uvicorn.run(app_path, factory=True, workers=workers, **common)
+        if SPREADS_CONNECTIONS:
+            Supervisor(uvicorn.Config(app_path, factory=True, **common), workers).run()
+        else:  # one socket shared by uvicorn's workers: uneven, but no SO_REUSEPORT to spread
+            uvicorn.run(app_path, factory=True, workers=workers, **common)
     else:
         # uvicorn handles SIGTERM (graceful shutdown) and then raises it again for the handler
         # it found installed; a no-op one makes a clean SIGTERM shutdown exit 0, not -15.
