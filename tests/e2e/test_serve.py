@@ -483,6 +483,16 @@ def test_two_workers_each_serve_a_fair_share_of_keep_alive_connections(workers_s
 
 
 @linux_only
+def test_every_worker_runs_the_guarded_protocol(workers_stack: Stack):
+    # 16 connections reach both workers but with probability 2**-15; plain httptools would let a
+    # 40 KB head through, GuardedHttpTools (the [server] limit, 32 KiB by default) answers 431.
+    for _ in range(16):
+        with socket.create_connection(("127.0.0.1", workers_stack.port), timeout=10) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 40_000)
+            assert client.recv(100).startswith(b"HTTP/1.1 431 ")
+
+
+@linux_only
 def test_sigterm_lets_a_stream_finish_on_every_worker_then_exits_0(workers_stack: Stack):
     workers = worker_pids(workers_stack)
     url = f"http://127.0.0.1:{workers_stack.port}/v1/chat/completions"
