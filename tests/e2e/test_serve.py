@@ -535,3 +535,21 @@ def test_a_killed_worker_is_replaced_and_gets_its_share_again(workers_stack: Sta
     assert set(split) == workers and min(split.values()) >= FAIR_SHARE, split
     workers_stack.gateway.send_signal(signal.SIGTERM)
     assert workers_stack.gateway.wait(timeout=30) == 0
+
+
+@linux_only
+def test_sighup_replaces_every_worker_while_the_port_keeps_answering(workers_stack: Stack):
+    old = worker_pids(workers_stack)
+    workers_stack.gateway.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    answered = 0
+    while workers_stack.gateway_log.read_text().count("Application startup complete.") < 4:
+        assert time.monotonic() < deadline and workers_stack.gateway.poll() is None
+        response = httpx.get(f"http://127.0.0.1:{workers_stack.port}/healthz", timeout=10)
+        answered += response.status_code == 200  # never refused meanwhile
+    wait_log(workers_stack, '"message":"Finished server process', 2)  # not its color_message
+    new = worker_pids(workers_stack)
+    assert answered > 0 and len(new) == 2 and not new & old
+    assert all(not Path(f"/proc/{pid}").exists() for pid in old)
+    workers_stack.gateway.send_signal(signal.SIGTERM)
+    assert workers_stack.gateway.wait(timeout=30) == 0
