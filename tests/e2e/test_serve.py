@@ -3,6 +3,7 @@ ports, driven by the official SDKs. Checks responses, the trail, and the bytes o
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import anthropic
@@ -58,8 +60,9 @@ def signalvault(*args: str, env: dict[str, str], **kwargs) -> subprocess.Complet
 class Stack:
     """Two mock providers (fast, and slow streaming) and one gateway, as separate processes."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, workers: int = 1) -> None:
         self.tmp = tmp
+        self.workers = workers
         self.data_dir = tmp / "data"
         self.env = {
             **os.environ,
@@ -132,7 +135,11 @@ class Stack:
 
     def start_gateway(self) -> None:
         self.gateway = self._spawn(
-            ["serve", "--config", str(self.config), "--port", str(self.port)], self.gateway_log
+            [
+                *("serve", "--config", str(self.config), "--port", str(self.port)),
+                *("--workers", str(self.workers)),
+            ],
+            self.gateway_log,
         )
         wait_http(f"http://127.0.0.1:{self.port}/readyz", self.gateway)
 
@@ -372,3 +379,177 @@ def test_guardrails_through_the_official_sdks(stack: Stack):
     for path in [p for p in stack.data_dir.rglob("*") if p.is_file()]:
         assert aws_key.encode() not in path.read_bytes()
         assert email.encode() not in path.read_bytes()
+
+
+# `serve --workers 2`: each worker accepts on its own SO_REUSEPORT socket (server.Supervisor)
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT, /proc")
+CONNECTIONS = 64
+# Each worker must hold at least this many of the CONNECTIONS. A fair hash puts Binomial(64, 1/2)
+# connections on a worker: one gets 17 or fewer with probability 2.3e-4 (sum of C(64, i) for
+# i <= 17, times 2, over 2**64). uvicorn's one shared socket split 32 idle connections 32/0,
+# 32/0, 26/6, 26/6 and 22/10 (five runs), under load 13/3 of 16.
+FAIR_SHARE = 18
+
+
+@pytest.fixture
+def workers_stack(tmp_path: Path):
+    stack = Stack(tmp_path, workers=2)
+    try:
+        stack.start()
+        wait_log(stack, "Application startup complete.", 2)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def wait_log(stack: Stack, line: str, count: int, timeout: float = 60.0) -> None:
+    """Until the gateway's log holds `line` `count` times (workers log their own startup)."""
+    deadline = time.monotonic() + timeout
+    while stack.gateway_log.read_text().count(line) < count:
+        assert time.monotonic() < deadline, f"{line!r} not {count} times in the log"
+        assert stack.gateway.poll() is None, stack.gateway_log.read_text()[-2000:]
+        time.sleep(0.1)
+
+
+def tcp_sockets(port: int, state: str) -> set[int]:
+    """Inodes of the IPv4 TCP sockets with local port `port` in `state` (01 established, 0A
+    listening), from /proc/net/tcp."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            inodes.add(int(fields[9]))
+    return inodes
+
+
+def socket_owners(root: int, inodes: set[int]) -> Counter[int]:
+    """How many of `inodes` each process under `root` (the `serve` supervisor) holds open."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue  # the process is gone
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    owners: Counter[int] = Counter()
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                owners[pid] += 1
+    return owners
+
+
+def worker_pids(stack: Stack) -> set[int]:
+    """The processes listening on the gateway's port: the workers, not the supervisor."""
+    return set(socket_owners(stack.gateway.pid, tcp_sockets(stack.port, "0A")))
+
+
+def connections_per_worker(stack: Stack) -> Counter[int]:
+    """Open CONNECTIONS keep-alive connections at once, one request on each, and count which
+    process holds the server side of each while they are still open."""
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30) for _ in range(CONNECTIONS)
+    ]
+    try:
+        for connection in connections:  # every handshake before any request, like a load test
+            connection.connect()
+        for connection in connections:
+            connection.request("GET", "/healthz")
+        for connection in connections:
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200 and not response.will_close
+        return socket_owners(stack.gateway.pid, tcp_sockets(stack.port, "01"))
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+@linux_only
+def test_two_workers_each_serve_a_fair_share_of_keep_alive_connections(workers_stack: Stack):
+    workers = worker_pids(workers_stack)
+    assert len(workers) == 2 and workers_stack.gateway.pid not in workers
+    split = connections_per_worker(workers_stack)
+    assert sum(split.values()) == CONNECTIONS and set(split) == workers
+    assert min(split.values()) >= FAIR_SHARE, split
+
+
+@linux_only
+def test_every_worker_runs_the_guarded_protocol(workers_stack: Stack):
+    # 16 connections reach both workers but with probability 2**-15; plain httptools would let a
+    # 40 KB head through, GuardedHttpTools (the [server] limit, 32 KiB by default) answers 431.
+    for _ in range(16):
+        with socket.create_connection(("127.0.0.1", workers_stack.port), timeout=10) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 40_000)
+            assert client.recv(100).startswith(b"HTTP/1.1 431 ")
+
+
+@linux_only
+def test_sigterm_lets_a_stream_finish_on_every_worker_then_exits_0(workers_stack: Stack):
+    workers = worker_pids(workers_stack)
+    url = f"http://127.0.0.1:{workers_stack.port}/v1/chat/completions"
+    body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    headers = {"Authorization": f"Bearer {workers_stack.key}"}
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+        chunks = response.iter_bytes()
+        next(chunks)
+        workers_stack.gateway.send_signal(signal.SIGTERM)
+        rest = b"".join(chunks)
+    assert rest.endswith(b"data: [DONE]\n\n")  # 50 chunks, 100 ms apart: within the grace
+    assert workers_stack.gateway.wait(timeout=30) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    assert [r["outcome"] for r in workers_stack.logs()] == ["ok"]
+
+
+@linux_only
+def test_a_second_serve_on_the_same_port_fails_clearly(workers_stack: Stack):
+    # Its workers' SO_REUSEPORT sockets could join the first gateway's: the probe refuses.
+    second = signalvault(
+        "serve", "--config", str(workers_stack.config), "--port", str(workers_stack.port),
+        "--workers", "2", env=workers_stack.env,
+    )  # fmt: skip
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{workers_stack.port}: Address already in use" in (
+        second.stderr
+    )
+    assert sum(connections_per_worker(workers_stack).values()) == CONNECTIONS  # all still ours
+
+
+@linux_only
+def test_a_killed_worker_is_replaced_and_gets_its_share_again(workers_stack: Stack):
+    killed, kept = sorted(worker_pids(workers_stack))
+    os.kill(killed, signal.SIGKILL)
+    wait_log(workers_stack, f"worker process {killed} exited with code -9; starting another", 1)
+    wait_log(workers_stack, "Application startup complete.", 3)
+    workers = worker_pids(workers_stack)
+    assert len(workers) == 2 and kept in workers and killed not in workers
+    split = connections_per_worker(workers_stack)
+    assert set(split) == workers and min(split.values()) >= FAIR_SHARE, split
+    workers_stack.gateway.send_signal(signal.SIGTERM)
+    assert workers_stack.gateway.wait(timeout=30) == 0
+
+
+@linux_only
+def test_sighup_replaces_every_worker_while_the_port_keeps_answering(workers_stack: Stack):
+    old = worker_pids(workers_stack)
+    workers_stack.gateway.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    answered = 0
+    while workers_stack.gateway_log.read_text().count("Application startup complete.") < 4:
+        assert time.monotonic() < deadline and workers_stack.gateway.poll() is None
+        response = httpx.get(f"http://127.0.0.1:{workers_stack.port}/healthz", timeout=10)
+        answered += response.status_code == 200  # never refused meanwhile
+    wait_log(workers_stack, '"message":"Finished server process', 2)  # not its color_message
+    new = worker_pids(workers_stack)
+    assert answered > 0 and len(new) == 2 and not new & old
+    assert all(not Path(f"/proc/{pid}").exists() for pid in old)
+    workers_stack.gateway.send_signal(signal.SIGTERM)
+    assert workers_stack.gateway.wait(timeout=30) == 0
