@@ -8,6 +8,7 @@ none."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -75,8 +76,16 @@ class Seen:
         store.flush()
         return store.list_records(RecordFilter(kinds=(self._kind,)), limit=100)
 
-    def new(self) -> list[dict[str, Any]]:
-        rows = [row for row in self._rows() if row["id"] not in self._known]
+    def new(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The new records, once none is `unknown`: a call's completion is queued after its
+        answer went out, so a busy machine can read the record a moment before it is final
+        (as `GatewayUnderFuzz.record` waits for one record)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [row for row in self._rows() if row["id"] not in self._known]
+            if all(row["outcome"] != "unknown" for row in rows) or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         self._known |= {row["id"] for row in rows}
         return rows
 
