@@ -65,17 +65,16 @@ class CallIndex:
                     known.is_answered = True
             for call_id in missing:
                 if call_id in found:
-                    self._put(project, call_id, found[call_id])
+                    self.remember(project, call_id, found[call_id])
         return found
 
     def remember(self, project: str | None, call_id: str, known: KnownCall) -> None:
-        self._put(project, call_id, known)
-
-    def _put(self, project: str | None, call_id: str, known: KnownCall) -> None:
-        self._calls[(project, call_id)] = known
-        self._calls.move_to_end((project, call_id))
-        if len(self._calls) > self._size:
-            self._calls.popitem(last=False)
+        key = (project, call_id)
+        calls = self._calls
+        calls[key] = known
+        calls.move_to_end(key)  # (a key set again keeps its place in an OrderedDict)
+        if len(calls) > self._size:
+            calls.popitem(last=False)
 
 
 class RunCounts:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -64,15 +63,19 @@ class RunLimitExceeded(Forbidden):
     code = "run_limit_exceeded"
 
 
-@dataclass(slots=True)
 class AgentTurn:
     """What one request has to do with tools: the tools it offers, new results and their
-    events."""
+    events. (Made per tool request: a plain class costs half a dataclass's generated
+    `__init__` with factory fields.)"""
 
-    interaction: Interaction
-    tools: list[Any]  # the request's `tools`, read by name only if an allowlist asks (`offered`)
-    results: list[ToolResult] = field(default_factory=list)
-    events: list[ToolEvent] = field(default_factory=list)  # one tool_result per new result
+    __slots__ = ("events", "interaction", "results", "tools")
+
+    def __init__(self, interaction: Interaction, tools: list[Any]) -> None:
+        self.interaction = interaction
+        # The request's `tools`, read by name only if an allowlist asks (`offered`).
+        self.tools = tools
+        self.results: list[ToolResult] = []
+        self.events: list[ToolEvent] = []  # one tool_result per new result
 
     def offered(self) -> list[str]:
         """Names of the tools offered."""
@@ -135,34 +138,40 @@ class ToolEvents:
         known = self.calls.find(project, ids) if ids else {}
         now = time.time()
         answered: list[KnownCall] = []
+        events = turn.events
         for result in results:
-            call = known.get(result.call_id) if result.call_id else None
-            if interaction.run_id is None and call is not None and call.run_id:
-                interaction.run_id = call.run_id  # history sent again still names its run
-            if call is not None and call.is_answered:
-                continue  # history: recorded when it was first sent
-            event_index = len(turn.events)
-            event = ToolEvent(
-                TOOL_RESULT, interaction, result.call_id, event_id(interaction.id, event_index), now
-            )
-            event.details = {"result_bytes": len(result.content.encode())}
-            if call is None or call.record_id is None:
-                event.details["flags"] = [UNMATCHED]
+            call_id = result.call_id
+            call = known.get(call_id) if call_id else None
+            if call is None:
+                called_at, parent_id, tool_name = now, None, None
             else:
-                event.parent_id = call.record_id
-                event.tool_name = call.tool_name
-                event.details["answered_after_ms"] = round((now - call.created_at) * 1000, 1)
+                if interaction.run_id is None and call.run_id:
+                    interaction.run_id = call.run_id  # history sent again still names its run
+                if call.is_answered:
+                    continue  # history: recorded when it was first sent
+                called_at, parent_id = call.created_at, call.record_id
+                tool_name = call.tool_name if parent_id is not None else None
+            size = len(result.content.encode())
+            details: dict[str, Any] = (
+                {"result_bytes": size, "flags": [UNMATCHED]}
+                if parent_id is None
+                else {"result_bytes": size, "answered_after_ms": round((now - called_at) * 1000, 1)}
+            )
+            event = ToolEvent(
+                TOOL_RESULT,
+                interaction,
+                call_id,
+                event_id(interaction.id, len(events)),
+                now,
+                parent_id,
+                tool_name,
+                details=details,
+            )
             turn.results.append(result)
-            turn.events.append(event)
-            if result.call_id:
-                entry = KnownCall(
-                    call.record_id if call else None,
-                    None,
-                    call.created_at if call else now,
-                    event.tool_name,
-                    True,
-                )
-                self.calls.remember(project, result.call_id, entry)
+            events.append(event)
+            if call_id:
+                entry = KnownCall(parent_id, None, called_at, tool_name, True)
+                self.calls.remember(project, call_id, entry)
                 answered.append(entry)
         return answered
 
@@ -248,10 +257,10 @@ class ToolEvents:
         (of its class: the trail classifies the request as it writes it)."""
         if turn is None:
             return []
-        linked: list[Linked] = []
-        for result, event in zip(turn.results, turn.events, strict=True):
-            linked.append((event, _result_content(result).encode()))
-        return linked
+        return [
+            (event, _result_content(result))
+            for result, event in zip(turn.results, turn.events, strict=True)
+        ]
 
     def count_model_call(self, interaction: Interaction) -> None:
         if interaction.run_id is not None:
@@ -289,13 +298,16 @@ class ToolEvents:
         evaluations: Sequence[list[dict[str, Any]]],
     ) -> list[Linked]:
         """One tool_call event per call under the model call, with its arguments, to be
-        recorded with the model call's outcome (of the answer's class, set as it is written)."""
+        recorded with the model call's outcome (of the answer's class, set as it is written).
+        `evaluations`: each call's guardrail results, a list the event takes as it is."""
         project = interaction.key.project if interaction.key else None
+        run_id = interaction.run_id
         linked: list[Linked] = []
         now = time.time()
         held = len(interaction.held or ())  # results its request sent come first in the record
         for index, (call, summary) in enumerate(zip(calls, evaluations, strict=True), held):
-            arguments = call.arguments.encode()
+            arguments = call.arguments
+            blocked = summary and any(e["outcome"] == "blocked" for e in summary)
             event = ToolEvent(
                 TOOL_CALL,
                 interaction,
@@ -304,21 +316,19 @@ class ToolEvents:
                 now,
                 interaction.id,
                 call.name,
-                BLOCKED if any(e["outcome"] == "blocked" for e in summary) else interaction.outcome,
-                list(summary),
-                {"position": call.position, "arguments_bytes": len(arguments)},
+                BLOCKED if blocked else interaction.outcome,
+                summary,
+                {"position": call.position, "arguments_bytes": len(arguments.encode())},
             )
             linked.append((event, arguments))
-            if self._has_mcp and interaction.run_id is not None and call.name:
-                self.latest.remember(interaction.run_id, call.name, event.id)
+            if self._has_mcp and run_id is not None and call.name:
+                self.latest.remember(run_id, call.name, event.id)
             if call.call_id:
                 self.calls.remember(
-                    project,
-                    call.call_id,
-                    KnownCall(event.id, interaction.run_id, event.created_at, call.name),
+                    project, call.call_id, KnownCall(event.id, run_id, now, call.name)
                 )
-        if interaction.run_id is not None:
-            self.runs.add(interaction.run_id, tool_calls=len(calls))
+        if run_id is not None:
+            self.runs.add(run_id, tool_calls=len(calls))
         return linked
 
 

@@ -100,9 +100,10 @@ def calls_in_response(api: str, payload: Any) -> list[ToolCall]:
     if api == "chat":
         for choice in _list(payload.get("choices")):
             message = choice.get("message") if isinstance(choice, dict) else None
-            if not isinstance(message, dict):
-                continue
-            for call in _list(message.get("tool_calls")):
+            found = message.get("tool_calls") if isinstance(message, dict) else None
+            if not isinstance(found, list):
+                continue  # most answers ask for no tool
+            for call in found:
                 function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict):
                     continue

@@ -9,7 +9,6 @@ request pays nothing here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -33,15 +32,26 @@ from signalvault.trail.audit import Interaction
 from signalvault.trail.linked import Linked
 
 
-@dataclass(slots=True)
 class ToolSide:
-    events: ToolEvents
-    turn: AgentTurn
-    policy: ToolPolicy
-    make_context: Callable[[], Context]  # called once, if a tool rule is to be judged
-    _context: Context | None = None
-    _judged: dict[int, list[Evaluation]] = field(default_factory=dict)  # by call position
-    _shares: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # of the output scan
+    """Made per request with a tool side, so a plain class: a dataclass's generated
+    `__init__` with two factory fields cost twice the bytecodes."""
+
+    __slots__ = ("_context", "_judged", "_shares", "events", "make_context", "policy", "turn")
+
+    def __init__(
+        self,
+        events: ToolEvents,
+        turn: AgentTurn,
+        policy: ToolPolicy,
+        make_context: Callable[[], Context],  # called once, if a tool rule is to be judged
+    ) -> None:
+        self.events = events
+        self.turn = turn
+        self.policy = policy
+        self.make_context = make_context
+        self._context: Context | None = None
+        self._judged: dict[int, list[Evaluation]] = {}  # by call position (tool-call rules)
+        self._shares: dict[int, list[dict[str, Any]]] = {}  # of the output scan
 
     def context(self) -> Context:
         if self._context is None:
@@ -58,11 +68,15 @@ class ToolSide:
     ) -> HTTPError | None:
         """Tool policies on each call (the refusal, if one blocks) and each call's share of the
         output scan; the calls' stored form follows what the trail keeps (redacted)."""
-        judged, error = self.events.judge_calls(calls, self.policy, self.context)
-        for call, evaluations in zip(calls, judged, strict=True):
-            self._judged[call.position] = evaluations
-        self._attribute_json(calls, screened)
-        merge_into(interaction.evaluations, [e for es in judged for e in es])
+        error = None
+        if self.policy.has_call_rules:
+            judged, error = self.events.judge_calls(calls, self.policy, self.context)
+            for call, evaluations in zip(calls, judged, strict=True):
+                self._judged[call.position] = evaluations
+            merge_into(interaction.evaluations, [e for es in judged for e in es])
+        verdict = screened.verdict
+        if verdict is not None and verdict.findings:
+            self._attribute_json(calls, verdict, screened)
         if screened.stored is not screened.forward:
             stored = calls_in_response(interaction.api, _loads(screened.stored))
             if len(stored) == len(calls):
@@ -70,11 +84,7 @@ class ToolSide:
                     call.arguments = kept.arguments
         return error
 
-    def _attribute_json(self, calls: list[ToolCall], screened: Screened) -> None:
-        self._shares = {}
-        verdict = screened.verdict
-        if verdict is None or not verdict.findings:
-            return
+    def _attribute_json(self, calls: list[ToolCall], verdict: Verdict, screened: Screened) -> None:
         hits = hits_by_segment(verdict)
         for call in calls:
             holders = call.holders()
@@ -83,10 +93,14 @@ class ToolSide:
 
     def linked(self, interaction: Interaction, calls: list[ToolCall]) -> list[Linked]:
         """The calls' tool_call events, for the model call's completion to record."""
-        summaries = [
-            self._shares.get(c.position, []) + own_evaluations(self._judged.get(c.position, []))
-            for c in calls
-        ]
+        shares, judged = self._shares, self._judged
+        if shares or judged:
+            summaries = [
+                shares.get(c.position, []) + own_evaluations(judged.get(c.position, []))
+                for c in calls
+            ]
+        else:  # no tool-call rule and nothing found in the calls
+            summaries = [[] for _ in calls]
         return self.events.call_events(interaction, calls, summaries)
 
     # -- streams ------------------------------------------------------------------------------
@@ -129,22 +143,25 @@ class ToolSide:
             )
         if not calls:
             return []
-        late = [c for c in calls if c.position not in self._judged]
-        if late:
-            judged, _ = self.events.judge_calls(late, self.policy, self.context)
-            for call, evaluations in zip(late, judged, strict=True):
-                self._judged[call.position] = evaluations
-        merge_into(interaction.evaluations, [e for c in late for e in self._judged[c.position]])
-        self._shares = {}
+        if self.policy.has_call_rules:
+            late = [c for c in calls if c.position not in self._judged]
+            if late:
+                judged, _ = self.events.judge_calls(late, self.policy, self.context)
+                for call, evaluations in zip(late, judged, strict=True):
+                    self._judged[call.position] = evaluations
+            merge_into(interaction.evaluations, [e for c in late for e in self._judged[c.position]])
+        self._shares = {}  # (a call without hits has no share: summarize would find none)
         if guard is not None:
             for call in calls:
-                found = guard.argument_hits.get(call.position, [])
-                self._shares[call.position] = summarize(guard.evaluations, found)
-        elif logged is not None:
+                found = guard.argument_hits.get(call.position)
+                if found:
+                    self._shares[call.position] = summarize(guard.evaluations, found)
+        elif logged is not None and logged.findings:
             by_segment = hits_by_segment(logged)
             for number, position in enumerate(sorted(assembler.tool_arguments)):
-                found = by_segment.get(number + 1, [])
-                self._shares[position] = summarize(logged.evaluations, found)
+                found = by_segment.get(number + 1)
+                if found:
+                    self._shares[position] = summarize(logged.evaluations, found)
         return self.linked(interaction, calls)
 
 

@@ -99,7 +99,7 @@ class Record(Protocol):
     def metadata(self) -> dict[str, Any]: ...
 
 
-Linked = tuple[ToolEvent, bytes | None]  # an agent event and its content (to encrypt)
+Linked = tuple[ToolEvent, str | None]  # an agent event and its content (text, to encrypt)
 
 
 def hold(
@@ -116,22 +116,31 @@ def hold(
     that have a call id, which are new to the store. `keep`: the record's completion may hold
     more, so `source.held` keeps these. A final write must not keep them: each event points back
     at `source` (`holder`), a cycle only the garbage collector would free, with the request's
-    dicts and lists (every tool request's, and tool requests ran collections plain ones did not)."""
+    dicts and lists (every tool request's, and tool requests ran collections plain ones did not).
+
+    Runs once or twice per request carrying tool calls, so it is written for few bytecodes:
+    the link rows' shared values are read once, not per event."""
     if not linked:
         return []
     source.held = list(linked) if keep else None
-    first_new = 0 if new < 0 else len(linked) - new
+    first_new = len(linked) - new if new >= 0 else 0
     events = []
-    links = []
+    contents = []
+    links: list[WriteOp] = []
     calls = 0
-    for index, (event, _) in enumerate(linked):
+    shared: tuple[str | None, str, str | None] | None = None  # the link rows' project, record, run
+    for index, (event, content) in enumerate(linked):
         entry: dict[str, Any] = {"id": event.id, "type": event.kind, "at": event.created_at}
         if event.parent_id is not None:
             entry["parent_id"] = event.parent_id
-        if event.call_id is not None:
-            entry["call_id"] = event.call_id
+        call_id = event.call_id
+        if call_id is not None:
+            entry["call_id"] = call_id
             if index >= first_new:
-                links.append(_link(source, event))
+                if shared is None:
+                    key = source.key
+                    shared = (key.project if key is not None else None, source.id, source.run_id)
+                links.append(_link(shared, event, call_id))
         if event.tool_name is not None:
             entry["tool_name"] = event.tool_name
         entry["outcome"] = event.outcome
@@ -140,32 +149,33 @@ def hold(
         if event.details:
             entry["details"] = event.details
         events.append(entry)
-        calls += event.kind == TOOL_CALL
+        contents.append(content)
+        if event.kind == TOOL_CALL:
+            calls += 1
     values["events"] = orjson.dumps(events).decode()
     values["tool_calls"] = calls or None
     cipher = source.cipher
-    if cipher is None:
-        values["events_ct"] = None
-    else:
-        contents = [None if c is None else c.decode("utf-8", "replace") for _, c in linked]
-        values["events_ct"] = cipher.encrypt(
-            orjson.dumps(contents), (source.id + ":events").encode()
-        )
+    values["events_ct"] = (
+        None
+        if cipher is None
+        else cipher.encrypt(orjson.dumps(contents), (source.id + ":events").encode())
+    )
     return links
 
 
-def _link(source: Source, event: ToolEvent) -> WriteOp:
-    """The `tool_call_links` row where a later request finds `event` by its call id."""
-    key = source.key
+def _link(shared: tuple[str | None, str, str | None], event: ToolEvent, call_id: str) -> WriteOp:
+    """The `tool_call_links` row where a later request finds `event` by its call id (`shared`:
+    the project, record and run of the record holding it; its events are in its run)."""
+    project, record_id, run_id = shared
     return WriteOp(
         INSERT_LINK,
         {
-            "call_id": event.call_id,
-            "project": key.project if key is not None else None,
+            "call_id": call_id,
+            "project": project,
             "kind": event.kind,
             "event_id": event.id,
-            "record_id": source.id,
-            "run_id": source.run_id,  # its events are in its run
+            "record_id": record_id,
+            "run_id": run_id,
             "tool_name": event.tool_name,
             "created_at": event.created_at,
         },
