@@ -239,15 +239,16 @@ class Callgrind:
         raise SystemExit(f"no totals in {dump}")
 
 
-async def _idle_rate(callgrind: Callgrind, seconds: float = 2.0) -> float:
-    """Instructions per second the process spends with no request (median of three)."""
-    rates = []
+def _control_cost(callgrind: Callgrind) -> float:
+    """Instructions a count takes in for switching callgrind on and off: this process runs the
+    two `callgrind_control` calls (a subprocess each), and what follows the first and precedes
+    the second is counted (~0.4 M, the same whether the process then idles 0 or 4 seconds: no
+    work of the gateway runs on a clock while it is idle). Median of three."""
+    costs = []
     for _ in range(3):
-        started = time.monotonic()
         callgrind.start()
-        await asyncio.sleep(seconds)
-        rates.append(callgrind.stop() / (time.monotonic() - started))
-    return statistics.median(rates)
+        costs.append(callgrind.stop())
+    return statistics.median(costs)
 
 
 def _sha256_instructions(dump: str) -> int:
@@ -343,12 +344,9 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                 await asyncio.to_thread(checkpoint)
                 gc.collect()
                 gc.freeze()  # as `serve` does after startup
-                # Work on clocks (version checks, timers) costs per second, not per request: at
-                # callgrind's pace a request lasts ~50x longer, so it weighed ~50x more, and
-                # more on a busy machine (the longer kind took more of it: one run's overhead
-                # moved by up to ~0.7 point with the load). Its rate, counted while idle, is
-                # taken off each round in proportion to the round's wall time.
-                idle_rate = await _idle_rate(callgrind)
+                # Each count includes the two control calls' own work (fixed, ~5k instructions
+                # per request of a round): measured apart and taken off every count.
+                control = _control_cost(callgrind)
                 seals: dict[str, list[float]] = {"tool": [], "plain": []}
                 dumps: dict[str, dict[str, list[str]]] = {
                     part: {"tool": [], "plain": []} for part in ("requests", "seals")
@@ -359,7 +357,6 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                         # generation's collection left over from the round before cost whichever
                         # kind it fell in up to ~60k instructions per request.
                         gc.collect()
-                        started = time.monotonic()
                         callgrind.start()
                         for _ in range(0, args.pairs, args.concurrency):
                             # `--concurrency` pairs at once: their writes share commits, as
@@ -369,15 +366,14 @@ async def _measure(args: argparse.Namespace, base_url: str) -> None:
                             pairs = (_pair(app, key, kind, args.stream, n) for n in numbers)
                             await asyncio.gather(*pairs)
                             store.flush()
-                        count = callgrind.stop() - idle_rate * (time.monotonic() - started)
-                        samples[kind].append(count / (2 * args.pairs))
+                        samples[kind].append((callgrind.stop() - control) / (2 * args.pairs))
                         dumps["requests"][kind].append(callgrind.dumps[-1])
                         callgrind.start()
                         await asyncio.to_thread(sealer.seal)
                         await asyncio.to_thread(checkpoint)
-                        seals[kind].append(callgrind.stop() / (2 * args.pairs))
+                        seals[kind].append((callgrind.stop() - control) / (2 * args.pairs))
                         dumps["seals"][kind].append(callgrind.dumps[-1])
-                found = {"requests": samples, "seals": seals, "dumps": dumps, "idle": idle_rate}
+                found = {"requests": samples, "seals": seals, "dumps": dumps, "control": control}
                 print(orjson.dumps(found).decode(), flush=True)
                 checkpointer.start()
                 return
@@ -478,8 +474,8 @@ def _count_once(
         print(f"  {name:21}  plain {plain / 1e6:.3f} M, tool loop {tool / 1e6:.3f} M, "
               f"capture overhead {100 * (tool - plain) / plain:+.2f}% "
               f"(rounds within {100 * spread:.2f}%)")  # fmt: skip
-    print(f"  clock-driven work while idle: {found['idle'] / 1e3:.0f}k instructions per second, "
-          "taken off each round by its wall time")  # fmt: skip
+    print(f"  switching callgrind on and off: {found['control'] / 1e3:.0f}k instructions, "
+          "taken off each count")  # fmt: skip
     print("  seal per request: plain", " ".join(f"{v / 1e3:.0f}k" for v in seals["plain"]),
           "tool", " ".join(f"{v / 1e3:.0f}k" for v in seals["tool"]))  # fmt: skip
     print(f"  SHA-256 per request (requests + seal): plain "
