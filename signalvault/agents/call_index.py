@@ -53,7 +53,9 @@ class CallIndex:
             for row in self._lookup(project, missing):
                 known = found.get(row["call_id"])
                 if row["kind"] == "tool_call" and (known is None or known.record_id is None):
-                    answered = known is not None and known.is_answered
+                    answered = bool(row.get("answered")) or (
+                        known is not None and known.is_answered
+                    )
                     known = KnownCall(
                         row["id"], row["run_id"], row["created_at"], row["tool_name"], answered
                     )

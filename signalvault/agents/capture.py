@@ -166,6 +166,7 @@ class ToolEvents:
                 parent_id,
                 tool_name,
                 details=details,
+                call_run=call.run_id if parent_id is not None and call is not None else None,
             )
             turn.results.append(result)
             events.append(event)

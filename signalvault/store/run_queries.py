@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, or_, select
 
 from signalvault.store.record_queries import Readable
 from signalvault.store.schema import audit_records, tool_call_links
@@ -23,6 +23,9 @@ def tool_events(
 ) -> list[dict[str, Any]]:
     """Tool calls and results with these call ids in one project, oldest first: `id` is the
     event's, as in the record that holds it (or the event's own record, before migration 0013).
+    A call's `answered` tells whether a result answering it was recorded: a `tool_result` row
+    of that call id (a result answering no known call, a call of another run, or any result
+    before 2026-12-07), else a result held in a record of the call's run (those get no row).
 
     Runs on the request path (a result answering a call this process did not record), through
     the table's one index, on call id; the project only filters what it finds (compared through
@@ -37,7 +40,56 @@ def tool_events(
     )
     with connect(engine) as conn:
         found = [dict(row._mapping) for row in conn.execute(query)]
+        with_rows = {row["call_id"] for row in found if row["kind"] == "tool_result"}
+        open_calls: dict[str, list[dict[str, Any]]] = {}  # by run
+        for row in found:
+            if row["kind"] == "tool_call":
+                row["answered"] = row["call_id"] in with_rows
+                if not row["answered"] and row["run_id"]:
+                    open_calls.setdefault(row["run_id"], []).append(row)
+        for run_id, calls in open_calls.items():
+            answered = _answered_in_run(conn, project, run_id, calls)
+            for row in calls:
+                row["answered"] = row["call_id"] in answered
     return sorted(found, key=lambda row: row["created_at"])
+
+
+# How far before a call a record answering it may seem to be made: another replica's clock.
+CLOCK_SKEW_SECONDS = 60.0
+
+
+def _answered_in_run(
+    conn: Connection, project: str | None, run_id: str, calls: list[dict[str, Any]]
+) -> set[str]:
+    """The call ids of `calls` (tool_call rows of one run) that a result held in a record of the
+    run answers: the run's records from the earliest call on (the run index's range), those whose
+    events name one of the ids returned (a LIKE on the JSON the trail writes, compared in the
+    database). Only a process that did not see the call asks, and a result usually follows its
+    call within a few records of the run, so the range is short while a loop runs; a call left
+    unanswered in a long run costs a read of the run's later records."""
+    t = audit_records.c
+    ids = {row["call_id"] for row in calls}
+    named = [t.events.like(_json_member_pattern("call_id", c), escape="\\") for c in ids]
+    query = select(t.events).where(
+        t.run_id == run_id,
+        t.created_at >= min(row["created_at"] for row in calls) - CLOCK_SKEW_SECONDS,
+        func.coalesce(t.project, "") == (project or ""),
+        t.events.is_not(None),
+        or_(*named),
+    )
+    answered: set[str] = set()
+    for (events,) in conn.execute(query):
+        for entry in orjson.loads(events):
+            if entry.get("type") == "tool_result" and entry.get("call_id") in ids:
+                answered.add(entry["call_id"])
+    return answered
+
+
+def _json_member_pattern(name: str, value: str) -> str:
+    """A LIKE pattern matching `"name":value` in compact JSON (as orjson writes it)."""
+    member = f'"{name}":' + orjson.dumps(value).decode()
+    escaped = member.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def has_link(engine: Engine, call_id: str, event_id: str) -> bool:

@@ -7,8 +7,10 @@ arguments or result) one element of a JSON array encrypted into `events_ct` unde
 data key (the same end user's), so an erasure of that user makes both unreadable and the
 record's seal covers them. A record of their own (a row with thirteen indexes, and its own seal)
 made a request carrying tool calls cost ~8.6% more instructions than a plain one; held in their
-record, ~5% (bench/tool_capture.py). Events with a call id also get a row in `tool_call_links`,
-where a later result finds its call.
+record, ~5% (bench/tool_capture.py). A tool call with a call id also gets a row in
+`tool_call_links`, where a later result finds it. A result gets one only when it answers no call
+the store knows, or a call of another run: one answering a call of its own run is found among
+that run's records.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class ToolEvent:
     outcome: str = "ok"
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # guardrail results
     details: dict[str, Any] | None = None  # metadata, never content
+    call_run: str | None = None  # a result's: the run of the call it answers (see `hold`)
 
 
 class Record(Protocol):
@@ -136,7 +139,10 @@ def hold(
         call_id = event.call_id
         if call_id is not None:
             entry["call_id"] = call_id
-            if index >= first_new:
+            # A result answering a call of its own run needs no row: the store finds it in the
+            # run's records (store.run_queries.tool_events), where a row was one more
+            # random-key index insert per loop step (~37k instructions, bench/tool_capture.py).
+            if index >= first_new and (event.call_run is None or event.call_run != source.run_id):
                 if shared is None:
                     key = source.key
                     shared = (key.project if key is not None else None, source.id, source.run_id)
