@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from itertools import repeat
@@ -76,6 +76,9 @@ def glued(text: str, start: int, end: int) -> bool:
 
 
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+# In an ASCII window the cue words lie in its runs of letters and apostrophes: bytes.translate +
+# split find those runs, and `_CUE_WORD` reads only a run holding an apostrophe.
+_CUE_BYTES = bytes(c if 97 <= c <= 122 or c == 39 else 32 for c in range(256))
 _SUBJECT_OF = re.compile(
     r"(?:'s|\u2019s)? (?:(?:is|was)(?! an? )|has|had|will|would|did|does|should|could|can|knew|"
     r"just|really|never|always|and [A-Z])\b"
@@ -284,7 +287,15 @@ class NameRules:
         """PERSON candidates in `text` (`tokens`: its `name_tokens`, when already found)."""
         if lowered_text is None:
             lowered_text = is_lower_case(text)
-        german = len(_GERMAN.intersection(text.lower().split())) >= 3
+        memo: list[bool] = []
+
+        def german() -> bool:
+            # Read only for a run no list knows that scores above 0.3 (not every text has one):
+            # splitting the text into words cost ~80K instructions a KB.
+            if not memo:
+                memo.append(len(_GERMAN.intersection(text.lower().split())) >= 3)
+            return memo[0]
+
         if tokens is None:
             tokens = name_tokens(text, self.lexicon, lowered_text)
         found: list[Candidate] = []
@@ -308,7 +319,7 @@ class NameRules:
         text: str,
         run: list[tuple[int, int, str]],
         lowered_text: bool,
-        german: bool,
+        german: Callable[[], bool],
     ) -> None:
         """Append the PERSON reading of one run of name-like tokens to `found`, if it has one."""
         if len(run) == 1 and run[0][2] in self._never_alone:
@@ -343,7 +354,7 @@ class NameRules:
         firsts = sum(map(self._first.__contains__, words))
         lasts = sum(map(self._last.__contains__, words))
         before = text[max(0, start - 32) : start]
-        cue_words = _CUE_WORD.findall(before.lower())[-2:]
+        cue_words = _last_cue_words(before)
         last = cue_words[-1] if cue_words else ""
         pair = " ".join(cue_words)
         if title_start < 0 and last in _TITLES and before.rstrip(". ").lower().endswith(last):
@@ -379,8 +390,8 @@ class NameRules:
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
             score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)
-        if german and not firsts and not strong:
-            score = min(score, 0.3)  # "Frage", "Unternehmen": German nouns
+        if score > 0.3 and not firsts and not strong and german():
+            score = 0.3  # "Frage", "Unternehmen": German nouns
         if strong:
             score += 0.45
         elif cue and english < len(words):
@@ -399,6 +410,19 @@ class NameRules:
         if text[start:end].isupper() and len(words) == 1 and not strong:
             score -= 0.2  # shouted words and acronyms
         found.append(("PERSON", title_start if title else start, end, round(min(score, 0.95), 2)))
+
+
+def _last_cue_words(before: str) -> list[str]:
+    """The last two `_CUE_WORD` matches in `before`, lower-cased."""
+    lowered = before.lower()
+    if not lowered.isascii():
+        return _CUE_WORD.findall(lowered)[-2:]
+    found: list[str] = []
+    for piece in reversed(lowered.encode().translate(_CUE_BYTES).decode().split()):
+        found[:0] = _CUE_WORD.findall(piece) if "'" in piece else [piece]
+        if len(found) >= 2:
+            break
+    return found[-2:]
 
 
 def _sentence_initial(before: str) -> bool:

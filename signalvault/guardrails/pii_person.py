@@ -377,16 +377,22 @@ def rule_scores(rules: Sequence[Candidate], tokens: Sequence[Token]) -> list[flo
 
     Both lists are in text order and rule spans do not overlap, so one pass does it.
     """
+    if not rules:
+        return [-1.0] * len(tokens)
     out = []
     at = 0
-    for token in tokens:
-        while at < len(rules) and rules[at][2] <= token.start:
+    count = len(rules)
+    for start, end, _, _ in tokens:  # (locals and no max(): this runs per candidate token)
+        while at < count and rules[at][2] <= start:
             at += 1
         best = -1.0
         j = at
-        while j < len(rules) and rules[j][1] < token.end:
-            if rules[j][1] <= token.start and token.end <= rules[j][2]:
-                best = max(best, rules[j][3])
+        while j < count:
+            _, rule_start, rule_end, score = rules[j]
+            if rule_start >= end:
+                break
+            if rule_start <= start and end <= rule_end and score > best:
+                best = score
             j += 1
         out.append(best)
     return out
