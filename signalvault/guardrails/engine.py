@@ -228,16 +228,17 @@ class Engine:
                     to_redact.extend((i, f, restorable) for i, f in found)
                     if verdict.decision == "allow":
                         verdict.decision = "redact"
+            # Positional: keywords to a class call build a dict of them for its __init__.
             verdict.evaluations.append(
                 Evaluation(
-                    rule=rule.name,
-                    detector=rule.detector,
-                    direction=direction,
-                    action=rule.action,
-                    outcome=outcome,
-                    kinds=kinds,
-                    spans=tuple([(i, f.start, f.end) for i, f in found]) if found else (),
-                    ms=(time.perf_counter() - started) * 1000.0,
+                    rule.name,
+                    rule.detector,
+                    direction,
+                    rule.action,
+                    outcome,
+                    kinds,
+                    tuple([(i, f.start, f.end) for i, f in found]) if found else (),
+                    (time.perf_counter() - started) * 1000.0,
                 )
             )
         if to_redact:
