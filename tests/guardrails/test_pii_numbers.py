@@ -233,3 +233,19 @@ def test_date_checks_agree_with_datetime() -> None:
         assert rows["KR_RRN"].check(kr) == expected, kr
         valid += expected
     assert valid > 1000
+
+
+@pytest.mark.parametrize("kind", sorted(_PRECHECKED))
+def test_prechecked_validators_agree_with_stdnum_on_edge_values(kind: str) -> None:
+    """All zeros, one digit repeated, palindromes and leading zeros: the values a checksum
+    alone accepts and a validator may still refuse."""
+    row = next(row for row in NATIONAL_IDS if row.kind == kind)
+    is_valid = importlib.import_module(f"stdnum.{_PRECHECKED[kind]}").is_valid
+    for length in sorted({sum(shape) for shape in row.shapes}):
+        values = [digit * length for digit in "0123456789"]
+        values += ["0" * (length - 1) + "1", "0" * (length - 2) + "18", "1" + "0" * (length - 1)]
+        half = "3141592653589793"[: length // 2]
+        values += [half + "7"[: length % 2] + half[::-1]]  # a palindrome
+        values += [f"{n:0{length}d}" for n in range(0, 10**4, 7)]  # leading zeros, small
+        for value in values:
+            assert row.check(value) == is_valid(value), value
