@@ -123,7 +123,7 @@ def parse_event(api: str, raw: bytes) -> Event:
         return Event(raw, None, is_invalid=True)
     event = Event(raw, payload)
     if isinstance(payload, dict):
-        {"messages": _anthropic, "responses": _responses}.get(api, _chat)(payload, event)
+        _READERS.get(api, _chat)(payload, event)
     return event
 
 
@@ -182,6 +182,10 @@ def _anthropic(data: dict[str, Any], event: Event) -> None:
             _add(event, delta, "partial_json", ("a", index))
     elif kind == "content_block_stop":
         event.closes += [("t", index), ("a", index)]
+
+
+# The reader of each API's events (chat completions: `_chat`), looked up once per event.
+_READERS = {"messages": _anthropic, "responses": _responses}
 
 
 def full_text_slots(data: Any) -> list[tuple[dict[str, Any], str, ChannelKey]]:

@@ -372,6 +372,8 @@ class StreamGuard:
         """Provider text [start, end) with each redaction's placeholder in the event where it
         begins and the rest of its characters taken out of the events that follow."""
         pos, base = max(start, channel.skip), channel.base
+        if not channel.spans:  # most events: no redaction pending, the text as it came
+            return channel.text[pos - base : end - base] if pos < end else ""
         parts: list[str] = []
         for (s, e), placeholder in sorted(channel.spans.items(), key=lambda i: (i[0][0], -i[0][1])):
             if s >= end:
