@@ -47,6 +47,8 @@ class _Channel:
 
     def limit(self) -> int:
         """Text from here on waits: the start of a finding that may still grow, else the end."""
+        if not self.growing:  # nearly always: no generator per call (several per event)
+            return self.total
         return min((s for s, _, _ in self.growing), default=self.total)
 
 
