@@ -330,9 +330,14 @@ class StreamGuard:
         self._queue.clear()
 
     def _release(self) -> bytes:
-        out = []
-        while self._queue and all(self._is_ready(p, end) for p, _, end in self._queue[0][1]):
-            event, pieces = self._queue.popleft()
+        out: list[bytes] = []
+        queue = self._queue
+        while queue:
+            event, pieces = queue[0]
+            for piece, _, end in pieces:  # (a loop, not all() over a generator, per event)
+                if not self._is_ready(piece, end):
+                    return b"".join(out)
+            queue.popleft()
             out.append(self._emit(event, pieces))
         return b"".join(out)
 
@@ -366,8 +371,10 @@ class StreamGuard:
                     container[key] = "".join(repeated.sent)
                     event.is_changed = True
                     _drop_logprobs(container)
-        if isinstance(event.data, dict) and isinstance(event.data.get("sequence_number"), int):
-            self._sequence = event.data["sequence_number"]
+            # Only the Responses API's error event carries a sequence number (sse_error_event).
+            data = event.data
+            if isinstance(data, dict) and isinstance(data.get("sequence_number"), int):
+                self._sequence = data["sequence_number"]
         return event.encode()
 
     def _render(self, channel: _Channel, start: int, end: int) -> str:
