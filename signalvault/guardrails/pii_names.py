@@ -276,6 +276,8 @@ class NameRules:
         self._openers = self._english - lex.common_first - self._ambiguous
         self._countries = lex.countries
         self._never_alone = self._not_names | _TITLES | _PARTICLES
+        # (one set lookup where the run's edges are trimmed, instead of two or three)
+        self._not_name_or_particle = self._not_names | _PARTICLES
 
     def scan(
         self, text: str, tokens: list[NameToken] | None = None, lowered_text: bool | None = None
@@ -326,16 +328,15 @@ class NameRules:
             word = run[0][2]
             if word in _TITLES:
                 title_start = run[0][0]
-            elif word not in self._not_names and word not in _PARTICLES:
+            elif word not in self._not_name_or_particle:
                 # "Ask Maria", "Contact Sarah": a verb or greeting opening the sentence is a cue.
                 if len(run) < 2 or word not in self._openers or title_start >= 0:
                     break
                 if not _sentence_initial(text[max(0, run[0][0] - 8) : run[0][0]]):
                     break
             run = run[1:]
-        while run and (
-            run[-1][2] in self._not_names or run[-1][2] in _PARTICLES or run[-1][2] in _TITLES
-        ):
+        never_alone = self._never_alone  # not-names, particles and titles, as tested here
+        while run and run[-1][2] in never_alone:
             run = run[:-1]
         if not run:
             return
@@ -344,7 +345,7 @@ class NameRules:
             return
         start, end = run[0][0], run[-1][1]
         words = [w for _, _, w in run if w not in _PARTICLES]
-        if any(w in self._not_names for w in words) or " ".join(words) in self._countries:
+        if not self._not_names.isdisjoint(words) or " ".join(words) in self._countries:
             return
         # Counted by map over the set's __contains__: no generator frame per run.
         firsts = sum(map(self._first.__contains__, words))
