@@ -420,6 +420,11 @@ class StreamGuard:
             self._arguments.setdefault(int(key[-1]), []).append(stored)
 
     def _trim(self, channel: _Channel) -> None:
+        # What is kept starts at most `total - 2 * holdback` (len(text) - 2 * holdback past
+        # `base`), so a text of up to 4 * holdback characters is never trimmed: no work per
+        # event for it.
+        if len(channel.text) <= 4 * self._holdback:
+            return
         keep = min(channel.released, channel.scanned - self._holdback, channel.limit())
         keep = max(channel.base, keep - self._holdback)
         # Drop old text only once it is most of the buffer, so trimming stays linear overall.
