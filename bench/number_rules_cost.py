@@ -10,6 +10,10 @@ all once to warm lazy imports and regex caches, and only then is instrumentation
 (`callgrind_control -i on`) for one more scan of every prompt. Counts are repeatable to well under
 1% on a busy machine, where timings are not. `--annotate` prints the top inclusive C functions.
 
+`--digits K ...` scans instead, for each K, `--seeds` sentences each holding one bare number of K
+digits (random, no leading zero: epoch times, ids, order numbers) and prints instructions per
+sentence; a sentence without the number costs ~11K.
+
 `--check` prints instead a sha256 over every candidate `scan_numbers` yields (scores below any
 threshold and overlapping readings included, which bench/findings_hash.py never sees) on the
 findings_hash corpus, each text also lower- and upper-cased, plus generated digit-run fuzz
@@ -36,7 +40,12 @@ import sys
 sys.path.insert(0, {bench!r})
 import scan_speed
 {use_source}
-texts = [scan_speed.make_prompt({size}, seed) for seed in range(1, {seeds} + 1)]
+import number_rules_cost
+texts = (
+    number_rules_cost.bare_numbers({digits}, {seeds})
+    if {digits}
+    else [scan_speed.make_prompt({size}, seed) for seed in range(1, {seeds} + 1)]
+)
 if {target!r} == "numbers":
     from signalvault.guardrails.pii_numbers import scan_numbers
     scan = lambda text: list(scan_numbers(text))
@@ -50,7 +59,7 @@ for text in texts:
 import gc
 gc.collect()
 gc.disable()
-print(sum(len(t.encode()) for t in texts), flush=True)
+print(sum(len(t.encode()) for t in texts), len(texts), flush=True)
 sys.stdin.readline()
 for text in texts:
     scan(text)
@@ -101,6 +110,16 @@ _FUZZ_PIECES = (
 )
 
 
+def bare_numbers(digits: int, count: int, seed: int = 16) -> list[str]:
+    """`count` sentences, each with one random bare number of `digits` digits."""
+    rng = random.Random(seed * 100 + digits)
+    frame = "The event was logged at {} by the worker and stored in the archive for later."
+    return [
+        frame.format(rng.choice("123456789") + "".join(rng.choices("0123456789", k=digits - 1)))
+        for _ in range(count)
+    ]
+
+
 def fuzz(count: int, seed: int = 16) -> list[str]:
     """`count` random texts of 3-25 pieces: dense in digit runs and their edge cases."""
     rng = random.Random(seed)
@@ -128,13 +147,21 @@ def check(source: Path) -> str:
     ).stdout.strip()
 
 
-def count(source: Path, target: str, size: int, seeds: int, annotate: int) -> float:
-    """Instructions per KB of prompt text for `target` in checkout `source`."""
+def count(
+    source: Path, target: str, size: int, seeds: int, annotate: int, digits: int = 0
+) -> float:
+    """Instructions per KB of prompt text for `target` in checkout `source` (per sentence with
+    `digits`)."""
     with tempfile.TemporaryDirectory(prefix="numcost-") as tmp:
         out = Path(tmp) / "callgrind.out"
         use_source = _USE_SOURCE.format(source=str(source))
         code = _CHILD.format(
-            bench=str(BENCH), use_source=use_source, size=size, seeds=seeds, target=target
+            bench=str(BENCH),
+            use_source=use_source,
+            size=size,
+            seeds=seeds,
+            target=target,
+            digits=digits,
         )
         child = subprocess.Popen(
             [
@@ -153,7 +180,7 @@ def count(source: Path, target: str, size: int, seeds: int, annotate: int) -> fl
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )
         assert child.stdin is not None and child.stdout is not None
-        scanned = int(child.stdout.readline())
+        scanned, sentences = map(int, child.stdout.readline().split())
         control = ["callgrind_control", "-i"]
         subprocess.run([*control, "on", str(child.pid)], check=True, capture_output=True)
         child.stdin.write("go\n")
@@ -177,7 +204,7 @@ def count(source: Path, target: str, size: int, seeds: int, annotate: int) -> fl
             ).stdout
             lines = [line for line in report.splitlines() if ":" in line and "(" in line]
             print("\n".join(lines[:annotate]))
-        return total / (scanned / 1024)
+        return total / sentences if digits else total / (scanned / 1024)
 
 
 def main() -> int:
@@ -188,6 +215,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=16, help="prompts per size")
     ap.add_argument("--annotate", type=int, default=0, help="print the top N inclusive functions")
     ap.add_argument("--check", action="store_true", help="hash every candidate instead")
+    ap.add_argument("--digits", type=int, nargs="+", help="sentences with one bare number each")
     args = ap.parse_args()
     if args.check:
         for source in [s.resolve() for s in (args.source or [ROOT])]:
@@ -198,7 +226,14 @@ def main() -> int:
         return 2
     for source in [s.resolve() for s in (args.source or [ROOT])]:
         for target in args.target or ["numbers", "pii"]:
-            for size in args.sizes:
+            for digits in args.digits or []:
+                per_sentence = count(source, target, 0, args.seeds, args.annotate, digits)
+                print(
+                    f"{source!s:28} {target:8} {digits:3} digits "
+                    f"{per_sentence / 1e3:7.1f} K instructions/sentence",
+                    flush=True,
+                )
+            for size in [] if args.digits else args.sizes:
                 per_kb = count(source, target, size, args.seeds, args.annotate)
                 print(
                     f"{source!s:28} {target:8} {size // 1024:3} KB prompts "

@@ -17,6 +17,7 @@ _RANK = {name: rank for rank, name in enumerate(CLASSES)}
 # is restricted, personal data confidential. A redacted finding counts too: the interaction
 # handled the data even if the provider never saw it.
 FINDING_CLASSES = {"secrets": RESTRICTED, "pii": CONFIDENTIAL}
+_NOT_FOUND = (None, "pass", "error")  # outcomes that found nothing
 # Roles that read content when a class names none (SPEC §5: owner and auditor).
 DEFAULT_CONTENT_ROLES = ("owner", "auditor")
 # The CLI holds the master key: it reads content as the owner would.
@@ -40,11 +41,18 @@ def highest(names: Iterable[str | None]) -> str | None:
 
 def finding_class(evaluations: Iterable[Mapping[str, Any]]) -> str | None:
     """The class the guardrail findings call for (None: they call for none)."""
-    return highest(
-        FINDING_CLASSES.get(str(e.get("detector")))
-        for e in evaluations
-        if e.get("outcome") not in (None, "pass", "error")
-    )
+    # A loop, not highest() over a generator: this runs several times per request, over every
+    # evaluation, and most evaluations pass.
+    best: str | None = None
+    best_rank = -1
+    for e in evaluations:
+        if e.get("outcome") in _NOT_FOUND:
+            continue
+        name = FINDING_CLASSES.get(str(e.get("detector")))
+        name_rank = _RANK.get(name or "", -1)
+        if name_rank > best_rank:
+            best, best_rank = name, name_rank
+    return best
 
 
 class _Key(Protocol):
@@ -70,17 +78,27 @@ class Classifier:
 
     def __init__(self, settings: ClassificationSettings) -> None:
         self._settings = settings
+        # (project, key id) -> baseline: read several times per request, and the settings
+        # are frozen. Bounded: key ids come from the store, and a gateway may hold many.
+        self._baselines: dict[tuple[str | None, str | None], str] = {}
 
     def baseline(self, project: str | None, key_id: str | None) -> str:
         """The class before findings: the deployment default, raised by the project's default
         and the key's declared class."""
+        known = self._baselines.get((project, key_id))
+        if known is not None:
+            return known
         settings = self._settings
         candidates: list[str | None] = [settings.default]
         if project is not None:
             candidates.append(settings.projects.get(project))
         if key_id is not None:
             candidates.append(settings.keys.get(key_id))
-        return highest(candidates) or INTERNAL
+        found = highest(candidates) or INTERNAL
+        if len(self._baselines) >= 10_000:
+            self._baselines.clear()
+        self._baselines[(project, key_id)] = found
+        return found
 
     def __call__(self, interaction: _Classified) -> str:
         key = interaction.key

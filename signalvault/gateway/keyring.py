@@ -148,8 +148,6 @@ class KeyRing:
         """
         if not secret:
             raise AuthError("missing API key: send it as `Authorization: Bearer <key>`")
-        if not is_well_formed(secret):
-            raise AuthError("invalid API key")
         version = self._store.keys_version()
         if version != self._version:
             self._cache.clear()
@@ -157,6 +155,10 @@ class KeyRing:
         digest = hash_secret(self._pepper, secret)
         entry = self._cache.get(digest)
         if entry is None:
+            # Checked once per secret: one whose digest is cached passed this when it was
+            # cached (the pattern and base62 checksum cost ~1.4 µs on every request).
+            if not is_well_formed(secret):
+                raise AuthError("invalid API key")
             entry = self._store.find_secret(digest)
             if entry is None:
                 raise AuthError("invalid API key")

@@ -233,10 +233,8 @@ class Screen:
 
 def _context(interaction: Interaction, model: str | None, max_output: int | None = None) -> Context:
     key = interaction.key
-    return Context(
-        project=key.project if key else None,
-        key_id=key.id if key else None,
-        environment=key.environment if key else None,
-        model=model,
-        max_output_tokens=max_output,
-    )
+    if key is None:
+        return Context(None, None, None, model, max_output)
+    # Positional (project, key_id, environment, model, max_output_tokens): keywords to a class
+    # call build a dict of them for its __init__, and this runs three times per request.
+    return Context(key.project, key.id, key.environment, model, max_output)

@@ -106,12 +106,23 @@ class EventReader:
 
 
 def parse_event(api: str, raw: bytes) -> Event:
-    data_lines = []
-    for line in raw.splitlines():
-        if line.startswith(b"data:"):
-            value = line[5:]
-            data_lines.append(value[1:] if value.startswith(b" ") else value)
-    data = b"\n".join(data_lines)
+    if (
+        raw.startswith(b"data:")
+        and raw.count(b"\n") == 2
+        and raw.endswith(b"\n\n")
+        and (b"\r" not in raw)
+    ):
+        # Nearly every event is one `data:` line and its blank line: the loop's result without
+        # the loop (bytes.splitlines breaks at \n and \r alone).
+        value = raw[5:-2]
+        data = value[1:] if value.startswith(b" ") else value
+    else:
+        data_lines = []
+        for line in raw.splitlines():
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data_lines.append(value[1:] if value.startswith(b" ") else value)
+        data = b"\n".join(data_lines)
     bare = data.strip()
     if not bare:  # a comment, a keep-alive, an event with no data
         return Event(raw, None)
@@ -123,7 +134,7 @@ def parse_event(api: str, raw: bytes) -> Event:
         return Event(raw, None, is_invalid=True)
     event = Event(raw, payload)
     if isinstance(payload, dict):
-        {"messages": _anthropic, "responses": _responses}.get(api, _chat)(payload, event)
+        _READERS.get(api, _chat)(payload, event)
     return event
 
 
@@ -143,13 +154,19 @@ def _add(event: Event, container: Any, key: str, channel: ChannelKey, owner: Any
 
 
 def _chat(data: dict[str, Any], event: Event) -> None:
-    for choice in _list(data.get("choices")):
+    # `_list`, `_index` and `_add` inline for the content delta: this runs on every event.
+    choices = data.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
         if not isinstance(choice, dict):
             continue
-        index = _index(choice.get("index"))
+        index = choice.get("index")
+        if not isinstance(index, int):
+            index = 0
         delta = choice.get("delta")
         if isinstance(delta, dict):
-            _add(event, delta, "content", ("t", index), choice)
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                event.pieces.append(Piece(delta, "content", ("t", index), choice))
             for call in _list(delta.get("tool_calls")):
                 if isinstance(call, dict):
                     channel = ("a", index, _index(call.get("index")))
@@ -182,6 +199,10 @@ def _anthropic(data: dict[str, Any], event: Event) -> None:
             _add(event, delta, "partial_json", ("a", index))
     elif kind == "content_block_stop":
         event.closes += [("t", index), ("a", index)]
+
+
+# The reader of each API's events (chat completions: `_chat`), looked up once per event.
+_READERS = {"messages": _anthropic, "responses": _responses}
 
 
 def full_text_slots(data: Any) -> list[tuple[dict[str, Any], str, ChannelKey]]:

@@ -47,6 +47,8 @@ class _Channel:
 
     def limit(self) -> int:
         """Text from here on waits: the start of a finding that may still grow, else the end."""
+        if not self.growing:  # nearly always: no generator per call (several per event)
+            return self.total
         return min((s for s, _, _ in self.growing), default=self.total)
 
 
@@ -328,9 +330,14 @@ class StreamGuard:
         self._queue.clear()
 
     def _release(self) -> bytes:
-        out = []
-        while self._queue and all(self._is_ready(p, end) for p, _, end in self._queue[0][1]):
-            event, pieces = self._queue.popleft()
+        out: list[bytes] = []
+        queue = self._queue
+        while queue:
+            event, pieces = queue[0]
+            for piece, _, end in pieces:  # (a loop, not all() over a generator, per event)
+                if not self._is_ready(piece, end):
+                    return b"".join(out)
+            queue.popleft()
             out.append(self._emit(event, pieces))
         return b"".join(out)
 
@@ -364,14 +371,18 @@ class StreamGuard:
                     container[key] = "".join(repeated.sent)
                     event.is_changed = True
                     _drop_logprobs(container)
-        if isinstance(event.data, dict) and isinstance(event.data.get("sequence_number"), int):
-            self._sequence = event.data["sequence_number"]
+            # Only the Responses API's error event carries a sequence number (sse_error_event).
+            data = event.data
+            if isinstance(data, dict) and isinstance(data.get("sequence_number"), int):
+                self._sequence = data["sequence_number"]
         return event.encode()
 
     def _render(self, channel: _Channel, start: int, end: int) -> str:
         """Provider text [start, end) with each redaction's placeholder in the event where it
         begins and the rest of its characters taken out of the events that follow."""
         pos, base = max(start, channel.skip), channel.base
+        if not channel.spans:  # most events: no redaction pending, the text as it came
+            return channel.text[pos - base : end - base] if pos < end else ""
         parts: list[str] = []
         for (s, e), placeholder in sorted(channel.spans.items(), key=lambda i: (i[0][0], -i[0][1])):
             if s >= end:
@@ -409,6 +420,11 @@ class StreamGuard:
             self._arguments.setdefault(int(key[-1]), []).append(stored)
 
     def _trim(self, channel: _Channel) -> None:
+        # What is kept starts at most `total - 2 * holdback` (len(text) - 2 * holdback past
+        # `base`), so a text of up to 4 * holdback characters is never trimmed: no work per
+        # event for it.
+        if len(channel.text) <= 4 * self._holdback:
+            return
         keep = min(channel.released, channel.scanned - self._holdback, channel.limit())
         keep = max(channel.base, keep - self._holdback)
         # Drop old text only once it is most of the buffer, so trimming stays linear overall.

@@ -170,6 +170,7 @@ class Engine:
         self.policy = policy
         self._count_tokens = token_counter
         self.cache = ScanCache(cache_entries)
+        self._windows: dict[str | None, int | None] = {}  # model -> its context window
         built: dict[bytes, TextDetector] = {}
         self._detectors: dict[str, TextDetector] = {}
         for rule in policy.rules:
@@ -227,16 +228,17 @@ class Engine:
                     to_redact.extend((i, f, restorable) for i, f in found)
                     if verdict.decision == "allow":
                         verdict.decision = "redact"
+            # Positional: keywords to a class call build a dict of them for its __init__.
             verdict.evaluations.append(
                 Evaluation(
-                    rule=rule.name,
-                    detector=rule.detector,
-                    direction=direction,
-                    action=rule.action,
-                    outcome=outcome,
-                    kinds=kinds,
-                    spans=tuple([(i, f.start, f.end) for i, f in found]) if found else (),
-                    ms=(time.perf_counter() - started) * 1000.0,
+                    rule.name,
+                    rule.detector,
+                    direction,
+                    rule.action,
+                    outcome,
+                    kinds,
+                    tuple([(i, f.start, f.end) for i, f in found]) if found else (),
+                    (time.perf_counter() - started) * 1000.0,
                 )
             )
         if to_redact:
@@ -281,10 +283,21 @@ class Engine:
             self.cache.put(id(detector), key, found)
         return list(found)
 
+    def _context_window(self, model: str | None) -> int | None:
+        """`_context_window(model)`, remembered: matching the model against every glob cost
+        ~10K instructions per request. Bounded: the model is what the client sent."""
+        if model in self._windows:
+            return self._windows[model]
+        size = _context_window(model)
+        if len(self._windows) >= 1000:
+            self._windows.clear()
+        self._windows[model] = size
+        return size
+
     def _token_findings(
         self, rule: Rule, segments: Sequence[str], context: Context
     ) -> list[Finding]:
-        limit = rule.options.get("max_input_tokens") or _context_window(context.model)
+        limit = rule.options.get("max_input_tokens") or self._context_window(context.model)
         findings: list[Finding] = []
         if limit:
             size = sum(len(s) for s in segments)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from itertools import repeat
@@ -76,6 +76,9 @@ def glued(text: str, start: int, end: int) -> bool:
 
 
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+# In an ASCII window the cue words lie in its runs of letters and apostrophes: bytes.translate +
+# split find those runs, and `_CUE_WORD` reads only a run holding an apostrophe.
+_CUE_BYTES = bytes(c if 97 <= c <= 122 or c == 39 else 32 for c in range(256))
 _SUBJECT_OF = re.compile(
     r"(?:'s|\u2019s)? (?:(?:is|was)(?! an? )|has|had|will|would|did|does|should|could|can|knew|"
     r"just|really|never|always|and [A-Z])\b"
@@ -225,13 +228,9 @@ class NameLexicon:
         of three letters or more that is no everyday word, and the particles. Looked up word by
         word, not kept as one more set: that set held every first name and surname again
         (116k entries, ~4 MiB of table) for the rare all-lower-case text."""
-        first, last, english, not_names = self.first, self.last, self.english, self.not_names
-        found = {
-            w
-            for w in words
-            if len(w) > 2 and (w in first or w in last) and w not in english and w not in not_names
-        }
-        return found | (words & _PARTICLES)
+        # Set operations in C over the text's few words, then the length test on what is left.
+        named = ((words & self.first) | (words & self.last)) - self.english - self.not_names
+        return {w for w in named if len(w) > 2} | (words & _PARTICLES)
 
 
 @functools.cache  # immutable and ~0.5 s to build: one per process, shared by every engine
@@ -277,6 +276,8 @@ class NameRules:
         self._openers = self._english - lex.common_first - self._ambiguous
         self._countries = lex.countries
         self._never_alone = self._not_names | _TITLES | _PARTICLES
+        # (one set lookup where the run's edges are trimmed, instead of two or three)
+        self._not_name_or_particle = self._not_names | _PARTICLES
 
     def scan(
         self, text: str, tokens: list[NameToken] | None = None, lowered_text: bool | None = None
@@ -284,7 +285,15 @@ class NameRules:
         """PERSON candidates in `text` (`tokens`: its `name_tokens`, when already found)."""
         if lowered_text is None:
             lowered_text = is_lower_case(text)
-        german = len(_GERMAN.intersection(text.lower().split())) >= 3
+        memo: list[bool] = []
+
+        def german() -> bool:
+            # Read only for a run no list knows that scores above 0.3 (not every text has one):
+            # splitting the text into words cost ~80K instructions a KB.
+            if not memo:
+                memo.append(len(_GERMAN.intersection(text.lower().split())) >= 3)
+            return memo[0]
+
         if tokens is None:
             tokens = name_tokens(text, self.lexicon, lowered_text)
         found: list[Candidate] = []
@@ -308,7 +317,7 @@ class NameRules:
         text: str,
         run: list[tuple[int, int, str]],
         lowered_text: bool,
-        german: bool,
+        german: Callable[[], bool],
     ) -> None:
         """Append the PERSON reading of one run of name-like tokens to `found`, if it has one."""
         if len(run) == 1 and run[0][2] in self._never_alone:
@@ -319,16 +328,15 @@ class NameRules:
             word = run[0][2]
             if word in _TITLES:
                 title_start = run[0][0]
-            elif word not in self._not_names and word not in _PARTICLES:
+            elif word not in self._not_name_or_particle:
                 # "Ask Maria", "Contact Sarah": a verb or greeting opening the sentence is a cue.
                 if len(run) < 2 or word not in self._openers or title_start >= 0:
                     break
                 if not _sentence_initial(text[max(0, run[0][0] - 8) : run[0][0]]):
                     break
             run = run[1:]
-        while run and (
-            run[-1][2] in self._not_names or run[-1][2] in _PARTICLES or run[-1][2] in _TITLES
-        ):
+        never_alone = self._never_alone  # not-names, particles and titles, as tested here
+        while run and run[-1][2] in never_alone:
             run = run[:-1]
         if not run:
             return
@@ -337,13 +345,13 @@ class NameRules:
             return
         start, end = run[0][0], run[-1][1]
         words = [w for _, _, w in run if w not in _PARTICLES]
-        if any(w in self._not_names for w in words) or " ".join(words) in self._countries:
+        if not self._not_names.isdisjoint(words) or " ".join(words) in self._countries:
             return
         # Counted by map over the set's __contains__: no generator frame per run.
         firsts = sum(map(self._first.__contains__, words))
         lasts = sum(map(self._last.__contains__, words))
         before = text[max(0, start - 32) : start]
-        cue_words = _CUE_WORD.findall(before.lower())[-2:]
+        cue_words = _last_cue_words(before)
         last = cue_words[-1] if cue_words else ""
         pair = " ".join(cue_words)
         if title_start < 0 and last in _TITLES and before.rstrip(". ").lower().endswith(last):
@@ -379,8 +387,8 @@ class NameRules:
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
             score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)
-        if german and not firsts and not strong:
-            score = min(score, 0.3)  # "Frage", "Unternehmen": German nouns
+        if score > 0.3 and not firsts and not strong and german():
+            score = 0.3  # "Frage", "Unternehmen": German nouns
         if strong:
             score += 0.45
         elif cue and english < len(words):
@@ -399,6 +407,19 @@ class NameRules:
         if text[start:end].isupper() and len(words) == 1 and not strong:
             score -= 0.2  # shouted words and acronyms
         found.append(("PERSON", title_start if title else start, end, round(min(score, 0.95), 2)))
+
+
+def _last_cue_words(before: str) -> list[str]:
+    """The last two `_CUE_WORD` matches in `before`, lower-cased."""
+    lowered = before.lower()
+    if not lowered.isascii():
+        return _CUE_WORD.findall(lowered)[-2:]
+    found: list[str] = []
+    for piece in reversed(lowered.encode().translate(_CUE_BYTES).decode().split()):
+        found[:0] = _CUE_WORD.findall(piece) if "'" in piece else [piece]
+        if len(found) >= 2:
+            break
+    return found[-2:]
 
 
 def _sentence_initial(before: str) -> bool:

@@ -13,8 +13,10 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from functools import reduce
 from importlib import resources
-from itertools import pairwise
+from itertools import pairwise, repeat
+from operator import add
 from pathlib import Path
 from typing import NamedTuple
 
@@ -69,6 +71,7 @@ _CUE_RANK = {
 _CUE_FEATURES = {1: "pc=weak", 2: "pc=person", 3: "pc=strong"}
 _PAIR_TAILS = frozenset(cue.split()[-1] for cue in _CUE_RANK if " " in cue)
 _CAMEL_PART = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])")
+_ZEROS = repeat(0.0)  # the default weight of an unknown feature, for map(dict.get, ...)
 
 
 class Token(NamedTuple):
@@ -345,8 +348,9 @@ class PersonModel:
                 # says otherwise: its context is not read (half the candidates in tweets,
                 out.append((token, 0.0))
                 continue
-            for feature in context(text, token, lowered_text, rule):
-                z += get(feature, 0.0)
+            # z + w1 + w2 + ... in this order, as a loop of += would add them, without a Python
+            # step per feature (sum() may add them otherwise: compensated from Python 3.12).
+            z = reduce(add, map(get, context(text, token, lowered_text, rule), _ZEROS), z)
             out.append((token, 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))))
         return out
 
@@ -377,16 +381,22 @@ def rule_scores(rules: Sequence[Candidate], tokens: Sequence[Token]) -> list[flo
 
     Both lists are in text order and rule spans do not overlap, so one pass does it.
     """
+    if not rules:
+        return [-1.0] * len(tokens)
     out = []
     at = 0
-    for token in tokens:
-        while at < len(rules) and rules[at][2] <= token.start:
+    count = len(rules)
+    for start, end, _, _ in tokens:  # (locals and no max(): this runs per candidate token)
+        while at < count and rules[at][2] <= start:
             at += 1
         best = -1.0
         j = at
-        while j < len(rules) and rules[j][1] < token.end:
-            if rules[j][1] <= token.start and token.end <= rules[j][2]:
-                best = max(best, rules[j][3])
+        while j < count:
+            _, rule_start, rule_end, score = rules[j]
+            if rule_start >= end:
+                break
+            if rule_start <= start and end <= rule_end and score > best:
+                best = score
             j += 1
         out.append(best)
     return out
@@ -454,21 +464,24 @@ class PersonDetector:
             for kind, start, end, score in self.model.spans(text, scores)
         ]
         at = 0
+        scored = len(scores)
         for kind, start, end, score in ruled:
-            while at < len(scores) and scores[at][0].start < start:
+            while at < scored and scores[at][0].start < start:
                 at += 1
-            total, count = 0.0, 0
-            j = at
-            while j < len(scores) and scores[j][0].end <= end:
-                total += scores[j][1]
-                count += 1
-                j += 1
             # Every part of a name looks like one: a rule span whose words the model reads as
             # no name on average ("Annual Sales Review") is demoted, even if one word might be.
             # The rules' top score (a strong cue such as "my name is", a title and a full name)
             # is not overruled: whatever the word, one who says "call me Kubernetes" names a person.
-            if 0.5 <= score < self.TRUSTED and total < self.VETO * max(count, 1):
-                score = min(score, 0.4)  # the model reads this as no name
+            # (Only such a span's tokens are summed: most rule spans score below 0.5.)
+            if 0.5 <= score < self.TRUSTED:
+                total, count = 0.0, 0
+                j = at
+                while j < scored and scores[j][0].end <= end:
+                    total += scores[j][1]
+                    count += 1
+                    j += 1
+                if total < self.VETO * max(count, 1):
+                    score = min(score, 0.4)  # the model reads this as no name
             found.append((kind, start, end, score))
         return _union(found)
 

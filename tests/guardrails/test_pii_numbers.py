@@ -163,7 +163,22 @@ _PRECHECKED = {
     "IL_ID": "il.idnr",
     "ZA_ID": "za.idnr",
     "DK_CPR": "dk.cpr",
+    "UK_NHS": "gb.nhs",
+    "DE_TAX_ID": "de.idnr",
+    "PL_PESEL": "pl.pesel",
+    "BR_CPF": "br.cpf",
+    "BR_CNPJ": "br.cnpj",
+    "AU_ABN": "au.abn",
+    "NO_FNR": "no.fodselsnummer",
+    "BE_NN": "be.nn",
+    "FR_NIR": "fr.nir",
+    "CH_AHV": "ch.ssn",
+    "TH_PIN": "th.pin",
+    "IN_AADHAAR": "in_.aadhaar",
 }
+# Valid numbers expected among the samples (50 unless named): one number in ~100 passes two
+# check digits, or a check of 97 or 89 values, and fewer with a date as well.
+_MIN_VALID = {"BR_CPF": 25, "BR_CNPJ": 25, "AU_ABN": 25, "FR_NIR": 25, "NO_FNR": 5, "BE_NN": 10}
 
 
 @pytest.mark.parametrize("kind", sorted(_PRECHECKED))
@@ -177,13 +192,25 @@ def test_prechecked_validators_answer_as_stdnum(kind: str) -> None:
         number = "".join(rng.choice("0123456789") for _ in range(rng.choice(lengths)))
         if n % 3 == 0:  # the prefix valid numbers need: ITIN area 9xx, a date of birth
             day, month = f"{rng.randint(1, 28):02}", f"{rng.randint(1, 12):02}"
-            prefix = {"US_ITIN": "9", "ZA_ID": f"{number[:2]}{month}{day}", "DK_CPR": day + month}
+            # Steuer-ID: one digit of the first ten written twice (drawn for it alone, so the
+            # other kinds' samples stay as they were).
+            distinct = rng.sample("123456789", 9) if kind == "DE_TAX_ID" else []
+            distinct += [rng.choice(distinct)] if distinct else []
+            prefix = {
+                "US_ITIN": "9",
+                "ZA_ID": f"{number[:2]}{month}{day}",
+                "DK_CPR": day + month,
+                "DE_TAX_ID": "".join(distinct),
+                "CH_AHV": "756",
+                "NO_FNR": f"{day}{month}{number[4:6]}0",
+                "BE_NN": f"{number[:2]}{month}{day}",
+            }
             number = prefix.get(kind, "") + number[len(prefix.get(kind, "")) :]
         if n % 20 == 0:  # stdnum reads full-width digits as ASCII, Arabic-Indic ones not
             number = number[:-1] + rng.choice("\uff15\u0665")
         valid += is_valid(number)
         assert row.check(number) == is_valid(number), number
-    assert valid > 50
+    assert valid > _MIN_VALID.get(kind, 50)
 
 
 def test_date_checks_agree_with_datetime() -> None:
@@ -206,3 +233,19 @@ def test_date_checks_agree_with_datetime() -> None:
         assert rows["KR_RRN"].check(kr) == expected, kr
         valid += expected
     assert valid > 1000
+
+
+@pytest.mark.parametrize("kind", sorted(_PRECHECKED))
+def test_prechecked_validators_agree_with_stdnum_on_edge_values(kind: str) -> None:
+    """All zeros, one digit repeated, palindromes and leading zeros: the values a checksum
+    alone accepts and a validator may still refuse."""
+    row = next(row for row in NATIONAL_IDS if row.kind == kind)
+    is_valid = importlib.import_module(f"stdnum.{_PRECHECKED[kind]}").is_valid
+    for length in sorted({sum(shape) for shape in row.shapes}):
+        values = [digit * length for digit in "0123456789"]
+        values += ["0" * (length - 1) + "1", "0" * (length - 2) + "18", "1" + "0" * (length - 1)]
+        half = "3141592653589793"[: length // 2]
+        values += [half + "7"[: length % 2] + half[::-1]]  # a palindrome
+        values += [f"{n:0{length}d}" for n in range(0, 10**4, 7)]  # leading zeros, small
+        for value in values:
+            assert row.check(value) == is_valid(value), value
