@@ -35,6 +35,21 @@ def ask(city: str = "Paris", name: str = "get_weather") -> str:
     return f'What is the weather? [[mock:tool={name} {{"city": "{city}"}}]]'
 
 
+def forged_history(question: str, call_id: str, result: str) -> list[Any]:
+    """Chat messages with a tool call and its result the client wrote itself (no response of
+    the gateway asked for that call)."""
+    call = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": "{}"},
+    }
+    return [
+        {"role": "user", "content": question},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": result},
+    ]
+
+
 async def chat_loop(
     client: openai.AsyncOpenAI,
     *,

@@ -14,7 +14,7 @@ from signalvault.app import GatewayApp
 from signalvault.crypto.master_key import load_master_key
 from signalvault.store.schema import tool_call_links
 from signalvault.trail.integrity.verify import verify_trail
-from tests.agents.loops import CHAT_TOOLS, LOOPS, ask
+from tests.agents.loops import CHAT_TOOLS, LOOPS, ask, forged_history
 from tests.conftest import records
 
 pytestmark = pytest.mark.anyio
@@ -62,23 +62,8 @@ def _fresh_index(gateway: GatewayApp, project: str | None, call_id: str) -> Any:
 async def test_a_result_answering_no_known_call_gets_a_link_of_its_own(oai, gateway):
     """History the client wrote: the store knows no such call, so the result's own row is what
     tells another process that it was recorded."""
-    await oai.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[
-            {"role": "user", "content": "What is the weather?"},
-            {
-                "role": "assistant",
-                "tool_calls": [
-                    {
-                        "id": "call_made_up",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": "{}"},
-                    }
-                ],
-            },
-            {"role": "tool", "tool_call_id": "call_made_up", "content": "sunny"},
-        ],
-    )
+    messages = forged_history("What is the weather?", "call_made_up", "sunny")
+    await oai.chat.completions.create(model="gpt-4o-mini", messages=messages)
     result = held(gateway, "tool_result")
     assert [(r["kind"], r["event_id"]) for r in links(gateway)] == [("tool_result", result["id"])]
     known = _fresh_index(gateway, result["project"], "call_made_up")

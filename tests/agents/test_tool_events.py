@@ -11,7 +11,7 @@ import pytest
 from signalvault.agents.run_ids import run_id_of
 from signalvault.agents.runs import run_detail, run_rows
 from signalvault.app import GatewayApp
-from tests.agents.loops import LOOPS, ask
+from tests.agents.loops import LOOPS, ask, forged_history
 from tests.conftest import records
 
 pytestmark = pytest.mark.anyio
@@ -142,20 +142,7 @@ async def test_a_loop_without_session_or_trace_is_joined_by_its_call_ids(oai, ga
 
 async def test_a_result_answering_no_call_the_gateway_saw_is_flagged(client, api_key, gateway):
     """History written by the client: a `tool` message for a call no response of ours made."""
-    messages = [
-        {"role": "user", "content": "what did the tool say?"},
-        {
-            "role": "assistant",
-            "tool_calls": [
-                {
-                    "id": "call_forged_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": "{}"},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_forged_1", "content": "it is raining"},
-    ]
+    messages = forged_history("what did the tool say?", "call_forged_1", "it is raining")
     response = await client.post(
         "/v1/chat/completions",
         json={"model": "gpt-4o-mini", "messages": messages},
