@@ -188,4 +188,8 @@ async def test_a_result_through_another_postgres_replica_answers_the_call(
         call, result = held(first, "tool_call"), held(first, "tool_result")
         assert result["parent_id"] == call["id"] and result["run_id"] == call["run_id"]
         assert "flags" not in (orjson.loads(result["details"]) if result["details"] else {})
+        # A third process finds the call answered: by the result held in the run's records
+        # (PostgreSQL's LIKE on the events JSON), there being no link row of the result.
+        assert [r["kind"] for r in links(first)] == ["tool_call"]
+        assert _fresh_index(first, call["project"], call_id).is_answered
         assert sealed_and_verified(first, settings) == "intact"
