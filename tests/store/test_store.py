@@ -395,6 +395,54 @@ def test_tool_calls_are_found_by_their_call_id_index_whatever_the_store_holds(sq
     ]
 
 
+def test_a_call_is_answered_by_a_result_of_its_id_held_in_its_run(sqlite_store):
+    """A result answering a call of its own run has no link row: whether the call was answered
+    is read from the run's records: only a tool_result of exactly that id (ids holding LIKE
+    wildcards or characters JSON escapes included), in that run and project."""
+    import orjson
+    from sqlalchemy import event
+
+    from signalvault.store.run_queries import tool_events
+    from signalvault.trail.linked import INSERT_LINK
+
+    ids = ["call_1", "call%2", 'call"3\\x', "call_4"]
+    link = {"project": "p", "kind": "tool_call", "tool_name": "t", "created_at": 1000.0}
+    links = [
+        link | {"call_id": c, "event_id": f"e{n}", "record_id": "calls", "run_id": "r-1"}
+        for n, c in enumerate(ids)
+    ]
+
+    def holding(record_id: str, *events: tuple[str, str], **values: Any) -> WriteOp:
+        entries = [
+            {"id": f"{record_id}{n}", "type": t, "call_id": c} for n, (t, c) in enumerate(events)
+        ]
+        values = {"run_id": "r-1", "project": "p", "created_at": 1001.0} | values
+        return WriteOp(
+            INSERT_RECORD, row(record_id, events=orjson.dumps(entries).decode(), **values)
+        )
+
+    sqlite_store.writer.submit(
+        [WriteOp(INSERT_LINK, r) for r in links]
+        + [
+            holding("calls", *(("tool_call", c) for c in ids), created_at=1000.0),
+            holding("a", ("tool_result", "callX1")),  # "_" must not match any character
+            holding("b", ("tool_result", "call%2")),
+            holding("c", ("tool_result", 'call"3\\x')),
+            holding("d", ("tool_result", "call_4"), run_id="r-2"),  # another run
+            holding("e", ("tool_result", "call_4"), project="q"),  # another project
+        ]
+    )
+    seen: list[tuple[str, Any]] = []
+    engine = sqlite_store.engine
+    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2:4]))
+    found = {f["call_id"]: f["answered"] for f in tool_events(engine, "p", ids)}
+    assert found == {"call_1": False, "call%2": True, 'call"3\\x': True, "call_4": False}
+    statement, params = seen[-1]
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+    assert any("USING INDEX ix_audit_records_run_id" in step[3] for step in plan), plan
+
+
 def test_migration_0013_copies_the_call_ids_of_older_tool_event_records(tmp_path):
     """Event records written before tool calls were held in their records keep answering: their
     call ids are copied into tool_call_links, so a later result still finds its call."""
