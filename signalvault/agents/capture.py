@@ -41,6 +41,7 @@ from signalvault.store import Store
 from signalvault.store.run_queries import latest_tool_call, run_counts, run_of_trace, tool_events
 from signalvault.trail.audit import (
     BLOCKED,
+    OK,
     TOOL_CALL,
     TOOL_RESULT,
     AuditTrail,
@@ -68,7 +69,7 @@ class AgentTurn:
     events. (Made per tool request: a plain class costs half a dataclass's generated
     `__init__` with factory fields.)"""
 
-    __slots__ = ("events", "interaction", "results", "tools")
+    __slots__ = ("answers", "events", "interaction", "results", "tools")
 
     def __init__(self, interaction: Interaction, tools: list[Any]) -> None:
         self.interaction = interaction
@@ -76,6 +77,9 @@ class AgentTurn:
         self.tools = tools
         self.results: list[ToolResult] = []
         self.events: list[ToolEvent] = []  # one tool_result per new result
+        # The calls its new results answer, by call id: answered once the request is forwarded
+        # (`ToolEvents.forwarded`), not before: a refused result must meet the rules again.
+        self.answers: list[tuple[str, KnownCall]] = []
 
     def offered(self) -> list[str]:
         """Names of the tools offered."""
@@ -118,26 +122,24 @@ class ToolEvents:
         if not results and not tools:
             return None
         turn = AgentTurn(interaction, tools)
-        answered = self._take_results(turn, results) if results else ()
+        if results:
+            self._take_results(turn, results)
         if interaction.run_id is None:
             # No session, no trace, no earlier call: a run of its own, which the calls the model
             # asks for now (and the results answering them) will join.
             interaction.run_id = run_of_record(interaction.id)
-        for entry in answered:
-            entry.run_id = interaction.run_id
         if turn.events:
             interaction.parent_id = turn.events[-1].id
         return turn
 
-    def _take_results(self, turn: AgentTurn, results: list[ToolResult]) -> list[KnownCall]:
+    def _take_results(self, turn: AgentTurn, results: list[ToolResult]) -> None:
         """The new results of `results` as `tool_result` events of `turn`, each linked to the
-        call it answers (the request joins that call's run); returns the calls now answered."""
+        call it answers (the request joins that call's run), and the calls they answer."""
         interaction = turn.interaction
         project = interaction.key.project if interaction.key else None
         ids = [r.call_id for r in results if r.call_id]
         known = self.calls.find(project, ids) if ids else {}
         now = time.time()
-        answered: list[KnownCall] = []
         events = turn.events
         for result in results:
             call_id = result.call_id
@@ -171,10 +173,21 @@ class ToolEvents:
             turn.results.append(result)
             events.append(event)
             if call_id:
-                entry = KnownCall(parent_id, None, called_at, tool_name, True)
-                self.calls.remember(project, call_id, entry)
-                answered.append(entry)
-        return answered
+                turn.answers.append(
+                    (call_id, KnownCall(parent_id, None, called_at, tool_name, True))
+                )
+
+    def forwarded(self, turn: AgentTurn) -> None:
+        """The request goes to the provider (its record is written ahead): the calls its results
+        answer are answered from now on, and results sent again are history. Until then they are
+        not: a result a rule refused, sent again, is judged again (held in a refused record, its
+        event keeps the refusal as outcome and gets no link row, so no process reads it as an
+        answer either)."""
+        interaction = turn.interaction
+        project = interaction.key.project if interaction.key else None
+        for call_id, entry in turn.answers:
+            entry.run_id = interaction.run_id
+            self.calls.remember(project, call_id, entry)
 
     def admit(
         self, interaction: Interaction, turn: AgentTurn | None, policy: ToolPolicy, context: Context
@@ -253,11 +266,17 @@ class ToolEvents:
             return GuardrailBlocked(message, rules=rules, kinds=kinds), False
         return None, _spotlight(turn, policy.spotlight_rules(rules_context))
 
-    def result_events(self, turn: AgentTurn | None) -> list[Linked]:
+    def result_events(self, turn: AgentTurn | None, refused: str | None = None) -> list[Linked]:
         """The turn's tool_result events with their content, to be recorded with the request
-        (of its class: the trail classifies the request as it writes it)."""
+        (of its class: the trail classifies the request as it writes it). `refused`: the
+        outcome of a request refused before forwarding, which its results take unless a rule
+        of their own gave them one (they never reached the model)."""
         if turn is None:
             return []
+        if refused is not None:
+            for event in turn.events:
+                if event.outcome == OK:
+                    event.outcome = refused
         return [
             (event, _result_content(result))
             for result, event in zip(turn.results, turn.events, strict=True)

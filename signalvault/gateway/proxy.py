@@ -242,6 +242,7 @@ class Proxy:
         if self._agents is not None:
             self._agents.count_model_call(interaction)
             if turn is not None:
+                self._agents.forwarded(turn)
                 tools = ToolSide(
                     self._agents, turn, screen.tools, partial(screen.context, interaction)
                 )
@@ -350,7 +351,7 @@ class Proxy:
         interaction.outcome = outcome
         interaction.error_code = error.code
         # A store failure here changes nothing for the caller: nothing was forwarded.
-        linked = self._agents.result_events(turn) if self._agents is not None else []
+        linked = self._agents.result_events(turn, outcome) if self._agents is not None else []
         with contextlib.suppress(StoreError):
             await self._trail.record_rejected(interaction, body, linked)
         await send_error(send, interaction.api, error, interaction.id)

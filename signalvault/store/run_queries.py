@@ -80,7 +80,12 @@ def _answered_in_run(
     answered: set[str] = set()
     for (events,) in conn.execute(query):
         for entry in orjson.loads(events):
-            if entry.get("type") == "tool_result" and entry.get("call_id") in ids:
+            # A result of a refused request never reached the model: its outcome is not "ok".
+            if (
+                entry.get("type") == "tool_result"
+                and entry.get("outcome") == "ok"
+                and entry.get("call_id") in ids
+            ):
                 answered.add(entry["call_id"])
     return answered
 

@@ -280,7 +280,9 @@ class AuditTrail:
         ops = self._prepare(interaction, prompt)
         ops[-1].params.update(completed_at=time.time(), latency_ms=interaction.elapsed_ms())
         has_new_key = len(ops) > 1
-        ops += hold(interaction, ops[-1].params, linked, keep=False)
+        # No link rows: what a refused request held never reached the model, so no call is
+        # answered by it (a result sent again must be judged again).
+        ops += hold(interaction, ops[-1].params, linked, 0, keep=False)
         self._notify(interaction)
         self._notify_linked(linked)
         if not has_new_key:

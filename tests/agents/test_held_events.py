@@ -3,16 +3,18 @@ sealed with it, found by call id from another process, and gone with it."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from signalvault.agents.capture import ToolEvents
 from signalvault.app import GatewayApp
 from signalvault.crypto.master_key import load_master_key
 from signalvault.store.schema import tool_call_links
+from signalvault.trail.audit import Interaction
 from signalvault.trail.integrity.verify import verify_trail
 from tests.agents.loops import CHAT_TOOLS, LOOPS, ask, forged_history
 from tests.conftest import records
@@ -116,6 +118,62 @@ async def test_only_a_result_of_its_id_answers_a_call_for_another_process(oai, g
     still_open = _fresh_index(gateway, project, open_id)
     assert still_open.record_id == calls[open_id]["id"] and not still_open.is_answered
     assert _fresh_index(gateway, project, answered_id).is_answered
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_loops_records_are_freed_without_the_cycle_collector(oai, gateway, stream):
+    """A record's events point back at it (ToolEvent.holder). Once it is complete nothing may
+    hold them, or every tool request's record, with its dicts and lists, lingers until the cycle
+    collector runs: extra collections the requests pay for (bench/tool_capture.py)."""
+    gc.collect()
+    gc.disable()
+    try:
+        await LOOPS["chat"](oai, stream=stream, result="sunny")
+        assert gateway.services is not None
+        gateway.services.store.flush()
+        lingering = [o for o in gc.get_objects() if isinstance(o, Interaction)]
+    finally:
+        gc.enable()
+    assert lingering == []
+    assert {r["kind"] for r in records(gateway)} >= {"tool_call", "tool_result"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE audit_records SET events = replace(events, 'get_weather', 'get_secrets')",
+        "UPDATE audit_records SET events = NULL, events_ct = NULL, tool_calls = NULL",
+        "UPDATE audit_records SET tool_calls = 2 WHERE tool_calls = 1",
+    ],
+    ids=["renamed", "removed", "recounted"],
+)
+async def test_a_held_event_changed_after_its_seal_fails_verify(oai, gateway, settings, change):
+    await LOOPS["chat"](oai, stream=False, result="sunny")
+    assert sealed_and_verified(gateway, settings) == "intact"
+    assert gateway.services is not None
+    with gateway.services.store.engine.begin() as conn:
+        assert conn.execute(text(change)).rowcount
+    assert sealed_and_verified(gateway, settings) == "tampered"
+
+
+async def test_another_process_finds_a_call_by_its_id(oai, gateway):
+    """A result answering a call made through another replica (or before a restart): a new
+    call index has nothing in memory and finds the call in the store."""
+    step = await LOOPS["chat"](oai, stream=False, result="sunny")
+    call = held(gateway, "tool_call")
+    assert gateway.services is not None
+    fresh = ToolEvents(gateway.services.trail, gateway.services.store)
+    found = fresh.calls.find(call["project"], [step.call_id, "call_unknown"])
+    assert set(found) == {step.call_id}
+    known = found[step.call_id]
+    assert (known.record_id, known.run_id, known.tool_name) == (
+        call["id"],
+        call["run_id"],
+        "get_weather",
+    )
+    assert known.is_answered  # the result was recorded: history sent again is not new
+    assert fresh.latest.find(call["run_id"], "get_weather") == call["id"]
+    assert fresh.runs.get(call["run_id"]) == [2, 1]
 
 
 async def test_erasure_removes_the_call_links_of_the_subject(oai, gateway):

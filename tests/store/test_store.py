@@ -398,7 +398,8 @@ def test_tool_calls_are_found_by_their_call_id_index_whatever_the_store_holds(sq
 def test_a_call_is_answered_by_a_result_of_its_id_held_in_its_run(sqlite_store):
     """A result answering a call of its own run has no link row: whether the call was answered
     is read from the run's records: only a tool_result of exactly that id (ids holding LIKE
-    wildcards or characters JSON escapes included), in that run and project."""
+    wildcards or characters JSON escapes included), in that run and project, that was sent on
+    (a refused request's result keeps its refusal as outcome)."""
     import orjson
     from sqlalchemy import event
 
@@ -412,9 +413,12 @@ def test_a_call_is_answered_by_a_result_of_its_id_held_in_its_run(sqlite_store):
         for n, c in enumerate(ids)
     ]
 
-    def holding(record_id: str, *events: tuple[str, str], **values: Any) -> WriteOp:
+    def holding(
+        record_id: str, *events: tuple[str, str], outcome: str = "ok", **values: Any
+    ) -> WriteOp:
         entries = [
-            {"id": f"{record_id}{n}", "type": t, "call_id": c} for n, (t, c) in enumerate(events)
+            {"id": f"{record_id}{n}", "type": t, "call_id": c, "outcome": outcome}
+            for n, (t, c) in enumerate(events)
         ]
         values = {"run_id": "r-1", "project": "p", "created_at": 1001.0} | values
         return WriteOp(
@@ -426,6 +430,7 @@ def test_a_call_is_answered_by_a_result_of_its_id_held_in_its_run(sqlite_store):
         + [
             holding("calls", *(("tool_call", c) for c in ids), created_at=1000.0),
             holding("a", ("tool_result", "callX1")),  # "_" must not match any character
+            holding("f", ("tool_result", "call_1"), outcome="blocked"),  # refused: not sent
             holding("b", ("tool_result", "call%2")),
             holding("c", ("tool_result", 'call"3\\x')),
             holding("d", ("tool_result", "call_4"), run_id="r-2"),  # another run
