@@ -13,10 +13,8 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from functools import reduce
 from importlib import resources
-from itertools import pairwise, repeat
-from operator import add
+from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,7 +69,6 @@ _CUE_RANK = {
 _CUE_FEATURES = {1: "pc=weak", 2: "pc=person", 3: "pc=strong"}
 _PAIR_TAILS = frozenset(cue.split()[-1] for cue in _CUE_RANK if " " in cue)
 _CAMEL_PART = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])")
-_ZEROS = repeat(0.0)  # the default weight of an unknown feature, for map(dict.get, ...)
 
 
 class Token(NamedTuple):
@@ -348,9 +345,8 @@ class PersonModel:
                 # says otherwise: its context is not read (half the candidates in tweets,
                 out.append((token, 0.0))
                 continue
-            # z + w1 + w2 + ... in this order, as a loop of += would add them, without a Python
-            # step per feature (sum() may add them otherwise: compensated from Python 3.12).
-            z = reduce(add, map(get, context(text, token, lowered_text, rule), _ZEROS), z)
+            for feature in context(text, token, lowered_text, rule):
+                z += get(feature, 0.0)
             out.append((token, 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))))
         return out
 
@@ -383,9 +379,7 @@ def rule_scores(rules: Sequence[Candidate], tokens: Sequence[Token]) -> list[flo
     """
     if not rules:
         return [-1.0] * len(tokens)
-    out = []
-    at = 0
-    count = len(rules)
+    out, at, count = [], 0, len(rules)
     for start, end, _, _ in tokens:  # (locals and no max(): this runs per candidate token)
         while at < count and rules[at][2] <= start:
             at += 1
@@ -472,8 +466,7 @@ class PersonDetector:
             # no name on average ("Annual Sales Review") is demoted, even if one word might be.
             # The rules' top score (a strong cue such as "my name is", a title and a full name)
             # is not overruled: whatever the word, one who says "call me Kubernetes" names a person.
-            # (Only such a span's tokens are summed: most rule spans score below 0.5.)
-            if 0.5 <= score < self.TRUSTED:
+            if 0.5 <= score < self.TRUSTED:  # (most rule spans score below 0.5: no sum)
                 total, count = 0.0, 0
                 j = at
                 while j < scored and scores[j][0].end <= end:
