@@ -7,10 +7,10 @@ arguments or result) one element of a JSON array encrypted into `events_ct` unde
 data key (the same end user's), so an erasure of that user makes both unreadable and the
 record's seal covers them. A record of their own (a row with thirteen indexes, and its own seal)
 made a request carrying tool calls cost ~8.6% more instructions than a plain one; held in their
-record, ~5% (bench/tool_capture.py). A tool call with a call id also gets a row in
-`tool_call_links`, where a later result finds it. A result gets one only when it answers no call
-the store knows, or a call of another run: one answering a call of its own run is found among
-that run's records.
+record, +3-5% (bench/tool_capture.py, docs/audit-and-keys.md). A tool call with a call id
+also gets a row in `tool_call_links`, where a later result finds it. A result gets one only when
+it answers no call the store knows, or a call of another run: one answering a call of its own
+run is found among that run's records.
 """
 
 from __future__ import annotations
