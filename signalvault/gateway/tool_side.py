@@ -93,14 +93,10 @@ class ToolSide:
 
     def linked(self, interaction: Interaction, calls: list[ToolCall]) -> list[Linked]:
         """The calls' tool_call events, for the model call's completion to record."""
-        shares, judged = self._shares, self._judged
-        if shares or judged:
-            summaries = [
-                shares.get(c.position, []) + own_evaluations(judged.get(c.position, []))
-                for c in calls
-            ]
-        else:  # no tool-call rule and nothing found in the calls
-            summaries = [[] for _ in calls]
+        summaries = [
+            self._shares.get(c.position, []) + own_evaluations(self._judged.get(c.position, []))
+            for c in calls
+        ]
         return self.events.call_events(interaction, calls, summaries)
 
     # -- streams ------------------------------------------------------------------------------

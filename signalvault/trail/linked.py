@@ -119,10 +119,7 @@ def hold(
     that have a call id, which are new to the store. `keep`: the record's completion may hold
     more, so `source.held` keeps these. A final write must not keep them: each event points back
     at `source` (`holder`), a cycle only the garbage collector would free, with the request's
-    dicts and lists (every tool request's, and tool requests ran collections plain ones did not).
-
-    Runs once or twice per request carrying tool calls, so it is written for few bytecodes:
-    the link rows' shared values are read once, not per event."""
+    dicts and lists (every tool request's, and tool requests ran collections plain ones did not)."""
     if not linked:
         return []
     source.held = list(linked) if keep else None
@@ -131,7 +128,6 @@ def hold(
     contents = []
     links: list[WriteOp] = []
     calls = 0
-    shared: tuple[str | None, str, str | None] | None = None  # the link rows' project, record, run
     for index, (event, content) in enumerate(linked):
         entry: dict[str, Any] = {"id": event.id, "type": event.kind, "at": event.created_at}
         if event.parent_id is not None:
@@ -143,10 +139,7 @@ def hold(
             # run's records (store.run_queries.tool_events), where a row was one more
             # random-key index insert per loop step (~37k instructions, bench/tool_capture.py).
             if index >= first_new and (event.call_run is None or event.call_run != source.run_id):
-                if shared is None:
-                    key = source.key
-                    shared = (key.project if key is not None else None, source.id, source.run_id)
-                links.append(_link(shared, event, call_id))
+                links.append(_link(source, event, call_id))
         if event.tool_name is not None:
             entry["tool_name"] = event.tool_name
         entry["outcome"] = event.outcome
@@ -169,19 +162,18 @@ def hold(
     return links
 
 
-def _link(shared: tuple[str | None, str, str | None], event: ToolEvent, call_id: str) -> WriteOp:
-    """The `tool_call_links` row where a later request finds `event` by its call id (`shared`:
-    the project, record and run of the record holding it; its events are in its run)."""
-    project, record_id, run_id = shared
+def _link(source: Source, event: ToolEvent, call_id: str) -> WriteOp:
+    """The `tool_call_links` row where a later request finds `event` by its call id."""
+    key = source.key
     return WriteOp(
         INSERT_LINK,
         {
             "call_id": call_id,
-            "project": project,
+            "project": key.project if key is not None else None,
             "kind": event.kind,
             "event_id": event.id,
-            "record_id": record_id,
-            "run_id": run_id,
+            "record_id": source.id,
+            "run_id": source.run_id,  # its events are in its run
             "tool_name": event.tool_name,
             "created_at": event.created_at,
         },

@@ -35,6 +35,36 @@ def ask(city: str = "Paris", name: str = "get_weather") -> str:
     return f'What is the weather? [[mock:tool={name} {{"city": "{city}"}}]]'
 
 
+async def ask_for_a_tool(
+    client: openai.AsyncOpenAI, headers: dict[str, str] | None = None
+) -> tuple[str, list[Any]]:
+    """A chat model call whose answer asks for a tool: its call id and the messages so far (the
+    answer included), to send a result with."""
+    messages: list[Any] = [{"role": "user", "content": ask()}]
+    answer = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, tools=CHAT_TOOLS, extra_headers=headers or {}
+    )
+    message = answer.choices[0].message
+    call = message.tool_calls[0]  # type: ignore[index]
+    return call.id, [*messages, message.model_dump(exclude_none=True)]
+
+
+async def send_result(
+    client: openai.AsyncOpenAI,
+    messages: list[Any],
+    call_id: str,
+    result: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """The next chat model call, sending `result` back for `call_id`."""
+    await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[*messages, {"role": "tool", "tool_call_id": call_id, "content": result}],
+        tools=CHAT_TOOLS,
+        extra_headers=headers or {},
+    )
+
+
 def forged_history(question: str, call_id: str, result: str) -> list[Any]:
     """Chat messages with a tool call and its result the client wrote itself (no response of
     the gateway asked for that call)."""

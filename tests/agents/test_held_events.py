@@ -16,7 +16,7 @@ from signalvault.crypto.master_key import load_master_key
 from signalvault.store.schema import tool_call_links
 from signalvault.trail.audit import Interaction
 from signalvault.trail.integrity.verify import verify_trail
-from tests.agents.loops import CHAT_TOOLS, LOOPS, ask, forged_history
+from tests.agents.loops import LOOPS, ask_for_a_tool, forged_history, send_result
 from tests.conftest import records
 
 pytestmark = pytest.mark.anyio
@@ -72,30 +72,11 @@ async def test_a_result_answering_no_known_call_gets_a_link_of_its_own(oai, gate
     assert known.is_answered and known.record_id is None
 
 
-async def _ask_for_a_tool(oai: Any, headers: dict[str, str]) -> tuple[str, list[Any]]:
-    """A model call whose answer asks for a tool: its call id, and the messages so far."""
-    messages: list[Any] = [{"role": "user", "content": ask()}]
-    answer = await oai.chat.completions.create(
-        model="gpt-4o-mini", messages=messages, tools=CHAT_TOOLS, extra_headers=headers
-    )
-    message = answer.choices[0].message
-    return message.tool_calls[0].id, [*messages, message.model_dump(exclude_none=True)]
-
-
-async def _answer(oai: Any, messages: list[Any], call_id: str, headers: dict[str, str]) -> None:
-    await oai.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[*messages, {"role": "tool", "tool_call_id": call_id, "content": "sunny"}],
-        tools=CHAT_TOOLS,
-        extra_headers=headers,
-    )
-
-
 async def test_a_result_sent_in_another_run_than_its_call_gets_a_link_of_its_own(oai, gateway):
     """A call made without a session, answered under one: the answer is held in the session's
     run, where a search of the call's run would not find it, so it gets its own row."""
-    call_id, messages = await _ask_for_a_tool(oai, {})
-    await _answer(oai, messages, call_id, {"X-SignalVault-Session": "later"})
+    call_id, messages = await ask_for_a_tool(oai)
+    await send_result(oai, messages, call_id, "sunny", {"X-SignalVault-Session": "later"})
     call, result = held(gateway, "tool_call"), held(gateway, "tool_result")
     assert call["run_id"] != result["run_id"]
     assert sorted((r["kind"], r["event_id"]) for r in links(gateway)) == [
@@ -109,9 +90,9 @@ async def test_only_a_result_of_its_id_answers_a_call_for_another_process(oai, g
     """In one run (a session), call A left unanswered and call B answered: the run's records
     name A (its own call event) and hold a result (B's), yet A stays open and B is answered."""
     session = {"X-SignalVault-Session": "two-calls"}
-    open_id, _ = await _ask_for_a_tool(oai, session)
-    answered_id, messages = await _ask_for_a_tool(oai, session)
-    await _answer(oai, messages, answered_id, session)
+    open_id, _ = await ask_for_a_tool(oai, session)
+    answered_id, messages = await ask_for_a_tool(oai, session)
+    await send_result(oai, messages, answered_id, "sunny", session)
     calls = {r["call_id"]: r for r in records(gateway) if r["kind"] == "tool_call"}
     project = calls[open_id]["project"]
     assert calls[open_id]["run_id"] == calls[answered_id]["run_id"]
