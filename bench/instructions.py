@@ -2,13 +2,13 @@
 
 Runs `signalvault serve` under `valgrind --tool=callgrind` with instrumentation off through
 startup and a warm-up, switches it on (`callgrind_control -i on`) for a fixed number of requests
-(new prompts, concurrency 4), dumps, and divides the instruction count of the whole process
-(every thread: commit, sealer) by the requests served. Valgrind runs it ~50x slower, so a run
-takes a few minutes. Runs of the same code differ by up to ~4%, more on a busy machine (how many
-seals and collections fall inside the window): sealing runs every 10 s of wall time, so under
-valgrind's slow-down it weighs far more per request than at full speed (~1 M of ~4 M
-instructions per JSON request, measured). `--env SIGNALVAULT_AUDIT_SEAL_INTERVAL_SECONDS=3600`
-leaves it out and counts the request path alone.
+(new prompts, 4 in flight or `--concurrency`), dumps, and divides the instruction count of the
+whole process (every thread: commit, sealer) by the requests served. Valgrind runs it ~50x
+slower, so a run takes a few minutes. Runs of the same code differ by up to ~4%, more on a busy
+machine (how many seals and collections fall inside the window): sealing runs every 10 s of wall
+time, so under valgrind's slow-down it weighs far more per request than at full speed (~1 M of
+~4 M instructions per JSON request, measured). `--env
+SIGNALVAULT_AUDIT_SEAL_INTERVAL_SECONDS=3600` leaves it out and counts the request path alone.
 
 Work on clocks (version checks, timers: ~0.15 M instructions per second of wall time here) costs
 per second, not per request: at callgrind's pace a request lasts ~50x longer, so it weighed ~50x
@@ -93,6 +93,7 @@ def count(
     port: int,
     env: list[str],
     keep: Path | None,
+    concurrency: int = 4,
 ) -> dict[str, Any]:
     """Instructions per request for one checkout: each round's, with the idle rate taken off."""
     with tempfile.TemporaryDirectory(prefix="svcg-") as tmp:
@@ -109,14 +110,14 @@ def count(
             f"--callgrind-out-file={out}",
         ]
         with gateway(source, mock_port, port, None, 1, env, wrapper=wrapper) as (pid, key):
-            load(port, key, mode, 4, 300, unique=True)  # warm-up, not instrumented
+            load(port, key, mode, concurrency, 300, unique=True)  # warm-up, not instrumented
             callgrind = Callgrind(pid, out)
             idle = idle_rate(callgrind)
             per_request, served = [], 0
             for _ in range(rounds):
                 started = time.monotonic()
                 callgrind.start()
-                result = load(port, key, mode, 4, requests, unique=True)
+                result = load(port, key, mode, concurrency, requests, unique=True)
                 counted = callgrind.stop()
                 wall = time.monotonic() - started
                 per_request.append((counted - idle * wall) / result["ok"])
@@ -140,6 +141,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="measured rounds (median)")
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps here, per checkout")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the gateway")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="requests in flight (1: each commits alone)"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -156,6 +160,7 @@ def main() -> int:
                 port,
                 args.env,
                 args.keep,
+                args.concurrency,
             )
             rounds = found["rounds"]
             spread = max(rounds) / min(rounds) - 1
