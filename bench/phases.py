@@ -1,0 +1,99 @@
+"""Where one request's time goes at concurrency 1: the gateway's phases, each on its own clock.
+
+    python bench/phases.py [--requests 3000] [--source DIR] [--slow-ms 5] [--env NAME=value]
+
+Starts the shared mock provider (CPU 0, with the load generator) and `signalvault serve` (CPU 1,
+full default path, as bench/cost.py runs it) with `bench/phase_probe` first on its PYTHONPATH:
+its `sitecustomize` wraps the phases (key check, input scan, write-ahead record and within it the
+SQLite commit, provider call, output scan, completion) with clocks. One request at a time (new
+prompts), after a warm-up; prints each phase's median, p90 and p99 in microseconds, what the
+phases leave of the time inside the gateway's handler ("rest": reading and parsing the body,
+admission, sending the answer), and for the requests slower than `--slow-ms` which phase was
+furthest above its median. Wall times: compare runs made back to back on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cost import gateway, load, mock_provider
+from sustained import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = Path(__file__).resolve().parent / "phase_probe"
+COMMIT = "commit (SQLite, in write-ahead)"
+ORDER = ("key check", "input scan", "write-ahead", COMMIT, "provider call", "output scan")
+ORDER += ("completion",)
+
+
+def measure(source: Path, requests: int, warmup: int, env: list[str]) -> list[dict[str, float]]:
+    """The phases of each measured request (seconds), from the probe's file."""
+    with tempfile.TemporaryDirectory(prefix="svphases-") as tmp:
+        out = Path(tmp) / "phases.jsonl"
+        extra = [f"PYTHONPATH={PROBE}:{source}", f"SIGNALVAULT_PHASES_OUT={out}", *env]
+        mock_port, port = free_port(), free_port()
+        with (
+            mock_provider(mock_port, "0"),
+            gateway(source, mock_port, port, "1", 1, extra) as (
+                _,
+                key,
+            ),
+        ):
+            load(port, key, "json", 1, warmup, unique=True)
+            load(port, key, "json", 1, requests, unique=True)
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return rows[warmup:]
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(rows: list[dict[str, float]], slow_ms: float) -> None:
+    for row in rows:
+        inner = sum(row.get(p, 0.0) for p in ORDER if p != COMMIT)
+        row["rest"] = row["total"] - inner
+    phases = [*ORDER, "rest", "total"]
+    medians = {p: statistics.median(r.get(p, 0.0) for r in rows) for p in phases}
+    print(f"{len(rows)} requests, one at a time; microseconds:")
+    print(f"  {'phase':34} {'median':>7} {'p90':>7} {'p99':>7}")
+    for phase in phases:
+        values = [r.get(phase, 0.0) * 1e6 for r in rows]
+        print(
+            f"  {phase:34} {statistics.median(values):7.0f} {quantile(values, 0.9):7.0f} "
+            f"{quantile(values, 0.99):7.0f}"
+        )
+    slow = [r for r in rows if r["total"] * 1000 > slow_ms]
+    culprits: dict[str, int] = {}
+    for row in slow:
+        worst = max((p for p in phases if p != "total"), key=lambda p: row.get(p, 0.0) - medians[p])
+        culprits[worst] = culprits.get(worst, 0) + 1
+    print(f"requests over {slow_ms:g} ms inside the handler: {len(slow)}; phase furthest above")
+    print("its median in each: " + (", ".join(f"{p} {n}" for p, n in sorted(culprits.items(),
+          key=lambda kv: -kv[1])) or "none"))  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--source", type=Path, default=ROOT, help="checkout to measure")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--slow-ms", type=float, default=5.0)
+    parser.add_argument("--env", action="append", default=[], help="NAME=value for the gateway")
+    args = parser.parse_args()
+    report(measure(args.source.resolve(), args.requests, args.warmup, args.env), args.slow_ms)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
