@@ -1,18 +1,20 @@
 """What screening a streamed answer costs the gateway, for answers as providers stream them.
 
     python bench/stream_cost.py [--chars 2000] [--token-chars 4] [--holdback 256] [--runs 5]
+                                [--window-every-rule]
 
 The overhead benches stream the mock provider's 20 short chunks; real answers run to thousands
 of characters, one token (~4 characters) per event. This builds such an OpenAI chat stream (the
 shared bench ticket's text, repeated to `--chars`), one event per chunk, and feeds it through
 the relay's reader (`EventReader`) and `StreamGuard` under the default policy, as the gateway
-does. It prints the CPU time per stream of: the whole path; the reader alone; reader and guard
-with an engine that finds nothing without scanning (event handling); one scan of the whole answer
-as a JSON response gets it; and how many scans the guard ran over how many characters (hold-back
-windows overlap: each scan re-reads up to twice the hold-back before the new text). Medians of
-`--runs` runs of one engine, warmed by a run first (output scans are never cached; the detectors'
-per-word memos are, as in a running gateway).
-"""
+does: the guard's hold-back windows judge the rules that block or redact (secrets), the rules
+that only log (PII, injection) read the whole text once at the end. It prints the CPU time per
+stream of: the whole path; the reader alone; reader and guard with an engine that finds nothing
+without scanning (event handling); one scan of the whole answer as a JSON response gets it; and
+how many scans ran over how many characters (hold-back windows overlap: each scan re-reads up to
+twice the hold-back before the new text). Medians of `--runs` runs of one engine, warmed by a
+run first (output scans are never cached; the detectors' per-word memos are, as in a running
+gateway)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,10 @@ class Counting:
         return self._inner.scan(segments, *args) if self._scanning else Verdict()
 
 
+def _tokens(text: str, model: str | None) -> int:
+    return len(text)
+
+
 def answer(chars: int) -> str:
     body = json.loads(SHARED_BODY.read_text())
     text = body["messages"][1]["content"]
@@ -82,25 +88,38 @@ def main() -> int:
     parser.add_argument("--token-chars", type=int, default=4, help="characters per event")
     parser.add_argument("--holdback", type=int, default=256)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--window-every-rule", action="store_true", help="log-only rules in the windows too"
+    )
     args = parser.parse_args()
     text = answer(args.chars)[: args.chars]
     chunks = stream(text, args.token_chars)
     results: dict[str, list[float]] = {}
     scans: list[int] = []
 
+    output_rules = Engine(Policy(1, DEFAULT_RULES), _tokens).rules_for("output", CONTEXT)
+    acting = [r for r in output_rules if r.action != "log"]
+    logging = [r for r in output_rules if r.action == "log"]
+
     def guarded(engine: Any) -> None:
-        guard = StreamGuard("chat", engine, CONTEXT, Redactor(), args.holdback)
+        """As the relay screens a stream: the guard's windows judge the rules that block or
+        redact, the rules that only log read the whole text once at the end (every rule in the
+        windows with --window-every-rule, as before December 7th 2026)."""
+        rules = None if args.window_every_rule else acting
+        guard = StreamGuard("chat", engine, CONTEXT, Redactor(), args.holdback, None, rules)
         reader = EventReader("chat")
         for chunk in chunks:
             guard.feed(chunk, reader.feed(chunk))
         guard.finish(reader.rest())
+        if rules is not None:
+            engine.scan([text], "output", CONTEXT, Redactor(), logging)
 
     def read_only() -> None:
         reader = EventReader("chat")
         for chunk in chunks:
             reader.feed(chunk)
 
-    engine = Engine(Policy(1, DEFAULT_RULES), lambda text, model: len(text))
+    engine = Engine(Policy(1, DEFAULT_RULES), _tokens)
     guarded(engine)  # warm: a gateway's engine has its per-word caches filled
     for _ in range(args.runs):
         counting = Counting(engine)

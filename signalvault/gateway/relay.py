@@ -229,14 +229,20 @@ class Relay:
             elif outcome == OK and not assembler.is_complete:
                 outcome = STREAM_CUT
             logged = None
-            if guard is None:
-                arguments = ["".join(a) for _, a in sorted(assembler.tool_arguments.items())]
+            # The rules that only log read the whole text once, here (a guard left them out).
+            log_rules = None if guard is None else screen.logged_rules(interaction)
+            if guard is not None and guard.engine_failed:
+                log_rules = []  # recorded as bypassed (or refused) once, by the guard
+            if guard is not None:
+                interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
+            positions = sorted(assembler.tool_arguments)
+            if log_rules is None or log_rules:
+                arguments = ["".join(assembler.tool_arguments[p]) for p in positions]
                 with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
                     logged = screen.log_stream(
-                        interaction, "".join(assembler.text), redactor, arguments
+                        interaction, "".join(assembler.text), redactor, arguments, log_rules
                     )
-            else:
-                interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
+            if guard is not None:
                 # Log what the guard let through (redacted, never restored), not the raw text.
                 assembler.text = [guard.stored_text()]
                 args = guard.stored_arguments()
@@ -245,7 +251,7 @@ class Relay:
             interaction.outcome = outcome  # tool_call events take the model call's outcome
             linked = []
             if tools is not None and interaction.status_code == 200:
-                linked = tools.finish_stream(interaction, assembler, guard, logged)
+                linked = tools.finish_stream(interaction, assembler, guard, logged, positions)
             self._finish_stream(
                 interaction, assembler, payload, outcome, refused.code if refused else None, linked
             )

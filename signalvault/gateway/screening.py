@@ -8,6 +8,7 @@ with every finding replaced by its placeholder.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from signalvault.gateway.wire import (
     text_slots,
 )
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
+from signalvault.guardrails.policy import Rule
 from signalvault.trail.audit import Interaction
 
 log = logging.getLogger("signalvault.guardrails")
@@ -118,28 +120,41 @@ class Screen:
     ) -> StreamGuard | None:
         """A guard for one streamed response (hold-back, in-stream redaction or block), or None
         when every output rule only logs, nothing needs restoring and no tool call needs judging
-        before it leaves: then the stream passes untouched, with no hold-back delay, and
-        `log_stream` records the findings at its end."""
+        before it leaves: then the stream passes untouched, with no hold-back delay.
+
+        The guard's hold-back windows judge only the rules that block or redact: rules that only
+        log change nothing that leaves, so `log_stream` runs them once over the whole text at
+        the stream's end (`logged_rules`), as for a complete response. Scanned in the windows,
+        which overlap, they read a long answer about eight times."""
         context = self._output_context(interaction)
-        rules = self.engine.rules_for("output", context)
-        if (
-            not redactor.originals
-            and judge_arguments is None
-            and all(rule.action == "log" for rule in rules)
-        ):
+        acting = [r for r in self.engine.rules_for("output", context) if r.action != "log"]
+        if not redactor.originals and judge_arguments is None and not acting:
             return None
         return StreamGuard(
-            interaction.api, self.engine, context, redactor, self._holdback, judge_arguments
-        )
+            interaction.api, self.engine, context, redactor, self._holdback, judge_arguments,
+            acting,
+        )  # fmt: skip
+
+    def logged_rules(self, interaction: Interaction) -> list[Rule]:
+        """The output rules that only log, which a stream's guard leaves to `log_stream`."""
+        rules = self.engine.rules_for("output", self._output_context(interaction))
+        return [r for r in rules if r.action == "log"]
 
     def log_stream(
-        self, interaction: Interaction, text: str, redactor: Redactor, arguments: list[str]
+        self,
+        interaction: Interaction,
+        text: str,
+        redactor: Redactor,
+        arguments: list[str],
+        rules: Sequence[Rule] | None = None,
     ) -> Verdict:
-        """Record the log-only output rules' findings on a stream that passed untouched: its
-        text (segment 0) and each tool call's arguments (segments 1, 2, ...)."""
+        """Record the log-only output rules' findings (`rules`: those a guard left, else every
+        output rule) on a stream's whole text (segment 0) and each tool call's arguments
+        (segments 1, 2, ...), once it ended."""
         holder = [text, *arguments]
         slots: list[Slot] = [(holder, i) for i in range(len(holder))]
-        return self._scan(interaction, slots, "output", self._output_context(interaction), redactor)
+        context = self._output_context(interaction)
+        return self._scan(interaction, slots, "output", context, redactor, rules)
 
     def feed(
         self,
@@ -179,10 +194,11 @@ class Screen:
         direction: str,
         context: Context,
         redactor: Redactor,
+        rules: Sequence[Rule] | None = None,
     ) -> Verdict:
         segments = [container[key] for container, key in slots]
         try:
-            verdict = self.engine.scan(segments, direction, context, redactor)
+            verdict = self.engine.scan(segments, direction, context, redactor, rules)
         except Exception as exc:
             log.error(
                 "guardrail engine failed",

@@ -5,7 +5,7 @@ part of it leaves. Imports guardrails, errors, wire and sse; knows no HTTP."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from signalvault.errors import GuardrailBlocked, HTTPError
 from signalvault.gateway.sse import ChannelKey, Event, Piece, full_text_slots
 from signalvault.gateway.wire import sse_error_event
 from signalvault.guardrails.engine import Context, Engine, Evaluation, Redactor, Verdict
+from signalvault.guardrails.policy import Rule
 
 _OUTCOMES = {"block": "blocked", "redact": "redacted", "log": "logged"}
 # Judges one tool call's complete arguments (by the index StreamAssembler uses) before any of
@@ -82,6 +83,7 @@ class StreamGuard:
         redactor: Redactor,
         holdback: int = 256,
         judge_arguments: ArgumentJudge | None = None,
+        rules: Sequence[Rule] | None = None,
     ) -> None:
         self.blocked: GuardrailBlocked | None = None
         self.refused: HTTPError | None = None  # a tool call the ArgumentJudge refused
@@ -91,6 +93,9 @@ class StreamGuard:
         self._api = api
         self._engine = engine
         self._context = context
+        # The rules judged in the hold-back windows (every output rule unless told): those that
+        # change what leaves. Rules that only log need not see the text before it leaves.
+        self._rules = rules
         self._redactor = redactor
         self._holdback = holdback
         self._batch = max(1, holdback // 4)
@@ -132,7 +137,7 @@ class StreamGuard:
             channel.is_closed = True
         out = self._advance()
         if not self._tallies:  # no text at all: still record that every output rule passed
-            self._merge(self._engine.scan([], "output", self._context, Redactor()), [])
+            self._merge(self._engine.scan([], "output", self._context, Redactor(), self._rules), [])
         self._is_finished = True
         return out
 
@@ -153,6 +158,11 @@ class StreamGuard:
         held = [event.raw for event, _ in self._queue] + [pending]
         self._queue.clear()
         return b"".join(held)
+
+    @property
+    def engine_failed(self) -> bool:
+        """The engine failed on this stream: aborted (fail-closed) or passed unscreened (open)."""
+        return self.is_aborted or self._is_bypassed
 
     @property
     def is_stopped(self) -> bool:
@@ -249,7 +259,7 @@ class StreamGuard:
             windows.append((channel, max(channel.base, start - self._holdback)))
             channel.scanned, channel.growing = channel.total, []
         segments = [c.text[origin - c.base :] for c, origin in windows]
-        verdict = self._engine.scan(segments, "output", self._context, Redactor())
+        verdict = self._engine.scan(segments, "output", self._context, Redactor(), self._rules)
         self._merge(verdict, windows)
 
     def _merge(self, verdict: Verdict, windows: list[tuple[_Channel, int]]) -> None:

@@ -8,12 +8,13 @@ request pays nothing here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from signalvault.agents.attribution import (
+    Hit,
     hits_by_segment,
     merge_into,
     own_evaluations,
@@ -121,9 +122,11 @@ class ToolSide:
         assembler: StreamAssembler,
         guard: StreamGuard | None,
         logged: Verdict | None,
+        logged_positions: Sequence[int] = (),
     ) -> list[Linked]:
         """The stream's calls as tool_call events (judging any the guard did not), with their
-        share of the output scan, for the model call's completion to record."""
+        share of the output scan, for the model call's completion to record (`logged_positions`:
+        the call of each argument segment `logged` scanned after the text, in order)."""
         positions = sorted(set(assembler.tool_heads) | set(assembler.tool_arguments))
         calls = []
         for position in positions:
@@ -147,17 +150,11 @@ class ToolSide:
                     self._judged[call.position] = evaluations
             merge_into(interaction.evaluations, [e for c in late for e in self._judged[c.position]])
         self._shares = {}  # (a call without hits has no share: summarize would find none)
-        if guard is not None:
-            for call in calls:
-                found = guard.argument_hits.get(call.position)
-                if found:
-                    self._shares[call.position] = summarize(guard.evaluations, found)
-        elif logged is not None and logged.findings:
-            by_segment = hits_by_segment(logged)
-            for number, position in enumerate(sorted(assembler.tool_arguments)):
-                found = by_segment.get(number + 1)
-                if found:
-                    self._shares[position] = summarize(logged.evaluations, found)
+        scanned, hits = _stream_hits(guard, logged, logged_positions)
+        for call in calls:
+            found = hits.get(call.position)
+            if found:
+                self._shares[call.position] = summarize(scanned, found)
         return self.linked(interaction, calls)
 
 
@@ -166,3 +163,23 @@ def _loads(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
+
+
+def _stream_hits(
+    guard: StreamGuard | None, logged: Verdict | None, positions: Sequence[int]
+) -> tuple[list[Evaluation], dict[int, list[Hit]]]:
+    """A stream's output evaluations and each tool call's hits, by its position: a guard's
+    windows judged the rules that act, `logged` the whole text once by the rules that only log
+    (by every output rule when no guard ran)."""
+    evaluations: list[Evaluation] = []
+    hits: dict[int, list[Hit]] = {}
+    if guard is not None:
+        evaluations += guard.evaluations
+        for position, found in guard.argument_hits.items():
+            hits.setdefault(position, []).extend(found)
+    if logged is not None:
+        evaluations += logged.evaluations
+        by_segment = hits_by_segment(logged) if logged.findings else {}
+        for number, position in enumerate(positions):
+            hits.setdefault(position, []).extend(by_segment.get(number + 1, ()))
+    return evaluations, hits

@@ -193,9 +193,15 @@ class Engine:
         ]
 
     def scan(
-        self, segments: Sequence[str], direction: str, context: Context, redactor: Redactor
+        self,
+        segments: Sequence[str],
+        direction: str,
+        context: Context,
+        redactor: Redactor,
+        rules: Sequence[Rule] | None = None,
     ) -> Verdict:
-        """Judge `segments` (the texts of one request or response).
+        """Judge `segments` (the texts of one request or response) by the rules of `direction`
+        that apply in `context`, or by `rules` (some of them: a stream's hold-back windows).
 
         Raises:
             Exception: whatever a detector raised; the caller applies the failure mode.
@@ -207,7 +213,7 @@ class Engine:
         # comes again (system prompts, the conversation so far); outputs are new each time, and
         # a stream's growing windows would flush the cache.
         keys = [self.cache.digest(text) if direction == "input" else None for text in segments]
-        for rule in self.rules_for(direction, context):
+        for rule in self.rules_for(direction, context) if rules is None else rules:
             started = time.perf_counter()
             per_segment = self._findings(rule, segments, context, memo, keys)
             # Most rules find nothing: any() skips building the (empty) list in a comprehension.

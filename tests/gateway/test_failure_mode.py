@@ -24,10 +24,10 @@ def failing_engine(monkeypatch, direction: str | None = None) -> None:
     """Make the engine raise (on every scan, or on one direction's)."""
     real = Engine.scan
 
-    def scan(self, segments, scan_direction, context, redactor):
+    def scan(self, segments, scan_direction, context, redactor, rules=None):
         if direction is None or scan_direction == direction:
             raise RuntimeError("detector crashed")
-        return real(self, segments, scan_direction, context, redactor)
+        return real(self, segments, scan_direction, context, redactor, rules)
 
     monkeypatch.setattr(Engine, "scan", scan)
 
