@@ -8,17 +8,22 @@ coroutines awaits one write-ahead insert (a record with 1 KiB of ciphertext) aft
 `--seconds`; prints records committed per second, the mean batch size and the process's CPU
 time per record. `--work-us N` has each caller spend N us of CPU on the event loop before each
 write, as a request does: the writer's thread then competes with a busy loop for the GIL.
+`--processes N` (SQLite) runs N writing processes on one file, `--callers` each, as `serve
+--workers N` does: each commits its own batches, so they are smaller, and they take turns at
+SQLite's write lock.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import secrets
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -77,6 +82,39 @@ def run(store: SqlStore, callers: int, seconds: float, work_us: float) -> None:
         store.close()
 
 
+def _child(path: Path, callers: int, seconds: float, work_us: float, out: Any) -> None:
+    store = SqliteStore(path)
+    store.open()
+    try:
+        cpu = time.process_time()
+        done = asyncio.run(load(store, callers, seconds, work_us))
+        out.put((done, time.process_time() - cpu, max(store.writer.batches, 1)))
+    finally:
+        store.close()
+
+
+def run_processes(path: Path, processes: int, callers: int, seconds: float, work_us: float) -> None:
+    """`processes` gateways' writers on one SQLite file (`serve --workers N`), `callers` each."""
+    store = SqliteStore(path)
+    store.open()  # the schema, before the writers race to create it
+    store.close()
+    out: Any = multiprocessing.Queue()
+    children = [
+        multiprocessing.Process(target=_child, args=(path, callers, seconds, work_us, out))
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    results = [out.get() for _ in children]
+    for child in children:
+        child.join()
+    done, cpu, batches = (sum(r[i] for r in results) for i in range(3))
+    print(
+        f"{done / seconds:,.0f} records/s with {processes} processes x {callers} callers, "
+        f"{done / batches:.1f} records per commit, CPU {cpu / done * 1e6:.0f} us per record"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -86,7 +124,15 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--work-us", type=float, default=0.0, help="CPU per caller per write")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="writing processes on one SQLite file"
+    )
     args = parser.parse_args()
+    if args.store == "sqlite" and args.processes > 1:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.db"
+            run_processes(path, args.processes, args.callers, args.seconds, args.work_us)
+        return
     if args.store == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             run(SqliteStore(Path(tmp) / "bench.db"), args.callers, args.seconds, args.work_us)
