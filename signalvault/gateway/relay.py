@@ -238,10 +238,9 @@ class Relay:
             positions = sorted(assembler.tool_arguments)
             if log_rules is None or log_rules:
                 arguments = ["".join(assembler.tool_arguments[p]) for p in positions]
-                with contextlib.suppress(HTTPError):  # fail-closed comes too late to refuse
-                    logged = screen.log_stream(
-                        interaction, "".join(assembler.text), redactor, arguments, log_rules
-                    )
+                logged = screen.log_stream(
+                    interaction, "".join(assembler.text), redactor, arguments, log_rules
+                )
             if guard is not None:
                 # Log what the guard let through (redacted, never restored), not the raw text.
                 assembler.text = [guard.stored_text()]

@@ -150,11 +150,14 @@ class Screen:
     ) -> Verdict:
         """Record the log-only output rules' findings (`rules`: those a guard left, else every
         output rule) on a stream's whole text (segment 0) and each tool call's arguments
-        (segments 1, 2, ...), once it ended."""
+        (segments 1, 2, ...), once it ended. If the engine fails, the record says the rules were
+        bypassed, whatever the failure mode: the stream has already left."""
         holder = [text, *arguments]
         slots: list[Slot] = [(holder, i) for i in range(len(holder))]
         context = self._output_context(interaction)
-        return self._scan(interaction, slots, "output", context, redactor, rules)
+        return self._scan(
+            interaction, slots, "output", context, redactor, rules, after_the_fact=True
+        )
 
     def feed(
         self,
@@ -195,7 +198,12 @@ class Screen:
         context: Context,
         redactor: Redactor,
         rules: Sequence[Rule] | None = None,
+        *,
+        after_the_fact: bool = False,
     ) -> Verdict:
+        """The engine's verdict on the slots' texts; if the engine fails, GuardrailUnavailable
+        (fail-closed) or a bypass on the record (fail-open, or `after_the_fact`: what was scanned
+        has already left, so there is nothing left to refuse)."""
         segments = [container[key] for container, key in slots]
         try:
             verdict = self.engine.scan(segments, direction, context, redactor, rules)
@@ -208,7 +216,7 @@ class Screen:
                     "failure_mode": "open" if self._is_fail_open else "closed",
                 },
             )
-            if not self._is_fail_open:
+            if not self._is_fail_open and not after_the_fact:
                 raise GuardrailUnavailable(
                     "The guardrail engine failed; the request was refused (fail-closed)."
                 ) from None

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from signalvault.config import GuardrailSettings
+from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.pii import PiiDetector
 from signalvault.guardrails.policy import DEFAULT_RULES
 from tests.conftest import make_settings, records, running_gateway
@@ -71,3 +72,34 @@ async def test_log_only_rules_read_a_guarded_stream_once_and_log_as_for_a_whole_
     assert logged == output_evaluations(whole_record)
     assert logged["pii-output"] == ("logged", {"EMAIL": 2})
     assert logged["secrets"] == ("pass", {})
+
+
+async def test_log_only_rules_that_fail_after_the_stream_left_are_recorded_as_bypassed(
+    tmp_path, mock_provider, mock, monkeypatch
+):
+    """Fail-closed cannot take back an answer that has left: the record says the rules that
+    were to read it at its end did not."""
+    real = Engine.scan
+
+    def scan(self, segments, direction, context, redactor, rules=None):  # type: ignore[no-untyped-def]
+        if rules and any(rule.action == "log" for rule in rules):
+            raise RuntimeError("detector crashed")
+        return real(self, segments, direction, context, redactor, rules)
+
+    monkeypatch.setattr(Engine, "scan", scan)
+    rules = tuple(rule.as_dict() for rule in DEFAULT_RULES)
+    settings = make_settings(tmp_path, mock_provider[1])
+    settings = replace(settings, guardrails=GuardrailSettings(rules=rules, failure_mode="closed"))
+    async with running_gateway(settings) as (app, c, key):
+        body = chat("[[mock:reply=all fine here]]", stream=True)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with c.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+        metrics = (await c.get("/metrics")).text
+        [record] = records(app)
+    assert raw.rstrip().endswith(b"data: [DONE]")
+    assert record["outcome"] == "ok"
+    evaluations = output_evaluations(record)
+    assert evaluations["secrets"] == ("pass", {})  # the windows' rule ran
+    assert evaluations["*"] == ("bypassed", {})
+    assert 'signalvault_guardrail_engine_failures_total{mode="open"} 1.0' in metrics
