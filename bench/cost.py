@@ -109,8 +109,11 @@ def pinned(argv: list[str], cpu: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def mock_provider(port: int, cpu: str | None) -> Iterator[None]:
+def mock_provider(port: int, cpu: str | None, chunks: int | None = None) -> Iterator[None]:
+    """The shared mock provider; `chunks`: content events per streamed answer (its default 20)."""
     argv = [sys.executable, str(SHARED_BENCH / "mock_upstream.py"), "--port", str(port)]
+    if chunks is not None:
+        argv += ["--chunks", str(chunks)]
     with process(pinned(argv, cpu), dict(os.environ)):
         wait_http(port, "/health")
         yield
@@ -309,6 +312,9 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="let the gateway use both cores")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the gateway")
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument(
+        "--mock-chunks", type=int, help="events per streamed answer (the mock's default: 20)"
+    )
     args = parser.parse_args()
     sources = [s.resolve() for s in (args.source or [ROOT])]
     servers = args.server or ["uvicorn"]
@@ -326,7 +332,7 @@ def main() -> int:
         "args": vars(args) | {"source": [str(s) for s in sources], "server": servers},
     }
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock_provider(mock_port, client_cpu))
+        stack.enter_context(mock_provider(mock_port, client_cpu, args.mock_chunks))
         # Every target's gateway runs at once (idle but for the one under load): runs of the
         # targets alternate in small turns, so a busy moment of the machine hits all alike.
         gateways = [

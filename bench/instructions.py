@@ -144,12 +144,15 @@ def main() -> int:
     parser.add_argument(
         "--concurrency", type=int, default=4, help="requests in flight (1: each commits alone)"
     )
+    parser.add_argument(
+        "--mock-chunks", type=int, help="events per streamed answer (the mock's default: 20)"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     mock_port, port = free_port(), free_port()  # two runs at once must not collide
-    with mock_provider(mock_port, None):
+    with mock_provider(mock_port, None, args.mock_chunks):
         for source in [s.resolve() for s in (args.source or [ROOT])]:
             found = count(
                 source,
