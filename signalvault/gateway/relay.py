@@ -228,15 +228,12 @@ class Relay:
                 outcome = PROVIDER_ERROR  # the guardrail engine failed and the mode is closed
             elif outcome == OK and not assembler.is_complete:
                 outcome = STREAM_CUT
-            logged = None
-            # The rules that only log read the whole text once, here (a guard left them out).
-            log_rules = None if guard is None else screen.logged_rules(interaction)
-            if guard is not None and guard.engine_failed:
-                log_rules = []  # recorded as bypassed (or refused) once, by the guard
             if guard is not None:
                 interaction.evaluations.extend(e.as_dict() for e in guard.evaluations)
+            log_rules = screen.rules_left_to_log(interaction, guard)
             positions = sorted(assembler.tool_arguments)
-            if log_rules is None or log_rules:
+            logged = None
+            if log_rules != []:
                 arguments = ["".join(assembler.tool_arguments[p]) for p in positions]
                 logged = screen.log_stream(
                     interaction, "".join(assembler.text), redactor, arguments, log_rules

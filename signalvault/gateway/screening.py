@@ -124,7 +124,7 @@ class Screen:
 
         The guard's hold-back windows judge only the rules that block or redact: rules that only
         log change nothing that leaves, so `log_stream` runs them once over the whole text at
-        the stream's end (`logged_rules`), as for a complete response. Scanned in the windows,
+        the stream's end (`rules_left_to_log`), as for a complete response. Scanned in the windows,
         which overlap, they read a long answer about eight times."""
         context = self._output_context(interaction)
         acting = [r for r in self.engine.rules_for("output", context) if r.action != "log"]
@@ -135,8 +135,16 @@ class Screen:
             acting,
         )  # fmt: skip
 
-    def logged_rules(self, interaction: Interaction) -> list[Rule]:
-        """The output rules that only log, which a stream's guard leaves to `log_stream`."""
+    def rules_left_to_log(
+        self, interaction: Interaction, guard: StreamGuard | None
+    ) -> list[Rule] | None:
+        """The output rules `log_stream` runs over a stream's whole text once it ended: every
+        one (None) when no guard ran, else those the guard's windows left out, the rules that
+        only log (none if the engine failed on the guard, which has recorded that)."""
+        if guard is None:
+            return None
+        if guard.engine_failed:
+            return []
         rules = self.engine.rules_for("output", self._output_context(interaction))
         return [r for r in rules if r.action == "log"]
 
