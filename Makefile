@@ -36,8 +36,9 @@ format: install
 	$(VENV)/bin/ruff format signalvault tests bench training
 	$(VENV)/bin/ruff check --fix signalvault tests bench training
 
-bench: install  ## scan speed, overhead vs peers (new prompts), CPU per request and c=1 latency histogram, sustained load per store, trail export and verify speed
+bench: install  ## scan speed, long streams, overhead vs peers (new prompts), CPU per request and c=1 latency histogram, sustained load per store, trail export and verify speed
 	$(PY) bench/scan_speed.py
+	$(PY) bench/stream_cost.py
 	$(PY) bench/overhead.py $(BENCH_ARGS)
 	$(PY) bench/cost.py $(COST_BENCH_ARGS)
 	$(PY) bench/sustained.py $(SUSTAINED_BENCH_ARGS)
