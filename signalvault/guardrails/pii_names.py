@@ -163,6 +163,24 @@ _CAPITALISED = re.compile("[" + re.escape(_UPPER) + r"][^\W\d_]*(?:['\u2019\-][^
 _EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>*\u201c\u201d\u2018\u2019"
 
 
+# ASCII text with its letters as "A" and "a": the regex engine finds each capital by its fast
+# search for a literal first character (`_CAPITALISED` tests a class of ~1800 capitals at every
+# position), and the look-behinds do `_follows_token`'s test at capitals only.
+_LETTER_SHAPES = bytes(65 if 65 <= c <= 90 else 97 if 97 <= c <= 122 else c for c in range(256))
+_CAPITALISED_SHAPE = re.compile(rb"A(?<![Aa]A)(?<![Aa]['\-]A)[Aa]*(?:['\-][Aa]+)*")
+
+
+def _capitalised(text: str) -> list[tuple[int, int]]:
+    """The spans of the capitalised words that start a token, in order."""
+    if text.isascii():
+        # (The capitals inside a word `_CAPITALISED` takes but `_follows_token` refuses are
+        # refused by the look-behinds too: the same words are found.)
+        shapes = text.encode("ascii").translate(_LETTER_SHAPES)
+        return [m.span() for m in _CAPITALISED_SHAPE.finditer(shapes)]
+    spans = [m.span() for m in _CAPITALISED.finditer(text)]
+    return [(s, e) for s, e in spans if not (s and _follows_token(text, s))]
+
+
 def _is_token_char(ch: str) -> bool:
     return ch.isalpha() or ch in "'\u2019-"
 
@@ -173,18 +191,39 @@ def _follows_token(text: str, start: int) -> bool:
     return before.isalpha() or (before in "'\u2019-" and text[start - 2 : start - 1].isalpha())
 
 
+def _words(text: str) -> set[str]:
+    """The whitespace-split words of `text`, edge punctuation stripped (a regex tokenizer over
+    the whole text cost more than everything else here; map with str.strip: no Python step per
+    word of the text)."""
+    return set(map(str.strip, text.split(), repeat(_EDGE_PUNCTUATION)))
+
+
+# Every byte but a-z becomes a space: what is left are the text's runs of a-z letters.
+_AZ_RUNS = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+_AZ_WORD = re.compile("[a-z]+")
+
+
+def _lower_ok_names(text: str, lexicon: NameLexicon) -> set[str]:
+    """The `_words` of mixed-case `text` in `lexicon.lower_ok` (names written in lower case).
+
+    Those words are all a-z letters, so each is also a whole run of a-z letters (the edge
+    punctuation and whitespace around it are not a-z, in UTF-8 neither). Those runs are cheaper
+    to find than `_words` (no strip, and C splits bytes faster): most texts hold none of the
+    names, and only a text that does is split into words.
+    """
+    runs = text.encode("utf-8", "surrogatepass").translate(_AZ_RUNS).decode("ascii").split()
+    if lexicon.lower_ok.isdisjoint(runs):
+        return set()
+    return set(lexicon.lower_ok.intersection(_words(text)))
+
+
 def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[NameToken]:
     """The tokens that may be (part of) a name, in order: capitalised ones, and lower-case ones
     the lexicon knows as names. Found by regex and set intersection, so the Python loop runs
     over candidates only, not over every word of the text.
     """
-    spans = [] if lowered_text else [m.span() for m in _CAPITALISED.finditer(text)]
-    spans = [(s, e) for s, e in spans if not (s and _follows_token(text, s))]
-    # Lower-case names: whitespace-split words, edge punctuation stripped, against the set
-    # (a regex tokenizer over the whole text cost more than everything else here).
-    # (map with str.strip: the same set, without a Python step per word of the text)
-    words = set(map(str.strip, text.split(), repeat(_EDGE_PUNCTUATION)))
-    known = lexicon.lowered_names(words) if lowered_text else lexicon.lower_ok.intersection(words)
+    spans = [] if lowered_text else _capitalised(text)
+    known = lexicon.lowered_names(_words(text)) if lowered_text else _lower_ok_names(text, lexicon)
     if known:
         # Few texts hold a lower-case name; find each one's occurrences as a whole token.
         for word in known:
@@ -246,6 +285,9 @@ def load_lexicon() -> NameLexicon:
     # capitalised ("trump", "obama") still read as names.
     well_known = (common_first | {w for w in proper if len(w) > 3}) - ambiguous
     never = english | not_names
+    lower_ok = frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES)
+    if not all(map(_AZ_WORD.fullmatch, lower_ok)):
+        raise ValueError("lower_ok holds a word not all a-z letters: _lower_ok_names misses it")
     return NameLexicon(
         ambiguous=ambiguous,
         not_names=not_names,
@@ -256,7 +298,7 @@ def load_lexicon() -> NameLexicon:
         proper=proper,
         countries=_country_names(),
         places=frozenset(_package_words(data, "pii_place_words.txt")),
-        lower_ok=frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES),
+        lower_ok=lower_ok,
     )
 
 
@@ -266,10 +308,8 @@ class NameRules:
     def __init__(self, lexicon: NameLexicon | None = None) -> None:
         lex = lexicon or load_lexicon()
         self.lexicon = lex
-        self._ambiguous = lex.ambiguous
-        self._not_names = lex.not_names
-        self._first = lex.first
-        self._last = lex.last
+        self._ambiguous, self._not_names = lex.ambiguous, lex.not_names
+        self._first, self._last = lex.first, lex.last
         self._english, self._proper = lex.english, lex.proper
         # An everyday word opening a sentence before a name is a verb or a greeting ("Ask Maria"),
         # unless the census knows it as a first name ("Max Verstappen").
@@ -359,8 +399,6 @@ class NameRules:
         title = title_start >= 0
         strong = title or last in _STRONG_CUES or pair in _STRONG_CUES
         strong = strong or (last in _SPEECH and _is_speaker_tag(before, last))
-        cue = strong or last in _CUES or pair in _CUES or before.endswith("@")
-        cue = cue or _CUE_AFTER.match(text, end, end + 24) is not None
         initial = _sentence_initial(text[max(0, (title_start if title else start) - 8) : start])
         if len(words) >= 2:
             if words[0] in self._first or (firsts and lasts):
@@ -387,26 +425,47 @@ class NameRules:
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
             score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)
-        if score > 0.3 and not firsts and not strong and german():
-            score = 0.3  # "Frage", "Unternehmen": German nouns
-        if strong:
-            score += 0.45
-        elif cue and english < len(words):
-            score += 0.2
+        lone = len(words) == 1 and not strong
         # A lone word no name list knows ("Kubernetes", "Anthropic") needs a strong cue, a cue
         # only people take, or to open a sentence as a subject while unknown to BPE ("Muselk is").
-        if (
-            score > 0.45
-            and len(words) == 1
-            and not (strong or firsts or lasts or last in _PERSON_CUES or pair in _PERSON_CUES)
+        capped = (
+            lone
+            and not (firsts or lasts or last in _PERSON_CUES or pair in _PERSON_CUES)
             and not (subject and words[0] not in self._proper)
-        ):
-            score = 0.45
-        if run[0][2] in self._ambiguous and len(words) == 1 and not strong:
-            score = 0.0
-        if text[start:end].isupper() and len(words) == 1 and not strong:
-            score -= 0.2  # shouted words and acronyms
-        found.append(("PERSON", title_start if title else start, end, round(min(score, 0.95), 2)))
+        )
+        bonus = not strong and english < len(words) and _cue_around(text, before, last, pair, end)
+        shouted = lone and text[start:end].isupper()  # shouted words and acronyms
+        cues = (strong, bonus, capped, lone and run[0][2] in self._ambiguous, shouted)
+        final = _finish(score, *cues)
+        # "Frage", "Unternehmen": German nouns score 0.3. Whether the text is German is read
+        # only where that changes the outcome: splitting the text costs more than the rest.
+        if score > 0.3 and not firsts and not strong and final != _finish(0.3, *cues) and german():
+            final = _finish(0.3, *cues)
+        found.append(("PERSON", title_start if title else start, end, final))
+
+
+def _cue_around(text: str, before: str, last: str, pair: str, end: int) -> bool:
+    """Whether a weak cue stands right before the run (its last cue words) or after `end`."""
+    if last in _CUES or pair in _CUES or before.endswith("@"):
+        return True
+    return _CUE_AFTER.match(text, end, end + 24) is not None
+
+
+def _finish(
+    score: float, strong: bool, bonus: bool, capped: bool, zeroed: bool, shouted: bool
+) -> float:
+    """A run's score from its evidence (`score`) and its cues, as reported."""
+    if strong:
+        score += 0.45
+    elif bonus:
+        score += 0.2
+    if capped and score > 0.45:
+        score = 0.45
+    if zeroed:
+        score = 0.0
+    if shouted:
+        score -= 0.2
+    return round(min(score, 0.95), 2)
 
 
 def _last_cue_words(before: str) -> list[str]:
