@@ -192,9 +192,8 @@ def _follows_token(text: str, start: int) -> bool:
 
 
 def _words(text: str) -> set[str]:
-    """The whitespace-split words of `text`, edge punctuation stripped (a regex tokenizer over
-    the whole text cost more than everything else here; map with str.strip: no Python step per
-    word of the text)."""
+    """The whitespace-split words of `text`, edge punctuation stripped (by map: no Python step
+    per word; a regex tokenizer over the whole text cost more than everything else here)."""
     return set(map(str.strip, text.split(), repeat(_EDGE_PUNCTUATION)))
 
 
@@ -451,19 +450,17 @@ def _cue_around(text: str, before: str, last: str, pair: str, end: int) -> bool:
     return _CUE_AFTER.match(text, end, end + 24) is not None
 
 
-def _finish(
-    score: float, strong: bool, bonus: bool, capped: bool, zeroed: bool, shouted: bool
-) -> float:
-    """A run's score from its evidence (`score`) and its cues, as reported."""
+def _finish(score: float, strong: bool, bonus: bool, capped: bool, zero: bool, up: bool) -> float:
+    """A run's score as reported, from its evidence (`score`), cues and case (`up`: shouted)."""
     if strong:
         score += 0.45
     elif bonus:
         score += 0.2
     if capped and score > 0.45:
         score = 0.45
-    if zeroed:
+    if zero:
         score = 0.0
-    if shouted:
+    if up:
         score -= 0.2
     return round(min(score, 0.95), 2)
 
@@ -473,8 +470,11 @@ def _last_cue_words(before: str) -> list[str]:
     lowered = before.lower()
     if not lowered.isascii():
         return _CUE_WORD.findall(lowered)[-2:]
+    pieces = lowered.encode().translate(_CUE_BYTES).decode().split()
+    if "'" not in lowered:
+        return pieces[-2:]  # each piece is one a-z word
     found: list[str] = []
-    for piece in reversed(lowered.encode().translate(_CUE_BYTES).decode().split()):
+    for piece in reversed(pieces):
         found[:0] = _CUE_WORD.findall(piece) if "'" in piece else [piece]
         if len(found) >= 2:
             break

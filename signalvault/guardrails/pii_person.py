@@ -26,6 +26,7 @@ from signalvault.guardrails.pii_names import (
     WEAK_CUES,
     NameLexicon,
     NameRules,
+    NameToken,
     load_lexicon,
     name_tokens,
 )
@@ -72,13 +73,20 @@ _CAMEL_PART = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])")
 
 
 class Token(NamedTuple):
-    """A candidate token. A tuple: one is made per candidate, three times faster than a frozen
-    dataclass."""
+    """A candidate token; a tuple: one is made per candidate (3x faster than a dataclass)."""
 
     start: int
     end: int
     word: str  # as written, a trailing possessive 's removed
     lower: str
+
+
+def _candidates(text: str, tokens: list[NameToken]) -> list[Token]:
+    """The `name_tokens` but @handles (no names: the WNUT-17 convention), as `Token`s."""
+    new = tuple.__new__  # (NamedTuple's own __new__ is a Python function: 2.5x the cost)
+    return [
+        new(Token, (s, e, w, w.lower())) for s, e, w in tokens if not (s and text[s - 1] == "@")
+    ]
 
 
 _WORD_JOINS = frozenset("'\u2019-")
@@ -164,11 +172,7 @@ class PersonFeatures:
 
     def candidates(self, text: str, lowered_text: bool) -> list[Token]:
         """Tokens that may be (part of) a name; @handles are not (the WNUT-17 convention)."""
-        return [
-            Token(start, end, word, word.lower())
-            for start, end, word in name_tokens(text, self.lexicon, lowered_text)
-            if not (start and text[start - 1] == "@")
-        ]
+        return _candidates(text, name_tokens(text, self.lexicon, lowered_text))
 
     def gazetteer(self, lower: str) -> str:
         known = self._gazetteers.get(lower)
@@ -255,18 +259,18 @@ class PersonFeatures:
         _, shape, gaz = words.get(token.word) or self.word(token.word)
         start = token.start
         initial = "i=True|" if _sentence_initial(text, start) else "i=False|"
-        feats = [initial + shape + "|" + gaz]
+        feats = [f"{initial}{shape}|{gaz}"]
         if lowered_text:
             feats.append("lowtext|" + gaz)
         if rule >= 0:
             bucket = str(min(9, int(rule * 10)))
             feats.append("r=" + bucket)
-            feats.append("r=" + bucket + "|" + shape)
+            feats.append(f"r={bucket}|{shape}")
         else:
             feats.append("r=none")
         if start and text[start - 1] == "#":
             feats.append("hash")
-            feats.append("hash|" + shape + "|" + gaz)
+            feats.append(f"hash|{shape}|{gaz}")
         if text[token.end : token.end + 2] in ("'s", "\u2019s"):
             feats.append("poss")
         before = _before(text, token.start)
@@ -277,9 +281,9 @@ class PersonFeatures:
             b_lower, b_shape, b_gaz = words.get(b_word) or self.word(b_word)
             gap = text[b_end : token.start].strip()
             feats.append("p=" + b_lower)
-            feats.append("psh=" + b_shape + "|" + shape)
-            feats.append("pg=" + b_gaz + "|" + gaz)
-            feats.append("pown=" + (neighbours.get(b_word) or self.neighbour(b_word)) + "|" + shape)
+            feats.append(f"psh={b_shape}|{shape}")
+            feats.append(f"pg={b_gaz}|{gaz}")
+            feats.append(f"pown={neighbours.get(b_word) or self.neighbour(b_word)}|{shape}")
             if gap:
                 feats.append("pgap=" + gap[:1])
             cue = _CUE_RANK.get(b_lower, 0)
@@ -297,9 +301,9 @@ class PersonFeatures:
             a_lower, a_shape, a_gaz = words.get(a_word) or self.word(a_word)
             gap = text[token.end : after[0]].strip()
             feats.append("n=" + a_lower)
-            feats.append("nsh=" + shape + "|" + a_shape)
-            feats.append("ng=" + gaz + "|" + a_gaz)
-            feats.append("nown=" + shape + "|" + (neighbours.get(a_word) or self.neighbour(a_word)))
+            feats.append(f"nsh={shape}|{a_shape}")
+            feats.append(f"ng={gaz}|{a_gaz}")
+            feats.append(f"nown={shape}|{neighbours.get(a_word) or self.neighbour(a_word)}")
             if gap:
                 feats.append("ngap=" + gap[:1])
         return feats
@@ -449,10 +453,7 @@ class PersonDetector:
         if not tokens:
             return []
         ruled = self.rules.scan(text, tokens, lowered_text)
-        candidates = [
-            Token(s, e, w, w.lower()) for s, e, w in tokens if not (s and text[s - 1] == "@")
-        ]
-        scores = self.model.token_scores(text, ruled, candidates, lowered_text)
+        scores = self.model.token_scores(text, ruled, _candidates(text, tokens), lowered_text)
         found = [
             (kind, start, end, _shift(score, self.MODEL_THRESHOLD))
             for kind, start, end, score in self.model.spans(text, scores)

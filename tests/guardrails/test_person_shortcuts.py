@@ -41,3 +41,16 @@ def test_lower_case_names_are_those_of_the_whole_word_set(text: str) -> None:
 def test_lower_case_names_survive_lone_surrogates() -> None:
     lexicon = load_lexicon()
     assert pii_names._lower_ok_names("ask \ud800mary\udfff or kate", lexicon) == {"kate"}
+
+
+_WINDOW_PIECES = st.sampled_from(
+    ["my", "Name", " ", "is", "'", "'s", "o'brien", "I'm", "--", ",", "\n", "3", "thank you",
+     "\u00e9", "call me", "Dr.", "''", "a'b'c"]
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_WINDOW_PIECES, max_size=12).map("".join))
+def test_last_cue_words_are_the_last_two_cue_word_matches(before: str) -> None:
+    expected = pii_names._CUE_WORD.findall(before.lower())[-2:]
+    assert pii_names._last_cue_words(before) == expected
