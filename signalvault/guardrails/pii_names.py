@@ -160,6 +160,7 @@ _UPPER = "".join(sorted({ch for ch in map(chr, range(0x10000)) if ch.isupper()})
 # A capitalised word. Whether it starts a token (no letter, nor letter + apostrophe or hyphen,
 # right before it) is checked in Python: look-behinds in the regex cost 6x the whole scan.
 _CAPITALISED = re.compile("[" + re.escape(_UPPER) + r"][^\W\d_]*(?:['\u2019\-][^\W\d_]+)*")
+_APART = " \n\t,;:!?()\"'"  # no letter glues across these (nor across "": the text's ends)
 _EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>*\u201c\u201d\u2018\u2019"
 
 
@@ -199,17 +200,12 @@ def _words(text: str) -> set[str]:
 
 # Every byte but a-z becomes a space: what is left are the text's runs of a-z letters.
 _AZ_RUNS = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
-_AZ_WORD = re.compile("[a-z]+")
 
 
 def _lower_ok_names(text: str, lexicon: NameLexicon) -> set[str]:
-    """The `_words` of mixed-case `text` in `lexicon.lower_ok` (names written in lower case).
-
-    Those words are all a-z letters, so each is also a whole run of a-z letters (the edge
-    punctuation and whitespace around it are not a-z, in UTF-8 neither). Those runs are cheaper
-    to find than `_words` (no strip, and C splits bytes faster): most texts hold none of the
-    names, and only a text that does is split into words.
-    """
+    """The `_words` of mixed-case `text` in `lexicon.lower_ok`, all a-z: each is a whole run of
+    a-z letters too (nothing around it is a-z, in UTF-8 neither). Runs cost half as much to find
+    (no strip, bytes), and only a text holding one of the names is split into words."""
     runs = text.encode("utf-8", "surrogatepass").translate(_AZ_RUNS).decode("ascii").split()
     if lexicon.lower_ok.isdisjoint(runs):
         return set()
@@ -235,14 +231,16 @@ def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[Nam
                     spans.append((at, end))
                 at = text.find(word, end)
         spans.sort()
-    out: list[NameToken] = []
-    for start, end in spans:
-        if glued(text, start, end):
-            continue  # letters inside an identifier or hex id (`3f2eda91`), not a name
-        word = text[start:end]
-        if word[-2:] in ("'s", "\u2019s"):
-            word, end = word[:-2], end - 2
-        out.append((start, end, word))
+    # Not letters inside an identifier or hex id (`3f2eda91`): a space or line end on both
+    # sides (most candidates) cannot glue, the rest ask `glued`.
+    out = [
+        (start, end, text[start:end])
+        for start, end in spans
+        if (text[start - 1 : start] in _APART and text[end : end + 1] in _APART)
+        or not glued(text, start, end)
+    ]
+    if "'s" in text or "\u2019s" in text:  # a possessive 's is no part of the name
+        out = [(s, e - 2, w[:-2]) if w[-2:] in ("'s", "\u2019s") else (s, e, w) for s, e, w in out]
     return out
 
 
@@ -285,7 +283,7 @@ def load_lexicon() -> NameLexicon:
     well_known = (common_first | {w for w in proper if len(w) > 3}) - ambiguous
     never = english | not_names
     lower_ok = frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES)
-    if not all(map(_AZ_WORD.fullmatch, lower_ok)):
+    if not all(map(re.compile("[a-z]+").fullmatch, lower_ok)):
         raise ValueError("lower_ok holds a word not all a-z letters: _lower_ok_names misses it")
     return NameLexicon(
         ambiguous=ambiguous,

@@ -12,9 +12,11 @@ import gzip
 import json
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -89,6 +91,7 @@ def _candidates(text: str, tokens: list[NameToken]) -> list[Token]:
     ]
 
 
+_start = itemgetter(0)  # a Token's start
 _WORD_JOINS = frozenset("'\u2019-")
 
 
@@ -379,24 +382,16 @@ class PersonModel:
 def rule_scores(rules: Sequence[Candidate], tokens: Sequence[Token]) -> list[float]:
     """For each token, the best score of a rule span holding it (-1.0 where none does).
 
-    Both lists are in text order and rule spans do not overlap, so one pass does it.
+    Both lists are in text order and tokens do not overlap (their ends rise with their starts),
+    so each rule span's tokens are found by bisection: a step per rule and per token it holds.
     """
-    if not rules:
-        return [-1.0] * len(tokens)
-    out, at, count = [], 0, len(rules)
-    for start, end, _, _ in tokens:  # (locals and no max(): this runs per candidate token)
-        while at < count and rules[at][2] <= start:
+    out = [-1.0] * len(tokens)
+    for _, rule_start, rule_end, score in rules:
+        at = bisect_left(tokens, rule_start, key=_start)
+        while at < len(tokens) and tokens[at][1] <= rule_end:
+            if score > out[at]:
+                out[at] = score
             at += 1
-        best = -1.0
-        j = at
-        while j < count:
-            _, rule_start, rule_end, score = rules[j]
-            if rule_start >= end:
-                break
-            if rule_start <= start and end <= rule_end and score > best:
-                best = score
-            j += 1
-        out.append(best)
     return out
 
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from signalvault.guardrails import pii_names
 from signalvault.guardrails.pii_names import load_lexicon
+from signalvault.guardrails.pii_person import Token, rule_scores
 
 # Pieces that meet at every edge the shortcuts read: letters of both cases and none, joins
 # ("O'Neil", "Mary-Jane"), digits, "_" and "@" (glued tokens), edge punctuation, Unicode
@@ -54,3 +55,53 @@ _WINDOW_PIECES = st.sampled_from(
 def test_last_cue_words_are_the_last_two_cue_word_matches(before: str) -> None:
     expected = pii_names._CUE_WORD.findall(before.lower())[-2:]
     assert pii_names._last_cue_words(before) == expected
+
+
+def _slow_name_tokens(text: str, lowered_text: bool) -> list[tuple[int, int, str]]:
+    """name_tokens as it was before its shortcuts (main at b77e4fd)."""
+    lexicon = load_lexicon()
+    spans = [] if lowered_text else _slow_capitalised(text)
+    words = pii_names._words(text)
+    known = lexicon.lowered_names(words) if lowered_text else lexicon.lower_ok & words
+    for word in known:
+        at = text.find(word)
+        while at != -1:
+            end = at + len(word)
+            if not (at and pii_names._is_token_char(text[at - 1])) and not (
+                end < len(text) and pii_names._is_token_char(text[end])
+            ):
+                spans.append((at, end))
+            at = text.find(word, end)
+    out = []
+    for start, end in sorted(spans):
+        if not pii_names.glued(text, start, end):
+            word = text[start:end]
+            if word[-2:] in ("'s", "\u2019s"):
+                word, end = word[:-2], end - 2
+            out.append((start, end, word))
+    return out
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_PIECES, max_size=16).map("".join), st.booleans())
+def test_name_tokens_are_those_of_the_plain_path(text: str, lowered_text: bool) -> None:
+    expected = _slow_name_tokens(text, lowered_text)
+    assert pii_names.name_tokens(text, load_lexicon(), lowered_text) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.integers(0, 60), max_size=24, unique=True).map(sorted),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 8), st.floats(0, 1)), max_size=6),
+)
+def test_rule_scores_are_the_best_rule_span_holding_each_token(
+    cuts: list[int], spans: list[tuple[int, int, float]]
+) -> None:
+    # Disjoint tokens in text order (as name_tokens gives them) and any rule spans at all.
+    tokens = [Token(a, b, "w", "w") for a, b in zip(cuts[::2], cuts[1::2], strict=False)]
+    rules = sorted(("PERSON", start, start + width, score) for start, width, score in spans)
+    expected = [
+        max([score for _, s, e, score in rules if s <= t.start and t.end <= e], default=-1.0)
+        for t in tokens
+    ]
+    assert rule_scores(rules, tokens) == expected
