@@ -28,12 +28,8 @@ _GERMAN = frozenset(
         "bitte", "können", "mit", "das", "der", "dem", "sie", "ein", "zu", "von", "es"
     ]
 )  # fmt: skip
-_TITLES = frozenset(
-    [
-        "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "dame", "rev", "fr",
-        "sr", "sra", "srta", "herr", "frau"
-    ]
-)  # fmt: skip
+_TITLE_WORDS = "mr mrs ms miss mx dr prof sir madam dame rev fr sr sra srta herr frau"
+_TITLES = frozenset(_TITLE_WORDS.split())
 # Cues right before a name ("my name is", "Dear", "says") and right after ("said", "wrote"),
 # looked up as the last one or two words before the run (sets, not regexes: this runs per run).
 _STRONG_CUES = frozenset(
@@ -381,9 +377,14 @@ class NameRules:
         if len(run) > 4:
             return
         start, end = run[0][0], run[-1][1]
-        words = [w for _, _, w in run if w not in _PARTICLES]
-        if not self._not_names.isdisjoint(words) or " ".join(words) in self._countries:
-            return
+        if len(run) == 1:  # (most runs: one word, no particle nor not-name, as trimmed)
+            words = [run[0][2]]
+            if words[0] in self._countries:
+                return
+        else:
+            words = [w for _, _, w in run if w not in _PARTICLES]
+            if not self._not_names.isdisjoint(words) or " ".join(words) in self._countries:
+                return
         # Counted by map over the set's __contains__: no generator frame per run.
         firsts = sum(map(self._first.__contains__, words))
         lasts = sum(map(self._last.__contains__, words))
