@@ -64,11 +64,8 @@ _OTHER_WORDS = (
 _ENGLISH_FUNCTION = frozenset(_ENGLISH_WORDS.split())
 _OTHER_FUNCTION = frozenset(_OTHER_WORDS.split())
 # Cue words and pairs by the strongest class they belong to (features "pc=...").
-_CUE_RANK = {
-    **dict.fromkeys(WEAK_CUES, 1),
-    **dict.fromkeys(PERSON_CUES, 2),
-    **dict.fromkeys(STRONG_CUES, 3),
-}
+_CUE_RANK = dict.fromkeys(WEAK_CUES, 1) | dict.fromkeys(PERSON_CUES, 2)
+_CUE_RANK |= dict.fromkeys(STRONG_CUES, 3)
 _CUE_FEATURES = {1: "pc=weak", 2: "pc=person", 3: "pc=strong"}
 _PAIR_TAILS = frozenset(cue.split()[-1] for cue in _CUE_RANK if " " in cue)
 _CAMEL_PART = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])")
@@ -161,6 +158,9 @@ class PersonFeatures:
         self._gazetteers: dict[str, str] = {}
         self._words: dict[str, tuple[str, str, str]] = {}
         self._neighbours: dict[str, str] = {}
+        # A neighbour's features next to a token of a shape and gazetteer class, before and
+        # after it: four strings built once, whose hashes the weight lookups then find made.
+        self._side_features: dict[tuple[str, str, str], tuple[tuple[str, ...], ...]] = {}
 
     def word(self, word: str) -> tuple[str, str, str]:
         """(lower case, shape, gazetteer classes) of a word as written; cached, bounded."""
@@ -241,6 +241,17 @@ class PersonFeatures:
             self._neighbours[word] = known
         return known
 
+    def _sides(self, word: str, shape: str, gaz: str) -> tuple[tuple[str, ...], ...]:
+        """The features of `word` as the neighbour before and after a token (cached)."""
+        low, ws, wg = self.word(word)
+        own = self.neighbour(word)
+        before = ("p=" + low, f"psh={ws}|{shape}", f"pg={wg}|{gaz}", f"pown={own}|{shape}")
+        after = ("n=" + low, f"nsh={shape}|{ws}", f"ng={gaz}|{wg}", f"nown={shape}|{own}")
+        if len(self._side_features) > 4_000:  # (~0.75 KB an entry)
+            self._side_features.clear()  # bounded: a long-running gateway sees unbounded words
+        self._side_features[word, shape, gaz] = before, after
+        return before, after
+
     def _camel(self, word: str) -> str:
         """What the parts of a run-together word are, as hashtags and user names write names
         ("AlanPardew": a common first name, then a word that is no everyday word)."""
@@ -258,8 +269,8 @@ class PersonFeatures:
     def context(self, text: str, token: Token, lowered_text: bool, rule: float) -> list[str]:
         """The features of the token's place: sentence position, neighbours, cues, rules."""
         # The caches are read inline (a method call per word cost more than the lookup).
-        words, neighbours = self._words, self._neighbours
-        _, shape, gaz = words.get(token.word) or self.word(token.word)
+        sides = self._side_features
+        _, shape, gaz = self._words.get(token.word) or self.word(token.word)
         start = token.start
         initial = "i=True|" if _sentence_initial(text, start) else "i=False|"
         feats = [f"{initial}{shape}|{gaz}"]
@@ -281,12 +292,9 @@ class PersonFeatures:
             feats.append("p=<s>")
         else:
             b_start, b_end, b_word = before
-            b_lower, b_shape, b_gaz = words.get(b_word) or self.word(b_word)
+            feats += (sides.get((b_word, shape, gaz)) or self._sides(b_word, shape, gaz))[0]
+            b_lower = b_word.lower()
             gap = text[b_end : token.start].strip()
-            feats.append("p=" + b_lower)
-            feats.append(f"psh={b_shape}|{shape}")
-            feats.append(f"pg={b_gaz}|{gaz}")
-            feats.append(f"pown={neighbours.get(b_word) or self.neighbour(b_word)}|{shape}")
             if gap:
                 feats.append("pgap=" + gap[:1])
             cue = _CUE_RANK.get(b_lower, 0)
@@ -301,12 +309,8 @@ class PersonFeatures:
             feats.append("n=</s>")
         else:
             a_word = after[2]
-            a_lower, a_shape, a_gaz = words.get(a_word) or self.word(a_word)
+            feats += (sides.get((a_word, shape, gaz)) or self._sides(a_word, shape, gaz))[1]
             gap = text[token.end : after[0]].strip()
-            feats.append("n=" + a_lower)
-            feats.append(f"nsh={shape}|{a_shape}")
-            feats.append(f"ng={gaz}|{a_gaz}")
-            feats.append(f"nown={shape}|{neighbours.get(a_word) or self.neighbour(a_word)}")
             if gap:
                 feats.append("ngap=" + gap[:1])
         return feats

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalvault.guardrails import pii_names
 from signalvault.guardrails.pii_names import load_lexicon
-from signalvault.guardrails.pii_person import Token, rule_scores
+from signalvault.guardrails.pii_person import (
+    PersonFeatures,
+    Token,
+    _after,
+    _before,
+    load_weights,
+    rule_scores,
+)
 
 # Pieces that meet at every edge the shortcuts read: letters of both cases and none, joins
 # ("O'Neil", "Mary-Jane"), digits, "_" and "@" (glued tokens), edge punctuation, Unicode
@@ -105,3 +114,46 @@ def test_rule_scores_are_the_best_rule_span_holding_each_token(
         for t in tokens
     ]
     assert rule_scores(rules, tokens) == expected
+
+
+def _neighbour_features(features: PersonFeatures, text: str, token: Token) -> list[str]:
+    """The p=/psh=/pg=/pown= and n=/nsh=/ng=/nown= features as built before their cache."""
+    _, shape, gaz = features.word(token.word)
+    before, after = _before(text, token.start), _after(text, token.end)
+    out = []
+    if before is None or "\n" in text[before[1] : token.start]:
+        out.append("p=<s>")
+    else:
+        lower, w_shape, w_gaz = features.word(before[2])
+        own = features.neighbour(before[2])
+        out += [f"p={lower}", f"psh={w_shape}|{shape}", f"pg={w_gaz}|{gaz}", f"pown={own}|{shape}"]
+    if after is None or "\n" in text[token.end : after[0]]:
+        out.append("n=</s>")
+    else:
+        lower, w_shape, w_gaz = features.word(after[2])
+        own = features.neighbour(after[2])
+        out += [f"n={lower}", f"nsh={shape}|{w_shape}", f"ng={gaz}|{w_gaz}", f"nown={shape}|{own}"]
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=16).map("".join))
+def test_context_features_are_the_same_with_the_neighbour_cache_cold_or_warm(text: str) -> None:
+    lexicon = load_lexicon()
+    warm = PersonFeatures(lexicon, _weights())
+    for token in warm.candidates(text, False):
+        cold = PersonFeatures(lexicon, warm._own_weights)
+        first = cold.context(text, token, False, 0.5)
+        assert (
+            first == cold.context(text, token, False, 0.5) == warm.context(text, token, False, 0.5)
+        )
+        expected = _neighbour_features(cold, text, token)
+        assert [f for f in first if f.split("=")[0] in _SIDE_KINDS] == expected
+
+
+@functools.cache
+def _weights() -> dict[str, float]:
+    return load_weights()[0]
+
+
+_SIDE_KINDS = {"p", "psh", "pg", "pown", "n", "nsh", "ng", "nown"}
