@@ -15,19 +15,11 @@ from itertools import repeat
 from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
-_PARTICLES = frozenset(
-    [
-        "van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la",
-        "le", "ten", "ter", "bin", "binti", "al", "el", "ibn", "mac", "st"
-    ]
-)  # fmt: skip
+_PARTICLE_WORDS = "van von der den de del della di da dos das du la le ten ter bin binti al el ibn"
+_PARTICLES = frozenset([*_PARTICLE_WORDS.split(), "mac", "st"])
 # German capitalises every noun: with its function words about, a lone capitalised word is no cue.
-_GERMAN = frozenset(
-    [
-        "und", "ist", "nicht", "ich", "wir", "für", "auf", "eine", "sind", "wird", "auch", "oder",
-        "bitte", "können", "mit", "das", "der", "dem", "sie", "ein", "zu", "von", "es"
-    ]
-)  # fmt: skip
+_GERMAN_WORDS = "und ist nicht ich wir für auf eine sind wird auch oder bitte können mit das der"
+_GERMAN = frozenset([*_GERMAN_WORDS.split(), "dem", "sie", "ein", "zu", "von", "es"])
 _TITLE_WORDS = "mr mrs ms miss mx dr prof sir madam dame rev fr sr sra srta herr frau"
 _TITLES = frozenset(_TITLE_WORDS.split())
 # Cues right before a name ("my name is", "Dear", "says") and right after ("said", "wrote"),
@@ -344,18 +336,9 @@ class NameRules:
             self._score_run(found, text, run, lowered_text, german)
         return found
 
-    def _score_run(
-        self,
-        found: list[Candidate],
-        text: str,
-        run: list[tuple[int, int, str]],
-        lowered_text: bool,
-        german: Callable[[], bool],
-    ) -> None:
-        """Append the PERSON reading of one run of name-like tokens to `found`, if it has one."""
-        if len(run) == 1 and run[0][2] in self._never_alone:
-            return  # "The", "I", "Mr": most runs are one such word, so leave before any work
-        # Titles and function words at the edges are cues; a title stays in the span.
+    def _trim(self, text: str, run: list[NameToken]) -> tuple[int, list[NameToken]]:
+        """(start of a title before the name or -1, the run without the titles and function
+        words at its edges): they are cues; a title stays in the span."""
         title_start = -1
         while run:
             word = run[0][2]
@@ -371,23 +354,40 @@ class NameRules:
         never_alone = self._never_alone  # not-names, particles and titles, as tested here
         while run and run[-1][2] in never_alone:
             run = run[:-1]
-        if not run:
-            return
-        # A run of many capitalised words is a heading or a title, not a name.
-        if len(run) > 4:
-            return
-        start, end = run[0][0], run[-1][1]
-        if len(run) == 1:  # (most runs: one word, no particle nor not-name, as trimmed)
-            words = [run[0][2]]
-            if words[0] in self._countries:
-                return
+        return title_start, run
+
+    def _score_run(
+        self,
+        found: list[Candidate],
+        text: str,
+        run: list[tuple[int, int, str]],
+        lowered_text: bool,
+        german: Callable[[], bool],
+    ) -> None:
+        """Append the PERSON reading of one run of name-like tokens to `found`, if it has one."""
+        if len(run) == 1:  # most runs: one word, with nothing to trim but itself
+            if run[0][2] in self._never_alone:
+                return  # "The", "I", "Mr": most runs are one such word, so leave before any work
+            title_start = -1
         else:
+            title_start, run = self._trim(text, run)
+            if not run or len(run) > 4:
+                return  # a run of many capitalised words is a heading or a title, not a name
+        start, end = run[0][0], run[-1][1]
+        if len(run) > 1:
             words = [w for _, _, w in run if w not in _PARTICLES]
             if not self._not_names.isdisjoint(words) or " ".join(words) in self._countries:
                 return
-        # Counted by map over the set's __contains__: no generator frame per run.
-        firsts = sum(map(self._first.__contains__, words))
-        lasts = sum(map(self._last.__contains__, words))
+            # Counted by map over the set's __contains__: no generator frame per run.
+            firsts = sum(map(self._first.__contains__, words))
+            lasts = sum(map(self._last.__contains__, words))
+            english = sum(map(self._english.__contains__, words))
+        else:  # one word, neither a particle nor a not-name (trimmed): its counts are bools
+            word = run[0][2]
+            if word in self._countries:
+                return
+            words = [word]
+            firsts, lasts, english = word in self._first, word in self._last, word in self._english
         before = text[max(0, start - 32) : start]
         cue_words = _last_cue_words(before)
         last = cue_words[-1] if cue_words else ""
@@ -419,7 +419,6 @@ class NameRules:
             # sentence as the subject of a verb is mostly someone's name ("X is a 2001 film"
             # defines a thing, so "is a" does not count).
             score = max(score, 0.5)
-        english = sum(map(self._english.__contains__, words))
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
             score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)
