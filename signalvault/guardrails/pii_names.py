@@ -64,9 +64,11 @@ def glued(text: str, start: int, end: int) -> bool:
 
 
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-# In an ASCII window the cue words lie in its runs of letters and apostrophes: bytes.translate +
-# split find those runs, and `_CUE_WORD` reads only a run holding an apostrophe.
-_CUE_BYTES = bytes(c if 97 <= c <= 122 or c == 39 else 32 for c in range(256))
+# In an ASCII window the cue words lie in its runs of letters and apostrophes: bytes.translate
+# (which lower-cases too) + split find those, and `_CUE_WORD` reads only a run with a "'".
+_CUE_BYTES = bytes(
+    c if 97 <= c <= 122 or c == 39 else c + 32 if 65 <= c <= 90 else 32 for c in range(256)
+)
 _SUBJECT_OF = re.compile(
     r"(?:'s|\u2019s)? (?:(?:is|was)(?! an? )|has|had|will|would|did|does|should|could|can|knew|"
     r"just|really|never|always|and [A-Z])\b"
@@ -465,11 +467,10 @@ def _finish(score: float, strong: bool, bonus: bool, capped: bool, zero: bool, u
 
 def _last_cue_words(before: str) -> list[str]:
     """The last two `_CUE_WORD` matches in `before`, lower-cased."""
-    lowered = before.lower()
-    if not lowered.isascii():
-        return _CUE_WORD.findall(lowered)[-2:]
-    pieces = lowered.encode().translate(_CUE_BYTES).decode().split()
-    if "'" not in lowered:
+    if not before.isascii():
+        return _CUE_WORD.findall(before.lower())[-2:]
+    pieces = before.encode().translate(_CUE_BYTES).decode().split()
+    if "'" not in before:
         return pieces[-2:]  # each piece is one a-z word
     found: list[str] = []
     for piece in reversed(pieces):

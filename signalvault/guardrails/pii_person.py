@@ -490,7 +490,8 @@ def _shift(probability: float, point: float) -> float:
 def _union(found: list[Candidate]) -> list[Candidate]:
     """Overlapping PERSON spans become one, at the best score: no part of a name is left out."""
     merged: list[Candidate] = []
-    for kind, start, end, score in sorted(found, key=lambda c: (c[1], -c[2])):
+    # By start (tuple order, no key function to call): spans of one start merge in any order.
+    for kind, start, end, score in sorted(found):
         if merged and start < merged[-1][2]:
             _, s, e, sc = merged[-1]
             merged[-1] = (kind, s, max(e, end), max(sc, score))

@@ -55,7 +55,7 @@ def test_lower_case_names_survive_lone_surrogates() -> None:
 
 _WINDOW_PIECES = st.sampled_from(
     ["my", "Name", " ", "is", "'", "'s", "o'brien", "I'm", "--", ",", "\n", "3", "thank you",
-     "\u00e9", "call me", "Dr.", "''", "a'b'c"]
+     "\u00e9", "call me", "Dr.", "''", "a'b'c", "\u212a", "MR"]
 )  # fmt: skip
 
 
