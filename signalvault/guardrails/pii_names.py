@@ -156,7 +156,8 @@ _EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>*\u201c\u201d\u2018\u2019"
 
 # ASCII text with its letters as "A" and "a": the regex engine finds each capital by its fast
 # search for a literal first character (`_CAPITALISED` tests a class of ~1800 capitals at every
-# position), and the look-behinds do `_follows_token`'s test at capitals only.
+# position), and the look-behinds do `_follows_token`'s test at capitals only (so they refuse
+# the capitals inside a word as it does: the same words are found).
 _LETTER_SHAPES = bytes(65 if 65 <= c <= 90 else 97 if 97 <= c <= 122 else c for c in range(256))
 _CAPITALISED_SHAPE = re.compile(rb"A(?<![Aa]A)(?<![Aa]['\-]A)[Aa]*(?:['\-][Aa]+)*")
 
@@ -164,8 +165,6 @@ _CAPITALISED_SHAPE = re.compile(rb"A(?<![Aa]A)(?<![Aa]['\-]A)[Aa]*(?:['\-][Aa]+)
 def _capitalised(text: str) -> list[tuple[int, int]]:
     """The spans of the capitalised words that start a token, in order."""
     if text.isascii():
-        # (The capitals inside a word `_CAPITALISED` takes but `_follows_token` refuses are
-        # refused by the look-behinds too: the same words are found.)
         shapes = text.encode("ascii").translate(_LETTER_SHAPES)
         return [m.span() for m in _CAPITALISED_SHAPE.finditer(shapes)]
     spans = [m.span() for m in _CAPITALISED.finditer(text)]
@@ -183,23 +182,37 @@ def _follows_token(text: str, start: int) -> bool:
 
 
 def _words(text: str) -> set[str]:
-    """The whitespace-split words of `text`, edge punctuation stripped (by map: no Python step
-    per word; a regex tokenizer over the whole text cost more than everything else here)."""
+    """The whitespace-split words of `text`, edge punctuation stripped (map: no Python step)."""
     return set(map(str.strip, text.split(), repeat(_EDGE_PUNCTUATION)))
 
 
-# Every byte but a-z becomes a space: what is left are the text's runs of a-z letters.
-_AZ_RUNS = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+# Bytes next to one of `_words` (space, edge punctuation, non-ASCII) as spaces: "1st" stays whole.
+_APART_BYTES = bytes(
+    32 if c > 127 or chr(c).isspace() or chr(c) in _EDGE_PUNCTUATION else c for c in range(256)
+)
 
 
 def _lower_ok_names(text: str, lexicon: NameLexicon) -> set[str]:
-    """The `_words` of mixed-case `text` in `lexicon.lower_ok`, all a-z: each is a whole run of
-    a-z letters too (nothing around it is a-z, in UTF-8 neither). Runs cost half as much to find
-    (no strip, bytes), and only a text holding one of the names is split into words."""
-    runs = text.encode("utf-8", "surrogatepass").translate(_AZ_RUNS).decode("ascii").split()
-    if lexicon.lower_ok.isdisjoint(runs):
-        return set()
-    return set(lexicon.lower_ok.intersection(_words(text)))
+    """The `_words` of mixed-case `text` in `lexicon.lower_ok`: all a-z, so whole pieces of the
+    text split at `_APART_BYTES` (bytes, no strip); the few found (~4% of texts) are checked."""
+    pieces = text.encode("utf-8", "surrogatepass").translate(_APART_BYTES).decode("ascii").split()
+    found = lexicon.lower_ok.intersection(pieces)
+    return {word for word in found if _is_word(text, word)} if found else set()
+
+
+def _is_word(text: str, word: str) -> bool:
+    """Whether `word` (letters) is in `_words(text)`: edge punctuation alone around it, once."""
+    at = text.find(word)
+    while at != -1:
+        start, end = at, at + len(word)
+        while start and text[start - 1] in _EDGE_PUNCTUATION:
+            start -= 1
+        while end < len(text) and text[end] in _EDGE_PUNCTUATION:
+            end += 1
+        if (not start or text[start - 1].isspace()) and (end == len(text) or text[end].isspace()):
+            return True
+        at = text.find(word, at + 1)
+    return False
 
 
 def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[NameToken]:
@@ -293,15 +306,13 @@ class NameRules:
     """Scores runs of name-like tokens; gazetteers load once per instance."""
 
     def __init__(self, lexicon: NameLexicon | None = None) -> None:
-        lex = lexicon or load_lexicon()
-        self.lexicon = lex
+        self.lexicon = lex = lexicon or load_lexicon()
         self._ambiguous, self._not_names = lex.ambiguous, lex.not_names
         self._first, self._last = lex.first, lex.last
-        self._english, self._proper = lex.english, lex.proper
+        self._english, self._proper, self._countries = lex.english, lex.proper, lex.countries
         # An everyday word opening a sentence before a name is a verb or a greeting ("Ask Maria"),
         # unless the census knows it as a first name ("Max Verstappen").
         self._openers = self._english - lex.common_first - self._ambiguous
-        self._countries = lex.countries
         self._never_alone = self._not_names | _TITLES | _PARTICLES
         # (one set lookup where the run's edges are trimmed, instead of two or three)
         self._not_name_or_particle = self._not_names | _PARTICLES
@@ -315,8 +326,7 @@ class NameRules:
         memo: list[bool] = []
 
         def german() -> bool:
-            # Read only for a run no list knows that scores above 0.3 (not every text has one):
-            # splitting the text into words cost ~80K instructions a KB.
+            # Read only where a run's score hangs on it: splitting the text costs ~80K a KB.
             if not memo:
                 memo.append(len(_GERMAN.intersection(text.lower().split())) >= 3)
             return memo[0]
@@ -339,8 +349,7 @@ class NameRules:
         return found
 
     def _trim(self, text: str, run: list[NameToken]) -> tuple[int, list[NameToken]]:
-        """(start of a title before the name or -1, the run without the titles and function
-        words at its edges): they are cues; a title stays in the span."""
+        """(A title's start or -1, the run without the titles and function words at its edges)."""
         title_start = -1
         while run:
             word = run[0][2]
@@ -353,8 +362,7 @@ class NameRules:
                 if not _sentence_initial(text[max(0, run[0][0] - 8) : run[0][0]]):
                     break
             run = run[1:]
-        never_alone = self._never_alone  # not-names, particles and titles, as tested here
-        while run and run[-1][2] in never_alone:
+        while run and run[-1][2] in self._never_alone:  # not-names, particles and titles
             run = run[:-1]
         return title_start, run
 
@@ -432,7 +440,10 @@ class NameRules:
             and not (firsts or lasts or last in _PERSON_CUES or pair in _PERSON_CUES)
             and not (subject and words[0] not in self._proper)
         )
-        bonus = not strong and english < len(words) and _cue_around(text, before, last, pair, end)
+        # A weak cue right before the run (its last cue words) or after it adds to its score.
+        bonus = not strong and english < len(words)
+        if bonus and not (last in _CUES or pair in _CUES or before.endswith("@")):
+            bonus = _CUE_AFTER.match(text, end, end + 24) is not None
         shouted = lone and text[start:end].isupper()  # shouted words and acronyms
         cues = (strong, bonus, capped, lone and run[0][2] in self._ambiguous, shouted)
         final = _finish(score, *cues)
@@ -443,13 +454,6 @@ class NameRules:
         found.append(("PERSON", title_start if title else start, end, final))
 
 
-def _cue_around(text: str, before: str, last: str, pair: str, end: int) -> bool:
-    """Whether a weak cue stands right before the run (its last cue words) or after `end`."""
-    if last in _CUES or pair in _CUES or before.endswith("@"):
-        return True
-    return _CUE_AFTER.match(text, end, end + 24) is not None
-
-
 def _finish(score: float, strong: bool, bonus: bool, capped: bool, zero: bool, up: bool) -> float:
     """A run's score as reported, from its evidence (`score`), cues and case (`up`: shouted)."""
     if strong:
@@ -458,11 +462,8 @@ def _finish(score: float, strong: bool, bonus: bool, capped: bool, zero: bool, u
         score += 0.2
     if capped and score > 0.45:
         score = 0.45
-    if zero:
-        score = 0.0
-    if up:
-        score -= 0.2
-    return round(min(score, 0.95), 2)
+    score = 0.0 if zero else score
+    return round(min(score - 0.2 if up else score, 0.95), 2)
 
 
 def _last_cue_words(before: str) -> list[str]:

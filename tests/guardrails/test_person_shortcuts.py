@@ -25,7 +25,7 @@ _PIECES = st.sampled_from(
     ["Anna", "anna", "ANNA", "de", "la", "O", "o", "'", "\u2019", "-", "'s", " ", "  ", "\n",
      "\t", "\u00a0", "\u3000", ".", ",", "(", ")", '"', "\u201c", "\u201d", "*", "3", "_", "@",
      "McDonald", "iPhone", "x", "X", "\u00e9", "\u00c9", "\u0130", "Stra\u00dfe", "mary", "obama",
-     "kate", "van", "von", "trump", ":", "!"]
+     "kate", "van", "von", "trump", ":", "!", "\x1c", "\u2028", "1st", "Thank", "st", "de"]
 )  # fmt: skip
 
 
