@@ -15,25 +15,13 @@ from itertools import repeat
 from signalvault.guardrails.pii_checks import Candidate, is_lower_case
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
-_PARTICLES = frozenset(
-    [
-        "van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la",
-        "le", "ten", "ter", "bin", "binti", "al", "el", "ibn", "mac", "st"
-    ]
-)  # fmt: skip
+_PARTICLE_WORDS = "van von der den de del della di da dos das du la le ten ter bin binti al el ibn"
+_PARTICLES = frozenset([*_PARTICLE_WORDS.split(), "mac", "st"])
 # German capitalises every noun: with its function words about, a lone capitalised word is no cue.
-_GERMAN = frozenset(
-    [
-        "und", "ist", "nicht", "ich", "wir", "für", "auf", "eine", "sind", "wird", "auch", "oder",
-        "bitte", "können", "mit", "das", "der", "dem", "sie", "ein", "zu", "von", "es"
-    ]
-)  # fmt: skip
-_TITLES = frozenset(
-    [
-        "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "dame", "rev", "fr",
-        "sr", "sra", "srta", "herr", "frau"
-    ]
-)  # fmt: skip
+_GERMAN_WORDS = "und ist nicht ich wir für auf eine sind wird auch oder bitte können mit das der"
+_GERMAN = frozenset([*_GERMAN_WORDS.split(), "dem", "sie", "ein", "zu", "von", "es"])
+_TITLE_WORDS = "mr mrs ms miss mx dr prof sir madam dame rev fr sr sra srta herr frau"
+_TITLES = frozenset(_TITLE_WORDS.split())
 # Cues right before a name ("my name is", "Dear", "says") and right after ("said", "wrote"),
 # looked up as the last one or two words before the run (sets, not regexes: this runs per run).
 _STRONG_CUES = frozenset(
@@ -76,9 +64,11 @@ def glued(text: str, start: int, end: int) -> bool:
 
 
 _CUE_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-# In an ASCII window the cue words lie in its runs of letters and apostrophes: bytes.translate +
-# split find those runs, and `_CUE_WORD` reads only a run holding an apostrophe.
-_CUE_BYTES = bytes(c if 97 <= c <= 122 or c == 39 else 32 for c in range(256))
+# In an ASCII window the cue words lie in its runs of letters and apostrophes: bytes.translate
+# (which lower-cases too) + split find those, and `_CUE_WORD` reads only a run with a "'".
+_CUE_BYTES = bytes(
+    c if 97 <= c <= 122 or c == 39 else c + 32 if 65 <= c <= 90 else 32 for c in range(256)
+)
 _SUBJECT_OF = re.compile(
     r"(?:'s|\u2019s)? (?:(?:is|was)(?! an? )|has|had|will|would|did|does|should|could|can|knew|"
     r"just|really|never|always|and [A-Z])\b"
@@ -160,7 +150,25 @@ _UPPER = "".join(sorted({ch for ch in map(chr, range(0x10000)) if ch.isupper()})
 # A capitalised word. Whether it starts a token (no letter, nor letter + apostrophe or hyphen,
 # right before it) is checked in Python: look-behinds in the regex cost 6x the whole scan.
 _CAPITALISED = re.compile("[" + re.escape(_UPPER) + r"][^\W\d_]*(?:['\u2019\-][^\W\d_]+)*")
+_APART = " \n\t,;:!?()\"'"  # no letter glues across these (nor across "": the text's ends)
 _EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>*\u201c\u201d\u2018\u2019"
+
+
+# ASCII text with its letters as "A" and "a": the regex engine finds each capital by its fast
+# search for a literal first character (`_CAPITALISED` tests a class of ~1800 capitals at every
+# position), and the look-behinds do `_follows_token`'s test at capitals only (so they refuse
+# the capitals inside a word as it does: the same words are found).
+_LETTER_SHAPES = bytes(65 if 65 <= c <= 90 else 97 if 97 <= c <= 122 else c for c in range(256))
+_CAPITALISED_SHAPE = re.compile(rb"A(?<![Aa]A)(?<![Aa]['\-]A)[Aa]*(?:['\-][Aa]+)*")
+
+
+def _capitalised(text: str) -> list[tuple[int, int]]:
+    """The spans of the capitalised words that start a token, in order."""
+    if text.isascii():
+        shapes = text.encode("ascii").translate(_LETTER_SHAPES)
+        return [m.span() for m in _CAPITALISED_SHAPE.finditer(shapes)]
+    spans = [m.span() for m in _CAPITALISED.finditer(text)]
+    return [(s, e) for s, e in spans if not (s and _follows_token(text, s))]
 
 
 def _is_token_char(ch: str) -> bool:
@@ -173,18 +181,47 @@ def _follows_token(text: str, start: int) -> bool:
     return before.isalpha() or (before in "'\u2019-" and text[start - 2 : start - 1].isalpha())
 
 
+def _words(text: str) -> set[str]:
+    """The whitespace-split words of `text`, edge punctuation stripped (map: no Python step)."""
+    return set(map(str.strip, text.split(), repeat(_EDGE_PUNCTUATION)))
+
+
+# Bytes next to one of `_words` (space, edge punctuation, non-ASCII) as spaces: "1st" stays whole.
+_APART_BYTES = bytes(
+    32 if c > 127 or chr(c).isspace() or chr(c) in _EDGE_PUNCTUATION else c for c in range(256)
+)
+
+
+def _lower_ok_names(text: str, lexicon: NameLexicon) -> set[str]:
+    """The `_words` of mixed-case `text` in `lexicon.lower_ok`: all a-z, so whole pieces of the
+    text split at `_APART_BYTES` (bytes, no strip); the few found (~4% of texts) are checked."""
+    pieces = text.encode("utf-8", "surrogatepass").translate(_APART_BYTES).decode("ascii").split()
+    found = lexicon.lower_ok.intersection(pieces)
+    return {word for word in found if _is_word(text, word)} if found else set()
+
+
+def _is_word(text: str, word: str) -> bool:
+    """Whether `word` (letters) is in `_words(text)`: edge punctuation alone around it, once."""
+    at = text.find(word)
+    while at != -1:
+        start, end = at, at + len(word)
+        while start and text[start - 1] in _EDGE_PUNCTUATION:
+            start -= 1
+        while end < len(text) and text[end] in _EDGE_PUNCTUATION:
+            end += 1
+        if (not start or text[start - 1].isspace()) and (end == len(text) or text[end].isspace()):
+            return True
+        at = text.find(word, at + 1)
+    return False
+
+
 def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[NameToken]:
     """The tokens that may be (part of) a name, in order: capitalised ones, and lower-case ones
     the lexicon knows as names. Found by regex and set intersection, so the Python loop runs
     over candidates only, not over every word of the text.
     """
-    spans = [] if lowered_text else [m.span() for m in _CAPITALISED.finditer(text)]
-    spans = [(s, e) for s, e in spans if not (s and _follows_token(text, s))]
-    # Lower-case names: whitespace-split words, edge punctuation stripped, against the set
-    # (a regex tokenizer over the whole text cost more than everything else here).
-    # (map with str.strip: the same set, without a Python step per word of the text)
-    words = set(map(str.strip, text.split(), repeat(_EDGE_PUNCTUATION)))
-    known = lexicon.lowered_names(words) if lowered_text else lexicon.lower_ok.intersection(words)
+    spans = [] if lowered_text else _capitalised(text)
+    known = lexicon.lowered_names(_words(text)) if lowered_text else _lower_ok_names(text, lexicon)
     if known:
         # Few texts hold a lower-case name; find each one's occurrences as a whole token.
         for word in known:
@@ -197,14 +234,16 @@ def name_tokens(text: str, lexicon: NameLexicon, lowered_text: bool) -> list[Nam
                     spans.append((at, end))
                 at = text.find(word, end)
         spans.sort()
-    out: list[NameToken] = []
-    for start, end in spans:
-        if glued(text, start, end):
-            continue  # letters inside an identifier or hex id (`3f2eda91`), not a name
-        word = text[start:end]
-        if word[-2:] in ("'s", "\u2019s"):
-            word, end = word[:-2], end - 2
-        out.append((start, end, word))
+    # Not letters inside an identifier or hex id (`3f2eda91`): a space or line end on both
+    # sides (most candidates) cannot glue, the rest ask `glued`.
+    out = [
+        (start, end, text[start:end])
+        for start, end in spans
+        if (text[start - 1 : start] in _APART and text[end : end + 1] in _APART)
+        or not glued(text, start, end)
+    ]
+    if "'s" in text or "\u2019s" in text:  # a possessive 's is no part of the name
+        out = [(s, e - 2, w[:-2]) if w[-2:] in ("'s", "\u2019s") else (s, e, w) for s, e, w in out]
     return out
 
 
@@ -246,6 +285,9 @@ def load_lexicon() -> NameLexicon:
     # capitalised ("trump", "obama") still read as names.
     well_known = (common_first | {w for w in proper if len(w) > 3}) - ambiguous
     never = english | not_names
+    lower_ok = frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES)
+    if not all(map(re.compile("[a-z]+").fullmatch, lower_ok)):
+        raise ValueError("lower_ok holds a word not all a-z letters: _lower_ok_names misses it")
     return NameLexicon(
         ambiguous=ambiguous,
         not_names=not_names,
@@ -256,7 +298,7 @@ def load_lexicon() -> NameLexicon:
         proper=proper,
         countries=_country_names(),
         places=frozenset(_package_words(data, "pii_place_words.txt")),
-        lower_ok=frozenset({w for w in well_known - never if len(w) > 2} | _PARTICLES),
+        lower_ok=lower_ok,
     )
 
 
@@ -264,17 +306,13 @@ class NameRules:
     """Scores runs of name-like tokens; gazetteers load once per instance."""
 
     def __init__(self, lexicon: NameLexicon | None = None) -> None:
-        lex = lexicon or load_lexicon()
-        self.lexicon = lex
-        self._ambiguous = lex.ambiguous
-        self._not_names = lex.not_names
-        self._first = lex.first
-        self._last = lex.last
-        self._english, self._proper = lex.english, lex.proper
+        self.lexicon = lex = lexicon or load_lexicon()
+        self._ambiguous, self._not_names = lex.ambiguous, lex.not_names
+        self._first, self._last = lex.first, lex.last
+        self._english, self._proper, self._countries = lex.english, lex.proper, lex.countries
         # An everyday word opening a sentence before a name is a verb or a greeting ("Ask Maria"),
         # unless the census knows it as a first name ("Max Verstappen").
         self._openers = self._english - lex.common_first - self._ambiguous
-        self._countries = lex.countries
         self._never_alone = self._not_names | _TITLES | _PARTICLES
         # (one set lookup where the run's edges are trimmed, instead of two or three)
         self._not_name_or_particle = self._not_names | _PARTICLES
@@ -288,8 +326,7 @@ class NameRules:
         memo: list[bool] = []
 
         def german() -> bool:
-            # Read only for a run no list knows that scores above 0.3 (not every text has one):
-            # splitting the text into words cost ~80K instructions a KB.
+            # Read only where a run's score hangs on it: splitting the text costs ~80K a KB.
             if not memo:
                 memo.append(len(_GERMAN.intersection(text.lower().split())) >= 3)
             return memo[0]
@@ -311,18 +348,8 @@ class NameRules:
             self._score_run(found, text, run, lowered_text, german)
         return found
 
-    def _score_run(
-        self,
-        found: list[Candidate],
-        text: str,
-        run: list[tuple[int, int, str]],
-        lowered_text: bool,
-        german: Callable[[], bool],
-    ) -> None:
-        """Append the PERSON reading of one run of name-like tokens to `found`, if it has one."""
-        if len(run) == 1 and run[0][2] in self._never_alone:
-            return  # "The", "I", "Mr": most runs are one such word, so leave before any work
-        # Titles and function words at the edges are cues; a title stays in the span.
+    def _trim(self, text: str, run: list[NameToken]) -> tuple[int, list[NameToken]]:
+        """(A title's start or -1, the run without the titles and function words at its edges)."""
         title_start = -1
         while run:
             word = run[0][2]
@@ -335,21 +362,42 @@ class NameRules:
                 if not _sentence_initial(text[max(0, run[0][0] - 8) : run[0][0]]):
                     break
             run = run[1:]
-        never_alone = self._never_alone  # not-names, particles and titles, as tested here
-        while run and run[-1][2] in never_alone:
+        while run and run[-1][2] in self._never_alone:  # not-names, particles and titles
             run = run[:-1]
-        if not run:
-            return
-        # A run of many capitalised words is a heading or a title, not a name.
-        if len(run) > 4:
-            return
+        return title_start, run
+
+    def _score_run(
+        self,
+        found: list[Candidate],
+        text: str,
+        run: list[tuple[int, int, str]],
+        lowered_text: bool,
+        german: Callable[[], bool],
+    ) -> None:
+        """Append the PERSON reading of one run of name-like tokens to `found`, if it has one."""
+        if len(run) == 1:  # most runs: one word, with nothing to trim but itself
+            if run[0][2] in self._never_alone:
+                return  # "The", "I", "Mr": most runs are one such word, so leave before any work
+            title_start = -1
+        else:
+            title_start, run = self._trim(text, run)
+            if not run or len(run) > 4:
+                return  # a run of many capitalised words is a heading or a title, not a name
         start, end = run[0][0], run[-1][1]
-        words = [w for _, _, w in run if w not in _PARTICLES]
-        if not self._not_names.isdisjoint(words) or " ".join(words) in self._countries:
-            return
-        # Counted by map over the set's __contains__: no generator frame per run.
-        firsts = sum(map(self._first.__contains__, words))
-        lasts = sum(map(self._last.__contains__, words))
+        if len(run) > 1:
+            words = [w for _, _, w in run if w not in _PARTICLES]
+            if not self._not_names.isdisjoint(words) or " ".join(words) in self._countries:
+                return
+            # Counted by map over the set's __contains__: no generator frame per run.
+            firsts = sum(map(self._first.__contains__, words))
+            lasts = sum(map(self._last.__contains__, words))
+            english = sum(map(self._english.__contains__, words))
+        else:  # one word, neither a particle nor a not-name (trimmed): its counts are bools
+            word = run[0][2]
+            if word in self._countries:
+                return
+            words = [word]
+            firsts, lasts, english = word in self._first, word in self._last, word in self._english
         before = text[max(0, start - 32) : start]
         cue_words = _last_cue_words(before)
         last = cue_words[-1] if cue_words else ""
@@ -359,8 +407,6 @@ class NameRules:
         title = title_start >= 0
         strong = title or last in _STRONG_CUES or pair in _STRONG_CUES
         strong = strong or (last in _SPEECH and _is_speaker_tag(before, last))
-        cue = strong or last in _CUES or pair in _CUES or before.endswith("@")
-        cue = cue or _CUE_AFTER.match(text, end, end + 24) is not None
         initial = _sentence_initial(text[max(0, (title_start if title else start) - 8) : start])
         if len(words) >= 2:
             if words[0] in self._first or (firsts and lasts):
@@ -383,39 +429,52 @@ class NameRules:
             # sentence as the subject of a verb is mostly someone's name ("X is a 2001 film"
             # defines a thing, so "is a" does not count).
             score = max(score, 0.5)
-        english = sum(map(self._english.__contains__, words))
         if english == len(words) and not strong:
             # Every word is an everyday word ("Princess Royal", "Wisdom", "Guy"): weak evidence.
             score = 0.4 if firsts and not initial and len(words) == 1 else min(score, 0.3)
-        if score > 0.3 and not firsts and not strong and german():
-            score = 0.3  # "Frage", "Unternehmen": German nouns
-        if strong:
-            score += 0.45
-        elif cue and english < len(words):
-            score += 0.2
+        lone = len(words) == 1 and not strong
         # A lone word no name list knows ("Kubernetes", "Anthropic") needs a strong cue, a cue
         # only people take, or to open a sentence as a subject while unknown to BPE ("Muselk is").
-        if (
-            score > 0.45
-            and len(words) == 1
-            and not (strong or firsts or lasts or last in _PERSON_CUES or pair in _PERSON_CUES)
+        capped = (
+            lone
+            and not (firsts or lasts or last in _PERSON_CUES or pair in _PERSON_CUES)
             and not (subject and words[0] not in self._proper)
-        ):
-            score = 0.45
-        if run[0][2] in self._ambiguous and len(words) == 1 and not strong:
-            score = 0.0
-        if text[start:end].isupper() and len(words) == 1 and not strong:
-            score -= 0.2  # shouted words and acronyms
-        found.append(("PERSON", title_start if title else start, end, round(min(score, 0.95), 2)))
+        )
+        # A weak cue right before the run (its last cue words) or after it adds to its score.
+        bonus = not strong and english < len(words)
+        if bonus and not (last in _CUES or pair in _CUES or before.endswith("@")):
+            bonus = _CUE_AFTER.match(text, end, end + 24) is not None
+        shouted = lone and text[start:end].isupper()  # shouted words and acronyms
+        cues = (strong, bonus, capped, lone and run[0][2] in self._ambiguous, shouted)
+        final = _finish(score, *cues)
+        # "Frage", "Unternehmen": German nouns score 0.3. Whether the text is German is read
+        # only where that changes the outcome: splitting the text costs more than the rest.
+        if score > 0.3 and not firsts and not strong and final != _finish(0.3, *cues) and german():
+            final = _finish(0.3, *cues)
+        found.append(("PERSON", title_start if title else start, end, final))
+
+
+def _finish(score: float, strong: bool, bonus: bool, capped: bool, zero: bool, up: bool) -> float:
+    """A run's score as reported, from its evidence (`score`), cues and case (`up`: shouted)."""
+    if strong:
+        score += 0.45
+    elif bonus:
+        score += 0.2
+    if capped and score > 0.45:
+        score = 0.45
+    score = 0.0 if zero else score
+    return round(min(score - 0.2 if up else score, 0.95), 2)
 
 
 def _last_cue_words(before: str) -> list[str]:
     """The last two `_CUE_WORD` matches in `before`, lower-cased."""
-    lowered = before.lower()
-    if not lowered.isascii():
-        return _CUE_WORD.findall(lowered)[-2:]
+    if not before.isascii():
+        return _CUE_WORD.findall(before.lower())[-2:]
+    pieces = before.encode().translate(_CUE_BYTES).decode().split()
+    if "'" not in before:
+        return pieces[-2:]  # each piece is one a-z word
     found: list[str] = []
-    for piece in reversed(lowered.encode().translate(_CUE_BYTES).decode().split()):
+    for piece in reversed(pieces):
         found[:0] = _CUE_WORD.findall(piece) if "'" in piece else [piece]
         if len(found) >= 2:
             break

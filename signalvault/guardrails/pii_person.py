@@ -12,9 +12,11 @@ import gzip
 import json
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +28,7 @@ from signalvault.guardrails.pii_names import (
     WEAK_CUES,
     NameLexicon,
     NameRules,
+    NameToken,
     load_lexicon,
     name_tokens,
 )
@@ -61,19 +64,15 @@ _OTHER_WORDS = (
 _ENGLISH_FUNCTION = frozenset(_ENGLISH_WORDS.split())
 _OTHER_FUNCTION = frozenset(_OTHER_WORDS.split())
 # Cue words and pairs by the strongest class they belong to (features "pc=...").
-_CUE_RANK = {
-    **dict.fromkeys(WEAK_CUES, 1),
-    **dict.fromkeys(PERSON_CUES, 2),
-    **dict.fromkeys(STRONG_CUES, 3),
-}
+_CUE_RANK = dict.fromkeys(WEAK_CUES, 1) | dict.fromkeys(PERSON_CUES, 2)
+_CUE_RANK |= dict.fromkeys(STRONG_CUES, 3)
 _CUE_FEATURES = {1: "pc=weak", 2: "pc=person", 3: "pc=strong"}
 _PAIR_TAILS = frozenset(cue.split()[-1] for cue in _CUE_RANK if " " in cue)
 _CAMEL_PART = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])")
 
 
 class Token(NamedTuple):
-    """A candidate token. A tuple: one is made per candidate, three times faster than a frozen
-    dataclass."""
+    """A candidate token; a tuple: one is made per candidate (3x faster than a dataclass)."""
 
     start: int
     end: int
@@ -81,6 +80,15 @@ class Token(NamedTuple):
     lower: str
 
 
+def _candidates(text: str, tokens: list[NameToken]) -> list[Token]:
+    """The `name_tokens` but @handles (no names: the WNUT-17 convention), as `Token`s."""
+    new = tuple.__new__  # (NamedTuple's own __new__ is a Python function: 2.5x the cost)
+    return [
+        new(Token, (s, e, w, w.lower())) for s, e, w in tokens if not (s and text[s - 1] == "@")
+    ]
+
+
+_start = itemgetter(0)  # a Token's start
 _WORD_JOINS = frozenset("'\u2019-")
 
 
@@ -150,6 +158,9 @@ class PersonFeatures:
         self._gazetteers: dict[str, str] = {}
         self._words: dict[str, tuple[str, str, str]] = {}
         self._neighbours: dict[str, str] = {}
+        # A neighbour's features next to a token of a shape and gazetteer class, before and
+        # after it: four strings built once, whose hashes the weight lookups then find made.
+        self._side_features: dict[tuple[str, str, str], tuple[tuple[str, ...], ...]] = {}
 
     def word(self, word: str) -> tuple[str, str, str]:
         """(lower case, shape, gazetteer classes) of a word as written; cached, bounded."""
@@ -164,11 +175,7 @@ class PersonFeatures:
 
     def candidates(self, text: str, lowered_text: bool) -> list[Token]:
         """Tokens that may be (part of) a name; @handles are not (the WNUT-17 convention)."""
-        return [
-            Token(start, end, word, word.lower())
-            for start, end, word in name_tokens(text, self.lexicon, lowered_text)
-            if not (start and text[start - 1] == "@")
-        ]
+        return _candidates(text, name_tokens(text, self.lexicon, lowered_text))
 
     def gazetteer(self, lower: str) -> str:
         known = self._gazetteers.get(lower)
@@ -234,6 +241,17 @@ class PersonFeatures:
             self._neighbours[word] = known
         return known
 
+    def _sides(self, word: str, shape: str, gaz: str) -> tuple[tuple[str, ...], ...]:
+        """The features of `word` as the neighbour before and after a token (cached)."""
+        low, ws, wg = self.word(word)
+        own = self.neighbour(word)
+        before = ("p=" + low, f"psh={ws}|{shape}", f"pg={wg}|{gaz}", f"pown={own}|{shape}")
+        after = ("n=" + low, f"nsh={shape}|{ws}", f"ng={gaz}|{wg}", f"nown={shape}|{own}")
+        if len(self._side_features) > 4_000:  # (~0.75 KB an entry)
+            self._side_features.clear()  # bounded: a long-running gateway sees unbounded words
+        self._side_features[word, shape, gaz] = before, after
+        return before, after
+
     def _camel(self, word: str) -> str:
         """What the parts of a run-together word are, as hashtags and user names write names
         ("AlanPardew": a common first name, then a word that is no everyday word)."""
@@ -251,22 +269,22 @@ class PersonFeatures:
     def context(self, text: str, token: Token, lowered_text: bool, rule: float) -> list[str]:
         """The features of the token's place: sentence position, neighbours, cues, rules."""
         # The caches are read inline (a method call per word cost more than the lookup).
-        words, neighbours = self._words, self._neighbours
-        _, shape, gaz = words.get(token.word) or self.word(token.word)
+        sides = self._side_features
+        _, shape, gaz = self._words.get(token.word) or self.word(token.word)
         start = token.start
         initial = "i=True|" if _sentence_initial(text, start) else "i=False|"
-        feats = [initial + shape + "|" + gaz]
+        feats = [f"{initial}{shape}|{gaz}"]
         if lowered_text:
             feats.append("lowtext|" + gaz)
         if rule >= 0:
             bucket = str(min(9, int(rule * 10)))
             feats.append("r=" + bucket)
-            feats.append("r=" + bucket + "|" + shape)
+            feats.append(f"r={bucket}|{shape}")
         else:
             feats.append("r=none")
         if start and text[start - 1] == "#":
             feats.append("hash")
-            feats.append("hash|" + shape + "|" + gaz)
+            feats.append(f"hash|{shape}|{gaz}")
         if text[token.end : token.end + 2] in ("'s", "\u2019s"):
             feats.append("poss")
         before = _before(text, token.start)
@@ -274,12 +292,9 @@ class PersonFeatures:
             feats.append("p=<s>")
         else:
             b_start, b_end, b_word = before
-            b_lower, b_shape, b_gaz = words.get(b_word) or self.word(b_word)
+            feats += (sides.get((b_word, shape, gaz)) or self._sides(b_word, shape, gaz))[0]
+            b_lower = b_word.lower()
             gap = text[b_end : token.start].strip()
-            feats.append("p=" + b_lower)
-            feats.append("psh=" + b_shape + "|" + shape)
-            feats.append("pg=" + b_gaz + "|" + gaz)
-            feats.append("pown=" + (neighbours.get(b_word) or self.neighbour(b_word)) + "|" + shape)
             if gap:
                 feats.append("pgap=" + gap[:1])
             cue = _CUE_RANK.get(b_lower, 0)
@@ -294,12 +309,8 @@ class PersonFeatures:
             feats.append("n=</s>")
         else:
             a_word = after[2]
-            a_lower, a_shape, a_gaz = words.get(a_word) or self.word(a_word)
+            feats += (sides.get((a_word, shape, gaz)) or self._sides(a_word, shape, gaz))[1]
             gap = text[token.end : after[0]].strip()
-            feats.append("n=" + a_lower)
-            feats.append("nsh=" + shape + "|" + a_shape)
-            feats.append("ng=" + gaz + "|" + a_gaz)
-            feats.append("nown=" + shape + "|" + (neighbours.get(a_word) or self.neighbour(a_word)))
             if gap:
                 feats.append("ngap=" + gap[:1])
         return feats
@@ -375,24 +386,16 @@ class PersonModel:
 def rule_scores(rules: Sequence[Candidate], tokens: Sequence[Token]) -> list[float]:
     """For each token, the best score of a rule span holding it (-1.0 where none does).
 
-    Both lists are in text order and rule spans do not overlap, so one pass does it.
+    Both lists are in text order and tokens do not overlap (their ends rise with their starts),
+    so each rule span's tokens are found by bisection: a step per rule and per token it holds.
     """
-    if not rules:
-        return [-1.0] * len(tokens)
-    out, at, count = [], 0, len(rules)
-    for start, end, _, _ in tokens:  # (locals and no max(): this runs per candidate token)
-        while at < count and rules[at][2] <= start:
+    out = [-1.0] * len(tokens)
+    for _, rule_start, rule_end, score in rules:
+        at = bisect_left(tokens, rule_start, key=_start)
+        while at < len(tokens) and tokens[at][1] <= rule_end:
+            if score > out[at]:
+                out[at] = score
             at += 1
-        best = -1.0
-        j = at
-        while j < count:
-            _, rule_start, rule_end, score = rules[j]
-            if rule_start >= end:
-                break
-            if rule_start <= start and end <= rule_end and score > best:
-                best = score
-            j += 1
-        out.append(best)
     return out
 
 
@@ -449,10 +452,7 @@ class PersonDetector:
         if not tokens:
             return []
         ruled = self.rules.scan(text, tokens, lowered_text)
-        candidates = [
-            Token(s, e, w, w.lower()) for s, e, w in tokens if not (s and text[s - 1] == "@")
-        ]
-        scores = self.model.token_scores(text, ruled, candidates, lowered_text)
+        scores = self.model.token_scores(text, ruled, _candidates(text, tokens), lowered_text)
         found = [
             (kind, start, end, _shift(score, self.MODEL_THRESHOLD))
             for kind, start, end, score in self.model.spans(text, scores)
@@ -490,7 +490,8 @@ def _shift(probability: float, point: float) -> float:
 def _union(found: list[Candidate]) -> list[Candidate]:
     """Overlapping PERSON spans become one, at the best score: no part of a name is left out."""
     merged: list[Candidate] = []
-    for kind, start, end, score in sorted(found, key=lambda c: (c[1], -c[2])):
+    # By start (tuple order, no key function to call): spans of one start merge in any order.
+    for kind, start, end, score in sorted(found):
         if merged and start < merged[-1][2]:
             _, s, e, sc = merged[-1]
             merged[-1] = (kind, s, max(e, end), max(sc, score))
