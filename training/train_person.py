@@ -49,7 +49,8 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 0, "name_shape": 0}  # fmt: skip
+_NAME_SHAPE = {0: ("nl=", "nlg="), 1: ("nlg=",), 2: ("\0",)}  # feature prefixes left out
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -122,6 +123,8 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
     """Logistic regression by AdaGrad with L2, in a fixed order per epoch."""
     counts = Counter(f for feats, _ in data for f in set(feats))
     keep = {f for f, n in counts.items() if n >= settings["min_count"] or not f.startswith(LEXICAL)}
+    # The name-likeness of the word (pii_name_shape.py): none at 0, "nl=" at 1, "nlg=" too at 2.
+    keep -= {f for f in keep if f.startswith(_NAME_SHAPE[settings.get("name_shape", 0)])}
     rows = [([f for f in feats if f in keep], y) for feats, y in data]
     weights: dict[str, float] = {}
     squares: dict[str, float] = {}

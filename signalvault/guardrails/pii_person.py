@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from signalvault.guardrails.pii_checks import Candidate, is_lower_case
+from signalvault.guardrails.pii_name_shape import name_shape
 from signalvault.guardrails.pii_names import (
     PERSON_CUES,
     STRONG_CUES,
@@ -204,7 +205,7 @@ class PersonFeatures:
     def own_word(self, word: str) -> list[str]:
         lower, shape, gaz = self.word(word)
         feats = ["b", "w=" + lower, "s3=" + lower[-3:], "sh=" + shape, "g=" + gaz,
-                 "gs=" + gaz + "|" + shape]  # fmt: skip
+                 "gs=" + gaz + "|" + shape, *name_shape(lower, shape, gaz)]  # fmt: skip
         if shape == "xX":
             feats.append("cm=" + self._camel(word))
         if len(lower) > 3:
