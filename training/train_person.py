@@ -49,7 +49,7 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 0, "name_shape": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 1, "name_shape": 1}  # fmt: skip
 _NAME_SHAPE = {0: ("nl=", "nlg="), 1: ("nlg=",), 2: ("\0",)}  # feature prefixes left out
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
