@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import synthetic  # noqa: E402
-from heldout import is_fresh6  # noqa: E402
+from heldout import is_fresh7  # noqa: E402
 
 from signalvault.guardrails.pii_names import NameLexicon, NameRules, load_lexicon  # noqa: E402
 from signalvault.guardrails.pii_person import (  # noqa: E402
@@ -49,7 +49,8 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 1, "name_shape": 1}  # fmt: skip
+_NAME_SHAPE = {0: ("nl=", "nlg="), 1: ("nlg=",), 2: ("\0",)}  # feature prefixes left out
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
 
@@ -69,12 +70,12 @@ def person_spans(rec: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def records(data: Path, file: str, split: str | None) -> Iterator[dict[str, Any]]:
-    """The training records of one file: its `split`, less bench/heldout.py's fresh6 slice."""
+    """The training records of one file: its `split`, less bench/heldout.py's fresh7 slice."""
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
             rec = json.loads(line)
-            if is_fresh6(rec["text"]):
-                continue  # held out for measurement (bench/heldout.py, split `fresh6`)
+            if is_fresh7(rec["text"]):
+                continue  # held out for measurement (bench/heldout.py, split `fresh7`)
             if split is None or rec.get("meta", {}).get("btc_recommended_split") == split:
                 yield rec
 
@@ -122,6 +123,8 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
     """Logistic regression by AdaGrad with L2, in a fixed order per epoch."""
     counts = Counter(f for feats, _ in data for f in set(feats))
     keep = {f for f, n in counts.items() if n >= settings["min_count"] or not f.startswith(LEXICAL)}
+    # The name-likeness of the word (pii_name_shape.py): none at 0, "nl=" at 1, "nlg=" too at 2.
+    keep -= {f for f in keep if f.startswith(_NAME_SHAPE[settings.get("name_shape", 0)])}
     rows = [([f for f in feats if f in keep], y) for feats, y in data]
     weights: dict[str, float] = {}
     squares: dict[str, float] = {}
@@ -196,7 +199,7 @@ def build(data: Path) -> dict[str, Any]:
         "trained_by": "training/train_person.py",
         "settings": SETTINGS,
         "examples": len(train_rows),
-        "held_out": "records bench/heldout.is_fresh6 selects (split `fresh6`)",
+        "held_out": "records bench/heldout.is_fresh7 selects (split `fresh7`)",
         "positives": sum(y for _, y in train_rows),
         "data": {
             **{

@@ -1,0 +1,83 @@
+"""How much a word looks like a name by its letters alone: a logistic regression over the
+character 2- to 4-grams of the lower-cased word with its boundaries ("^ste", "eve$"), learnt
+from the name lists the package ships or depends on (first names and surnames of many
+languages) against everyday English words. Weights trained by training/train_name_shape.py
+and shipped in data/; pure Python, offline.
+
+The PERSON model reads the probability in five steps as a feature of the word's own
+(`nl=<step>`), so a name no labelled text showed still says what it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import math
+from importlib import resources
+from itertools import repeat
+from pathlib import Path
+
+MODEL_FILE = "pii_name_shape.json.gz"
+GRAMS = (2, 3, 4)
+STEPS = 5  # probability steps of the feature: 0-0.2 ... 0.8-1
+_ZEROS = repeat(0.0)  # the default of every weight lookup
+
+
+def grams(lower: str) -> list[str]:
+    """The character n-grams of a lower-cased word, its start and end marked."""
+    word = "^" + lower + "$"
+    size = len(word)
+    return [word[i : i + n] for n in GRAMS for i in range(size - n + 1)]
+
+
+class NameShape:
+    """Name-likeness of lower-cased words; cached per word (bounded)."""
+
+    def __init__(self, weights: dict[str, float], bias: float) -> None:
+        self._weights = weights
+        self._bias = bias
+        self._features: dict[tuple[str, str, str], list[str]] = {}
+
+    def probability(self, lower: str) -> float:
+        word = "^" + lower + "$"
+        size = len(word)
+        # The weights summed in C (map over the grams), in the order of grams(): same float.
+        found = [word[i : i + n] for n in GRAMS for i in range(size - n + 1)]
+        z = sum(map(self._weights.get, found, _ZEROS), self._bias)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def step(self, lower: str) -> int:
+        return min(STEPS - 1, int(self.probability(lower) * STEPS))
+
+    def features(self, lower: str, shape: str, gaz: str) -> list[str]:
+        """The PERSON model's features of the word: its step, with its shape, with its
+        gazetteer classes."""
+        key = (lower, shape, gaz)
+        known = self._features.get(key)
+        if known is None:
+            step = str(self.step(lower))
+            known = ["nl=" + step, "nl=" + step + "|" + shape, "nlg=" + step + "|" + gaz]
+            if len(self._features) > 50_000:
+                self._features.clear()  # a long-running gateway sees unbounded words
+            self._features[key] = known
+        return known
+
+
+def load(path: Path | None = None) -> tuple[NameShape, dict[str, object]]:
+    """The shipped scorer (or the one in `path`, in training) and its provenance."""
+    source = path or resources.files("signalvault.guardrails.data").joinpath(MODEL_FILE)
+    with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
+        model = json.load(handle)
+    weights = {k: float(v) for k, v in model["weights"].items()}
+    return NameShape(weights, float(model["bias"])), model["meta"]
+
+
+@functools.cache  # one per process, shared by every engine
+def shipped() -> NameShape:
+    return load()[0]
+
+
+def name_shape(lower: str, shape: str, gaz: str) -> list[str]:
+    """The name-likeness features of a word (see NameShape.features), from the shipped scorer."""
+    return shipped().features(lower, shape, gaz)
