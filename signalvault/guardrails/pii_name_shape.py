@@ -58,8 +58,11 @@ class NameShape:
         if known is None:
             step = str(self.step(lower))
             known = ["nl=" + step, "nl=" + step + "|" + shape, "nlg=" + step + "|" + gaz]
-            if len(self._features) > 50_000:
-                self._features.clear()  # a long-running gateway sees unbounded words
+            # Bounded small: the PERSON model keeps each word's own score itself, so this only
+            # spares the second look at a new word (as a candidate and as a neighbour); at 50,000
+            # entries (~400 bytes each) it would have held ~20 MiB in a long-running gateway.
+            if len(self._features) > 4_096:
+                self._features.clear()
             self._features[key] = known
         return known
 
