@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
-from train_person import write  # noqa: E402
+from train_person import write_or_check  # noqa: E402
 
 from signalvault.guardrails.pii_name_shape import MODEL_FILE, grams  # noqa: E402
 from signalvault.guardrails.pii_names import _census, _first_names, load_lexicon  # noqa: E402
@@ -174,15 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="fail if retraining changes the file")
     args = ap.parse_args(argv)
     model = build()
-    if args.check:
-        tmp = args.out.with_suffix(".check")
-        write(model, tmp)
-        same = tmp.read_bytes() == args.out.read_bytes()
-        tmp.unlink()
-        print("identical" if same else "DIFFERENT from the shipped scorer")
-        return 0 if same else 1
-    write(model, args.out)
-    print(f"{args.out}: {len(model['weights'])} weights; {model['meta']['held_out_tenth']}")
+    if not write_or_check(model, args.out, args.check):
+        return 1
+    if not args.check:
+        print(f"{args.out}: {len(model['weights'])} weights; {model['meta']['held_out_tenth']}")
     return 0
 
 

@@ -228,6 +228,20 @@ def write(model: dict[str, Any], out: Path) -> None:
         gz.write(payload)
 
 
+def write_or_check(model: dict[str, Any], out: Path, check: bool) -> bool:
+    """Write `model` to `out`, or with `check` compare what it would write with `out`, byte
+    for byte (nothing written); True unless the check found a difference."""
+    if not check:
+        write(model, out)
+        return True
+    tmp = out.with_suffix(".check")
+    write(model, tmp)
+    same = tmp.read_bytes() == out.read_bytes()
+    tmp.unlink()
+    print("identical" if same else f"DIFFERENT from the shipped {out.name}")
+    return same
+
+
 def fix_hash_seed() -> None:
     """Run this script again with PYTHONHASHSEED=0 unless it is so: Faker draws some values by
     iterating sets, so string hashing must not vary between runs (training, CV, error analysis)."""
@@ -251,15 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"no setting {key!r}; known: {', '.join(SETTINGS)}")
         SETTINGS[key] = type(SETTINGS[key])(value)
     model = build(args.data)
-    if args.check:
-        tmp = args.out.with_suffix(".check")
-        write(model, tmp)
-        same = tmp.read_bytes() == args.out.read_bytes()
-        tmp.unlink()
-        print("identical" if same else "DIFFERENT from the shipped model")
-        return 0 if same else 1
-    write(model, args.out)
-    print(f"{args.out}: {len(model['weights'])} weights from {model['meta']['examples']} examples")
+    if not write_or_check(model, args.out, args.check):
+        return 1
+    if not args.check:
+        print(
+            f"{args.out}: {len(model['weights'])} weights from {model['meta']['examples']} examples"
+        )
     return 0
 
 
