@@ -8,7 +8,7 @@ of characters, one token (~4 characters) per event. This builds such an OpenAI c
 shared bench ticket's text, repeated to `--chars`), one event per chunk, and feeds it through
 the relay's reader (`EventReader`) and `StreamGuard` under the default policy, as the gateway
 does: the guard's hold-back windows judge the rules that block or redact (secrets), the rules
-that only log (PII, injection) read the whole text once at the end. It prints the CPU time per
+that only log (PII on output) read the whole text once at the end. It prints the CPU time per
 stream of: the whole path; the reader alone; reader and guard with an engine that finds nothing
 without scanning (event handling); one scan of the whole answer as a JSON response gets it; and
 how many scans ran over how many characters (hold-back windows overlap: each scan re-reads up to
