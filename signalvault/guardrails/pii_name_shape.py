@@ -40,11 +40,8 @@ class NameShape:
         self._features: dict[tuple[str, str, str], list[str]] = {}
 
     def probability(self, lower: str) -> float:
-        word = "^" + lower + "$"
-        size = len(word)
         # The weights summed in C (map over the grams), in the order of grams(): same float.
-        found = [word[i : i + n] for n in GRAMS for i in range(size - n + 1)]
-        z = sum(map(self._weights.get, found, _ZEROS), self._bias)
+        z = sum(map(self._weights.get, grams(lower), _ZEROS), self._bias)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def step(self, lower: str) -> int:
@@ -79,8 +76,3 @@ def load(path: Path | None = None) -> tuple[NameShape, dict[str, object]]:
 @functools.cache  # one per process, shared by every engine
 def shipped() -> NameShape:
     return load()[0]
-
-
-def name_shape(lower: str, shape: str, gaz: str) -> list[str]:
-    """The name-likeness features of a word (see NameShape.features), from the shipped scorer."""
-    return shipped().features(lower, shape, gaz)

@@ -3,7 +3,7 @@ deterministic, and it reads names from their letters."""
 
 from __future__ import annotations
 
-from signalvault.guardrails.pii_name_shape import STEPS, grams, load, name_shape, shipped
+from signalvault.guardrails.pii_name_shape import STEPS, grams, load, shipped
 
 
 def test_grams_mark_the_word_edges():
@@ -27,7 +27,7 @@ def test_orders_obvious_names_above_obvious_words():
 
 
 def test_features_are_steps_and_cached():
-    first = name_shape("okafor", "Xx", "none")
+    first = shipped().features("okafor", "Xx", "none")
     assert first == [f"nl={STEPS - 1}", f"nl={STEPS - 1}|Xx", f"nlg={STEPS - 1}|none"]
-    assert name_shape("okafor", "Xx", "none") is first
-    assert name_shape("weekend", "Xx", "eng")[0] == "nl=0"
+    assert shipped().features("okafor", "Xx", "none") is first
+    assert shipped().features("weekend", "Xx", "eng")[0] == "nl=0"
