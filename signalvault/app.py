@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from signalvault.agents.capture import ToolEvents
 from signalvault.config import Secret, Settings
 from signalvault.control.body_limit import within
@@ -31,11 +29,12 @@ from signalvault.gateway.asgi import Receive, Scope, Send
 from signalvault.gateway.limits import Limits, open_limiter
 from signalvault.gateway.live_screen import LiveScreen
 from signalvault.gateway.metrics import Metrics
-from signalvault.gateway.providers import Router, new_client_session
+from signalvault.gateway.providers import Router
 from signalvault.gateway.proxy import Proxy
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.upstream import Upstream
+from signalvault.gateway.upstream.http1 import Client
 from signalvault.guardrails.engine import Engine
 from signalvault.guardrails.policy import Policy
 from signalvault.store import Store
@@ -103,7 +102,7 @@ class GatewayApp:
             settings.providers, self._client, credentials=self._stored_credential
         )
         self.services: Services | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session: Client | None = None
         self._proxy: Proxy | None = None
         self._mcp: McpEndpoint | None = None  # /mcp/<name>, when [[mcp_servers]] are configured
         self.telemetry: SpanExport | None = None  # OTLP export, when [telemetry] names a collector
@@ -188,7 +187,7 @@ class GatewayApp:
             self.alerts.start()
         if self.settings.store.spool_dir is not None:
             await self._open_spool(self.settings.store.spool_dir)
-        self._session = new_client_session()
+        self._session = Client()
         tokens = TokenCounter()
         await asyncio.to_thread(tokens.warm)
         live = await asyncio.to_thread(
@@ -391,7 +390,7 @@ class GatewayApp:
             return None
         return self.services.credentials.resolve(provider, environment)
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _client(self) -> Client:
         assert self._session is not None
         return self._session
 

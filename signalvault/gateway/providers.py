@@ -1,13 +1,11 @@
 """Configured providers, routing from a requested model to ordered targets, and the one pooled
-HTTP client per process that talks to them (aiohttp: httpx is far slower under concurrency)."""
+HTTP client per process that talks to them (`upstream.http1`)."""
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import aiohttp
 
 from signalvault import __version__
 from signalvault.config import ProviderSettings, Secret, Settings
@@ -130,20 +128,3 @@ class Router:
                     if not any(ch in glob for ch in "*?["):
                         seen.setdefault(glob, provider.name)
         return sorted(seen.items())
-
-
-def new_client_session() -> aiohttp.ClientSession:
-    """The process-wide pooled client; create inside the running event loop (lifespan)."""
-    connector = aiohttp.TCPConnector(
-        limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        # No Accept-Encoding upstream: bodies arrive uncompressed and streams readable in flight.
-        skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        # Each call passes its provider's timeouts (gateway/upstream); these are fallbacks.
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        # One client serves every caller: a cookie one provider answer sets must not ride along
-        # on another caller's request (aiohttp's default jar keeps and resends them).
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )

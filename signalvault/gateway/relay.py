@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-import aiohttp
-
 from signalvault.errors import HTTPError, ProviderError
 from signalvault.gateway import safe_json
 from signalvault.gateway.asgi import Receive, Send, send_error
@@ -17,6 +15,7 @@ from signalvault.gateway.request_body import ClientGone
 from signalvault.gateway.screening import Screen
 from signalvault.gateway.tokens import TokenCounter
 from signalvault.gateway.tool_side import ToolSide
+from signalvault.gateway.upstream.http1 import Response, UpstreamError
 from signalvault.gateway.wire import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_STREAM_BYTES,
@@ -72,7 +71,7 @@ class Relay:
         self,
         send: Send,
         interaction: Interaction,
-        response: aiohttp.ClientResponse,
+        response: Response,
         data: bytes,
         parsed: Any,
         redactor: Redactor,
@@ -153,7 +152,7 @@ class Relay:
         send: Send,
         receive: Receive,
         interaction: Interaction,
-        response: aiohttp.ClientResponse,
+        response: Response,
         payload: dict[str, Any],
         redactor: Redactor,
         screen: Screen,
@@ -185,7 +184,7 @@ class Relay:
                     "headers": response_headers(response, interaction.id, "text/event-stream"),
                 }
             )
-            async for chunk in response.content.iter_any():
+            async for chunk in response.iter_any():
                 events = assembler.feed(chunk)  # the stream's one reader
                 if assembler.is_broken:
                     raise BrokenStream  # before any byte of this chunk reaches the caller
@@ -204,7 +203,7 @@ class Relay:
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError, ConnectionError, BrokenStream) as exc:
+        except (UpstreamError, BrokenStream) as exc:
             outcome = STREAM_CUT
             if between_events:
                 # Said in the caller's stream, whose SDK raises it, and the answer ends: left
@@ -287,7 +286,7 @@ class Relay:
 
 
 def response_headers(
-    response: aiohttp.ClientResponse, request_id: str, default_type: str
+    response: Response, request_id: str, default_type: str
 ) -> list[tuple[bytes, bytes]]:
     is_stream = default_type == "text/event-stream"
     # A JSON answer goes out as the JSON the gateway read or rebuilt, whatever the provider

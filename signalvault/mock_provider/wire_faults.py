@@ -72,7 +72,7 @@ class WireFaultServer:
         self.bodies.append(body)
         faults = _faults(body)
         answer = _Collected(writer, faults)
-        gone = asyncio.ensure_future(reader.read(1))  # aiohttp never pipelines: data means EOF
+        gone = asyncio.ensure_future(reader.read(1))  # the gateway never pipelines: data means EOF
 
         async def receive() -> Message:
             if not answer.body_delivered:

@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
 from signalvault.agents.telemetry.ids import traceparent_of
 from signalvault.config import ProviderSettings, Secret
 from signalvault.errors import (
@@ -28,6 +26,7 @@ from signalvault.errors import (
 from signalvault.gateway import safe_json
 from signalvault.gateway.providers import Target
 from signalvault.gateway.upstream.breaker import Breaker, BreakerPolicy, Breakers, Clock, Permit
+from signalvault.gateway.upstream.http1 import Client, Response, Timeouts, UpstreamError
 from signalvault.gateway.upstream.retry import RetryPolicy, is_retryable_status, parse_retry_after
 from signalvault.trail.audit import Interaction
 
@@ -42,8 +41,7 @@ CredentialLookup = Callable[[str, str | None], Secret | None]
 
 @dataclass(frozen=True, slots=True)
 class _Limits:
-    timeout: aiohttp.ClientTimeout  # sock_read is the first-byte timeout until the head arrives
-    idle_seconds: float
+    timeouts: Timeouts
     retry: RetryPolicy
     max_body: int  # bytes of a non-streamed answer read at most
     max_event: int  # bytes of one stream event held at most
@@ -63,7 +61,7 @@ class Answer:
     """A provider response to relay: a stream still to be read, or a body already read."""
 
     target: Target
-    response: aiohttp.ClientResponse
+    response: Response
     is_stream: bool
     permits: list[tuple[Breaker, Permit]] = field(default_factory=list)  # a stream's, unjudged
     body: bytes = b""  # a non-streamed answer's body, read within `max_response_bytes`
@@ -96,14 +94,14 @@ class Upstream:
     def __init__(
         self,
         providers: tuple[ProviderSettings, ...],
-        session: Callable[[], aiohttp.ClientSession],
+        client: Callable[[], Client],
         *,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         credentials: CredentialLookup | None = None,
     ) -> None:
-        self._session = session
+        self._client = client
         self._credentials = credentials
         self._clock = clock
         self._sleep = sleep
@@ -270,27 +268,24 @@ class Upstream:
         url: str,
         body: bytes,
         headers: dict[str, str],
-    ) -> tuple[aiohttp.ClientResponse, bytes, Any] | str:
+    ) -> tuple[Response, bytes, Any] | str:
         """One HTTP call: the response, its body (empty for a stream to relay) and a success's
         parsed body (else None), or the kind of error that ended it. A success must be a JSON
         object the gateway can screen and re-emit (see `safe_json`): anything else is an
         `invalid_answer`, retried like an error.
         A body over `max_response_bytes` is an `answer_too_large`, whatever its status."""
         try:
-            response = await self._session().post(
-                url, data=body, headers=headers, timeout=limits.timeout
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return _error_kind(exc, before_head=True)
+            response = await self._client().post(url, body, headers, limits.timeouts)
+        except UpstreamError as exc:
+            return exc.kind
         interaction.ttfb_ms = interaction.elapsed_ms()
-        _use_idle_timeout(response, limits.idle_seconds)
         if _is_stream(interaction, response):
             return response, b"", None
         try:
             data = await _read_within(response, limits.max_body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except UpstreamError as exc:
             response.close()
-            return _error_kind(exc, before_head=False)
+            return exc.kind
         if data is None:
             response.close()  # the rest is never read: memory stays bounded by the cap
             return ANSWER_TOO_LARGE
@@ -305,7 +300,7 @@ class Upstream:
         return response, data, parsed
 
 
-async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+async def _read_within(response: Response, limit: int) -> bytes | None:
     """The whole body, or None as soon as it is known to be longer than `limit` bytes (by its
     announced length, or by what arrived, whichever comes first)."""
     announced = response.content_length
@@ -313,7 +308,7 @@ async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | 
         return None
     parts: list[bytes] = []
     size = 0
-    while chunk := await response.content.read(_READ_SIZE):
+    while chunk := await response.read(_READ_SIZE):
         size += len(chunk)
         if size > limit:
             return None
@@ -329,36 +324,13 @@ def _json_object(data: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _is_stream(interaction: Interaction, response: aiohttp.ClientResponse) -> bool:
+def _is_stream(interaction: Interaction, response: Response) -> bool:
     content_type = response.headers.get("content-type", "")
     return (
         interaction.is_stream
         and response.status == 200
         and content_type.startswith("text/event-stream")
     )
-
-
-def _use_idle_timeout(response: aiohttp.ClientResponse, seconds: float) -> None:
-    """Until the head arrived, aiohttp's sock_read timer bounded the wait for the first byte;
-    from here it bounds the silence between chunks (aiohttp re-arms it on every socket read)."""
-    connection = response.connection
-    protocol = connection.protocol if connection is not None else None
-    if protocol is None or response.content.is_eof():
-        return  # body complete: aiohttp already dropped the timer, and must not re-arm it
-    protocol.read_timeout = seconds
-    protocol.start_timeout()
-
-
-def _error_kind(exc: BaseException, *, before_head: bool) -> str:
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "connect_timeout"
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return "first_byte_timeout" if before_head else "idle_timeout"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect_error"
-    return "connection_error"
 
 
 def _error_for(kind: str) -> HTTPError:
@@ -373,13 +345,12 @@ def _error_for(kind: str) -> HTTPError:
 
 def _limits(p: ProviderSettings) -> _Limits:
     return _Limits(
-        timeout=aiohttp.ClientTimeout(
+        timeouts=Timeouts(
             total=p.timeout_seconds,
             connect=p.connect_timeout_seconds,
-            sock_connect=p.connect_timeout_seconds,
-            sock_read=p.first_byte_timeout_seconds,
+            first_byte=p.first_byte_timeout_seconds,
+            idle=p.idle_timeout_seconds,
         ),
-        idle_seconds=p.idle_timeout_seconds,
         max_body=p.max_response_bytes,
         max_event=p.max_event_bytes,
         max_stream=p.max_stream_bytes,
