@@ -29,6 +29,7 @@ class Server:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.connections = 0
+        self.hangups = 0  # connections the client closed
         self.heads: list[bytes] = []
         self.writers: list[asyncio.StreamWriter] = []
 
@@ -41,7 +42,9 @@ class Server:
                 length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
                 await reader.readexactly(length)
                 await self.handler(reader, writer, len(self.heads))
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except asyncio.IncompleteReadError:
+            self.hangups += 1
+        except ConnectionError:
             pass
         finally:
             writer.close()
@@ -127,6 +130,23 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_without_an_error():
             assert (await call(client, url))[0] == 200
             await client.close()
         assert server.connections == 2
+
+    run(test)
+
+
+def test_connections_idle_past_the_keep_alive_period_are_closed():
+    async def test() -> None:
+        server = Server(answer())
+        async with server as url:
+            client = Client(keepalive_seconds=0.2)
+            responses = [await client.post(url, b"{}", {}, FAST) for _ in range(3)]  # a burst
+            for response in responses:
+                await body_of(response)
+            await asyncio.sleep(0.1)
+            assert server.hangups == 0
+            await asyncio.sleep(0.5)
+            assert (server.connections, server.hangups) == (3, 3)
+            await client.close()
 
     run(test)
 

@@ -291,6 +291,7 @@ class Client:
         self._origins: dict[str, _Origin] = {}
         self._tls = tls  # None: the system's CAs, made at the first https call
         self._closed = False
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def post(
         self, url: str, body: bytes, headers: dict[str, str], timeouts: Timeouts
@@ -324,9 +325,27 @@ class Client:
             seconds = min(seconds, int(said.group(1)) - 1.0)
         conn.expires = time.monotonic() + seconds
         self._idle.setdefault(key, []).append(conn)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(self._keepalive, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close what stayed idle past its time, or what the server closed: after a burst the
+        pool shrinks back instead of holding the burst's connections open. Runs, every
+        keep-alive period, while anything is pooled."""
+        self._sweeper = None
+        now = time.monotonic()
+        for idle in self._idle.values():
+            for conn in idle:
+                if not conn.is_reusable(now):
+                    conn.close()
+            idle[:] = [conn for conn in idle if not conn.closed]
+        if any(self._idle.values()):
+            self._sweeper = asyncio.get_running_loop().call_later(self._keepalive, self._sweep)
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
