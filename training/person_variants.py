@@ -7,6 +7,8 @@ Inference: signalvault/guardrails/pii_person_doc.py.
 from __future__ import annotations
 
 import math
+import random
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +17,9 @@ from signalvault.guardrails.pii_person import OWN_GATE, PersonFeatures, Token, r
 from signalvault.guardrails.pii_person_doc import SECOND, doc_features, stack_features
 
 Example = tuple[list[str], int]
+# Lower-cased name words never drawn by `augmented`: cv_person.py --novel sets the scanned
+# fold's names here, so the novel-name folds stay novel (no scanned name is a training PERSON).
+EXCLUDE: set[str] = set()
 # A record's candidates: (text, tokens, rule scores, rows, number of own features of each row).
 Record = tuple[str, list[Token], list[float], list[Example], list[int]]
 
@@ -81,3 +86,56 @@ def fit_stacked(
     first_rows = base[0] + base[1]
     second = {SECOND + f: w for f, w in train(second_rows, settings).items()}
     return {**train(first_rows, settings), **second}, first_rows
+
+
+def _styled(name: str, like: str) -> str:
+    """`name` in the case of the span it replaces."""
+    if like.islower():
+        return name.lower()
+    if like.isupper() and len(like) > 1:
+        return name.upper()
+    return name
+
+
+def augmented(
+    recs: list[dict[str, Any]],
+    spans: Callable[[dict[str, Any]], list[tuple[int, int]]],
+    seed: int = 20261207,
+) -> list[dict[str, Any]]:
+    """Mention replacement (variant A1): each corpus record with a PERSON span, once more with
+    every such span replaced by a Faker name of the synthetic sentences' locales, in its case."""
+    from faker import Faker
+    from synthetic import LOCALES
+
+    rng = random.Random(seed)
+    fakers = [Faker(loc) for loc in LOCALES]
+    for n, fake in enumerate(fakers):
+        fake.seed_instance(seed + n)
+    out = []
+    for rec in recs:
+        gold = sorted(spans(rec))
+        if not gold or str(rec.get("id", "")).startswith("synthetic-"):
+            continue
+        text, pieces, entities, cursor = rec["text"], [], [], 0
+        for start, end in gold:
+            if start < cursor:
+                continue  # overlapping spans: the first one is replaced
+            fake = rng.choice(fakers)
+            words = len(text[start:end].split())
+            name = ""
+            while not name or EXCLUDE & set(re.findall(r"\w+", name.lower())):
+                if words > 1:
+                    name = f"{fake.first_name()} {fake.last_name()}"
+                else:
+                    name = fake.first_name() if rng.random() < 0.6 else fake.last_name()
+            name = _styled(name, text[start:end])
+            pieces.append(text[cursor:start])
+            at = sum(map(len, pieces))
+            pieces.append(name)
+            entities.append({"start": at, "end": at + len(name), "type": "PERSON", "value": name})
+            cursor = end
+        pieces.append(text[cursor:])
+        meta = rec.get("meta", {})
+        out.append({"id": f"{rec.get('id')}-aug", "text": "".join(pieces),
+                    "entities": entities, "meta": meta})  # fmt: skip
+    return out

@@ -50,7 +50,8 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 1, "name_shape": 1, "doc": 0, "stack": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 1, "name_shape": 1, "doc": 0, "stack": 0,
+            "augment": 0}  # fmt: skip
 _NAME_SHAPE = {0: ("nl=", "nlg="), 1: ("nlg=",), 2: ("\0",)}  # feature prefixes left out
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
@@ -186,6 +187,8 @@ def fit(
     # The neighbour features read a word-only model. Each half of the records reads the one
     # trained on the other half (cross-fitting: a model scoring its own training words would
     # look surer than it is on new text); the shipped one is trained on all records.
+    if SETTINGS.get("augment"):  # names the corpora never wrote, in their contexts (A1)
+        recs = recs + person_variants.augmented(recs, person_spans)
     halves = [recs[0::2], recs[1::2]]
     train_rows: list[Example] = []
     stacked = []
