@@ -97,13 +97,35 @@ def _styled(name: str, like: str) -> str:
     return name
 
 
+_PLACES_AND_FIRMS = ("LOCATION", "ORGANIZATION")  # replaced too with `augment` 2 (A2)
+
+
+def _spans_to_replace(
+    rec: dict[str, Any], spans: Callable[[dict[str, Any]], list[tuple[int, int]]], level: int
+) -> list[tuple[int, int, str]]:
+    """(start, end, type) of the spans `augmented` replaces, in text order; handles left out."""
+    out = [(s, e, "PERSON") for s, e in spans(rec)]
+    if level > 1:
+        text = rec["text"]
+        out += [
+            (e["start"], e["end"], e["type"])
+            for e in rec["entities"]
+            if e["type"] in _PLACES_AND_FIRMS
+            and not e["value"].lstrip().startswith("@")
+            and not text[max(0, e["start"] - 2) : e["start"]].strip().endswith("@")
+        ]
+    return sorted(out)
+
+
 def augmented(
     recs: list[dict[str, Any]],
     spans: Callable[[dict[str, Any]], list[tuple[int, int]]],
+    level: int = 1,
     seed: int = 20261207,
 ) -> list[dict[str, Any]]:
     """Mention replacement (variant A1): each corpus record with a PERSON span, once more with
-    every such span replaced by a Faker name of the synthetic sentences' locales, in its case."""
+    every such span replaced by a Faker name of the synthetic sentences' locales, in its case.
+    `level` 2 (A2): LOCATION and ORGANIZATION spans too, by Faker cities and companies."""
     from faker import Faker
     from synthetic import LOCALES
 
@@ -113,16 +135,20 @@ def augmented(
         fake.seed_instance(seed + n)
     out = []
     for rec in recs:
-        gold = sorted(spans(rec))
+        gold = _spans_to_replace(rec, spans, level)
         if not gold or str(rec.get("id", "")).startswith("synthetic-"):
             continue
         text, pieces, entities, cursor = rec["text"], [], [], 0
-        for start, end in gold:
+        for start, end, kind in gold:
             if start < cursor:
                 continue  # overlapping spans: the first one is replaced
             fake = rng.choice(fakers)
             words = len(text[start:end].split())
             name = ""
+            if kind == "LOCATION":
+                name = fake.city()
+            elif kind == "ORGANIZATION":
+                name = fake.company()
             while not name or EXCLUDE & set(re.findall(r"\w+", name.lower())):
                 if words > 1:
                     name = f"{fake.first_name()} {fake.last_name()}"
@@ -132,7 +158,8 @@ def augmented(
             pieces.append(text[cursor:start])
             at = sum(map(len, pieces))
             pieces.append(name)
-            entities.append({"start": at, "end": at + len(name), "type": "PERSON", "value": name})
+            if kind == "PERSON":
+                entities.append({"start": at, "end": at + len(name), "type": kind, "value": name})
             cursor = end
         pieces.append(text[cursor:])
         meta = rec.get("meta", {})

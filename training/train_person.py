@@ -188,7 +188,7 @@ def fit(
     # trained on the other half (cross-fitting: a model scoring its own training words would
     # look surer than it is on new text); the shipped one is trained on all records.
     if SETTINGS.get("augment"):  # names the corpora never wrote, in their contexts (A1)
-        recs = recs + person_variants.augmented(recs, person_spans)
+        recs = recs + person_variants.augmented(recs, person_spans, SETTINGS["augment"])
     halves = [recs[0::2], recs[1::2]]
     train_rows: list[Example] = []
     stacked = []
