@@ -47,7 +47,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import person_variants
 import train_person
 from train_person import corpus_records, fit, person_spans
 
@@ -133,7 +132,6 @@ def cross_validate(data: Path, folds: int, by_corpus: bool = False, novel: bool 
                 for r, f, t in zip(recs, assigned, tokens, strict=True)
                 if f != fold and not t & seen
             ]
-            person_variants.EXCLUDE = seen  # augmentation (A1) draws none of them either
             dropped = sum(f != fold for f in assigned) - len(train)
             print(f"fold {fold + 1}: {dropped} training records dropped", file=sys.stderr)
         else:

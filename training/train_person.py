@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import person_variants  # noqa: E402
 import synthetic  # noqa: E402
 from heldout import is_fresh8  # noqa: E402
 
@@ -50,8 +49,7 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 1, "name_shape": 1, "doc": 0, "stack": 0,
-            "augment": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 1, "name_shape": 1}  # fmt: skip
 _NAME_SHAPE = {0: ("nl=", "nlg="), 1: ("nlg=",), 2: ("\0",)}  # feature prefixes left out
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
@@ -109,10 +107,6 @@ def own_examples(
 def examples(
     feats: PersonFeatures, rules: NameRules, recs: list[dict[str, Any]]
 ) -> Iterator[Example]:
-    if SETTINGS.get("doc"):  # with the document-level features (fifth round, variant D1)
-        for record in person_variants.record_rows(feats, rules, recs, person_spans, True):
-            yield from record[3]
-        return
     for rec in recs:
         for token, rule, label, lowered in labelled_tokens(feats, rules, rec):
             yield feats.own(token) + feats.context(rec["text"], token, lowered, rule), label
@@ -187,22 +181,11 @@ def fit(
     # The neighbour features read a word-only model. Each half of the records reads the one
     # trained on the other half (cross-fitting: a model scoring its own training words would
     # look surer than it is on new text); the shipped one is trained on all records.
-    if SETTINGS.get("augment"):  # names the corpora never wrote, in their contexts (A1)
-        recs = recs + person_variants.augmented(recs, person_spans, SETTINGS["augment"])
     halves = [recs[0::2], recs[1::2]]
     train_rows: list[Example] = []
-    stacked = []
     for half, other in ((0, 1), (1, 0)):
         feats = PersonFeatures(lexicon, own_model(lexicon, rules, halves[other]))
-        if SETTINGS.get("stack"):  # a second pass over the first's probabilities (variant S1)
-            doc = bool(SETTINGS.get("doc"))
-            rows = person_variants.record_rows(feats, rules, halves[half], person_spans, doc)
-            stacked.append((feats, list(rows)))
-        else:
-            train_rows.extend(examples(feats, rules, halves[half]))
-    if stacked:
-        main, train_rows = person_variants.fit_stacked(stacked, train, SETTINGS)
-        return {**main, **own_model(lexicon, rules, recs)}, train_rows
+        train_rows.extend(examples(feats, rules, halves[half]))
     return {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs)}, train_rows
 
 
