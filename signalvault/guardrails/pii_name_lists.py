@@ -77,5 +77,5 @@ def census(name: str, pool: dict[str, str] | None = None) -> frozenset[str]:
     """One of the US Census 1990 name lists shipped by `names` (most frequent first)."""
     share = ({} if pool is None else pool).setdefault
     with resources.files("names").joinpath(name).open(encoding="ascii") as lines:
-        words = (line.split()[0].lower() for line in lines if line.strip())
-        return frozenset(share(word, word) for word in words)
+        words = [line.split()[0].lower() for line in lines if line.strip()]
+    return frozenset(map(share, words, words))
