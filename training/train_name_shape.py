@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT / "training"))
 
 from train_person import write_or_check  # noqa: E402
 
+from signalvault.guardrails.pii_name_lists import census, first_names  # noqa: E402
 from signalvault.guardrails.pii_name_shape import MODEL_FILE, grams  # noqa: E402
-from signalvault.guardrails.pii_names import _census, _first_names, load_lexicon  # noqa: E402
+from signalvault.guardrails.pii_names import load_lexicon  # noqa: E402
 
 SETTINGS = {"epochs": 8, "rate": 0.1, "l2": 1e-6, "min_count": 5, "seed": 1, "prune": 0.1}
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
@@ -74,9 +75,9 @@ def faker_names() -> set[str]:
 def word_lists() -> tuple[list[str], list[str]]:
     """(names, everyday words), sorted; a word on both lists is on neither."""
     lexicon = load_lexicon()
-    names = set(_first_names()) | faker_names()
-    for census in ("dist.all.last", "dist.male.first", "dist.female.first"):
-        names |= _census(census)
+    names = set(first_names()) | faker_names()
+    for table in ("dist.all.last", "dist.male.first", "dist.female.first"):
+        names |= census(table)
     names = {part for name in names for part in _parts(name)}
     words = {w for w in lexicon.english if w.isalpha() and len(w) > 1}
     return sorted(names - words), sorted(words - names)

