@@ -36,11 +36,11 @@ from signalvault.guardrails.pii_names import (
 
 MODEL_FILE = "pii_person_model.json.gz"
 _SENTENCE_END = frozenset(".!?\n")
-OWN_GATE = -2.8  # own-word score below which context is not read (see PersonModel); set
-# where no finding changed on the labelled texts of ../shared/eval and bench/heldout.py with
-# the model of its time; with the current one (2026-12-07, fresh7 held out; 0.6 / 0.2) it
-# differs on 1 of 18,031 texts without the gate (one name a word longer; texts: the training
-# records, the synthetic sentences, the Presidio files and bench/heldout.py's tune sets)
+OWN_GATE = -2.8  # own-word score below which context is not read (see PersonModel); set where
+# no finding changed on ../shared/eval's and bench/heldout.py's labelled texts with the model of
+# its time; with the current one (2026-12-07, fresh7 held out; 0.6 / 0.2) it differs on 1 of
+# 18,031 texts (one name a word longer; training records, synthetic, Presidio and tune sets)
+WORD_CACHE = 8_192  # words a per-word cache holds (~300 B each: 50k held 17 MiB), then restarts
 _JOINS = frozenset([" ", "-", ". "])  # between the tokens of one name: "Mary-Jane", "J. Smith"
 # Closed-class words (articles, pronouns, prepositions, conjunctions, auxiliaries) of English
 # and of the other languages common in tweets: capitalised ("LE", "Te"), they are still no name.
@@ -169,7 +169,7 @@ class PersonFeatures:
         if known is None:
             lower = word.lower()
             known = (lower, _shape(word), self.gazetteer(lower))
-            if len(self._words) > 50_000:
+            if len(self._words) >= WORD_CACHE:
                 self._words.clear()  # a long-running gateway sees unbounded words
             self._words[word] = known
         return known
@@ -200,7 +200,7 @@ class PersonFeatures:
             if lower in words
         ]
         known = "+".join(flags) or "none"
-        if len(self._gazetteers) > 50_000:
+        if len(self._gazetteers) >= WORD_CACHE:
             self._gazetteers.clear()  # bounded: a long-running gateway sees unbounded words
         self._gazetteers[lower] = known
         return known
@@ -237,7 +237,7 @@ class PersonFeatures:
                 weights = self._own_weights
                 z = sum(weights.get("own:" + f, 0.0) for f in self.own_word(word))
                 known = "0" if z < -2.0 else "1" if z < 0.0 else "2" if z < 2.0 else "3"
-            if len(self._neighbours) > 50_000:
+            if len(self._neighbours) >= WORD_CACHE:
                 self._neighbours.clear()  # bounded: a long-running gateway sees unbounded words
             self._neighbours[word] = known
         return known
@@ -349,7 +349,7 @@ class PersonModel:
             z = own_scores.get(token.word)
             if z is None:
                 z = sum(get(f, 0.0) for f in self.features.own(token))
-                if len(own_scores) > 50_000:
+                if len(own_scores) >= WORD_CACHE:
                     own_scores.clear()
                 own_scores[token.word] = z
             if z < OWN_GATE and rule < 0.5:
