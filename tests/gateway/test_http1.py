@@ -119,13 +119,24 @@ def test_a_connection_the_server_will_close_is_not_reused(extra: bytes):
     run(test)
 
 
-def test_a_pooled_connection_the_server_dropped_is_replaced_without_an_error():
+def _drop(writer: asyncio.StreamWriter) -> None:
+    writer.close()  # the provider's idle timeout
+
+
+def _speak_unasked(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("disturb", [_drop, _speak_unasked], ids=["dropped", "unasked-bytes"])
+def test_a_pooled_connection_the_server_disturbed_is_replaced_without_an_error(
+    disturb: Callable[[asyncio.StreamWriter], None],
+):
     async def test() -> None:
         server = Server(answer())
         async with server as url:
             client = Client()
             await call(client, url)
-            server.writers[0].close()  # the provider's idle timeout
+            disturb(server.writers[0])
             await asyncio.sleep(0.05)
             assert (await call(client, url))[0] == 200
             await client.close()
@@ -147,21 +158,6 @@ def test_connections_idle_past_the_keep_alive_period_are_closed():
             await asyncio.sleep(0.5)
             assert (server.connections, server.hangups) == (3, 3)
             await client.close()
-
-    run(test)
-
-
-def test_unasked_bytes_on_an_idle_connection_retire_it():
-    async def test() -> None:
-        server = Server(answer())
-        async with server as url:
-            client = Client()
-            await call(client, url)
-            server.writers[0].write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            await asyncio.sleep(0.05)
-            assert (await call(client, url))[0] == 200
-            await client.close()
-        assert server.connections == 2
 
     run(test)
 
