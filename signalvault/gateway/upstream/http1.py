@@ -17,9 +17,9 @@ import re
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -294,7 +294,7 @@ class Client:
         self._sweeper: asyncio.TimerHandle | None = None
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], timeouts: Timeouts
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
     ) -> Response:
         """Send `body` and wait for the response head. Raises UpstreamError, or ValueError for
         a header that holds a line break or a character HTTP/1.1 cannot carry."""
@@ -411,7 +411,7 @@ def _parse_origin(url: str) -> _Origin:
     return _Origin((scheme, host, port), host_header, target)
 
 
-def _request_head(origin: _Origin, length: int, headers: dict[str, Any]) -> bytes:
+def _request_head(origin: _Origin, length: int, headers: Mapping[str, str]) -> bytes:
     lines = [
         f"POST {origin.target} HTTP/1.1\r\nhost: {origin.host_header}\r\n"
         f"content-length: {length}\r\naccept-encoding: identity\r\n"
