@@ -236,25 +236,39 @@ class StreamAssembler:
     # what the caller receives is the output guardrails' business).
 
     def _chat(self, event: dict[str, Any]) -> None:
-        self.model = _str(event.get("model")) or self.model
+        # `_obj`, `_arr` and `_str` inline on the content delta's way: this runs on every event.
+        model = event.get("model")
+        if isinstance(model, str) and model:
+            self.model = model
         if "error" in event:
             self.error = event["error"]
-        for choice in _arr(event.get("choices")):
-            choice = _obj(choice)
-            delta = _obj(choice.get("delta"))
-            if _str(delta.get("content")):
-                self.text.append(delta["content"])
-            for call in _arr(delta.get("tool_calls")):
-                call = _obj(call)
-                function = _obj(call.get("function"))
-                arguments = _str(function.get("arguments"))
-                if "id" in call or "name" in function:
-                    self.tool_heads[_at(call.get("index"))] = (call.get("id"), function.get("name"))
-                if arguments is not None:
-                    self.tool_arguments.setdefault(_at(call.get("index")), []).append(arguments)
-            self.finish_reason = _str(choice.get("finish_reason")) or self.finish_reason
+        choices = event.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    self.text.append(content)
+                calls = delta.get("tool_calls")
+                if isinstance(calls, list):
+                    self._chat_calls(calls)
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                self.finish_reason = reason
         if event.get("usage"):
             self.prompt_tokens, self.completion_tokens = usage("chat", event)
+
+    def _chat_calls(self, calls: list[Any]) -> None:
+        for call in calls:
+            call = _obj(call)
+            function = _obj(call.get("function"))
+            arguments = _str(function.get("arguments"))
+            if "id" in call or "name" in function:
+                self.tool_heads[_at(call.get("index"))] = (call.get("id"), function.get("name"))
+            if arguments is not None:
+                self.tool_arguments.setdefault(_at(call.get("index")), []).append(arguments)
 
     def _responses(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
