@@ -29,7 +29,10 @@ from sustained import free_port
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).resolve().parent / "phase_probe"
 COMMIT = "commit (SQLite, in write-ahead)"
-ORDER = ("key check", "input scan", "write-ahead", COMMIT, "provider call", "output scan")
+BUILD = "record build (in write-ahead)"
+TO_THREAD = "to the commit thread (in write-ahead)"
+INSIDE = (BUILD, TO_THREAD, COMMIT)  # parts of the write-ahead phase
+ORDER = ("key check", "input scan", "write-ahead", *INSIDE, "provider call", "output scan")
 ORDER += ("completion",)
 
 
@@ -59,7 +62,7 @@ def quantile(values: list[float], q: float) -> float:
 
 def report(rows: list[dict[str, float]], slow_ms: float) -> None:
     for row in rows:
-        inner = sum(row.get(p, 0.0) for p in ORDER if p != COMMIT)
+        inner = sum(row.get(p, 0.0) for p in ORDER if p not in INSIDE)
         row["rest"] = row["total"] - inner
     phases = [*ORDER, "rest", "total"]
     medians = {p: statistics.median(r.get(p, 0.0) for r in rows) for p in phases}

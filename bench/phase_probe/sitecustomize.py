@@ -73,10 +73,21 @@ def _install() -> None:
                 _requests.append(dict(_current))
 
     execute = GroupCommitWriter._execute_locked
+    enqueue = GroupCommitWriter._enqueue
+    queued: list[float] = []
+
+    @functools.wraps(enqueue)
+    def enqueued(self: Any, ops: Any, future: Any, loop: Any) -> None:
+        if future is not None:  # the write-ahead record: a caller waits for it
+            queued.append(time.perf_counter())
+        enqueue(self, ops, future, loop)
 
     @functools.wraps(execute)
     def commit(self: Any, ops: Any, durable: bool = True) -> float:
         started = time.perf_counter()
+        if durable and queued:
+            _add("to the commit thread (in write-ahead)", started - queued[0])
+            queued.clear()
         try:
             return execute(self, ops, durable)
         finally:
@@ -85,6 +96,8 @@ def _install() -> None:
 
     Proxy.__call__ = request  # type: ignore[method-assign]
     GroupCommitWriter._execute_locked = commit  # type: ignore[method-assign]
+    GroupCommitWriter._enqueue = enqueued  # type: ignore[method-assign]
+    AuditTrail._prepare = _timed("record build (in write-ahead)", AuditTrail._prepare)  # type: ignore[method-assign]
     KeyRing.authenticate = _timed("key check", KeyRing.authenticate)  # type: ignore[method-assign]
     Screen.request = _timed("input scan", Screen.request)  # type: ignore[method-assign]
     Screen.response = _timed("output scan", Screen.response)  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ away."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -195,3 +196,87 @@ def test_order_free_ops_are_grouped_at_the_end_of_their_batch():
     ]
     runs = [(statement, [p["n"] for p in rows]) for statement, rows in _runs(ops)]
     assert runs == [(a, [1, 3]), (b, [4]), (a, [6]), (free, [2, 5])]
+
+
+def _hold_commit_thread(writer) -> threading.Event:
+    """Occupy the writer's commit thread until the returned event is set, so that batches handed
+    to it wait there unbegun (as one does while the event loop's thread holds the GIL)."""
+    release, busy = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        busy.set()
+        release.wait(10)
+
+    writer._commit_thread().submit(hold)
+    busy.wait(10)
+    return release
+
+
+def _committed_ids(sqlite_store) -> list[str]:
+    with sqlite_store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id FROM audit_records ORDER BY rowid").all()
+    return [r for (r,) in rows]
+
+
+def test_a_batch_the_commit_thread_has_not_begun_commits_with_the_next_one(tmp_path):
+    """A write-behind batch still waiting for the commit thread is taken back and committed in
+    the same transaction as the write-ahead record queued after it, in queue order and synced:
+    the record does not wait for a transaction of its own to end first."""
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    writer = sqlite_store.writer
+    sizes: list[int] = []
+    writer.on_batch = lambda ops, seconds, ok: sizes.append(ops)
+    release = _hold_commit_thread(writer)
+    loop_errors: list[dict] = []
+
+    async def requests() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, error: loop_errors.append(error))
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("completion-before"))])
+        await asyncio.sleep(0)  # handed to the commit thread, which cannot begin it
+        ahead = asyncio.ensure_future(
+            sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("write-ahead"))])
+        )
+        await asyncio.sleep(0.05)
+        release.set()
+        await ahead
+
+    asyncio.run(requests())
+    assert loop_errors == []  # the job taken back ends quietly
+    assert sizes == [2]  # one transaction for both
+    assert _committed_ids(sqlite_store) == ["completion-before", "write-ahead"]
+    assert writer.failed_batches == 0
+    sqlite_store.close()
+
+
+def test_a_flush_waits_for_the_batch_its_operations_were_taken_back_into(tmp_path):
+    """flush() (shutdown, CLI) from another thread returns only once the batch it waited for is
+    committed, also when the event loop took that batch back from the commit thread meanwhile
+    and handed it over again with more operations."""
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    writer = sqlite_store.writer
+    release = _hold_commit_thread(writer)
+    seen_at_flush: list[list[str]] = []
+
+    def flush() -> None:
+        writer.flush()
+        seen_at_flush.append(_committed_ids(sqlite_store))
+
+    async def requests() -> None:
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("completion-before"))])
+        await asyncio.sleep(0)
+        flushing = threading.Thread(target=flush)
+        flushing.start()
+        await asyncio.sleep(0.05)  # the flush waits for the batch handed over
+        ahead = asyncio.ensure_future(
+            sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("write-ahead"))])
+        )
+        await asyncio.sleep(0.1)  # taken back: a flush that stopped waiting returns now
+        release.set()
+        await ahead
+        await asyncio.to_thread(flushing.join, 10)
+
+    asyncio.run(requests())
+    assert seen_at_flush == [["completion-before", "write-ahead"]]
+    sqlite_store.close()
