@@ -5,6 +5,10 @@ number of requests divided by that number, so it holds on a busy machine where r
 Each run starts the shared mock provider and `signalvault serve` (full default path: key check,
 default guardrails, encrypted write-ahead record, synchronous=full) in a fresh data directory,
 warms up, then measures. Every prompt differs (--same: one repeated prompt, scan-cache hits).
+The client's CPU per request (the mock provider and the load generator) is measured alongside:
+with `--no-pin` the gateway shares the machine's two cores with it, so two workers can serve at
+most 2 / (g + c) requests per second against one worker's 1 / g (g, c: gateway's and client's
+CPU per request); the report prints that ceiling.
 
     python bench/cost.py                                  # json + stream, c=16, then c=1 histogram
     python bench/cost.py --source /tmp/base --source .    # A/B two checkouts, runs alternated
@@ -30,6 +34,7 @@ import http.client
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,14 +114,15 @@ def pinned(argv: list[str], cpu: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def mock_provider(port: int, cpu: str | None, chunks: int | None = None) -> Iterator[None]:
-    """The shared mock provider; `chunks`: content events per streamed answer (its default 20)."""
+def mock_provider(port: int, cpu: str | None, chunks: int | None = None) -> Iterator[int]:
+    """The shared mock provider (yields its pid); `chunks`: content events per streamed answer
+    (its default 20)."""
     argv = [sys.executable, str(SHARED_BENCH / "mock_upstream.py"), "--port", str(port)]
     if chunks is not None:
         argv += ["--chunks", str(chunks)]
-    with process(pinned(argv, cpu), dict(os.environ)):
+    with process(pinned(argv, cpu), dict(os.environ)) as proc:
         wait_http(port, "/health")
-        yield
+        yield proc.pid
 
 
 @contextlib.contextmanager
@@ -217,21 +223,39 @@ def load(port: int, key: str | None, mode: str, conc: int, requests: int, unique
 
 
 def cpu_per_request(
-    pid: int, port: int, key: str, mode: str, conc: int, requests: int, unique: bool
+    pid: int,
+    port: int,
+    key: str,
+    mode: str,
+    conc: int,
+    requests: int,
+    unique: bool,
+    mock_pid: int | None = None,
 ) -> dict[str, Any]:
-    pids = tree_pids(pid)
+    """The gateway's CPU per request over one load run, and the client side's (the mock
+    provider `mock_pid` and the load generator, a child of this process that has exited when
+    `load` returns): on a machine whose cores they share, it bounds what more workers can do."""
+    pids, mock = tree_pids(pid), [mock_pid] if mock_pid is not None else []
     before, started_at = cpu_seconds(pids), time.perf_counter()
+    client_before = cpu_seconds(mock) + _children_cpu()
     result = load(port, key, mode, conc, requests, unique)
     after, wall = cpu_seconds(pids), time.perf_counter() - started_at
-    served = result["ok"]
+    client = cpu_seconds(mock) + _children_cpu() - client_before
+    served = max(result["ok"], 1)
     return {
-        "cpu_us_per_request": round((after - before) / max(served, 1) * 1e6, 1),
+        "cpu_us_per_request": round((after - before) / served * 1e6, 1),
+        "client_cpu_us_per_request": round(client / served * 1e6, 1),
         "rps": result["rps"],
         "errors": result["error_total"],
-        "served": served,
+        "served": result["ok"],
         "wall_s": round(wall, 2),
         "rss_mib": round(rss_mib(pids), 1),
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def latencies(targets: list[tuple[int, str | None]], count: int, unique: bool) -> list[list[float]]:
@@ -332,7 +356,7 @@ def main() -> int:
         "args": vars(args) | {"source": [str(s) for s in sources], "server": servers},
     }
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock_provider(mock_port, client_cpu, args.mock_chunks))
+        mock_pid = stack.enter_context(mock_provider(mock_port, client_cpu, args.mock_chunks))
         # Every target's gateway runs at once (idle but for the one under load): runs of the
         # targets alternate in small turns, so a busy moment of the machine hits all alike.
         gateways = [
@@ -360,7 +384,9 @@ def main() -> int:
                 # Who goes first rotates, so no target always follows the same one.
                 shift = round_number % len(gateways)
                 for name, port, pid, key in gateways[shift:] + gateways[:shift]:
-                    run = cpu_per_request(pid, port, key, mode, args.conc, args.requests, unique)
+                    run = cpu_per_request(
+                        pid, port, key, mode, args.conc, args.requests, unique, mock_pid
+                    )
                     run.update(target=name, mode=mode, round=round_number)
                     results["runs"].append(run)
                     print(json.dumps(run), flush=True)
@@ -399,10 +425,19 @@ def print_report(
             runs = [r for r in results["runs"] if r["target"] == name and r["mode"] == mode]
             cpu = sorted(r["cpu_us_per_request"] for r in runs)
             rps = statistics.median(r["rps"] for r in runs)
+            client = statistics.median(r["client_cpu_us_per_request"] for r in runs)
+            gateway_cpu = statistics.median(cpu)
             print(
-                f"  {name:20} {mode:6} {statistics.median(cpu):7.0f} us/req "
-                f"[{cpu[0]:.0f}-{cpu[-1]:.0f}]  {rps:6.0f} req/s"
+                f"  {name:20} {mode:6} {gateway_cpu:7.0f} us/req "
+                f"[{cpu[0]:.0f}-{cpu[-1]:.0f}]  {rps:6.0f} req/s  (client {client:.0f} us/req)"
             )
+            if args.no_pin and gateway_cpu + client > 0:
+                # Two cores run the gateway and its client: at best 2 / (g + c) requests per
+                # second, against 1 / g for one worker with a core to itself.
+                print(
+                    f"  {'':20} {mode:6} two cores' ceiling for more workers: "
+                    f"{2 * gateway_cpu / (gateway_cpu + client):.2f}x one worker's 1/CPU"
+                )
     for name, rss in results["rss_mib"].items():
         print(f"  RSS after the runs: {name} {rss:.0f} MiB")
     if results["histogram"]:
