@@ -17,7 +17,7 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_REQUEST
+from mcp_types import CONNECTION_CLOSED, INVALID_REQUEST
 from pydantic import BaseModel
 
 from signalvault.agents.mcp.held import Held
@@ -94,7 +94,7 @@ class UpstreamServer:
         except MCPError as exc:
             if isinstance(exc, UpstreamUnavailable):
                 raise
-            if _is_lost_session(exc) or not self._is_alive():
+            if _is_lost_session(exc) or _is_closed(exc) or not self._is_alive():
                 await self._reset()
                 raise UpstreamUnavailable(self.name) from None
             raise  # the server's own answer: it stays connected
@@ -142,6 +142,12 @@ class UpstreamServer:
     async def close(self) -> None:
         async with self._lock:
             await self._reset()
+
+
+def _is_closed(error: MCPError) -> bool:
+    """The SDK's own error for a connection that closed under a request (the server went away):
+    it comes before the connection is seen to be closed, so `_is_alive` can still say yes."""
+    return error.code == CONNECTION_CLOSED and error.message == "Connection closed"
 
 
 def _is_lost_session(error: MCPError) -> bool:
