@@ -38,9 +38,8 @@ MODEL_FILE = "pii_person_model.json.gz"
 _SENTENCE_END = frozenset(".!?\n")
 OWN_GATE = -2.8  # own-word score below which context is not read (see PersonModel); set where
 # no finding changed on ../shared/eval's and bench/heldout.py's labelled texts with the model of
-# its time; with the current one (2026-12-07, sixth round, fresh9 held out; 0.65 / 0.15) it
-# differs on 1 of 36,160 texts (../shared/eval and every bench/heldout.py split; the model
-# before, fresh7 held out at 0.6 / 0.2: 0 of the same texts, 1 of 18,031 when it was set)
+# its time; with the current one (2026-12-07, round six, 0.65 / 0.15) it differs on 1 of 36,160
+# texts (../shared/eval and every bench/heldout.py split; the model before: 0 of them)
 WORD_CACHE = 8_192  # words a per-word cache holds (~300 B each: 50k held 17 MiB), then restarts
 _JOINS = frozenset([" ", "-", ". "])  # between the tokens of one name: "Mary-Jane", "J. Smith"
 # Closed-class words (articles, pronouns, prepositions, conjunctions, auxiliaries) of English
