@@ -5,7 +5,9 @@
 Starts the shared mock provider (CPU 0, with the load generator) and `signalvault serve` (CPU 1,
 full default path, as bench/cost.py runs it) with `bench/phase_probe` first on its PYTHONPATH:
 its `sitecustomize` wraps the phases (key check, input scan, write-ahead record and within it the
-SQLite commit, provider call, output scan, completion) with clocks. One request at a time (new
+record's build, the wait for the commit thread and the SQLite commit, provider call, output scan,
+completion) with clocks; a record committed on the event loop's thread (the request alone in the
+gateway) has no wait for the commit thread. One request at a time (new
 prompts), after a warm-up; prints each phase's median, p90 and p99 in microseconds, what the
 phases leave of the time inside the gateway's handler ("rest": reading and parsing the body,
 admission, sending the answer), and for the requests slower than `--slow-ms` which phase was

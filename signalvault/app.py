@@ -182,6 +182,9 @@ class GatewayApp:
             trail = self.services.trail
             self._rescue = Rescue(self.services.store, lambda: trail.spool)
             writer.on_lost = self._rescue
+            # Alone, a request's write-ahead record commits on the loop's thread (nothing else
+            # for the loop to do meanwhile); with others in flight, in the commit thread.
+            writer.may_commit_inline = lambda: self._active <= 1
             self.metrics.set_pending_source(lambda: writer.pending_ops)
         if self.alerts.is_enabled:
             self.alerts.start()

@@ -94,8 +94,20 @@ def _install() -> None:
             if durable:
                 _add("commit (SQLite, in write-ahead)", time.perf_counter() - started)
 
+    inline = getattr(GroupCommitWriter, "_commit_inline", None)
+
+    def commit_inline(self: Any, ops: Any) -> Any:  # on the loop's thread: no handoff
+        started = time.perf_counter()
+        result = inline(self, ops)
+        if result is not None:
+            _add("commit (SQLite, in write-ahead)", time.perf_counter() - started)
+            queued.clear()
+        return result
+
     Proxy.__call__ = request  # type: ignore[method-assign]
     GroupCommitWriter._execute_locked = commit  # type: ignore[method-assign]
+    if inline is not None:  # checkouts from before 2026-12-07 have no inline commits
+        GroupCommitWriter._commit_inline = commit_inline  # type: ignore[attr-defined]
     GroupCommitWriter._enqueue = enqueued  # type: ignore[method-assign]
     AuditTrail._prepare = _timed("record build (in write-ahead)", AuditTrail._prepare)  # type: ignore[method-assign]
     KeyRing.authenticate = _timed("key check", KeyRing.authenticate)  # type: ignore[method-assign]

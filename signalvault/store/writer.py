@@ -105,12 +105,16 @@ class GroupCommitWriter:
         self.after_commit: Callable[[], None] | None = None
         self._is_relaxed = False  # the writer's connection is in sync_modes[0]'s mode
         self.batches = 0  # counters for metrics and tests
+        self.inline_batches = 0  # of them, committed on the event loop's thread
         self.failed_batches = 0
         # Called once per settled batch with (operations, commit seconds, committed?): metrics.
         self.on_batch: Callable[[int, float, bool], None] | None = None
         # Called with the write-behind operations (no one waits for them) of a batch that failed,
         # so they can be kept elsewhere (the trail's spool); unset, they are logged as lost.
         self.on_lost: Callable[[list[WriteOp]], None] | None = None
+        # Whether a batch someone waits for may commit on the event loop's thread (SQLite; no
+        # other request in flight): set by the gateway, off for everyone else.
+        self.may_commit_inline: Callable[[], bool] = lambda: False
 
     @property
     def pending_ops(self) -> int:
@@ -186,7 +190,8 @@ class GroupCommitWriter:
     def _on_turn_end(self) -> None:
         """Start committing the queued batch in the commit thread, unless one is in flight:
         then everything queued meanwhile forms the next batch (group commit), or joins the one
-        in flight if the thread has not begun it."""
+        in flight if the thread has not begun it. A batch someone waits for commits right here
+        when the gateway has no other request in flight (`_commit_inline`)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             self._scheduled = False
@@ -198,15 +203,44 @@ class GroupCommitWriter:
             room = self._batch_max - len(batch)
             batch = batch + self._pending[:room]
             del self._pending[:room]
-            self._in_flight = batch
             ops = [op for ops, _ in batch for op in ops]
-            durable = any(future is not None for _, future in batch) or any(
-                op.must_sync for op in ops
-            )
-            job = self._commit_thread().submit(self._execute_locked, ops, durable)
-            self._in_flight_job = job
+            waited = any(future is not None for _, future in batch)
+            durable = waited or any(op.must_sync for op in ops)
+            inline = self._commit_inline(ops) if waited and self.may_commit_inline() else None
+            if inline is not None:
+                self._in_flight = self._in_flight_job = None
+            else:
+                self._in_flight = batch
+                job = self._commit_thread().submit(self._execute_locked, ops, durable)
+                self._in_flight_job = job
+        if inline is not None:
+            self.inline_batches += inline[0] is None
+            self._settle(batch, ops, *inline)
+            return
         done = asyncio.wrap_future(job, loop=loop)
         done.add_done_callback(lambda result: self._on_committed(loop, batch, ops, result))
+
+    def _commit_inline(self, ops: list[WriteOp]) -> tuple[BaseException | None, float] | None:
+        """Commit `ops` (synced) on this thread, if it can without waiting: (error or None,
+        seconds); None if the connection or the database is busy (the commit thread then
+        waits it out). Only when `may_commit_inline` says no other request is in flight: the
+        event loop has nothing to do meanwhile, and the two handoffs to and from the commit
+        thread (~0.1 ms at c=1, and 0.15 M instructions per request) are saved; with other
+        requests in flight the thread's commit lets the loop scan them during the fsync."""
+        if not self._is_sqlite or not self._execute_lock.acquire(blocking=False):
+            return None  # SQLite only: a PostgreSQL commit waits for the network
+        try:
+            began = time.perf_counter()
+            try:
+                self._execute(ops, True)
+            except (SQLAlchemyError, self._dbapi_error) as error:
+                if _is_busy(error):
+                    return None  # `_execute` rolled back; the connection stays sound
+                self._discard_connection()
+                return error, 0.0
+            return None, time.perf_counter() - began
+        finally:
+            self._execute_lock.release()
 
     def _taken_back(self) -> list[tuple[Sequence[WriteOp], asyncio.Future[None] | None]] | None:
         """The batch to add what is queued to: none in flight, [] (a new one); the batch in

@@ -280,3 +280,105 @@ def test_a_flush_waits_for_the_batch_its_operations_were_taken_back_into(tmp_pat
     asyncio.run(requests())
     assert seen_at_flush == [["completion-before", "write-ahead"]]
     sqlite_store.close()
+
+
+def _inline_store(tmp_path) -> SqliteStore:
+    sqlite_store = SqliteStore(tmp_path / "signalvault.db")
+    sqlite_store.open()
+    sqlite_store.writer.may_commit_inline = lambda: True
+    return sqlite_store
+
+
+def test_alone_a_write_ahead_record_commits_synced_without_the_commit_thread(tmp_path):
+    """With no other request in flight (`may_commit_inline`), the record commits on the event
+    loop's thread, synced, and the commit thread is never started; unset, it is used."""
+    sqlite_store = _inline_store(tmp_path)
+    writer = sqlite_store.writer
+    modes: list[int] = []
+    execute = writer._execute
+
+    def noted(ops, durable):
+        execute(ops, durable)
+        modes.append(writer._connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    writer._execute = noted  # type: ignore[method-assign]
+    asyncio.run(sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("alone"))]))
+    assert writer.inline_batches == 1 and writer._executor is None and modes == [2]  # FULL
+    assert sqlite_store.get_record("alone") is not None
+
+    writer.may_commit_inline = lambda: False
+    asyncio.run(sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("among-others"))]))
+    assert writer.inline_batches == 1 and writer._executor is not None
+    assert sqlite_store.get_record("among-others") is not None
+    sqlite_store.close()
+
+
+def test_write_behind_batches_never_commit_inline(tmp_path):
+    sqlite_store = _inline_store(tmp_path)
+
+    async def later() -> None:
+        sqlite_store.write_later([WriteOp(INSERT_RECORD, row("behind"))])
+        await asyncio.sleep(0.05)
+
+    asyncio.run(later())
+    assert sqlite_store.writer.inline_batches == 0
+    assert sqlite_store.get_record("behind") is not None
+    sqlite_store.close()
+
+
+def test_an_inline_commit_never_waits_for_a_lock_on_the_event_loop(tmp_path):
+    """While another connection holds SQLite's write lock, the record is not committed inline:
+    the commit thread waits the lock out, and the event loop runs other tasks meanwhile."""
+    import sqlite3
+
+    sqlite_store = _inline_store(tmp_path)
+    holder = sqlite3.connect(
+        tmp_path / "signalvault.db", isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.2, holder.execute, args=("COMMIT",))
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def request() -> None:
+        ticker = asyncio.ensure_future(ticking())
+        await asyncio.sleep(0)
+        release.start()
+        await sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("waited"))])
+        ticker.cancel()
+
+    asyncio.run(request())
+    release.join()
+    holder.close()
+    assert ticks >= 10  # the loop was free for most of the 0.2 s
+    assert sqlite_store.writer.inline_batches == 0
+    assert sqlite_store.get_record("waited") is not None
+    sqlite_store.close()
+
+
+def test_an_inline_commit_that_fails_fails_its_callers_and_hands_on_the_rest(tmp_path, monkeypatch):
+    sqlite_store = _inline_store(tmp_path)
+    writer = sqlite_store.writer
+    lost: list[list[WriteOp]] = []
+    writer.on_lost = lost.append
+
+    def fail(ops, durable):
+        raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(writer, "_execute", fail)
+    behind = WriteOp(INSERT_RECORD, row("later"))
+
+    async def batch() -> None:
+        sqlite_store.write_later([behind])
+        await sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("waited"))])
+
+    with pytest.raises(StoreError):
+        asyncio.run(batch())
+    assert lost == [[behind]] and writer.failed_batches == 1 and writer.inline_batches == 0
+    monkeypatch.undo()
+    sqlite_store.close()
