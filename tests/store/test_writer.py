@@ -17,10 +17,14 @@ from signalvault.store.writer import WriteOp
 from tests.store.test_store import row
 
 
-def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, monkeypatch):
+@pytest.mark.parametrize("inline", [False, True], ids=["commit-thread", "inline"])
+def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, monkeypatch, inline):
+    """In the commit thread or on the loop's thread (a request alone), a batch that fails
+    fails its callers and hands on the operations no one waits for."""
     sqlite_store = SqliteStore(tmp_path / "signalvault.db")
     sqlite_store.open()
     writer = sqlite_store.writer
+    writer.may_commit_inline = lambda: inline
     lost: list[list[WriteOp]] = []
     writer.on_lost = lost.append
 
@@ -36,9 +40,22 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
 
     with pytest.raises(StoreError):
         asyncio.run(batch())
-    assert lost == [[behind]]
+    assert lost == [[behind]] and writer.failed_batches == 1 and writer.inline_batches == 0
     monkeypatch.undo()
     sqlite_store.close()
+
+
+def _sync_modes(writer) -> list[int]:
+    """The writer's `PRAGMA synchronous` at each commit from now on (1 NORMAL, 2 FULL)."""
+    modes: list[int] = []
+    execute = writer._execute
+
+    def noted(ops, durable):
+        execute(ops, durable)
+        modes.append(writer._connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    writer._execute = noted
+    return modes
 
 
 def test_only_batches_someone_waits_for_are_synced_when_they_commit(tmp_path):
@@ -48,14 +65,7 @@ def test_only_batches_someone_waits_for_are_synced_when_they_commit(tmp_path):
     sqlite_store = SqliteStore(tmp_path / "signalvault.db")
     sqlite_store.open()
     writer = sqlite_store.writer
-    modes: list[int] = []
-    execute = writer._execute
-
-    def noted(ops, durable):
-        execute(ops, durable)
-        modes.append(writer._connection.execute("PRAGMA synchronous").fetchone()[0])
-
-    writer._execute = noted  # type: ignore[method-assign]
+    modes = _sync_modes(writer)
 
     async def batches() -> None:
         sqlite_store.write_later([WriteOp(INSERT_RECORD, row("behind-1"))])
@@ -294,14 +304,7 @@ def test_alone_a_write_ahead_record_commits_synced_without_the_commit_thread(tmp
     loop's thread, synced, and the commit thread is never started; unset, it is used."""
     sqlite_store = _inline_store(tmp_path)
     writer = sqlite_store.writer
-    modes: list[int] = []
-    execute = writer._execute
-
-    def noted(ops, durable):
-        execute(ops, durable)
-        modes.append(writer._connection.execute("PRAGMA synchronous").fetchone()[0])
-
-    writer._execute = noted  # type: ignore[method-assign]
+    modes = _sync_modes(writer)
     asyncio.run(sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("alone"))]))
     assert writer.inline_batches == 1 and writer._executor is None and modes == [2]  # FULL
     assert sqlite_store.get_record("alone") is not None
@@ -358,27 +361,4 @@ def test_an_inline_commit_never_waits_for_a_lock_on_the_event_loop(tmp_path):
     assert ticks >= 10  # the loop was free for most of the 0.2 s
     assert sqlite_store.writer.inline_batches == 0
     assert sqlite_store.get_record("waited") is not None
-    sqlite_store.close()
-
-
-def test_an_inline_commit_that_fails_fails_its_callers_and_hands_on_the_rest(tmp_path, monkeypatch):
-    sqlite_store = _inline_store(tmp_path)
-    writer = sqlite_store.writer
-    lost: list[list[WriteOp]] = []
-    writer.on_lost = lost.append
-
-    def fail(ops, durable):
-        raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
-
-    monkeypatch.setattr(writer, "_execute", fail)
-    behind = WriteOp(INSERT_RECORD, row("later"))
-
-    async def batch() -> None:
-        sqlite_store.write_later([behind])
-        await sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("waited"))])
-
-    with pytest.raises(StoreError):
-        asyncio.run(batch())
-    assert lost == [[behind]] and writer.failed_batches == 1 and writer.inline_batches == 0
-    monkeypatch.undo()
     sqlite_store.close()
