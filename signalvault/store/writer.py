@@ -216,6 +216,7 @@ class GroupCommitWriter:
         if inline is not None:
             self.inline_batches += inline[0] is None
             self._settle(batch, ops, *inline)
+            self._schedule_rest(loop)  # what did not fit in the batch
             return
         done = asyncio.wrap_future(job, loop=loop)
         done.add_done_callback(lambda result: self._on_committed(loop, batch, ops, result))
@@ -237,6 +238,8 @@ class GroupCommitWriter:
                 if _is_busy(error):
                     return None  # `_execute` rolled back; the connection stays sound
                 self._discard_connection()
+                return error, 0.0
+            except Exception as error:  # settled as the commit thread's job would be: not lost
                 return error, 0.0
             return None, time.perf_counter() - began
         finally:
@@ -270,6 +273,10 @@ class GroupCommitWriter:
             self._in_flight = None
             self._in_flight_job = None
         self._settle(batch, ops, exc, 0.0 if exc is not None else result.result())
+        self._schedule_rest(loop)
+
+    def _schedule_rest(self, loop: asyncio.AbstractEventLoop) -> None:
+        """After a batch settled: the operations queued meanwhile go next."""
         with self._lock:
             if self._pending and not self._scheduled:
                 self._scheduled = True

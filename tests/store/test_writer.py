@@ -18,9 +18,16 @@ from tests.store.test_store import row
 
 
 @pytest.mark.parametrize("inline", [False, True], ids=["commit-thread", "inline"])
-def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, monkeypatch, inline):
-    """In the commit thread or on the loop's thread (a request alone), a batch that fails
-    fails its callers and hands on the operations no one waits for."""
+@pytest.mark.parametrize(
+    "failure",
+    [OperationalError("INSERT ...", {}, Exception("disk I/O error")), ValueError("a bug")],
+    ids=["database", "other"],
+)
+def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(
+    tmp_path, monkeypatch, inline, failure
+):
+    """In the commit thread or on the loop's thread (a request alone), a batch that fails, in
+    the database or not, fails its callers and hands on the operations no one waits for."""
     sqlite_store = SqliteStore(tmp_path / "signalvault.db")
     sqlite_store.open()
     writer = sqlite_store.writer
@@ -29,7 +36,7 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
     writer.on_lost = lost.append
 
     def fail(ops, durable):
-        raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
+        raise failure
 
     monkeypatch.setattr(writer, "_execute", fail)
     behind = WriteOp(INSERT_RECORD, row("later"))
@@ -39,7 +46,7 @@ def test_a_failed_batch_hands_its_write_behind_operations_to_on_lost(tmp_path, m
         await sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row("waited"))])
 
     with pytest.raises(StoreError):
-        asyncio.run(batch())
+        asyncio.run(asyncio.wait_for(batch(), 5))  # a batch never settled would hang
     assert lost == [[behind]] and writer.failed_batches == 1 and writer.inline_batches == 0
     monkeypatch.undo()
     sqlite_store.close()
@@ -361,4 +368,23 @@ def test_an_inline_commit_never_waits_for_a_lock_on_the_event_loop(tmp_path):
     assert ticks >= 10  # the loop was free for most of the 0.2 s
     assert sqlite_store.writer.inline_batches == 0
     assert sqlite_store.get_record("waited") is not None
+    sqlite_store.close()
+
+
+def test_what_an_inline_batch_leaves_queued_commits_next(tmp_path):
+    """Records queued beyond one batch's size commit in the next turn, after an inline batch as
+    after one of the commit thread: none waits for a later write to come along."""
+    sqlite_store = _inline_store(tmp_path)
+    sqlite_store.writer._batch_max = 1
+
+    async def two_records() -> None:
+        writes = [
+            sqlite_store.write_ahead([WriteOp(INSERT_RECORD, row(name))])
+            for name in ("first", "second")
+        ]
+        await asyncio.wait_for(asyncio.gather(*writes), 5)
+
+    asyncio.run(two_records())
+    assert sqlite_store.writer.inline_batches == 2
+    assert _committed_ids(sqlite_store) == ["first", "second"]
     sqlite_store.close()
