@@ -231,12 +231,12 @@ class StreamAssembler:
         Not taken into the response (an unterminated event is not a complete one)."""
         return self._reader.rest()
 
-    # The event handlers read provider JSON through `_obj`, `_arr`, `_str` and `_at`: a field of
-    # the wrong type counts as absent (a hostile provider must not crash the logger of record;
-    # what the caller receives is the output guardrails' business).
+    # The event handlers read provider JSON through `_obj`, `_str` and `_at` (or the same checks
+    # inline): a field of the wrong type counts as absent (a hostile provider must not crash the
+    # logger of record; what the caller receives is the output guardrails' business).
 
     def _chat(self, event: dict[str, Any]) -> None:
-        # `_obj`, `_arr` and `_str` inline on the content delta's way: this runs on every event.
+        # The type checks inline on the content delta's way: this runs on every event.
         model = event.get("model")
         if isinstance(model, str) and model:
             self.model = model
@@ -383,10 +383,6 @@ def _walk(
 
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _arr(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str | None:
