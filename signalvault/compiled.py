@@ -1,0 +1,72 @@
+"""Which build of the compiled modules runs: the extensions `make install` built with mypyc
+(tools/compile_modules.py), or their Python sources.
+
+The extensions run only while `compiled.json` matches every listed source byte for byte, and
+`SIGNALVAULT_PURE` is unset or 0. Otherwise an import of a package module that finds an extension
+beside its source loads the source instead: an edited module never runs its old compiled code,
+and all of them switch together (compiled modules call each other directly, not through
+imports). Imports only the standard library; `signalvault/__init__.py` applies it first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+
+PACKAGE = Path(__file__).resolve().parent
+MANIFEST = PACKAGE / "compiled.json"
+# COMPILED: the extensions run; PURE: asked for; STALE: a source changed since the build; NONE:
+# nothing was built (a plain checkout, a helper's worktree).
+COMPILED, PURE, STALE, NONE = "compiled", "pure (SIGNALVAULT_PURE)", "pure (stale build)", "pure"
+PURE_VARIABLE = "SIGNALVAULT_PURE"  # 1: the sources run (docs/configuration.md)
+
+
+def build_state(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """One of COMPILED, PURE, STALE, NONE for this checkout and environment."""
+    try:
+        manifest = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        return NONE
+    if environ.get(PURE_VARIABLE, "0") not in ("", "0"):
+        return PURE
+    digest = hashlib.sha256()
+    try:
+        for path in manifest["modules"]:
+            source = (PACKAGE.parent / path).read_bytes()
+            digest.update(path.encode() + b"\0" + source + b"\0")
+    except (OSError, KeyError, TypeError):
+        return STALE
+    return COMPILED if digest.hexdigest() == manifest.get("sha256") else STALE
+
+
+class SourcesFirst:
+    """A meta path finder: a `signalvault` module whose extension sits beside its source is
+    loaded from the source."""
+
+    @classmethod
+    def find_spec(
+        cls, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if not fullname.startswith("signalvault.") or path is None:
+            return None
+        found = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if found is None or not isinstance(found.loader, importlib.machinery.ExtensionFileLoader):
+            return found
+        source = Path(str(found.origin)).parent / (fullname.rpartition(".")[2] + ".py")
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+def apply() -> str:
+    """Route imports as `build_state()` says; returns the state."""
+    state = build_state()
+    if state != COMPILED and SourcesFirst not in sys.meta_path:
+        sys.meta_path.insert(0, SourcesFirst)
+    return state
