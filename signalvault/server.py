@@ -29,6 +29,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from signalvault import BUILD
 from signalvault.app import GatewayApp, create_app
 from signalvault.config import ServerSettings, Settings, load_settings
 from signalvault.control.services import open_services
@@ -246,6 +247,8 @@ def serve(
     tune_malloc()
     configure_logging(settings.logging)
     preflight(settings)
+    # Which code serves (signalvault/compiled.py): an operator can tell a stale build.
+    logging.getLogger("signalvault.server").info("serving", extra={"build": BUILD})
     host = host or settings.server.host
     port = port or settings.server.port
     workers = workers or settings.server.workers

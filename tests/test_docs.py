@@ -11,6 +11,7 @@ import click
 import pytest
 
 from signalvault.cli.main import cli
+from signalvault.compiled import PURE_VARIABLE
 from signalvault.config import ENV_ALIASES, LISTS, SECTIONS, env_name
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -51,7 +52,7 @@ def known_variables() -> set[str]:
         for section, cls in SECTIONS.items()
         for f in dataclasses.fields(cls)
     }
-    return names | set(ENV_ALIASES) | {"SIGNALVAULT_CONFIG"}
+    return names | set(ENV_ALIASES) | {"SIGNALVAULT_CONFIG", PURE_VARIABLE}
 
 
 def test_every_environment_variable_is_documented():

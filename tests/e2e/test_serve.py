@@ -21,6 +21,8 @@ import openai
 import orjson
 import pytest
 
+from signalvault import BUILD
+
 pytestmark = pytest.mark.e2e
 PROVIDER_KEY = "sk-e2e-provider-key-5e1d9b7c"
 
@@ -249,6 +251,13 @@ def test_official_sdks_through_the_gateway_leave_only_ciphertext_on_disk(stack: 
             assert secret not in data, f"{secret[:12]!r}... found in {path.name}"
     assert (stack.data_dir.stat().st_mode & 0o777) == 0o700
     assert ((stack.data_dir / "master.key").stat().st_mode & 0o777) == 0o600
+
+
+def test_the_log_says_which_code_serves(stack: Stack):
+    """The compiled modules or their sources (signalvault/compiled.py): the served process
+    decides as this one did, from the same checkout and environment."""
+    line = orjson.dumps({"message": "serving", "build": BUILD})[1:-1]
+    assert line in stack.gateway_log.read_bytes()
 
 
 def test_client_disconnect_mid_stream_is_recorded_as_cancelled(stack: Stack):

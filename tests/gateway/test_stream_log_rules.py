@@ -4,13 +4,17 @@ record what they would have recorded for the same answer sent whole."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import orjson
 import pytest
 
 from signalvault.config import GuardrailSettings
+from signalvault.guardrails import pii as pii_module
 from signalvault.guardrails.engine import Engine
+from signalvault.guardrails.finding import Finding
 from signalvault.guardrails.pii import PiiDetector
 from signalvault.guardrails.policy import DEFAULT_RULES
 from tests.conftest import make_settings, records, running_gateway
@@ -38,13 +42,19 @@ async def test_log_only_rules_read_a_guarded_stream_once_and_log_as_for_a_whole_
     tmp_path, mock_provider, mock, monkeypatch
 ):
     scanned: list[str] = []
-    detect = PiiDetector.__call__
 
-    def counting(self: PiiDetector, text: str) -> object:
-        scanned.append(text)
-        return detect(self, text)
+    def counting_detector(**options: Any) -> Callable[[str], list[Finding]]:
+        # The policy builds its detectors from this module attribute. (A compiled class's
+        # methods cannot be patched: signalvault/compiled.py.)
+        detector = PiiDetector(**options)
 
-    monkeypatch.setattr(PiiDetector, "__call__", counting)
+        def counting(text: str) -> list[Finding]:
+            scanned.append(text)
+            return detector(text)
+
+        return counting
+
+    monkeypatch.setattr(pii_module, "PiiDetector", counting_detector)
     # Pieces a few milliseconds apart, so they reach the gateway as separate chunks.
     monkeypatch.setattr(mock, "options", replace(mock.options, chunks=8, chunk_delay_ms=5))
     # The default policy's output rules: secrets block (so streams are guarded), PII is logged.
