@@ -78,6 +78,13 @@ class GuardrailBlocked(BadRequest):
         self.kinds = kinds
 
 
+class GuardrailUnavailable(HTTPError):
+    """The guardrail engine failed and the failure mode is closed: nothing unscreened passes."""
+
+    status_code = 503
+    code = "guardrail_unavailable"
+
+
 class AuthError(HTTPError):
     status_code = 401
     code = "invalid_api_key"

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from signalvault.gateway.screening import GuardrailUnavailable
+from signalvault.errors import GuardrailUnavailable
 from signalvault.guardrails.scan_cache import ScanCache
 from signalvault.trail.audit import PROVIDER_ERROR, STREAM_CUT, Interaction
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signalvault.agents.tool_policy import ToolPolicy
-from signalvault.errors import GuardrailBlocked, HTTPError
+from signalvault.errors import GuardrailBlocked, GuardrailUnavailable
 from signalvault.gateway import safe_json
 from signalvault.gateway.sse import Event
 from signalvault.gateway.stream_guard import ArgumentJudge, StreamGuard
@@ -29,11 +29,6 @@ from signalvault.guardrails.policy import Rule
 from signalvault.trail.audit import Interaction
 
 log = logging.getLogger("signalvault.guardrails")
-
-
-class GuardrailUnavailable(HTTPError):
-    status_code = 503
-    code = "guardrail_unavailable"
 
 
 @dataclass(slots=True)

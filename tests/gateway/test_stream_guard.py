@@ -9,7 +9,7 @@ import openai
 import orjson
 import pytest
 
-from signalvault.gateway.screening import GuardrailUnavailable
+from signalvault.errors import GuardrailUnavailable
 from signalvault.gateway.sse import EventReader
 from signalvault.gateway.stream_guard import StreamGuard
 from signalvault.gateway.wire import StreamAssembler
