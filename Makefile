@@ -24,7 +24,7 @@ install: $(VENV)/.installed signalvault/compiled.json
 demo: install  ## gateway + mock provider + sample traffic through the official SDKs; Ctrl-C stops
 	$(SV) demo
 
-test: install  ## the whole suite (about 7 minutes on 2 cores)
+test: install  ## the whole suite (about 8 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 fuzz: install  ## the hostile-input tests with many more generated requests and a new seed (~20 min)
