@@ -120,3 +120,24 @@ def test_the_tool_refuses_coroutines_and_subclasses_of_interpreted_classes(tmp_p
 
 def test_every_listed_module_may_be_compiled():
     assert tool.problems(tool.listed_modules()) == []
+
+
+def test_without_a_c_compiler_install_goes_on_and_leaves_the_build_alone(
+    tmp_path, monkeypatch, capsys
+):
+    def no_build(paths: list[str]) -> float:
+        raise AssertionError("built without a compiler")
+
+    monkeypatch.setattr(tool, "c_compiler", lambda: None)
+    monkeypatch.setattr(tool, "build", no_build)
+    monkeypatch.setattr(tool, "ROOT", tmp_path)  # what a build would clear first
+    monkeypatch.setattr(tool, "MANIFEST", tmp_path / "signalvault" / "compiled.json")
+    (tmp_path / "signalvault").mkdir()
+    (tmp_path / "signalvault" / "compiled.json").write_text("{}")
+    (tmp_path / "signalvault" / "x.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    assert tool.main([]) == 0
+    assert "no C compiler: the Python sources run" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "signalvault").iterdir()) == [
+        "compiled.json",
+        "x.cpython-311-x86_64-linux-gnu.so",
+    ]

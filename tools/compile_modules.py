@@ -9,7 +9,8 @@ whenever a listed module changed. The extension modules land beside their source
 library, `signalvault_compiled__mypyc`, at the checkout's root), and `signalvault/compiled.json`
 records the SHA-256 of the sources they were built from: `signalvault/__init__.py` imports the
 compiled modules only while every listed source still matches it, and the sources otherwise
-(docs/development.md, "Compiled modules").
+(docs/development.md, "Compiled modules"). Without a C compiler it builds nothing and exits 0:
+the sources run, and `make install` goes on.
 
 Refused before anything is built, because mypyc compiles them into code that behaves otherwise
 than Python without any error (both seen on this code base, docs/development.md):
@@ -28,8 +29,10 @@ import builtins
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import tomllib
@@ -155,6 +158,12 @@ def build(paths: list[str], root: Path = ROOT) -> float:
     return time.perf_counter() - started
 
 
+def c_compiler() -> str | None:
+    """The C compiler this Python builds extensions with, if it is installed."""
+    command = str(sysconfig.get_config_var("CC") or "cc").split()
+    return shutil.which(command[0]) if command else None
+
+
 class BuildFailed(Exception):
     """mypyc or the C compiler failed (the exception holds the end of their output)."""
 
@@ -173,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         print("cannot compile:\n  " + "\n  ".join(refused), file=sys.stderr)
         return 1
     if args.check:
+        return 0
+    if c_compiler() is None:
+        # The sources run as they are: a machine without a C compiler still installs.
+        print(
+            "no C compiler: the Python sources run (install gcc, then `make install` again "
+            "to compile them)",
+            file=sys.stderr,
+        )
         return 0
     # Until the new manifest is written the sources run, and no module dropped from the list
     # keeps an old extension beside it.
