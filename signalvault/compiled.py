@@ -37,14 +37,21 @@ def build_state(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
         return NONE
     if environ.get(PURE_VARIABLE, "0") not in ("", "0"):
         return PURE
-    digest = hashlib.sha256()
     try:
-        for path in manifest["modules"]:
-            source = (PACKAGE.parent / path).read_bytes()
-            digest.update(path.encode() + b"\0" + source + b"\0")
+        digest = sources_digest(manifest["modules"])
     except (OSError, KeyError, TypeError):
         return STALE
-    return COMPILED if digest.hexdigest() == manifest.get("sha256") else STALE
+    return COMPILED if digest == manifest.get("sha256") else STALE
+
+
+def sources_digest(paths: Sequence[str], root: Path | None = None) -> str:
+    """SHA-256 over the listed sources (paths from the checkout's root), in list order: what
+    tools/compile_modules.py records at a build and `build_state` compares."""
+    root = root or PACKAGE.parent
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.encode() + b"\0" + (root / path).read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 class SourcesFirst:

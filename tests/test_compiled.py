@@ -74,7 +74,7 @@ def _fake_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pat
     (package / "gateway" / "a.py").write_text("A = 1\n")
     (package / "b.py").write_text("B = 2\n")
     paths = ["signalvault/gateway/a.py", "signalvault/b.py"]
-    manifest = {"modules": paths, "sha256": tool.sources_digest(paths, tmp_path)}
+    manifest = {"modules": paths, "sha256": compiled.sources_digest(paths, tmp_path)}
     (package / "compiled.json").write_text(json.dumps(manifest))
     monkeypatch.setattr(compiled, "PACKAGE", package)
     monkeypatch.setattr(compiled, "MANIFEST", package / "compiled.json")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
-import hashlib
 import json
 import os
 import shutil
@@ -39,6 +38,9 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the runtime's digest; it imports only the standard library
+from signalvault.compiled import sources_digest  # noqa: E402
+
 MANIFEST = ROOT / "signalvault" / "compiled.json"
 GROUP = "signalvault_compiled"
 # Bases from outside the compiled set that mypyc handles as Python does (typing constructs).
@@ -66,14 +68,6 @@ def listed_modules(root: Path = ROOT) -> list[str]:
 
 def module_name(path: str) -> str:
     return path.removesuffix(".py").replace("/", ".")
-
-
-def sources_digest(paths: list[str], root: Path = ROOT) -> str:
-    """SHA-256 over the listed sources, in list order (the runtime check computes the same)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.encode() + b"\0" + (root / path).read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def problems(paths: list[str], root: Path = ROOT) -> list[str]:
@@ -201,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildFailed as exc:
         print(f"compiling failed; the sources will run:\n{exc}", file=sys.stderr)
         return 1
-    manifest = {"modules": paths, "sha256": sources_digest(paths)}
+    manifest = {"modules": paths, "sha256": sources_digest(paths, ROOT)}
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"compiled {len(paths)} modules in {seconds:.0f} s")
     return 0
