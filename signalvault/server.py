@@ -55,6 +55,10 @@ _HEAD_TOO_LARGE = (
 )
 
 
+# How long a connection accepted just before a worker stops may take to send its first request.
+SHUTDOWN_GRACE = 1.0
+
+
 class GuardedHttpTools(HttpToolsProtocol):
     """httptools with a byte limit (431) and a deadline (disconnect) on each request head.
 
@@ -80,6 +84,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._partial_bytes = 0  # bytes of reads that ended inside the current head
         self._is_in_head = False  # from a message's first byte to the end of its headers
         self._is_refused = False
+        self._is_last_request = False  # shutting down: the next request is served, then closes
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -120,6 +125,26 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._disarm_head_timer()
         if not self._is_refused:
             super().on_headers_complete()
+            if self._is_last_request and self.cycle is not None:
+                self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        """Graceful shutdown (uvicorn calls it once the listener is closed). uvicorn closes every
+        connection between requests at once; a connection accepted just before the listener
+        closed has not sent its request yet, and its client gets a reset for a request it
+        never saw refused (seen on every reload under load). So a connection that has carried
+        no request yet, or is inside a request's head, is served one more request and closed;
+        one that sends nothing within SHUTDOWN_GRACE seconds is closed then."""
+        is_fresh = self.cycle is None
+        is_next_arriving = self._is_in_head and (is_fresh or self.cycle.response_complete)
+        if not (is_fresh or is_next_arriving):
+            super().shutdown()  # inside a response (closes after it) or idle between requests
+            return
+        self._is_last_request = True
+        if not self._is_in_head:
+            self._disarm_head_timer()
+            timeout = min(SHUTDOWN_GRACE, self._head_timeout)
+            self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
 
     def on_body(self, body: bytes) -> None:
         if not self._is_refused:
@@ -291,6 +316,11 @@ def serve(
 # to start) stops them all, as it would fail the same way again. SIGTERM or SIGINT stops every
 # worker gracefully; SIGHUP replaces them one by one, each replacement serving before its
 # predecessor stops.
+# The supervisor keeps each worker's socket open and hands it to the worker's replacement: a
+# listening socket that closes resets every connection the kernel already queued on it, so
+# closing the old worker's socket (as each reload did) reset some connections of every reload
+# under load. Kept, the socket queues those connections for the replacement, which accepts
+# on it alongside the old worker until that one stops.
 
 SPREADS_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
@@ -341,6 +371,7 @@ def _run_worker(config: uvicorn.Config, sock: socket.socket, started: Connection
 class _Slot:
     process: Any  # multiprocessing's SpawnProcess
     started: Connection  # a pipe's reading end: a message once the worker serves
+    sock: socket.socket  # the listening socket, kept open for the worker's replacement
     _is_serving: bool = False
 
     @property
@@ -396,17 +427,17 @@ class Supervisor:
         with probe:
             self.port = probe.getsockname()[1]  # port 0: the one the kernel picked
 
-    def _start(self) -> _Slot:
-        sock = listening_socket(self.config.host, self.port, backlog=self.config.backlog)
+    def _start(self, sock: socket.socket | None = None) -> _Slot:
+        """A worker accepting on `sock` (its predecessor's), or on a new socket of the group."""
+        if sock is None:
+            sock = listening_socket(self.config.host, self.port, backlog=self.config.backlog)
         started, started_writer = _spawn.Pipe(duplex=False)  # a pipe needs no resource tracker
         process = _spawn.Process(
             target=_run_worker, args=(self.config, sock, started_writer), name="signalvault-worker"
         )
-        # The worker holds its own copies: a socket left open here would queue connections the
-        # kernel hashes to it after the worker died.
-        with sock, started_writer:
+        with started_writer:
             process.start()
-        return _Slot(process, started)
+        return _Slot(process, started, sock)
 
     def _replace_dead(self) -> None:
         for index, slot in enumerate(self._slots):
@@ -422,12 +453,12 @@ class Supervisor:
                 "worker process %d exited with code %s; starting another",
                 slot.process.pid, slot.process.exitcode,
             )  # fmt: skip
-            self._slots[index] = self._start()
+            self._slots[index] = self._start(slot.sock)
 
     def _replace_all(self) -> None:
         """SIGHUP: one worker at a time, the replacement serving before the old one stops."""
         for index, old in enumerate(self._slots):
-            new = self._start()
+            new = self._start(old.sock)
             while not new.is_serving and new.process.is_alive() and not self._stop_requested:
                 time.sleep(_POLL_SECONDS)
             if not new.is_serving:  # failed to start, or a stop came first
@@ -443,6 +474,9 @@ class Supervisor:
         """SIGTERM each worker (graceful: see uvicorn's shutdown) and wait for all of them."""
         for slot in self._slots:
             self._terminate(slot)
+            # Each socket closes with its worker's copy then: new connections go to the workers
+            # still listening, or are refused once none is, instead of queuing for no one.
+            slot.sock.close()
         for slot in self._slots:
             slot.process.join()
 

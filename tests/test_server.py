@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import gc
+import socket
+import threading
+import time
+from typing import Any
 
 import pytest
 
-from signalvault.server import GC_THRESHOLDS, served_app
+from signalvault.config import ServerSettings
+from signalvault.server import (
+    GC_THRESHOLDS,
+    SHUTDOWN_GRACE,
+    BackgroundServer,
+    http_protocol,
+    served_app,
+)
 from tests.conftest import make_settings
 
 
@@ -46,3 +57,56 @@ def test_malloc_is_tuned_unless_the_operator_set_it(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1048576")
     server.tune_malloc()
     assert calls == [(-3, 128 * 1024)]
+
+
+async def _hello(scope: dict[str, Any], receive: object, send: Any) -> None:
+    if scope["type"] == "http":
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_a_stopping_server_serves_connections_accepted_before_it_stopped():
+    """A connection accepted just before the listener closed gets its request answered (then
+    closed), where uvicorn alone closed it unanswered; an idle keep-alive connection is closed."""
+    protocol = http_protocol(ServerSettings(header_timeout_seconds=5))
+    server = BackgroundServer(_hello, http=protocol).start()
+    request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as fresh,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as idle,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as silent,
+    ):
+        idle.sendall(request)
+        assert idle.recv(65536).endswith(b"ok")
+        time.sleep(0.3)  # all three accepted
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        deadline = time.monotonic() + 5
+        while not _refused(server.port):  # the listener is closed: shutdown has begun
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        fresh.sendall(request)
+        answer = _read_all(fresh)  # then the server closes it
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+        assert b"connection: close" in answer.lower()
+        assert _read_all(idle) == b""
+        started = time.monotonic()
+        assert _read_all(silent) == b""  # sent nothing: closed after the grace
+        stopping.join(timeout=10)
+        assert not stopping.is_alive() and time.monotonic() - started < SHUTDOWN_GRACE + 2
