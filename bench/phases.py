@@ -11,7 +11,11 @@ gateway) has no wait for the commit thread. One request at a time (new
 prompts), after a warm-up; prints each phase's median, p90 and p99 in microseconds, what the
 phases leave of the time inside the gateway's handler ("rest": reading and parsing the body,
 admission, sending the answer), and for the requests slower than `--slow-ms` which phase was
-furthest above its median. Wall times: compare runs made back to back on a quiet machine.
+furthest above its median. Two clocks frame the handler: "to the handler" runs from the moment
+the HTTP server begins parsing the request to the handler's start, "in the server" from then to
+the handler's end (the answer written). The load generator's own latencies follow: what they
+add to "in the server" is spent outside the gateway's Python (the kernel, loopback, scheduling,
+the client). Wall times: compare runs made back to back on a quiet machine.
 """
 
 from __future__ import annotations
@@ -38,8 +42,11 @@ ORDER = ("key check", "input scan", "write-ahead", *INSIDE, "provider call", "ou
 ORDER += ("completion",)
 
 
-def measure(source: Path, requests: int, warmup: int, env: list[str]) -> list[dict[str, float]]:
-    """The phases of each measured request (seconds), from the probe's file."""
+def measure(
+    source: Path, requests: int, warmup: int, env: list[str]
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """The phases of each measured request (seconds), from the probe's file, and the load
+    generator's latencies (ms)."""
     with tempfile.TemporaryDirectory(prefix="svphases-") as tmp:
         out = Path(tmp) / "phases.jsonl"
         extra = [f"PYTHONPATH={PROBE}:{source}", f"SIGNALVAULT_PHASES_OUT={out}", *env]
@@ -52,9 +59,9 @@ def measure(source: Path, requests: int, warmup: int, env: list[str]) -> list[di
             ),
         ):
             load(port, key, "json", 1, warmup, unique=True)
-            load(port, key, "json", 1, requests, unique=True)
+            client = load(port, key, "json", 1, requests, unique=True)["latency_ms"]
         rows = [json.loads(line) for line in out.read_text().splitlines()]
-    return rows[warmup:]
+    return rows[warmup:], client
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -62,11 +69,11 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(rows: list[dict[str, float]], slow_ms: float) -> None:
+def report(rows: list[dict[str, float]], client: dict[str, float], slow_ms: float) -> None:
     for row in rows:
         inner = sum(row.get(p, 0.0) for p in ORDER if p not in INSIDE)
         row["rest"] = row["total"] - inner
-    phases = [*ORDER, "rest", "total"]
+    phases = [*ORDER, "rest", "total", "to the handler", "in the server"]
     medians = {p: statistics.median(r.get(p, 0.0) for r in rows) for p in phases}
     print(f"{len(rows)} requests, one at a time; microseconds:")
     print(f"  {'phase':34} {'median':>7} {'p90':>7} {'p99':>7}")
@@ -76,10 +83,19 @@ def report(rows: list[dict[str, float]], slow_ms: float) -> None:
             f"  {phase:34} {statistics.median(values):7.0f} {quantile(values, 0.9):7.0f} "
             f"{quantile(values, 0.99):7.0f}"
         )
+    print(
+        f"  {'the load generator (client)':34} {client['p50'] * 1000:7.0f} "
+        f"{client['p90'] * 1000:7.0f} {client['p99'] * 1000:7.0f}   max {client['max']:.2f} ms"
+    )
+    server_max = max(r["in the server"] for r in rows) * 1000
+    print(f"  slowest request in the server: {server_max:.2f} ms")
     slow = [r for r in rows if r["total"] * 1000 > slow_ms]
     culprits: dict[str, int] = {}
     for row in slow:
-        worst = max((p for p in phases if p != "total"), key=lambda p: row.get(p, 0.0) - medians[p])
+        worst = max(
+            (p for p in phases if p not in ("total", "in the server")),
+            key=lambda p: row.get(p, 0.0) - medians[p],
+        )
         culprits[worst] = culprits.get(worst, 0) + 1
     print(f"requests over {slow_ms:g} ms inside the handler: {len(slow)}; phase furthest above")
     print("its median in each: " + (", ".join(f"{p} {n}" for p, n in sorted(culprits.items(),
@@ -96,7 +112,8 @@ def main() -> int:
     parser.add_argument("--slow-ms", type=float, default=5.0)
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the gateway")
     args = parser.parse_args()
-    report(measure(args.source.resolve(), args.requests, args.warmup, args.env), args.slow_ms)
+    rows, client = measure(args.source.resolve(), args.requests, args.warmup, args.env)
+    report(rows, client, args.slow_ms)
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 _OUT = os.environ.get("SIGNALVAULT_PHASES_OUT")
 _requests: list[dict[str, float]] = []
 _current: dict[str, float] = {}
+_arrived = [0.0]  # when the HTTP server began parsing the request in flight
 
 
 def _add(phase: str, seconds: float) -> None:
@@ -56,6 +57,7 @@ def _install() -> None:
     from signalvault.gateway.proxy import Proxy
     from signalvault.gateway.screening import Screen
     from signalvault.gateway.upstream.forward import Upstream
+    from signalvault.server import GuardedHttpTools
     from signalvault.store.writer import GroupCommitWriter
     from signalvault.trail.audit import AuditTrail
 
@@ -69,8 +71,20 @@ def _install() -> None:
             await handle(self, scope, receive, send)
         finally:
             if "input scan" in _current:  # a chat request, not a probe of /readyz
-                _current["total"] = time.perf_counter() - started
+                ended = time.perf_counter()
+                _current["total"] = ended - started
+                _current["to the handler"] = started - _arrived[0]
+                _current["in the server"] = ended - _arrived[0]
                 _requests.append(dict(_current))
+
+    message_begin = GuardedHttpTools.on_message_begin
+
+    @functools.wraps(message_begin)
+    def on_message_begin(self: Any) -> None:
+        _arrived[0] = time.perf_counter()
+        message_begin(self)
+
+    GuardedHttpTools.on_message_begin = on_message_begin  # type: ignore[method-assign]
 
     execute = GroupCommitWriter._execute_locked
     enqueue = GroupCommitWriter._enqueue
