@@ -130,7 +130,7 @@ class GatewayApp:
         self._active = 0  # /v1 requests being handled
         self._idle = asyncio.Event()
         self._idle.set()
-        # Called once startup is complete, before the first request (server.py tunes the GC),
+        # Called once startup is complete, before the first request (`serve` tunes the GC),
         # and once the admin API and dashboard are built, on their first request.
         self.on_started: Callable[[], None] | None = None
         self.on_control_built: Callable[[], None] | None = None

@@ -15,7 +15,6 @@ ROOT_MODULES = {
     "__init__.py",
     "__main__.py",
     "app.py",
-    "server.py",
     "errors.py",
     "console.py",
     "logfmt.py",

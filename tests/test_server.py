@@ -11,13 +11,8 @@ from typing import Any
 import pytest
 
 from signalvault.config import ServerSettings
-from signalvault.server import (
-    GC_THRESHOLDS,
-    SHUTDOWN_GRACE,
-    BackgroundServer,
-    http_protocol,
-    served_app,
-)
+from signalvault.server import GC_THRESHOLDS, BackgroundServer, http_protocol, served_app
+from signalvault.server.protocol import SHUTDOWN_GRACE
 from tests.conftest import make_settings
 
 

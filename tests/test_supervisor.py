@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 
 from signalvault.errors import ConfigError
-from signalvault.server import SPREADS_CONNECTIONS, Supervisor, listening_socket
+from signalvault.server.supervisor import SPREADS_CONNECTIONS, Supervisor, listening_socket
 
 pytestmark = pytest.mark.skipif(not SPREADS_CONNECTIONS, reason="SO_REUSEPORT spreading: Linux")
 

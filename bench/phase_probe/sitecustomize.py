@@ -57,7 +57,7 @@ def _install() -> None:
     from signalvault.gateway.proxy import Proxy
     from signalvault.gateway.screening import Screen
     from signalvault.gateway.upstream.forward import Upstream
-    from signalvault.server import GuardedHttpTools
+    from signalvault.server.protocol import GuardedHttpTools
     from signalvault.store.writer import GroupCommitWriter
     from signalvault.trail.audit import AuditTrail
 

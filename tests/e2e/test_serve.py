@@ -260,6 +260,22 @@ def test_the_log_says_which_code_serves(stack: Stack):
     assert line in stack.gateway_log.read_bytes()
 
 
+def test_sighup_to_a_single_worker_is_logged_not_fatal(stack: Stack):
+    """Its default action would kill the process and cut whatever is in flight."""
+    url = f"http://127.0.0.1:{stack.port}/v1/chat/completions"
+    body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    with httpx.stream(
+        "POST", url, json=body, headers={"Authorization": f"Bearer {stack.key}"}
+    ) as r:
+        chunks = r.iter_bytes()
+        next(chunks)
+        stack.gateway.send_signal(signal.SIGHUP)
+        assert b"".join(chunks).endswith(b"data: [DONE]\n\n")
+    assert stack.gateway.poll() is None
+    assert "SIGHUP ignored: one worker has no replacement" in stack.gateway_log.read_text()
+    assert httpx.get(f"http://127.0.0.1:{stack.port}/healthz", timeout=10).status_code == 200
+
+
 def test_client_disconnect_mid_stream_is_recorded_as_cancelled(stack: Stack):
     url = f"http://127.0.0.1:{stack.port}/v1/chat/completions"
     body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}

@@ -1,7 +1,7 @@
 """Requests broken below JSON, written as raw bytes because no HTTP client sends them: lengths
 that lie, chunked bodies (good and bad), both length headers at once, huge and many headers,
 folded or NUL-bearing header lines, odd request targets, pipelining. They meet uvicorn's
-httptools parser and `GuardedHttpTools` (server.py) before the gateway."""
+httptools parser and `GuardedHttpTools` (server/protocol.py) before the gateway."""
 
 from __future__ import annotations
 

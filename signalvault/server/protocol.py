@@ -1,0 +1,162 @@
+"""The HTTP/1.1 protocol the gateway serves with: uvicorn's httptools protocol, bounded.
+
+uvicorn's httptools protocol bounds neither the size nor the arrival time of a request head, so
+`GuardedHttpTools` adds both: a slow or oversized head costs the gateway one closed socket. At
+shutdown it also answers the request of a connection accepted just before the listener closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from signalvault.config import ServerSettings
+
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 32\r\nconnection: close\r\n\r\nRequest header fields too large\n"
+)
+
+
+# How long a connection accepted just before a worker stops may take to send its first request.
+SHUTDOWN_GRACE = 1.0
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """httptools with a byte limit (431) and a deadline (disconnect) on each request head.
+
+    The parser reports the URL and each header as they complete; reads that end inside a head are
+    counted too, so one endless header holds at most `max_head_bytes` plus one read in memory.
+    Once refused, the rest of the read is parsed but ignored: no request reaches the app.
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        max_head_bytes: int,
+        head_timeout: float,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._max_head = max_head_bytes
+        self._head_timeout = head_timeout
+        self._head_bytes = 0  # parsed URL and headers of the current head
+        self._partial_bytes = 0  # bytes of reads that ended inside the current head
+        self._is_in_head = False  # from a message's first byte to the end of its headers
+        self._is_refused = False
+        self._is_last_request = False  # shutting down: the next request is served, then closes
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()  # a connection that never sends a request is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._is_refused:
+            return
+        super().data_received(data)
+        if self._is_in_head and not self._is_refused:
+            self._partial_bytes += len(data)
+            if self._partial_bytes > self._max_head:
+                self._refuse()
+
+    def on_message_begin(self) -> None:
+        if self._is_refused:
+            return
+        super().on_message_begin()
+        self._is_in_head = True
+        self._head_bytes = self._partial_bytes = 0
+        self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        if self._is_within_limit(len(url)):
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._is_within_limit(len(name) + len(value) + 4):  # ": " and CRLF
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._is_in_head = False
+        self._disarm_head_timer()
+        if not self._is_refused:
+            super().on_headers_complete()
+            if self._is_last_request and self.cycle is not None:
+                self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        """Graceful shutdown (uvicorn calls it once the listener is closed). uvicorn closes every
+        connection between requests at once; a connection accepted just before the listener
+        closed has not sent its request yet, and its client gets a reset for a request it
+        never saw refused (seen on every reload under load). So a connection that has carried
+        no request yet, or is inside a request's head, is served one more request and closed;
+        one that sends nothing within SHUTDOWN_GRACE seconds is closed then."""
+        is_fresh = self.cycle is None
+        is_next_arriving = self._is_in_head and (is_fresh or self.cycle.response_complete)
+        if not (is_fresh or is_next_arriving):
+            super().shutdown()  # inside a response (closes after it) or idle between requests
+            return
+        self._is_last_request = True
+        if not self._is_in_head:
+            self._disarm_head_timer()
+            timeout = min(SHUTDOWN_GRACE, self._head_timeout)
+            self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+
+    def on_body(self, body: bytes) -> None:
+        if not self._is_refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._is_refused:
+            super().on_message_complete()
+
+    def _is_within_limit(self, size: int) -> bool:
+        if self._is_refused:
+            return False
+        self._head_bytes += size
+        if self._head_bytes > self._max_head:
+            self._refuse()
+        return not self._is_refused
+
+    def _refuse(self) -> None:
+        self._is_refused = True
+        self._disarm_head_timer()
+        if self.cycle is None or self.cycle.response_complete:  # never inside another response
+            self.transport.write(_HEAD_TOO_LARGE)
+        self.transport.close()
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if not busy and not self.transport.is_closing():
+            self._is_refused = True
+            self.transport.close()
+
+
+def http_protocol(settings: ServerSettings) -> Any:
+    """The protocol factory uvicorn calls per connection (a partial, so workers can unpickle it)."""
+    return functools.partial(
+        GuardedHttpTools,
+        max_head_bytes=settings.max_header_bytes,
+        head_timeout=settings.header_timeout_seconds,
+    )
