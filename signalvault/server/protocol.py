@@ -22,7 +22,7 @@ _HEAD_TOO_LARGE = (
 )
 
 
-# How long a connection accepted just before a worker stops may take to send its first request.
+# How long a connection between requests may take to send one more once a worker stops.
 SHUTDOWN_GRACE = 1.0
 
 
@@ -97,18 +97,16 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown (uvicorn calls it once the listener is closed). uvicorn closes every
-        connection between requests at once; a connection accepted just before the listener
-        closed has not sent its request yet, and its client gets a reset for a request it
-        never saw refused (seen on every reload under load). So a connection that has carried
-        no request yet, or is inside a request's head, is served one more request and closed;
+        connection between requests at once, and a client whose request was already on its way
+        (a connection accepted just before the listener closed, or a kept-alive one it reused
+        that moment) got a reset for a request nobody refused: on every reload under load. So
+        a connection between requests is served one more request, answered `Connection: close`;
         one that sends nothing within SHUTDOWN_GRACE seconds is closed then."""
-        is_fresh = self.cycle is None
-        is_next_arriving = self._is_in_head and (is_fresh or self.cycle.response_complete)
-        if not (is_fresh or is_next_arriving):
-            super().shutdown()  # inside a response (closes after it) or idle between requests
+        if self.cycle is not None and not self.cycle.response_complete:
+            super().shutdown()  # inside a response: the connection closes after it
             return
         self._is_last_request = True
-        if not self._is_in_head:
+        if not self._is_in_head:  # a head on its way keeps its own deadline
             self._disarm_head_timer()
             timeout = min(SHUTDOWN_GRACE, self._head_timeout)
             self._head_timer = self.loop.call_later(timeout, self._head_timed_out)

@@ -571,15 +571,18 @@ def test_sighup_replaces_every_worker_while_the_port_keeps_answering(workers_sta
     outcomes: Counter[str] = Counter()
     stop = threading.Event()
 
-    def knock() -> None:  # a new connection per request: each one may land on a worker leaving
-        while not stop.is_set():
-            try:
-                response = httpx.get(f"http://127.0.0.1:{workers_stack.port}/healthz", timeout=10)
-                outcomes[str(response.status_code)] += 1
-            except httpx.HTTPError as exc:
-                outcomes[type(exc).__name__] += 1
+    def knock(keep_alive: bool) -> None:
+        # New connections may land on a worker as it leaves; kept-alive ones be reused as it does.
+        limits = httpx.Limits(max_keepalive_connections=1 if keep_alive else 0)
+        with httpx.Client(limits=limits, timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    response = client.get(f"http://127.0.0.1:{workers_stack.port}/healthz")
+                    outcomes[str(response.status_code)] += 1
+                except httpx.HTTPError as exc:
+                    outcomes[type(exc).__name__] += 1
 
-    knockers = [threading.Thread(target=knock) for _ in range(3)]
+    knockers = [threading.Thread(target=knock, args=(n % 2 == 0,)) for n in range(4)]
     for knocker in knockers:
         knocker.start()
     try:
