@@ -3,6 +3,7 @@ ports, driven by the official SDKs. Checks responses, the trail, and the bytes o
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -260,13 +262,19 @@ def test_the_log_says_which_code_serves(stack: Stack):
     assert line in stack.gateway_log.read_bytes()
 
 
-def test_sighup_to_a_single_worker_is_logged_not_fatal(stack: Stack):
-    """Its default action would kill the process and cut whatever is in flight."""
+@contextlib.contextmanager
+def slow_stream(stack: Stack) -> Iterator[httpx.Response]:
+    """A streamed chat completion from the slow mock: 50 chunks, 100 ms apart."""
     url = f"http://127.0.0.1:{stack.port}/v1/chat/completions"
     body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
-    with httpx.stream(
-        "POST", url, json=body, headers={"Authorization": f"Bearer {stack.key}"}
-    ) as r:
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+        yield response
+
+
+def test_sighup_to_a_single_worker_is_logged_not_fatal(stack: Stack):
+    """Its default action would kill the process and cut whatever is in flight."""
+    with slow_stream(stack) as r:
         chunks = r.iter_bytes()
         next(chunks)
         stack.gateway.send_signal(signal.SIGHUP)
@@ -277,11 +285,7 @@ def test_sighup_to_a_single_worker_is_logged_not_fatal(stack: Stack):
 
 
 def test_client_disconnect_mid_stream_is_recorded_as_cancelled(stack: Stack):
-    url = f"http://127.0.0.1:{stack.port}/v1/chat/completions"
-    body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
-    with httpx.stream(
-        "POST", url, json=body, headers={"Authorization": f"Bearer {stack.key}"}
-    ) as r:
+    with slow_stream(stack) as r:
         assert r.status_code == 200
         next(r.iter_bytes())  # first chunk arrived, then the client goes away
     deadline = time.monotonic() + 10
@@ -523,10 +527,7 @@ def test_every_worker_runs_the_guarded_protocol(workers_stack: Stack):
 @linux_only
 def test_sigterm_lets_a_stream_finish_on_every_worker_then_exits_0(workers_stack: Stack):
     workers = worker_pids(workers_stack)
-    url = f"http://127.0.0.1:{workers_stack.port}/v1/chat/completions"
-    body = {"model": "slow-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
-    headers = {"Authorization": f"Bearer {workers_stack.key}"}
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+    with slow_stream(workers_stack) as response:
         chunks = response.iter_bytes()
         next(chunks)
         workers_stack.gateway.send_signal(signal.SIGTERM)
