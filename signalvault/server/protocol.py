@@ -2,7 +2,8 @@
 
 uvicorn's httptools protocol bounds neither the size nor the arrival time of a request head, so
 `GuardedHttpTools` adds both: a slow or oversized head costs the gateway one closed socket. At
-shutdown it also answers the request of a connection accepted just before the listener closed.
+shutdown it answers one more request on each connection between requests (accepted just before
+the listener closed, or kept alive) instead of closing it under a request on its way.
 """
 
 from __future__ import annotations

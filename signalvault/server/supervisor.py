@@ -111,7 +111,8 @@ class Supervisor:
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
         try:
-            self._slots = [self._start() for _ in range(self.count)]
+            for _ in range(self.count):  # one by one: a failed start still stops the others
+                self._slots.append(self._start())
             logger.info(
                 "%d workers on %s:%d, each with its own socket (SO_REUSEPORT)",
                 self.count, self.config.host, self.port,
