@@ -231,6 +231,42 @@ def train_chains(data: list[list[Example]], settings: dict[str, Any]) -> dict[st
     return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
 
 
+def train_crfsuite(data: list[list[Example]], settings: dict[str, Any]) -> dict[str, float]:
+    """`crf` 2: the chains of `train_chains`, trained by python-crfsuite's L-BFGS (no dependency
+    of the project: `pip install python-crfsuite==0.9.12` to run it), stored as `train_chains`
+    stores its model (each feature's weight for "1" less its weight for "0", the transitions);
+    `crf` 3: every chain also copied with the word and its letter pieces hidden on every token."""
+    import tempfile
+
+    import pycrfsuite  # type: ignore[import-not-found]
+
+    counts = Counter(f for run in data for feats, _ in run for f in set(feats))
+    keep = {f for f, n in counts.items() if n >= settings["min_count"] or not f.startswith(LEXICAL)}
+    keep -= {f for f in keep if f.startswith(_NAME_SHAPE[settings.get("name_shape", 0)])}
+    chains = [[([f for f in feats if f in keep], y) for feats, y in run] for run in data]
+    if settings["crf"] == 3:
+        hidden = (_WORD, *_PIECES)
+        chains += [
+            [([f for f in fs if not f.startswith(hidden)], y) for fs, y in c] for c in chains
+        ]
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for run in chains:
+        trainer.append([feats for feats, _ in run], [str(y) for _, y in run])
+    trainer.set_params({"c1": 0.0, "c2": 1.0, "max_iterations": 200})
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer.train(f"{tmp}/crf.model")
+        tagger = pycrfsuite.Tagger()
+        tagger.open(f"{tmp}/crf.model")
+        info = tagger.info()
+        tagger.close()
+    weights: dict[str, float] = {}
+    for (feature, label), w in info.state_features.items():
+        weights[feature] = weights.get(feature, 0.0) + (w if label == "1" else -w)
+    for (before, after), w in info.transitions.items():
+        weights[f"crf:{before}{after}"] = w
+    return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
+
+
 def faker_version() -> str:
     from importlib.metadata import version
 
@@ -267,7 +303,7 @@ def fit(
             train_rows.extend(examples(feats, rules, halves[half]))
     if SETTINGS["crf"]:
         train_rows = [row for chain in chains for row in chain]
-        main = train_chains(chains, SETTINGS)
+        main = (train_chains if SETTINGS["crf"] == 1 else train_crfsuite)(chains, SETTINGS)
     else:
         main = train(train_rows, SETTINGS)
     return {**main, **own_model(lexicon, rules, recs)}, train_rows
