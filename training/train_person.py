@@ -39,11 +39,6 @@ from signalvault.guardrails.pii_person import (  # noqa: E402
     Token,
     rule_scores,
 )
-from signalvault.guardrails.pii_person_crf import (  # noqa: E402
-    TRANSITIONS,
-    forward_backward,
-    runs,
-)
 
 TRAIN_FILES = {
     # file: which records train (the rest are for tuning or measurement only)
@@ -54,7 +49,7 @@ _WORD = "w="  # the word itself (the other lexical features are its letter piece
 LEXICAL = ("w=", "p=", "n=", "s3=", "p3=", "s4=", "s2=")  # kept when seen in min_count rows
 _PIECES = ("s3=", "p3=", "s4=", "s2=")  # the word's letter pieces (hidden with it if "pieces")
 SETTINGS = {"epochs": 12, "rate": 0.2, "l2": 2e-5, "min_count": 2, "seed": 1, "prune": 0.02,
-            "dropout": 0.4, "pieces": 1, "name_shape": 1, "crf": 0}  # fmt: skip
+            "dropout": 0.4, "pieces": 1, "name_shape": 1}  # fmt: skip
 _NAME_SHAPE = {0: ("nl=", "nlg="), 1: ("nlg=",), 2: ("\0",)}  # feature prefixes left out
 SYNTHETIC = 3000  # business-style sentences from training/synthetic.py
 DEFAULT_OUT = ROOT / "signalvault" / "guardrails" / "data" / MODEL_FILE
@@ -117,20 +112,6 @@ def examples(
             yield feats.own(token) + feats.context(rec["text"], token, lowered, rule), label
 
 
-def chain_examples(
-    feats: PersonFeatures, rules: NameRules, recs: list[dict[str, Any]]
-) -> Iterator[list[Example]]:
-    """The rows of `examples`, one list per run of joined candidates (`crf` 1's chains)."""
-    for rec in recs:
-        text = rec["text"]
-        rows = [
-            (token, feats.own(token) + feats.context(text, token, lowered, rule), label)
-            for token, rule, label, lowered in labelled_tokens(feats, rules, rec)
-        ]
-        for begin, end in runs(text, [token for token, _, _ in rows]):
-            yield [(row, label) for _, row, label in rows[begin:end]]
-
-
 def own_model(
     lexicon: NameLexicon, rules: NameRules, recs: list[dict[str, Any]]
 ) -> dict[str, float]:
@@ -175,98 +156,6 @@ def train(data: list[Example], settings: dict[str, Any]) -> dict[str, float]:
     return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
 
 
-def train_chains(data: list[list[Example]], settings: dict[str, Any]) -> dict[str, float]:
-    """`crf` 1: a linear-chain CRF over runs of joined candidates (pii_person_crf.py), trained as
-    `train` trains the logistic regression (same features, pruning, word dropout, AdaGrad with
-    L2), a run at a time, on the exact gradient of its log-likelihood (forward-backward)."""
-    counts = Counter(f for run in data for feats, _ in run for f in set(feats))
-    keep = {f for f, n in counts.items() if n >= settings["min_count"] or not f.startswith(LEXICAL)}
-    keep -= {f for f in keep if f.startswith(_NAME_SHAPE[settings.get("name_shape", 0)])}
-    chains = [[([f for f in feats if f in keep], y) for feats, y in run] for run in data]
-    weights: dict[str, float] = {}
-    squares: dict[str, float] = {}
-    order = list(range(len(chains)))
-    rng = random.Random(settings["seed"])
-    dropout = settings.get("dropout", 0.0)
-    for _ in range(settings["epochs"]):
-        rng.shuffle(order)
-        for index in order:
-            chain = chains[index]
-            if dropout:  # as in `train`, a draw per token
-                if settings.get("pieces"):
-                    chain = [
-                        ([f for f in feats if not f.startswith((_WORD, *_PIECES))], y)
-                        if rng.random() < dropout
-                        else (feats, y)
-                        for feats, y in chain
-                    ]
-                else:
-                    chain = [
-                        (
-                            [
-                                f
-                                for f in feats
-                                if not f.startswith(_WORD) or rng.random() >= dropout
-                            ],
-                            y,
-                        )
-                        for feats, y in chain
-                    ]
-            unary = [sum(weights.get(f, 0.0) for f in feats) for feats, _ in chain]
-            t00, t01, t10, t11 = (weights.get(key, 0.0) for key in TRANSITIONS)
-            probs, pairs = forward_backward(unary, (t00, t01, t10, t11), pairs=len(chain) > 1)
-            grads: dict[str, float] = {}
-            for (feats, y), p in zip(chain, probs, strict=True):
-                for f in feats:
-                    grads[f] = grads.get(f, 0.0) + p - y
-            for t, pair in enumerate(pairs, start=1):
-                gold = 2 * chain[t - 1][1] + chain[t][1]  # index of the gold pair in TRANSITIONS
-                for k, key in enumerate(TRANSITIONS):
-                    grads[key] = grads.get(key, 0.0) + pair[k] - (k == gold)
-            for f, grad in grads.items():
-                w = weights.get(f, 0.0)
-                g = grad + settings["l2"] * w
-                squares[f] = squares.get(f, 0.0) + g * g
-                weights[f] = w - settings["rate"] * g / math.sqrt(squares[f])
-    return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
-
-
-def train_crfsuite(data: list[list[Example]], settings: dict[str, Any]) -> dict[str, float]:
-    """`crf` 2: the chains of `train_chains`, trained by python-crfsuite's L-BFGS (no dependency
-    of the project: `pip install python-crfsuite==0.9.12` to run it), stored as `train_chains`
-    stores its model (each feature's weight for "1" less its weight for "0", the transitions);
-    `crf` 3: every chain also copied with the word and its letter pieces hidden on every token."""
-    import tempfile
-
-    import pycrfsuite  # type: ignore[import-not-found]
-
-    counts = Counter(f for run in data for feats, _ in run for f in set(feats))
-    keep = {f for f, n in counts.items() if n >= settings["min_count"] or not f.startswith(LEXICAL)}
-    keep -= {f for f in keep if f.startswith(_NAME_SHAPE[settings.get("name_shape", 0)])}
-    chains = [[([f for f in feats if f in keep], y) for feats, y in run] for run in data]
-    if settings["crf"] == 3:
-        hidden = (_WORD, *_PIECES)
-        chains += [
-            [([f for f in fs if not f.startswith(hidden)], y) for fs, y in c] for c in chains
-        ]
-    trainer = pycrfsuite.Trainer(verbose=False)
-    for run in chains:
-        trainer.append([feats for feats, _ in run], [str(y) for _, y in run])
-    trainer.set_params({"c1": 0.0, "c2": 1.0, "max_iterations": 200})
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer.train(f"{tmp}/crf.model")
-        tagger = pycrfsuite.Tagger()
-        tagger.open(f"{tmp}/crf.model")
-        info = tagger.info()
-        tagger.close()
-    weights: dict[str, float] = {}
-    for (feature, label), w in info.state_features.items():
-        weights[feature] = weights.get(feature, 0.0) + (w if label == "1" else -w)
-    for (before, after), w in info.transitions.items():
-        weights[f"crf:{before}{after}"] = w
-    return {f: round(w, 3) for f, w in sorted(weights.items()) if abs(w) >= settings["prune"]}
-
-
 def faker_version() -> str:
     from importlib.metadata import version
 
@@ -294,19 +183,10 @@ def fit(
     # look surer than it is on new text); the shipped one is trained on all records.
     halves = [recs[0::2], recs[1::2]]
     train_rows: list[Example] = []
-    chains: list[list[Example]] = []  # with `crf` 1: the same rows, by runs of joined tokens
     for half, other in ((0, 1), (1, 0)):
         feats = PersonFeatures(lexicon, own_model(lexicon, rules, halves[other]))
-        if SETTINGS["crf"]:
-            chains.extend(chain_examples(feats, rules, halves[half]))
-        else:
-            train_rows.extend(examples(feats, rules, halves[half]))
-    if SETTINGS["crf"]:
-        train_rows = [row for chain in chains for row in chain]
-        main = (train_chains if SETTINGS["crf"] == 1 else train_crfsuite)(chains, SETTINGS)
-    else:
-        main = train(train_rows, SETTINGS)
-    return {**main, **own_model(lexicon, rules, recs)}, train_rows
+        train_rows.extend(examples(feats, rules, halves[half]))
+    return {**train(train_rows, SETTINGS), **own_model(lexicon, rules, recs)}, train_rows
 
 
 def build(data: Path) -> dict[str, Any]:
