@@ -1,7 +1,7 @@
 """Detector accuracy on the shared labelled sets (../shared/eval), scored by that folder's score.py.
 
     python bench/eval.py [--data DIR] [--only GLOB] [--lenient-generic] [--show-errors N] [--json]
-                         [--no-cross] [--no-heldout] [--splits tune,untouched,fresh10]
+                         [--no-cross] [--no-heldout] [--splits tune,untouched,fresh9]
 
 Spans (pii-*, secrets-*) go through score.py; injection-* records are whole-text labels, scored here
 as precision / recall / false-positive rate. "FAstrict" counts any finding on a gold-free record,
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the summary rows as JSON")
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-family check")
     ap.add_argument("--no-heldout", action="store_true", help="skip bench/heldout.py's sets")
-    ap.add_argument("--splits", default="tune,untouched,fresh10", help="held-out splits to score")
+    ap.add_argument("--splits", default="tune,untouched,fresh9", help="held-out splits to score")
     args = ap.parse_args(argv)
     if not (args.data / "score.py").exists():
         raise SystemExit(f"{args.data} has no score.py; pass --data DIR")

@@ -29,11 +29,12 @@ informed the fourth round's report, so it is training data again; a tenth split,
 replaced it on 2026-12-07 before any change of the fifth round was measured. Its scores (the
 fifth round's retrained model, summary rows) informed that round's report, so it is training data
 again; an eleventh split, `fresh9`, replaced it on 2026-12-07 before any change of the sixth
-round was measured (one record in two of what `fresh` to `fresh8` leave). Its scores (the sixth
-round's model, summary rows) informed that round's report, so it is training data again; a twelfth
-split, `fresh10`, replaced it on 2026-12-08 before any change of the seventh round was run: all
-that `fresh` to `fresh9` leave (about one record in ten again), so the series is used up and the
-next slice must be cut another way.
+round was measured (one record in two of what `fresh` to `fresh8` leave); the model shipped since
+then holds it out. A twelfth split, `fresh10`, was cut on 2026-12-08 before anything of the seventh
+round was run: all that `fresh` to `fresh9` leave (about one record in ten again), so the series is
+used up and the slice after it must be cut another way. No variant of that round won and the model
+was not retrained, so nothing was measured on `fresh10`: it is for the next retrain, which holds
+it out (the shipped model was trained on it) and puts `fresh9` back into training.
 Values come from Faker's locale providers and python-stdnum (random digits kept when the
 validator accepts them), never from the detectors under test. Records use the shared formats
 (`entities` / `secrets`, `meta.labels_complete_for`), so ../shared/eval/score.py scores them.
@@ -256,8 +257,8 @@ FRESH_SOURCES = {
 # record in `share` of what the slices before it leave, by a hash of the text salted with its
 # name (retweets and other repeats land on the same side), so no two overlap. fresh: about one
 # record in six; fresh2, fresh3, fresh5 to fresh10 about 10% of the corpora each, fresh4 about
-# 6%; fresh10 (share 1) takes every record the others leave. Only the last is held out; the others
-# informed reports and are training data again.
+# 6%; fresh10 (share 1) takes every record the others leave. The shipped model holds out fresh9;
+# fresh10 is for the next retrain (unmeasured); the others informed reports and are trained on.
 FRESH_SHARES = {"fresh": 6, "fresh2": 8, "fresh3": 7, "fresh4": 10, "fresh5": 6, "fresh6": 5,
                 "fresh7": 4, "fresh8": 3, "fresh9": 2, "fresh10": 1}  # fmt: skip
 
@@ -282,12 +283,12 @@ def is_fresh7(text: str) -> bool:
 
 
 def is_fresh9(text: str) -> bool:
-    """True when the record belongs to the slice held out until 2026-12-08's seventh round."""
+    """True when the record belongs to the held-out slice (training/train_person.py skips it)."""
     return fresh_slice(text) == "fresh9"
 
 
 def is_fresh10(text: str) -> bool:
-    """True when the record belongs to the held-out slice (training/train_person.py skips it)."""
+    """True when the record belongs to the slice cut for the next retrain (never measured yet)."""
     return fresh_slice(text) == "fresh10"
 
 

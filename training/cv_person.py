@@ -8,7 +8,7 @@ looking at any held-out set.
                                            [--floor-novel 0.75] [--floor 0.78]
 
 The records training/train_person.py trains on (the two corpora, less bench/heldout.py's
-`fresh10` slice) are cut into folds by a hash of the text (repeats land in the same fold). For
+`fresh9` slice) are cut into folds by a hash of the text (repeats land in the same fold). For
 each fold, both models are trained as train_person.py trains them, on the other folds and the
 synthetic sentences, and the whole PII detector (rules, model, addresses, the engine's 0.5
 threshold) scans the fold. PERSON precision and recall (any character overlap, as score.py

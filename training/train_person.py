@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import synthetic  # noqa: E402
-from heldout import is_fresh10  # noqa: E402
+from heldout import is_fresh9  # noqa: E402
 
 from signalvault.guardrails.pii_names import NameLexicon, NameRules, load_lexicon  # noqa: E402
 from signalvault.guardrails.pii_person import (  # noqa: E402
@@ -70,12 +70,12 @@ def person_spans(rec: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def records(data: Path, file: str, split: str | None) -> Iterator[dict[str, Any]]:
-    """The training records of one file: its `split`, less bench/heldout.py's fresh10 slice."""
+    """The training records of one file: its `split`, less bench/heldout.py's fresh9 slice."""
     with (data / file).open(encoding="utf-8") as lines:
         for line in lines:
             rec = json.loads(line)
-            if is_fresh10(rec["text"]):
-                continue  # held out for measurement (bench/heldout.py, split `fresh10`)
+            if is_fresh9(rec["text"]):
+                continue  # held out for measurement (bench/heldout.py, split `fresh9`)
             if split is None or rec.get("meta", {}).get("btc_recommended_split") == split:
                 yield rec
 
@@ -199,7 +199,7 @@ def build(data: Path) -> dict[str, Any]:
         "trained_by": "training/train_person.py",
         "settings": SETTINGS,
         "examples": len(train_rows),
-        "held_out": "records bench/heldout.is_fresh10 selects (split `fresh10`)",
+        "held_out": "records bench/heldout.is_fresh9 selects (split `fresh9`)",
         "positives": sum(y for _, y in train_rows),
         "data": {
             **{
