@@ -29,7 +29,12 @@ informed the fourth round's report, so it is training data again; a tenth split,
 replaced it on 2026-12-07 before any change of the fifth round was measured. Its scores (the
 fifth round's retrained model, summary rows) informed that round's report, so it is training data
 again; an eleventh split, `fresh9`, replaced it on 2026-12-07 before any change of the sixth
-round was measured (one record in two of what `fresh` to `fresh8` leave).
+round was measured (one record in two of what `fresh` to `fresh8` leave); the model shipped since
+then holds it out. A twelfth split, `fresh10`, was cut on 2026-12-08 before anything of the seventh
+round was run: all that `fresh` to `fresh9` leave (about one record in ten again), so the series is
+used up and the slice after it must be cut another way. No variant of that round won and the model
+was not retrained, so nothing was measured on `fresh10`: it is for the next retrain, which holds
+it out (the shipped model was trained on it) and puts `fresh9` back into training.
 Values come from Faker's locale providers and python-stdnum (random digits kept when the
 validator accepts them), never from the detectors under test. Records use the shared formats
 (`entities` / `secrets`, `meta.labels_complete_for`), so ../shared/eval/score.py scores them.
@@ -51,7 +56,7 @@ from heldout_secrets import secret_records
 from heldout_values import ID_VALUES, LOOKALIKES, id_value
 
 FRESH_SPLITS = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8",
-                "fresh9")  # fmt: skip
+                "fresh9", "fresh10")  # fmt: skip
 SPLITS = ("tune", "untouched", *FRESH_SPLITS)
 _SEEDS = {"tune": 1013, "untouched": 7919}
 
@@ -251,10 +256,11 @@ FRESH_SOURCES = {
 # The fresh slices of the two training corpora, in the order they were cut: each takes one
 # record in `share` of what the slices before it leave, by a hash of the text salted with its
 # name (retweets and other repeats land on the same side), so no two overlap. fresh: about one
-# record in six; fresh2, fresh3, fresh5 to fresh9 about 10% of the corpora each, fresh4 about
-# 6%. Only the last is held out; the others informed reports and are training data again.
+# record in six; fresh2, fresh3, fresh5 to fresh10 about 10% of the corpora each, fresh4 about
+# 6%; fresh10 (share 1) takes every record the others leave. The shipped model holds out fresh9;
+# fresh10 is for the next retrain (unmeasured); the others informed reports and are trained on.
 FRESH_SHARES = {"fresh": 6, "fresh2": 8, "fresh3": 7, "fresh4": 10, "fresh5": 6, "fresh6": 5,
-                "fresh7": 4, "fresh8": 3, "fresh9": 2}  # fmt: skip
+                "fresh7": 4, "fresh8": 3, "fresh9": 2, "fresh10": 1}  # fmt: skip
 
 
 def fresh_slice(text: str) -> str | None:
@@ -281,6 +287,11 @@ def is_fresh9(text: str) -> bool:
     return fresh_slice(text) == "fresh9"
 
 
+def is_fresh10(text: str) -> bool:
+    """True when the record belongs to the slice cut for the next retrain (never measured yet)."""
+    return fresh_slice(text) == "fresh10"
+
+
 def person_spans(text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Gold PERSON entities without @handles, whether the "@" is inside the span or before it."""
     return [
@@ -297,7 +308,7 @@ def fresh_records(data: Path, source: str, split: str = "fresh") -> list[dict[st
     E, G and the first half of H; WNUT-17 train). Both CC-BY-4.0, marked for training and tuning
     in ../shared/eval/PROVENANCE.md; cut out of training when this split was defined (stop 19),
     before any tuning of that session. Handles are unlabelled, as in the other informal sets.
-    `split` "fresh2" to "fresh9": the slices that replaced it in turn (see the module docstring).
+    `split` "fresh2" to "fresh10": the slices that replaced it in turn (see the module docstring).
     """
     file, btc_split = FRESH_SOURCES[source]
     out = []
