@@ -23,9 +23,12 @@ from types import ModuleType
 
 PACKAGE = Path(__file__).resolve().parent
 MANIFEST = PACKAGE / "compiled.json"
-# COMPILED: the extensions run; PURE: asked for; STALE: a source changed since the build; NONE:
-# nothing was built (a plain checkout, a helper's worktree).
+# COMPILED: the extensions run; PURE: asked for; STALE: a source changed since the build;
+# INCOMPLETE: an extension is missing (a copied or half-cleaned tree: the sources of the missing
+# ones would run beside the others' compiled copies); NONE: nothing was built (a plain checkout,
+# a helper's worktree).
 COMPILED, PURE, STALE, NONE = "compiled", "pure (SIGNALVAULT_PURE)", "pure (stale build)", "pure"
+INCOMPLETE = "pure (incomplete build)"
 PURE_VARIABLE = "SIGNALVAULT_PURE"  # 1: the sources run (docs/configuration.md)
 
 
@@ -41,7 +44,14 @@ def build_state(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
         digest = sources_digest(manifest["modules"])
     except (OSError, KeyError, TypeError):
         return STALE
-    return COMPILED if digest == manifest.get("sha256") else STALE
+    if digest != manifest.get("sha256"):
+        return STALE
+    return COMPILED if all(map(_has_extension, manifest["modules"])) else INCOMPLETE
+
+
+def _has_extension(path: str) -> bool:
+    source = PACKAGE.parent / path
+    return any(source.with_suffix(s).is_file() for s in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def sources_digest(paths: Sequence[str], root: Path | None = None) -> str:

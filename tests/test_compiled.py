@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -74,6 +75,8 @@ def _fake_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pat
     (package / "gateway" / "a.py").write_text("A = 1\n")
     (package / "b.py").write_text("B = 2\n")
     paths = ["signalvault/gateway/a.py", "signalvault/b.py"]
+    for path in paths:  # the extensions the build left beside them
+        (tmp_path / path).with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0]).touch()
     manifest = {"modules": paths, "sha256": compiled.sources_digest(paths, tmp_path)}
     (package / "compiled.json").write_text(json.dumps(manifest))
     monkeypatch.setattr(compiled, "PACKAGE", package)
@@ -86,6 +89,10 @@ def test_the_build_runs_while_every_source_matches_what_the_tool_recorded(tmp_pa
     assert compiled.build_state({}) == compiled.COMPILED
     assert compiled.build_state({"SIGNALVAULT_PURE": "0"}) == compiled.COMPILED
     assert compiled.build_state({"SIGNALVAULT_PURE": "1"}) == compiled.PURE
+    extension = (package / "b.py").with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0])
+    extension.unlink()  # a copied or half-cleaned tree: one module would run twice, in two builds
+    assert compiled.build_state({}) == compiled.INCOMPLETE
+    extension.touch()
     (package / "b.py").write_text("B = 3\n")  # edited after the build
     assert compiled.build_state({}) == compiled.STALE
     (package / "b.py").unlink()
