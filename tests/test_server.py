@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 import threading
@@ -9,10 +10,12 @@ import time
 from typing import Any
 
 import pytest
+import uvicorn
+from uvicorn.server import ServerState
 
 from signalvault.config import ServerSettings
 from signalvault.server import GC_THRESHOLDS, BackgroundServer, http_protocol, served_app
-from signalvault.server.protocol import SHUTDOWN_GRACE
+from signalvault.server.protocol import SHUTDOWN_GRACE, HeadWithBody
 from tests.conftest import make_settings
 
 
@@ -108,3 +111,91 @@ def test_a_stopping_server_answers_one_more_request_per_connection_then_closes()
         assert _read_all(silent) == b""  # sent nothing: closed after the grace
         stopping.join(timeout=10)
         assert not stopping.is_alive() and time.monotonic() - started < SHUTDOWN_GRACE + 2
+
+
+class _RecordingTransport(asyncio.Transport):
+    """A socket's transport that keeps what each write sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:  # type: ignore[override]
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 9) if name in ("sockname", "peername") else default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def _stream(scope: dict[str, Any], receive: object, send: Any) -> None:
+    headers = [(b"content-type", b"text/event-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await asyncio.sleep(0.01)  # the provider's first event is on its way
+    await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _served(app: Any, request: bytes) -> _RecordingTransport:
+    """`request` through the gateway's protocol on a recording transport, answered to its end."""
+    config = uvicorn.Config(
+        app, http=http_protocol(ServerSettings()), lifespan="off", access_log=False, log_config=None
+    )
+    config.load()
+    transport = _RecordingTransport()
+    protocol: Any = config.http_protocol_class(config, ServerState(), {})  # type: ignore[call-arg]
+    protocol.connection_made(transport)
+    protocol.data_received(request)
+    for _ in range(100):
+        if protocol.cycle is not None and protocol.cycle.response_complete:
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0)  # a held head's flush, if any, runs now
+    protocol.connection_lost(None)
+    return transport
+
+
+@pytest.mark.anyio
+async def test_a_json_answer_leaves_in_one_send_and_a_stream_head_at_once():
+    """A response's head goes out with its body in one send (uvicorn alone made two: one system
+    call and one read more per answer); a stream's head is not held back while the first event
+    is awaited."""
+    request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+    answer = await _served(_hello, request)
+    assert len(answer.writes) == 1
+    assert answer.writes[0].startswith(b"HTTP/1.1 200") and answer.writes[0].endswith(b"\r\n\r\nok")
+
+    stream = await _served(_stream, request)
+    assert stream.writes[0].startswith(b"HTTP/1.1 200") and stream.writes[0].endswith(b"\r\n\r\n")
+    assert b"".join(stream.writes[1:]) == b"9\r\ndata: 1\n\n\r\n0\r\n\r\n"
+
+
+@pytest.mark.anyio
+async def test_a_held_head_is_sent_before_the_connection_closes():
+    """A head still held when the response closes the connection (an error answer, `Connection:
+    close`) is written first; on a connection already closing it is dropped, like any write."""
+    transport = _RecordingTransport()
+    held = HeadWithBody(transport, asyncio.get_running_loop())
+    held.write(b"HTTP/1.1 500 head\r\n\r\n")
+    assert transport.writes == []
+    held.close()
+    assert transport.writes == [b"HTTP/1.1 500 head\r\n\r\n"] and transport.closed
+
+    closing = _RecordingTransport()
+    late = HeadWithBody(closing, asyncio.get_running_loop())
+    late.write(b"head")
+    closing.closed = True
+    await asyncio.sleep(0)
+    assert closing.writes == []

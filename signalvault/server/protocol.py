@@ -3,7 +3,8 @@
 uvicorn's httptools protocol bounds neither the size nor the arrival time of a request head, so
 `GuardedHttpTools` adds both: a slow or oversized head costs the gateway one closed socket. At
 shutdown it answers one more request on each connection between requests (accepted just before
-the listener closed, or kept alive) instead of closing it under a request on its way.
+the listener closed, or kept alive) instead of closing it under a request on its way. A response's
+head leaves with its first body bytes, in one send.
 """
 
 from __future__ import annotations
@@ -21,6 +22,47 @@ _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: 32\r\nconnection: close\r\n\r\nRequest header fields too large\n"
 )
+
+
+class HeadWithBody:
+    """The transport as one response sees it: the head waits for the first body bytes.
+
+    uvicorn writes a response's head and its body in two sends, so each JSON answer cost two
+    system calls (and the client two reads). Here the cycle's first write (its head, or an
+    interim `100 Continue`) is held until the next write joins it, or until the event loop's
+    current step ends (a stream's head, while the provider is awaited), whichever comes first.
+    """
+
+    __slots__ = ("_held", "_is_first", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._is_first = True
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif self._is_first:
+            self._is_first = False
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, ...: the socket's
+        return getattr(self._transport, name)
 
 
 # How long a connection between requests may take to send one more once a worker stops.
@@ -93,8 +135,10 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._disarm_head_timer()
         if not self._is_refused:
             super().on_headers_complete()
-            if self._is_last_request and self.cycle is not None:
-                self.cycle.keep_alive = False
+            if self.cycle is not None:
+                self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+                if self._is_last_request:
+                    self.cycle.keep_alive = False
 
     def shutdown(self) -> None:
         """Graceful shutdown (uvicorn calls it once the listener is closed). uvicorn closes every
