@@ -15,7 +15,7 @@ from uvicorn.server import ServerState
 
 from signalvault.config import ServerSettings
 from signalvault.server import GC_THRESHOLDS, BackgroundServer, http_protocol, served_app
-from signalvault.server.protocol import SHUTDOWN_GRACE, HeadWithBody
+from signalvault.server.protocol import SHUTDOWN_GRACE, GatheredWrites
 from tests.conftest import make_settings
 
 
@@ -148,13 +148,15 @@ async def _stream(scope: dict[str, Any], receive: object, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _served(app: Any, request: bytes) -> _RecordingTransport:
+async def _served(
+    app: Any, request: bytes, transport: _RecordingTransport | None = None
+) -> _RecordingTransport:
     """`request` through the gateway's protocol on a recording transport, answered to its end."""
     config = uvicorn.Config(
         app, http=http_protocol(ServerSettings()), lifespan="off", access_log=False, log_config=None
     )
     config.load()
-    transport = _RecordingTransport()
+    transport = transport or _RecordingTransport()
     protocol: Any = config.http_protocol_class(config, ServerState(), {})  # type: ignore[call-arg]
     protocol.connection_made(transport)
     protocol.data_received(request)
@@ -168,34 +170,55 @@ async def _served(app: Any, request: bytes) -> _RecordingTransport:
 
 
 @pytest.mark.anyio
-async def test_a_json_answer_leaves_in_one_send_and_a_stream_head_at_once():
-    """A response's head goes out with its body in one send (uvicorn alone made two: one system
-    call and one read more per answer); a stream's head is not held back while the first event
-    is awaited."""
+async def test_a_json_answer_leaves_in_one_send_and_a_stream_step_by_step():
+    """A response of known length leaves with its head in one send (uvicorn alone made two: one
+    system call and one client read more per answer); a stream's head is not held back while
+    its first event is awaited, and its last event and its end leave together."""
     request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
     answer = await _served(_hello, request)
     assert len(answer.writes) == 1
     assert answer.writes[0].startswith(b"HTTP/1.1 200") and answer.writes[0].endswith(b"\r\n\r\nok")
 
     stream = await _served(_stream, request)
+    assert len(stream.writes) == 2
     assert stream.writes[0].startswith(b"HTTP/1.1 200") and stream.writes[0].endswith(b"\r\n\r\n")
-    assert b"".join(stream.writes[1:]) == b"9\r\ndata: 1\n\n\r\n0\r\n\r\n"
+    assert stream.writes[1] == b"9\r\ndata: 1\n\n\r\n0\r\n\r\n"
 
 
 @pytest.mark.anyio
-async def test_a_held_head_is_sent_before_the_connection_closes():
-    """A head still held when the response closes the connection (an error answer, `Connection:
-    close`) is written first; on a connection already closing it is dropped, like any write."""
+async def test_an_answer_is_sent_before_the_handler_goes_on():
+    """The last piece of an answer (of known length or chunked) leaves at once, not when the
+    handler's step ends: the record it writes next does not delay the caller."""
     transport = _RecordingTransport()
-    held = HeadWithBody(transport, asyncio.get_running_loop())
+    seen: list[list[bytes]] = []
+
+    async def chunked(scope: dict[str, Any], receive: object, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+        seen.append(list(transport.writes))  # the handler's work after answering runs here
+
+    await _served(chunked, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", transport)
+    assert len(seen[0]) == 1 and seen[0][0].endswith(b"\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+
+
+@pytest.mark.anyio
+async def test_what_is_held_is_sent_before_the_connection_closes():
+    """Writes still held when the connection closes (an error answer, `Connection: close`) are
+    sent first; once it is closing, held writes are dropped and new ones go to the socket's
+    transport at once, whose error tells the gateway the caller left (the record says so)."""
+    transport = _RecordingTransport()
+    protocol = type("Protocol", (), {"cycle": None})()
+    held = GatheredWrites(transport, asyncio.get_running_loop(), protocol)  # type: ignore[arg-type]
     held.write(b"HTTP/1.1 500 head\r\n\r\n")
+    held.write(b"body")
     assert transport.writes == []
     held.close()
-    assert transport.writes == [b"HTTP/1.1 500 head\r\n\r\n"] and transport.closed
+    assert transport.writes == [b"HTTP/1.1 500 head\r\n\r\nbody"] and transport.closed
 
     closing = _RecordingTransport()
-    late = HeadWithBody(closing, asyncio.get_running_loop())
+    late = GatheredWrites(closing, asyncio.get_running_loop(), protocol)  # type: ignore[arg-type]
     late.write(b"head")
     closing.closed = True
+    late.write(b"more")  # straight to the socket's transport, which raises: the caller left
     await asyncio.sleep(0)
-    assert closing.writes == []
+    assert closing.writes == [b"more"]

@@ -118,12 +118,10 @@ class Relay:
         else:
             data = native_error(interaction.api, response.status, parsed) or data
         try:
+            headers = response_headers(response, interaction.id, "application/json")
+            headers.append((b"content-length", b"%d" % len(data)))  # not chunked: one send
             await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status,
-                    "headers": response_headers(response, interaction.id, "application/json"),
-                }
+                {"type": "http.response.start", "status": response.status, "headers": headers}
             )
             await send({"type": "http.response.body", "body": data})
         except ClientGone:

@@ -3,8 +3,8 @@
 uvicorn's httptools protocol bounds neither the size nor the arrival time of a request head, so
 `GuardedHttpTools` adds both: a slow or oversized head costs the gateway one closed socket. At
 shutdown it answers one more request on each connection between requests (accepted just before
-the listener closed, or kept alive) instead of closing it under a request on its way. A response's
-head leaves with its first body bytes, in one send.
+the listener closed, or kept alive) instead of closing it under a request on its way. What a
+response writes in one step of the event loop leaves in one send.
 """
 
 from __future__ import annotations
@@ -24,45 +24,65 @@ _HEAD_TOO_LARGE = (
 )
 
 
-class HeadWithBody:
-    """The transport as one response sees it: the head waits for the first body bytes.
+class GatheredWrites:
+    """A connection's transport as its protocol and responses write to it: what they write while
+    the event loop's current step runs leaves in one send when the step ends.
 
-    uvicorn writes a response's head and its body in two sends, so each JSON answer cost two
-    system calls (and the client two reads). Here the cycle's first write (its head, or an
-    interim `100 Continue`) is held until the next write joins it, or until the event loop's
-    current step ends (a stream's head, while the provider is awaited), whichever comes first.
+    uvicorn writes a response's head, then each body piece, then a stream's closing chunk, each
+    in a send of its own: two system calls per JSON answer, and the last event of a stream and
+    its end in two more. The body of a response of known length leaves as soon as it is
+    complete, with its head (nothing follows it); a stream's pieces leave when the step that
+    wrote them ends (the relay then waits for the provider). Closing sends what is held first.
     """
 
-    __slots__ = ("_held", "_is_first", "_loop", "_transport")
+    __slots__ = ("_held", "_loop", "_protocol", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        protocol: HttpToolsProtocol,
+    ) -> None:
         self._transport = transport
         self._loop = loop
-        self._held: bytes | None = None
-        self._is_first = True
+        self._protocol = protocol
+        self._held: list[bytes] | None = None
 
     def write(self, data: bytes) -> None:
-        if self._held is not None:
-            data, self._held = self._held + data, None
-        elif self._is_first:
-            self._is_first = False
-            self._held = data
-            self._loop.call_soon(self.flush)
+        if self._transport.is_closing():  # it raises, as without us: the caller has left
+            self._transport.write(data)
             return
-        self._transport.write(data)
+        held = self._held
+        if held is None:
+            self._held = held = []
+            self._loop.call_soon(self.flush)
+        held.append(data)
+        # A body of known length is complete (uvicorn counts it down before writing), or a
+        # chunked one ends (uvicorn's last write ends with the empty chunk; a piece that merely
+        # ends so is only sent sooner): nothing follows, send now.
+        if data.endswith(b"0\r\n\r\n") or _is_complete_body(self._protocol.cycle):
+            self.flush()
 
     def flush(self) -> None:
-        if self._held is not None:
-            held, self._held = self._held, None
-            if not self._transport.is_closing():
-                self._transport.write(held)
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def close(self) -> None:
         self.flush()
         self._transport.close()
 
-    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, ...: the socket's
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # get_extra_info, pause_reading, ...: the socket's
         return getattr(self._transport, name)
+
+
+def _is_complete_body(cycle: Any) -> bool:
+    if cycle is None or cycle.chunked_encoding is not False:  # no response, or a stream
+        return False
+    return not cycle.expected_content_length
 
 
 # How long a connection between requests may take to send one more once a worker stops.
@@ -99,6 +119,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = GatheredWrites(transport, self.loop, self)  # type: ignore[assignment]
         self._arm_head_timer()  # a connection that never sends a request is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -135,10 +156,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._disarm_head_timer()
         if not self._is_refused:
             super().on_headers_complete()
-            if self.cycle is not None:
-                self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
-                if self._is_last_request:
-                    self.cycle.keep_alive = False
+            if self._is_last_request and self.cycle is not None:
+                self.cycle.keep_alive = False
 
     def shutdown(self) -> None:
         """Graceful shutdown (uvicorn calls it once the listener is closed). uvicorn closes every

@@ -30,6 +30,8 @@ async def test_chat_completion_is_forwarded_and_recorded(client, gateway, api_ke
     )
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "You said: hello there"
+    # A length, not chunks: the server sends head and body at once (server/protocol.py).
+    assert response.headers["content-length"] == str(len(response.content))
     request_id = response.headers["x-signalvault-request-id"]
     [record] = records(gateway)
     assert record["id"] == request_id
